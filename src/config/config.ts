@@ -1,0 +1,134 @@
+import { ConfigError } from '../errors.js'
+import type { Executor } from '../executors/base.js'
+import { ThreadPoolExecutor } from '../executors/threads/executor.js'
+import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
+import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
+import { arrayOf, boolean, func, isPlainObject, join, nonNegativeInt, object, oneOf, positiveNumber, string, type Check } from './schema.js'
+
+/** The error passed to a retry handler, and what it may know about the task. */
+export interface RetryTaskInfo {
+  readonly id: number
+  readonly appName: string
+  /** tries made so far, including the one that just failed */
+  readonly tries: number
+  /** cost accumulated by earlier failures */
+  readonly failCost: number
+  readonly executor: string | undefined
+}
+
+/** Returns how much this failure costs; the task is retried while the total stays <= retries. */
+export type RetryHandler = (error: unknown, task: RetryTaskInfo) => number
+
+/** A plain-object executor description: `{ type: 'threads', maxThreads: 4 }`. */
+export interface ExecutorSpec {
+  type: string
+  [option: string]: unknown
+}
+
+export interface Config {
+  /** Executors tasks can run on. Default: one ThreadPoolExecutor with a thread per CPU. */
+  executors?: (Executor | ExecutorSpec)[]
+  /** How many times a failed task is retried (default 0). */
+  retries?: number
+  retryHandler?: RetryHandler
+  /** Where numbered run directories go (default 'runinfo'). */
+  runDir?: string
+  /** Master switch for memoization of apps with `cache: true` (default true). */
+  appCache?: boolean
+  /** When results of cached tasks are written to the run's checkpoint file (default 'none'). */
+  checkpointMode?: CheckpointMode
+  /** Period of 'periodic' checkpointing, ms (default 30000). */
+  checkpointPeriodMs?: number
+  /** Checkpoint files or run directories whose results seed the memo table. */
+  checkpointFiles?: string[]
+  /** Log level of the run's log files (default 'info'; nothing per task below 'debug'). */
+  logLevel?: LogLevel
+}
+
+export interface ResolvedConfig {
+  readonly executors: readonly Executor[]
+  readonly retries: number
+  readonly retryHandler: RetryHandler | undefined
+  readonly runDir: string
+  readonly appCache: boolean
+  readonly checkpointMode: CheckpointMode
+  readonly checkpointPeriodMs: number
+  readonly checkpointFiles: readonly string[]
+  readonly logLevel: LogLevel
+}
+
+type ExecutorFactory = (options: Record<string, unknown>) => Executor
+const executorTypes = new Map<string, ExecutorFactory>([['threads', (options) => new ThreadPoolExecutor(options)]])
+
+/** Lets plain-object configs name an executor type (`{ type: 'htex', ... }`). */
+export function registerExecutorType(type: string, factory: ExecutorFactory): void {
+  executorTypes.set(type, factory)
+}
+
+function isExecutor(value: unknown): value is Executor {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Executor).submit === 'function' &&
+    typeof (value as Executor).start === 'function'
+  )
+}
+
+const executorEntry: Check<Executor> = (value, path) => {
+  if (isExecutor(value)) {
+    value.validate(path)
+    return value
+  }
+  if (!isPlainObject(value)) {
+    throw new ConfigError(path, `must be an executor (e.g. new ThreadPoolExecutor()) or { type: '${[...executorTypes.keys()].join("' | '")}', ... }`)
+  }
+  const type = value.type
+  const factory = typeof type === 'string' ? executorTypes.get(type) : undefined
+  if (!factory) {
+    throw new ConfigError(join(path, 'type'), `must be one of ${[...executorTypes.keys()].map((t) => `'${t}'`).join(', ')} (got ${JSON.stringify(type)})`)
+  }
+  const executor = factory(value)
+  executor.validate(path)
+  return executor
+}
+
+const schema = object({
+  executors: arrayOf(executorEntry, { nonEmpty: true }),
+  retries: nonNegativeInt,
+  retryHandler: func,
+  runDir: string,
+  appCache: boolean,
+  checkpointMode: oneOf(...CHECKPOINT_MODES),
+  checkpointPeriodMs: positiveNumber,
+  checkpointFiles: arrayOf(string),
+  logLevel: oneOf(...LOG_LEVELS),
+})
+
+/** Validates a user config once, applies defaults and freezes it. Errors name the option path. */
+export function resolveConfig(config: Config = {}): ResolvedConfig {
+  if (!isPlainObject(config)) {
+    throw new ConfigError('', `the config must be a plain object such as { executors: [...] } (got ${config === null ? 'null' : typeof config})`)
+  }
+  const options = schema(config, '')
+  const executors = options.executors ?? [new ThreadPoolExecutor()]
+  if (!options.executors) executors[0]!.validate('executors[0]')
+  const seen = new Map<string, number>()
+  executors.forEach((executor, index) => {
+    const earlier = seen.get(executor.label)
+    if (earlier !== undefined) {
+      throw new ConfigError(`executors[${index}].label`, `'${executor.label}' is already used by executors[${earlier}]; labels must be unique`)
+    }
+    seen.set(executor.label, index)
+  })
+  return Object.freeze({
+    executors: Object.freeze(executors),
+    retries: options.retries ?? 0,
+    retryHandler: options.retryHandler as RetryHandler | undefined,
+    runDir: options.runDir ?? 'runinfo',
+    appCache: options.appCache ?? true,
+    checkpointMode: options.checkpointMode ?? 'none',
+    checkpointPeriodMs: options.checkpointPeriodMs ?? 30_000,
+    checkpointFiles: Object.freeze(options.checkpointFiles ?? []),
+    logLevel: options.logLevel ?? 'info',
+  })
+}

@@ -1,0 +1,183 @@
+import { inspect } from 'node:util'
+import { ResultTimeout } from '../errors.js'
+import type { File } from '../data/file.js'
+import type { TaskStateValue } from './states.js'
+
+type Listener = () => void
+
+/**
+ * The settle-once core shared by AppFuture and DataFuture. The kernel listens with plain
+ * callbacks (cheap, no promise per task); a Promise is only created when user code awaits, so a
+ * failed task nobody awaits raises no unhandled-rejection warning.
+ */
+export abstract class Future<T> implements PromiseLike<T> {
+  private outcome: 0 | 1 | 2 = 0 // 0 pending, 1 resolved, 2 rejected
+  private settledValue: unknown
+  private listeners: Listener[] | Listener | undefined
+  private promise: Promise<T> | undefined
+
+  get done(): boolean {
+    return this.outcome !== 0
+  }
+
+  /** The failure, once the future failed; undefined while pending or on success. */
+  exception(): unknown {
+    return this.outcome === 2 ? this.settledValue : undefined
+  }
+
+  /** True once settled successfully. */
+  get succeeded(): boolean {
+    return this.outcome === 1
+  }
+
+  /** The value of a settled future (throws its error if it failed). For kernel internals. */
+  settledResult(): T {
+    if (this.outcome === 2) throw this.settledValue
+    return this.settledValue as T
+  }
+
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.asPromise().then(onFulfilled, onRejected)
+  }
+
+  catch<R = never>(onRejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.asPromise().catch(onRejected)
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    return this.asPromise().finally(onFinally)
+  }
+
+  /** Waits for the result; rejects with ResultTimeout after `timeoutMs` (the task goes on). */
+  result(options: { timeoutMs?: number } = {}): Promise<T> {
+    const { timeoutMs } = options
+    if (timeoutMs === undefined || this.outcome !== 0) return this.asPromise()
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ResultTimeout(this.taskId, timeoutMs, this.state)), timeoutMs)
+      this.asPromise().then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
+    })
+  }
+
+  abstract get taskId(): number
+  abstract get state(): TaskStateValue
+
+  /** @internal Called once by the kernel. */
+  settle(ok: boolean, value: unknown): void {
+    if (this.outcome !== 0) return
+    this.outcome = ok ? 1 : 2
+    this.settledValue = value
+    const listeners = this.listeners
+    this.listeners = undefined
+    if (typeof listeners === 'function') listeners()
+    else if (listeners) for (const listener of listeners) listener()
+  }
+
+  /** @internal Runs `listener` once settled (at once if already settled). */
+  onSettled(listener: Listener): void {
+    if (this.outcome !== 0) {
+      listener()
+      return
+    }
+    if (this.listeners === undefined) this.listeners = listener
+    else if (typeof this.listeners === 'function') this.listeners = [this.listeners, listener]
+    else this.listeners.push(listener)
+  }
+
+  private asPromise(): Promise<T> {
+    if (this.promise) return this.promise
+    if (this.outcome === 1) this.promise = Promise.resolve(this.settledValue as T)
+    else if (this.outcome === 2) this.promise = Promise.reject(this.settledValue)
+    else {
+      this.promise = new Promise<T>((resolve, reject) => {
+        this.onSettled(() => (this.outcome === 1 ? resolve(this.settledValue as T) : reject(this.settledValue)))
+      })
+    }
+    return this.promise
+  }
+}
+
+/** What the future needs to know about its task; the kernel's TaskRecord satisfies it. */
+export interface FutureTask {
+  readonly id: number
+  readonly appName: string
+  readonly state: TaskStateValue
+  cancel(): boolean
+}
+
+/** The future of an app call: awaitable, with the task's id, state and control. */
+export class AppFuture<T = unknown> extends Future<T> {
+  /** One DataFuture per declared output File, in order. */
+  readonly outputs: DataFuture[] = []
+
+  constructor(private readonly task: FutureTask) {
+    super()
+  }
+
+  get taskId(): number {
+    return this.task.id
+  }
+
+  get appName(): string {
+    return this.task.appName
+  }
+
+  get state(): TaskStateValue {
+    return this.task.state
+  }
+
+  /**
+   * Cancels the task if it has not finished: a task still waiting (for dependencies or in an
+   * executor queue) is cancelled at once; a running task only where the executor can stop it.
+   * Returns true if the task will end in state `cancelled`.
+   */
+  cancel(): boolean {
+    return this.task.cancel()
+  }
+
+  [inspect.custom](): string {
+    return `AppFuture<task #${this.taskId} ${this.appName}: ${this.state}>`
+  }
+}
+
+/** A File produced by a task; resolves to the File when the task succeeds. */
+export class DataFuture extends Future<File> {
+  constructor(
+    readonly parent: AppFuture<unknown>,
+    readonly file: File,
+  ) {
+    super()
+    parent.onSettled(() => {
+      const error = parent.exception()
+      if (parent.succeeded) this.settle(true, file)
+      else this.settle(false, error)
+    })
+  }
+
+  get taskId(): number {
+    return this.parent.taskId
+  }
+
+  get state(): TaskStateValue {
+    return this.parent.state
+  }
+
+  get filepath(): string {
+    return this.file.path
+  }
+
+  [inspect.custom](): string {
+    return `DataFuture<${this.file.url} from task #${this.taskId}: ${this.state}>`
+  }
+}

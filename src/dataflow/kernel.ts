@@ -1,0 +1,457 @@
+import { join } from 'node:path'
+import {
+  DependencyError,
+  ExecutorError,
+  NoSuchExecutor,
+  ShutdownError,
+  TaskCancelled,
+  TsflowError,
+  WorkflowInWorker,
+  ErrorCode,
+} from '../errors.js'
+import { File } from '../data/file.js'
+import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../executors/base.js'
+import { resolveConfig, type Config, type ResolvedConfig, type RetryTaskInfo } from '../config/config.js'
+import { callOptionsSchema, type AppDefinition, type CallOptions } from './app-definition.js'
+import { TaskKind, type TaskContextWire } from '../protocol/task.js'
+import { inWorker } from '../runtime/context.js'
+import { Logger } from '../util/logger.js'
+import { deferred, settledWithin, type Deferred } from '../util/deferred.js'
+import { AppFuture, DataFuture, Future } from './future.js'
+import { collectFutures, substituteFutures } from './dependencies.js'
+import { Checkpointer, loadCheckpoints } from './checkpoint.js'
+import { MemoTable, memoKey } from './memo.js'
+import { makeRunDir } from './rundir.js'
+import { FINAL_STATES, TaskState, type TaskStateValue } from './states.js'
+import { TaskRecord } from './task-record.js'
+import { runJoinApp } from './join.js'
+
+// Failures that will fail the same way on every try; retrying them only delays the error.
+const NOT_RETRIED = new Set<string>([
+  ErrorCode.CANCELLED,
+  ErrorCode.SERIALIZATION,
+  ErrorCode.FUNCTION_TRANSPORT,
+  ErrorCode.APP_NOT_FOUND,
+  ErrorCode.WORKFLOW_IN_WORKER,
+  ErrorCode.SHUTDOWN,
+  ErrorCode.NO_EXECUTOR,
+])
+
+export interface CleanupOptions {
+  /** How long outstanding tasks may take to finish before they are cancelled (default 30 s). */
+  deadlineMs?: number
+}
+
+/**
+ * The DataFlowKernel: turns app calls into tasks, waits for their dependencies, memoizes,
+ * hands them to executors, retries failures and settles their futures. Everything here runs
+ * on the workflow's event loop; the per-task path avoids promises, timers and logging.
+ */
+export class DataFlowKernel {
+  readonly config: ResolvedConfig
+  private runDirectory: string | undefined
+  private logger!: Logger
+  private readonly executors = new Map<string, Executor>()
+  private readonly records = new Map<number, TaskRecord>()
+  private readonly memo = new MemoTable()
+  private checkpointer: Checkpointer | undefined
+  private readonly executorChoice = new WeakMap<AppDefinition, Executor[]>()
+  private nextTaskId = 0
+  private outstandingCount = 0
+  private idleWaiters: Deferred<void>[] = []
+  private readonly counts: Record<TaskStateValue, number> = Object.fromEntries(
+    Object.values(TaskState).map((state) => [state, 0]),
+  ) as Record<TaskStateValue, number>
+  private phase: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
+  private host!: ExecutorHost
+
+  constructor(config: Config = {}) {
+    if (inWorker()) throw new WorkflowInWorker('new DataFlowKernel()')
+    this.config = resolveConfig(config)
+  }
+
+  /** The run directory (`runinfo/NNN`), once started. */
+  get runDir(): string {
+    if (!this.runDirectory) throw new TsflowError(ErrorCode.SHUTDOWN, 'the kernel has not been started; call start() or use load()')
+    return this.runDirectory
+  }
+
+  /** Tasks submitted and not yet in a final state. */
+  get outstanding(): number {
+    return this.outstandingCount
+  }
+
+  /** How many tasks have been in each final state, and are in each live state now. */
+  taskCounts(): Readonly<Record<TaskStateValue, number>> {
+    return { ...this.counts }
+  }
+
+  async start(): Promise<this> {
+    if (this.phase !== 'new') throw new TsflowError(ErrorCode.SHUTDOWN, `the kernel cannot start: it is ${this.phase}`)
+    this.phase = 'starting'
+    const runDir = makeRunDir(this.config.runDir)
+    this.runDirectory = runDir
+    this.logger = new Logger('kernel', this.config.logLevel, join(runDir, 'tsflow.log'))
+    this.logger.info(`run directory ${runDir}; executors ${this.config.executors.map((e) => e.label).join(', ')}`)
+    if (this.config.checkpointFiles.length > 0) {
+      const entries = loadCheckpoints(this.config.checkpointFiles, this.logger)
+      this.memo.preload(entries)
+      this.logger.info(`loaded ${entries.size} checkpointed results`)
+    }
+    if (this.config.checkpointMode !== 'none') {
+      this.checkpointer = new Checkpointer(runDir, this.config.checkpointMode, this.config.checkpointPeriodMs, this.logger)
+    }
+    const kernel = this
+    this.host = {
+      runDir,
+      logger: this.logger,
+      taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
+      taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
+    }
+    const started: Executor[] = []
+    try {
+      for (const executor of this.config.executors) {
+        await executor.start({ ...this.host, runDir: join(runDir, executor.label), logger: this.logger.child(executor.label) })
+        started.push(executor)
+        this.executors.set(executor.label, executor)
+      }
+    } catch (error) {
+      this.logger.error('an executor failed to start', error)
+      await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      this.phase = 'stopped'
+      this.logger.close()
+      throw error instanceof TsflowError ? error : new ExecutorError(this.config.executors[started.length]!.label, `failed to start: ${(error as Error).message}`, { cause: error })
+    }
+    this.phase = 'running'
+    return this
+  }
+
+  /** Submits one call of `app`. Used by app wrappers; returns the call's future at once. */
+  submit<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions = {}): AppFuture<T> {
+    if (callOptions !== EMPTY_OPTIONS) callOptionsSchema(callOptions, `${app.name}.with()`)
+    const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, (r) => this.cancelTask(r))
+    const future = new AppFuture<unknown>(record)
+    record.future = future
+    this.counts.unsched++
+    if (callOptions.outputs) {
+      for (const output of callOptions.outputs) future.outputs.push(new DataFuture(future, output instanceof File ? output : new File(String(output))))
+    }
+    this.records.set(record.id, record)
+    this.outstandingCount++
+    if (this.phase !== 'running') {
+      this.finish(record, TaskState.failed, false, new ShutdownError(`task #${record.id} (${app.name}) was submitted to a kernel that is ${this.phase}; load() a kernel before calling apps`))
+      return future as AppFuture<T>
+    }
+    const dependencies: Future<unknown>[] = []
+    collectFutures(args, dependencies)
+    if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies)
+    if (dependencies.length === 0) {
+      this.launch(record)
+    } else {
+      this.setState(record, TaskState.pending)
+      record.waitingOn = dependencies.length
+      for (const dependency of dependencies) dependency.onSettled(() => this.dependencySettled(record, dependency))
+    }
+    return future as AppFuture<T>
+  }
+
+  private dependencySettled(record: TaskRecord, dependency: Future<unknown>): void {
+    if (record.state !== TaskState.pending) return
+    if (!dependency.succeeded) {
+      const error = new DependencyError(record.id, record.appName, [dependency.taskId], dependency.exception())
+      this.finish(record, TaskState.dep_fail, false, error)
+      return
+    }
+    if (--record.waitingOn === 0) {
+      record.args = substituteFutures(record.args) as unknown[]
+      this.launch(record)
+    }
+  }
+
+  private launch(record: TaskRecord): void {
+    const app = record.app
+    if (app.options.cache && this.config.appCache) {
+      if (record.memoKey === undefined) record.memoKey = this.memoKeyOf(record)
+      const found = this.memo.lookup(record.memoKey)
+      if (found.hit) {
+        this.finish(record, TaskState.memo_done, true, found.value)
+        return
+      }
+      if (found.running && found.running !== record.future) {
+        // An identical call is running: share its result, or run ourselves if it fails.
+        this.setState(record, TaskState.pending)
+        const running = found.running
+        running.onSettled(() => {
+          if (record.state !== TaskState.pending) return
+          if (running.succeeded) this.finish(record, TaskState.memo_done, true, running.settledResult())
+          else this.launchNow(record)
+        })
+        return
+      }
+      this.memo.started(record.memoKey, record.future)
+    }
+    this.launchNow(record)
+  }
+
+  private launchNow(record: TaskRecord): void {
+    const app = record.app
+    if (app.kind === 'join') {
+      this.setState(record, TaskState.launched)
+      record.tries++
+      runJoinApp(record, this.contextOf(record), (ok, value) => this.joinDone(record, record.tries - 1, ok, value), () =>
+        this.setState(record, TaskState.joining),
+      )
+      return
+    }
+    let executor: Executor
+    try {
+      executor = this.executorFor(record)
+    } catch (error) {
+      this.finish(record, TaskState.failed, false, error)
+      return
+    }
+    record.executor = executor.label
+    const task: ExecutorTask = {
+      id: record.id,
+      try: record.tries++,
+      appName: app.name,
+      fn: app.descriptor!,
+      kind: app.kind === 'bash' ? TaskKind.bash : TaskKind.js,
+      args: record.args,
+      priority: record.callOptions.priority ?? app.options.priority ?? 0,
+    }
+    const ctx = this.contextOf(record)
+    if (ctx) task.ctx = ctx
+    const walltime = record.callOptions.walltime ?? app.options.walltime
+    if (walltime !== undefined) task.walltime = walltime
+    const resources = record.callOptions.resources ?? app.options.resources
+    if (resources) task.resources = resources
+    this.setState(record, TaskState.launched)
+    executor.submit(task)
+  }
+
+  private contextOf(record: TaskRecord): TaskContextWire | undefined {
+    const options = record.callOptions
+    if (options === EMPTY_OPTIONS && record.app.options.pty === undefined) return undefined
+    const ctx: TaskContextWire = {}
+    if (options.inputs) ctx.inputs = substituteFutures(options.inputs) as unknown[]
+    if (record.future.outputs.length) ctx.outputs = record.future.outputs.map((output) => output.file)
+    if (options.stdout !== undefined) ctx.stdout = streamTarget(options.stdout)
+    if (options.stderr !== undefined) ctx.stderr = streamTarget(options.stderr)
+    const pty = options.pty ?? record.app.options.pty
+    if (pty) ctx.pty = pty === true ? {} : pty
+    if (options.cwd) ctx.cwd = options.cwd
+    if (options.env) ctx.env = options.env
+    return ctx
+  }
+
+  private executorFor(record: TaskRecord): Executor {
+    const wanted = record.callOptions.executors ?? record.app.options.executors
+    let candidates: Executor[] | undefined
+    if (!record.callOptions.executors) candidates = this.executorChoice.get(record.app)
+    if (!candidates) {
+      if (wanted === undefined || wanted === 'all') candidates = [...this.executors.values()]
+      else candidates = wanted.map((label) => this.executors.get(label)).filter((e): e is Executor => e !== undefined)
+      if (candidates.length === 0) throw new NoSuchExecutor(record.appName, wanted === 'all' || !wanted ? [] : wanted, [...this.executors.keys()])
+      if (!record.callOptions.executors) this.executorChoice.set(record.app, candidates)
+    }
+    if (candidates.length === 1) return candidates[0]!
+    // Among several, the least loaded.
+    let best = candidates[0]!
+    for (const candidate of candidates) if (candidate.outstanding < best.outstanding) best = candidate
+    return best
+  }
+
+  private memoKeyOf(record: TaskRecord): string {
+    const { inputs, outputs, stdout, stderr } = record.callOptions
+    return memoKey(record.app.identity, record.args, { inputs, outputs, stdout, stderr }, record.app.options.ignoreForCache ?? [])
+  }
+
+  private taskRunning(taskId: number, tryNumber: number): void {
+    const record = this.records.get(taskId)
+    if (record && record.tries - 1 === tryNumber && record.state === TaskState.launched) this.setState(record, TaskState.running)
+  }
+
+  private taskDone(taskId: number, tryNumber: number, outcome: TaskOutcome): void {
+    const record = this.records.get(taskId)
+    // Unknown or stale (a try that was already given up on): nothing to do.
+    if (!record || record.tries - 1 !== tryNumber || FINAL_STATES.has(record.state)) return
+    if (outcome.ok) this.finish(record, TaskState.exec_done, true, outcome.value)
+    else this.failed(record, outcome.error)
+  }
+
+  private joinDone(record: TaskRecord, tryNumber: number, ok: boolean, value: unknown): void {
+    if (record.tries - 1 !== tryNumber || FINAL_STATES.has(record.state)) return
+    if (ok) this.finish(record, TaskState.exec_done, true, value)
+    else this.failed(record, value)
+  }
+
+  private failed(record: TaskRecord, error: unknown): void {
+    const code = (error as { code?: unknown })?.code
+    if (code === ErrorCode.CANCELLED) {
+      this.finish(record, TaskState.cancelled, false, error)
+      return
+    }
+    const retries = record.app.options.retries ?? this.config.retries
+    if (retries > 0 && !(typeof code === 'string' && NOT_RETRIED.has(code)) && this.phase === 'running') {
+      let cost = 1
+      if (this.config.retryHandler) {
+        try {
+          cost = Number(this.config.retryHandler(error, retryInfo(record)))
+          if (!Number.isFinite(cost)) cost = Infinity
+        } catch (handlerError) {
+          this.logger.error(`retryHandler threw for task #${record.id}; not retrying`, handlerError)
+          cost = Infinity
+        }
+      }
+      record.failCost += cost
+      if (record.failCost <= retries) {
+        this.logger.debug(`task #${record.id} ${record.appName} try ${record.tries} failed; retrying`)
+        this.setState(record, TaskState.pending)
+        this.launchNow(record)
+        return
+      }
+    }
+    this.finish(record, TaskState.failed, false, error)
+  }
+
+  private finish(record: TaskRecord, state: TaskStateValue, ok: boolean, value: unknown): void {
+    this.setState(record, state)
+    record.finishedAt = Date.now()
+    this.records.delete(record.id)
+    if (record.memoKey !== undefined) {
+      this.memo.finished(record.memoKey, record.future, ok, value)
+      if (ok && state === TaskState.exec_done) this.checkpointer?.record(record.memoKey, record.appName, value)
+    }
+    record.future.settle(ok, value)
+    if (--this.outstandingCount === 0 && this.idleWaiters.length) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const waiter of waiters) waiter.resolve()
+    }
+  }
+
+  private setState(record: TaskRecord, state: TaskStateValue): void {
+    this.counts[record.state]--
+    this.counts[state]++
+    record.state = state
+  }
+
+  private cancelTask(record: TaskRecord): boolean {
+    if (FINAL_STATES.has(record.state)) return false
+    if (record.state === TaskState.pending || record.state === TaskState.unsched) {
+      this.finish(record, TaskState.cancelled, false, new TaskCancelled(record.id, record.appName))
+      return true
+    }
+    if (record.state === TaskState.joining) return false
+    const executor = record.executor === undefined ? undefined : this.executors.get(record.executor)
+    return executor?.cancel(record.id) ?? false
+  }
+
+  /** Resolves when no task is outstanding. */
+  waitForCurrentTasks(): Promise<void> {
+    if (this.outstandingCount === 0) return Promise.resolve()
+    const waiter = deferred<void>()
+    this.idleWaiters.push(waiter)
+    return waiter.promise
+  }
+
+  /** Writes buffered checkpoint entries now (the `manual` mode's trigger); returns how many. */
+  checkpoint(): number {
+    return this.checkpointer?.flush() ?? 0
+  }
+
+  /**
+   * Finishes the run: outstanding tasks get until the deadline to finish, then are cancelled
+   * (their futures reject with ShutdownError); executors stop, checkpoints are flushed. Never
+   * hangs: every step is bounded.
+   */
+  async cleanup(options: CleanupOptions = {}): Promise<void> {
+    if (this.phase === 'stopping' || this.phase === 'stopped' || this.phase === 'new') {
+      this.phase = 'stopped'
+      return
+    }
+    this.phase = 'stopping'
+    const deadlineMs = options.deadlineMs ?? 30_000
+    const started = Date.now()
+    const finished = await settledWithin(this.waitForCurrentTasks(), deadlineMs)
+    if (!finished) this.logger.warn(`cleanup: ${this.outstandingCount} tasks still outstanding after ${deadlineMs} ms; cancelling them`)
+    for (const record of [...this.records.values()]) {
+      this.finish(record, TaskState.cancelled, false, new ShutdownError(`task #${record.id} (${record.appName}) was cancelled because the kernel shut down before it finished`))
+    }
+    const remaining = Math.max(1000, deadlineMs - (Date.now() - started))
+    await Promise.all(
+      [...this.executors.values()].map((executor) =>
+        settledWithin(executor.shutdown(Math.min(remaining, 5000)), remaining + 5000).then((ok) => {
+          if (!ok) this.logger.warn(`executor ${executor.label} did not shut down in time`)
+        }),
+      ),
+    )
+    try {
+      this.checkpointer?.close()
+    } catch (error) {
+      this.logger.error('final checkpoint failed', error)
+    }
+    this.logger.info('cleaned up')
+    this.logger.close()
+    this.phase = 'stopped'
+    if (currentKernel === this) currentKernel = undefined
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.cleanup()
+  }
+}
+
+/** Shared empty call options: lets the hot path skip validation and context building. */
+export const EMPTY_OPTIONS: CallOptions = Object.freeze({}) as CallOptions
+
+function streamTarget(target: NonNullable<CallOptions['stdout']>): string | [string, 'w' | 'a'] {
+  if (target instanceof File) return target.path
+  if (typeof target === 'string') return target
+  return [String(target[0]), target[1]]
+}
+
+function retryInfo(record: TaskRecord): RetryTaskInfo {
+  return { id: record.id, appName: record.appName, tries: record.tries, failCost: record.failCost, executor: record.executor }
+}
+
+let currentKernel: DataFlowKernel | undefined
+
+/** Starts a kernel with `config` (default: the embedded local config) and makes it current. */
+export async function load(config?: Config): Promise<DataFlowKernel> {
+  if (inWorker()) throw new WorkflowInWorker('load()')
+  if (currentKernel) {
+    throw new TsflowError(
+      ErrorCode.CONFIG,
+      'a DataFlowKernel is already loaded in this process; await its cleanup() before loading another, ' +
+        'or create a second one explicitly with new DataFlowKernel(config).start()',
+    )
+  }
+  const kernel = new DataFlowKernel(config)
+  currentKernel = kernel
+  try {
+    await kernel.start()
+  } catch (error) {
+    currentKernel = undefined
+    throw error
+  }
+  return kernel
+}
+
+/** The kernel apps submit to when the call does not name one. */
+export function dfk(): DataFlowKernel {
+  if (!currentKernel) {
+    throw new TsflowError(
+      ErrorCode.SHUTDOWN,
+      'no DataFlowKernel is loaded: call `await load()` (or `await using kernel = await load()`) before calling apps',
+    )
+  }
+  return currentKernel
+}
+
+/** Clears the current kernel (after cleanup). */
+export async function clear(): Promise<void> {
+  if (currentKernel) await currentKernel.cleanup()
+  currentKernel = undefined
+}

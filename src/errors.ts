@@ -1,0 +1,280 @@
+/**
+ * The one error family of tsflow. Every error a user can meet carries a stable `code`
+ * (documented in docs/errors.md) so scripts can branch on it without parsing messages.
+ *
+ * `instanceof` works across duplicate copies of the package (two versions in one
+ * node_modules tree, or an error rebuilt after crossing a thread/process boundary) because
+ * classes match on a global brand plus the code, not on prototype identity.
+ */
+
+const BRAND = Symbol.for('tsflow.error')
+
+export const ErrorCode = {
+  CONFIG: 'E_CONFIG',
+  DEPENDENCY: 'E_DEPENDENCY',
+  WALLTIME: 'E_WALLTIME',
+  BASH_EXIT: 'E_BASH_EXIT',
+  RESULT_TIMEOUT: 'E_RESULT_TIMEOUT',
+  CANCELLED: 'E_CANCELLED',
+  SERIALIZATION: 'E_SERIALIZATION',
+  FUNCTION_TRANSPORT: 'E_FUNCTION_TRANSPORT',
+  APP_NOT_FOUND: 'E_APP_NOT_FOUND',
+  WORKFLOW_IN_WORKER: 'E_WORKFLOW_IN_WORKER',
+  NATIVE_UNAVAILABLE: 'E_NATIVE_UNAVAILABLE',
+  NATIVE: 'E_NATIVE',
+  EXECUTOR: 'E_EXECUTOR',
+  NO_EXECUTOR: 'E_NO_EXECUTOR',
+  SHUTDOWN: 'E_SHUTDOWN',
+  CHECKPOINT: 'E_CHECKPOINT',
+  TASK_NOT_FOUND: 'E_TASK_NOT_FOUND',
+  WORKER_LOST: 'E_WORKER_LOST',
+  MANAGER_LOST: 'E_MANAGER_LOST',
+  PROTOCOL: 'E_PROTOCOL',
+  VERSION_MISMATCH: 'E_VERSION_MISMATCH',
+  INTERCHANGE_LOST: 'E_INTERCHANGE_LOST',
+  PROVIDER: 'E_PROVIDER',
+  JOIN: 'E_JOIN',
+} as const
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+export interface TsflowErrorOptions {
+  cause?: unknown
+}
+
+export class TsflowError extends Error {
+  /** Codes this class (and its subclasses) stand for; empty means "any tsflow error". */
+  static readonly codes: readonly string[] = []
+  readonly code: string
+
+  constructor(code: string, message: string, options?: TsflowErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    Object.defineProperty(this, BRAND, { value: true, enumerable: false })
+    Object.defineProperty(this, 'name', {
+      value: new.target.name,
+      enumerable: false,
+      writable: true,
+      configurable: true,
+    })
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false
+    if (!(value as Record<symbol, unknown>)[BRAND]) return false
+    const codes = (this as unknown as typeof TsflowError).codes
+    return codes.length === 0 || codes.includes((value as { code: string }).code)
+  }
+}
+
+/** Marks an object (for example an error rebuilt from the wire) as a tsflow error. */
+export function brandAsTsflowError(error: Error): void {
+  Object.defineProperty(error, BRAND, { value: true, enumerable: false })
+}
+
+/** A configuration mistake: `path` names the offending option, e.g. `executors[0].maxThreads`. */
+export class ConfigError extends TsflowError {
+  static override readonly codes = [ErrorCode.CONFIG]
+  readonly path: string
+  constructor(path: string, problem: string) {
+    super(ErrorCode.CONFIG, path ? `${path} ${problem}` : problem)
+    this.path = path
+  }
+}
+
+/** A task could not run because a task it depends on failed. `cause` is that failure. */
+export class DependencyError extends TsflowError {
+  static override readonly codes = [ErrorCode.DEPENDENCY]
+  readonly taskId: number
+  readonly dependencyTaskIds: number[]
+  constructor(taskId: number, appName: string, dependencyTaskIds: number[], cause: unknown) {
+    const deps = dependencyTaskIds.map((id) => `#${id}`).join(', ')
+    const why = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+    super(
+      ErrorCode.DEPENDENCY,
+      `task #${taskId} (${appName}) was not run because its dependency ${deps || '(an input)'} failed: ${why}`,
+      { cause },
+    )
+    this.taskId = taskId
+    this.dependencyTaskIds = dependencyTaskIds
+  }
+
+  /** The first failure in the dependency chain that was not itself a DependencyError. */
+  get rootCause(): unknown {
+    let current: unknown = this
+    while (current instanceof DependencyError) current = current.cause
+    return current
+  }
+}
+
+export class WalltimeExceeded extends TsflowError {
+  static override readonly codes = [ErrorCode.WALLTIME]
+  readonly walltimeSeconds: number
+  constructor(taskId: number, appName: string, walltimeSeconds: number) {
+    super(
+      ErrorCode.WALLTIME,
+      `task #${taskId} (${appName}) exceeded its walltime of ${walltimeSeconds} s and was stopped`,
+    )
+    this.walltimeSeconds = walltimeSeconds
+  }
+}
+
+export class BashExitFailure extends TsflowError {
+  static override readonly codes = [ErrorCode.BASH_EXIT]
+  readonly exitCode: number | null
+  readonly signal: string | null
+  readonly command: string
+  constructor(appName: string, command: string, exitCode: number | null, signal: string | null, detail = '') {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`
+    super(ErrorCode.BASH_EXIT, `bash app ${appName} ${how}: ${abbreviate(command)}${detail}`)
+    this.exitCode = exitCode
+    this.signal = signal
+    this.command = command
+  }
+}
+
+export class ResultTimeout extends TsflowError {
+  static override readonly codes = [ErrorCode.RESULT_TIMEOUT]
+  constructor(taskId: number, timeoutMs: number, state: string) {
+    super(
+      ErrorCode.RESULT_TIMEOUT,
+      `task #${taskId} had no result after ${timeoutMs} ms (state: ${state}); the task itself goes on`,
+    )
+  }
+}
+
+export class TaskCancelled extends TsflowError {
+  static override readonly codes = [ErrorCode.CANCELLED]
+  constructor(taskId: number, appName: string, reason = 'cancelled by the user') {
+    super(ErrorCode.CANCELLED, `task #${taskId} (${appName}) was ${reason}`)
+  }
+}
+
+export class SerializationError extends TsflowError {
+  static override readonly codes = [ErrorCode.SERIALIZATION]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.SERIALIZATION, message, options)
+  }
+}
+
+export class FunctionNotTransportable extends TsflowError {
+  static override readonly codes = [ErrorCode.FUNCTION_TRANSPORT]
+  constructor(appName: string, why: string) {
+    super(ErrorCode.FUNCTION_TRANSPORT, `app ${appName} cannot be sent to a worker: ${why}`)
+  }
+}
+
+export class AppNotFound extends TsflowError {
+  static override readonly codes = [ErrorCode.APP_NOT_FOUND]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.APP_NOT_FOUND, message, options)
+  }
+}
+
+export class WorkflowInWorker extends TsflowError {
+  static override readonly codes = [ErrorCode.WORKFLOW_IN_WORKER]
+  constructor(what: string) {
+    super(
+      ErrorCode.WORKFLOW_IN_WORKER,
+      `${what} was called inside a tsflow worker. The worker imported your workflow module to find an app ` +
+        `defined there, and its top level tried to start a second workflow. Put the workflow body in ` +
+        `main(import.meta, async () => { ... }) (exported by tsflow), which runs only when the module is ` +
+        `the entry point, or define the apps in a module of their own.`,
+    )
+  }
+}
+
+export class NativeAddonUnavailable extends TsflowError {
+  static override readonly codes = [ErrorCode.NATIVE_UNAVAILABLE]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.NATIVE_UNAVAILABLE, message, options)
+  }
+}
+
+export class NativeError extends TsflowError {
+  static override readonly codes = [ErrorCode.NATIVE]
+  readonly syscall: string
+  readonly errno: number
+  constructor(message: string, syscall: string, errno: number) {
+    super(ErrorCode.NATIVE, message)
+    this.syscall = syscall
+    this.errno = errno
+  }
+}
+
+export class ExecutorError extends TsflowError {
+  static override readonly codes = [ErrorCode.EXECUTOR]
+  readonly executorLabel: string
+  constructor(executorLabel: string, message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.EXECUTOR, `executor ${executorLabel}: ${message}`, options)
+    this.executorLabel = executorLabel
+  }
+}
+
+export class NoSuchExecutor extends TsflowError {
+  static override readonly codes = [ErrorCode.NO_EXECUTOR]
+  constructor(appName: string, wanted: readonly string[], known: readonly string[]) {
+    super(
+      ErrorCode.NO_EXECUTOR,
+      `app ${appName} asks for executor ${wanted.map((w) => `'${w}'`).join(' or ')}, but the loaded config ` +
+        `has only ${known.map((k) => `'${k}'`).join(', ') || 'none'}; fix the app's executors option or add that executor`,
+    )
+  }
+}
+
+export class ShutdownError extends TsflowError {
+  static override readonly codes = [ErrorCode.SHUTDOWN]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.SHUTDOWN, message, options)
+  }
+}
+
+export class CheckpointError extends TsflowError {
+  static override readonly codes = [ErrorCode.CHECKPOINT]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.CHECKPOINT, message, options)
+  }
+}
+
+export class TaskNotFound extends TsflowError {
+  static override readonly codes = [ErrorCode.TASK_NOT_FOUND]
+  constructor(message: string) {
+    super(ErrorCode.TASK_NOT_FOUND, message)
+  }
+}
+
+/** Futures returned by a join app failed; `cause` is the first failure, `errors` all of them. */
+export class JoinError extends TsflowError {
+  static override readonly codes = [ErrorCode.JOIN]
+  readonly failedTaskIds: number[]
+  readonly errors: unknown[]
+  constructor(taskId: number, appName: string, failedTaskIds: number[], errors: unknown[]) {
+    const first = errors[0]
+    const why = first instanceof Error ? `${first.name}: ${first.message}` : String(first)
+    super(
+      ErrorCode.JOIN,
+      `join app ${appName} (task #${taskId}): ${failedTaskIds.length} of the futures it returned failed ` +
+        `(${failedTaskIds.map((id) => `#${id}`).join(', ')}); first: ${why}`,
+      { cause: first },
+    )
+    this.failedTaskIds = failedTaskIds
+    this.errors = errors
+  }
+}
+
+/** A worker (thread or process) died while running the task. */
+export class WorkerLost extends TsflowError {
+  static override readonly codes = [ErrorCode.WORKER_LOST]
+  readonly exitCode: number | null
+  readonly signal: string | null
+  constructor(taskId: number, where: string, exitCode: number | null, signal: string | null) {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`
+    super(ErrorCode.WORKER_LOST, `the worker running task #${taskId} on ${where} ${how} before the task finished`)
+    this.exitCode = exitCode
+    this.signal = signal
+  }
+}
+
+function abbreviate(text: string, max = 200): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim()
+  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`
+}

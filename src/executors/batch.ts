@@ -1,0 +1,59 @@
+import { SerializationError } from '../errors.js'
+import { encode } from '../serialize/codec.js'
+import type { FunctionDescriptor } from '../serialize/function-ref.js'
+import type { TaskBatchWire, TaskWire } from '../protocol/task.js'
+import type { ExecutorTask } from './base.js'
+
+/**
+ * Packs tasks into one wire batch with a shared function table. A task whose arguments cannot
+ * be encoded is left out and handed to `onUnencodable` with an error naming it, so one bad
+ * argument never sinks the tasks it was batched with.
+ */
+export function encodeTaskBatch(
+  tasks: readonly ExecutorTask[],
+  onUnencodable: (task: ExecutorTask, error: Error) => void,
+): { bytes: Uint8Array; sent: ExecutorTask[] } | undefined {
+  const batch = toWire(tasks)
+  try {
+    return { bytes: encode(batch), sent: tasks as ExecutorTask[] }
+  } catch {
+    const sent: ExecutorTask[] = []
+    for (const task of tasks) {
+      try {
+        encode(task.args)
+        if (task.ctx) encode(task.ctx)
+        sent.push(task)
+      } catch (error) {
+        onUnencodable(
+          task,
+          new SerializationError(
+            `the arguments of task #${task.id} (${task.appName}) cannot be sent to a worker: ${(error as Error).message}`,
+            { cause: error },
+          ),
+        )
+      }
+    }
+    if (sent.length === 0) return undefined
+    return { bytes: encode(toWire(sent)), sent }
+  }
+}
+
+function toWire(tasks: readonly ExecutorTask[]): TaskBatchWire {
+  const fns: FunctionDescriptor[] = []
+  const fnIndex = new Map<FunctionDescriptor, number>()
+  const wire: TaskWire[] = new Array(tasks.length)
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i]!
+    let index = fnIndex.get(task.fn)
+    if (index === undefined) {
+      index = fns.length
+      fns.push(task.fn)
+      fnIndex.set(task.fn, index)
+    }
+    const item: TaskWire = { id: task.id, try: task.try, fn: index, kind: task.kind, args: task.args }
+    if (task.ctx) item.ctx = task.ctx
+    if (task.walltime !== undefined) item.wt = task.walltime
+    wire[i] = item
+  }
+  return { fns, tasks: wire }
+}

@@ -1,0 +1,273 @@
+import { availableParallelism } from 'node:os'
+import { Piscina } from 'piscina'
+import { ExecutorError, ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../../errors.js'
+import { decode } from '../../serialize/codec.js'
+import { decodeError } from '../../serialize/errors.js'
+import { object, optional, positiveInt, string } from '../../config/schema.js'
+import { PriorityQueue } from '../../util/task-queue.js'
+import { settledWithin } from '../../util/deferred.js'
+import { TaskKind, type ResultWire } from '../../protocol/task.js'
+import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
+import { encodeTaskBatch } from '../batch.js'
+
+export interface ThreadPoolExecutorOptions {
+  /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
+  label?: string
+  /** Worker threads in the pool. Default: the number of CPUs. */
+  maxThreads?: number
+  /** Most tasks handed to a thread in one message under load. Default 256; 1 disables batching. */
+  maxBatchSize?: number
+}
+
+const schema = object({
+  type: optional(string),
+  label: string,
+  maxThreads: positiveInt,
+  maxBatchSize: positiveInt,
+})
+
+// A bash app enforces its own walltime by killing its process group; the thread is only
+// stopped if that fails, after this grace period (stopping it first would orphan the process).
+const BASH_WALLTIME_GRACE_MS = 3000
+
+interface Run {
+  tasks: ExecutorTask[]
+  controller?: AbortController
+  timer?: NodeJS.Timeout
+  /** why the run was aborted, to report instead of the pool's AbortError */
+  abortReason?: 'walltime' | 'cancel' | 'shutdown'
+}
+
+/**
+ * Runs tasks on a pool of worker threads (piscina). Tasks queue here, not in piscina, so that a
+ * burst is cut into batches sized to the backlog: one task per message when the pool is idle
+ * (lowest latency), up to `maxBatchSize` when thousands wait (highest throughput). A task with
+ * a walltime travels alone, so that stopping its thread stops nothing else.
+ */
+export class ThreadPoolExecutor implements Executor {
+  readonly type = 'threads'
+  readonly label: string
+  private readonly raw: ThreadPoolExecutorOptions
+  private maxThreads: number
+  private maxBatchSize = 256
+  private maxRunsInFlight: number
+  private pool: Piscina | undefined
+  private host: ExecutorHost | undefined
+  private readonly queue = new PriorityQueue<ExecutorTask>()
+  private readonly runs = new Set<Run>()
+  private readonly runOfTask = new Map<number, Run>()
+  private flushScheduled = false
+  private stopping = false
+  private outstandingCount = 0
+
+  constructor(options: ThreadPoolExecutorOptions = {}) {
+    this.raw = options
+    this.label = typeof options.label === 'string' && options.label ? options.label : 'threads'
+    this.maxThreads = availableParallelism()
+    this.maxRunsInFlight = this.maxThreads * 2
+  }
+
+  validate(path: string): void {
+    const options = schema(this.raw, path)
+    if (options.maxThreads !== undefined) this.maxThreads = options.maxThreads
+    if (options.maxBatchSize !== undefined) this.maxBatchSize = options.maxBatchSize
+    // Two messages per thread: the next batch is already waiting when one finishes.
+    this.maxRunsInFlight = this.maxThreads * 2
+  }
+
+  get outstanding(): number {
+    return this.outstandingCount
+  }
+
+  describe(): Record<string, unknown> {
+    return { type: this.type, label: this.label, maxThreads: this.maxThreads, maxBatchSize: this.maxBatchSize }
+  }
+
+  async start(host: ExecutorHost): Promise<void> {
+    if (this.pool) throw new ExecutorError(this.label, 'start() was called twice')
+    this.validate(this.label)
+    this.host = host
+    this.pool = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: this.maxThreads,
+      maxThreads: this.maxThreads,
+      idleTimeout: Infinity,
+      // Workers inherit the loader flags (tsx, ts-node) so they can import the workflow's modules.
+      execArgv: process.execArgv,
+    })
+    host.logger.info(`started ${this.maxThreads} threads`)
+  }
+
+  submit(task: ExecutorTask): void {
+    this.outstandingCount++
+    if (this.stopping || !this.pool) {
+      this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} is shut down; task #${task.id} was not run`) })
+      return
+    }
+    this.queue.push(task, task.priority)
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      // Deferred to the end of this turn so tasks submitted together travel together.
+      queueMicrotask(() => this.flush())
+    }
+  }
+
+  cancel(taskId: number): boolean {
+    const queued = this.queue.remove((task) => task.id === taskId)
+    if (queued) {
+      this.report(queued, { ok: false, error: new TaskCancelled(queued.id, queued.appName) })
+      return true
+    }
+    const run = this.runOfTask.get(taskId)
+    if (run?.controller && run.tasks.length === 1) {
+      run.abortReason = 'cancel'
+      run.controller.abort()
+      return true
+    }
+    return false
+  }
+
+  async shutdown(deadlineMs: number): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    for (const task of this.queue.drain()) {
+      this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} shut down before task #${task.id} ran`) })
+    }
+    const inFlight = [...this.runs].map((run) => this.runSettled(run))
+    const finished = await settledWithin(Promise.all(inFlight), deadlineMs)
+    if (!finished) {
+      for (const run of this.runs) {
+        run.abortReason = 'shutdown'
+        run.controller?.abort()
+      }
+    }
+    const pool = this.pool
+    this.pool = undefined
+    if (pool) await settledWithin(pool.destroy(), 5000)
+    // Anything still unreported (a batch on a thread that was just destroyed) fails now.
+    for (const run of this.runs) this.failRun(run, (task) => new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`))
+    this.host?.logger.info('shut down')
+  }
+
+  private readonly settledRuns = new WeakMap<Run, Promise<void>>()
+  private runSettled(run: Run): Promise<void> {
+    return this.settledRuns.get(run) ?? Promise.resolve()
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    while (this.runs.size < this.maxRunsInFlight && this.queue.size > 0 && this.pool) {
+      const first = this.queue.shift()!
+      if (first.walltime !== undefined) {
+        this.dispatch([first], first.walltime)
+        continue
+      }
+      const size = Math.min(this.maxBatchSize, Math.max(1, Math.ceil((this.queue.size + 1) / this.maxRunsInFlight)))
+      const tasks = [first]
+      while (tasks.length < size && this.queue.size > 0) {
+        const next = this.queue.shift()!
+        if (next.walltime !== undefined) {
+          this.dispatch([next], next.walltime)
+          continue
+        }
+        tasks.push(next)
+      }
+      this.dispatch(tasks, undefined)
+    }
+  }
+
+  private dispatch(tasks: ExecutorTask[], walltime: number | undefined): void {
+    const encoded = encodeTaskBatch(tasks, (task, error) => this.report(task, { ok: false, error }))
+    if (!encoded) return
+    const run: Run = { tasks: encoded.sent }
+    const options: { transferList: ArrayBuffer[]; signal?: AbortSignal } = { transferList: [] }
+    // Copy into an exact-size buffer and transfer it: msgpackr's output is a view of a shared pool.
+    const message = encoded.bytes.slice()
+    // options.transferList.push(message.buffer as ArrayBuffer)
+    if (walltime !== undefined || run.tasks.length === 1) {
+      run.controller = new AbortController()
+      options.signal = run.controller.signal
+    }
+    if (walltime !== undefined) {
+      const task = run.tasks[0]!
+      const grace = task.kind === TaskKind.bash ? BASH_WALLTIME_GRACE_MS : 0
+      run.timer = setTimeout(() => {
+        run.abortReason = 'walltime'
+        run.controller!.abort()
+      }, walltime * 1000 + grace)
+    }
+    this.runs.add(run)
+    for (const task of run.tasks) {
+      this.runOfTask.set(task.id, run)
+      this.host!.taskRunning(task.id, task.try)
+    }
+    const settled = this.pool!.run(message, options).then(
+      (bytes: Uint8Array) => this.completeRun(run, bytes),
+      (error: unknown) => this.abandonRun(run, error),
+    )
+    this.settledRuns.set(run, settled)
+  }
+
+  private completeRun(run: Run, bytes: Uint8Array): void {
+    let results: ResultWire[]
+    try {
+      results = decode<ResultWire[]>(bytes)
+    } catch (error) {
+      this.abandonRun(run, error)
+      return
+    }
+    this.endRun(run)
+    const byId = new Map(run.tasks.map((task) => [task.id, task]))
+    for (const result of results) {
+      const task = byId.get(result.id)
+      if (!task) continue
+      byId.delete(result.id)
+      this.report(task, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+    }
+    for (const task of byId.values()) {
+      this.report(task, { ok: false, error: new ExecutorError(this.label, `the thread returned no result for task #${task.id}`) })
+    }
+  }
+
+  private abandonRun(run: Run, error: unknown): void {
+    this.endRun(run)
+    const reason = run.abortReason
+    this.failRun(run, (task) => {
+      if (reason === 'walltime') return new WalltimeExceeded(task.id, task.appName, task.walltime!)
+      if (reason === 'cancel') return new TaskCancelled(task.id, task.appName)
+      if (reason === 'shutdown') return new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`)
+      const lost = new WorkerLost(task.id, `a thread of executor ${this.label}`, exitCodeOf(error), null)
+      Object.defineProperty(lost, 'cause', { value: error, configurable: true, writable: true })
+      return lost
+    })
+    if (!this.stopping) queueMicrotask(() => this.flush())
+  }
+
+  private failRun(run: Run, errorFor: (task: ExecutorTask) => Error): void {
+    for (const task of run.tasks) {
+      if (this.runOfTask.get(task.id) === run || !this.runs.has(run)) this.report(task, { ok: false, error: errorFor(task) })
+    }
+    run.tasks = []
+    this.runs.delete(run)
+  }
+
+  private endRun(run: Run): void {
+    if (run.timer) clearTimeout(run.timer)
+    this.runs.delete(run)
+    for (const task of run.tasks) if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
+    if (this.queue.size > 0 && !this.flushScheduled && !this.stopping) {
+      this.flushScheduled = true
+      queueMicrotask(() => this.flush())
+    }
+  }
+
+  private report(task: ExecutorTask, outcome: Parameters<ExecutorHost['taskDone']>[2]): void {
+    this.outstandingCount--
+    this.host?.taskDone(task.id, task.try, outcome)
+  }
+}
+
+function exitCodeOf(error: unknown): number | null {
+  const match = /exit(?:ed)? (?:with )?code:? (-?\d+)/i.exec(String((error as Error)?.message ?? ''))
+  return match ? Number(match[1]) : null
+}

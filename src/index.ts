@@ -1,0 +1,18 @@
+/**
+ * tsflow: wrap functions as apps, call them to get futures, and let the DataFlowKernel run the
+ * tasks on the executors the config names.
+ */
+export { app, bashApp, joinApp, type App, type FutureArgs, type Joined, type CallOptionsWithKernel } from './app/app.js'
+export { main, isMainModule } from './app/main.js'
+export { AppFuture, DataFuture, Future } from './dataflow/future.js'
+export { File } from './data/file.js'
+export { DataFlowKernel, load, dfk, clear, type CleanupOptions } from './dataflow/kernel.js'
+export { TaskState, FINAL_STATES, isFinal, type TaskStateValue } from './dataflow/states.js'
+export type { AppOptions, BashAppOptions, CallOptions } from './dataflow/app-definition.js'
+export { getAllCheckpoints, getLastCheckpoint, type CheckpointMode } from './dataflow/checkpoint.js'
+export { resolveConfig, registerExecutorType, type Config, type ExecutorSpec, type RetryHandler, type RetryTaskInfo } from './config/config.js'
+export { ThreadPoolExecutor, type ThreadPoolExecutorOptions } from './executors/threads/executor.js'
+export type { Executor, ExecutorHost, ExecutorTask, TaskOutcome, ResourceSpec } from './executors/base.js'
+export { taskContext, type TaskContext } from './runtime/context.js'
+export { PROTOCOL_VERSION, TSFLOW_VERSION } from './protocol/version.js'
+export * from './errors.js'

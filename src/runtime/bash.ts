@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
+import { dirname } from 'node:path'
+import { createRequire } from 'node:module'
+import { BashExitFailure, WalltimeExceeded } from '../errors.js'
+import type { PtyOptions, StdStreamTarget } from '../protocol/task.js'
+
+export interface BashRunOptions {
+  appName: string
+  taskId: number
+  stdout?: StdStreamTarget | undefined
+  stderr?: StdStreamTarget | undefined
+  pty?: PtyOptions | undefined
+  cwd?: string | undefined
+  env?: Record<string, string> | undefined
+  walltimeSeconds?: number | undefined
+}
+
+const STDERR_TAIL_BYTES = 2048
+const KILL_GRACE_MS = 2000
+
+/**
+ * Runs `command` with bash and resolves to its exit code (0). A non-zero exit rejects with
+ * BashExitFailure, whose message carries the tail of stderr so the failure explains itself.
+ * Redirected streams are handed to bash as file descriptors: output never passes through JS.
+ */
+export function runBashCommand(command: string, options: BashRunOptions): Promise<number> {
+  return options.pty ? runUnderPty(command, options, options.pty) : runWithPipes(command, options)
+}
+
+function openTarget(target: StdStreamTarget): { fd: number; path: string } {
+  const [path, mode] = typeof target === 'string' ? [target, 'w' as const] : target
+  mkdirSync(dirname(path), { recursive: true })
+  return { fd: openSync(path, mode), path }
+}
+
+function runWithPipes(command: string, options: BashRunOptions): Promise<number> {
+  const stdoutFile = options.stdout === undefined ? undefined : openTarget(options.stdout)
+  let stderrFile: { fd: number; path: string } | undefined
+  try {
+    stderrFile = options.stderr === undefined ? undefined : openTarget(options.stderr)
+  } catch (error) {
+    if (stdoutFile) closeSync(stdoutFile.fd)
+    throw error
+  }
+  return new Promise<number>((resolve, reject) => {
+    // detached: bash leads its own process group, so a walltime kill reaches its children too.
+    const child = spawn('bash', ['-c', command], {
+      cwd: options.cwd,
+      env: options.env ? { ...process.env, ...options.env } : process.env,
+      stdio: ['ignore', stdoutFile ? stdoutFile.fd : 'inherit', stderrFile ? stderrFile.fd : 'pipe'],
+      detached: true,
+    })
+    if (stdoutFile) closeSync(stdoutFile.fd)
+    if (stderrFile) closeSync(stderrFile.fd)
+    let tail = ''
+    child.stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk)
+      tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES)
+    })
+    const stopWalltime = armWalltime(child.pid, options, (error) => reject(error))
+    child.on('error', (error) => {
+      stopWalltime()
+      reject(error)
+    })
+    child.on('close', (code, signal) => {
+      if (!stopWalltime()) return
+      if (code === 0) return resolve(0)
+      const stderrTail = stderrFile ? readTail(stderrFile.path) : tail
+      reject(new BashExitFailure(options.appName, command, code, signal, explain(code, stderrTail)))
+    })
+  })
+}
+
+interface PtyProcess {
+  pid: number
+  onData(listener: (data: string) => void): void
+  onExit(listener: (event: { exitCode: number; signal?: number }) => void): void
+}
+
+function runUnderPty(command: string, options: BashRunOptions, pty: PtyOptions): Promise<number> {
+  // node-pty is CommonJS with a native part; load it only for the tasks that ask for a terminal.
+  const nodePty = createRequire(import.meta.url)('node-pty') as {
+    spawn(file: string, args: string[], options: Record<string, unknown>): PtyProcess
+  }
+  const out = options.stdout === undefined ? undefined : openTarget(options.stdout)
+  return new Promise<number>((resolve, reject) => {
+    let tail = ''
+    const term = nodePty.spawn('bash', ['-c', command], {
+      name: 'xterm-256color',
+      cols: pty.cols ?? 120,
+      rows: pty.rows ?? 40,
+      cwd: options.cwd ?? process.cwd(),
+      env: options.env ? { ...process.env, ...options.env } : process.env,
+    })
+    const stopWalltime = armWalltime(term.pid, options, (error) => reject(error))
+    term.onData((data) => {
+      // A terminal merges stdout and stderr; keep the tail for the failure message.
+      tail = (tail + data).slice(-STDERR_TAIL_BYTES)
+      if (out) writeAllSync(out.fd, data)
+      else process.stdout.write(data)
+    })
+    term.onExit(({ exitCode, signal }) => {
+      if (out) closeSync(out.fd)
+      if (!stopWalltime()) return
+      if (exitCode === 0 && !signal) return resolve(0)
+      const signalName = signal ? signalNameOf(signal) : null
+      reject(new BashExitFailure(options.appName, command, signal ? null : exitCode, signalName, explain(exitCode, tail)))
+    })
+  })
+}
+
+/** Kills the process group at the walltime; the returned function disarms it and says whether the task is still ours to settle. */
+function armWalltime(pid: number | undefined, options: BashRunOptions, onExpired: (error: Error) => void): () => boolean {
+  if (!options.walltimeSeconds || pid === undefined) return () => true
+  let expired = false
+  const timer = setTimeout(() => {
+    expired = true
+    killGroup(pid, 'SIGTERM')
+    setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS).unref()
+    onExpired(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
+  }, options.walltimeSeconds * 1000)
+  return () => {
+    clearTimeout(timer)
+    return !expired
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // Already gone.
+  }
+}
+
+function explain(code: number | null, stderrTail: string): string {
+  let hint = ''
+  if (code === 127) hint = ' (command not found: check the spelling and that it is on PATH where the task runs)'
+  else if (code === 126) hint = ' (the command exists but could not be executed: check its permissions)'
+  const trimmed = stderrTail.trim()
+  return trimmed ? `${hint}\n--- end of its output ---\n${trimmed}` : hint
+}
+
+function readTail(path: string): string {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, 'r')
+    const size = fstatSync(fd).size
+    const length = Math.min(size, STDERR_TAIL_BYTES)
+    const buffer = Buffer.alloc(length)
+    readSync(fd, buffer, 0, length, size - length)
+    return buffer.toString('utf8')
+  } catch {
+    return ''
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+function writeAllSync(fd: number, data: string): void {
+  const bytes = Buffer.from(data, 'utf8')
+  let offset = 0
+  while (offset < bytes.length) {
+    offset += writeSync(fd, bytes, offset)
+  }
+}
+
+function signalNameOf(signal: number): string {
+  for (const [name, value] of Object.entries(osConstants.signals)) if (value === signal) return name
+  return `signal ${signal}`
+}
