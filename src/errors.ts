@@ -274,6 +274,61 @@ export class WorkerLost extends TsflowError {
   }
 }
 
+/** A manager (one node's worker pool) stopped answering; its in-flight tasks fail with this. */
+export class ManagerLost extends TsflowError {
+  static override readonly codes = [ErrorCode.MANAGER_LOST]
+  readonly managerId: string
+  readonly host: string
+  readonly lastHeartbeat: number
+  constructor(taskId: number, managerId: string, host: string, lastHeartbeat: number, why: string) {
+    super(
+      ErrorCode.MANAGER_LOST,
+      `task #${taskId} was lost with manager ${managerId} on ${host}: ${why} (last heartbeat ${new Date(lastHeartbeat).toISOString()})`,
+    )
+    this.managerId = managerId
+    this.host = host
+    this.lastHeartbeat = lastHeartbeat
+  }
+}
+
+/** A malformed, truncated or unknown message. */
+export class ProtocolError extends TsflowError {
+  static override readonly codes = [ErrorCode.PROTOCOL]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.PROTOCOL, message, options)
+  }
+}
+
+/** A peer speaking another protocol or tsflow version. */
+export class VersionMismatch extends TsflowError {
+  static override readonly codes = [ErrorCode.VERSION_MISMATCH]
+  constructor(peer: string, theirs: { protocol: number; version: string }, ours: { protocol: number; version: string }) {
+    super(
+      ErrorCode.VERSION_MISMATCH,
+      `${peer} speaks protocol ${theirs.protocol} (tsflow ${theirs.version}) but this side speaks protocol ` +
+        `${ours.protocol} (tsflow ${ours.version}); install the same tsflow version everywhere`,
+    )
+  }
+}
+
+/** The interchange process died or stopped answering; pending tasks fail with this. */
+export class InterchangeLost extends TsflowError {
+  static override readonly codes = [ErrorCode.INTERCHANGE_LOST]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.INTERCHANGE_LOST, message, options)
+  }
+}
+
+/** A provider could not start, poll or cancel a block. */
+export class ProviderError extends TsflowError {
+  static override readonly codes = [ErrorCode.PROVIDER]
+  readonly provider: string
+  constructor(provider: string, message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.PROVIDER, `provider ${provider}: ${message}`, options)
+    this.provider = provider
+  }
+}
+
 function abbreviate(text: string, max = 200): string {
   const oneLine = text.replace(/\s+/g, ' ').trim()
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`

@@ -1,0 +1,219 @@
+import { ProtocolError, VersionMismatch } from '../errors.js'
+import { decode, encode } from '../serialize/codec.js'
+import type { EncodedError } from '../serialize/errors.js'
+import type { ResourceSpec } from '../executors/base.js'
+import { PROTOCOL_VERSION, TSFLOW_VERSION } from './version.js'
+
+/**
+ * Every message of the high-throughput executor, between the executor (client), the
+ * interchange and the managers. One ZeroMQ frame carries one message, msgpack-encoded.
+ *
+ * Task arguments and results travel as opaque `payload` bytes: the interchange routes them
+ * without decoding them, so its cost per task does not grow with argument size.
+ *   - task payload   = encode(TaskPayload)  (see below; decoded only on the manager)
+ *   - result payload = encode(ResultWire)   (see protocol/task.ts; decoded only in the client)
+ *
+ * Socket layout: the interchange binds two ROUTER sockets, one for the client and one for
+ * managers; the client and each manager connect a DEALER (a manager's routing id is its
+ * manager id). Many tasks or results travel in one message in both directions.
+ */
+
+export interface VersionStamp {
+  /** PROTOCOL_VERSION of the sender */
+  proto: number
+  /** tsflow package version of the sender */
+  version: string
+}
+
+/** A task as routed by the interchange: what it needs for scheduling, plus the opaque payload. */
+export interface TaskEnvelope {
+  id: number
+  try: number
+  /** priority, higher first (default 0) */
+  pri?: number
+  res?: ResourceSpec
+  payload: Uint8Array
+}
+
+/** A result on its way back: `payload` is an encoded ResultWire. */
+export interface ResultEnvelope {
+  id: number
+  try: number
+  payload: Uint8Array
+}
+
+/** What is inside a task envelope's payload. */
+export interface TaskPayload {
+  fn: import('../serialize/function-ref.js').FunctionDescriptor
+  task: import('./task.js').TaskWire
+}
+
+export interface ManagerInfo {
+  managerId: string
+  host: string
+  blockId: string
+  workers: number
+  /** tasks the manager may hold beyond one per worker */
+  prefetch: number
+  pid: number
+  /** ms since epoch */
+  registeredAt: number
+  lastHeartbeat: number
+  outstanding: number
+  draining: boolean
+  /** accelerator ids the manager hands out, one per worker */
+  accelerators?: string[]
+}
+
+// ---- client -> interchange
+export type ClientMessage =
+  | ({ t: 'client_hello'; clientId: string } & VersionStamp)
+  | { t: 'submit'; tasks: TaskEnvelope[] }
+  | { t: 'cancel'; ids: number[] }
+  /** stop sending tasks to these blocks' managers; they exit when idle */
+  | { t: 'drain'; blockIds: string[] }
+  | { t: 'status'; req: number }
+  | { t: 'heartbeat' }
+  | { t: 'shutdown' }
+
+// ---- interchange -> client
+export type InterchangeToClient =
+  | ({ t: 'ix_hello'; workerPort: number; clientPort: number } & VersionStamp)
+  | { t: 'refused'; reason: string }
+  | { t: 'results'; results: ResultEnvelope[] }
+  /** tasks that failed outside user code (manager lost, cancelled in queue, ...) */
+  | { t: 'failed'; failures: { id: number; try: number; error: EncodedError }[] }
+  | { t: 'manager'; event: 'registered' | 'lost' | 'drained' | 'refused'; info: ManagerInfo; reason?: string }
+  | { t: 'status_reply'; req: number; queued: number; managers: ManagerInfo[] }
+  | { t: 'heartbeat' }
+
+// ---- manager -> interchange
+export type ManagerMessage =
+  | ({
+      t: 'register'
+      managerId: string
+      host: string
+      blockId: string
+      workers: number
+      prefetch: number
+      pid: number
+      accelerators?: string[]
+    } & VersionStamp)
+  /** results, and how many more tasks the manager can take now */
+  | { t: 'results'; results: ResultEnvelope[]; capacity: number }
+  /** capacity changed without results (start, worker replaced, ...) */
+  | { t: 'ready'; capacity: number }
+  | { t: 'heartbeat'; outstanding: number }
+  /** the manager finished draining and is exiting */
+  | { t: 'drained' }
+
+// ---- interchange -> manager
+export type InterchangeToManager =
+  | { t: 'registered'; heartbeatPeriodMs: number; heartbeatThreshold: number }
+  | { t: 'refused'; reason: string }
+  | { t: 'tasks'; tasks: TaskEnvelope[] }
+  | { t: 'cancel'; ids: number[] }
+  | { t: 'drain' }
+  | { t: 'heartbeat' }
+  | { t: 'shutdown' }
+
+export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | InterchangeToManager
+
+/** The message kinds each receiver accepts; anything else is a protocol error. */
+export const ACCEPTED = {
+  interchangeFromClient: new Set<string>(['client_hello', 'submit', 'cancel', 'drain', 'status', 'heartbeat', 'shutdown']),
+  clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'status_reply', 'heartbeat']),
+  interchangeFromManager: new Set<string>(['register', 'results', 'ready', 'heartbeat', 'drained']),
+  managerFromInterchange: new Set<string>(['registered', 'refused', 'tasks', 'cancel', 'drain', 'heartbeat', 'shutdown']),
+} as const
+
+export function stamp(): VersionStamp {
+  return { proto: PROTOCOL_VERSION, version: TSFLOW_VERSION }
+}
+
+export function encodeMessage(message: AnyMessage): Buffer {
+  return encode(message)
+}
+
+/**
+ * Decodes one frame and checks it is a message `accepted` allows, with the fields its kind
+ * needs. Throws ProtocolError naming what was wrong; callers log and drop such frames.
+ */
+export function decodeMessage<M extends AnyMessage>(frame: Uint8Array, accepted: ReadonlySet<string>): M {
+  let message: unknown
+  try {
+    message = decode(frame)
+  } catch (error) {
+    throw new ProtocolError(`undecodable frame of ${frame.length} bytes`, { cause: error })
+  }
+  if (typeof message !== 'object' || message === null || typeof (message as { t?: unknown }).t !== 'string') {
+    throw new ProtocolError(`frame of ${frame.length} bytes is not a tsflow message (no 't' field)`)
+  }
+  const kind = (message as { t: string }).t
+  if (!accepted.has(kind)) throw new ProtocolError(`unexpected message kind '${kind}'`)
+  const problem = shapeProblem(kind, message as Record<string, unknown>)
+  if (problem) throw new ProtocolError(`malformed '${kind}' message: ${problem}`)
+  return message as M
+}
+
+/** Throws VersionMismatch unless the stamp matches this process. */
+export function checkVersion(peer: string, theirs: VersionStamp): void {
+  if (theirs.proto !== PROTOCOL_VERSION || theirs.version !== TSFLOW_VERSION) {
+    throw new VersionMismatch(peer, { protocol: theirs.proto, version: theirs.version }, { protocol: PROTOCOL_VERSION, version: TSFLOW_VERSION })
+  }
+}
+
+function shapeProblem(kind: string, m: Record<string, unknown>): string | undefined {
+  const need = (field: string, type: 'string' | 'number' | 'array' | 'object'): string | undefined => {
+    const value = m[field]
+    const ok = type === 'array' ? Array.isArray(value) : type === 'object' ? typeof value === 'object' && value !== null : typeof value === type
+    return ok ? undefined : `field '${field}' must be ${type === 'array' || type === 'object' ? `an ${type}` : `a ${type}`}`
+  }
+  switch (kind) {
+    case 'client_hello':
+      return need('clientId', 'string') ?? need('proto', 'number') ?? need('version', 'string')
+    case 'register':
+      return (
+        need('managerId', 'string') ??
+        need('host', 'string') ??
+        need('blockId', 'string') ??
+        need('workers', 'number') ??
+        need('prefetch', 'number') ??
+        need('proto', 'number') ??
+        need('version', 'string')
+      )
+    case 'ix_hello':
+      return need('proto', 'number') ?? need('version', 'string')
+    case 'submit':
+    case 'tasks':
+      return need('tasks', 'array') ?? envelopesProblem(m.tasks as unknown[])
+    case 'results':
+      return need('results', 'array') ?? envelopesProblem(m.results as unknown[])
+    case 'cancel':
+      return need('ids', 'array')
+    case 'drain':
+      return m.blockIds === undefined ? undefined : need('blockIds', 'array')
+    case 'ready':
+      return need('capacity', 'number')
+    case 'failed':
+      return need('failures', 'array')
+    case 'status':
+      return need('req', 'number')
+    case 'manager':
+      return need('info', 'object')
+    case 'registered':
+      return need('heartbeatPeriodMs', 'number') ?? need('heartbeatThreshold', 'number')
+    default:
+      return undefined
+  }
+}
+
+function envelopesProblem(items: unknown[]): string | undefined {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as Record<string, unknown> | null
+    if (typeof item !== 'object' || item === null) return `entry ${i} is not an object`
+    if (typeof item.id !== 'number' || typeof item.try !== 'number') return `entry ${i} has no numeric id/try`
+    if (!(item.payload instanceof Uint8Array)) return `entry ${i} has no payload bytes`
+  }
+  return undefined
+}
