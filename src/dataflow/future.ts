@@ -20,6 +20,11 @@ export abstract class Future<T> implements PromiseLike<T> {
     return this.outcome !== 0
   }
 
+  // With then/catch/finally this makes a future usable wherever a Promise is expected.
+  get [Symbol.toStringTag](): string {
+    return this.constructor.name
+  }
+
   /** The failure, once the future failed; undefined while pending or on success. */
   exception(): unknown {
     return this.outcome === 2 ? this.settledValue : undefined

@@ -123,6 +123,7 @@ export class DataFlowKernel {
       throw error instanceof TsflowError ? error : new ExecutorError(this.config.executors[started.length]!.label, `failed to start: ${(error as Error).message}`, { cause: error })
     }
     this.phase = 'running'
+    runningKernels.add(this)
     return this
   }
 
@@ -198,9 +199,16 @@ export class DataFlowKernel {
     if (app.kind === 'join') {
       this.setState(record, TaskState.launched)
       record.tries++
-      runJoinApp(record, this.contextOf(record), (ok, value) => this.joinDone(record, record.tries - 1, ok, value), () =>
-        this.setState(record, TaskState.joining),
-      )
+      // App calls made by the join function go to this kernel, whichever is loaded.
+      const previous = ambientKernel
+      ambientKernel = this
+      try {
+        runJoinApp(record, this.contextOf(record), (ok, value) => this.joinDone(record, record.tries - 1, ok, value), () =>
+          this.setState(record, TaskState.joining),
+        )
+      } finally {
+        ambientKernel = previous
+      }
       return
     }
     let executor: Executor
@@ -395,6 +403,7 @@ export class DataFlowKernel {
     this.logger.info('cleaned up')
     this.logger.close()
     this.phase = 'stopped'
+    runningKernels.delete(this)
     if (currentKernel === this) currentKernel = undefined
   }
 
@@ -417,6 +426,8 @@ function retryInfo(record: TaskRecord): RetryTaskInfo {
 }
 
 let currentKernel: DataFlowKernel | undefined
+let ambientKernel: DataFlowKernel | undefined
+const runningKernels = new Set<DataFlowKernel>()
 
 /** Starts a kernel with `config` (default: the embedded local config) and makes it current. */
 export async function load(config?: Config): Promise<DataFlowKernel> {
@@ -439,15 +450,19 @@ export async function load(config?: Config): Promise<DataFlowKernel> {
   return kernel
 }
 
-/** The kernel apps submit to when the call does not name one. */
+/**
+ * The kernel apps submit to when the call does not name one: the kernel running the current
+ * join app, else the loaded one, else the only running one.
+ */
 export function dfk(): DataFlowKernel {
-  if (!currentKernel) {
-    throw new TsflowError(
-      ErrorCode.SHUTDOWN,
-      'no DataFlowKernel is loaded: call `await load()` (or `await using kernel = await load()`) before calling apps',
-    )
-  }
-  return currentKernel
+  const kernel = ambientKernel ?? currentKernel ?? (runningKernels.size === 1 ? runningKernels.values().next().value : undefined)
+  if (kernel) return kernel
+  throw new TsflowError(
+    ErrorCode.SHUTDOWN,
+    runningKernels.size > 1
+      ? `${runningKernels.size} kernels are running and none is loaded: name one per call with app.with({ dfk: kernel })(...)`
+      : 'no DataFlowKernel is loaded: call `await load()` (or `await using kernel = await load()`) before calling apps',
+  )
 }
 
 /** Clears the current kernel (after cleanup). */

@@ -59,13 +59,16 @@ function runWithPipes(command: string, options: BashRunOptions): Promise<number>
       process.stderr.write(chunk)
       tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES)
     })
-    const stopWalltime = armWalltime(child.pid, options, (error) => reject(error))
+    const walltime = armWalltime(child.pid, options)
     child.on('error', (error) => {
-      stopWalltime()
+      walltime.disarm()
       reject(error)
     })
+    // Settle on 'close' only, also after a walltime kill: the process is reaped by then, so no
+    // zombie outlives the task.
     child.on('close', (code, signal) => {
-      if (!stopWalltime()) return
+      walltime.disarm()
+      if (walltime.expired) return reject(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
       if (code === 0) return resolve(0)
       const stderrTail = stderrFile ? readTail(stderrFile.path) : tail
       reject(new BashExitFailure(options.appName, command, code, signal, explain(code, stderrTail)))
@@ -94,7 +97,7 @@ function runUnderPty(command: string, options: BashRunOptions, pty: PtyOptions):
       cwd: options.cwd ?? process.cwd(),
       env: options.env ? { ...process.env, ...options.env } : process.env,
     })
-    const stopWalltime = armWalltime(term.pid, options, (error) => reject(error))
+    const walltime = armWalltime(term.pid, options)
     term.onData((data) => {
       // A terminal merges stdout and stderr; keep the tail for the failure message.
       tail = (tail + data).slice(-STDERR_TAIL_BYTES)
@@ -103,7 +106,8 @@ function runUnderPty(command: string, options: BashRunOptions, pty: PtyOptions):
     })
     term.onExit(({ exitCode, signal }) => {
       if (out) closeSync(out.fd)
-      if (!stopWalltime()) return
+      walltime.disarm()
+      if (walltime.expired) return reject(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
       if (exitCode === 0 && !signal) return resolve(0)
       const signalName = signal ? signalNameOf(signal) : null
       reject(new BashExitFailure(options.appName, command, signal ? null : exitCode, signalName, explain(exitCode, tail)))
@@ -111,20 +115,21 @@ function runUnderPty(command: string, options: BashRunOptions, pty: PtyOptions):
   })
 }
 
-/** Kills the process group at the walltime; the returned function disarms it and says whether the task is still ours to settle. */
-function armWalltime(pid: number | undefined, options: BashRunOptions, onExpired: (error: Error) => void): () => boolean {
-  if (!options.walltimeSeconds || pid === undefined) return () => true
-  let expired = false
+/** At the walltime, kills the process group (SIGTERM, then SIGKILL after a grace period). */
+function armWalltime(pid: number | undefined, options: BashRunOptions): { readonly expired: boolean; disarm(): void } {
+  const state = { expired: false, disarm: () => {} }
+  if (!options.walltimeSeconds || pid === undefined) return state
+  let killTimer: NodeJS.Timeout | undefined
   const timer = setTimeout(() => {
-    expired = true
+    state.expired = true
     killGroup(pid, 'SIGTERM')
-    setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS).unref()
-    onExpired(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
+    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS)
   }, options.walltimeSeconds * 1000)
-  return () => {
+  state.disarm = () => {
     clearTimeout(timer)
-    return !expired
+    if (killTimer) clearTimeout(killTimer)
   }
+  return state
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

@@ -7,29 +7,35 @@ const OWN_ROOT = dirname(dirname(fileURLToPath(import.meta.url))) + sep
 /**
  * The module URL of the first stack frame outside tsflow: the module that called the public
  * API. Returns undefined for code without a file (REPL, eval, `node -e`).
+ *
+ * Reads V8's structured call sites rather than the stack text: with --enable-source-maps the
+ * text names the original .ts sources, while call sites name the files actually loaded.
  */
 export function callerModuleUrl(): string | undefined {
-  const holder: { stack?: string } = {}
+  const previousPrepare = Error.prepareStackTrace
   const previousLimit = Error.stackTraceLimit
-  Error.stackTraceLimit = 30
-  Error.captureStackTrace(holder, callerModuleUrl)
-  Error.stackTraceLimit = previousLimit
-  for (const line of (holder.stack ?? '').split('\n').slice(1)) {
-    const location = frameLocation(line)
-    if (location === undefined) continue
-    const path = location.startsWith('file://') ? fileURLToPath(location) : location
-    if (!isAbsolute(path)) continue
-    if (path.startsWith(OWN_ROOT)) continue
-    if (path.startsWith('node:') || path.includes(`${sep}node_modules${sep}@tapjs${sep}`)) continue
+  let sites: NodeJS.CallSite[] = []
+  try {
+    Error.stackTraceLimit = 30
+    Error.prepareStackTrace = (_error, callSites) => callSites
+    const holder: { stack?: unknown } = {}
+    Error.captureStackTrace(holder, callerModuleUrl)
+    sites = (holder.stack as NodeJS.CallSite[] | undefined) ?? []
+  } finally {
+    Error.prepareStackTrace = previousPrepare
+    Error.stackTraceLimit = previousLimit
+  }
+  for (const site of sites) {
+    const location = site.getFileName()
+    if (!location || location.startsWith('node:')) continue
+    let path: string
+    try {
+      path = location.startsWith('file://') ? fileURLToPath(location) : location
+    } catch {
+      continue
+    }
+    if (!isAbsolute(path) || path.startsWith(OWN_ROOT)) continue
     return location.startsWith('file://') ? location : pathToFileURL(path).href
   }
   return undefined
-}
-
-// Frames look like "    at fn (file:///a/b.js:1:2)" or "    at file:///a/b.js:1:2".
-function frameLocation(line: string): string | undefined {
-  const match = /\((.*):\d+:\d+\)\s*$/.exec(line) ?? /^\s*at (?:async )?(.*):\d+:\d+\s*$/.exec(line)
-  const location = match?.[1]
-  if (!location || location.startsWith('node:') || location.includes('<anonymous>')) return undefined
-  return location
 }

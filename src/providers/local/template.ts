@@ -1,0 +1,45 @@
+import { exportLines, shellQuote } from '../../launchers/shell.js'
+
+export interface LocalScriptParts {
+  blockId: string
+  /** the command after the launcher wrapped it */
+  launched: string
+  launcherType: string
+  /** exported before workerInit; includes TSFLOW_BLOCK_ID */
+  env: Readonly<Record<string, string>>
+  /** shell lines, '' for none */
+  workerInit: string
+  scriptPath: string
+}
+
+/**
+ * The bash script of one local block. It is self-contained (environment exported in it, not
+ * passed by the provider) so that `bash <script>` by hand reproduces the block exactly.
+ *
+ * workerInit runs under `set -eE` with an ERR trap: a failing line (a missing venv, a module that
+ * will not load) ends the block at once with that line's exit code and names the line in the
+ * block's stderr, instead of letting the command start in a half-prepared environment.
+ */
+export function localBlockScript(parts: LocalScriptParts): string {
+  const lines = [
+    '#!/usr/bin/env bash',
+    `# tsflow block ${parts.blockId} (local provider), written ${new Date().toISOString()} by pid ${process.pid}.`,
+    `# To reproduce the block by hand: bash ${shellQuote(parts.scriptPath)}`,
+    exportLines(parts.env),
+  ]
+  if (parts.workerInit.trim() !== '') {
+    lines.push(
+      '',
+      '# workerInit',
+      // blockId is restricted to [A-Za-z0-9_.-] by the provider, so it is safe inside double quotes.
+      `tsflow_init_failed() { echo "tsflow: workerInit of block ${parts.blockId} failed with exit code $1 at: $2" >&2; exit "$1"; }`,
+      'set -eE',
+      `trap 'tsflow_init_failed $? "$BASH_COMMAND"' ERR`,
+      parts.workerInit,
+      'trap - ERR',
+      'set +eE',
+    )
+  }
+  lines.push('', `# the block's command, through the ${parts.launcherType} launcher`, parts.launched, '')
+  return lines.join('\n')
+}
