@@ -93,34 +93,37 @@ export class DataFlowKernel {
     this.runDirectory = runDir
     this.logger = new Logger('kernel', this.config.logLevel, join(runDir, 'tsflow.log'))
     this.logger.info(`run directory ${runDir}; executors ${this.config.executors.map((e) => e.label).join(', ')}`)
-    if (this.config.checkpointFiles.length > 0) {
-      const entries = loadCheckpoints(this.config.checkpointFiles, this.logger)
-      this.memo.preload(entries)
-      this.logger.info(`loaded ${entries.size} checkpointed results`)
-    }
-    if (this.config.checkpointMode !== 'none') {
-      this.checkpointer = new Checkpointer(runDir, this.config.checkpointMode, this.config.checkpointPeriodMs, this.logger)
-    }
-    const kernel = this
-    this.host = {
-      runDir,
-      logger: this.logger,
-      taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
-      taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
-    }
     const started: Executor[] = []
     try {
+      if (this.config.checkpointFiles.length > 0) {
+        const entries = loadCheckpoints(this.config.checkpointFiles, this.logger)
+        this.memo.preload(entries)
+        this.logger.info(`loaded ${entries.size} checkpointed results`)
+      }
+      if (this.config.checkpointMode !== 'none') {
+        this.checkpointer = new Checkpointer(runDir, this.config.checkpointMode, this.config.checkpointPeriodMs, this.logger)
+      }
+      const kernel = this
+      this.host = {
+        runDir,
+        logger: this.logger,
+        taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
+        taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
+      }
       for (const executor of this.config.executors) {
         await executor.start({ ...this.host, runDir: join(runDir, executor.label), logger: this.logger.child(executor.label) })
         started.push(executor)
         this.executors.set(executor.label, executor)
       }
     } catch (error) {
-      this.logger.error('an executor failed to start', error)
+      this.logger.error('the kernel failed to start', error)
       await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      this.checkpointer?.close()
       this.phase = 'stopped'
       this.logger.close()
-      throw error instanceof TsflowError ? error : new ExecutorError(this.config.executors[started.length]!.label, `failed to start: ${(error as Error).message}`, { cause: error })
+      if (error instanceof TsflowError) throw error
+      const failing = this.config.executors[started.length]
+      throw failing ? new ExecutorError(failing.label, `failed to start: ${(error as Error).message}`, { cause: error }) : error
     }
     this.phase = 'running'
     runningKernels.add(this)
@@ -324,6 +327,8 @@ export class DataFlowKernel {
   }
 
   private finish(record: TaskRecord, state: TaskStateValue, ok: boolean, value: unknown): void {
+    // A cascade (a cancelled task failing its dependents) can reach a record twice.
+    if (FINAL_STATES.has(record.state)) return
     this.setState(record, state)
     record.finishedAt = Date.now()
     this.records.delete(record.id)

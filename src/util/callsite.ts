@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, isAbsolute, sep } from 'node:path'
 
@@ -34,7 +35,10 @@ export function callerModuleUrl(): string | undefined {
     } catch {
       continue
     }
-    if (!isAbsolute(path) || path.startsWith(OWN_ROOT)) continue
+    if (isAbsolute(path) && path.startsWith(OWN_ROOT)) continue
+    // The caller's frame: only a real file can be imported by a worker (`node -e` code is
+    // named like a file, "[eval1]", but is not one).
+    if (!isAbsolute(path) || !existsSync(path)) return undefined
     return location.startsWith('file://') ? location : pathToFileURL(path).href
   }
   return undefined
