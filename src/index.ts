@@ -2,7 +2,7 @@
  * tsflow: wrap functions as apps, call them to get futures, and let the DataFlowKernel run the
  * tasks on the executors the config names.
  */
-export { app, bashApp, joinApp, type App, type FutureArgs, type Joined, type CallOptionsWithKernel } from './app/app.js'
+export { app, bashApp, joinApp, type App, type FutureArgs, type Resolvable, type Joined, type CallOptionsWithKernel } from './app/app.js'
 export { main, isMainModule } from './app/main.js'
 export { AppFuture, DataFuture, Future } from './dataflow/future.js'
 export { File } from './data/file.js'

@@ -6,8 +6,15 @@ import { dfk as currentKernel, EMPTY_OPTIONS, type DataFlowKernel } from '../dat
 import type { AppFuture, Future } from '../dataflow/future.js'
 import type { TaskContext } from '../runtime/context.js'
 
-/** Each argument may be given as its value or as a future of it. */
-export type FutureArgs<A extends unknown[]> = { [K in keyof A]: A[K] | Future<A[K]> }
+/** A value, a future of it, or (for arrays and plain objects) the same with futures inside. */
+export type Resolvable<T> =
+  | T
+  | Future<T>
+  | (T extends readonly (infer E)[] ? readonly Resolvable<E>[] : never)
+  | (T extends Record<string, unknown> ? { [K in keyof T]: Resolvable<T[K]> } : never)
+
+/** Each argument may be given as its value or as a future of it, also nested. */
+export type FutureArgs<A extends unknown[]> = { [K in keyof A]: Resolvable<A[K]> }
 
 /** Options for one call, plus the kernel to submit to (default: the loaded one). */
 export type CallOptionsWithKernel = CallOptions & { dfk?: DataFlowKernel }
