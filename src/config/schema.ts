@@ -125,8 +125,9 @@ export function object<S extends Shape>(shape: S): Check<Validated<S>> {
     if (value === undefined) return {} as Validated<S>
     if (!isPlainObject(value)) fail(path, 'an object', value)
     const out: Record<string, unknown> = {}
-    for (const [key, inner] of Object.entries(value)) {
-      const check = shape[key]
+    for (const key of Object.keys(value)) {
+      const inner = (value as Record<string, unknown>)[key]
+      const check = Object.hasOwn(shape, key) ? shape[key] : undefined
       if (!check) {
         const suggestion = nearest(key, Object.keys(shape))
         throw new ConfigError(
@@ -150,17 +151,24 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null
 }
 
+// The closest known key, if close enough to be a likely typo: a small edit distance, or a
+// shared start of at least four letters ('retry' -> 'retries').
 function nearest(word: string, candidates: string[]): string | undefined {
+  const lower = word.toLowerCase()
   let best: string | undefined
   let bestDistance = Infinity
   for (const candidate of candidates) {
-    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase())
-    if (distance < bestDistance) {
+    const other = candidate.toLowerCase()
+    const distance = editDistance(lower, other)
+    let shared = 0
+    while (shared < lower.length && lower[shared] === other[shared]) shared++
+    const eligible = distance <= Math.max(2, Math.floor(word.length / 3)) || shared >= Math.min(4, lower.length)
+    if (eligible && distance < bestDistance) {
       bestDistance = distance
       best = candidate
     }
   }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
+  return best
 }
 
 function editDistance(a: string, b: string): number {

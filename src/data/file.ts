@@ -35,8 +35,18 @@ export class File {
 
   /** The basename of the file. */
   get filename(): string {
-    const parts = this.url.split('/')
-    return decodeURIComponent(parts[parts.length - 1] ?? '')
+    let path: string
+    try {
+      path = new URL(this.url).pathname
+    } catch {
+      path = this.url.split(/[?#]/)[0] ?? this.url
+    }
+    const last = path.split('/').pop() ?? ''
+    try {
+      return decodeURIComponent(last)
+    } catch {
+      return last
+    }
   }
 
   toString(): string {

@@ -22,8 +22,11 @@ export function substituteFutures(value: unknown): unknown {
   if (value instanceof Future) return value.settledResult()
   if (Array.isArray(value)) return value.map(substituteFutures)
   if (isPlainObject(value)) {
-    const copy: Record<string, unknown> = {}
-    for (const key in value) copy[key] = substituteFutures(value[key])
+    // defineProperty, not assignment: an own "__proto__" key (from JSON.parse) stays data.
+    const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {}
+    for (const key of Object.keys(value)) {
+      Object.defineProperty(copy, key, { value: substituteFutures(value[key]), enumerable: true, writable: true, configurable: true })
+    }
     return copy
   }
   return value

@@ -151,7 +151,7 @@ export function decodeMessage<M extends AnyMessage>(frame: Uint8Array, accepted:
   }
   const kind = (message as { t: string }).t
   if (!accepted.has(kind)) throw new ProtocolError(`unexpected message kind '${kind}'`)
-  const problem = shapeProblem(kind, message as Record<string, unknown>)
+  const problem = shapeProblem(kind, message as Record<string, unknown>, accepted)
   if (problem) throw new ProtocolError(`malformed '${kind}' message: ${problem}`)
   return message as M
 }
@@ -163,49 +163,64 @@ export function checkVersion(peer: string, theirs: VersionStamp): void {
   }
 }
 
-function shapeProblem(kind: string, m: Record<string, unknown>): string | undefined {
-  const need = (field: string, type: 'string' | 'number' | 'array' | 'object'): string | undefined => {
-    const value = m[field]
-    const ok = type === 'array' ? Array.isArray(value) : type === 'object' ? typeof value === 'object' && value !== null : typeof value === type
-    return ok ? undefined : `field '${field}' must be ${type === 'array' || type === 'object' ? `an ${type}` : `a ${type}`}`
-  }
-  switch (kind) {
-    case 'client_hello':
-      return need('clientId', 'string') ?? need('proto', 'number') ?? need('version', 'string')
-    case 'register':
-      return (
-        need('managerId', 'string') ??
-        need('host', 'string') ??
-        need('blockId', 'string') ??
-        need('workers', 'number') ??
-        need('prefetch', 'number') ??
-        need('proto', 'number') ??
-        need('version', 'string')
-      )
-    case 'ix_hello':
-      return need('proto', 'number') ?? need('version', 'string')
-    case 'submit':
-    case 'tasks':
-      return need('tasks', 'array') ?? envelopesProblem(m.tasks as unknown[])
-    case 'results':
-      return need('results', 'array') ?? envelopesProblem(m.results as unknown[])
-    case 'cancel':
-      return need('ids', 'array')
-    case 'drain':
-      return m.blockIds === undefined ? undefined : need('blockIds', 'array')
-    case 'ready':
-      return need('capacity', 'number')
-    case 'failed':
-      return need('failures', 'array')
-    case 'status':
-      return need('req', 'number')
-    case 'manager':
-      return need('info', 'object')
-    case 'registered':
-      return need('heartbeatPeriodMs', 'number') ?? need('heartbeatThreshold', 'number')
+type FieldType = 'string' | 'number' | 'array' | 'object' | 'numbers'
+
+// Required fields per message kind. `results` and `heartbeat` need more when a manager sends them.
+const REQUIRED: Record<string, [string, FieldType][]> = {
+  client_hello: [['clientId', 'string'], ['proto', 'number'], ['version', 'string']],
+  register: [['managerId', 'string'], ['host', 'string'], ['blockId', 'string'], ['workers', 'number'], ['prefetch', 'number'], ['pid', 'number'], ['proto', 'number'], ['version', 'string']],
+  ix_hello: [['proto', 'number'], ['version', 'string'], ['workerPort', 'number'], ['clientPort', 'number']],
+  refused: [['reason', 'string']],
+  submit: [['tasks', 'array']],
+  tasks: [['tasks', 'array']],
+  results: [['results', 'array']],
+  cancel: [['ids', 'numbers']],
+  ready: [['capacity', 'number']],
+  failed: [['failures', 'array']],
+  status: [['req', 'number']],
+  status_reply: [['req', 'number'], ['queued', 'number'], ['managers', 'array']],
+  manager: [['event', 'string'], ['info', 'object']],
+  registered: [['heartbeatPeriodMs', 'number'], ['heartbeatThreshold', 'number']],
+}
+const FROM_MANAGER: Record<string, [string, FieldType][]> = {
+  results: [['capacity', 'number']],
+  heartbeat: [['outstanding', 'number']],
+}
+
+function fieldProblem(m: Record<string, unknown>, field: string, type: FieldType): string | undefined {
+  const value = m[field]
+  switch (type) {
+    case 'array':
+      return Array.isArray(value) ? undefined : `field '${field}' must be an array`
+    case 'numbers':
+      return Array.isArray(value) && value.every((item) => typeof item === 'number') ? undefined : `field '${field}' must be an array of numbers`
+    case 'object':
+      return typeof value === 'object' && value !== null ? undefined : `field '${field}' must be an object`
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value) ? undefined : `field '${field}' must be a number`
     default:
-      return undefined
+      return typeof value === type ? undefined : `field '${field}' must be a ${type}`
   }
+}
+
+function shapeProblem(kind: string, m: Record<string, unknown>, accepted: ReadonlySet<string>): string | undefined {
+  const required = [...(REQUIRED[kind] ?? []), ...(accepted === ACCEPTED.interchangeFromManager ? (FROM_MANAGER[kind] ?? []) : [])]
+  for (const [field, type] of required) {
+    const problem = fieldProblem(m, field, type)
+    if (problem) return problem
+  }
+  if (kind === 'drain' && m.blockIds !== undefined) return fieldProblem(m, 'blockIds', 'array')
+  if (kind === 'submit' || kind === 'tasks') return envelopesProblem(m.tasks as unknown[])
+  if (kind === 'results') return envelopesProblem(m.results as unknown[])
+  if (kind === 'failed') {
+    for (const [i, failure] of (m.failures as unknown[]).entries()) {
+      const f = failure as Record<string, unknown> | null
+      if (typeof f !== 'object' || f === null || typeof f.id !== 'number' || typeof f.try !== 'number' || typeof f.error !== 'object' || f.error === null) {
+        return `failure ${i} needs numeric id and try and an error object`
+      }
+    }
+  }
+  return undefined
 }
 
 function envelopesProblem(items: unknown[]): string | undefined {

@@ -1,4 +1,4 @@
-import { Packr, addExtension } from 'msgpackr'
+import { C1, Packr, addExtension } from 'msgpackr'
 import { SerializationError } from '../errors.js'
 import { File } from '../data/file.js'
 
@@ -9,12 +9,33 @@ import { File } from '../data/file.js'
  * extensions here so they arrive as instances, not plain objects.
  */
 
-// Extension type ids 0x40..0x4f are reserved for tsflow.
+// Extension type ids 0x20..0x2f are tsflow's; msgpackr's own (0x42 BigInt, 0x52, 0x62, 0x65 ...)
+// must not be reused, or its built-in types stop decoding.
 addExtension({
   Class: File,
-  type: 0x40,
+  type: 0x20,
   write: (file: File) => file.url,
   read: (url: string) => new File(url),
+})
+
+// Objects whose content cannot be read (promises, weak collections) would otherwise arrive as
+// an empty object; refuse them with a message that says what to send instead.
+const refused: [new (...args: never[]) => object, string][] = [
+  [Promise, 'a Promise cannot be sent to a worker; await it first, or pass the future of an app (futures are awaited for you)'],
+  [WeakMap, 'a WeakMap cannot be sent to a worker (its entries cannot be read); use a Map'],
+  [WeakSet, 'a WeakSet cannot be sent to a worker (its entries cannot be read); use a Set'],
+]
+refused.forEach(([Class, message], index) => {
+  addExtension({
+    Class,
+    type: 0x21 + index,
+    write: () => {
+      throw new SerializationError(message)
+    },
+    read: () => {
+      throw new SerializationError(`received a refused type (extension ${0x21 + index})`)
+    },
+  })
 })
 
 const packr = new Packr({
@@ -38,11 +59,15 @@ export function encode(value: unknown): Buffer {
 }
 
 export function decode<T = unknown>(bytes: Uint8Array): T {
+  let value: unknown
   try {
-    return packr.unpack(bytes) as T
+    value = packr.unpack(bytes)
   } catch (error) {
     throw new SerializationError(`bytes could not be decoded (${bytes.length} bytes): ${(error as Error).message}`, {
       cause: error,
     })
   }
+  // 0xc1 is "never used" in msgpack; msgpackr hands back a marker object for it.
+  if (value === C1) throw new SerializationError(`bytes could not be decoded (${bytes.length} bytes): reserved byte 0xc1`)
+  return value as T
 }

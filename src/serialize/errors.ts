@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { brandAsTsflowError } from '../errors.js'
 
 /**
@@ -9,7 +10,7 @@ export interface EncodedError {
   name: string
   message: string
   stack?: string
-  code?: string
+  code?: string | number
   tsflow?: boolean
   props?: Record<string, unknown>
   cause?: EncodedError | { value: unknown }
@@ -36,7 +37,7 @@ export function encodeError(error: unknown, depth = 0): EncodedError {
   const encoded: EncodedError = { name: error.name, message: error.message }
   if (error.stack) encoded.stack = error.stack
   const code = (error as { code?: unknown }).code
-  if (typeof code === 'string') encoded.code = code
+  if (typeof code === 'string' || typeof code === 'number') encoded.code = code
   if ((error as unknown as Record<symbol, unknown>)[BRAND]) encoded.tsflow = true
   const props: Record<string, unknown> = {}
   let hasProps = false
@@ -95,7 +96,7 @@ function plain(value: unknown, depth = 0): unknown {
 
 function describe(value: unknown): string {
   try {
-    const text = typeof value === 'string' ? JSON.stringify(value) : String(value)
+    const text = typeof value === 'string' ? JSON.stringify(value) : inspect(value, { depth: 2, breakLength: Infinity })
     return text.length > 200 ? `${text.slice(0, 199)}…` : text
   } catch {
     return typeof value
