@@ -69,7 +69,8 @@ export interface ExecutionProvider {
   init(context: ProviderContext): Promise<void>
   /**
    * Starts one block running `command` on each node (through the launcher) and resolves to the
-   * provider's job id for it. Rejects with ProviderError if the block could not be started.
+   * provider's job id for it. The command's environment has TSFLOW_BLOCK_ID=<blockId> plus
+   * `options.env`. Rejects with ProviderError if the block could not be started.
    */
   submit(command: string, blockId: string, options?: SubmitOptions): Promise<string>
   /** Current state of the given jobs, one entry per job id, in the same order. */

@@ -16,9 +16,9 @@ export interface LocalScriptParts {
  * The bash script of one local block. It is self-contained (environment exported in it, not
  * passed by the provider) so that `bash <script>` by hand reproduces the block exactly.
  *
- * workerInit runs under `set -eE` with an ERR trap: a failing line (a missing venv, a module that
- * will not load) ends the block at once with that line's exit code and names the line in the
- * block's stderr, instead of letting the command start in a half-prepared environment.
+ * workerInit runs under `set -eE`: a failing line (a missing venv, a module that will not load)
+ * ends the block at once with that line's exit code and names the line in the block's stderr,
+ * instead of letting the command start in a half-prepared environment.
  */
 export function localBlockScript(parts: LocalScriptParts): string {
   const lines = [
@@ -28,15 +28,18 @@ export function localBlockScript(parts: LocalScriptParts): string {
     exportLines(parts.env),
   ]
   if (parts.workerInit.trim() !== '') {
+    // blockId is restricted to [A-Za-z0-9_.-] by the provider, so it is safe inside double quotes.
+    const ended = `tsflow: block ${parts.blockId} ended during workerInit with exit code $?\${tsflow_init_cmd:+ (failing line: $tsflow_init_cmd)}; the command did not start`
     lines.push(
       '',
       '# workerInit',
-      // blockId is restricted to [A-Za-z0-9_.-] by the provider, so it is safe inside double quotes.
-      `tsflow_init_failed() { echo "tsflow: workerInit of block ${parts.blockId} failed with exit code $1 at: $2" >&2; exit "$1"; }`,
       'set -eE',
-      `trap 'tsflow_init_failed $? "$BASH_COMMAND"' ERR`,
+      // ERR remembers the failing line; EXIT reports it, because some failures (a missing file
+      // given to `source`) end the shell without running the ERR trap.
+      `trap 'tsflow_init_cmd=$BASH_COMMAND' ERR`,
+      `trap 'echo "${ended}" >&2' EXIT`,
       parts.workerInit,
-      'trap - ERR',
+      'trap - ERR EXIT',
       'set +eE',
     )
   }

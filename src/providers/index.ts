@@ -1,0 +1,56 @@
+import { ConfigError } from '../errors.js'
+import { isPlainObject, join, type Check } from '../config/schema.js'
+import type { ExecutionProvider } from './base.js'
+import { LocalProvider } from './local/provider.js'
+
+export {
+  FINAL_BLOCK_STATES,
+  isFinalBlockState,
+  type BlockState,
+  type BlockStatus,
+  type ExecutionProvider,
+  type ProviderContext,
+  type SubmitOptions,
+} from './base.js'
+export { blockOptionShape, resolveBlockOptions, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
+export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
+export { readTail } from './files.js'
+
+type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
+const providerTypes = new Map<string, ProviderFactory>([['local', (options) => new LocalProvider(options)]])
+
+/** Lets plain-object configs name a provider type (`provider: { type: 'slurm', ... }`). */
+export function registerProviderType(type: string, factory: ProviderFactory): void {
+  providerTypes.set(type, factory)
+}
+
+function isProvider(value: unknown): value is ExecutionProvider {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ExecutionProvider).submit === 'function' &&
+    typeof (value as ExecutionProvider).status === 'function' &&
+    typeof (value as ExecutionProvider).cancel === 'function'
+  )
+}
+
+/**
+ * The `provider` option of an executor: a provider object (`new LocalProvider({ maxBlocks: 4 })`)
+ * or a plain object naming a registered type (`{ type: 'local', maxBlocks: 4 }`). Either way the
+ * provider is validated here, so its errors name `executors[0].provider.maxBlocks` and so on.
+ */
+export const providerOption: Check<ExecutionProvider> = (value, path) => {
+  if (isProvider(value)) {
+    value.validate(path)
+    return value
+  }
+  const known = [...providerTypes.keys()].map((t) => `'${t}'`).join(', ')
+  if (!isPlainObject(value)) {
+    throw new ConfigError(path, `must be a provider (e.g. new LocalProvider()) or { type: ${known}, ... }`)
+  }
+  const factory = typeof value.type === 'string' ? providerTypes.get(value.type) : undefined
+  if (!factory) throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})`)
+  const provider = factory(value)
+  provider.validate(path)
+  return provider
+}
