@@ -1,0 +1,347 @@
+import { ManagerLost, TaskCancelled } from '../errors.js'
+import { checkVersion } from '../protocol/messages.js'
+import type {
+  ClientMessage,
+  InterchangeToClient,
+  InterchangeToManager,
+  ManagerInfo,
+  ManagerMessage,
+  ResultEnvelope,
+} from '../protocol/messages.js'
+import { encodeError, type EncodedError } from '../serialize/errors.js'
+import { Heartbeat, type Clock } from '../transport/heartbeat.js'
+import { silentLogger, type Logger } from '../util/logger.js'
+import { LogLimiter } from './log-limiter.js'
+import { ManagerRegistry, type ManagerRecord } from './managers.js'
+import { TaskQueue, dispatch } from './scheduler.js'
+
+/**
+ * The interchange's state machine, free of sockets and timers: messages in, messages out through
+ * `CoreOutput`. The socket layer (interchange.ts) feeds it every message that arrived during an
+ * event-loop turn and then calls `flush()` once, which is where batching happens: one `tasks`
+ * message per ready manager, one `results` and one `failed` message to the client.
+ *
+ * A benchmark can drive this class directly with thousands of simulated managers to measure
+ * dispatch cost without any I/O.
+ */
+export interface CoreOutput {
+  toClient(message: InterchangeToClient): void
+  toManager(key: string, message: InterchangeToManager): void
+}
+
+export interface CoreOptions {
+  heartbeatPeriodMs: number
+  heartbeatThresholdMs: number
+  clock?: Clock
+  logger?: Logger
+  /** called when the client sends `shutdown` */
+  onShutdownRequest?: (reason: string) => void
+}
+
+export interface CoreStats {
+  tasksReceived: number
+  tasksDispatched: number
+  taskMessages: number
+  resultsForwarded: number
+  resultMessages: number
+  failuresReported: number
+  managersLost: number
+}
+
+type Failure = { id: number; try: number; error: EncodedError }
+
+/** How many departed managers to remember, so a late message from one is explained in the log. */
+const GONE_MEMORY = 10_000
+
+export class InterchangeCore {
+  readonly queue = new TaskQueue()
+  readonly managers = new ManagerRegistry()
+  /** liveness of managers, keyed by routing key */
+  readonly heartbeat: Heartbeat<string>
+  readonly stats: CoreStats = {
+    tasksReceived: 0,
+    tasksDispatched: 0,
+    taskMessages: 0,
+    resultsForwarded: 0,
+    resultMessages: 0,
+    failuresReported: 0,
+    managersLost: 0,
+  }
+  private readonly log: Logger
+  private readonly limiter: LogLimiter
+  private readonly gone = new Map<string, string>()
+  private results: ResultEnvelope[] = []
+  private failures: Failure[] = []
+
+  constructor(
+    private readonly options: CoreOptions,
+    private readonly out: CoreOutput,
+  ) {
+    this.heartbeat = new Heartbeat({
+      periodMs: options.heartbeatPeriodMs,
+      thresholdMs: options.heartbeatThresholdMs,
+      clock: options.clock,
+    })
+    this.log = options.logger ?? silentLogger
+    this.limiter = new LogLimiter(this.log, { clock: this.heartbeat.clock })
+  }
+
+  /** Results and failures collected since the last flush. */
+  get pendingOutput(): number {
+    return this.results.length + this.failures.length
+  }
+
+  // ---- client side ----
+
+  /** A message from the accepted client (hello and liveness are the socket layer's business). */
+  onClientMessage(message: ClientMessage): void {
+    switch (message.t) {
+      case 'submit':
+        for (const task of message.tasks) this.queue.push(task)
+        this.stats.tasksReceived += message.tasks.length
+        if (this.log.enabled('debug')) this.log.debug(`client submitted ${message.tasks.length} tasks; ${this.queue.size} queued`)
+        return
+      case 'cancel':
+        return this.cancel(message.ids)
+      case 'drain':
+        return this.drain(message.blockIds)
+      case 'status':
+        this.out.toClient({ t: 'status_reply', req: message.req, queued: this.queue.size, managers: this.managerInfos() })
+        return
+      case 'shutdown':
+        this.options.onShutdownRequest?.('the client asked for shutdown')
+        return
+      case 'heartbeat':
+      case 'client_hello':
+        return
+    }
+  }
+
+  managerInfos(): ManagerInfo[] {
+    const infos: ManagerInfo[] = []
+    for (const record of this.managers.all()) infos.push(this.snapshot(record))
+    return infos
+  }
+
+  private cancel(ids: unknown[]): void {
+    const forward = new Map<ManagerRecord, number[]>()
+    let queued = 0
+    for (const id of ids) {
+      if (typeof id !== 'number') continue
+      const task = this.queue.remove(id)
+      if (task) {
+        queued++
+        const error = new TaskCancelled(id, 'app name unknown to the interchange', 'cancelled while queued in the interchange')
+        this.failures.push({ id, try: task.try, error: encodeError(error) })
+        continue
+      }
+      // A task already on a manager: the manager stops it and reports the outcome itself.
+      const holder = this.managers.holder(id)
+      if (holder) {
+        const list = forward.get(holder)
+        if (list) list.push(id)
+        else forward.set(holder, [id])
+      }
+    }
+    for (const [record, list] of forward) this.out.toManager(record.key, { t: 'cancel', ids: list })
+    this.log.info(`cancel of ${ids.length} tasks: ${queued} removed from the queue, forwarded to ${forward.size} managers`)
+  }
+
+  private drain(blockIds: unknown[] | undefined): void {
+    const records = Array.isArray(blockIds)
+      ? this.managers.managersOfBlocks(blockIds.filter((id): id is string => typeof id === 'string'))
+      : [...this.managers.all()]
+    if (Array.isArray(blockIds)) for (const id of blockIds) if (typeof id === 'string') this.managers.drainingBlocks.add(id)
+    for (const record of records) this.startDrain(record)
+    this.log.info(`drain of blocks ${Array.isArray(blockIds) ? blockIds.join(', ') || '(none)' : '(all)'}: ${records.length} managers told to drain`)
+  }
+
+  private startDrain(record: ManagerRecord): void {
+    if (record.info.draining) return
+    // The ring drops draining managers when it reaches them; no scan needed here.
+    record.info.draining = true
+    this.out.toManager(record.key, { t: 'drain' })
+  }
+
+  // ---- manager side ----
+
+  onManagerMessage(key: string, message: ManagerMessage): void {
+    if (message.t === 'register') return this.register(key, message)
+    const record = this.managers.get(key)
+    if (!record) return this.refuseUnknown(key, message.t)
+    this.heartbeat.beat(key)
+    switch (message.t) {
+      case 'results':
+        for (const result of message.results) this.managers.complete(record, result.id)
+        // Payloads are passed on as the bytes they arrived as; only the client decodes them.
+        for (const result of message.results) this.results.push(result)
+        this.managers.announce(record, count(message.capacity))
+        return
+      case 'ready':
+        this.managers.announce(record, count(message.capacity))
+        return
+      case 'heartbeat':
+        return
+      case 'drained':
+        this.log.info(`manager ${record.info.managerId} (block ${record.info.blockId}) drained and is leaving`)
+        this.depart(record, 'it drained and exited', 'drained')
+        return
+    }
+  }
+
+  private register(key: string, message: Extract<ManagerMessage, { t: 'register' }>): void {
+    const now = this.heartbeat.clock()
+    const info: ManagerInfo = {
+      managerId: message.managerId,
+      host: message.host,
+      blockId: message.blockId,
+      workers: count(message.workers),
+      prefetch: count(message.prefetch),
+      pid: typeof message.pid === 'number' ? message.pid : 0,
+      registeredAt: Math.round(now),
+      lastHeartbeat: Math.round(now),
+      outstanding: 0,
+      draining: false,
+    }
+    if (Array.isArray(message.accelerators)) info.accelerators = message.accelerators.filter((a) => typeof a === 'string')
+    try {
+      checkVersion(`manager ${message.managerId} on ${message.host}`, message)
+    } catch (error) {
+      const reason = (error as Error).message
+      this.limiter.warn('refused-manager', `refused manager ${message.managerId} on ${message.host}: ${reason}`)
+      this.out.toManager(key, { t: 'refused', reason })
+      this.out.toClient({ t: 'manager', event: 'refused', info, reason })
+      return
+    }
+    const previous = this.managers.get(key)
+    if (previous) this.depart(previous, 'it registered again under the same id (the manager restarted)', 'lost')
+    this.gone.delete(key)
+    const record = this.managers.add(key, info)
+    this.heartbeat.beat(key, now)
+    this.out.toManager(key, {
+      t: 'registered',
+      heartbeatPeriodMs: this.options.heartbeatPeriodMs,
+      heartbeatThreshold: this.options.heartbeatThresholdMs,
+    })
+    if (this.managers.drainingBlocks.has(info.blockId)) this.startDrain(record)
+    this.managers.markReady(record)
+    this.out.toClient({ t: 'manager', event: 'registered', info: this.snapshot(record) })
+    this.log.info(
+      `manager ${info.managerId} registered: host ${info.host}, block ${info.blockId}, pid ${info.pid}, ` +
+        `${info.workers} workers + ${info.prefetch} prefetch (${this.managers.size} managers)`,
+    )
+  }
+
+  private refuseUnknown(key: string, kind: string): void {
+    const why = this.gone.get(key)
+    const name = printable(key)
+    const reason = why
+      ? `manager ${name} is no longer registered: ${why}`
+      : `manager ${name} is not registered; send 'register' first`
+    this.limiter.warn('unregistered-manager', `'${kind}' from ${why ? 'departed' : 'unregistered'} manager ${name} refused: ${reason}`)
+    this.out.toManager(key, { t: 'refused', reason })
+  }
+
+  // ---- time ----
+
+  /** Declares lost every manager silent beyond the threshold. Returns how many were lost. */
+  checkHeartbeats(now = this.heartbeat.clock()): number {
+    const expired = this.heartbeat.expired(now)
+    for (const { peer, silentMs } of expired) {
+      const record = this.managers.get(peer)
+      if (!record) {
+        this.heartbeat.forget(peer)
+        continue
+      }
+      const why = `no heartbeat for ${Math.round(silentMs)} ms (threshold ${this.options.heartbeatThresholdMs} ms)`
+      this.depart(record, why, 'lost')
+    }
+    return expired.length
+  }
+
+  /** Sends the interchange's heartbeat to every manager (once per period, not per task). */
+  sendHeartbeats(): void {
+    for (const record of this.managers.all()) this.out.toManager(record.key, { t: 'heartbeat' })
+  }
+
+  /** Tells every manager to shut down (the interchange is going away). */
+  shutdownManagers(): void {
+    for (const record of this.managers.all()) this.out.toManager(record.key, { t: 'shutdown' })
+  }
+
+  /**
+   * The end of an event-loop turn: dispatch queued work to ready managers, then send the results
+   * and failures gathered during the turn to the client, each kind in one message.
+   */
+  flush(options: { dispatch?: boolean } = {}): void {
+    if (this.queue.size > 0 && options.dispatch !== false) {
+      const sent = dispatch(this.queue, this.managers, (record, tasks) => this.out.toManager(record.key, { t: 'tasks', tasks }))
+      this.stats.tasksDispatched += sent.tasks
+      this.stats.taskMessages += sent.messages
+      if (sent.messages > 0 && this.log.enabled('debug')) {
+        this.log.debug(`dispatched ${sent.tasks} tasks in ${sent.messages} messages; ${this.queue.size} still queued`)
+      }
+    }
+    if (this.results.length > 0) {
+      const results = this.results
+      this.results = []
+      this.stats.resultsForwarded += results.length
+      this.stats.resultMessages++
+      this.out.toClient({ t: 'results', results })
+      if (this.log.enabled('debug')) this.log.debug(`forwarded ${results.length} results to the client in one message`)
+    }
+    if (this.failures.length > 0) {
+      const failures = this.failures
+      this.failures = []
+      this.stats.failuresReported += failures.length
+      this.out.toClient({ t: 'failed', failures })
+    }
+  }
+
+  /**
+   * Removes a manager. Tasks it still held fail with ManagerLost naming the manager, its host,
+   * its last heartbeat and `why`; the client decides about retries.
+   */
+  private depart(record: ManagerRecord, why: string, event: 'lost' | 'drained'): void {
+    const lastSeen = this.heartbeat.lastSeen(record.key) ?? record.info.lastHeartbeat
+    const info = this.snapshot(record)
+    const { managerId, host } = record.info
+    for (const [id, tryNumber] of record.held) {
+      const error = new ManagerLost(id, managerId, host, Math.round(lastSeen), why)
+      this.failures.push({ id, try: tryNumber, error: encodeError(error) })
+    }
+    this.managers.remove(record)
+    this.heartbeat.forget(record.key)
+    this.gone.set(record.key, `${event === 'lost' ? 'declared lost' : 'drained'} at ${new Date().toISOString()}: ${why}`)
+    if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.keys().next().value!)
+    if (event === 'lost') {
+      this.stats.managersLost++
+      this.log.warn(
+        `manager ${managerId} (host ${host}, block ${record.info.blockId}, pid ${record.info.pid}) lost: ${why}; ` +
+          `${record.held.size} tasks it held reported failed (${this.managers.size} managers left)`,
+      )
+    } else if (record.held.size > 0) {
+      this.log.warn(`manager ${managerId} left with ${record.held.size} unfinished tasks; reported failed`)
+    }
+    this.out.toClient({ t: 'manager', event, info, reason: why })
+  }
+
+  private snapshot(record: ManagerRecord): ManagerInfo {
+    return this.managers.snapshot(record, this.heartbeat.lastSeen(record.key))
+  }
+
+  /** Logs warnings the rate limiter held back. */
+  flushWarnings(): void {
+    this.limiter.flush()
+  }
+}
+
+/** A count from a peer: finite, whole, not negative. */
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.floor(value)) : 0
+}
+
+/** A routing key as readable text for log lines (hex when it is not printable). */
+export function printable(key: string): string {
+  return /^[\x20-\x7e]{1,128}$/.test(key) ? key : `0x${Buffer.from(key, 'latin1').toString('hex')}`
+}

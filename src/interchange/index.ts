@@ -1,0 +1,12 @@
+/** The interchange: routes tasks from the executor to managers and results back. */
+export { Interchange } from './interchange.js'
+export type { InterchangeOptions, InterchangePorts } from './interchange.js'
+export { InterchangeCore, printable } from './core.js'
+export type { CoreOptions, CoreOutput, CoreStats } from './core.js'
+export { ManagerRegistry } from './managers.js'
+export type { ManagerRecord } from './managers.js'
+export { TaskQueue, dispatch } from './scheduler.js'
+export type { DispatchTotals } from './scheduler.js'
+export { LogLimiter } from './log-limiter.js'
+export { USAGE, UsageError, parseCommandLine, runInterchangeCli } from './cli.js'
+export type { CliSettings } from './cli.js'

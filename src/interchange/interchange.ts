@@ -1,0 +1,355 @@
+import { Context, Router } from 'zeromq'
+import type { Socket } from 'zeromq'
+import { ACCEPTED, checkVersion, decodeMessage, encodeMessage, stamp } from '../protocol/messages.js'
+import type { ClientMessage, InterchangeToClient, InterchangeToManager, ManagerMessage } from '../protocol/messages.js'
+import { applyCurve, loadCurveKeys } from '../transport/curve.js'
+import { Heartbeat, type Clock } from '../transport/heartbeat.js'
+import { Outbox, bindTcp, isLoopback } from '../transport/sockets.js'
+import { ZapHandler } from '../transport/zap.js'
+import { silentLogger, type Logger } from '../util/logger.js'
+import { InterchangeCore, printable } from './core.js'
+import { LogLimiter } from './log-limiter.js'
+
+export interface InterchangeOptions {
+  /** address the client (executor) port binds to; default 127.0.0.1 */
+  clientAddress?: string
+  /** address the manager port binds to; default 127.0.0.1 (use 0.0.0.0 for managers on other nodes) */
+  workerAddress?: string
+  /** 0 (default): the OS picks a free port */
+  clientPort?: number
+  workerPort?: number
+  /** CURVE key directory (see transport/curve.ts); encryption and client-key checks when set */
+  curveDir?: string
+  /** default 2000 ms */
+  heartbeatPeriodMs?: number
+  /** default 10000 ms */
+  heartbeatThresholdMs?: number
+  logger?: Logger
+  runId?: string
+  clock?: Clock
+  /** messages handled before yielding to timers and flushing, when input never runs dry */
+  maxMessagesPerTurn?: number
+}
+
+export interface InterchangePorts {
+  clientPort: number
+  workerPort: number
+}
+
+/** How long shutdown waits for queued outgoing messages (the managers' `shutdown`) to leave. */
+const SEND_GRACE_MS = 1000
+const STATS_EVERY_MS = 60_000
+
+/**
+ * The interchange process in a class: two ROUTER sockets (client side and manager side), the
+ * client session (hello, liveness), framing and garbage handling, and the event-loop batching
+ * around InterchangeCore. The bin only parses the command line and runs this; a benchmark or
+ * test can run it in-process.
+ */
+export class Interchange {
+  readonly core: InterchangeCore
+  /** resolves with the reason once the interchange has stopped */
+  readonly done: Promise<string>
+  private resolveDone!: (reason: string) => void
+  private readonly log: Logger
+  private readonly limiter: LogLimiter
+  private readonly context = new Context()
+  private readonly clientSocket: Router
+  private readonly managerSocket: Router
+  private readonly toClientBox: Outbox
+  private readonly toManagerBox: Outbox
+  private readonly clientBeat: Heartbeat<'client'>
+  private zap: ZapHandler | undefined
+  private client: { routingId: Buffer; clientId: string } | undefined
+  /** messages for the client produced before it said hello */
+  private early: Buffer[] = []
+  private ports: InterchangePorts | undefined
+  private timer: NodeJS.Timeout | undefined
+  private flushScheduled = false
+  private handledThisTurn = 0
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
+  private lastStatsLog = 0
+  private lastActivity = 0
+  private readonly maxPerTurn: number
+
+  constructor(private readonly options: InterchangeOptions = {}) {
+    const periodMs = options.heartbeatPeriodMs ?? 2000
+    const thresholdMs = options.heartbeatThresholdMs ?? 10_000
+    this.log = options.logger ?? silentLogger
+    this.maxPerTurn = options.maxMessagesPerTurn ?? 1000
+    this.done = new Promise((resolve) => (this.resolveDone = resolve))
+    this.core = new InterchangeCore(
+      {
+        heartbeatPeriodMs: periodMs,
+        heartbeatThresholdMs: thresholdMs,
+        clock: options.clock,
+        logger: this.log,
+        onShutdownRequest: (reason) => void this.stop(reason),
+      },
+      { toClient: (message) => this.sendToClient(message), toManager: (key, message) => this.sendToManager(key, message) },
+    )
+    this.clientBeat = new Heartbeat({ periodMs, thresholdMs, clock: this.core.heartbeat.clock })
+    this.limiter = new LogLimiter(this.log, { clock: this.core.heartbeat.clock })
+    // No send high-water mark: a ROUTER drops messages past it, and a dropped `tasks` or
+    // `results` message would be a silent hang. Batching keeps the message count small.
+    // A fresh options object per socket: zeromq.js deletes `context` from the object it is given,
+    // and a socket silently left in the default context would skip this context's ZAP handler.
+    const common = () => ({ context: this.context, sendHighWaterMark: 0, linger: SEND_GRACE_MS })
+    this.clientSocket = new Router(common())
+    // handover: a manager restarted under the same id replaces a half-open old connection.
+    this.managerSocket = new Router({ ...common(), handover: true })
+    const onSendError = (side: string) => (error: unknown) =>
+      this.limiter.warn(`send-${side}`, `sending to the ${side} failed: ${(error as Error).message}`)
+    this.toClientBox = new Outbox(this.clientSocket, onSendError('client'))
+    this.toManagerBox = new Outbox(this.managerSocket, onSendError('managers'))
+  }
+
+  /** Binds both ports and starts serving. Resolves with the ports actually bound. */
+  async start(): Promise<InterchangePorts> {
+    if (this.state !== 'new') throw new Error('an Interchange can be started once')
+    this.state = 'running'
+    const o = this.options
+    const clientAddress = o.clientAddress ?? '127.0.0.1'
+    const workerAddress = o.workerAddress ?? '127.0.0.1'
+    try {
+      if (o.curveDir) await this.enableCurve(o.curveDir)
+      this.watchHandshakes(this.clientSocket, 'client')
+      this.watchHandshakes(this.managerSocket, 'manager')
+      const clientPort = await bindTcp(this.clientSocket, clientAddress, o.clientPort ?? 0)
+      const workerPort = await bindTcp(this.managerSocket, workerAddress, o.workerPort ?? 0)
+      this.ports = { clientPort, workerPort }
+    } catch (error) {
+      this.closeSockets()
+      this.state = 'stopped'
+      this.resolveDone('failed to start')
+      throw error
+    }
+    for (const [address, port] of [[clientAddress, 'client'], [workerAddress, 'manager']] as const) {
+      if (!o.curveDir && !isLoopback(address)) {
+        this.log.warn(`the ${port} port listens on ${address} without encryption; pass a CURVE key directory to encrypt`)
+      }
+    }
+    this.log.info(
+      `interchange${o.runId ? ` of run ${o.runId}` : ''} listening: client ${clientAddress}:${this.ports.clientPort}, ` +
+        `managers ${workerAddress}:${this.ports.workerPort}, CURVE ${o.curveDir ? 'on' : 'off'}, heartbeat ` +
+        `${this.core.heartbeat.periodMs}/${this.core.heartbeat.thresholdMs} ms`,
+    )
+    this.clientBeat.beat('client') // the client has one threshold to say hello
+    this.lastStatsLog = this.core.heartbeat.clock()
+    this.timer = setInterval(() => this.tick(), this.core.heartbeat.checkIntervalMs)
+    void this.receiveLoop(this.clientSocket, (frames) => this.onClientFrames(frames))
+    void this.receiveLoop(this.managerSocket, (frames) => this.onManagerFrames(frames))
+    return this.ports
+  }
+
+  /** Tells managers to shut down, sends what is pending, closes the sockets. Idempotent. */
+  async stop(reason = 'stopped'): Promise<string> {
+    if (this.state === 'new') {
+      this.state = 'stopped'
+      this.closeSockets()
+      this.resolveDone(reason)
+    }
+    if (this.state !== 'running') return this.done
+    this.state = 'stopping'
+    this.log.info(`stopping: ${reason}; telling ${this.core.managers.size} managers to shut down`)
+    clearInterval(this.timer)
+    this.core.flush({ dispatch: false }) // results still go to the client; no new work goes out
+    this.core.shutdownManagers()
+    const deadline = Date.now() + SEND_GRACE_MS
+    while ((this.toClientBox.backlog > 0 || this.toManagerBox.backlog > 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    this.logStats()
+    this.core.flushWarnings()
+    this.limiter.flush()
+    this.closeSockets()
+    this.state = 'stopped'
+    this.log.info(`stopped: ${reason}`)
+    this.resolveDone(reason)
+    return reason
+  }
+
+  get listening(): InterchangePorts | undefined {
+    return this.ports
+  }
+
+  private async enableCurve(dir: string): Promise<void> {
+    const keys = loadCurveKeys(dir, 'server')
+    this.zap = new ZapHandler(this.context, [keys.clientPublicKey], (decision) => {
+      if (!decision.allowed) {
+        this.limiter.warn('zap', `refused a ${decision.mechanism} connection from ${decision.address}: ${decision.reason}`)
+      }
+    })
+    await this.zap.start()
+    applyCurve(this.clientSocket, keys)
+    applyCurve(this.managerSocket, keys)
+  }
+
+  /** Failed handshakes (no or wrong keys, or bytes that are not ZMTP) are logged, rate-limited. */
+  private watchHandshakes(socket: Socket, side: string): void {
+    const warn = (what: string) => (event: { address: string; error: Error }) =>
+      this.limiter.warn(`handshake-${side}`, `${what} on the ${side} port (${event.address}): ${event.error.message}`)
+    socket.events.on('handshake:error:protocol', warn('handshake failed (protocol)'))
+    socket.events.on('handshake:error:auth', warn('handshake refused (authentication)'))
+    socket.events.on('handshake:error:other', warn('handshake failed'))
+  }
+
+  private async receiveLoop(socket: Router, handle: (frames: Buffer[]) => void): Promise<void> {
+    while (this.state === 'running') {
+      let frames: Buffer[]
+      try {
+        frames = await socket.receive()
+      } catch (error) {
+        if (socket.closed || this.state !== 'running') return
+        this.limiter.warn('receive', `receive failed: ${(error as Error).message}`)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        continue
+      }
+      try {
+        handle(frames)
+      } catch (error) {
+        // A bug triggered by one odd message must not take down every task in flight.
+        this.log.error('unexpected error while handling a message (dropped)', error)
+      }
+      this.scheduleFlush()
+      // Input that never runs dry would otherwise starve timers and the flush.
+      if (++this.handledThisTurn >= this.maxPerTurn) await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    // setImmediate runs after every message already readable was handled: that is the batching.
+    setImmediate(() => {
+      this.flushScheduled = false
+      this.handledThisTurn = 0
+      if (this.state === 'running') this.core.flush()
+    })
+  }
+
+  private onClientFrames(frames: Buffer[]): void {
+    const [routingId, frame, ...extra] = frames
+    if (!routingId || !frame || extra.length > 0) {
+      this.limiter.warn('client-garbage', `dropped a ${frames.length - 1}-part message on the client port (one frame expected)`)
+      return
+    }
+    let message: ClientMessage
+    try {
+      message = decodeMessage<ClientMessage>(frame, ACCEPTED.interchangeFromClient)
+    } catch (error) {
+      this.limiter.warn('client-garbage', `dropped a bad frame on the client port: ${explain(error)}`)
+      return
+    }
+    if (message.t === 'client_hello') return this.hello(routingId, message)
+    if (!this.client || !this.client.routingId.equals(routingId)) {
+      this.limiter.warn('client-stranger', `'${message.t}' from a peer that is not the client refused`)
+      this.reply(routingId, { t: 'refused', reason: 'this interchange serves one client; send client_hello first' })
+      return
+    }
+    this.clientBeat.beat('client')
+    this.core.onClientMessage(message)
+  }
+
+  private hello(routingId: Buffer, message: Extract<ClientMessage, { t: 'client_hello' }>): void {
+    try {
+      checkVersion(`client ${message.clientId}`, message)
+    } catch (error) {
+      const reason = (error as Error).message
+      this.log.warn(`refused client ${message.clientId}: ${reason}`)
+      this.reply(routingId, { t: 'refused', reason })
+      return
+    }
+    if (this.client && !this.client.routingId.equals(routingId)) {
+      // The first client to say hello owns the interchange until it goes silent (and then the
+      // interchange exits): a stray peer must not take over the results.
+      this.limiter.warn('client-stranger', `second client ${message.clientId} refused; serving ${this.client.clientId}`)
+      this.reply(routingId, { t: 'refused', reason: `this interchange already serves client ${this.client.clientId}` })
+      return
+    }
+    const first = !this.client
+    this.client = { routingId, clientId: message.clientId }
+    this.clientBeat.beat('client')
+    this.reply(routingId, { t: 'ix_hello', ...stamp(), clientPort: this.ports!.clientPort, workerPort: this.ports!.workerPort })
+    if (first) this.log.info(`client ${message.clientId} connected (tsflow ${message.version}, protocol ${message.proto})`)
+    for (const buffered of this.early) this.toClientBox.send([routingId, buffered])
+    this.early = []
+  }
+
+  private onManagerFrames(frames: Buffer[]): void {
+    const [routingId, frame, ...extra] = frames
+    if (!routingId || !frame || extra.length > 0) {
+      this.limiter.warn('manager-garbage', `dropped a ${frames.length - 1}-part message on the manager port (one frame expected)`)
+      return
+    }
+    const key = routingId.toString('latin1')
+    let message: ManagerMessage
+    try {
+      message = decodeMessage<ManagerMessage>(frame, ACCEPTED.interchangeFromManager)
+    } catch (error) {
+      this.limiter.warn('manager-garbage', `dropped a bad frame from manager ${printable(key)}: ${explain(error)}`)
+      return
+    }
+    this.core.onManagerMessage(key, message)
+  }
+
+  private tick(): void {
+    if (this.state !== 'running') return
+    const now = this.core.heartbeat.clock()
+    const silent = this.clientBeat.expired(now)[0]
+    if (silent) {
+      const ms = `${Math.round(silent.silentMs)} ms (threshold ${this.clientBeat.thresholdMs} ms)`
+      void this.stop(this.client ? `client ${this.client.clientId} sent nothing for ${ms}` : `no client said hello within ${ms}`)
+      return
+    }
+    if (this.core.checkHeartbeats(now) > 0) this.scheduleFlush()
+    if (this.clientBeat.sendDue(now)) {
+      if (this.client) this.reply(this.client.routingId, { t: 'heartbeat' })
+      this.core.sendHeartbeats()
+    }
+    if (now - this.lastStatsLog >= STATS_EVERY_MS) {
+      this.lastStatsLog = now
+      // One summary line a minute while work flows; none while idle.
+      const activity = this.core.stats.tasksReceived + this.core.stats.resultsForwarded + this.core.stats.managersLost
+      if (activity !== this.lastActivity) this.logStats()
+      this.lastActivity = activity
+    }
+  }
+
+  private logStats(): void {
+    const s = this.core.stats
+    this.log.info(
+      `totals: ${s.tasksReceived} tasks in, ${s.tasksDispatched} dispatched in ${s.taskMessages} messages, ` +
+        `${s.resultsForwarded} results out in ${s.resultMessages} messages, ${s.failuresReported} failures, ` +
+        `${s.managersLost} managers lost; now ${this.core.queue.size} queued, ${this.core.managers.placed} on ` +
+        `${this.core.managers.size} managers`,
+    )
+  }
+
+  private sendToClient(message: InterchangeToClient): void {
+    const frame = encodeMessage(message)
+    if (this.client) this.toClientBox.send([this.client.routingId, frame])
+    else this.early.push(frame)
+  }
+
+  private reply(routingId: Buffer, message: InterchangeToClient): void {
+    this.toClientBox.send([routingId, encodeMessage(message)])
+  }
+
+  private sendToManager(key: string, message: InterchangeToManager): void {
+    this.toManagerBox.send([Buffer.from(key, 'latin1'), encodeMessage(message)])
+  }
+
+  private closeSockets(): void {
+    for (const socket of [this.clientSocket, this.managerSocket]) if (!socket.closed) socket.close()
+    this.zap?.close()
+  }
+}
+
+/** An error's message plus its innermost cause (the decoder's own words). */
+function explain(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  let root: unknown = error.cause
+  while (root instanceof Error && root.cause instanceof Error) root = root.cause
+  return root instanceof Error ? `${error.message} (${root.message})` : error.message
+}

@@ -1,0 +1,141 @@
+import type { ManagerInfo } from '../protocol/messages.js'
+import { PriorityQueue } from '../util/task-queue.js'
+
+/**
+ * What the interchange knows about one registered manager. `key` is the manager's ZeroMQ routing
+ * id read as latin1, which maps every byte string to a distinct JS string and back.
+ */
+export interface ManagerRecord {
+  readonly key: string
+  readonly info: ManagerInfo
+  /**
+   * Capacity the manager last announced (`ready` / `results.capacity`) minus the tasks sent to
+   * it since. The announcement may be stale by tasks still on the wire, so the usable capacity
+   * is also bounded by workers + prefetch - held (see ManagerRegistry.capacity).
+   */
+  announced: number
+  /** task id -> try, for every task sent to this manager and not answered yet */
+  readonly held: Map<number, number>
+  /** whether the record currently sits in the ready ring */
+  inRing: boolean
+  /** set once the record left the registry; ring entries of removed records are skipped */
+  removed: boolean
+}
+
+/**
+ * The registered managers, plus the two indexes that keep scheduling flat in the number of
+ * managers: a ready ring (FIFO of managers that may have spare capacity; a manager is in it at
+ * most once) and a task-id -> manager placement map used by cancel and results.
+ */
+export class ManagerRegistry {
+  private readonly byKey = new Map<string, ManagerRecord>()
+  private readonly byBlock = new Map<string, Set<ManagerRecord>>()
+  private readonly placement = new Map<number, ManagerRecord>()
+  // A PriorityQueue where every entry has priority 0 is a plain O(1) FIFO ring.
+  private readonly ring = new PriorityQueue<ManagerRecord>()
+  /** blocks told to drain; a manager of such a block that registers later drains at once */
+  readonly drainingBlocks = new Set<string>()
+
+  get size(): number {
+    return this.byKey.size
+  }
+
+  /** tasks currently held by managers */
+  get placed(): number {
+    return this.placement.size
+  }
+
+  get(key: string): ManagerRecord | undefined {
+    return this.byKey.get(key)
+  }
+
+  all(): IterableIterator<ManagerRecord> {
+    return this.byKey.values()
+  }
+
+  add(key: string, info: ManagerInfo): ManagerRecord {
+    const record: ManagerRecord = {
+      key,
+      info,
+      // Registering announces the full capacity; a manager not ready yet says `ready 0` next.
+      announced: info.workers + info.prefetch,
+      held: new Map(),
+      inRing: false,
+      removed: false,
+    }
+    this.byKey.set(key, record)
+    let block = this.byBlock.get(info.blockId)
+    if (!block) this.byBlock.set(info.blockId, (block = new Set()))
+    block.add(record)
+    return record
+  }
+
+  /** Drops the record and the placements pointing at it; its `held` map is left for the caller. */
+  remove(record: ManagerRecord): void {
+    if (record.removed) return
+    record.removed = true
+    if (this.byKey.get(record.key) === record) this.byKey.delete(record.key)
+    const block = this.byBlock.get(record.info.blockId)
+    block?.delete(record)
+    if (block?.size === 0) this.byBlock.delete(record.info.blockId)
+    for (const id of record.held.keys()) {
+      if (this.placement.get(id) === record) this.placement.delete(id)
+    }
+  }
+
+  managersOfBlocks(blockIds: readonly string[]): ManagerRecord[] {
+    const out: ManagerRecord[] = []
+    for (const blockId of blockIds) {
+      for (const record of this.byBlock.get(blockId) ?? []) out.push(record)
+    }
+    return out
+  }
+
+  capacity(record: ManagerRecord): number {
+    const slots = record.info.workers + record.info.prefetch - record.held.size
+    return Math.max(0, Math.min(record.announced, slots))
+  }
+
+  /** Records a capacity announcement and puts the manager in the ring if it can take work. */
+  announce(record: ManagerRecord, capacity: number): void {
+    record.announced = capacity
+    this.markReady(record)
+  }
+
+  markReady(record: ManagerRecord): void {
+    if (record.inRing || record.removed || record.info.draining || this.capacity(record) <= 0) return
+    record.inRing = true
+    this.ring.push(record)
+  }
+
+  /** The next manager that can take tasks, leaving the ring; stale entries are dropped on the way. */
+  nextReady(): ManagerRecord | undefined {
+    for (let record = this.ring.shift(); record !== undefined; record = this.ring.shift()) {
+      record.inRing = false
+      if (!record.removed && !record.info.draining && this.capacity(record) > 0) return record
+    }
+    return undefined
+  }
+
+  assign(record: ManagerRecord, id: number, tryNumber: number): void {
+    record.held.set(id, tryNumber)
+    this.placement.set(id, record)
+  }
+
+  /** A result came back: the task no longer occupies the manager. */
+  complete(record: ManagerRecord, id: number): void {
+    if (record.held.delete(id) && this.placement.get(id) === record) this.placement.delete(id)
+  }
+
+  holder(id: number): ManagerRecord | undefined {
+    return this.placement.get(id)
+  }
+
+  snapshot(record: ManagerRecord, lastHeartbeat: number | undefined): ManagerInfo {
+    return {
+      ...record.info,
+      outstanding: record.held.size,
+      lastHeartbeat: Math.round(lastHeartbeat ?? record.info.lastHeartbeat),
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import type { TaskEnvelope } from '../protocol/messages.js'
+import { PriorityQueue } from '../util/task-queue.js'
+import type { ManagerRecord, ManagerRegistry } from './managers.js'
+
+/**
+ * Tasks waiting for a manager, highest priority first, then in arrival order. Cancelling is O(1):
+ * the id leaves the `waiting` index and the entry left in the heap is skipped when it surfaces
+ * (the heap's own removal is a linear scan).
+ */
+export class TaskQueue {
+  private readonly heap = new PriorityQueue<TaskEnvelope>()
+  private readonly waiting = new Map<number, TaskEnvelope>()
+
+  get size(): number {
+    return this.waiting.size
+  }
+
+  has(id: number): boolean {
+    return this.waiting.has(id)
+  }
+
+  push(task: TaskEnvelope): void {
+    // A second submission of a queued id (a new try) replaces the first.
+    this.waiting.set(task.id, task)
+    const priority = typeof task.pri === 'number' && Number.isFinite(task.pri) ? task.pri : 0
+    this.heap.push(task, priority)
+  }
+
+  shift(): TaskEnvelope | undefined {
+    for (let task = this.heap.shift(); task !== undefined; task = this.heap.shift()) {
+      if (this.waiting.get(task.id) === task) {
+        this.waiting.delete(task.id)
+        return task
+      }
+    }
+    return undefined
+  }
+
+  remove(id: number): TaskEnvelope | undefined {
+    const task = this.waiting.get(id)
+    if (task) this.waiting.delete(id)
+    return task
+  }
+
+  /** Empties the queue, returning what was waiting. */
+  clear(): TaskEnvelope[] {
+    const tasks = [...this.waiting.values()]
+    this.waiting.clear()
+    this.heap.drain()
+    return tasks
+  }
+}
+
+export interface DispatchTotals {
+  tasks: number
+  messages: number
+}
+
+/**
+ * Hands queued tasks to ready managers: each manager taken from the ready ring gets as many
+ * tasks as its capacity in ONE message. Work is proportional to the managers served and tasks
+ * sent, never to the number of registered managers. A manager left with spare capacity (the
+ * queue ran dry) goes back into the ring for the next turn.
+ */
+export function dispatch(
+  queue: TaskQueue,
+  registry: ManagerRegistry,
+  send: (record: ManagerRecord, tasks: TaskEnvelope[]) => void,
+): DispatchTotals {
+  const totals: DispatchTotals = { tasks: 0, messages: 0 }
+  while (queue.size > 0) {
+    const record = registry.nextReady()
+    if (!record) break
+    let room = registry.capacity(record)
+    const batch: TaskEnvelope[] = []
+    while (room > 0) {
+      const task = queue.shift()
+      if (!task) break
+      registry.assign(record, task.id, task.try)
+      batch.push(task)
+      room--
+    }
+    record.announced -= batch.length
+    registry.markReady(record)
+    if (batch.length === 0) break // cannot happen while size and heap agree; never spin
+    send(record, batch)
+    totals.tasks += batch.length
+    totals.messages++
+  }
+  return totals
+}

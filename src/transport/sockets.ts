@@ -1,0 +1,85 @@
+import { isIP } from 'node:net'
+import type { MessageLike, Socket, Writable } from 'zeromq'
+
+/**
+ * Binds `socket` to `tcp://address:port` and returns the port actually bound. Port 0 (the
+ * default) lets the OS choose a free port, so two runs on one node never collide and tests need
+ * no fixed ports.
+ */
+export async function bindTcp(socket: Socket, address: string, port = 0): Promise<number> {
+  const host = isIP(address) === 6 ? `[${address}]` : address
+  await socket.bind(`tcp://${host}:${port === 0 ? '*' : port}`)
+  const endpoint = socket.lastEndpoint
+  const bound = endpoint ? portOf(endpoint) : undefined
+  if (bound === undefined) throw new Error(`bound ${address}:${port} but cannot read the port from '${endpoint}'`)
+  return bound
+}
+
+/** The port of a `tcp://host:port` endpoint, or undefined. */
+export function portOf(endpoint: string): number | undefined {
+  const match = /:(\d+)$/.exec(endpoint)
+  return match ? Number(match[1]) : undefined
+}
+
+/** The endpoint a peer connects to, with IPv6 literals bracketed. */
+export function tcpEndpoint(address: string, port: number): string {
+  return `tcp://${isIP(address) === 6 ? `[${address}]` : address}:${port}`
+}
+
+/**
+ * True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. Used to warn when
+ * a port is reachable from the network without encryption.
+ */
+export function isLoopback(address: string): boolean {
+  const bare = address.replace(/^\[|\]$/g, '').toLowerCase()
+  if (bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1') return true
+  if (isIP(bare) === 4) return bare.startsWith('127.')
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare)
+  return mapped ? mapped[1]!.startsWith('127.') : false
+}
+
+/**
+ * Sends messages on one socket strictly one after another. zeromq.js rejects a send() issued
+ * while an earlier one is still waiting (EBUSY); this keeps a small queue instead, so callers
+ * can fire and forget. Send failures go to `onError` and do not stop later messages.
+ */
+export class Outbox<M extends MessageLike[] = MessageLike[]> {
+  private queue: M[] = []
+  private head = 0
+  private running = false
+
+  constructor(
+    private readonly socket: Writable<MessageLike[]> & { readonly closed: boolean },
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** Messages waiting behind a send in progress. */
+  get backlog(): number {
+    return this.queue.length - this.head
+  }
+
+  send(message: M): void {
+    this.queue.push(message)
+    if (!this.running) void this.pump()
+  }
+
+  private async pump(): Promise<void> {
+    this.running = true
+    try {
+      while (this.head < this.queue.length) {
+        const message = this.queue[this.head]!
+        this.queue[this.head++] = undefined as unknown as M
+        if (this.socket.closed) continue
+        try {
+          await this.socket.send(message)
+        } catch (error) {
+          this.onError(error)
+        }
+      }
+      this.queue = []
+      this.head = 0
+    } finally {
+      this.running = false
+    }
+  }
+}
