@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js'
 import type { Executor } from '../executors/base.js'
 import { ThreadPoolExecutor } from '../executors/threads/executor.js'
+import { HighThroughputExecutor } from '../executors/htex/executor.js'
 import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
 import { arrayOf, boolean, func, isPlainObject, join, nonNegativeInt, object, oneOf, positiveNumber, string, type Check } from './schema.js'
@@ -58,7 +59,10 @@ export interface ResolvedConfig {
 }
 
 type ExecutorFactory = (options: Record<string, unknown>) => Executor
-const executorTypes = new Map<string, ExecutorFactory>([['threads', (options) => new ThreadPoolExecutor(options)]])
+const executorTypes = new Map<string, ExecutorFactory>([
+  ['threads', (options) => new ThreadPoolExecutor(options)],
+  ['htex', (options) => new HighThroughputExecutor(options)],
+])
 
 /** Lets plain-object configs name an executor type (`{ type: 'htex', ... }`). */
 export function registerExecutorType(type: string, factory: ExecutorFactory): void {

@@ -275,7 +275,17 @@ export class InterchangeCore {
    */
   flush(options: { dispatch?: boolean } = {}): void {
     if (this.queue.size > 0 && options.dispatch !== false) {
-      const sent = dispatch(this.queue, this.managers, (record, tasks) => this.out.toManager(record.key, { t: 'tasks', tasks }))
+      const ids: number[] = []
+      const tries: number[] = []
+      const sent = dispatch(this.queue, this.managers, (record, tasks) => {
+        for (const task of tasks) {
+          ids.push(task.id)
+          tries.push(task.try)
+        }
+        this.out.toManager(record.key, { t: 'tasks', tasks })
+      })
+      // One notice per turn lets the client show these tasks as running.
+      if (ids.length > 0) this.out.toClient({ t: 'dispatched', ids, tries })
       this.stats.tasksDispatched += sent.tasks
       this.stats.taskMessages += sent.messages
       if (sent.messages > 0 && this.log.enabled('debug')) {

@@ -84,6 +84,8 @@ export type InterchangeToClient =
   /** tasks that failed outside user code (manager lost, cancelled in queue, ...) */
   | { t: 'failed'; failures: { id: number; try: number; error: EncodedError }[] }
   | { t: 'manager'; event: 'registered' | 'lost' | 'drained' | 'refused'; info: ManagerInfo; reason?: string }
+  /** tasks handed to managers since the last such message (ids[i] at try tries[i]) */
+  | { t: 'dispatched'; ids: number[]; tries: number[] }
   | { t: 'status_reply'; req: number; queued: number; managers: ManagerInfo[] }
   | { t: 'heartbeat' }
 
@@ -122,7 +124,7 @@ export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | 
 /** The message kinds each receiver accepts; anything else is a protocol error. */
 export const ACCEPTED = {
   interchangeFromClient: new Set<string>(['client_hello', 'submit', 'cancel', 'drain', 'status', 'heartbeat', 'shutdown']),
-  clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'status_reply', 'heartbeat']),
+  clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'dispatched', 'status_reply', 'heartbeat']),
   interchangeFromManager: new Set<string>(['register', 'results', 'ready', 'heartbeat', 'drained']),
   managerFromInterchange: new Set<string>(['registered', 'refused', 'tasks', 'cancel', 'drain', 'heartbeat', 'shutdown']),
 } as const
@@ -180,6 +182,7 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
   status: [['req', 'number']],
   status_reply: [['req', 'number'], ['queued', 'number'], ['managers', 'array']],
   manager: [['event', 'string'], ['info', 'object']],
+  dispatched: [['ids', 'numbers'], ['tries', 'numbers']],
   registered: [['heartbeatPeriodMs', 'number'], ['heartbeatThreshold', 'number']],
 }
 const FROM_MANAGER: Record<string, [string, FieldType][]> = {

@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { dirname, isAbsolute, sep } from 'node:path'
+import { dirname, isAbsolute, join, sep } from 'node:path'
 
-// Everything below this directory is tsflow itself; call sites inside it are skipped.
-const OWN_ROOT = dirname(dirname(fileURLToPath(import.meta.url))) + sep
+// tsflow's API layer (app wrappers, this finder): frames there are how the user's call reached
+// us, not the user's module. Other tsflow modules that define apps (perf, benchmarks) are
+// ordinary app-defining modules.
+const DIST = dirname(dirname(fileURLToPath(import.meta.url))) + sep
+const API_LAYER = [join(DIST, 'app') + sep, join(DIST, 'util') + sep, join(DIST, 'dataflow') + sep]
 
 /**
  * The module URL of the first stack frame outside tsflow: the module that called the public
@@ -35,7 +38,7 @@ export function callerModuleUrl(): string | undefined {
     } catch {
       continue
     }
-    if (isAbsolute(path) && path.startsWith(OWN_ROOT)) continue
+    if (isAbsolute(path) && API_LAYER.some((dir) => path.startsWith(dir))) continue
     // The caller's frame: only a real file can be imported by a worker (`node -e` code is
     // named like a file, "[eval1]", but is not one).
     if (!isAbsolute(path) || !existsSync(path)) return undefined

@@ -59,6 +59,7 @@ const samples: [Receiver, AnyMessage][] = [
   ],
   ['clientFromInterchange', { t: 'manager', event: 'lost', info, reason: 'missed heartbeats' }],
   ['clientFromInterchange', { t: 'status_reply', req: 7, queued: 12, managers: [info] }],
+  ['clientFromInterchange', { t: 'dispatched', ids: [1, 2, 3], tries: [0, 0, 1] }],
   ['clientFromInterchange', { t: 'heartbeat' }],
 
   [

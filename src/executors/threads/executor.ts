@@ -184,10 +184,11 @@ export class ThreadPoolExecutor implements Executor {
     const encoded = encodeTaskBatch(tasks, (task, error) => this.report(task, { ok: false, error }))
     if (!encoded) return
     const run: Run = { tasks: encoded.sent }
-    const options: { transferList: ArrayBuffer[]; signal?: AbortSignal } = { transferList: [] }
-    // Copy into an exact-size buffer and transfer it: msgpackr's output is a view of a shared pool.
-    const message = encoded.bytes.slice()
-    // options.transferList.push(message.buffer as ArrayBuffer)
+    const options: { signal?: AbortSignal } = {}
+    // An exact-size copy: msgpackr's output is a view of its shared pool, and a view would carry
+    // the whole pool through postMessage. (Not transferred: piscina's synchronous receive loop
+    // cannot deserialize transferred buffers.)
+    const message = new Uint8Array(encoded.bytes)
     if (walltime !== undefined || run.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal

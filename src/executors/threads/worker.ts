@@ -8,10 +8,11 @@ import { runEncodedBatch } from '../../runtime/execute.js'
 
 markWorker('thread')
 
-// The result is copied out of msgpackr's shared buffer into its own ArrayBuffer, which is then
-// transferred to the main thread instead of copied again.
+// The result is copied out of msgpackr's shared buffer into an ArrayBuffer of its own (a
+// Buffer's slice() would only be a view of the shared one), which is then transferred to the
+// main thread instead of being copied again.
 function handOver(bytes: Uint8Array): unknown {
-  return move(bytes.slice())
+  return move(new Uint8Array(bytes))
 }
 
 export default function runBatchMessage(bytes: Uint8Array): unknown {

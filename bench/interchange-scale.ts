@@ -1,0 +1,85 @@
+/**
+ * bench/interchange-scale: the interchange's dispatch cost per task as the number of managers
+ * grows. Drives the real InterchangeCore in-process (no sockets) with simulated managers that
+ * report results at once, so the figure is the scheduler's own cost.
+ *
+ *   node out/bench/interchange-scale.js [--managers 1,10,100,1000,5000] [--tasks 200000] [--workers 4]
+ *
+ * Flat cost per task from 1 to thousands of managers means no per-task scan of managers.
+ */
+import { InterchangeCore } from 'tsflow/interchange'
+import { PROTOCOL_VERSION, TSFLOW_VERSION } from 'tsflow'
+import type { InterchangeToManager, ResultEnvelope, TaskEnvelope } from 'tsflow/protocol'
+import { appendResult, parseFlags } from './lib/results.js'
+
+interface Simulated {
+  key: string
+  pending: TaskEnvelope[]
+}
+
+function run(managerCount: number, tasks: number, workers: number): { nsPerTask: number; messages: number } {
+  const managers = new Map<string, Simulated>()
+  const busy: Simulated[] = []
+  const core = new InterchangeCore(
+    { heartbeatPeriodMs: 60_000, heartbeatThresholdMs: 600_000 },
+    {
+      toClient: () => {},
+      toManager: (key: string, message: InterchangeToManager) => {
+        if (message.t !== 'tasks') return
+        const manager = managers.get(key)!
+        if (manager.pending.length === 0) busy.push(manager)
+        manager.pending.push(...message.tasks)
+      },
+    },
+  )
+  for (let i = 0; i < managerCount; i++) {
+    const key = `m${i}`
+    managers.set(key, { key, pending: [] })
+    core.onManagerMessage(key, {
+      t: 'register',
+      managerId: key,
+      host: `host${i}`,
+      blockId: String(i),
+      workers,
+      prefetch: 0,
+      pid: i,
+      proto: PROTOCOL_VERSION,
+      version: TSFLOW_VERSION,
+    })
+  }
+  const payload = new Uint8Array(16)
+  const batch = 1024
+  let submitted = 0
+  let completed = 0
+  const started = process.hrtime.bigint()
+  while (completed < tasks) {
+    if (submitted < tasks) {
+      const envelopes: TaskEnvelope[] = []
+      for (let i = 0; i < batch && submitted < tasks; i++) envelopes.push({ id: ++submitted, try: 0, payload })
+      core.onClientMessage({ t: 'submit', tasks: envelopes })
+    }
+    core.flush()
+    // Every manager that received tasks answers with their results in one message.
+    const answering = busy.splice(0)
+    for (const manager of answering) {
+      const results: ResultEnvelope[] = manager.pending.map((task) => ({ id: task.id, try: task.try, payload }))
+      completed += results.length
+      manager.pending = []
+      core.onManagerMessage(manager.key, { t: 'results', results, capacity: workers })
+    }
+    if (answering.length === 0 && submitted >= tasks && completed < tasks) throw new Error('no progress: tasks stuck in the interchange')
+  }
+  const elapsedNs = Number(process.hrtime.bigint() - started)
+  return { nsPerTask: elapsedNs / tasks, messages: core.stats.taskMessages }
+}
+
+const flags = parseFlags(process.argv.slice(2), { managers: '1,10,100,1000,5000', tasks: '200000', workers: '4' })
+const counts = flags.managers!.split(',').map(Number)
+run(10, 50_000, Number(flags.workers)) // warm-up
+const rows: { managers: number; nsPerTask: number; taskMessages: number }[] = []
+for (const count of counts) {
+  const { nsPerTask, messages } = run(count, Number(flags.tasks), Number(flags.workers))
+  rows.push({ managers: count, nsPerTask: Math.round(nsPerTask), taskMessages: messages })
+  console.log(`${String(count).padStart(6)} managers: ${Math.round(nsPerTask).toString().padStart(6)} ns per task (${messages} task messages)`)
+}
+console.log(`results appended to ${appendResult('interchange-scale', { tasks: Number(flags.tasks), workersPerManager: Number(flags.workers), rows })}`)

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ExecutorError } from '../../errors.js'
+import { workerExecArgv } from '../../runtime/exec-argv.js'
+
+export interface InterchangeSpawnOptions {
+  label: string
+  workerAddress: string
+  heartbeatPeriodMs: number
+  heartbeatThresholdMs: number
+  logDir: string
+  logLevel: string
+  curveDir?: string
+  runId?: string
+  startTimeoutMs?: number
+}
+
+export interface RunningInterchange {
+  child: ChildProcess
+  clientPort: number
+  workerPort: number
+  /** resolves with a description of how it ended */
+  exited: Promise<string>
+}
+
+const INTERCHANGE_BIN = fileURLToPath(new URL('../../bin/interchange.js', import.meta.url))
+
+/**
+ * Starts the interchange as its own process and waits for its one-line JSON handshake with the
+ * ports it bound. A failure to start reports what the process printed, so it explains itself.
+ */
+export function spawnInterchange(options: InterchangeSpawnOptions): Promise<RunningInterchange> {
+  const args = [
+    ...workerExecArgv(),
+    INTERCHANGE_BIN,
+    '--client-address', '127.0.0.1',
+    '--worker-address', options.workerAddress,
+    '--heartbeat-period', String(options.heartbeatPeriodMs),
+    '--heartbeat-threshold', String(options.heartbeatThresholdMs),
+    '--log-dir', options.logDir,
+    '--log-level', options.logLevel,
+  ]
+  if (options.curveDir) args.push('--curve-dir', options.curveDir)
+  if (options.runId) args.push('--run-id', options.runId)
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`))
+    child.once('error', (error) => resolve(`could not be started: ${error.message}`))
+  })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000)
+  })
+  return new Promise<RunningInterchange>((resolve, reject) => {
+    let stdout = ''
+    const fail = (why: string) => {
+      clearTimeout(timer)
+      child.kill('SIGKILL')
+      reject(
+        new ExecutorError(
+          options.label,
+          `the interchange ${why}${stderr.trim() ? `; it printed:\n${stderr.trim()}` : ''} (log: ${options.logDir}/interchange.log)`,
+        ),
+      )
+    }
+    const timer = setTimeout(() => fail(`did not report its ports within ${options.startTimeoutMs ?? 15_000} ms`), options.startTimeoutMs ?? 15_000)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+      const newline = stdout.indexOf('\n')
+      if (newline < 0) return
+      clearTimeout(timer)
+      child.stdout!.removeAllListeners('data')
+      child.stdout!.resume()
+      try {
+        const ports = JSON.parse(stdout.slice(0, newline)) as { clientPort: number; workerPort: number }
+        if (!Number.isInteger(ports.clientPort) || !Number.isInteger(ports.workerPort)) throw new Error('no ports')
+        resolve({ child, clientPort: ports.clientPort, workerPort: ports.workerPort, exited })
+      } catch {
+        fail(`sent an unreadable handshake line ${JSON.stringify(stdout.slice(0, newline).slice(0, 200))}`)
+      }
+    })
+    void exited.then((how) => fail(how))
+  })
+}

@@ -1,0 +1,95 @@
+/**
+ * The manager's ZeroMQ DEALER to the interchange. Sending is pull-based: while one send is in
+ * progress, results keep accumulating in the scheduler, and the next send takes all of them,
+ * so under load messages grow instead of queueing up one per event.
+ */
+import { Dealer } from 'zeromq'
+import { applyCurve, type ClientCurveKeys } from '../transport/curve.js'
+
+export interface ChannelOptions {
+  endpoint: string
+  routingId: string
+  curve?: ClientCurveKeys
+  /** the next frame to send, or undefined when there is nothing */
+  next: () => Buffer | undefined
+  onFrame: (frame: Buffer) => void
+  onError: (error: unknown) => void
+}
+
+export class Channel {
+  private readonly socket: Dealer
+  private sending = false
+  private closed = false
+  private idleWaiters: (() => void)[] = []
+
+  constructor(private readonly options: ChannelOptions) {
+    this.socket = new Dealer({
+      routingId: options.routingId,
+      // Pending messages get this long to leave when we close; shutdown paths lower it.
+      linger: 2000,
+    })
+    if (options.curve) applyCurve(this.socket, options.curve)
+  }
+
+  open(): void {
+    this.socket.connect(this.options.endpoint)
+    void this.receive()
+  }
+
+  /** Sends whatever `next` yields, unless a send loop is already running (it will pick it up). */
+  kick(): void {
+    if (this.sending || this.closed) return
+    void this.sendLoop()
+  }
+
+  /** Resolves once nothing is left to send, or after `ms`. */
+  async idle(ms: number): Promise<void> {
+    if (!this.sending || this.closed) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.idleWaiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
+  close(lingerMs: number): void {
+    if (this.closed) return
+    this.closed = true
+    this.socket.linger = lingerMs
+    this.socket.close()
+    this.wakeIdle()
+  }
+
+  private async sendLoop(): Promise<void> {
+    this.sending = true
+    try {
+      for (let frame = this.options.next(); frame && !this.closed; frame = this.options.next()) {
+        await this.socket.send(frame)
+      }
+    } catch (error) {
+      if (!this.closed) this.options.onError(error)
+    } finally {
+      this.sending = false
+      this.wakeIdle()
+    }
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        // One frame per message; empty frames (a REQ-style delimiter) carry nothing.
+        for (const frame of frames) if (frame.length > 0) this.options.onFrame(frame)
+      }
+    } catch (error) {
+      if (!this.closed) this.options.onError(error)
+    }
+  }
+}

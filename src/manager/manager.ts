@@ -1,0 +1,297 @@
+/**
+ * The manager: one per node. Registers with the interchange, takes task batches up to its
+ * announced capacity, runs them on a pool of worker threads or processes, and sends results
+ * back batched. It exits on `shutdown`, after `drain`, on SIGTERM/SIGINT, and on its own when the
+ * interchange falls silent, so a lost interchange never leaves managers running on a cluster.
+ */
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import {
+  ACCEPTED,
+  decodeMessage,
+  encodeMessage,
+  stamp,
+  type InterchangeToManager,
+  type ManagerMessage,
+} from '../protocol/messages.js'
+import { ShutdownError } from '../errors.js'
+import { Logger } from '../util/logger.js'
+import { deferred } from '../util/deferred.js'
+import { loadCurveKeys, type ClientCurveKeys } from '../transport/curve.js'
+import { Channel } from './channel.js'
+import type { ManagerOptions } from './cli.js'
+import type { WorkerPool } from './pool.js'
+import { Scheduler } from './scheduler.js'
+import { createPool, workerSetups } from './workers.js'
+
+export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLost: 4 } as const
+
+const DEFAULT_HEARTBEAT_PERIOD_MS = 30_000
+const DEFAULT_HEARTBEAT_THRESHOLD_MS = 120_000
+const MAX_RESULTS_PER_MESSAGE = 4096
+const MAX_BATCH = 256
+const BASH_WALLTIME_GRACE_MS = 3000
+
+export function runManager(options: ManagerOptions): Promise<number> {
+  return new Manager(options).run()
+}
+
+type State = 'starting' | 'registered' | 'draining' | 'stopping'
+
+class Manager {
+  private readonly logger: Logger
+  private readonly host = hostname()
+  private pool!: WorkerPool
+  private scheduler!: Scheduler
+  private channel!: Channel
+  private state: State = 'starting'
+  private readonly control: ManagerMessage[] = []
+  private periodMs: number
+  private thresholdMs: number
+  private ticker: NodeJS.Timeout | undefined
+  private lastHeard = Date.now()
+  private lastHeartbeat = 0
+  /** the capacity the interchange believes in: last announced, minus tasks received since */
+  private announced = 0
+  private dropped = 0
+  private readonly exited = deferred<number>()
+  // A signal usually means the batch job is ending: tell the client what happened to its tasks.
+  private readonly onSignal = (signal: NodeJS.Signals): void =>
+    void this.stop(ExitCode.ok, `received ${signal}; shutting down`, { failOutstanding: `received ${signal} (its batch job may be ending)` })
+  private readonly onExit = (): void => this.pool?.killNow()
+
+  constructor(private readonly options: ManagerOptions) {
+    const logFile = options.logDir ? join(options.logDir, `manager-${options.managerId.replace(/[/\\]/g, '_')}.log`) : undefined
+    this.logger = new Logger('manager', options.logLevel, logFile)
+    this.periodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS
+    this.thresholdMs = options.heartbeatThresholdMs ?? DEFAULT_HEARTBEAT_THRESHOLD_MS
+  }
+
+  async run(): Promise<number> {
+    const { options, logger } = this
+    logger.info(
+      `starting manager ${options.managerId} (block ${options.blockId}, pid ${process.pid}) on ${this.host}: ` +
+        `${options.workers} ${options.mode} workers (${options.workerNotes.join('; ')}), prefetch ${options.prefetch}` +
+        (options.accelerators.length ? `, accelerators ${options.accelerators.join(',')} via ${options.acceleratorEnv}` : ''),
+    )
+    let curve: ClientCurveKeys | undefined
+    try {
+      // The same key directory layout and permission checks as the interchange (transport/curve.ts).
+      if (options.curveDir) curve = loadCurveKeys(options.curveDir, 'client')
+    } catch (error) {
+      return this.abort(ExitCode.failed, (error as Error).message)
+    }
+    const setups = workerSetups(options, logger)
+    this.pool = createPool(
+      options,
+      setups,
+      {
+        done: (batch, answers) => this.scheduler.done(batch, answers),
+        failed: (batch, failure) => this.scheduler.failed(batch, failure),
+        changed: () => this.scheduler.changed(),
+        fatal: (message) => void this.stop(ExitCode.failed, message, { stderr: true, failOutstanding: message }),
+      },
+      logger,
+    )
+    this.scheduler = new Scheduler(
+      this.pool,
+      { prefetch: options.prefetch, maxBatch: MAX_BATCH, bashGraceMs: BASH_WALLTIME_GRACE_MS, where: `manager ${options.managerId}` },
+      logger,
+      () => this.afterTurn(),
+    )
+    this.channel = new Channel({
+      endpoint: options.interchange,
+      routingId: options.managerId,
+      ...(curve ? { curve } : {}),
+      next: () => this.nextFrame(),
+      onFrame: (frame) => this.onFrame(frame),
+      onError: (error) => void this.stop(ExitCode.failed, `ZeroMQ socket failed: ${(error as Error)?.message ?? error}`, { stderr: true }),
+    })
+    process.on('SIGTERM', this.onSignal)
+    process.on('SIGINT', this.onSignal)
+    process.on('exit', this.onExit)
+
+    // Workers start while registration is in flight; tasks that arrive first wait in the queue.
+    this.pool.start()
+    this.channel.open()
+    this.send({
+      t: 'register',
+      managerId: options.managerId,
+      host: this.host,
+      blockId: options.blockId,
+      workers: options.workers,
+      prefetch: options.prefetch,
+      pid: process.pid,
+      ...(options.accelerators.length ? { accelerators: options.accelerators } : {}),
+      ...stamp(),
+    })
+    this.startTicker()
+    logger.info(`connecting to the interchange at ${options.interchange}${curve ? ' (CurveZMQ)' : ''}`)
+    return this.exited.promise
+  }
+
+  private onFrame(frame: Buffer): void {
+    this.lastHeard = Date.now()
+    let message: InterchangeToManager
+    try {
+      message = decodeMessage<InterchangeToManager>(frame, ACCEPTED.managerFromInterchange)
+    } catch (error) {
+      // Never crash on garbage; but do not let a flood of it flood the log either.
+      if (++this.dropped <= 10 || this.dropped % 1000 === 0) {
+        this.logger.warn(`dropped frame #${this.dropped} from the interchange: ${(error as Error).message}`)
+      }
+      return
+    }
+    try {
+      this.handle(message)
+    } catch (error) {
+      this.logger.error(`failed to handle a '${message.t}' message`, error)
+    }
+  }
+
+  private handle(message: InterchangeToManager): void {
+    if (this.state === 'stopping') return
+    switch (message.t) {
+      case 'registered':
+        this.registered(message.heartbeatPeriodMs, message.heartbeatThreshold)
+        break
+      case 'refused':
+        void this.stop(ExitCode.refused, `registration refused by the interchange: ${message.reason}`, { stderr: true, lingerMs: 0 })
+        break
+      case 'tasks':
+        this.announced -= message.tasks.length
+        this.scheduler.accept(message.tasks)
+        break
+      case 'cancel':
+        this.scheduler.cancel(message.ids)
+        break
+      case 'drain':
+        if (this.state !== 'draining') this.logger.info(`draining: taking no new tasks, finishing ${this.scheduler.outstanding}`)
+        this.state = 'draining'
+        this.afterTurn()
+        break
+      case 'heartbeat':
+        break
+      case 'shutdown':
+        void this.stop(ExitCode.ok, 'shutdown requested by the interchange')
+        break
+    }
+  }
+
+  private registered(periodMs: number, thresholdMs: number): void {
+    if (this.state === 'starting') {
+      this.state = 'registered'
+      // The interchange counts a registration as announcing full capacity.
+      this.announced = this.options.workers + this.options.prefetch
+    }
+    // Values given on the command line win; otherwise the interchange's, if sensible.
+    if (this.options.heartbeatPeriodMs === undefined && periodMs > 0) this.periodMs = periodMs
+    if (this.options.heartbeatThresholdMs === undefined && thresholdMs > 0) this.thresholdMs = thresholdMs
+    this.startTicker()
+    this.logger.info(`registered with the interchange (heartbeat every ${this.periodMs} ms, interchange presumed lost after ${this.thresholdMs} ms of silence)`)
+    this.channel.kick()
+  }
+
+  /** The next message for the interchange: control messages, then results, then a capacity update. */
+  private nextFrame(): Buffer | undefined {
+    const control = this.control.shift()
+    if (control) return encodeMessage(control)
+    if (this.state === 'starting') return undefined
+    const capacity = this.state === 'draining' || this.state === 'stopping' ? 0 : this.scheduler.capacity()
+    if (this.scheduler.hasResults) {
+      this.announced = capacity
+      return encodeMessage({ t: 'results', results: this.scheduler.takeResults(MAX_RESULTS_PER_MESSAGE), capacity })
+    }
+    // Only growth needs saying: the interchange already counts down what it sent us.
+    if (this.state === 'stopping') return undefined
+    if (capacity > Math.max(0, this.announced) || (capacity === 0 && this.announced > 0 && this.state === 'draining')) {
+      this.announced = capacity
+      return encodeMessage({ t: 'ready', capacity })
+    }
+    return undefined
+  }
+
+  private send(message: ManagerMessage): void {
+    this.control.push(message)
+    this.channel.kick()
+  }
+
+  /** After each scheduler turn: ship results and capacity; finish a drain once idle. */
+  private afterTurn(): void {
+    this.channel.kick()
+    if (this.state === 'draining' && this.scheduler.outstanding === 0 && !this.scheduler.hasResults) {
+      this.send({ t: 'drained' })
+      void this.stop(ExitCode.ok, 'drained: all tasks finished')
+    }
+  }
+
+  private startTicker(): void {
+    if (this.ticker) clearInterval(this.ticker)
+    const every = Math.min(1000, Math.max(10, Math.floor(Math.min(this.periodMs, this.thresholdMs) / 4)))
+    this.ticker = setInterval(() => this.tick(), every)
+  }
+
+  private tick(): void {
+    const now = Date.now()
+    if (now - this.lastHeard > this.thresholdMs) {
+      const what = this.state === 'starting' ? 'no answer to registration' : 'no message'
+      void this.stop(
+        ExitCode.interchangeLost,
+        `${what} from the interchange at ${this.options.interchange} for ${now - this.lastHeard} ms ` +
+          `(threshold ${this.thresholdMs} ms); presuming it lost, stopping ${this.options.workers} workers and exiting`,
+        { stderr: true, lingerMs: 0 },
+      )
+      return
+    }
+    if (this.state !== 'starting' && now - this.lastHeartbeat >= this.periodMs) {
+      this.lastHeartbeat = now
+      this.send({ t: 'heartbeat', outstanding: this.scheduler.outstanding })
+    }
+  }
+
+  /** Stops workers, flushes what can still be sent, closes the socket and resolves run(). */
+  private async stop(
+    code: number,
+    why: string,
+    how: { stderr?: boolean; lingerMs?: number; failOutstanding?: string } = {},
+  ): Promise<void> {
+    if (this.state === 'stopping') return
+    this.state = 'stopping'
+    if (this.ticker) clearInterval(this.ticker)
+    if (code === ExitCode.ok) this.logger.info(why)
+    else this.logger.error(why)
+    if (how.stderr) process.stderr.write(`tsflow-manager ${this.options.managerId}: ${why}\n`)
+    const reason = how.failOutstanding
+    this.scheduler.stop(
+      reason === undefined
+        ? undefined
+        : (task, running) =>
+            new ShutdownError(`manager ${this.options.managerId} on ${this.host} ${reason}; task #${task.id} (${task.appName}) was ${running ? 'handed to a worker' : 'waiting in its queue'} and did not finish`),
+    )
+    this.channel.kick()
+    try {
+      await this.pool.stop(code === ExitCode.ok ? 5000 : 1000)
+    } catch (error) {
+      this.logger.error('stopping workers failed', error)
+      this.pool.killNow()
+    }
+    await this.channel.idle(1000)
+    this.channel.close(how.lingerMs ?? 1000)
+    this.logger.info(`exiting with code ${code}`)
+    this.finish(code)
+  }
+
+  private abort(code: number, why: string): Promise<number> {
+    this.logger.error(why)
+    process.stderr.write(`tsflow-manager ${this.options.managerId}: ${why}\n`)
+    this.finish(code)
+    return this.exited.promise
+  }
+
+  private finish(code: number): void {
+    process.off('SIGTERM', this.onSignal)
+    process.off('SIGINT', this.onSignal)
+    this.logger.close()
+    this.exited.resolve(code)
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * `--mode threads`: workers are piscina threads in the manager process. Cheapest per task and
+ * per start, but a task that crashes the whole process (a native fault, process.abort) takes
+ * the manager with it, and per-worker environment variables are visible to JavaScript only.
+ */
+import { Piscina } from 'piscina'
+import type { Logger } from '../util/logger.js'
+import { settledWithin } from '../util/deferred.js'
+import { decodeResults, encodeWork, ownedCopy } from '../worker/run.js'
+import type { WorkerSetup } from '../worker/setup.js'
+import type { ThreadHello, ThreadPoolData } from '../worker/thread.js'
+import type { Batch, PoolEvents, WorkerPool } from './pool.js'
+
+interface Run {
+  batch: Batch
+  controller?: AbortController
+  timer?: NodeJS.Timeout
+  /** why we aborted it, reported instead of piscina's AbortError */
+  reason?: 'walltime' | 'cancel'
+}
+
+export class ThreadWorkerPool implements WorkerPool {
+  readonly size: number
+  private pool: Piscina | undefined
+  private readonly slots: Int32Array
+  private runs = 0
+  /** runs of a single task, which can be aborted without touching other tasks */
+  private readonly single = new Map<number, Run>()
+  private stopping = false
+  /** threads that reported in; fewer than `size` means the first threads are still starting */
+  private hellos = 0
+
+  constructor(
+    private readonly setups: WorkerSetup[],
+    private readonly depth: number,
+    private readonly where: string,
+    private readonly events: PoolEvents,
+    private readonly logger: Logger,
+  ) {
+    this.size = setups.length
+    this.slots = new Int32Array(new SharedArrayBuffer(4 * this.size))
+  }
+
+  start(): void {
+    const workerData: ThreadPoolData = { slots: this.slots.buffer as SharedArrayBuffer, setups: this.setups }
+    const pool = new Piscina({
+      filename: new URL('../worker/thread.js', import.meta.url).href,
+      minThreads: this.size,
+      maxThreads: this.size,
+      idleTimeout: Infinity,
+      // Threads inherit loader flags (tsx, ts-node) so they can import TypeScript task modules.
+      execArgv: process.execArgv,
+      workerData,
+    })
+    // A dead thread's rank becomes free for the thread piscina starts in its place.
+    pool.on('workerDestroy', (worker: { id: number }) => {
+      for (let rank = 0; rank < this.slots.length; rank++) Atomics.compareExchange(this.slots, rank, worker.id, 0)
+    })
+    pool.on('message', (message: unknown) => {
+      const hello = message as Partial<ThreadHello> | null
+      if (!hello?.tsflowThread) return
+      this.hellos++
+      if (hello.warning) this.logger.warn(`worker thread ${hello.threadId} (rank ${hello.rank}): ${hello.warning}`)
+      else this.logger.debug(`worker thread ${hello.threadId} started as rank ${hello.rank}${hello.cpus ? ` on CPUs ${hello.cpus.join(',')}` : ''}`)
+      this.events.changed()
+    })
+    // piscina emits 'error' for a thread that fails with no task on it; unhandled it would crash us.
+    pool.on('error', (error: unknown) => {
+      this.logger.error('worker thread failed', error)
+      // A thread that dies before it is up makes piscina stop replacing threads for good; the
+      // pool would then hold tasks forever, so the manager must go rather than hang.
+      if (this.hellos < this.size && !this.stopping) {
+        this.events.fatal(`worker threads fail to start: ${(error as Error)?.message ?? String(error)}`)
+      }
+    })
+    this.pool = pool
+  }
+
+  idle(): number {
+    return Math.max(0, this.size - this.runs)
+  }
+
+  room(): number {
+    return !this.pool || this.stopping ? 0 : Math.max(0, this.size * this.depth - this.runs)
+  }
+
+  starting(): number {
+    // piscina starts threads itself and queues runs until they are up; none to wait for here.
+    return 0
+  }
+
+  canTake(idleOnly: boolean): boolean {
+    if (!this.pool || this.stopping) return false
+    // With fewer runs than threads, piscina has an idle thread and starts the run at once, so a
+    // walltime clock started now measures the task, not time spent in piscina's queue.
+    return idleOnly ? this.runs < this.size : this.runs < this.size * this.depth
+  }
+
+  dispatch(batch: Batch): void {
+    const run: Run = { batch }
+    const work = ownedCopy(encodeWork(batch.tasks.map((task) => task.payload)))
+    const options: { transferList: ArrayBuffer[]; signal?: AbortSignal } = { transferList: [work.buffer as ArrayBuffer] }
+    if (batch.tasks.length === 1) {
+      run.controller = new AbortController()
+      options.signal = run.controller.signal
+      this.single.set(batch.tasks[0]!.id, run)
+    }
+    if (batch.walltimeMs !== undefined) {
+      run.timer = setTimeout(() => this.abort(run, 'walltime'), batch.walltimeMs)
+    }
+    this.runs++
+    this.pool!.run(work, options).then(
+      (answer: Uint8Array) => {
+        if (!this.finish(run)) return
+        let answers: Uint8Array[]
+        try {
+          answers = decodeResults(answer)
+        } catch (error) {
+          this.events.failed(batch, { why: 'error', error: error as Error })
+          return
+        }
+        this.events.done(batch, answers)
+      },
+      (error: unknown) => {
+        if (!this.finish(run)) return
+        if (run.reason) this.events.failed(batch, { why: run.reason })
+        else this.events.failed(batch, { why: 'lost', started: true, exitCode: exitCodeOf(error), signal: null, where: this.where })
+      },
+    )
+  }
+
+  cancelRunning(taskId: number): boolean {
+    const run = this.single.get(taskId)
+    if (!run) return false
+    this.abort(run, 'cancel')
+    return true
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true
+    const pool = this.pool
+    this.pool = undefined
+    if (pool) await settledWithin(pool.destroy(), graceMs)
+  }
+
+  killNow(): void {
+    // Threads end with the process; nothing outlives it.
+  }
+
+  private abort(run: Run, reason: 'walltime' | 'cancel'): void {
+    run.reason ??= reason
+    run.controller?.abort()
+  }
+
+  /** Bookkeeping when a run settles; false if the pool is stopping and nobody wants the outcome. */
+  private finish(run: Run): boolean {
+    this.runs--
+    if (run.timer) clearTimeout(run.timer)
+    const only = run.batch.tasks[0]
+    if (run.batch.tasks.length === 1 && only && this.single.get(only.id) === run) this.single.delete(only.id)
+    return !this.stopping
+  }
+}
+
+/** piscina reports a thread that exited mid-task as "worker exited with code: N". */
+function exitCodeOf(error: unknown): number | null {
+  const match = /exited with code:? (-?\d+)/i.exec(String((error as Error)?.message ?? ''))
+  return match ? Number(match[1]) : null
+}

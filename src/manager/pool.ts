@@ -1,0 +1,68 @@
+/**
+ * The seam between the manager's scheduler and its workers. Two implementations: worker threads
+ * (pool-threads.ts, piscina) and worker processes (pool-processes.ts). The scheduler decides
+ * what goes together in a batch; a pool decides which worker runs it, enforces walltimes and
+ * replaces workers that die.
+ */
+
+/** A task as the manager holds it: routing fields plus the untouched payload for the worker. */
+export interface QueuedTask {
+  id: number
+  try: number
+  priority: number
+  /** encode(TaskPayload), forwarded as is */
+  payload: Uint8Array
+  appName: string
+  /** seconds, from TaskWire.wt */
+  walltime: number | undefined
+  bash: boolean
+  /** run alone: it shared a batch with a task that killed its worker, and may be the culprit */
+  isolated: boolean
+}
+
+export interface Batch {
+  tasks: QueuedTask[]
+  /** the batch runs alone on its worker (one task with a walltime, or isolated) */
+  alone: boolean
+  /** stop the worker after this long (walltime plus any grace); only for batches of one */
+  walltimeMs?: number
+}
+
+export type BatchFailure =
+  /** the worker died; `started` is false for a batch that was waiting behind the running one */
+  | { why: 'lost'; started: boolean; exitCode: number | null; signal: string | null; where: string }
+  | { why: 'walltime' }
+  | { why: 'cancel' }
+  /** the worker could not run the batch at all (it answered with an error instead of results) */
+  | { why: 'error'; error: Error }
+
+export interface PoolEvents {
+  done(batch: Batch, answers: Uint8Array[]): void
+  failed(batch: Batch, failure: BatchFailure): void
+  /** a worker became ready or was replaced: there may be room for more batches */
+  changed(): void
+  /** the pool cannot keep workers running (e.g. every start fails); the manager should exit */
+  fatal(message: string): void
+}
+
+export interface WorkerPool {
+  readonly size: number
+  /** starts the workers; does not wait for them to be ready */
+  start(): void
+  /** workers with no batch at all */
+  idle(): number
+  /** workers being started (or restarted) that will take batches soon */
+  starting(): number
+  /** how many more batches the pool would take now (ignoring batches that must run alone) */
+  room(): number
+  /** whether a batch can be handed over now; with `idleOnly`, only to a worker with nothing to do */
+  canTake(idleOnly: boolean): boolean
+  /** hands a batch over; `idleOnly` as for canTake (always for `alone` batches) */
+  dispatch(batch: Batch, idleOnly: boolean): void
+  /** stops the task if it runs alone; true if it will be reported as `cancel` */
+  cancelRunning(taskId: number): boolean
+  /** asks workers to exit, waits up to `graceMs`, then kills what is left */
+  stop(graceMs: number): Promise<void>
+  /** last resort on process exit: kill every worker now, synchronously */
+  killNow(): void
+}

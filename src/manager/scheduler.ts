@@ -1,0 +1,261 @@
+/**
+ * What the manager does with tasks between the interchange and its workers: queue them, cut the
+ * queue into batches sized to the backlog (one task per batch when work trickles in, for
+ * latency; up to `maxBatch` when thousands wait, for throughput), and collect results so that
+ * everything finished in one event-loop turn goes back in one message.
+ */
+import { ExecutorError, SerializationError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
+import type { ResultEnvelope, TaskEnvelope, TaskPayload } from '../protocol/messages.js'
+import { TaskKind, type ResultWire } from '../protocol/task.js'
+import { decode, encode } from '../serialize/codec.js'
+import { encodeError } from '../serialize/errors.js'
+import type { Logger } from '../util/logger.js'
+import type { Batch, BatchFailure, QueuedTask, WorkerPool } from './pool.js'
+import { TaskQueue } from './queue.js'
+
+export interface SchedulerOptions {
+  /** tasks held beyond one per worker */
+  prefetch: number
+  /** most tasks in one worker message */
+  maxBatch: number
+  /** extra time a bash app gets past its walltime to stop its own process group first */
+  bashGraceMs: number
+  /** names this manager in errors it creates */
+  where: string
+}
+
+export class Scheduler {
+  private readonly queue = new TaskQueue()
+  private running = 0
+  /** batches handed to the pool and not yet answered */
+  private readonly inFlight = new Set<Batch>()
+  private results: ResultEnvelope[] = []
+  private turnScheduled = false
+  private stopped = false
+
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly options: SchedulerOptions,
+    private readonly logger: Logger,
+    /** called at the end of each turn in which work was dispatched or results arrived */
+    private readonly onTurn: () => void,
+  ) {}
+
+  /** tasks accepted and not yet answered */
+  get outstanding(): number {
+    return this.queue.size + this.running
+  }
+
+  get hasResults(): boolean {
+    return this.results.length > 0
+  }
+
+  /**
+   * How many more tasks to ask for: one per worker plus the prefetch, minus what is held. With
+   * one task per busy worker this is "idle workers + prefetch - queued"; counting every task
+   * held keeps the bound when batches put many tasks on one worker.
+   */
+  capacity(): number {
+    return Math.max(0, this.pool.size + this.options.prefetch - this.outstanding)
+  }
+
+  accept(envelopes: readonly TaskEnvelope[]): void {
+    for (const envelope of envelopes) {
+      const task = this.toTask(envelope)
+      if (task) this.queue.push(task)
+    }
+    this.scheduleTurn()
+  }
+
+  /** Queued tasks are answered TaskCancelled; a task running alone has its worker stopped. */
+  cancel(ids: readonly number[]): void {
+    const wanted = new Set(ids)
+    for (const task of this.queue.removeWhere((queued) => wanted.has(queued.id))) {
+      wanted.delete(task.id)
+      this.fail(task, new TaskCancelled(task.id, task.appName))
+    }
+    for (const id of wanted) {
+      if (!this.pool.cancelRunning(id)) this.logger.debug(`cancel of task #${id}: not queued here or not stoppable`)
+    }
+    this.scheduleTurn()
+  }
+
+  /** Takes up to `max` results for one message. */
+  takeResults(max: number): ResultEnvelope[] {
+    if (this.results.length <= max) {
+      const all = this.results
+      this.results = []
+      return all
+    }
+    return this.results.splice(0, max)
+  }
+
+  /**
+   * Stops scheduling. With `errorFor`, every task held (queued or running) is answered with that
+   * error now, so the client learns why at once instead of after a heartbeat timeout; later
+   * answers from workers are then ignored.
+   */
+  stop(errorFor?: (task: QueuedTask, running: boolean) => Error): void {
+    this.stopped = true
+    const queued = this.queue.drain()
+    if (!errorFor) return
+    for (const task of queued) this.fail(task, errorFor(task, false))
+    for (const batch of this.inFlight) for (const task of batch.tasks) this.fail(task, errorFor(task, true))
+    this.inFlight.clear()
+  }
+
+  // ---- pool events
+
+  done(batch: Batch, answers: Uint8Array[]): void {
+    if (!this.settle(batch)) return
+    batch.tasks.forEach((task, i) => {
+      const payload = answers[i]
+      if (payload) this.results.push({ id: task.id, try: task.try, payload })
+      else this.fail(task, new ExecutorError(this.options.where, `a worker returned no result for task #${task.id}`))
+    })
+    this.scheduleTurn()
+  }
+
+  failed(batch: Batch, failure: BatchFailure): void {
+    if (!this.settle(batch) || this.stopped) return
+    switch (failure.why) {
+      case 'walltime':
+        for (const task of batch.tasks) this.fail(task, new WalltimeExceeded(task.id, task.appName, task.walltime ?? 0))
+        break
+      case 'cancel':
+        for (const task of batch.tasks) this.fail(task, new TaskCancelled(task.id, task.appName))
+        break
+      case 'error':
+        for (const task of batch.tasks) this.fail(task, failure.error)
+        break
+      case 'lost':
+        this.lost(batch, failure)
+        break
+    }
+    this.scheduleTurn()
+  }
+
+  changed(): void {
+    this.scheduleTurn()
+  }
+
+  /** False for a batch already answered for (by stop()). */
+  private settle(batch: Batch): boolean {
+    if (!this.inFlight.delete(batch)) return false
+    this.running -= batch.tasks.length
+    return true
+  }
+
+  private lost(batch: Batch, failure: Extract<BatchFailure, { why: 'lost' }>): void {
+    if (!failure.started) {
+      // Never started: nothing happened to these tasks; they simply go elsewhere.
+      this.queue.pushFront(batch.tasks)
+      return
+    }
+    if (batch.tasks.length === 1) {
+      const task = batch.tasks[0]!
+      this.fail(task, new WorkerLost(task.id, failure.where, failure.exitCode, failure.signal))
+      return
+    }
+    // Which task of the batch killed the worker is unknown (their results travel together), so
+    // each is run again alone: the culprit fails on its own and the others complete.
+    const how = failure.signal ? `signal ${failure.signal}` : `exit code ${failure.exitCode}`
+    this.logger.warn(`${failure.where} died (${how}) running ${batch.tasks.length} tasks; running each alone to find the one responsible`)
+    this.queue.pushFront(batch.tasks.map((task) => ({ ...task, isolated: true })))
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return
+    this.turnScheduled = true
+    // At the end of this event-loop turn, so that everything that arrived in it travels together.
+    setImmediate(() => {
+      this.turnScheduled = false
+      if (!this.stopped) this.dispatchReady()
+      this.onTurn()
+    })
+  }
+
+  private dispatchReady(): void {
+    // The backlog is shared among the batch slots free now, so a burst of 1,000 tasks on two
+    // workers becomes four batches of 250, not a long tail of ever smaller ones.
+    let room = this.pool.room()
+    for (let head = this.queue.peek(); head && room > 0; head = this.queue.peek()) {
+      const alone = mustRunAlone(head)
+      // Queue work behind a busy worker only when there is more of it than idle and starting
+      // workers; otherwise a task could wait behind another while a worker sits free.
+      const idleOnly = alone || this.queue.size <= this.pool.idle() + this.pool.starting()
+      if (!this.pool.canTake(idleOnly)) return
+      room--
+      if (alone) {
+        this.queue.shift()
+        this.send({ tasks: [head], alone: true, ...this.walltimeOf(head) }, true)
+        continue
+      }
+      const size = idleOnly ? 1 : Math.min(this.options.maxBatch, Math.ceil(this.queue.size / (room + 1)))
+      const tasks: QueuedTask[] = []
+      for (let next = this.queue.peek(); next && tasks.length < size && !mustRunAlone(next); next = this.queue.peek()) {
+        tasks.push(this.queue.shift()!)
+      }
+      this.send({ tasks, alone: false }, idleOnly)
+    }
+  }
+
+  private send(batch: Batch, idleOnly: boolean): void {
+    this.running += batch.tasks.length
+    this.inFlight.add(batch)
+    this.pool.dispatch(batch, idleOnly)
+  }
+
+  private walltimeOf(task: QueuedTask): { walltimeMs?: number } {
+    if (task.walltime === undefined) return {}
+    return { walltimeMs: task.walltime * 1000 + (task.bash ? this.options.bashGraceMs : 0) }
+  }
+
+  private toTask(envelope: TaskEnvelope): QueuedTask | undefined {
+    let payload: TaskPayload
+    try {
+      payload = decode<TaskPayload>(envelope.payload)
+      if (!isTaskPayload(payload)) throw new Error('it is not a {fn, task} task payload')
+    } catch (error) {
+      this.fail(
+        { id: envelope.id, try: envelope.try },
+        new SerializationError(`task #${envelope.id} could not be read on the manager: ${(error as Error).message}`, { cause: error }),
+      )
+      return undefined
+    }
+    const wt = payload.task.wt
+    return {
+      id: envelope.id,
+      try: envelope.try,
+      priority: typeof envelope.pri === 'number' ? envelope.pri : 0,
+      payload: envelope.payload,
+      appName: payload.fn.name,
+      walltime: typeof wt === 'number' && wt > 0 ? wt : undefined,
+      bash: payload.task.kind === TaskKind.bash,
+      isolated: false,
+    }
+  }
+
+  private fail(task: { id: number; try: number }, error: unknown): void {
+    const result: ResultWire = { id: task.id, try: task.try, ok: false, error: encodeError(error) }
+    this.results.push({ id: task.id, try: task.try, payload: encode(result) })
+  }
+}
+
+function mustRunAlone(task: QueuedTask): boolean {
+  return task.walltime !== undefined || task.isolated
+}
+
+function isTaskPayload(value: unknown): value is TaskPayload {
+  const payload = value as Partial<TaskPayload> | null
+  return (
+    typeof payload === 'object' &&
+    payload !== null &&
+    typeof payload.fn === 'object' &&
+    payload.fn !== null &&
+    typeof payload.fn.name === 'string' &&
+    typeof payload.task === 'object' &&
+    payload.task !== null &&
+    Array.isArray(payload.task.args)
+  )
+}

@@ -1,0 +1,138 @@
+/**
+ * The result record of one tsflow-perf run, and the JSON-lines file it is appended to. One line
+ * per run holds everything needed to compare runs across machines: host, tsflow version, each
+ * executor's description, the command-line parameters and every iteration.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs'
+import { arch, availableParallelism, cpus, hostname, release, totalmem } from 'node:os'
+import { join } from 'node:path'
+import type { IterateMode, PerfOptions } from './args.js'
+
+export const RESULTS_FILE = 'tsflow-perf.jsonl'
+/** Bumped when a field of the record changes meaning or is removed. */
+export const RECORD_VERSION = 1
+
+export interface HostInfo {
+  hostname: string
+  cpuModel: string
+  /** logical CPUs */
+  cores: number
+  /** CPUs this process may use (cgroup/affinity limits) */
+  availableParallelism: number
+  memoryBytes: number
+  memoryGiB: number
+  node: string
+  platform: string
+  arch: string
+  osRelease: string
+}
+
+export function hostInfo(): HostInfo {
+  const cpuList = cpus()
+  const memoryBytes = totalmem()
+  return {
+    hostname: hostname(),
+    cpuModel: cpuList[0]?.model.trim() || 'unknown',
+    cores: cpuList.length,
+    availableParallelism: availableParallelism(),
+    memoryBytes,
+    memoryGiB: Math.round((memoryBytes / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: process.platform,
+    arch: arch(),
+    osRelease: release(),
+  }
+}
+
+export interface IterationResult {
+  /** 1-based */
+  iteration: number
+  /** tasks submitted in this iteration (the planned batch, unless interrupted) */
+  tasks: number
+  /** tasks that finished (successfully or not) */
+  completed: number
+  failed: number
+  /** first submit to last submit returning */
+  submitSeconds: number
+  /** first submit to last result */
+  completeSeconds: number
+  submittedPerSec: number
+  completedPerSec: number
+  /** true when Ctrl-C cut this iteration short */
+  partial?: boolean
+  /** managers / workers connected at the end of the iteration, for executors that report them */
+  managers?: number
+  workers?: number
+}
+
+export type RunStatus = 'finished' | 'interrupted' | 'failed'
+
+export interface PerfRecord {
+  record: 'tsflow-perf'
+  recordVersion: number
+  /** ISO time the run started */
+  timestamp: string
+  endTimestamp: string
+  status: RunStatus
+  error?: string
+  tsflowVersion: string
+  host: HostInfo
+  config: {
+    /** absolute path of --config, or null for the built-in default */
+    file: string | null
+    summary: string
+    executors: Record<string, unknown>[]
+    retries?: number
+    runDir?: string
+  }
+  parameters: {
+    timeSeconds: number
+    argsize: number
+    iterate: 'estimate' | 'exponential' | number[]
+    resources: Record<string, number> | null
+    resultsDir: string
+    mlflowExperiment: string | null
+  }
+  iterations: IterationResult[]
+  /** completed/s of the last complete iteration (parsl-perf's final "Tasks per second") */
+  tasksPerSecond: number | null
+  /** why the iterations stopped: 'target reached', 'list done', 'iteration limit', 'interrupted', 'failed' */
+  stopReason: string
+}
+
+export function iterateParameter(iterate: IterateMode): PerfRecord['parameters']['iterate'] {
+  return iterate.mode === 'list' ? [...iterate.sizes] : iterate.mode
+}
+
+export function parametersOf(options: PerfOptions): PerfRecord['parameters'] {
+  return {
+    timeSeconds: options.timeSeconds,
+    argsize: options.argsize,
+    iterate: iterateParameter(options.iterate),
+    resources: options.resources ? { ...(options.resources as Record<string, number>) } : null,
+    resultsDir: options.resultsDir,
+    mlflowExperiment: options.mlflowUri ? options.mlflowExperiment : null,
+  }
+}
+
+/** The rate a run reports: the last iteration that ran to the end. */
+export function finalRate(iterations: readonly IterationResult[]): number | null {
+  for (let i = iterations.length - 1; i >= 0; i--) {
+    const it = iterations[i]!
+    if (!it.partial && it.failed === 0) return it.completedPerSec
+  }
+  return null
+}
+
+/** Creates the results directory now, so a bad --results-dir fails before a long run. */
+export function prepareResultsDir(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  return join(dir, RESULTS_FILE)
+}
+
+/** Appends the record as one line; returns the file's path. */
+export function appendRecord(dir: string, record: PerfRecord): string {
+  const file = prepareResultsDir(dir)
+  appendFileSync(file, `${JSON.stringify(record)}\n`)
+  return file
+}

@@ -1,0 +1,89 @@
+/**
+ * The work format between a manager and its workers (threads or processes).
+ *
+ * The manager forwards each task's payload (encode(TaskPayload)) exactly as the interchange
+ * delivered it and gets back one encoded ResultWire per task, in the same order. Encoding every
+ * result separately here, on the worker, means the manager can put them into ResultEnvelopes
+ * without decoding and re-encoding values on its one busy thread.
+ */
+import { SerializationError } from '../errors.js'
+import type { TaskPayload } from '../protocol/messages.js'
+import type { ResultWire, TaskBatchWire, TaskWire } from '../protocol/task.js'
+import { runBatch } from '../runtime/execute.js'
+import { decode, encode } from '../serialize/codec.js'
+import { encodeError } from '../serialize/errors.js'
+import type { FunctionDescriptor } from '../serialize/function-ref.js'
+
+/** Packs task payloads into one message for a worker (a copy of the bytes, nothing decoded). */
+export function encodeWork(payloads: readonly Uint8Array[]): Buffer {
+  return encode(payloads)
+}
+
+/** Unpacks a worker's answer: one encoded ResultWire per task, in task order. */
+export function decodeResults(bytes: Uint8Array): Uint8Array[] {
+  return decode<Uint8Array[]>(bytes)
+}
+
+/**
+ * Runs one message of work and returns the encoded answer. Synchronous tasks finish within this
+ * call; a promise is returned only when a task is asynchronous or a module must be imported.
+ */
+export function runWork(bytes: Uint8Array): Buffer | Promise<Buffer> {
+  const payloads = decode<Uint8Array[]>(bytes)
+  const fns: FunctionDescriptor[] = []
+  const fnIndex = new Map<string, number>()
+  const tasks: TaskWire[] = []
+  // Where each payload's result goes; undecodable payloads get their failure directly.
+  const slots: (number | ResultWire)[] = new Array(payloads.length)
+  for (let i = 0; i < payloads.length; i++) {
+    let payload: TaskPayload
+    try {
+      payload = decode<TaskPayload>(payloads[i]!)
+    } catch (error) {
+      // The manager decoded this payload before sending it, so this means a codec mismatch.
+      slots[i] = { id: -1, try: -1, ok: false, error: encodeError(error) }
+      continue
+    }
+    const key = payload.fn.t === 'ref' ? `ref\0${payload.fn.module}\0${payload.fn.key}` : `src\0${payload.fn.source}`
+    let fn = fnIndex.get(key)
+    if (fn === undefined) {
+      fn = fns.length
+      fns.push(payload.fn)
+      fnIndex.set(key, fn)
+    }
+    slots[i] = tasks.length
+    tasks.push({ ...payload.task, fn })
+  }
+  const batch: TaskBatchWire = { fns, tasks }
+  const results = runBatch(batch)
+  return results instanceof Promise ? results.then((done) => encodeAnswer(slots, done)) : encodeAnswer(slots, results)
+}
+
+function encodeAnswer(slots: (number | ResultWire)[], results: ResultWire[]): Buffer {
+  const encoded: Uint8Array[] = new Array(slots.length)
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i]!
+    encoded[i] = encodeResult(typeof slot === 'number' ? results[slot]! : slot)
+  }
+  return encode(encoded)
+}
+
+/** A result that cannot be encoded (a function, a symbol) fails only its own task. */
+function encodeResult(result: ResultWire): Uint8Array {
+  try {
+    return encode(result)
+  } catch (error) {
+    const failure = new SerializationError(`the result of task #${result.id} could not be sent back: ${(error as Error).message}`, {
+      cause: error,
+    })
+    return encode({ id: result.id, try: result.try, ok: false, error: encodeError(failure) } satisfies ResultWire)
+  }
+}
+
+/**
+ * An exact-size copy in its own ArrayBuffer. msgpackr returns views into a larger shared buffer;
+ * sending such a view to a thread would clone (or, transferred, detach) all of that buffer.
+ */
+export function ownedCopy(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes)
+}

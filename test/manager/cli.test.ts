@@ -1,0 +1,84 @@
+// The tsflow-manager command line and the affinity plans, plus the binary's usage errors.
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+
+import { parseAffinity, planAffinity } from '../../dist/manager/affinity.js'
+import { parseManagerArgs, UsageError, type ManagerOptions } from '../../dist/manager/cli.js'
+import { BIN } from './harness.js'
+
+const facts = { cpus: 8, memoryMb: 16_000 }
+const base = ['--interchange', 'tcp://10.0.0.1:55001', '--block-id', '7']
+
+function parse(...args: string[]): ManagerOptions {
+  const options = parseManagerArgs([...base, ...args], facts)
+  if (options === 'help') throw new Error('unexpected help')
+  return options
+}
+
+t.test('defaults', async (t) => {
+  const options = parse()
+  t.match(options, { interchange: 'tcp://10.0.0.1:55001', blockId: '7', workers: 8, prefetch: 0, mode: 'threads', affinity: { kind: 'none' } })
+  t.match(options.managerId, /^.+-\d+-[0-9a-f]{6}$/, 'host-pid-random')
+  t.equal(options.acceleratorEnv, 'CUDA_VISIBLE_DEVICES')
+  t.equal(options.heartbeatPeriodMs, undefined, 'heartbeats follow the interchange unless given')
+  t.equal(parseManagerArgs(['--help'], facts), 'help')
+})
+
+t.test('worker count: cores per worker, node cap, memory cap, accelerators', async (t) => {
+  t.equal(parse('--cores-per-worker', '2').workers, 4)
+  t.equal(parse('--cores-per-worker', '0.5').workers, 16)
+  t.equal(parse('--max-workers-per-node', '3').workers, 3)
+  t.equal(parse('--workers', '12', '--max-workers-per-node', '5').workers, 5)
+  t.equal(parse('--mem-per-worker', '5000').workers, 3)
+  t.equal(parse('--mem-per-worker', '99999').workers, 1, 'never fewer than one worker')
+  t.equal(parse('--accelerators', 'g0,g1,g2').workers, 3)
+  t.equal(parse('--workers=2', '--prefetch=10').prefetch, 10, '--flag=value works')
+})
+
+t.test('usage errors name the flag and what it expects', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--bogus', '1'], /unknown flag --bogus/],
+    [['--workers', '0'], /--workers expects a positive integer, got '0'/],
+    [['--workers', 'two'], /--workers expects a positive integer/],
+    [['--prefetch', '-1'], /--prefetch expects a non-negative integer, got '-1'/],
+    [['--prefetch', '1.5'], /--prefetch expects a non-negative integer/],
+    [['--mode', 'fibers'], /--mode expects threads or processes, got 'fibers'/],
+    [['--affinity', 'spread'], /--affinity expects none, block, alternating or one CPU list per worker/],
+    [['--workers', '3', '--affinity', '0,1;2,3'], /--affinity lists CPUs for 2 workers but there are 3/],
+    [['--cores-per-worker', '0'], /--cores-per-worker expects a positive number/],
+    [['--accelerators', 'a,,b'], /--accelerators expects a comma-separated list/],
+    [['--accelerator-env', 'NOT-A-NAME'], /--accelerator-env expects an environment variable name/],
+    [['--log-level', 'loud'], /--log-level expects one of error, warn, info, debug/],
+    [['--heartbeat-period'], /--heartbeat-period expects a value/],
+    [['--workers', '1', '--workers', '2'], /--workers was given twice/],
+    [['stray'], /unexpected argument 'stray'/],
+  ]
+  for (const [args, message] of cases) t.throws(() => parse(...args), message, args.join(' '))
+  t.throws(() => parseManagerArgs(['--block-id', 'b'], facts), /--interchange is required/)
+  t.throws(() => parseManagerArgs(['--interchange', 'http://x', '--block-id', 'b'], facts), /--interchange expects tcp:\/\/HOST:PORT/)
+  t.throws(() => parseManagerArgs(['--interchange', 'tcp://h:1'], facts), /--block-id is required/)
+  t.throws(() => parse('--bogus'), UsageError)
+})
+
+t.test('the binary exits 2 on a bad flag, naming it', async (t) => {
+  const run = spawnSync(process.execPath, [BIN, ...base, '--workers', 'lots'], { encoding: 'utf8' })
+  t.equal(run.status, 2)
+  t.match(run.stderr, /--workers expects a positive integer, got 'lots'/)
+  const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' })
+  t.equal(help.status, 0)
+  t.match(help.stdout, /--interchange URL/)
+})
+
+t.test('affinity plans', async (t) => {
+  const cpus = [0, 1, 2, 3, 4, 5, 6, 7]
+  t.same(planAffinity({ kind: 'none' }, 2, 1, cpus), [undefined, undefined])
+  t.same(planAffinity({ kind: 'block' }, 4, 2, cpus), [[0, 1], [2, 3], [4, 5], [6, 7]])
+  t.same(planAffinity({ kind: 'alternating' }, 4, 2, cpus), [[0, 4], [1, 5], [2, 6], [3, 7]])
+  t.same(planAffinity({ kind: 'block' }, 2, 1, [8, 9, 10, 11]), [[8], [9]], 'indices into the CPUs this process may use')
+  t.same(planAffinity({ kind: 'block' }, 3, 1, [0, 1]), [[0], [1], [0]], 'wraps when workers outnumber CPUs')
+  t.same(planAffinity({ kind: 'alternating' }, 2, 3, [0, 1, 2, 3]), [[0, 2], [1, 3]], 'alternating stops at the last CPU')
+  t.same(parseAffinity('0,1;2-4'), { kind: 'list', cpus: [[0, 1], [2, 3, 4]] })
+  t.same(planAffinity(parseAffinity('3;1'), 2, 1, cpus), [[3], [1]])
+  t.throws(() => parseAffinity('0,x'))
+  t.throws(() => parseAffinity('3-1'))
+})
