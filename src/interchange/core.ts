@@ -1,5 +1,5 @@
 import { ManagerLost, TaskCancelled } from '../errors.js'
-import { checkVersion } from '../protocol/messages.js'
+import { MAX_BATCH_PAYLOAD_BYTES, checkVersion } from '../protocol/messages.js'
 import type {
   ClientMessage,
   InterchangeToClient,
@@ -71,6 +71,8 @@ export class InterchangeCore {
   private readonly limiter: LogLimiter
   private readonly gone = new Map<string, string>()
   private results: ResultEnvelope[] = []
+  /** tasks dispatched since the client was last told; sent with results, or by flushDispatched() */
+  private dispatchedNotice: { ids: number[]; tries: number[] } = { ids: [], tries: [] }
   private failures: Failure[] = []
 
   constructor(
@@ -217,6 +219,8 @@ export class InterchangeCore {
     if (previous) this.depart(previous, 'it registered again under the same id (the manager restarted)', 'lost')
     this.gone.delete(key)
     const record = this.managers.add(key, info)
+    // A manager with adaptive prefetch registers its ceiling as prefetch and says what it takes now.
+    if (typeof message.capacity === 'number' && message.capacity >= 0) record.announced = Math.min(record.announced, Math.floor(message.capacity))
     this.heartbeat.beat(key, now)
     this.out.toManager(key, {
       t: 'registered',
@@ -275,17 +279,14 @@ export class InterchangeCore {
    */
   flush(options: { dispatch?: boolean } = {}): void {
     if (this.queue.size > 0 && options.dispatch !== false) {
-      const ids: number[] = []
-      const tries: number[] = []
+      const notice = this.dispatchedNotice
       const sent = dispatch(this.queue, this.managers, (record, tasks) => {
         for (const task of tasks) {
-          ids.push(task.id)
-          tries.push(task.try)
+          notice.ids.push(task.id)
+          notice.tries.push(task.try)
         }
         this.out.toManager(record.key, { t: 'tasks', tasks })
       })
-      // One notice per turn lets the client show these tasks as running.
-      if (ids.length > 0) this.out.toClient({ t: 'dispatched', ids, tries })
       this.stats.tasksDispatched += sent.tasks
       this.stats.taskMessages += sent.messages
       if (sent.messages > 0 && this.log.enabled('debug')) {
@@ -296,9 +297,25 @@ export class InterchangeCore {
       const results = this.results
       this.results = []
       this.stats.resultsForwarded += results.length
-      this.stats.resultMessages++
-      this.out.toClient({ t: 'results', results })
-      if (this.log.enabled('debug')) this.log.debug(`forwarded ${results.length} results to the client in one message`)
+      // Usually one message per turn; large results are split at the byte cap.
+      let start = 0
+      let bytes = 0
+      for (let i = 0; i < results.length; i++) {
+        bytes += results[i]!.payload.byteLength
+        if (bytes < MAX_BATCH_PAYLOAD_BYTES && i < results.length - 1) continue
+        const part = start === 0 && i === results.length - 1 ? results : results.slice(start, i + 1)
+        this.stats.resultMessages++
+        // The dispatch notice rides along: no extra message per turn for the 'running' state.
+        if (this.dispatchedNotice.ids.length > 0) {
+          this.out.toClient({ t: 'results', results: part, dispatched: this.dispatchedNotice })
+          this.dispatchedNotice = { ids: [], tries: [] }
+        } else {
+          this.out.toClient({ t: 'results', results: part })
+        }
+        start = i + 1
+        bytes = 0
+      }
+      if (this.log.enabled('debug')) this.log.debug(`forwarded ${results.length} results to the client`)
     }
     if (this.failures.length > 0) {
       const failures = this.failures
@@ -341,6 +358,18 @@ export class InterchangeCore {
   }
 
   /** Logs warnings the rate limiter held back. */
+  /** Whether some dispatched tasks have not been reported to the client yet. */
+  get dispatchNoticePending(): boolean {
+    return this.dispatchedNotice.ids.length > 0
+  }
+
+  /** Tells the client about dispatched tasks no results message has carried (long tasks). */
+  flushDispatched(): void {
+    if (this.dispatchedNotice.ids.length === 0) return
+    this.out.toClient({ t: 'dispatched', ...this.dispatchedNotice })
+    this.dispatchedNotice = { ids: [], tries: [] }
+  }
+
   flushWarnings(): void {
     this.limiter.flush()
   }

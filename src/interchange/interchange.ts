@@ -46,6 +46,9 @@ const STATS_EVERY_MS = 60_000
  * around InterchangeCore. The bin only parses the command line and runs this; a benchmark or
  * test can run it in-process.
  */
+// How long a dispatch notice may wait for a results message to ride on.
+const DISPATCH_NOTICE_DELAY_MS = 20
+
 export class Interchange {
   readonly core: InterchangeCore
   /** resolves with the reason once the interchange has stopped */
@@ -62,7 +65,7 @@ export class Interchange {
   private zap: ZapHandler | undefined
   private client: { routingId: Buffer; clientId: string } | undefined
   /** messages for the client produced before it said hello */
-  private early: Buffer[] = []
+  private early: Uint8Array[][] = []
   private ports: InterchangePorts | undefined
   private timer: NodeJS.Timeout | undefined
   private flushScheduled = false
@@ -153,6 +156,7 @@ export class Interchange {
     this.state = 'stopping'
     this.log.info(`stopping: ${reason}; telling ${this.core.managers.size} managers to shut down`)
     clearInterval(this.timer)
+    if (this.dispatchTimer) clearTimeout(this.dispatchTimer)
     this.core.flush({ dispatch: false }) // results still go to the client; no new work goes out
     this.core.shutdownManagers()
     const deadline = Date.now() + SEND_GRACE_MS
@@ -217,6 +221,8 @@ export class Interchange {
     }
   }
 
+  private dispatchTimer: NodeJS.Timeout | undefined
+
   private scheduleFlush(): void {
     if (this.flushScheduled) return
     this.flushScheduled = true
@@ -224,19 +230,27 @@ export class Interchange {
     setImmediate(() => {
       this.flushScheduled = false
       this.handledThisTurn = 0
-      if (this.state === 'running') this.core.flush()
+      if (this.state !== 'running') return
+      this.core.flush()
+      // Dispatch notices normally ride on results; long tasks send theirs after a short wait.
+      if (this.core.dispatchNoticePending && !this.dispatchTimer) {
+        this.dispatchTimer = setTimeout(() => {
+          this.dispatchTimer = undefined
+          if (this.state === 'running') this.core.flushDispatched()
+        }, DISPATCH_NOTICE_DELAY_MS)
+      }
     })
   }
 
   private onClientFrames(frames: Buffer[]): void {
-    const [routingId, frame, ...extra] = frames
-    if (!routingId || !frame || extra.length > 0) {
-      this.limiter.warn('client-garbage', `dropped a ${frames.length - 1}-part message on the client port (one frame expected)`)
+    const [routingId, ...parts] = frames
+    if (!routingId || parts.length === 0) {
+      this.limiter.warn('client-garbage', `dropped an empty message on the client port`)
       return
     }
     let message: ClientMessage
     try {
-      message = decodeMessage<ClientMessage>(frame, ACCEPTED.interchangeFromClient)
+      message = decodeMessage<ClientMessage>(parts, ACCEPTED.interchangeFromClient)
     } catch (error) {
       this.limiter.warn('client-garbage', `dropped a bad frame on the client port: ${explain(error)}`)
       return
@@ -272,20 +286,20 @@ export class Interchange {
     this.clientBeat.beat('client')
     this.reply(routingId, { t: 'ix_hello', ...stamp(), clientPort: this.ports!.clientPort, workerPort: this.ports!.workerPort })
     if (first) this.log.info(`client ${message.clientId} connected (tsflow ${message.version}, protocol ${message.proto})`)
-    for (const buffered of this.early) this.toClientBox.send([routingId, buffered])
+    for (const buffered of this.early) this.toClientBox.send([routingId, ...buffered])
     this.early = []
   }
 
   private onManagerFrames(frames: Buffer[]): void {
-    const [routingId, frame, ...extra] = frames
-    if (!routingId || !frame || extra.length > 0) {
-      this.limiter.warn('manager-garbage', `dropped a ${frames.length - 1}-part message on the manager port (one frame expected)`)
+    const [routingId, ...parts] = frames
+    if (!routingId || parts.length === 0) {
+      this.limiter.warn('manager-garbage', `dropped an empty message on the manager port`)
       return
     }
     const key = routingId.toString('latin1')
     let message: ManagerMessage
     try {
-      message = decodeMessage<ManagerMessage>(frame, ACCEPTED.interchangeFromManager)
+      message = decodeMessage<ManagerMessage>(parts, ACCEPTED.interchangeFromManager)
     } catch (error) {
       this.limiter.warn('manager-garbage', `dropped a bad frame from manager ${printable(key)}: ${explain(error)}`)
       return
@@ -327,17 +341,17 @@ export class Interchange {
   }
 
   private sendToClient(message: InterchangeToClient): void {
-    const frame = encodeMessage(message)
-    if (this.client) this.toClientBox.send([this.client.routingId, frame])
-    else this.early.push(frame)
+    const frames = encodeMessage(message)
+    if (this.client) this.toClientBox.send([this.client.routingId, ...frames])
+    else this.early.push(frames)
   }
 
   private reply(routingId: Buffer, message: InterchangeToClient): void {
-    this.toClientBox.send([routingId, encodeMessage(message)])
+    this.toClientBox.send([routingId, ...encodeMessage(message)])
   }
 
   private sendToManager(key: string, message: InterchangeToManager): void {
-    this.toManagerBox.send([Buffer.from(key, 'latin1'), encodeMessage(message)])
+    this.toManagerBox.send([Buffer.from(key, 'latin1'), ...encodeMessage(message)])
   }
 
   private closeSockets(): void {

@@ -1,4 +1,4 @@
-import type { TaskEnvelope } from '../protocol/messages.js'
+import { MAX_BATCH_PAYLOAD_BYTES, type TaskEnvelope } from '../protocol/messages.js'
 import { PriorityQueue } from '../util/task-queue.js'
 import type { ManagerRecord, ManagerRegistry } from './managers.js'
 
@@ -83,9 +83,19 @@ export function dispatch(
     record.announced -= batch.length
     registry.markReady(record)
     if (batch.length === 0) break // cannot happen while size and heap agree; never spin
-    send(record, batch)
     totals.tasks += batch.length
-    totals.messages++
+    // Usually one message; large payloads are split so no message grows past the byte cap.
+    let start = 0
+    let bytes = 0
+    for (let i = 0; i < batch.length; i++) {
+      bytes += batch[i]!.payload.byteLength
+      if (bytes >= MAX_BATCH_PAYLOAD_BYTES || i === batch.length - 1) {
+        send(record, start === 0 && i === batch.length - 1 ? batch : batch.slice(start, i + 1))
+        totals.messages++
+        start = i + 1
+        bytes = 0
+      }
+    }
   }
   return totals
 }

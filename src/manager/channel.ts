@@ -10,9 +10,10 @@ export interface ChannelOptions {
   endpoint: string
   routingId: string
   curve?: ClientCurveKeys
-  /** the next frame to send, or undefined when there is nothing */
-  next: () => Buffer | undefined
-  onFrame: (frame: Buffer) => void
+  /** the next message (its frames) to send, or undefined when there is nothing */
+  next: () => Uint8Array[] | undefined
+  /** one message: a header frame and its payload frames */
+  onMessage: (frames: Buffer[]) => void
   onError: (error: unknown) => void
 }
 
@@ -85,8 +86,8 @@ export class Channel {
   private async receive(): Promise<void> {
     try {
       for await (const frames of this.socket) {
-        // One frame per message; empty frames (a REQ-style delimiter) carry nothing.
-        for (const frame of frames) if (frame.length > 0) this.options.onFrame(frame)
+        // A leading empty frame (a REQ-style delimiter) carries nothing.
+        this.options.onMessage(frames[0]?.length === 0 ? frames.slice(1) : frames)
       }
     } catch (error) {
       if (!this.closed) this.options.onError(error)

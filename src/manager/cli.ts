@@ -19,7 +19,8 @@ export interface ManagerOptions {
   /** why `workers` is what it is, for the log */
   workerNotes: string[]
   coresPerWorker: number
-  prefetch: number
+  /** tasks held beyond one per worker, or 'auto': adapted to measured task length */
+  prefetch: number | 'auto'
   mode: WorkerMode
   affinity: AffinitySpec
   accelerators: string[]
@@ -45,7 +46,7 @@ export const USAGE = `usage: tsflow-manager --interchange tcp://HOST:PORT --bloc
   --max-workers-per-node N     upper bound on workers
   --cores-per-worker X         CPUs per worker, may be fractional (default 1)
   --mem-per-worker MB          memory per worker; caps workers by total memory
-  --prefetch P                 tasks held beyond one per worker (default 0)
+  --prefetch P|auto            tasks held beyond one per worker; auto adapts to task length (default auto)
   --mode threads|processes     worker threads or worker processes (default threads)
   --affinity SPEC              none | block | alternating | "0,1;2,3" (one list per worker)
   --accelerators A,B,...       one accelerator per worker (caps workers)
@@ -154,7 +155,7 @@ function resolve(raw: Raw, facts: HostFacts): ManagerOptions {
     workers,
     workerNotes: notes,
     coresPerWorker,
-    prefetch: integer(raw, 'prefetch', 0) ?? 0,
+    prefetch: raw.get('prefetch') === 'auto' || !raw.has('prefetch') ? 'auto' : (integer(raw, 'prefetch', 0) ?? 0),
     mode,
     affinity,
     accelerators,

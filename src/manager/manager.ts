@@ -21,6 +21,7 @@ import { loadCurveKeys, type ClientCurveKeys } from '../transport/curve.js'
 import { Channel } from './channel.js'
 import type { ManagerOptions } from './cli.js'
 import type { WorkerPool } from './pool.js'
+import { PrefetchPolicy } from './prefetch.js'
 import { Scheduler } from './scheduler.js'
 import { createPool, workerSetups } from './workers.js'
 
@@ -60,7 +61,10 @@ class Manager {
     void this.stop(ExitCode.ok, `received ${signal}; shutting down`, { failOutstanding: `received ${signal} (its batch job may be ending)` })
   private readonly onExit = (): void => this.pool?.killNow()
 
+  private readonly prefetch: PrefetchPolicy
+
   constructor(private readonly options: ManagerOptions) {
+    this.prefetch = new PrefetchPolicy(options.workers, options.prefetch)
     const logFile = options.logDir ? join(options.logDir, `manager-${options.managerId.replace(/[/\\]/g, '_')}.log`) : undefined
     this.logger = new Logger('manager', options.logLevel, logFile)
     this.periodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS
@@ -71,7 +75,7 @@ class Manager {
     const { options, logger } = this
     logger.info(
       `starting manager ${options.managerId} (block ${options.blockId}, pid ${process.pid}) on ${this.host}: ` +
-        `${options.workers} ${options.mode} workers (${options.workerNotes.join('; ')}), prefetch ${options.prefetch}` +
+        `${options.workers} ${options.mode} workers (${options.workerNotes.join('; ')}), prefetch ${this.prefetch.describe()}` +
         (options.accelerators.length ? `, accelerators ${options.accelerators.join(',')} via ${options.acceleratorEnv}` : ''),
     )
     let curve: ClientCurveKeys | undefined
@@ -95,7 +99,7 @@ class Manager {
     )
     this.scheduler = new Scheduler(
       this.pool,
-      { prefetch: options.prefetch, maxBatch: MAX_BATCH, bashGraceMs: BASH_WALLTIME_GRACE_MS, where: `manager ${options.managerId}` },
+      { prefetch: this.prefetch, maxBatch: MAX_BATCH, bashGraceMs: BASH_WALLTIME_GRACE_MS, where: `manager ${options.managerId}` },
       logger,
       () => this.afterTurn(),
     )
@@ -104,7 +108,7 @@ class Manager {
       routingId: options.managerId,
       ...(curve ? { curve } : {}),
       next: () => this.nextFrame(),
-      onFrame: (frame) => this.onFrame(frame),
+      onMessage: (frames) => this.onMessage(frames),
       onError: (error) => void this.stop(ExitCode.failed, `ZeroMQ socket failed: ${(error as Error)?.message ?? error}`, { stderr: true }),
     })
     process.on('SIGTERM', this.onSignal)
@@ -120,7 +124,8 @@ class Manager {
       host: this.host,
       blockId: options.blockId,
       workers: options.workers,
-      prefetch: options.prefetch,
+      prefetch: this.prefetch.ceiling,
+      capacity: options.workers + this.prefetch.value,
       pid: process.pid,
       ...(options.accelerators.length ? { accelerators: options.accelerators } : {}),
       ...stamp(),
@@ -130,11 +135,11 @@ class Manager {
     return this.exited.promise
   }
 
-  private onFrame(frame: Buffer): void {
+  private onMessage(frames: Buffer[]): void {
     this.lastHeard = Date.now()
     let message: InterchangeToManager
     try {
-      message = decodeMessage<InterchangeToManager>(frame, ACCEPTED.managerFromInterchange)
+      message = decodeMessage<InterchangeToManager>(frames, ACCEPTED.managerFromInterchange)
     } catch (error) {
       // Never crash on garbage; but do not let a flood of it flood the log either.
       if (++this.dropped <= 10 || this.dropped % 1000 === 0) {
@@ -182,7 +187,7 @@ class Manager {
     if (this.state === 'starting') {
       this.state = 'registered'
       // The interchange counts a registration as announcing full capacity.
-      this.announced = this.options.workers + this.options.prefetch
+      this.announced = this.options.workers + this.prefetch.value
     }
     // Values given on the command line win; otherwise the interchange's, if sensible.
     if (this.options.heartbeatPeriodMs === undefined && periodMs > 0) this.periodMs = periodMs
@@ -193,7 +198,7 @@ class Manager {
   }
 
   /** The next message for the interchange: control messages, then results, then a capacity update. */
-  private nextFrame(): Buffer | undefined {
+  private nextFrame(): Uint8Array[] | undefined {
     const control = this.control.shift()
     if (control) return encodeMessage(control)
     if (this.state === 'starting') return undefined

@@ -6,7 +6,7 @@
 import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
-import { decodeResults, encodeWork, ownedCopy } from '../worker/run.js'
+import { decodeResults } from '../worker/run.js'
 import type { WorkerSetup } from '../worker/setup.js'
 import type { ThreadHello, ThreadPoolData } from '../worker/thread.js'
 import type { Batch, PoolEvents, WorkerPool } from './pool.js'
@@ -98,8 +98,10 @@ export class ThreadWorkerPool implements WorkerPool {
 
   dispatch(batch: Batch): void {
     const run: Run = { batch }
-    const work = ownedCopy(encodeWork(batch.tasks.map((task) => task.payload)))
-    const options: { transferList: ArrayBuffer[]; signal?: AbortSignal } = { transferList: [work.buffer as ArrayBuffer] }
+    // The payload frames themselves: one structured-clone copy each on the way to the thread,
+    // instead of packing them into one message and copying that.
+    const work = batch.tasks.map((task) => task.payload)
+    const options: { signal?: AbortSignal } = {}
     if (batch.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal

@@ -5,17 +5,21 @@
  * everything finished in one event-loop turn goes back in one message.
  */
 import { ExecutorError, SerializationError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
-import type { ResultEnvelope, TaskEnvelope, TaskPayload } from '../protocol/messages.js'
+import { MAX_BATCH_PAYLOAD_BYTES, type ResultEnvelope, type TaskEnvelope, type TaskPayload } from '../protocol/messages.js'
 import { TaskKind, type ResultWire } from '../protocol/task.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import type { Batch, BatchFailure, QueuedTask, WorkerPool } from './pool.js'
 import { TaskQueue } from './queue.js'
+import type { PrefetchPolicy } from './prefetch.js'
+
+/** Payload bytes a manager holds before it stops asking for more than one task per worker. */
+const MAX_HELD_PAYLOAD_BYTES = 64 * 1024 * 1024
 
 export interface SchedulerOptions {
-  /** tasks held beyond one per worker */
-  prefetch: number
+  /** tasks held beyond one per worker (fixed or adaptive) */
+  prefetch: PrefetchPolicy
   /** most tasks in one worker message */
   maxBatch: number
   /** extra time a bash app gets past its walltime to stop its own process group first */
@@ -29,6 +33,10 @@ export class Scheduler {
   private running = 0
   /** batches handed to the pool and not yet answered */
   private readonly inFlight = new Set<Batch>()
+  /** payload bytes of tasks accepted and not yet answered */
+  private heldBytes = 0
+  /** when each batch went to the pool, to measure task length for adaptive prefetch */
+  private readonly sentAt = new WeakMap<Batch, number>()
   private results: ResultEnvelope[] = []
   private turnScheduled = false
   private stopped = false
@@ -56,13 +64,17 @@ export class Scheduler {
    * held keeps the bound when batches put many tasks on one worker.
    */
   capacity(): number {
-    return Math.max(0, this.pool.size + this.options.prefetch - this.outstanding)
+    // Large payloads: stop prefetching once enough bytes wait here, so memory stays bounded.
+    const prefetch = this.heldBytes >= MAX_HELD_PAYLOAD_BYTES ? 0 : this.options.prefetch.value
+    return Math.max(0, this.pool.size + prefetch - this.outstanding)
   }
 
   accept(envelopes: readonly TaskEnvelope[]): void {
     for (const envelope of envelopes) {
       const task = this.toTask(envelope)
-      if (task) this.queue.push(task)
+      if (!task) continue
+      this.heldBytes += task.payload.byteLength
+      this.queue.push(task)
     }
     this.scheduleTurn()
   }
@@ -80,14 +92,20 @@ export class Scheduler {
     this.scheduleTurn()
   }
 
-  /** Takes up to `max` results for one message. */
+  /** Takes up to `max` results (and about MAX_BATCH_PAYLOAD_BYTES of them) for one message. */
   takeResults(max: number): ResultEnvelope[] {
-    if (this.results.length <= max) {
+    let count = 0
+    let bytes = 0
+    while (count < this.results.length && count < max && (count === 0 || bytes < MAX_BATCH_PAYLOAD_BYTES)) {
+      bytes += this.results[count]!.payload.byteLength
+      count++
+    }
+    if (count === this.results.length) {
       const all = this.results
       this.results = []
       return all
     }
-    return this.results.splice(0, max)
+    return this.results.splice(0, count)
   }
 
   /**
@@ -107,10 +125,15 @@ export class Scheduler {
   // ---- pool events
 
   done(batch: Batch, answers: Uint8Array[]): void {
+    const sentAt = this.sentAt.get(batch)
+    if (sentAt !== undefined) this.options.prefetch.observe(batch.tasks.length, performance.now() - sentAt)
     if (!this.settle(batch)) return
     batch.tasks.forEach((task, i) => {
       const payload = answers[i]
-      if (payload) this.results.push({ id: task.id, try: task.try, payload })
+      if (payload) {
+        this.heldBytes -= task.payload.byteLength
+        this.results.push({ id: task.id, try: task.try, payload })
+      }
       else this.fail(task, new ExecutorError(this.options.where, `a worker returned no result for task #${task.id}`))
     })
     this.scheduleTurn()
@@ -201,6 +224,7 @@ export class Scheduler {
   }
 
   private send(batch: Batch, idleOnly: boolean): void {
+    this.sentAt.set(batch, performance.now())
     this.running += batch.tasks.length
     this.inFlight.add(batch)
     this.pool.dispatch(batch, idleOnly)
@@ -212,6 +236,22 @@ export class Scheduler {
   }
 
   private toTask(envelope: TaskEnvelope): QueuedTask | undefined {
+    const priority = typeof envelope.pri === 'number' ? envelope.pri : 0
+    // The executor describes the task on the envelope: no need to decode its payload (and copy
+    // its arguments) on this busy thread. Envelopes without it are decoded, as before.
+    if (typeof envelope.k === 'number') {
+      const wt = envelope.wt
+      return {
+        id: envelope.id,
+        try: envelope.try,
+        priority,
+        payload: envelope.payload,
+        appName: typeof envelope.app === 'string' ? envelope.app : 'unknown app',
+        walltime: typeof wt === 'number' && wt > 0 ? wt : undefined,
+        bash: envelope.k === TaskKind.bash,
+        isolated: false,
+      }
+    }
     let payload: TaskPayload
     try {
       payload = decode<TaskPayload>(envelope.payload)
@@ -227,7 +267,7 @@ export class Scheduler {
     return {
       id: envelope.id,
       try: envelope.try,
-      priority: typeof envelope.pri === 'number' ? envelope.pri : 0,
+      priority,
       payload: envelope.payload,
       appName: payload.fn.name,
       walltime: typeof wt === 'number' && wt > 0 ? wt : undefined,
@@ -236,7 +276,8 @@ export class Scheduler {
     }
   }
 
-  private fail(task: { id: number; try: number }, error: unknown): void {
+  private fail(task: { id: number; try: number; payload?: Uint8Array }, error: unknown): void {
+    if (task.payload) this.heldBytes -= task.payload.byteLength
     const result: ResultWire = { id: task.id, try: task.try, ok: false, error: encodeError(error) }
     this.results.push({ id: task.id, try: task.try, payload: encode(result) })
   }

@@ -6,7 +6,8 @@ import { PROTOCOL_VERSION, TSFLOW_VERSION } from './version.js'
 
 /**
  * Every message of the high-throughput executor, between the executor (client), the
- * interchange and the managers. One ZeroMQ frame carries one message, msgpack-encoded.
+ * interchange and the managers. A message is one ZeroMQ multipart message: a msgpack header,
+ * followed, for messages that carry tasks or results, by one frame per payload.
  *
  * Task arguments and results travel as opaque `payload` bytes: the interchange routes them
  * without decoding them, so its cost per task does not grow with argument size.
@@ -25,6 +26,13 @@ export interface VersionStamp {
   version: string
 }
 
+/**
+ * Payload bytes one message should carry at most. Batching many small tasks per message is what
+ * makes tsflow fast; batching many large ones only makes huge messages that every hop must copy
+ * whole, so senders start a new message past this size (a single larger task still goes alone).
+ */
+export const MAX_BATCH_PAYLOAD_BYTES = 1 << 20
+
 /** A task as routed by the interchange: what it needs for scheduling, plus the opaque payload. */
 export interface TaskEnvelope {
   id: number
@@ -32,6 +40,12 @@ export interface TaskEnvelope {
   /** priority, higher first (default 0) */
   pri?: number
   res?: ResourceSpec
+  /** TaskKind of the payload, so the manager can schedule without decoding it */
+  k?: number
+  /** walltime in seconds, likewise */
+  wt?: number
+  /** app name, for errors the manager raises about the task */
+  app?: string
   payload: Uint8Array
 }
 
@@ -46,6 +60,12 @@ export interface ResultEnvelope {
 export interface TaskPayload {
   fn: import('../serialize/function-ref.js').FunctionDescriptor
   task: import('./task.js').TaskWire
+}
+
+/** Tasks handed to managers: ids[i] at try tries[i]. */
+export interface DispatchNotice {
+  ids: number[]
+  tries: number[]
 }
 
 export interface ManagerInfo {
@@ -80,12 +100,13 @@ export type ClientMessage =
 export type InterchangeToClient =
   | ({ t: 'ix_hello'; workerPort: number; clientPort: number } & VersionStamp)
   | { t: 'refused'; reason: string }
-  | { t: 'results'; results: ResultEnvelope[] }
+  /** results; `dispatched` names tasks handed to managers since the last notice (for 'running') */
+  | { t: 'results'; results: ResultEnvelope[]; dispatched?: DispatchNotice }
   /** tasks that failed outside user code (manager lost, cancelled in queue, ...) */
   | { t: 'failed'; failures: { id: number; try: number; error: EncodedError }[] }
   | { t: 'manager'; event: 'registered' | 'lost' | 'drained' | 'refused'; info: ManagerInfo; reason?: string }
-  /** tasks handed to managers since the last such message (ids[i] at try tries[i]) */
-  | { t: 'dispatched'; ids: number[]; tries: number[] }
+  /** tasks handed to managers, when no results message carried the notice within a few ms */
+  | ({ t: 'dispatched' } & DispatchNotice)
   | { t: 'status_reply'; req: number; queued: number; managers: ManagerInfo[] }
   | { t: 'heartbeat' }
 
@@ -100,6 +121,8 @@ export type ManagerMessage =
       prefetch: number
       pid: number
       accelerators?: string[]
+      /** tasks it takes now; default workers + prefetch (prefetch is then the most it will ask) */
+      capacity?: number
     } & VersionStamp)
   /** results, and how many more tasks the manager can take now */
   | { t: 'results'; results: ResultEnvelope[]; capacity: number }
@@ -133,26 +156,64 @@ export function stamp(): VersionStamp {
   return { proto: PROTOCOL_VERSION, version: TSFLOW_VERSION }
 }
 
-export function encodeMessage(message: AnyMessage): Buffer {
-  return encode(message)
+/** The envelope list a message kind carries, whose payloads travel as frames of their own. */
+function envelopeKey(kind: string): 'tasks' | 'results' | undefined {
+  return kind === 'submit' || kind === 'tasks' ? 'tasks' : kind === 'results' ? 'results' : undefined
 }
 
 /**
- * Decodes one frame and checks it is a message `accepted` allows, with the fields its kind
- * needs. Throws ProtocolError naming what was wrong; callers log and drop such frames.
+ * Encodes a message as ZeroMQ frames: a msgpack header, then one frame per task or result
+ * payload, in envelope order. Payload bytes are never copied into a bigger message: ZeroMQ
+ * sends (and receives) frames zero-copy, and the interchange forwards them untouched.
  */
-export function decodeMessage<M extends AnyMessage>(frame: Uint8Array, accepted: ReadonlySet<string>): M {
+export function encodeMessage(message: AnyMessage): Uint8Array[] {
+  const key = envelopeKey(message.t)
+  const envelopes = key ? ((message as Record<string, unknown>)[key] as (TaskEnvelope | ResultEnvelope)[]) : undefined
+  if (!key || !envelopes || envelopes.length === 0) return [encode(message)]
+  const frames: Uint8Array[] = new Array(envelopes.length + 1)
+  const stripped = new Array(envelopes.length)
+  for (let i = 0; i < envelopes.length; i++) {
+    const { payload, ...rest } = envelopes[i]!
+    stripped[i] = rest
+    frames[i + 1] = payload
+  }
+  frames[0] = encode({ ...message, [key]: stripped })
+  return frames
+}
+
+/**
+ * Decodes one message from its frames (a header and its payload frames) and checks it is a
+ * message `accepted` allows, with the fields its kind needs. Throws ProtocolError naming what was
+ * wrong; callers log and drop such messages.
+ */
+export function decodeMessage<M extends AnyMessage>(frames: Uint8Array | readonly Uint8Array[], accepted: ReadonlySet<string>): M {
+  const list = frames instanceof Uint8Array ? [frames] : frames
+  const header = list[0]
+  if (!header) throw new ProtocolError('empty message (no frames)')
   let message: unknown
   try {
-    message = decode(frame)
+    message = decode(header)
   } catch (error) {
-    throw new ProtocolError(`undecodable frame of ${frame.length} bytes`, { cause: error })
+    throw new ProtocolError(`undecodable frame of ${header.length} bytes`, { cause: error })
   }
   if (typeof message !== 'object' || message === null || typeof (message as { t?: unknown }).t !== 'string') {
-    throw new ProtocolError(`frame of ${frame.length} bytes is not a tsflow message (no 't' field)`)
+    throw new ProtocolError(`frame of ${header.length} bytes is not a tsflow message (no 't' field)`)
   }
   const kind = (message as { t: string }).t
   if (!accepted.has(kind)) throw new ProtocolError(`unexpected message kind '${kind}'`)
+  const key = envelopeKey(kind)
+  const items = key ? (message as Record<string, unknown>)[key] : undefined
+  if (key && Array.isArray(items)) {
+    if (items.length !== list.length - 1) {
+      throw new ProtocolError(`malformed '${kind}' message: it lists ${items.length} ${key} but carries ${list.length - 1} payload frames`)
+    }
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as Record<string, unknown> | null
+      if (typeof item === 'object' && item !== null) item.payload = list[i + 1]
+    }
+  } else if (list.length > 1) {
+    throw new ProtocolError(`malformed '${kind}' message: ${list.length - 1} unexpected extra frames`)
+  }
   const problem = shapeProblem(kind, message as Record<string, unknown>, accepted)
   if (problem) throw new ProtocolError(`malformed '${kind}' message: ${problem}`)
   return message as M

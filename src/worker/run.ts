@@ -28,8 +28,9 @@ export function decodeResults(bytes: Uint8Array): Uint8Array[] {
  * Runs one message of work and returns the encoded answer. Synchronous tasks finish within this
  * call; a promise is returned only when a task is asynchronous or a module must be imported.
  */
-export function runWork(bytes: Uint8Array): Buffer | Promise<Buffer> {
-  const payloads = decode<Uint8Array[]>(bytes)
+export function runWork(work: Uint8Array | Uint8Array[]): Buffer | Promise<Buffer> {
+  // Threads get the payloads as an array; processes get them packed in one framed message.
+  const payloads = Array.isArray(work) ? work : decode<Uint8Array[]>(work)
   const fns: FunctionDescriptor[] = []
   const fnIndex = new Map<string, number>()
   const tasks: TaskWire[] = []

@@ -8,16 +8,19 @@ import t from 'tap'
 import { Dealer } from 'zeromq'
 
 import { encodeMessage, stamp } from '../../dist/protocol/messages.js'
+import { encode } from '../../dist/serialize/codec.js'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor, withTimeout } from './harness.js'
 
 /** Frames that are not valid messages for anyone, plus valid messages of the wrong kind or shape. */
 function garbageFrames(): Buffer[][] {
-  const validSubmit = encodeMessage({ t: 'submit', tasks: makeTasks(0, 50) })
-  const validRegister = encodeMessage({ t: 'register', managerId: 'x', host: 'h', blockId: 'b', workers: 1, prefetch: 0, pid: 1, ...stamp() })
-  const raw = (value: unknown) => encodeMessage(value as never)
+  // Headers alone: a submit header without its payload frames is garbage too.
+  const validSubmit = Buffer.from(encodeMessage({ t: 'submit', tasks: makeTasks(0, 50) })[0]!)
+  const validRegister = Buffer.from(encodeMessage({ t: 'register', managerId: 'x', host: 'h', blockId: 'b', workers: 1, prefetch: 0, pid: 1, ...stamp() })[0]!)
+  // Arbitrary values, encoded as a single frame without the protocol's help.
+  const raw = (value: unknown) => Buffer.from(encode(value))
   return [
     // first, so its log line is among those the rate limiter lets through
-    [validSubmit, validSubmit], // two frames where one is expected
+    [validSubmit, validSubmit], // 50 tasks declared, one payload frame carried
     [randomBytes(64)],
     [randomBytes(100_000)],
     [Buffer.alloc(0)],
@@ -105,7 +108,7 @@ t.test('garbage on both ports is dropped and tasks still run end to end', async 
   const log = await ix.log()
   t.match(log, /dropped a bad frame on the client port/)
   t.match(log, /dropped a bad frame from manager/)
-  t.match(log, /dropped a 2-part message/)
+  t.match(log, /lists 50 tasks but carries 1 payload frames/)
   t.match(log, /is not registered; send 'register' first/)
   t.match(log, /handshake failed/, 'non-ZMTP bytes are noticed at the handshake')
   const warnings = log.split('\n').filter((line) => line.includes(' WARN ')).length

@@ -182,7 +182,7 @@ class Peer<In extends AnyMessage> {
         return
       }
       this.received++
-      const message = decodeMessage<In>(frames[0]!, this.accepted)
+      const message = decodeMessage<In>(frames, this.accepted)
       this.inbox.push(message)
       this.onMessage(message)
     }

@@ -17,7 +17,7 @@ function parse(...args: string[]): ManagerOptions {
 
 t.test('defaults', async (t) => {
   const options = parse()
-  t.match(options, { interchange: 'tcp://10.0.0.1:55001', blockId: '7', workers: 8, prefetch: 0, mode: 'threads', affinity: { kind: 'none' } })
+  t.match(options, { interchange: 'tcp://10.0.0.1:55001', blockId: '7', workers: 8, prefetch: 'auto', mode: 'threads', affinity: { kind: 'none' } })
   t.match(options.managerId, /^.+-\d+-[0-9a-f]{6}$/, 'host-pid-random')
   t.equal(options.acceleratorEnv, 'CUDA_VISIBLE_DEVICES')
   t.equal(options.heartbeatPeriodMs, undefined, 'heartbeats follow the interchange unless given')
@@ -33,6 +33,7 @@ t.test('worker count: cores per worker, node cap, memory cap, accelerators', asy
   t.equal(parse('--mem-per-worker', '99999').workers, 1, 'never fewer than one worker')
   t.equal(parse('--accelerators', 'g0,g1,g2').workers, 3)
   t.equal(parse('--workers=2', '--prefetch=10').prefetch, 10, '--flag=value works')
+  t.equal(parse('--workers=2', '--prefetch', 'auto').prefetch, 'auto', '--prefetch auto adapts to task length')
 })
 
 t.test('usage errors name the flag and what it expects', async (t) => {

@@ -85,9 +85,10 @@ export class FakeInterchange {
     await this.sendRaw(encodeMessage(message))
   }
 
-  async sendRaw(frame: Uint8Array): Promise<void> {
+  /** Sends one message made of these frames (a header and any payload frames). */
+  async sendRaw(frames: Uint8Array | Uint8Array[]): Promise<void> {
     if (!this.manager) throw new Error('no manager has registered yet')
-    await this.router.send([this.manager, frame])
+    await this.router.send([this.manager, ...(frames instanceof Uint8Array ? [frames] : frames)])
   }
 
   async sendTasks(tasks: TaskEnvelope[]): Promise<void> {
@@ -108,8 +109,8 @@ export class FakeInterchange {
 
   private async receive(): Promise<void> {
     try {
-      for await (const [identity, frame] of this.router) {
-        const message = decodeMessage<ManagerMessage>(frame!, ACCEPTED.interchangeFromManager)
+      for await (const [identity, ...frames] of this.router) {
+        const message = decodeMessage<ManagerMessage>(frames, ACCEPTED.interchangeFromManager)
         this.messages.push(message)
         await this.react(identity!, message)
       }

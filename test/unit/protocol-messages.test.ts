@@ -81,7 +81,7 @@ const samples: [Receiver, AnyMessage][] = [
 ]
 
 /** The ProtocolError decodeMessage throws for `frame`, or fails the test. */
-function protocolError(frame: Uint8Array, accepted: ReadonlySet<string> = ACCEPTED.interchangeFromClient): ProtocolError {
+function protocolError(frame: Uint8Array | Uint8Array[], accepted: ReadonlySet<string> = ACCEPTED.interchangeFromClient): ProtocolError {
   try {
     decodeMessage(frame, accepted)
   } catch (error) {
@@ -90,7 +90,20 @@ function protocolError(frame: Uint8Array, accepted: ReadonlySet<string> = ACCEPT
   }
   throw new Error('expected a ProtocolError')
 }
-const frameOf = (value: unknown) => encode(value)
+// A (possibly malformed) message as frames: a header, plus one frame per entry of its
+// tasks/results list (an entry's own payload when it has bytes), as a sender would send it.
+const frameOf = (value: unknown): Uint8Array[] => {
+  const message = value as Record<string, unknown> | null
+  const list = message && typeof message === 'object' ? (message.tasks ?? message.results) : undefined
+  if (!Array.isArray(list)) return [encode(value)]
+  // An entry without bytes for a payload sends no payload frame (so the counts disagree).
+  const payloads = list.flatMap((entry) => {
+    if (typeof entry !== 'object' || entry === null) return [new Uint8Array([0xc0])]
+    const bytes = (entry as { payload?: unknown }).payload
+    return bytes instanceof Uint8Array ? [bytes] : []
+  })
+  return [encode(value), ...payloads]
+}
 
 t.test('stamp() and the version constants', async (t) => {
   t.same(stamp(), { proto: PROTOCOL_VERSION, version: TSFLOW_VERSION })
@@ -102,14 +115,23 @@ t.test('every message kind round trips', async (t) => {
   const kinds = new Set<string>()
   for (const [receiver, message] of samples) {
     kinds.add(`${receiver}:${message.t}`)
-    const frame = encodeMessage(message)
-    t.ok(Buffer.isBuffer(frame), `${receiver}/${message.t}: encodes to a Buffer`)
-    const decoded = decodeMessage<AnyMessage>(frame, ACCEPTED[receiver])
+    const frames = encodeMessage(message)
+    t.ok(frames.length >= 1 && frames.every((f) => f instanceof Uint8Array), `${receiver}/${message.t}: encodes to frames`)
+    const decoded = decodeMessage<AnyMessage>(frames, ACCEPTED[receiver])
     t.same(decoded, message, `${receiver}/${message.t}: decodes to the same message`)
   }
   for (const [receiver, accepted] of Object.entries(ACCEPTED)) {
     for (const kind of accepted) t.ok(kinds.has(`${receiver}:${kind}`), `${receiver} accepts '${kind}' and it is covered`)
   }
+})
+
+t.test('payloads travel as frames of their own, and counts must match', async (t) => {
+  const frames = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('a') }, { id: 2, try: 0, payload: payload('b') }] })
+  t.equal(frames.length, 3, 'a header and one frame per payload')
+  t.equal(Buffer.from(frames[2]!).toString(), Buffer.from(payload('b')).toString(), 'payloads in envelope order')
+  t.throws(() => decodeMessage(frames.slice(0, 2), ACCEPTED.interchangeFromClient), /lists 2 tasks but carries 1 payload frames/)
+  t.throws(() => decodeMessage([...encodeMessage({ t: 'heartbeat' }), payload('x')], ACCEPTED.interchangeFromClient), /1 unexpected extra frames/)
+  t.throws(() => decodeMessage([], ACCEPTED.interchangeFromClient), /empty message/)
 })
 
 t.test('payloads arrive as bytes and are not decoded on the way', async (t) => {
@@ -122,7 +144,7 @@ t.test('payloads arrive as bytes and are not decoded on the way', async (t) => {
 })
 
 t.test('undecodable frames', async (t) => {
-  const valid = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('abc') }] })
+  const valid = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('abc') }] })[0]!
   for (const [label, frame] of [
     ['empty', new Uint8Array(0)],
     ['garbage', Buffer.from([0xff, 0xff, 0xff, 0xff])],
@@ -148,7 +170,7 @@ t.test('frames that are not messages', async (t) => {
     ['numeric t', { t: 5 }],
     ['Map', new Map([['t', 'submit']])],
   ] as const) {
-    const frame = frameOf(value)
+    const frame = encode(value)
     const error = protocolError(frame)
     t.equal(error.message, `frame of ${frame.length} bytes is not a tsflow message (no 't' field)`, label)
   }
@@ -183,14 +205,14 @@ t.test('missing or mistyped fields name the problem', async (t) => {
     ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('a') }, 'x'] }, "malformed 'submit' message: entry 1 is not an object"],
     ['interchangeFromClient', { t: 'submit', tasks: [{ id: '1', try: 0, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
     ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0 }] }, "malformed 'submit' message: entry 0 has no payload bytes"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: 'bytes' }] }, "malformed 'submit' message: entry 0 has no payload bytes"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0 }] }, "malformed 'submit' message: it lists 1 tasks but carries 0 payload frames"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: 'bytes' }] }, "malformed 'submit' message: it lists 1 tasks but carries 0 payload frames"],
     ['interchangeFromClient', { t: 'cancel', ids: 5 }, "malformed 'cancel' message: field 'ids' must be an array of numbers"],
     ['interchangeFromClient', { t: 'drain', blockIds: 'block-0' }, "malformed 'drain' message: field 'blockIds' must be an array"],
     ['interchangeFromClient', { t: 'status' }, "malformed 'status' message: field 'req' must be a number"],
     ['clientFromInterchange', { t: 'ix_hello', version: '0.1.0' }, "malformed 'ix_hello' message: field 'proto' must be a number"],
     ['clientFromInterchange', { t: 'results' }, "malformed 'results' message: field 'results' must be an array"],
-    ['clientFromInterchange', { t: 'results', results: [{ id: 1, try: 0 }] }, "malformed 'results' message: entry 0 has no payload bytes"],
+    ['clientFromInterchange', { t: 'results', results: [{ id: 1, try: 0 }] }, "malformed 'results' message: it lists 1 results but carries 0 payload frames"],
     ['clientFromInterchange', { t: 'failed', failures: null }, "malformed 'failed' message: field 'failures' must be an array"],
     ['clientFromInterchange', { t: 'manager', event: 'lost', info: null }, "malformed 'manager' message: field 'info' must be an object"],
     ['clientFromInterchange', { t: 'manager', event: 'lost' }, "malformed 'manager' message: field 'info' must be an object"],
@@ -199,7 +221,7 @@ t.test('missing or mistyped fields name the problem', async (t) => {
     ['interchangeFromManager', { t: 'register', managerId: 'm', host: 'h', blockId: 'b', workers: 4, prefetch: 0, pid: 1, version: 'v' }, "malformed 'register' message: field 'proto' must be a number"],
     ['interchangeFromManager', { t: 'ready' }, "malformed 'ready' message: field 'capacity' must be a number"],
     ['managerFromInterchange', { t: 'registered', heartbeatPeriodMs: 1000 }, "malformed 'registered' message: field 'heartbeatThreshold' must be a number"],
-    ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 1, try: 0, payload: null }] }, "malformed 'tasks' message: entry 0 has no payload bytes"],
+    ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 1, try: 0, payload: null }] }, "malformed 'tasks' message: it lists 1 tasks but carries 0 payload frames"],
   ]
   for (const [receiver, message, expected] of cases) {
     const error = protocolError(frameOf(message), ACCEPTED[receiver])

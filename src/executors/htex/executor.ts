@@ -5,7 +5,7 @@ import { Dealer } from 'zeromq'
 import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch } from '../../errors.js'
 import { encode, decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
-import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
+import { ACCEPTED, MAX_BATCH_PAYLOAD_BYTES, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
 import type { ResultWire, TaskWire } from '../../protocol/task.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
@@ -214,6 +214,7 @@ export class HighThroughputExecutor implements Executor {
     const tasks = this.buffer
     this.buffer = []
     let envelopes: TaskEnvelope[] = []
+    let bytes = 0
     for (const task of tasks) {
       if (!this.pending.has(task.id)) continue // cancelled while buffered
       const wire: TaskWire = { id: task.id, try: task.try, fn: 0, kind: task.kind, args: task.args }
@@ -229,13 +230,16 @@ export class HighThroughputExecutor implements Executor {
         })
         continue
       }
-      const envelope: TaskEnvelope = { id: task.id, try: task.try, payload }
+      const envelope: TaskEnvelope = { id: task.id, try: task.try, k: task.kind, app: task.appName, payload }
+      if (task.walltime !== undefined) envelope.wt = task.walltime
       if (task.priority !== 0) envelope.pri = task.priority
       if (task.resources) envelope.res = task.resources
       envelopes.push(envelope)
-      if (envelopes.length >= this.options!.maxBatchSize) {
+      bytes += payload.byteLength
+      if (envelopes.length >= this.options!.maxBatchSize || bytes >= MAX_BATCH_PAYLOAD_BYTES) {
         this.send({ t: 'submit', tasks: envelopes })
         envelopes = []
+        bytes = 0
       }
     }
     if (envelopes.length > 0) this.send({ t: 'submit', tasks: envelopes })
@@ -257,16 +261,15 @@ export class HighThroughputExecutor implements Executor {
 
   private send(message: ClientMessage): void {
     if (!this.outbox || !this.socket || this.socket.closed) return
-    this.outbox.send([encodeMessage(message)])
+    this.outbox.send(encodeMessage(message))
   }
 
   private async receive(socket: Dealer): Promise<void> {
     try {
-      for await (const [frame] of socket) {
-        if (!frame) continue
+      for await (const frames of socket) {
         let message: InterchangeToClient
         try {
-          message = decodeMessage<InterchangeToClient>(frame, ACCEPTED.clientFromInterchange)
+          message = decodeMessage<InterchangeToClient>(frames, ACCEPTED.clientFromInterchange)
         } catch (error) {
           this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
           continue
@@ -286,6 +289,7 @@ export class HighThroughputExecutor implements Executor {
         this.helloWaiter.resolve(message)
         return
       case 'results':
+        if (message.dispatched) this.markRunning(message.dispatched.ids, message.dispatched.tries)
         for (const envelope of message.results) {
           let result: ResultWire
           try {
@@ -304,7 +308,7 @@ export class HighThroughputExecutor implements Executor {
         this.managerEvent(message.event, message.info, message.reason)
         return
       case 'dispatched':
-        for (let i = 0; i < message.ids.length; i++) this.host?.taskRunning(message.ids[i]!, message.tries[i]!)
+        this.markRunning(message.ids, message.tries)
         return
       case 'status_reply':
         this.statusReply(message.managers)
@@ -312,6 +316,10 @@ export class HighThroughputExecutor implements Executor {
       case 'heartbeat':
         return
     }
+  }
+
+  private markRunning(ids: number[], tries: number[]): void {
+    for (let i = 0; i < ids.length; i++) this.host?.taskRunning(ids[i]!, tries[i]!)
   }
 
   private managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { ConfigError } from '../../errors.js'
-import { arrayOf, anyOf, boolean, integer, nonNegativeInt, object, oneOf, optional, positiveInt, positiveNumber, string, type Check } from '../../config/schema.js'
+import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, object, oneOf, optional, positiveInt, positiveNumber, string, type Check } from '../../config/schema.js'
 import { LOG_LEVELS, type LogLevel } from '../../util/logger.js'
 import { providerOption } from '../../providers/index.js'
 import type { ExecutionProvider } from '../../providers/base.js'
@@ -25,8 +25,11 @@ export interface HighThroughputExecutorOptions {
   coresPerWorker?: number
   /** Memory each worker needs, MB; caps workers by the node's memory. */
   memPerWorker?: number
-  /** Tasks a manager holds beyond one per worker, to hide latency. Default 0. */
-  prefetchCapacity?: number
+  /**
+   * Tasks a manager holds beyond one per worker, to hide the round trip to the interchange.
+   * 'auto' (default) adapts to measured task length: deep for short tasks, none for long ones.
+   */
+  prefetchCapacity?: number | 'auto'
   /** CPU affinity of workers: 'none', 'block', 'alternating', or explicit lists "0,1;2,3". Default 'none'. */
   cpuAffinity?: string
   /** Accelerator ids handed out one per worker (or a count, meaning 0..n-1). */
@@ -60,7 +63,7 @@ export interface ResolvedHtexOptions {
   maxWorkersPerNode: number | undefined
   coresPerWorker: number
   memPerWorker: number | undefined
-  prefetchCapacity: number
+  prefetchCapacity: number | 'auto'
   cpuAffinity: string
   accelerators: string[]
   acceleratorEnv: string
@@ -90,7 +93,7 @@ const schema = object({
   maxWorkersPerNode: positiveInt,
   coresPerWorker: positiveNumber,
   memPerWorker: positiveNumber,
-  prefetchCapacity: nonNegativeInt,
+  prefetchCapacity: anyOf<number | 'auto'>("'auto' or a non-negative integer", literal('auto'), nonNegativeInt),
   cpuAffinity: affinity,
   availableAccelerators: anyOf<string[] | number>('a list of accelerator ids or a count', arrayOf(string), nonNegativeInt),
   acceleratorEnv: string,
@@ -123,7 +126,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     maxWorkersPerNode: o.maxWorkersPerNode,
     coresPerWorker: o.coresPerWorker ?? 1,
     memPerWorker: o.memPerWorker,
-    prefetchCapacity: o.prefetchCapacity ?? 0,
+    prefetchCapacity: o.prefetchCapacity ?? 'auto',
     cpuAffinity: o.cpuAffinity ?? 'none',
     accelerators,
     acceleratorEnv: o.acceleratorEnv ?? 'CUDA_VISIBLE_DEVICES',
