@@ -2,7 +2,8 @@ import t from 'tap'
 import { HighThroughputExecutor, LocalProvider } from 'tsflow'
 import { kernelConformance } from './helpers/kernel-conformance.js'
 
-// The same behaviour suite as the thread executor, through interchange, manager and workers.
+// The same behaviour suite as the thread executor, through interchange, manager and worker
+// processes (the default worker mode).
 kernelConformance(t, (runDir) => ({
   runDir,
   executors: [

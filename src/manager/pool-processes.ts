@@ -12,7 +12,7 @@ import { decode } from '../serialize/codec.js'
 import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import { FrameKind, FrameReader, frameHeader, type WorkerHello } from '../worker/framing.js'
-import { decodeResults, encodeWork } from '../worker/run.js'
+import { decodeResults, workParts } from '../worker/run.js'
 import { CPUS_ENV, type WorkerSetup } from '../worker/setup.js'
 import type { Batch, PoolEvents, WorkerPool } from './pool.js'
 
@@ -87,9 +87,9 @@ export class ProcessWorkerPool implements WorkerPool {
   dispatch(batch: Batch, idleOnly: boolean): void {
     const child = this.pick(idleOnly || batch.alone)
     if (!child) throw new Error('dispatch without a worker that can take the batch (canTake was not checked)')
-    const work = encodeWork(batch.tasks.map((task) => task.payload))
-    child.pipe.write(frameHeader(FrameKind.work, work.length))
-    child.pipe.write(work)
+    const parts = workParts(batch.tasks.map((task) => task.payload))
+    child.pipe.write(frameHeader(FrameKind.work, parts.reduce((total, part) => total + part.byteLength, 0)))
+    for (const part of parts) child.pipe.write(part)
     child.batches.push(batch)
     // Alone batches go only to idle workers, so they start now and the clock starts with them.
     if (batch.walltimeMs !== undefined) child.timer = setTimeout(() => this.kill(child, 'walltime'), batch.walltimeMs)

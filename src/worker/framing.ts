@@ -7,7 +7,7 @@
  */
 
 export const FrameKind = {
-  /** manager -> worker: encodeWork(payloads) */
+  /** manager -> worker: workParts(payloads) */
   work: 1,
   /** worker -> manager: the worker is up; body = encode(WorkerHello) */
   hello: 2,

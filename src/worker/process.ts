@@ -11,7 +11,7 @@ import { markWorker } from '../runtime/context.js'
 import { encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import { FrameKind, FrameReader, frameHeader, type FrameKindValue, type WorkerHello } from './framing.js'
-import { runWork } from './run.js'
+import { readWorkParts, runWork } from './run.js'
 import { CPUS_ENV, RANK_ENV, applyAffinity, parseCpuList } from './setup.js'
 
 markWorker('process')
@@ -36,7 +36,7 @@ function pump(): void {
     const work = waiting.shift()!
     let answer: Buffer | Promise<Buffer>
     try {
-      answer = runWork(work)
+      answer = runWork(readWorkParts(work))
     } catch (error) {
       send(FrameKind.batchError, encode(encodeError(error)))
       continue

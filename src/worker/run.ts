@@ -14,9 +14,31 @@ import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 
-/** Packs task payloads into one message for a worker (a copy of the bytes, nothing decoded). */
-export function encodeWork(payloads: readonly Uint8Array[]): Buffer {
-  return encode(payloads)
+/**
+ * Lays task payloads out for a worker process: a table of lengths, then the payloads as they
+ * are. The manager writes these buffers to the worker's socket without copying them into one
+ * message first (its single thread is the busiest in the pipeline).
+ */
+export function workParts(payloads: readonly Uint8Array[]): Uint8Array[] {
+  const table = Buffer.allocUnsafe(4 + 4 * payloads.length)
+  table.writeUInt32LE(payloads.length, 0)
+  payloads.forEach((payload, i) => table.writeUInt32LE(payload.byteLength, 4 + 4 * i))
+  return [table, ...payloads]
+}
+
+/** The payloads of a work frame laid out by workParts (views into `body`, not copies). */
+export function readWorkParts(body: Uint8Array): Uint8Array[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const count = view.getUint32(0, true)
+  let offset = 4 + 4 * count
+  const payloads: Uint8Array[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    const length = view.getUint32(4 + 4 * i, true)
+    payloads[i] = body.subarray(offset, offset + length)
+    offset += length
+  }
+  if (offset !== body.byteLength) throw new Error(`work frame of ${body.byteLength} bytes does not match its table (${offset} bytes)`)
+  return payloads
 }
 
 /** Unpacks a worker's answer: one encoded ResultWire per task, in task order. */
@@ -28,9 +50,7 @@ export function decodeResults(bytes: Uint8Array): Uint8Array[] {
  * Runs one message of work and returns the encoded answer. Synchronous tasks finish within this
  * call; a promise is returned only when a task is asynchronous or a module must be imported.
  */
-export function runWork(work: Uint8Array | Uint8Array[]): Buffer | Promise<Buffer> {
-  // Threads get the payloads as an array; processes get them packed in one framed message.
-  const payloads = Array.isArray(work) ? work : decode<Uint8Array[]>(work)
+export function runWork(payloads: Uint8Array[]): Buffer | Promise<Buffer> {
   const fns: FunctionDescriptor[] = []
   const fnIndex = new Map<string, number>()
   const tasks: TaskWire[] = []

@@ -60,7 +60,7 @@ function handOver(bytes: Uint8Array): unknown {
   return move(copy)
 }
 
-export default function runWorkMessage(work: Uint8Array | Uint8Array[]): unknown {
+export default function runWorkMessage(work: Uint8Array[]): unknown {
   const answer = runWork(work)
   return answer instanceof Promise ? answer.then(handOver) : handOver(answer)
 }

@@ -17,7 +17,10 @@ export interface HighThroughputExecutorOptions {
   provider?: ExecutionProvider | { type: string; [option: string]: unknown }
   /** Address the interchange listens on for managers. Default 127.0.0.1 (this host only). */
   address?: string
-  /** Workers as threads (fast) or child processes (a crash takes down one worker only). Default 'threads'. */
+  /**
+   * Workers as child processes (default: a crashing task takes down one worker only, and
+   * measured fastest here) or as threads of the manager (quickest to start).
+   */
   workerMode?: 'threads' | 'processes'
   /** Most workers per node. Default: CPUs / coresPerWorker. */
   maxWorkersPerNode?: number
@@ -122,7 +125,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     label: o.label ?? 'htex',
     provider: o.provider ?? new LocalProvider({}),
     address,
-    workerMode: o.workerMode ?? 'threads',
+    workerMode: o.workerMode ?? 'processes',
     maxWorkersPerNode: o.maxWorkersPerNode,
     coresPerWorker: o.coresPerWorker ?? 1,
     memPerWorker: o.memPerWorker,
