@@ -14,7 +14,7 @@ export {
 } from './base.js'
 export { blockOptionShape, resolveBlockOptions, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
-export { readTail } from './files.js'
+export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
 const providerTypes = new Map<string, ProviderFactory>([['local', (options) => new LocalProvider(options)]])

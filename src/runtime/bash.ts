@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { readTail } from '../util/file-tail.js'
 import { constants as osConstants } from 'node:os'
 import { dirname } from 'node:path'
 import { createRequire } from 'node:module'
@@ -70,7 +71,7 @@ function runWithPipes(command: string, options: BashRunOptions): Promise<number>
       walltime.disarm()
       if (walltime.expired) return reject(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
       if (code === 0) return resolve(0)
-      const stderrTail = stderrFile ? readTail(stderrFile.path) : tail
+      const stderrTail = stderrFile ? readTail(stderrFile.path, 40, STDERR_TAIL_BYTES) : tail
       reject(new BashExitFailure(options.appName, command, code, signal, explain(code, stderrTail)))
     })
   })
@@ -148,21 +149,6 @@ function explain(code: number | null, stderrTail: string): string {
   return trimmed ? `${hint}\n--- end of its output ---\n${trimmed}` : hint
 }
 
-function readTail(path: string): string {
-  let fd: number | undefined
-  try {
-    fd = openSync(path, 'r')
-    const size = fstatSync(fd).size
-    const length = Math.min(size, STDERR_TAIL_BYTES)
-    const buffer = Buffer.alloc(length)
-    readSync(fd, buffer, 0, length, size - length)
-    return buffer.toString('utf8')
-  } catch {
-    return ''
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
-}
 
 function writeAllSync(fd: number, data: string): void {
   const bytes = Buffer.from(data, 'utf8')

@@ -2,8 +2,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 
 /**
  * The last `maxLines` lines of a text file (read from its last `maxBytes` bytes), trimmed; '' if
- * the file is missing or empty. Used to explain a failed block with its own stderr, so the
- * message is bounded however much the block wrote.
+ * the file is missing or empty. Used to explain a failure with the process's own output (a failed
+ * block, a bash app's stderr), so the message is bounded however much was written.
  */
 export function readTail(path: string, maxLines = 20, maxBytes = 4096): string {
   let fd: number | undefined
