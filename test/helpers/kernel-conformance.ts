@@ -122,6 +122,10 @@ export function kernelConformance(t: Test, makeConfig: (runDir: string) => Confi
     t.equal(error.exitCode, 3)
     t.match(error.message, /exited with code 3/)
     t.match(error.message, /something broke/, 'the failure shows the end of stderr')
+    const errFile = join(scratch, 'failing.err')
+    const redirected = (await apps.failingBash.with({ dfk: kernel, stderr: errFile })(4).then(() => undefined, (e: unknown) => e)) as BashExitFailure
+    t.equal(readFileSync(errFile, 'utf8'), 'something broke\n', 'stderr went to the file')
+    t.match(redirected.message, /exited with code 4[\s\S]*something broke/, 'and the failure still quotes it')
     const ttyOut = join(scratch, 'tty.out')
     t.equal(await apps.terminalCheck.with({ dfk: kernel, stdout: ttyOut })(), 0)
     t.match(readFileSync(ttyOut, 'utf8'), /on-a-terminal/)
