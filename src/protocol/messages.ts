@@ -114,16 +114,10 @@ export type InterchangeToClient =
 export type ManagerMessage =
   | ({
       t: 'register'
-      managerId: string
-      host: string
-      blockId: string
-      workers: number
-      prefetch: number
-      pid: number
-      accelerators?: string[]
       /** tasks it takes now; default workers + prefetch (prefetch is then the most it will ask) */
       capacity?: number
-    } & VersionStamp)
+    } & Pick<ManagerInfo, 'managerId' | 'host' | 'blockId' | 'workers' | 'prefetch' | 'pid' | 'accelerators'> &
+      VersionStamp)
   /** results, and how many more tasks the manager can take now */
   | { t: 'results'; results: ResultEnvelope[]; capacity: number }
   /** capacity changed without results (start, worker replaced, ...) */
