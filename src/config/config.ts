@@ -4,7 +4,7 @@ import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
 import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
-import { arrayOf, boolean, func, isPlainObject, join, nonNegativeInt, object, oneOf, positiveNumber, string, type Check } from './schema.js'
+import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, pluginOption, positiveNumber, string } from './schema.js'
 
 /** The error passed to a retry handler, and what it may know about the task. */
 export interface RetryTaskInfo {
@@ -78,23 +78,13 @@ function isExecutor(value: unknown): value is Executor {
   )
 }
 
-const executorEntry: Check<Executor> = (value, path) => {
-  if (isExecutor(value)) {
-    value.validate(path)
-    return value
-  }
-  if (!isPlainObject(value)) {
-    throw new ConfigError(path, `must be an executor (e.g. new ThreadPoolExecutor()) or { type: '${[...executorTypes.keys()].join("' | '")}', ... }`)
-  }
-  const type = value.type
-  const factory = typeof type === 'string' ? executorTypes.get(type) : undefined
-  if (!factory) {
-    throw new ConfigError(join(path, 'type'), `must be one of ${[...executorTypes.keys()].map((t) => `'${t}'`).join(', ')} (got ${JSON.stringify(type)})`)
-  }
-  const executor = factory(value)
-  executor.validate(path)
-  return executor
-}
+const executorEntry = pluginOption<Executor>({
+  what: 'an executor (e.g. new ThreadPoolExecutor())',
+  isInstance: isExecutor,
+  types: () => [...executorTypes.keys()],
+  create: (type, options) => executorTypes.get(type)!(options),
+  validate: (executor, path) => executor.validate(path),
+})
 
 const schema = object({
   executors: arrayOf(executorEntry, { nonEmpty: true }),

@@ -184,3 +184,48 @@ function editDistance(a: string, b: string): number {
   }
   return row[b.length]!
 }
+
+/** What `pluginOption` needs to know about a kind of plug-in (executor, provider, launcher). */
+export interface PluginKind<T> {
+  /** the kind with an example, for messages: "an executor (e.g. new ThreadPoolExecutor())" */
+  what: string
+  isInstance(value: unknown): value is T
+  /** the registered type names */
+  types(): readonly string[]
+  create(type: string, options: Record<string, unknown>): T
+  validate(instance: T, path: string): void
+  /** whether a bare type name (`'srun'`) is accepted as well as `{ type: 'srun' }` */
+  acceptsName?: boolean
+}
+
+/**
+ * An option that takes a plug-in: an instance, or a plain object `{ type, ...options }` naming a
+ * registered type. Either way it is validated with the option's path, so its own errors read
+ * `executors[0].provider.maxBlocks ...`.
+ */
+export function pluginOption<T>(kind: PluginKind<T>): Check<T> {
+  return (value, path) => {
+    const types = kind.types()
+    const known = types.map((type) => `'${type}'`).join(', ')
+    let instance: T
+    if (kind.isInstance(value)) {
+      instance = value
+    } else if (kind.acceptsName && typeof value === 'string' && types.includes(value)) {
+      instance = kind.create(value, {})
+    } else if (isPlainObject(value)) {
+      if (typeof value.type !== 'string' || !types.includes(value.type)) {
+        throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})`)
+      }
+      instance = kind.create(value.type, value)
+    } else {
+      throw new ConfigError(
+        path,
+        kind.acceptsName
+          ? `must be ${kind.what}, one of ${known}, or { type, ...options }`
+          : `must be ${kind.what} or { type: ${types.map((type) => `'${type}'`).join(' | ')}, ... }`,
+      )
+    }
+    kind.validate(instance, path)
+    return instance
+  }
+}

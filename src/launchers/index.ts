@@ -1,5 +1,4 @@
-import { ConfigError } from '../errors.js'
-import { isPlainObject, join, type Check } from '../config/schema.js'
+import { pluginOption, type Check } from '../config/schema.js'
 import { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
 import { MpiExecLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher } from './launchers.js'
 
@@ -31,29 +30,16 @@ function isLauncher(value: unknown): value is Launcher {
   return typeof value === 'object' && value !== null && typeof (value as Launcher).wrap === 'function'
 }
 
-function isLauncherType(value: unknown): value is LauncherType {
-  return typeof value === 'string' && (LAUNCHER_TYPES as readonly string[]).includes(value)
-}
 
 /**
  * The `launcher` option of a provider: a Launcher object, a type name (`'srun'`), or a plain
  * object with a type and that launcher's options (`{ type: 'srun', overrides: '--exclusive' }`).
  */
-export const launcherOption: Check<Launcher> = (value, path) => {
-  const known = LAUNCHER_TYPES.map((t) => `'${t}'`).join(', ')
-  let launcher: Launcher
-  if (isLauncher(value)) {
-    launcher = value
-  } else if (isLauncherType(value)) {
-    launcher = create(value, {})
-  } else if (isPlainObject(value)) {
-    if (!isLauncherType(value.type)) {
-      throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})`)
-    }
-    launcher = create(value.type, value)
-  } else {
-    throw new ConfigError(path, `must be a launcher (e.g. new SrunLauncher()), one of ${known}, or { type, ...options }`)
-  }
-  launcher.validate?.(path)
-  return launcher
-}
+export const launcherOption: Check<Launcher> = pluginOption<Launcher>({
+  what: 'a launcher (e.g. new SrunLauncher())',
+  isInstance: isLauncher,
+  types: () => LAUNCHER_TYPES,
+  create: (type, options) => create(type as LauncherType, options),
+  validate: (launcher, path) => launcher.validate?.(path),
+  acceptsName: true,
+})

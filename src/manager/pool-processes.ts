@@ -12,9 +12,9 @@ import { decode } from '../serialize/codec.js'
 import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import { FrameKind, FrameReader, frameHeader, type WorkerHello } from '../worker/framing.js'
-import { decodeResults, workParts } from '../worker/run.js'
+import { workParts } from '../worker/run.js'
 import { CPUS_ENV, type WorkerSetup } from '../worker/setup.js'
-import type { Batch, PoolEvents, WorkerPool } from './pool.js'
+import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
 /** Consecutive workers dying before they are ready, after which the pool gives up. */
@@ -192,14 +192,7 @@ export class ProcessWorkerPool implements WorkerPool {
       child.timer = undefined
     }
     if (kind === FrameKind.results) {
-      let answers: Uint8Array[]
-      try {
-        answers = decodeResults(body)
-      } catch (error) {
-        this.events.failed(batch, { why: 'error', error: error as Error })
-        return
-      }
-      this.events.done(batch, answers)
+      deliverAnswer(this.events, batch, body)
     } else {
       this.events.failed(batch, { why: 'error', error: decodeError(decode<EncodedError>(body)) })
     }

@@ -6,10 +6,9 @@
 import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
-import { decodeResults } from '../worker/run.js'
 import type { WorkerSetup } from '../worker/setup.js'
 import type { ThreadHello, ThreadPoolData } from '../worker/thread.js'
-import type { Batch, PoolEvents, WorkerPool } from './pool.js'
+import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 interface Run {
   batch: Batch
@@ -114,14 +113,7 @@ export class ThreadWorkerPool implements WorkerPool {
     this.pool!.run(work, options).then(
       (answer: Uint8Array) => {
         if (!this.finish(run)) return
-        let answers: Uint8Array[]
-        try {
-          answers = decodeResults(answer)
-        } catch (error) {
-          this.events.failed(batch, { why: 'error', error: error as Error })
-          return
-        }
-        this.events.done(batch, answers)
+        deliverAnswer(this.events, batch, answer)
       },
       (error: unknown) => {
         if (!this.finish(run)) return

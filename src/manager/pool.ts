@@ -1,3 +1,4 @@
+import { decodeResults } from '../worker/run.js'
 /**
  * The seam between the manager's scheduler and its workers. Two implementations: worker threads
  * (pool-threads.ts, piscina) and worker processes (pool-processes.ts). The scheduler decides
@@ -65,4 +66,16 @@ export interface WorkerPool {
   stop(graceMs: number): Promise<void>
   /** last resort on process exit: kill every worker now, synchronously */
   killNow(): void
+}
+
+/** Hands a worker's encoded answer for `batch` to the scheduler; an unreadable answer fails the batch. */
+export function deliverAnswer(events: PoolEvents, batch: Batch, answer: Uint8Array): void {
+  let answers: Uint8Array[]
+  try {
+    answers = decodeResults(answer)
+  } catch (error) {
+    events.failed(batch, { why: 'error', error: error as Error })
+    return
+  }
+  events.done(batch, answers)
 }

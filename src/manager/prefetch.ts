@@ -4,8 +4,8 @@
  * A fixed prefetch is a trade-off: large, and short tasks flow at full speed but long tasks pile
  * up on one manager while others idle; small, and every task waits a round trip to the
  * interchange. `auto` measures how long tasks take here and holds about TARGET_MS of work per
- * worker: thousands of microsecond tasks, a handful of millisecond tasks, none of one-second
- * tasks (so long tasks stay in the interchange, free to go to whichever manager frees up).
+ * worker: thousands of microsecond tasks, a handful of millisecond tasks, at most one extra
+ * one-second task (so long tasks stay in the interchange, free to go to whichever manager frees up).
  */
 export const AUTO_PREFETCH_MAX = 1024
 const TARGET_MS = 10

@@ -1,5 +1,4 @@
-import { ConfigError } from '../errors.js'
-import { isPlainObject, join, type Check } from '../config/schema.js'
+import { pluginOption, type Check } from '../config/schema.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
 
@@ -39,18 +38,10 @@ function isProvider(value: unknown): value is ExecutionProvider {
  * or a plain object naming a registered type (`{ type: 'local', maxBlocks: 4 }`). Either way the
  * provider is validated here, so its errors name `executors[0].provider.maxBlocks` and so on.
  */
-export const providerOption: Check<ExecutionProvider> = (value, path) => {
-  if (isProvider(value)) {
-    value.validate(path)
-    return value
-  }
-  const known = [...providerTypes.keys()].map((t) => `'${t}'`).join(', ')
-  if (!isPlainObject(value)) {
-    throw new ConfigError(path, `must be a provider (e.g. new LocalProvider()) or { type: ${known}, ... }`)
-  }
-  const factory = typeof value.type === 'string' ? providerTypes.get(value.type) : undefined
-  if (!factory) throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})`)
-  const provider = factory(value)
-  provider.validate(path)
-  return provider
-}
+export const providerOption: Check<ExecutionProvider> = pluginOption<ExecutionProvider>({
+  what: 'a provider (e.g. new LocalProvider())',
+  isInstance: isProvider,
+  types: () => [...providerTypes.keys()],
+  create: (type, options) => providerTypes.get(type)!(options),
+  validate: (provider, path) => provider.validate(path),
+})

@@ -37,6 +37,8 @@ interface Run {
   timer?: NodeJS.Timeout
   /** why the run was aborted, to report instead of the pool's AbortError */
   abortReason?: 'walltime' | 'cancel' | 'shutdown'
+  /** settles once the thread answered or the run was given up */
+  settled?: Promise<void>
 }
 
 /**
@@ -137,7 +139,7 @@ export class ThreadPoolExecutor implements Executor {
     for (const task of this.queue.drain()) {
       this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} shut down before task #${task.id} ran`) })
     }
-    const inFlight = [...this.runs].map((run) => this.runSettled(run))
+    const inFlight = [...this.runs].map((run) => run.settled)
     const finished = await settledWithin(Promise.all(inFlight), deadlineMs)
     if (!finished) {
       for (const run of this.runs) {
@@ -151,11 +153,6 @@ export class ThreadPoolExecutor implements Executor {
     // Anything still unreported (a batch on a thread that was just destroyed) fails now.
     for (const run of this.runs) this.failRun(run, (task) => new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`))
     this.host?.logger.info('shut down')
-  }
-
-  private readonly settledRuns = new WeakMap<Run, Promise<void>>()
-  private runSettled(run: Run): Promise<void> {
-    return this.settledRuns.get(run) ?? Promise.resolve()
   }
 
   private flush(): void {
@@ -206,11 +203,10 @@ export class ThreadPoolExecutor implements Executor {
       this.runOfTask.set(task.id, run)
       this.host!.taskRunning(task.id, task.try)
     }
-    const settled = this.pool!.run(message, options).then(
+    run.settled = this.pool!.run(message, options).then(
       (bytes: Uint8Array) => this.completeRun(run, bytes),
       (error: unknown) => this.abandonRun(run, error),
     )
-    this.settledRuns.set(run, settled)
   }
 
   private completeRun(run: Run, bytes: Uint8Array): void {
@@ -235,7 +231,6 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private abandonRun(run: Run, error: unknown): void {
-    this.endRun(run)
     const reason = run.abortReason
     this.failRun(run, (task) => {
       if (reason === 'walltime') return new WalltimeExceeded(task.id, task.appName, task.walltime!)
@@ -248,12 +243,12 @@ export class ThreadPoolExecutor implements Executor {
     if (!this.stopping) queueMicrotask(() => this.flush())
   }
 
+  /** Ends the run and fails the tasks it still owns (none, if it was already answered). */
   private failRun(run: Run, errorFor: (task: ExecutorTask) => Error): void {
-    for (const task of run.tasks) {
-      if (this.runOfTask.get(task.id) === run || !this.runs.has(run)) this.report(task, { ok: false, error: errorFor(task) })
-    }
+    this.endRun(run)
+    const tasks = run.tasks
     run.tasks = []
-    this.runs.delete(run)
+    for (const task of tasks) this.report(task, { ok: false, error: errorFor(task) })
   }
 
   private endRun(run: Run): void {
