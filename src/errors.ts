@@ -14,6 +14,7 @@ export const ErrorCode = {
   DEPENDENCY: 'E_DEPENDENCY',
   WALLTIME: 'E_WALLTIME',
   BASH_EXIT: 'E_BASH_EXIT',
+  BAD_STD_STREAM: 'E_BAD_STD_STREAM',
   RESULT_TIMEOUT: 'E_RESULT_TIMEOUT',
   CANCELLED: 'E_CANCELLED',
   SERIALIZATION: 'E_SERIALIZATION',
@@ -130,6 +131,35 @@ export class BashExitFailure extends TsflowError {
     this.signal = signal
     this.command = command
   }
+}
+
+/**
+ * A bash app's stdout or stderr file could not be opened where the task ran (a directory, a
+ * path under a regular file, no permission). Raised before the command starts.
+ */
+export class BadStdStreamFile extends TsflowError {
+  static override readonly codes = [ErrorCode.BAD_STD_STREAM]
+  readonly stream: 'stdout' | 'stderr'
+  readonly path: string
+  constructor(taskId: number, appName: string, stream: 'stdout' | 'stderr', path: string, cause: unknown) {
+    super(
+      ErrorCode.BAD_STD_STREAM,
+      `task #${taskId} (${appName}) could not open its ${stream} file ${path}: ${whyNotOpened(cause)}; ` +
+        `give the path of a file that can be written there (missing parent directories are created)`,
+      { cause },
+    )
+    this.stream = stream
+    this.path = path
+  }
+}
+
+function whyNotOpened(cause: unknown): string {
+  const code = (cause as { code?: unknown } | null)?.code
+  if (code === 'EISDIR') return 'it is a directory'
+  if (code === 'ENOTDIR' || code === 'EEXIST') return 'a component of its parent path is a regular file, not a directory'
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
+  if (code === 'EROFS') return 'the file system is read-only'
+  return cause instanceof Error ? cause.message : String(cause)
 }
 
 export class ResultTimeout extends TsflowError {

@@ -1,6 +1,8 @@
 import type { File } from '../data/file.js'
 import type { ResourceSpec } from '../executors/base.js'
-import type { PtyOptions, StdStreamTarget } from '../protocol/task.js'
+import type { PtyOptions } from '../protocol/task.js'
+import { ConfigError } from '../errors.js'
+import { AUTO_LOGNAME, type StdStreamOption } from './std-streams.js'
 import type { FunctionDescriptor, TransportMode } from '../serialize/function-ref.js'
 import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, number, object, oneOf, positiveNumber, recordOf, string, type Check } from '../config/schema.js'
 
@@ -29,6 +31,10 @@ export interface AppOptions {
 export interface BashAppOptions extends AppOptions {
   /** Run the command under a pseudo-terminal (for tools that insist on one). */
   pty?: boolean | PtyOptions
+  /** Default `stdout` of every call (a call's own `stdout` wins); AUTO_LOGNAME names a file per task. */
+  stdout?: StdStreamOption
+  /** Default `stderr` of every call. */
+  stderr?: StdStreamOption
 }
 
 /** Options for one call, given with `app.with({...})(...args)`. */
@@ -37,10 +43,13 @@ export interface CallOptions {
   inputs?: unknown[]
   /** Files the task produces; each gets a DataFuture in `future.outputs`. */
   outputs?: (File | string)[]
-  /** bash apps: where stdout goes (path, or [path, 'w' | 'a']). */
-  stdout?: StdStreamTarget | File
-  /** bash apps: where stderr goes. */
-  stderr?: StdStreamTarget | File
+  /**
+   * bash apps: where stdout goes: a path or File (appended to), [path, 'w' | 'a'], or
+   * AUTO_LOGNAME (a file per task under the run directory). Other apps see it as `this.stdout`.
+   */
+  stdout?: StdStreamOption
+  /** bash apps: where stderr goes (as stdout; the same file for both is opened once). */
+  stderr?: StdStreamOption
   walltime?: number
   priority?: number
   executors?: string[]
@@ -70,21 +79,24 @@ const pty = anyOf<boolean | PtyOptions>(
   boolean as Check<boolean | PtyOptions>,
   object({ cols: integer(1, 1000), rows: integer(1, 1000) }) as Check<boolean | PtyOptions>,
 )
+// anyOf tries the next alternative only after a ConfigError, so each alternative throws one.
+const fileCheck: Check<unknown> = (value, path) => {
+  if (typeof value === 'object' && value !== null && typeof (value as File).url === 'string') return value
+  throw new ConfigError(path, 'is not a File')
+}
 const streamTarget: Check<unknown> = anyOf(
-  "a path, [path, 'w' | 'a'] or a File",
+  "a path, [path, 'w' | 'a'], a File or AUTO_LOGNAME",
   string as Check<unknown>,
+  literal(AUTO_LOGNAME) as Check<unknown>,
   ((value: unknown, path: string) => {
     if (Array.isArray(value) && value.length === 2) {
       string(value[0], `${path}[0]`)
       oneOf('w', 'a')(value[1], `${path}[1]`)
       return value
     }
-    throw new Error('not a pair')
+    throw new ConfigError(path, 'is not a [path, mode] pair')
   }) as Check<unknown>,
-  ((value: unknown) => {
-    if (typeof value === 'object' && value !== null && typeof (value as File).url === 'string') return value
-    throw new Error('not a File')
-  }) as Check<unknown>,
+  fileCheck,
 )
 
 export const appOptionsSchema = object({
@@ -98,14 +110,13 @@ export const appOptionsSchema = object({
   resources,
   transport: oneOf('auto', 'reference', 'source'),
   pty,
+  stdout: streamTarget,
+  stderr: streamTarget,
 })
 
 export const callOptionsSchema = object({
   inputs: arrayOf((value) => value),
-  outputs: arrayOf(anyOf('a path or a File', string as Check<unknown>, (value) => {
-    if (typeof value === 'object' && value !== null && typeof (value as File).url === 'string') return value
-    throw new Error('not a File')
-  })),
+  outputs: arrayOf(anyOf('a path or a File', string as Check<unknown>, fileCheck)),
   stdout: streamTarget,
   stderr: streamTarget,
   walltime: positiveNumber,

@@ -119,6 +119,8 @@ export interface FutureTask {
   readonly appName: string
   readonly state: TaskStateValue
   cancel(): boolean
+  /** The path the task's stdout/stderr is sent to, if any. */
+  stdStream?(stream: 'stdout' | 'stderr'): string | undefined
 }
 
 /** The future of an app call: awaitable, with the task's id, state and control. */
@@ -149,6 +151,19 @@ export class AppFuture<T = unknown> extends Future<T> {
    */
   cancel(): boolean {
     return this.task.cancel()
+  }
+
+  /**
+   * The file the task's stdout goes to (AUTO_LOGNAME resolved), as given by the call or the app;
+   * undefined when it is not redirected. Only bash apps redirect: other apps see it as `this.stdout`.
+   */
+  get stdout(): string | undefined {
+    return this.task.stdStream?.('stdout')
+  }
+
+  /** The file the task's stderr goes to; undefined when it is not redirected. */
+  get stderr(): string | undefined {
+    return this.task.stdStream?.('stderr')
   }
 
   [inspect.custom](): string {

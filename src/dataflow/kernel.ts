@@ -134,6 +134,7 @@ export class DataFlowKernel {
   submit<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions = {}): AppFuture<T> {
     if (callOptions !== EMPTY_OPTIONS) callOptionsSchema(callOptions, `${app.name}.with()`)
     const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, (r) => this.cancelTask(r))
+    record.runDir = this.runDirectory
     const future = new AppFuture<unknown>(record)
     record.future = future
     this.counts.unsched++
@@ -243,12 +244,15 @@ export class DataFlowKernel {
 
   private contextOf(record: TaskRecord): TaskContextWire | undefined {
     const options = record.callOptions
-    if (options === EMPTY_OPTIONS && record.app.options.pty === undefined) return undefined
+    const appOptions = record.app.options
+    if (options === EMPTY_OPTIONS && appOptions.pty === undefined && appOptions.stdout === undefined && appOptions.stderr === undefined) return undefined
     const ctx: TaskContextWire = {}
     if (options.inputs) ctx.inputs = substituteFutures(options.inputs) as unknown[]
     if (record.future.outputs.length) ctx.outputs = record.future.outputs.map((output) => output.file)
-    if (options.stdout !== undefined) ctx.stdout = streamTarget(options.stdout)
-    if (options.stderr !== undefined) ctx.stderr = streamTarget(options.stderr)
+    const stdout = record.stdStreamTarget('stdout')
+    if (stdout !== undefined) ctx.stdout = stdout
+    const stderr = record.stdStreamTarget('stderr')
+    if (stderr !== undefined) ctx.stderr = stderr
     const pty = options.pty ?? record.app.options.pty
     if (pty) ctx.pty = pty === true ? {} : pty
     if (options.cwd) ctx.cwd = options.cwd
@@ -419,12 +423,6 @@ export class DataFlowKernel {
 
 /** Shared empty call options: lets the hot path skip validation and context building. */
 export const EMPTY_OPTIONS: CallOptions = Object.freeze({}) as CallOptions
-
-function streamTarget(target: NonNullable<CallOptions['stdout']>): string | [string, 'w' | 'a'] {
-  if (target instanceof File) return target.path
-  if (typeof target === 'string') return target
-  return [String(target[0]), target[1]]
-}
 
 function retryInfo(record: TaskRecord): RetryTaskInfo {
   return { id: record.id, appName: record.appName, tries: record.tries, failCost: record.failCost, executor: record.executor }

@@ -1,6 +1,8 @@
 import type { AppDefinition, CallOptions } from './app-definition.js'
 import type { AppFuture, FutureTask } from './future.js'
 import { TaskState, type TaskStateValue } from './states.js'
+import { resolveStdStream, targetPath, type StdStreamName } from './std-streams.js'
+import type { StdStreamTarget } from '../protocol/task.js'
 
 /** The kernel's bookkeeping for one app call. */
 export class TaskRecord implements FutureTask {
@@ -15,6 +17,8 @@ export class TaskRecord implements FutureTask {
   readonly submittedAt = Date.now()
   finishedAt: number | undefined
   future!: AppFuture<unknown>
+  /** The kernel's run directory, where AUTO_LOGNAME streams go. */
+  runDir: string | undefined
 
   constructor(
     readonly id: number,
@@ -30,5 +34,16 @@ export class TaskRecord implements FutureTask {
 
   cancel(): boolean {
     return this.cancelFn(this)
+  }
+
+  /** Where the task's stream goes (the call's option, else the app's), resolved; undefined if not redirected. */
+  stdStreamTarget(stream: StdStreamName): StdStreamTarget | undefined {
+    const option = this.callOptions[stream] ?? this.app.options[stream]
+    return option === undefined ? undefined : resolveStdStream(option, stream, this.id, this.app.name, this.runDir)
+  }
+
+  stdStream(stream: StdStreamName): string | undefined {
+    const target = this.stdStreamTarget(stream)
+    return target === undefined ? undefined : targetPath(target)
   }
 }

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { readTail } from '../util/file-tail.js'
 import { constants as osConstants } from 'node:os'
-import { dirname } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import { createRequire } from 'node:module'
-import { BashExitFailure, WalltimeExceeded } from '../errors.js'
+import { BadStdStreamFile, BashExitFailure, WalltimeExceeded } from '../errors.js'
 import type { PtyOptions, StdStreamTarget } from '../protocol/task.js'
 
 export interface BashRunOptions {
@@ -30,21 +30,74 @@ export function runBashCommand(command: string, options: BashRunOptions): Promis
   return options.pty ? runUnderPty(command, options, options.pty) : runWithPipes(command, options)
 }
 
-function openTarget(target: StdStreamTarget): { fd: number; path: string } {
-  const [path, mode] = typeof target === 'string' ? [target, 'w' as const] : target
-  mkdirSync(dirname(path), { recursive: true })
-  return { fd: openSync(path, mode), path }
+interface OpenStream {
+  fd: number
+  path: string
+  /** Size of the file when opened: this task's output starts there. */
+  start: number
+}
+
+type StreamName = 'stdout' | 'stderr'
+
+function modeOf(target: StdStreamTarget): 'w' | 'a' {
+  // A plain path appends (as in Parsl), so tasks sharing a log file do not erase each other.
+  return typeof target === 'string' ? 'a' : target[1]
+}
+
+function pathOf(target: StdStreamTarget): string {
+  return typeof target === 'string' ? target : target[0]
+}
+
+function openStream(target: StdStreamTarget, stream: StreamName, options: BashRunOptions, mode = modeOf(target)): OpenStream {
+  const path = pathOf(target)
+  let fd: number | undefined
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    fd = openSync(path, mode)
+    return { fd, path, start: mode === 'a' ? fstatSync(fd).size : 0 }
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd)
+    throw new BadStdStreamFile(options.taskId, options.appName, stream, path, error)
+  }
+}
+
+/**
+ * Opens the redirected streams. The same file for both is opened once and handed to bash as
+ * both descriptors, so the two streams share one file offset and land in the order written
+ * (two descriptors with their own offsets would overwrite each other). It is truncated if
+ * either stream asks for 'w'.
+ */
+function openStreams(options: BashRunOptions): { out: OpenStream | undefined; err: OpenStream | undefined } {
+  const { stdout, stderr } = options
+  if (stdout !== undefined && stderr !== undefined && resolve(pathOf(stdout)) === resolve(pathOf(stderr))) {
+    const mode = modeOf(stdout) === 'w' || modeOf(stderr) === 'w' ? 'w' : 'a'
+    const shared = openStream(stdout, 'stdout', options, mode)
+    return { out: shared, err: shared }
+  }
+  const out = stdout === undefined ? undefined : openStream(stdout, 'stdout', options)
+  let err: OpenStream | undefined
+  try {
+    err = stderr === undefined ? undefined : openStream(stderr, 'stderr', options)
+  } catch (error) {
+    if (out) closeSync(out.fd)
+    throw error
+  }
+  if (out && err && sameFile(out.fd, err.fd)) {
+    // Two names (a link) for one file: share one descriptor as above.
+    closeSync(err.fd)
+    err = out
+  }
+  return { out, err }
+}
+
+function sameFile(a: number, b: number): boolean {
+  const left = fstatSync(a)
+  const right = fstatSync(b)
+  return left.dev === right.dev && left.ino === right.ino
 }
 
 function runWithPipes(command: string, options: BashRunOptions): Promise<number> {
-  const stdoutFile = options.stdout === undefined ? undefined : openTarget(options.stdout)
-  let stderrFile: { fd: number; path: string } | undefined
-  try {
-    stderrFile = options.stderr === undefined ? undefined : openTarget(options.stderr)
-  } catch (error) {
-    if (stdoutFile) closeSync(stdoutFile.fd)
-    throw error
-  }
+  const { out: stdoutFile, err: stderrFile } = openStreams(options)
   return new Promise<number>((resolve, reject) => {
     // detached: bash leads its own process group, so a walltime kill reaches its children too.
     const child = spawn('bash', ['-c', command], {
@@ -54,7 +107,7 @@ function runWithPipes(command: string, options: BashRunOptions): Promise<number>
       detached: true,
     })
     if (stdoutFile) closeSync(stdoutFile.fd)
-    if (stderrFile) closeSync(stderrFile.fd)
+    if (stderrFile && stderrFile !== stdoutFile) closeSync(stderrFile.fd)
     let tail = ''
     child.stderr?.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk)
@@ -71,7 +124,7 @@ function runWithPipes(command: string, options: BashRunOptions): Promise<number>
       walltime.disarm()
       if (walltime.expired) return reject(new WalltimeExceeded(options.taskId, options.appName, options.walltimeSeconds!))
       if (code === 0) return resolve(0)
-      const stderrTail = stderrFile ? readTail(stderrFile.path, 40, STDERR_TAIL_BYTES) : tail
+      const stderrTail = stderrFile ? readTail(stderrFile.path, 40, STDERR_TAIL_BYTES, stderrFile.start) : tail
       reject(new BashExitFailure(options.appName, command, code, signal, explain(code, stderrTail)))
     })
   })
@@ -88,7 +141,7 @@ function runUnderPty(command: string, options: BashRunOptions, pty: PtyOptions):
   const nodePty = createRequire(import.meta.url)('node-pty') as {
     spawn(file: string, args: string[], options: Record<string, unknown>): PtyProcess
   }
-  const out = options.stdout === undefined ? undefined : openTarget(options.stdout)
+  const out = options.stdout === undefined ? undefined : openStream(options.stdout, 'stdout', options)
   return new Promise<number>((resolve, reject) => {
     let tail = ''
     const term = nodePty.spawn('bash', ['-c', command], {
