@@ -11,7 +11,7 @@ import type { FunctionDescriptor } from '../serialize/function-ref.js'
 export const TaskKind = { js: 0, bash: 1 } as const
 export type TaskKindValue = (typeof TaskKind)[keyof typeof TaskKind]
 
-/** Where a bash app's stdout/stderr go: a path (truncated), or [path, 'w' | 'a']. */
+/** Where a bash app's stdout/stderr go: a path (appended to), or [path, 'w' | 'a']. */
 export type StdStreamTarget = string | [path: string, mode: 'w' | 'a']
 
 export interface PtyOptions {

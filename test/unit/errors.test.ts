@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
   AppNotFound,
+  BadStdStreamFile,
   BashExitFailure,
   brandAsTsflowError,
   CheckpointError,
@@ -44,6 +45,11 @@ const cases: Case[] = [
   { Class: DependencyError, code: 'E_DEPENDENCY', make: () => new DependencyError(3, 'consume', [1], new Error('boom')) },
   { Class: WalltimeExceeded, code: 'E_WALLTIME', make: () => new WalltimeExceeded(4, 'slow', 2) },
   { Class: BashExitFailure, code: 'E_BASH_EXIT', make: () => new BashExitFailure('build', 'make all', 2, null) },
+  {
+    Class: BadStdStreamFile,
+    code: 'E_BAD_STD_STREAM',
+    make: () => new BadStdStreamFile(11, 'build', 'stderr', '/logs/build.err', Object.assign(new Error('EISDIR'), { code: 'EISDIR' })),
+  },
   { Class: ResultTimeout, code: 'E_RESULT_TIMEOUT', make: () => new ResultTimeout(5, 100, 'running') },
   { Class: TaskCancelled, code: 'E_CANCELLED', make: () => new TaskCancelled(6, 'work') },
   { Class: SerializationError, code: 'E_SERIALIZATION', make: () => new SerializationError('cannot encode') },
