@@ -144,6 +144,12 @@ async function streamSuite(t: Test, makeConfig: (runDir: string) => Config): Pro
     }
   })
 
+  t.test('a stream option of the wrong shape is a ConfigError naming the option', async (t) => {
+    for (const bad of [42, ['x.log', 'r'], { path: 'x.log' }]) {
+      t.throws(() => apps.say.with({ dfk, stdout: bad as never })('x'), { name: 'ConfigError', code: 'E_CONFIG', path: 'say.with().stdout' })
+    }
+  })
+
   t.test('missing parent directories are created', async (t) => {
     const deep = join(scratch, 'not', 'there', 'yet', 'out.log')
     t.equal(await apps.say.with({ dfk, stdout: deep })('made'), 0)
