@@ -1,6 +1,6 @@
 // The README's commands and examples, run as a user runs them.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,12 +15,15 @@ t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
 const env = { ...process.env, NODE_OPTIONS: '' }
 
 t.test('the quick start example runs on the embedded local default', async (t) => {
-  const { stdout } = await run(process.execPath, [join(root, 'out/examples/quickstart.js')], { cwd, env, timeout: 60_000 })
+  // A temp dir of its own: the quick start must leave nothing in it (it writes under runinfo/).
+  const tmp = mkdtempSync(join(cwd, 'tmp-'))
+  const { stdout } = await run(process.execPath, [join(root, 'out/examples/quickstart.js')], { cwd, env: { ...env, TMPDIR: tmp }, timeout: 60_000 })
   t.match(stdout, /squares: 1 4 9 16 25/)
   t.match(stdout, /bash app wrote: sum of squares: 338350/)
   t.match(stdout, /retries: succeeded on try 2/)
   t.match(stdout, /failure explained: task #\d+ \(divide\) was not run because its dependency #\d+ failed: RangeError: division by zero/)
   t.match(stdout, /20,000 tasks done, last = 399960001/)
+  t.same(readdirSync(tmp), [], 'nothing left in the temp dir')
 })
 
 // The README's two forms of the workflow: each must run as a user runs it.
