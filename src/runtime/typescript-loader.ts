@@ -13,6 +13,14 @@ import { isMainThread } from 'node:worker_threads'
 import { typeScriptHooksActive } from './exec-argv.js'
 
 if (!isMainThread && !typeScriptHooksActive()) {
-  const { register } = await import('tsx/esm/api')
+  let register: () => unknown
+  try {
+    ;({ register } = await import('tsx/esm/api'))
+  } catch (error) {
+    throw new Error(
+      `tsflow: this worker thread cannot load TypeScript: the tsx loader failed to load (${(error as Error)?.message ?? String(error)}); ` +
+        'reinstall tsflow (tsx is one of its dependencies)',
+    )
+  }
   register()
 }
