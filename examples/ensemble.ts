@@ -1,4 +1,4 @@
-/** The README's workflow example: `node out/examples/ensemble.js` after `npm install`. */
+// flow.ts: run with `npx tsx flow.ts` (tsx comes with tsflow)
 import { app, bashApp, joinApp, load, main, File, type TaskContext } from 'tsflow'
 
 // Define apps at the top level of a module: workers import the module to find them.

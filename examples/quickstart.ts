@@ -6,7 +6,6 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { tmpdir } from 'node:os'
 import { File, app, bashApp, joinApp, load, main, type TaskContext } from 'tsflow'
 
 // Apps are defined at the top level, so workers find them by importing this module.
@@ -40,7 +39,8 @@ main(import.meta, async () => {
   console.log('squares:', squares.join(' '))
 
   const sum = sumOfSquares(100)
-  const out = new File(join(tmpdir(), `tsflow-quickstart-${process.pid}.txt`))
+  // Into the run directory, not /tmp: the quick start leaves nothing behind outside runinfo/.
+  const out = new File(join(kernel.runDir, 'sum-of-squares.txt'))
   const written = report.with({ outputs: [out] })(sum)
   await written.outputs[0]
   console.log('bash app wrote:', readFileSync(out.path, 'utf8').trim())

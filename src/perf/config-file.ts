@@ -2,12 +2,13 @@
  * Loading the --config module, and describing a config for humans (the final line) and for
  * the result record (each executor's describe()).
  */
-import { existsSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Config } from '../config/config.js'
 import type { Executor } from '../executors/base.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
+import { typeScriptHooksActive } from '../runtime/exec-argv.js'
 import { UsageError } from './args.js'
 
 const EXAMPLE = '{ executors: [new HighThroughputExecutor()] }'
@@ -26,16 +27,15 @@ export async function loadConfigFile(file: string): Promise<Config> {
   const path = resolve(file)
   if (!existsSync(path)) throw new UsageError(`--config ${file}: no such file (looked for ${path})`)
   if (!statSync(path).isFile()) throw new UsageError(`--config ${file}: not a file; expected a module exporting a tsflow config`)
+  if (TS_EXTENSION.test(path)) await registerTypeScript(file)
   let module: Record<string, unknown>
   try {
     module = (await import(pathToFileURL(path).href)) as Record<string, unknown>
   } catch (error) {
     const err = error as NodeJS.ErrnoException
-    const hint =
-      err?.code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(path)
-        ? '; node cannot import TypeScript by itself: run it with a loader (node --import tsx ...) or compile the config to .js'
-        : ''
-    throw new UsageError(`--config ${file}: the module failed to load: ${err?.message ?? String(error)}${hint}`)
+    const hint = /\.tsx?$/.test(path) && !inModuleScope(path) ? `; tsx loads ${file} as CommonJS because no package.json above it says "type": "module": rename it to .mts or add "type": "module"` : ''
+    const message = err?.message ?? String(error)
+    throw new UsageError(`--config ${file}: the module failed to load: ${hint ? message.replace(/\.$/, '') : message}${hint}`)
   }
   const exported = module.default !== undefined ? { name: 'default export', value: module.default } : module.config !== undefined ? { name: "export 'config'", value: module.config } : undefined
   if (!exported) {
@@ -58,6 +58,42 @@ export async function loadConfigFile(file: string): Promise<Config> {
     throw new UsageError(`--config ${file}: the ${exported.name} must be a tsflow config object such as ${EXAMPLE} (got ${got})`)
   }
   return value as Config
+}
+
+const TS_EXTENSION = /\.(?:ts|mts|cts|tsx)$/
+
+/**
+ * A TypeScript config needs a loader in this process: tsx (a dependency of tsflow) is registered
+ * unless one is active already (`node --import tsx ...`). Workers never import the config, so
+ * they need nothing.
+ */
+async function registerTypeScript(file: string): Promise<void> {
+  if (typeScriptHooksActive()) return
+  let register: () => unknown
+  try {
+    ;({ register } = await import('tsx/esm/api'))
+  } catch (error) {
+    throw new UsageError(
+      `--config ${file}: a TypeScript config needs the tsx loader, which could not be loaded (${(error as Error)?.message ?? String(error)}); ` +
+        'reinstall tsflow (tsx is one of its dependencies) or compile the config to .js',
+    )
+  }
+  register()
+}
+
+/** Whether the nearest package.json above `file` declares "type": "module". */
+function inModuleScope(file: string): boolean {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json')
+    if (existsSync(manifest)) {
+      try {
+        return (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type === 'module'
+      } catch {
+        return false
+      }
+    }
+    if (dirname(dir) === dir) return false
+  }
 }
 
 /** One executor in a few words: "HighThroughputExecutor htex, 1 block x 2 workers". */

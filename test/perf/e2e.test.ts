@@ -108,7 +108,8 @@ t.test('config file problems: exit 2 naming the file and what was expected', asy
     [write('broken.mjs', 'export default {\n'), '', /--config broken.mjs: the module failed to load: /],
     [write('invalid.mjs', "export const config = { executors: [{ type: 'nope' }] }\n"), '', /--config invalid.mjs: invalid config: executors\[0\]\.type must be one of 'threads', 'htex'/],
     [write('typo.mjs', 'export default { retry: 2 }\n'), '', /--config typo.mjs: invalid config: retry is not a known option; did you mean 'retries'\?/],
-    [write('config.ts', 'export default {}\n'), '', /--config config.ts: the module failed to load: .*run it with a loader \(node --import tsx \.\.\.\) or compile the config to \.js/],
+    [write('broken.ts', 'const x: number = \n'), '', /--config broken.ts: the module failed to load: /],
+    [write('commonjs.ts', "import { ThreadPoolExecutor } from 'tsflow'\nexport default { executors: [new ThreadPoolExecutor()] }\n"), '', /--config commonjs.ts: the module failed to load: .*; tsx loads commonjs.ts as CommonJS because no package.json above it says "type": "module": rename it to .mts or add "type": "module"/],
   ]
   for (const [file, , message] of cases) {
     const run = await runPerf(t, ['--config', file, '--time', '0.1', '--iterate', '1', '--results-dir', results], { cwd: dir })
@@ -117,6 +118,18 @@ t.test('config file problems: exit 2 naming the file and what was expected', asy
     t.equal(run.stdout, '', `${file}: nothing on stdout`)
   }
   t.same(readRecords(results), [], 'no result line for a run that never started')
+})
+
+t.test('a TypeScript config runs with no loader flags (tsx is registered for it)', async (t) => {
+  const dir = scratchDir(t)
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n')
+  writeFileSync(
+    join(dir, 'typed.ts'),
+    `import { ThreadPoolExecutor, type Config } from 'tsflow'\nenum Threads { Two = 2 }\nconst config: Config = { executors: [new ThreadPoolExecutor({ maxThreads: Threads.Two, label: 'typed' })], runDir: 'runinfo' }\nexport default config\n`,
+  )
+  const run = await runPerf(t, ['--config', 'typed.ts', '--iterate', '10', '--results-dir', 'r'], { cwd: dir })
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stdout, /tsflow-perf: [\d,.]+ tasks\/s \(ThreadPoolExecutor typed, 2 threads, argsize 0, 10 tasks in/)
 })
 
 t.test('a config exported as a function (like fresh_config) is called', async (t) => {
