@@ -5,6 +5,36 @@ import type { TaskStateValue } from './states.js'
 
 type Listener = () => void
 
+// Settling a future runs its listeners, which may settle other futures (a failure cascading
+// down a chain of 100,000 dependents). They go through one work queue, drained by whoever
+// settled first, so the stack stays flat however long the chain is.
+const queue: (Listener | undefined)[] = []
+let draining = false
+
+function drain(): void {
+  draining = true
+  let failed = false
+  let firstError: unknown
+  let head = 0
+  try {
+    while (head < queue.length) {
+      const listener = queue[head]!
+      queue[head++] = undefined
+      try {
+        listener()
+      } catch (error) {
+        // One throwing listener must not strand the others; the first error still surfaces.
+        if (!failed) firstError = error
+        failed = true
+      }
+    }
+  } finally {
+    queue.length = 0
+    draining = false
+  }
+  if (failed) throw firstError
+}
+
 /**
  * The settle-once core shared by AppFuture and DataFuture. The kernel listens with plain
  * callbacks (cheap, no promise per task); a Promise is only created when user code awaits, so a
@@ -85,14 +115,17 @@ export abstract class Future<T> implements PromiseLike<T> {
     this.settledValue = value
     const listeners = this.listeners
     this.listeners = undefined
-    if (typeof listeners === 'function') listeners()
-    else if (listeners) for (const listener of listeners) listener()
+    if (typeof listeners === 'function') queue.push(listeners)
+    else if (listeners) for (const listener of listeners) queue.push(listener)
+    else return
+    if (!draining) drain()
   }
 
   /** @internal Runs `listener` once settled (at once if already settled). */
   onSettled(listener: Listener): void {
     if (this.outcome !== 0) {
-      listener()
+      queue.push(listener)
+      if (!draining) drain()
       return
     }
     if (this.listeners === undefined) this.listeners = listener

@@ -3,6 +3,7 @@ import {
   DependencyError,
   ExecutorError,
   NoSuchExecutor,
+  SerializationError,
   ShutdownError,
   TaskCancelled,
   TsflowError,
@@ -18,7 +19,7 @@ import { inWorker } from '../runtime/context.js'
 import { Logger } from '../util/logger.js'
 import { deferred, settledWithin, type Deferred } from '../util/deferred.js'
 import { AppFuture, DataFuture, Future } from './future.js'
-import { collectFutures, substituteFutures } from './dependencies.js'
+import { ArgumentProblem, collectFutures, substituteFutures } from './dependencies.js'
 import { Checkpointer, loadCheckpoints } from './checkpoint.js'
 import { MemoTable, memoKey } from './memo.js'
 import { makeRunDir } from './rundir.js'
@@ -147,8 +148,20 @@ export class DataFlowKernel {
       return future as AppFuture<T>
     }
     const dependencies: Future<unknown>[] = []
-    collectFutures(args, dependencies)
-    if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies)
+    // Join apps run here, so their arguments never cross the codec.
+    const refuse = app.kind !== 'join'
+    let where = 'arguments'
+    try {
+      for (let i = 0; i < args.length; i++) {
+        where = `argument ${i}`
+        collectFutures(args[i], dependencies, refuse)
+      }
+      where = 'inputs'
+      if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies, refuse)
+    } catch (error) {
+      this.finish(record, TaskState.failed, false, argumentError(record, where, error))
+      return future as AppFuture<T>
+    }
     if (dependencies.length === 0) {
       this.launch(record)
     } else {
@@ -167,7 +180,12 @@ export class DataFlowKernel {
       return
     }
     if (--record.waitingOn === 0) {
-      record.args = substituteFutures(record.args) as unknown[]
+      try {
+        record.args = substituteFutures(record.args) as unknown[]
+      } catch (error) {
+        this.finish(record, TaskState.failed, false, argumentError(record, 'arguments', error))
+        return
+      }
       this.launch(record)
     }
   }
@@ -175,7 +193,12 @@ export class DataFlowKernel {
   private launch(record: TaskRecord): void {
     const app = record.app
     if (app.options.cache && this.config.appCache) {
-      if (record.memoKey === undefined) record.memoKey = this.memoKeyOf(record)
+      try {
+        if (record.memoKey === undefined) record.memoKey = this.memoKeyOf(record)
+      } catch (error) {
+        this.finish(record, TaskState.failed, false, argumentError(record, 'arguments', error))
+        return
+      }
       const found = this.memo.lookup(record.memoKey)
       if (found.hit) {
         this.finish(record, TaskState.memo_done, true, found.value)
@@ -424,6 +447,16 @@ function streamTarget(target: NonNullable<CallOptions['stdout']>): string | [str
   if (target instanceof File) return target.path
   if (typeof target === 'string') return target
   return [String(target[0]), target[1]]
+}
+
+// An argument that cannot be scanned, copied or hashed fails its task, never the caller.
+function argumentError(record: TaskRecord, where: string, error: unknown): SerializationError {
+  const task = `task #${record.id} (${record.appName})`
+  if (error instanceof ArgumentProblem) {
+    return new SerializationError(`${error.describe(where)} of ${task} cannot be used: ${error.problem}`, { cause: error.cause })
+  }
+  const why = error instanceof RangeError ? 'it is nested too deeply' : `reading it threw ${(error as Error)?.name}: ${(error as Error)?.message}`
+  return new SerializationError(`${where} of ${task} cannot be used: ${why}`, { cause: error })
 }
 
 function retryInfo(record: TaskRecord): RetryTaskInfo {
