@@ -75,8 +75,8 @@ export function brandAsTsflowError(error: Error): void {
 export class ConfigError extends TsflowError {
   static override readonly codes = [ErrorCode.CONFIG]
   readonly path: string
-  constructor(path: string, problem: string) {
-    super(ErrorCode.CONFIG, path ? `${path} ${problem}` : problem)
+  constructor(path: string, problem: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.CONFIG, path ? `${path} ${problem}` : problem, options)
     this.path = path
   }
 }

@@ -90,7 +90,13 @@ export class DataFlowKernel {
   async start(): Promise<this> {
     if (this.phase !== 'new') throw new TsflowError(ErrorCode.SHUTDOWN, `the kernel cannot start: it is ${this.phase}`)
     this.phase = 'starting'
-    const runDir = makeRunDir(this.config.runDir)
+    let runDir: string
+    try {
+      runDir = makeRunDir(this.config.runDir)
+    } catch (error) {
+      this.phase = 'stopped'
+      throw error
+    }
     this.runDirectory = runDir
     this.logger = new Logger('kernel', this.config.logLevel, join(runDir, 'tsflow.log'))
     this.logger.info(`run directory ${runDir}; executors ${this.config.executors.map((e) => e.label).join(', ')}`)
@@ -201,6 +207,9 @@ export class DataFlowKernel {
       }
       const found = this.memo.lookup(record.memoKey)
       if (found.hit) {
+        // A result carried over from an earlier run goes into this run's checkpoint too, so
+        // the run after next still finds it.
+        if (found.fromCheckpoint) this.checkpointer?.record(record.memoKey, record.appName, found.value)
         this.finish(record, TaskState.memo_done, true, found.value)
         return
       }

@@ -11,13 +11,16 @@ import type { AppFuture } from './future.js'
 export class MemoTable {
   private readonly done = new Map<string, unknown>()
   private readonly inFlight = new Map<string, AppFuture<unknown>>()
+  // Keys preloaded from checkpoint files and not yet used in this run: the first hit on one
+  // is reported, so the kernel writes it to this run's checkpoint as well.
+  private readonly loaded = new Set<string>()
 
   get size(): number {
     return this.done.size
   }
 
-  lookup(key: string): { hit: true; value: unknown } | { hit: false; running?: AppFuture<unknown> } {
-    if (this.done.has(key)) return { hit: true, value: this.done.get(key) }
+  lookup(key: string): { hit: true; value: unknown; fromCheckpoint: boolean } | { hit: false; running?: AppFuture<unknown> } {
+    if (this.done.has(key)) return { hit: true, value: this.done.get(key), fromCheckpoint: this.loaded.delete(key) }
     const running = this.inFlight.get(key)
     return running ? { hit: false, running } : { hit: false }
   }
@@ -29,12 +32,18 @@ export class MemoTable {
   finished(key: string, future: AppFuture<unknown>, ok: boolean, value: unknown): void {
     if (this.inFlight.get(key) === future) this.inFlight.delete(key)
     // Failures are not remembered: the next identical call runs again.
-    if (ok) this.done.set(key, value)
+    if (ok) {
+      this.done.set(key, value)
+      this.loaded.delete(key)
+    }
   }
 
   /** Adds entries loaded from checkpoint files. */
   preload(entries: Iterable<[string, unknown]>): void {
-    for (const [key, value] of entries) this.done.set(key, value)
+    for (const [key, value] of entries) {
+      this.done.set(key, value)
+      this.loaded.add(key)
+    }
   }
 }
 
