@@ -139,13 +139,18 @@ export class DataFlowKernel {
 
   /** Submits one call of `app`. Used by app wrappers; returns the call's future at once. */
   submit<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions = {}): AppFuture<T> {
-    if (callOptions !== EMPTY_OPTIONS) callOptionsSchema(callOptions, `${app.name}.with()`)
-    const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, (r) => this.cancelTask(r))
+    if (callOptions !== EMPTY_OPTIONS) {
+      callOptionsSchema(callOptions, `${app.name}.with()`)
+      // app.with({ dfk }) leaves an empty object: share the frozen one, so the task needs no
+      // context object and the hot path stays the same as a plain call.
+      if (isEmpty(callOptions)) callOptions = EMPTY_OPTIONS
+    }
+    const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, this)
     const future = new AppFuture<unknown>(record)
     record.future = future
     this.counts.unsched++
     if (callOptions.outputs) {
-      for (const output of callOptions.outputs) future.outputs.push(new DataFuture(future, output instanceof File ? output : new File(String(output))))
+      for (const output of callOptions.outputs) future.addOutput(new DataFuture(future, output instanceof File ? output : new File(String(output))))
     }
     this.records.set(record.id, record)
     this.outstandingCount++
@@ -173,12 +178,13 @@ export class DataFlowKernel {
     } else {
       this.setState(record, TaskState.pending)
       record.waitingOn = dependencies.length
-      for (const dependency of dependencies) dependency.onSettled(() => this.dependencySettled(record, dependency))
+      for (const dependency of dependencies) dependency.onSettled(record)
     }
     return future as AppFuture<T>
   }
 
-  private dependencySettled(record: TaskRecord, dependency: Future<unknown>): void {
+  /** @internal Called by a pending record when one of its dependencies settles. */
+  dependencySettled(record: TaskRecord, dependency: Future<unknown>): void {
     if (record.state !== TaskState.pending) return
     if (!dependency.succeeded) {
       const error = new DependencyError(record.id, record.appName, [dependency.taskId], dependency.exception())
@@ -362,7 +368,6 @@ export class DataFlowKernel {
     // A cascade (a cancelled task failing its dependents) can reach a record twice.
     if (FINAL_STATES.has(record.state)) return
     this.setState(record, state)
-    record.finishedAt = Date.now()
     this.records.delete(record.id)
     if (record.memoKey !== undefined) {
       this.memo.finished(record.memoKey, record.future, ok, value)
@@ -382,7 +387,8 @@ export class DataFlowKernel {
     record.state = state
   }
 
-  private cancelTask(record: TaskRecord): boolean {
+  /** @internal Called by a record's cancel(). */
+  cancelTask(record: TaskRecord): boolean {
     if (FINAL_STATES.has(record.state)) return false
     if (record.state === TaskState.pending || record.state === TaskState.unsched) {
       this.finish(record, TaskState.cancelled, false, new TaskCancelled(record.id, record.appName))
@@ -456,6 +462,11 @@ function streamTarget(target: NonNullable<CallOptions['stdout']>): string | [str
   if (target instanceof File) return target.path
   if (typeof target === 'string') return target
   return [String(target[0]), target[1]]
+}
+
+function isEmpty(options: object): boolean {
+  for (const _ in options) return false
+  return true
 }
 
 // An argument that cannot be scanned, copied or hashed fails its task, never the caller.

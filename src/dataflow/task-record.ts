@@ -1,9 +1,18 @@
 import type { AppDefinition, CallOptions } from './app-definition.js'
-import type { AppFuture, FutureTask } from './future.js'
+import type { AppFuture, Dependent, Future, FutureTask } from './future.js'
 import { TaskState, type TaskStateValue } from './states.js'
 
-/** The kernel's bookkeeping for one app call. */
-export class TaskRecord implements FutureTask {
+/** What a record needs from its kernel (the kernel itself; no closure per task). */
+export interface TaskHost {
+  cancelTask(record: TaskRecord): boolean
+  dependencySettled(record: TaskRecord, dependency: Future<unknown>): void
+}
+
+/**
+ * The kernel's bookkeeping for one app call. Kept small: a workflow may hold a million of
+ * them outstanding (bench/outstanding-memory).
+ */
+export class TaskRecord implements FutureTask, Dependent {
   state: TaskStateValue = TaskState.unsched
   /** tries started so far; the current try's number is tries - 1 */
   tries = 0
@@ -12,8 +21,6 @@ export class TaskRecord implements FutureTask {
   /** futures not yet settled among the arguments and inputs */
   waitingOn = 0
   memoKey: string | undefined
-  readonly submittedAt = Date.now()
-  finishedAt: number | undefined
   future!: AppFuture<unknown>
 
   constructor(
@@ -21,7 +28,7 @@ export class TaskRecord implements FutureTask {
     readonly app: AppDefinition,
     public args: unknown[],
     readonly callOptions: CallOptions,
-    private readonly cancelFn: (record: TaskRecord) => boolean,
+    private readonly host: TaskHost,
   ) {}
 
   get appName(): string {
@@ -29,6 +36,10 @@ export class TaskRecord implements FutureTask {
   }
 
   cancel(): boolean {
-    return this.cancelFn(this)
+    return this.host.cancelTask(this)
+  }
+
+  dependencySettled(dependency: Future<unknown>): void {
+    this.host.dependencySettled(this, dependency)
   }
 }
