@@ -215,7 +215,7 @@ export class DataFlowKernel {
       if (found.hit) {
         // A result carried over from an earlier run goes into this run's checkpoint too, so
         // the run after next still finds it.
-        if (found.fromCheckpoint) this.checkpointer?.record(record.memoKey, record.appName, found.value)
+        if (this.memo.firstUseOfLoaded(record.memoKey)) this.checkpointer?.record(record.memoKey, record.appName, found.value)
         this.finish(record, TaskState.memo_done, true, found.value)
         return
       }

@@ -19,10 +19,15 @@ export class MemoTable {
     return this.done.size
   }
 
-  lookup(key: string): { hit: true; value: unknown; fromCheckpoint: boolean } | { hit: false; running?: AppFuture<unknown> } {
-    if (this.done.has(key)) return { hit: true, value: this.done.get(key), fromCheckpoint: this.loaded.delete(key) }
+  lookup(key: string): { hit: true; value: unknown } | { hit: false; running?: AppFuture<unknown> } {
+    if (this.done.has(key)) return { hit: true, value: this.done.get(key) }
     const running = this.inFlight.get(key)
     return running ? { hit: false, running } : { hit: false }
+  }
+
+  /** True the first time a hit on `key` is answered from a preloaded (checkpoint) entry. */
+  firstUseOfLoaded(key: string): boolean {
+    return this.loaded.size > 0 && this.loaded.delete(key)
   }
 
   started(key: string, future: AppFuture<unknown>): void {
