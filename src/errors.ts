@@ -106,9 +106,17 @@ export class DependencyError extends TsflowError {
     const depth = nested ? cause.depth + 1 : 1
     const why = describeCause(root)
     const where = depth > 1 ? `; root cause${rootTaskId === undefined ? '' : ` (task #${rootTaskId}, ${depth} levels up)`}: ${why}` : `: ${why}`
-    super(ErrorCode.DEPENDENCY, `task #${taskId} (${appName}) was not run because its dependency ${deps || '(an input)'} failed${where}`, {
-      cause,
-    })
+    // No stack trace: it would only show the kernel's cascade, and capturing it is most of the
+    // cost of failing a chain of 100,000 tasks. The root cause keeps its own stack.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      super(ErrorCode.DEPENDENCY, `task #${taskId} (${appName}) was not run because its dependency ${deps || '(an input)'} failed${where}`, {
+        cause,
+      })
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit
+    }
     this.taskId = taskId
     this.dependencyTaskIds = dependencyTaskIds
     // Not enumerable: they would otherwise travel as plain properties when the error is encoded.
