@@ -161,16 +161,13 @@ export class DataFlowKernel {
     const dependencies: Future<unknown>[] = []
     // Join apps run here, so their arguments never cross the codec.
     const refuse = app.kind !== 'join'
-    let where = 'arguments'
+    let index = 0 // of the argument being scanned; -1 for inputs
     try {
-      for (let i = 0; i < args.length; i++) {
-        where = `argument ${i}`
-        collectFutures(args[i], dependencies, refuse)
-      }
-      where = 'inputs'
+      for (; index < args.length; index++) collectFutures(args[index], dependencies, refuse)
+      index = -1
       if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies, refuse)
     } catch (error) {
-      this.finish(record, TaskState.failed, false, argumentError(record, where, error))
+      this.finish(record, TaskState.failed, false, argumentError(record, index < 0 ? 'inputs' : `argument ${index}`, error))
       return future as AppFuture<T>
     }
     if (dependencies.length === 0) {
