@@ -76,35 +76,82 @@ export function brandAsTsflowError(error: Error): void {
 export class ConfigError extends TsflowError {
   static override readonly codes = [ErrorCode.CONFIG]
   readonly path: string
-  constructor(path: string, problem: string) {
-    super(ErrorCode.CONFIG, path ? `${path} ${problem}` : problem)
+  constructor(path: string, problem: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.CONFIG, path ? `${path} ${problem}` : problem, options)
     this.path = path
   }
 }
 
-/** A task could not run because a task it depends on failed. `cause` is that failure. */
+/**
+ * A task could not run because a task it depends on failed. `cause` is that failure (for a
+ * chain, the dependency's own DependencyError); `rootCause` is the first real failure. The
+ * message names the direct dependencies and the root cause only, so its size does not grow
+ * with the depth of the chain.
+ */
 export class DependencyError extends TsflowError {
   static override readonly codes = [ErrorCode.DEPENDENCY]
   readonly taskId: number
   readonly dependencyTaskIds: number[]
+  declare private readonly root: unknown
+  /** The task whose failure started the cascade (when known). */
+  declare readonly rootTaskId: number | undefined
+  /** How many tasks the failure passed through before this one (1 = a direct failure). */
+  declare readonly depth: number
+
   constructor(taskId: number, appName: string, dependencyTaskIds: number[], cause: unknown) {
     const deps = dependencyTaskIds.map((id) => `#${id}`).join(', ')
-    const why = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
-    super(
-      ErrorCode.DEPENDENCY,
-      `task #${taskId} (${appName}) was not run because its dependency ${deps || '(an input)'} failed: ${why}`,
-      { cause },
-    )
+    // Stored, not walked: a cascade down 100,000 tasks builds one error per task.
+    const nested = cause instanceof DependencyError && typeof (cause as { depth?: unknown }).depth === 'number'
+    const root: unknown = nested ? cause.rootCause : cause instanceof DependencyError ? walkToRoot(cause) : cause
+    const rootTaskId = nested ? cause.rootTaskId : cause instanceof DependencyError ? undefined : dependencyTaskIds[0]
+    const depth = nested ? cause.depth + 1 : 1
+    const why = describeCause(root)
+    const where = depth > 1 ? `; root cause${rootTaskId === undefined ? '' : ` (task #${rootTaskId}, ${depth} levels up)`}: ${why}` : `: ${why}`
+    // No stack trace: it would only show the kernel's cascade, and capturing it is most of the
+    // cost of failing a chain of 100,000 tasks. The root cause keeps its own stack.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      super(ErrorCode.DEPENDENCY, `task #${taskId} (${appName}) was not run because its dependency ${deps || '(an input)'} failed${where}`, {
+        cause,
+      })
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit
+    }
     this.taskId = taskId
     this.dependencyTaskIds = dependencyTaskIds
+    // Not enumerable: they would otherwise travel as plain properties when the error is encoded.
+    Object.defineProperty(this, 'root', { value: root, enumerable: false })
+    Object.defineProperty(this, 'rootTaskId', { value: rootTaskId, enumerable: false })
+    Object.defineProperty(this, 'depth', { value: depth, enumerable: false })
   }
 
   /** The first failure in the dependency chain that was not itself a DependencyError. */
   get rootCause(): unknown {
-    let current: unknown = this
-    while (current instanceof DependencyError) current = current.cause
-    return current
+    return this.root
   }
+}
+
+const MAX_CAUSE_TEXT = 1000
+
+function describeCause(cause: unknown): string {
+  let text: string
+  try {
+    text = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+  } catch {
+    text = typeof cause
+  }
+  return text.length > MAX_CAUSE_TEXT ? `${text.slice(0, MAX_CAUSE_TEXT - 1)}…` : text
+}
+
+// A DependencyError rebuilt from the wire has no stored root: follow its causes.
+function walkToRoot(error: unknown): unknown {
+  let current = error
+  while (current instanceof DependencyError) {
+    if (Object.prototype.hasOwnProperty.call(current, 'root')) return (current as unknown as { root: unknown }).root
+    current = (current as Error).cause
+  }
+  return current
 }
 
 export class WalltimeExceeded extends TsflowError {

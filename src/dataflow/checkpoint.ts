@@ -29,6 +29,10 @@ export class Checkpointer {
     private readonly logger: Logger,
   ) {
     this.path = join(runDir, 'checkpoint', FILE_NAME)
+    // Created (empty) at once: the run directory can be handed to a later run's
+    // checkpointFiles even if this run checkpoints nothing, and a path that cannot be written
+    // fails the start instead of the first checkpoint.
+    if (mode !== 'none') this.open()
     if (mode === 'periodic') {
       this.timer = setInterval(() => this.flush(), periodMs)
       this.timer.unref()
@@ -63,17 +67,25 @@ export class Checkpointer {
     const lines = this.buffer
     this.buffer = []
     try {
-      if (this.fd === undefined) {
-        mkdirSync(join(this.path, '..'), { recursive: true })
-        this.fd = openSync(this.path, 'a')
-      }
-      writeSync(this.fd, lines.join(''))
-      fsyncSync(this.fd)
+      const fd = this.open()
+      writeSync(fd, lines.join(''))
+      fsyncSync(fd)
     } catch (error) {
+      if (error instanceof CheckpointError) throw error
       throw new CheckpointError(`could not write checkpoint ${this.path}: ${(error as Error).message}`, { cause: error })
     }
     this.written += lines.length
     return lines.length
+  }
+
+  private open(): number {
+    if (this.fd !== undefined) return this.fd
+    try {
+      mkdirSync(join(this.path, '..'), { recursive: true })
+      return (this.fd = openSync(this.path, 'a'))
+    } catch (error) {
+      throw new CheckpointError(`could not open checkpoint ${this.path}: ${(error as Error).message}`, { cause: error })
+    }
   }
 
   close(): void {

@@ -3,7 +3,48 @@ import { ResultTimeout } from '../errors.js'
 import type { File } from '../data/file.js'
 import type { TaskStateValue } from './states.js'
 
-type Listener = () => void
+/**
+ * @internal A task waiting on futures: told which one settled. An object rather than a closure
+ * per dependency edge keeps an outstanding task small (bench/outstanding-memory).
+ */
+export interface Dependent {
+  dependencySettled(future: Future<unknown>): void
+}
+type Listener = (() => void) | Dependent
+
+// Settling a future runs its listeners, which may settle other futures (a failure cascading
+// down a chain of 100,000 dependents). They go through one work queue, drained by whoever
+// settled first, so the stack stays flat however long the chain is. Entries are pairs:
+// listener, then the future that settled.
+const queue: (Listener | Future<unknown> | undefined)[] = []
+let draining = false
+
+function drain(): void {
+  draining = true
+  let failed = false
+  let firstError: unknown
+  let head = 0
+  try {
+    while (head < queue.length) {
+      const listener = queue[head] as Listener
+      const future = queue[head + 1] as Future<unknown>
+      queue[head] = queue[head + 1] = undefined
+      head += 2
+      try {
+        if (typeof listener === 'function') listener()
+        else listener.dependencySettled(future)
+      } catch (error) {
+        // One throwing listener must not strand the others; the first error still surfaces.
+        if (!failed) firstError = error
+        failed = true
+      }
+    }
+  } finally {
+    queue.length = 0
+    draining = false
+  }
+  if (failed) throw firstError
+}
 
 /**
  * The settle-once core shared by AppFuture and DataFuture. The kernel listens with plain
@@ -85,19 +126,25 @@ export abstract class Future<T> implements PromiseLike<T> {
     this.settledValue = value
     const listeners = this.listeners
     this.listeners = undefined
-    if (typeof listeners === 'function') listeners()
-    else if (listeners) for (const listener of listeners) listener()
+    if (listeners === undefined) return
+    if (Array.isArray(listeners)) for (const listener of listeners) queue.push(listener, this)
+    else queue.push(listeners, this)
+    if (!draining) drain()
   }
 
-  /** @internal Runs `listener` once settled (at once if already settled). */
+  /**
+   * @internal Runs `listener` (a function, or a Dependent told which future settled) once
+   * settled; at once if already settled.
+   */
   onSettled(listener: Listener): void {
     if (this.outcome !== 0) {
-      listener()
+      queue.push(listener, this)
+      if (!draining) drain()
       return
     }
     if (this.listeners === undefined) this.listeners = listener
-    else if (typeof this.listeners === 'function') this.listeners = [this.listeners, listener]
-    else this.listeners.push(listener)
+    else if (Array.isArray(this.listeners)) this.listeners.push(listener)
+    else this.listeners = [this.listeners, listener]
   }
 
   private asPromise(): Promise<T> {
@@ -125,11 +172,21 @@ export interface FutureTask {
 
 /** The future of an app call: awaitable, with the task's id, state and control. */
 export class AppFuture<T = unknown> extends Future<T> {
-  /** One DataFuture per declared output File, in order. */
-  readonly outputs: DataFuture[] = []
+  // Allocated only for calls that declare outputs: most futures share the empty list.
+  private outputList: DataFuture[] | undefined
 
   constructor(private readonly task: FutureTask) {
     super()
+  }
+
+  /** One DataFuture per declared output File, in order. */
+  get outputs(): readonly DataFuture[] {
+    return this.outputList ?? NO_OUTPUTS
+  }
+
+  /** @internal Adds the DataFuture of a declared output. */
+  addOutput(output: DataFuture): void {
+    ;(this.outputList ??= []).push(output)
   }
 
   get taskId(): number {
@@ -170,6 +227,8 @@ export class AppFuture<T = unknown> extends Future<T> {
     return `AppFuture<task #${this.taskId} ${this.appName}: ${this.state}>`
   }
 }
+
+const NO_OUTPUTS: readonly DataFuture[] = Object.freeze([])
 
 /** A File produced by a task; resolves to the File when the task succeeds. */
 export class DataFuture extends Future<File> {

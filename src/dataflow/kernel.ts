@@ -3,6 +3,7 @@ import {
   DependencyError,
   ExecutorError,
   NoSuchExecutor,
+  SerializationError,
   ShutdownError,
   TaskCancelled,
   TsflowError,
@@ -18,7 +19,7 @@ import { inWorker } from '../runtime/context.js'
 import { Logger } from '../util/logger.js'
 import { deferred, settledWithin, type Deferred } from '../util/deferred.js'
 import { AppFuture, DataFuture, Future } from './future.js'
-import { collectFutures, substituteFutures } from './dependencies.js'
+import { ArgumentProblem, collectFutures, substituteFutures } from './dependencies.js'
 import { Checkpointer, loadCheckpoints } from './checkpoint.js'
 import { MemoTable, memoKey } from './memo.js'
 import { makeRunDir } from './rundir.js'
@@ -89,7 +90,13 @@ export class DataFlowKernel {
   async start(): Promise<this> {
     if (this.phase !== 'new') throw new TsflowError(ErrorCode.SHUTDOWN, `the kernel cannot start: it is ${this.phase}`)
     this.phase = 'starting'
-    const runDir = makeRunDir(this.config.runDir)
+    let runDir: string
+    try {
+      runDir = makeRunDir(this.config.runDir)
+    } catch (error) {
+      this.phase = 'stopped'
+      throw error
+    }
     this.runDirectory = runDir
     this.logger = new Logger('kernel', this.config.logLevel, join(runDir, 'tsflow.log'))
     this.logger.info(`run directory ${runDir}; executors ${this.config.executors.map((e) => e.label).join(', ')}`)
@@ -132,14 +139,19 @@ export class DataFlowKernel {
 
   /** Submits one call of `app`. Used by app wrappers; returns the call's future at once. */
   submit<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions = {}): AppFuture<T> {
-    if (callOptions !== EMPTY_OPTIONS) callOptionsSchema(callOptions, `${app.name}.with()`)
-    const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, (r) => this.cancelTask(r))
+    if (callOptions !== EMPTY_OPTIONS) {
+      callOptionsSchema(callOptions, `${app.name}.with()`)
+      // app.with({ dfk }) leaves an empty object: share the frozen one, so the task needs no
+      // context object and the hot path stays the same as a plain call.
+      if (isEmpty(callOptions)) callOptions = EMPTY_OPTIONS
+    }
+    const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, this)
     record.runDir = this.runDirectory
     const future = new AppFuture<unknown>(record)
     record.future = future
     this.counts.unsched++
     if (callOptions.outputs) {
-      for (const output of callOptions.outputs) future.outputs.push(new DataFuture(future, output instanceof File ? output : new File(String(output))))
+      for (const output of callOptions.outputs) future.addOutput(new DataFuture(future, output instanceof File ? output : new File(String(output))))
     }
     this.records.set(record.id, record)
     this.outstandingCount++
@@ -148,19 +160,29 @@ export class DataFlowKernel {
       return future as AppFuture<T>
     }
     const dependencies: Future<unknown>[] = []
-    collectFutures(args, dependencies)
-    if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies)
+    // Join apps run here, so their arguments never cross the codec.
+    const refuse = app.kind !== 'join'
+    let index = 0 // of the argument being scanned; -1 for inputs
+    try {
+      for (; index < args.length; index++) collectFutures(args[index], dependencies, refuse)
+      index = -1
+      if (callOptions.inputs) collectFutures(callOptions.inputs, dependencies, refuse)
+    } catch (error) {
+      this.finish(record, TaskState.failed, false, argumentError(record, index < 0 ? 'inputs' : `argument ${index}`, error))
+      return future as AppFuture<T>
+    }
     if (dependencies.length === 0) {
       this.launch(record)
     } else {
       this.setState(record, TaskState.pending)
       record.waitingOn = dependencies.length
-      for (const dependency of dependencies) dependency.onSettled(() => this.dependencySettled(record, dependency))
+      for (const dependency of dependencies) dependency.onSettled(record)
     }
     return future as AppFuture<T>
   }
 
-  private dependencySettled(record: TaskRecord, dependency: Future<unknown>): void {
+  /** @internal Called by a pending record when one of its dependencies settles. */
+  dependencySettled(record: TaskRecord, dependency: Future<unknown>): void {
     if (record.state !== TaskState.pending) return
     if (!dependency.succeeded) {
       const error = new DependencyError(record.id, record.appName, [dependency.taskId], dependency.exception())
@@ -168,7 +190,12 @@ export class DataFlowKernel {
       return
     }
     if (--record.waitingOn === 0) {
-      record.args = substituteFutures(record.args) as unknown[]
+      try {
+        record.args = substituteFutures(record.args) as unknown[]
+      } catch (error) {
+        this.finish(record, TaskState.failed, false, argumentError(record, 'arguments', error))
+        return
+      }
       this.launch(record)
     }
   }
@@ -176,9 +203,17 @@ export class DataFlowKernel {
   private launch(record: TaskRecord): void {
     const app = record.app
     if (app.options.cache && this.config.appCache) {
-      if (record.memoKey === undefined) record.memoKey = this.memoKeyOf(record)
+      try {
+        if (record.memoKey === undefined) record.memoKey = this.memoKeyOf(record)
+      } catch (error) {
+        this.finish(record, TaskState.failed, false, argumentError(record, 'arguments', error))
+        return
+      }
       const found = this.memo.lookup(record.memoKey)
       if (found.hit) {
+        // A result carried over from an earlier run goes into this run's checkpoint too, so
+        // the run after next still finds it.
+        if (this.memo.firstUseOfLoaded(record.memoKey)) this.checkpointer?.record(record.memoKey, record.appName, found.value)
         this.finish(record, TaskState.memo_done, true, found.value)
         return
       }
@@ -334,7 +369,6 @@ export class DataFlowKernel {
     // A cascade (a cancelled task failing its dependents) can reach a record twice.
     if (FINAL_STATES.has(record.state)) return
     this.setState(record, state)
-    record.finishedAt = Date.now()
     this.records.delete(record.id)
     if (record.memoKey !== undefined) {
       this.memo.finished(record.memoKey, record.future, ok, value)
@@ -354,7 +388,8 @@ export class DataFlowKernel {
     record.state = state
   }
 
-  private cancelTask(record: TaskRecord): boolean {
+  /** @internal Called by a record's cancel(). */
+  cancelTask(record: TaskRecord): boolean {
     if (FINAL_STATES.has(record.state)) return false
     if (record.state === TaskState.pending || record.state === TaskState.unsched) {
       this.finish(record, TaskState.cancelled, false, new TaskCancelled(record.id, record.appName))
@@ -423,6 +458,21 @@ export class DataFlowKernel {
 
 /** Shared empty call options: lets the hot path skip validation and context building. */
 export const EMPTY_OPTIONS: CallOptions = Object.freeze({}) as CallOptions
+
+function isEmpty(options: object): boolean {
+  for (const _ in options) return false
+  return true
+}
+
+// An argument that cannot be scanned, copied or hashed fails its task, never the caller.
+function argumentError(record: TaskRecord, where: string, error: unknown): SerializationError {
+  const task = `task #${record.id} (${record.appName})`
+  if (error instanceof ArgumentProblem) {
+    return new SerializationError(`${error.describe(where)} of ${task} cannot be used: ${error.problem}`, { cause: error.cause })
+  }
+  const why = error instanceof RangeError ? 'it is nested too deeply' : `reading it threw ${(error as Error)?.name}: ${(error as Error)?.message}`
+  return new SerializationError(`${where} of ${task} cannot be used: ${why}`, { cause: error })
+}
 
 function retryInfo(record: TaskRecord): RetryTaskInfo {
   return { id: record.id, appName: record.appName, tries: record.tries, failCost: record.failCost, executor: record.executor }

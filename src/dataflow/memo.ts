@@ -11,6 +11,9 @@ import type { AppFuture } from './future.js'
 export class MemoTable {
   private readonly done = new Map<string, unknown>()
   private readonly inFlight = new Map<string, AppFuture<unknown>>()
+  // Keys preloaded from checkpoint files and not yet used in this run: the first hit on one
+  // is reported, so the kernel writes it to this run's checkpoint as well.
+  private readonly loaded = new Set<string>()
 
   get size(): number {
     return this.done.size
@@ -22,6 +25,11 @@ export class MemoTable {
     return running ? { hit: false, running } : { hit: false }
   }
 
+  /** True the first time a hit on `key` is answered from a preloaded (checkpoint) entry. */
+  firstUseOfLoaded(key: string): boolean {
+    return this.loaded.size > 0 && this.loaded.delete(key)
+  }
+
   started(key: string, future: AppFuture<unknown>): void {
     this.inFlight.set(key, future)
   }
@@ -29,12 +37,18 @@ export class MemoTable {
   finished(key: string, future: AppFuture<unknown>, ok: boolean, value: unknown): void {
     if (this.inFlight.get(key) === future) this.inFlight.delete(key)
     // Failures are not remembered: the next identical call runs again.
-    if (ok) this.done.set(key, value)
+    if (ok) {
+      this.done.set(key, value)
+      this.loaded.delete(key)
+    }
   }
 
   /** Adds entries loaded from checkpoint files. */
   preload(entries: Iterable<[string, unknown]>): void {
-    for (const [key, value] of entries) this.done.set(key, value)
+    for (const [key, value] of entries) {
+      this.done.set(key, value)
+      this.loaded.add(key)
+    }
   }
 }
 

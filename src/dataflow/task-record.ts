@@ -1,11 +1,20 @@
 import type { AppDefinition, CallOptions } from './app-definition.js'
-import type { AppFuture, FutureTask } from './future.js'
+import type { AppFuture, Dependent, Future, FutureTask } from './future.js'
 import { TaskState, type TaskStateValue } from './states.js'
 import { resolveStdStream, targetPath, type StdStreamName } from './std-streams.js'
 import type { StdStreamTarget } from '../protocol/task.js'
 
-/** The kernel's bookkeeping for one app call. */
-export class TaskRecord implements FutureTask {
+/** What a record needs from its kernel (the kernel itself; no closure per task). */
+export interface TaskHost {
+  cancelTask(record: TaskRecord): boolean
+  dependencySettled(record: TaskRecord, dependency: Future<unknown>): void
+}
+
+/**
+ * The kernel's bookkeeping for one app call. Kept small: a workflow may hold a million of
+ * them outstanding (bench/outstanding-memory).
+ */
+export class TaskRecord implements FutureTask, Dependent {
   state: TaskStateValue = TaskState.unsched
   /** tries started so far; the current try's number is tries - 1 */
   tries = 0
@@ -14,8 +23,6 @@ export class TaskRecord implements FutureTask {
   /** futures not yet settled among the arguments and inputs */
   waitingOn = 0
   memoKey: string | undefined
-  readonly submittedAt = Date.now()
-  finishedAt: number | undefined
   future!: AppFuture<unknown>
   /** The kernel's run directory, where AUTO_LOGNAME streams go. */
   runDir: string | undefined
@@ -25,7 +32,7 @@ export class TaskRecord implements FutureTask {
     readonly app: AppDefinition,
     public args: unknown[],
     readonly callOptions: CallOptions,
-    private readonly cancelFn: (record: TaskRecord) => boolean,
+    private readonly host: TaskHost,
   ) {}
 
   get appName(): string {
@@ -33,7 +40,11 @@ export class TaskRecord implements FutureTask {
   }
 
   cancel(): boolean {
-    return this.cancelFn(this)
+    return this.host.cancelTask(this)
+  }
+
+  dependencySettled(dependency: Future<unknown>): void {
+    this.host.dependencySettled(this, dependency)
   }
 
   /** Where the task's stream goes (the call's option, else the app's), resolved; undefined if not redirected. */

@@ -18,19 +18,44 @@ addExtension({
   read: (url: string) => new File(url),
 })
 
-// Objects whose content cannot be read (promises, weak collections) would otherwise arrive as
-// an empty object; refuse them with a message that says what to send instead.
-const refused: [new (...args: never[]) => object, string][] = [
-  [Promise, 'a Promise cannot be sent to a worker; await it first, or pass the future of an app (futures are awaited for you)'],
-  [WeakMap, 'a WeakMap cannot be sent to a worker (its entries cannot be read); use a Map'],
-  [WeakSet, 'a WeakSet cannot be sent to a worker (its entries cannot be read); use a Set'],
+// Objects whose content cannot be read (promises, weak references, generators and other
+// iterators, whose state lives in the engine) would otherwise arrive as an empty object; refuse
+// them with a message that says what to send instead. msgpackr matches extensions with
+// instanceof, so the iterator prototypes get stand-in constructors.
+function instancesOf(prototype: object): new () => object {
+  const Class = function () {} as unknown as new () => object
+  Class.prototype = prototype
+  return Class
+}
+const GeneratorPrototype = Object.getPrototypeOf(function* () {}).prototype as object
+const AsyncGeneratorPrototype = Object.getPrototypeOf(async function* () {}).prototype as object
+const IteratorPrototype = Object.getPrototypeOf(GeneratorPrototype) as object
+const GeneratorObject = instancesOf(GeneratorPrototype)
+const AsyncIteratorPrototype = Object.getPrototypeOf(AsyncGeneratorPrototype) as object
+const refused: [new (...args: never[]) => object, (value: object) => string][] = [
+  [Promise, () => 'a Promise cannot be sent to a worker; await it first, or pass the future of an app (futures are awaited for you)'],
+  [WeakMap, () => 'a WeakMap cannot be sent to a worker (its entries cannot be read); use a Map'],
+  [WeakSet, () => 'a WeakSet cannot be sent to a worker (its entries cannot be read); use a Set'],
+  [
+    instancesOf(IteratorPrototype),
+    (value) =>
+      value instanceof GeneratorObject
+        ? 'a generator object cannot be sent to a worker (its state stays in this process); collect its values first, e.g. [...generator]'
+        : `an iterator (${tagOf(value)}) cannot be sent to a worker (its state stays in this process); collect its values first, e.g. [...iterator]`,
+  ],
+  [
+    instancesOf(AsyncIteratorPrototype),
+    () => 'an async generator or iterator cannot be sent to a worker; collect its values first (for await ... of) and send them',
+  ],
+  [WeakRef, () => 'a WeakRef cannot be sent to a worker (its target cannot be read); send the target itself'],
+  [FinalizationRegistry, () => 'a FinalizationRegistry cannot be sent to a worker'],
 ]
 refused.forEach(([Class, message], index) => {
   addExtension({
     Class,
     type: 0x21 + index,
-    write: () => {
-      throw new SerializationError(message)
+    write: (value: object) => {
+      throw new SerializationError(message(value))
     },
     read: () => {
       throw new SerializationError(`received a refused type (extension ${0x21 + index})`)
@@ -38,14 +63,35 @@ refused.forEach(([Class, message], index) => {
   })
 })
 
+function tagOf(value: object): string {
+  try {
+    return Object.prototype.toString.call(value).slice(8, -1)
+  } catch {
+    return 'object'
+  }
+}
+
+function functionReason(fn: unknown): string {
+  const name = typeof fn === 'function' && fn.name ? ` '${fn.name}'` : ''
+  return `a function${name} cannot be sent between processes or threads; pass data, or make it an app and pass its future`
+}
+
+/**
+ * Why `value` itself cannot be encoded (a function, or one of the refused types above), or
+ * undefined. Lets the kernel refuse an argument at submit time and name it.
+ */
+export function refusedReason(value: unknown): string | undefined {
+  if (typeof value === 'function') return functionReason(value)
+  if (typeof value !== 'object' || value === null) return undefined
+  for (const [Class, message] of refused) if (value instanceof Class) return message(value)
+  return undefined
+}
+
 const packr = new Packr({
   structuredClone: true,
   // Without this, msgpackr silently encodes functions as undefined and the value is lost.
   writeFunction: (fn: unknown) => {
-    const name = typeof fn === 'function' && fn.name ? ` '${fn.name}'` : ''
-    throw new SerializationError(
-      `a function${name} cannot be sent between processes or threads; pass data, or make it an app and pass its future`,
-    )
+    throw new SerializationError(functionReason(fn))
   },
 } as unknown as ConstructorParameters<typeof Packr>[0])
 

@@ -132,3 +132,24 @@ t.test('substituteFutures keeps an own __proto__ key as data', async (t) => {
   t.notOk((output as { polluted?: boolean }).polluted, 'no inherited property appears')
   t.equal(output.x, 1)
 })
+
+t.test('cycles: collectFutures terminates, substituteFutures keeps the shape', async (t) => {
+  const dep = resolved(7)
+  const o: Record<string, unknown> = { name: 'o', dep }
+  o.self = o
+  o.list = [o, { back: o, dep }]
+  const found = collect([o])
+  t.ok(found.length >= 1 && found.every((f) => f === dep), 'the future inside the cycle is found')
+  const copy = substituteFutures([o]) as [Record<string, unknown>]
+  const c = copy[0]
+  t.not(c, o, 'a copy')
+  t.equal(c.self, c, 'self points at the copy')
+  t.equal((c.list as unknown[])[0], c)
+  t.equal(((c.list as unknown[])[1] as Record<string, unknown>).back, c)
+  t.equal(c.dep, 7, 'futures replaced by results')
+  const a: unknown[] = [dep]
+  a.push(a)
+  const ca = substituteFutures(a) as unknown[]
+  t.equal(ca[1], ca)
+  t.equal(ca[0], 7)
+})

@@ -275,3 +275,16 @@ t.test('VersionMismatch names both sides', async (t) => {
   t.match(error.message, /^manager m1 speaks protocol 2 \(tsflow 0\.2\.0\) but this side speaks protocol 1 \(tsflow 0\.1\.0\)/)
   t.match(error.message, /install the same tsflow version everywhere/)
 })
+
+t.test('DependencyError: the message stays the same size however deep the chain', async (t) => {
+  const root = new Error('the real failure')
+  let error = new DependencyError(2, 'step', [1], root)
+  const firstLength = error.message.length
+  for (let id = 3; id < 20_000; id++) error = new DependencyError(id, 'step', [id - 1], error)
+  t.ok(error.message.length < firstLength + 100, `${error.message.length} chars at depth 20,000 (depth 1: ${firstLength})`)
+  t.match(error.message, /task #19999 \(step\) was not run because its dependency #19998 failed/)
+  t.match(error.message, /root cause \(task #1, 19998 levels up\): Error: the real failure/)
+  t.equal(error.rootCause, root)
+  t.equal(error.rootTaskId, 1)
+  t.equal(error.cause instanceof DependencyError && error.cause.taskId, 19998, 'cause is the direct dependency\'s error')
+})

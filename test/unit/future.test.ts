@@ -112,7 +112,30 @@ t.test('onSettled listeners run in registration order, synchronously on settle',
   })
   reentrant.onSettled(() => order.push('second'))
   reentrant.settle(true, 1)
-  t.same(order, ['first', 'added while settling', 'second'], 'a listener added during settle runs at once')
+  // Listeners go through one work queue (so a cascade never recurses): one added while
+  // settling runs after those already queued, still before settle returns.
+  t.same(order, ['first', 'second', 'added while settling'], 'a listener added during settle runs before settle returns')
+})
+
+t.test('a cascade through 200,000 futures does not grow the stack, and a throwing listener strands none', async (t) => {
+  const futures = Array.from({ length: 200_000 }, () => makeFuture().future)
+  for (let i = 1; i < futures.length; i++) {
+    const previous = futures[i - 1]!
+    const next = futures[i]!
+    previous.onSettled(() => next.settle(previous.succeeded, previous.succeeded ? 1 : previous.exception()))
+  }
+  futures[0]!.settle(false, new Error('head'))
+  t.ok(futures.every((f) => f.done), 'every future settled')
+  t.equal((futures[futures.length - 1]!.exception() as Error).message, 'head')
+
+  const { future: a } = makeFuture()
+  const { future: b } = makeFuture()
+  a.onSettled(() => {
+    throw new Error('listener bug')
+  })
+  a.onSettled(() => b.settle(true, 2))
+  t.throws(() => a.settle(true, 1), /listener bug/, 'the first listener error reaches the settler')
+  t.ok(b.done, 'after every other listener has run')
 })
 
 t.test('then / catch / finally and await', async (t) => {
