@@ -4,7 +4,7 @@ import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
 import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
-import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, pluginOption, positiveNumber, string } from './schema.js'
+import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, pluginOption, positiveNumber, string } from '../util/schema.js'
 
 /** The error passed to a retry handler, and what it may know about the task. */
 export interface RetryTaskInfo {

@@ -1,5 +1,5 @@
 import { Future } from './future.js'
-import { isPlainObject } from '../config/schema.js'
+import { isPlainObject } from '../util/schema.js'
 
 /**
  * Futures may sit anywhere in a task's arguments: directly, or nested in arrays and plain

@@ -1,4 +1,4 @@
-import { pluginOption, type Check } from '../config/schema.js'
+import { pluginOption, type Check } from '../util/schema.js'
 import { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
 import { MpiExecLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher } from './launchers.js'
 

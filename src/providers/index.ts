@@ -1,4 +1,4 @@
-import { pluginOption, type Check } from '../config/schema.js'
+import { pluginOption, type Check } from '../util/schema.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
 

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 
 import { ConfigError, ProviderError } from '../../dist/errors.js'
-import { object } from '../../dist/config/schema.js'
+import { object } from '../../dist/util/schema.js'
 import { LocalProvider, type BlockState, type BlockStatus, type ExecutionProvider, type SubmitOptions } from '../../dist/providers/index.js'
 import { SingleNodeLauncher } from '../../dist/launchers/index.js'
 import { BlockManager, Strategy, strategyOptionShape, type BlockActivity, type BlockInfo } from '../../dist/scaling/index.js'

@@ -18,7 +18,7 @@ import {
   recordOf,
   string,
   type Check,
-} from '../../dist/config/schema.js'
+} from '../../dist/util/schema.js'
 import { ConfigError } from '../../dist/errors.js'
 
 /** The ConfigError a check throws, or fails the test. */

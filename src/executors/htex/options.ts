@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { ConfigError } from '../../errors.js'
-import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, object, oneOf, optional, positiveInt, positiveNumber, string, type Check } from '../../config/schema.js'
+import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, object, oneOf, optional, positiveInt, positiveNumber, string, type Check } from '../../util/schema.js'
 import { LOG_LEVELS, type LogLevel } from '../../util/logger.js'
 import { providerOption } from '../../providers/index.js'
 import type { ExecutionProvider } from '../../providers/base.js'
