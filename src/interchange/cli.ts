@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { UsageError } from '../errors.js'
 import { LOG_LEVELS, Logger, formatError, type LogLevel } from '../util/logger.js'
 import { Interchange, type InterchangeOptions } from './interchange.js'
 
@@ -26,7 +27,7 @@ On start it prints {"clientPort":N,"workerPort":M} as one line on stdout.
 It exits when the client sends 'shutdown', goes silent for the heartbeat threshold,
 or on SIGTERM/SIGINT; managers are told to shut down first.`
 
-export class UsageError extends Error {}
+export { UsageError }
 
 export interface CliSettings {
   options: InterchangeOptions

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { availableParallelism, hostname, totalmem } from 'node:os'
+import { UsageError } from '../errors.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
 import { parseAffinity, type AffinitySpec } from './affinity.js'
 
@@ -33,9 +34,7 @@ export interface ManagerOptions {
   logLevel: LogLevel
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+export { UsageError }
 
 export const USAGE = `usage: tsflow-manager --interchange tcp://HOST:PORT --block-id ID [options]
 

@@ -2,6 +2,7 @@
  * Command line of `tsflow-perf`. Pure: takes argv and the environment, returns the options or
  * throws UsageError naming the flag and what it expects. Every default lives here.
  */
+import { UsageError } from '../errors.js'
 import type { ResourceSpec } from '../executors/base.js'
 
 /** How batch sizes are chosen: see plan.ts. */
@@ -25,10 +26,8 @@ export interface PerfOptions {
   warnings: string[]
 }
 
-/** A mistake on the command line (or in the --config file): exit status 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+// A mistake on the command line (or in the --config file): exit status 2.
+export { UsageError }
 
 export const DEFAULT_TIME_SECONDS = 120
 export const DEFAULT_RESULTS_DIR = './perf-results'

@@ -17,6 +17,7 @@ import {
   NoSuchExecutor,
   ProtocolError,
   ProviderError,
+  UsageError,
   ResultTimeout,
   SerializationError,
   ShutdownError,
@@ -68,6 +69,7 @@ const cases: Case[] = [
   },
   { Class: InterchangeLost, code: 'E_INTERCHANGE_LOST', make: () => new InterchangeLost('gone') },
   { Class: ProviderError, code: 'E_PROVIDER', make: () => new ProviderError('slurm', 'sbatch failed') },
+  { Class: UsageError, code: 'E_USAGE', make: () => new UsageError('--workers expects a positive integer') },
 ]
 
 t.test('ErrorCode', async (t) => {
