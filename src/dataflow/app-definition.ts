@@ -1,5 +1,5 @@
 import type { File } from '../data/file.js'
-import type { ResourceSpec } from '../executors/base.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 import type { PtyOptions, StdStreamTarget } from '../protocol/task.js'
 import type { FunctionDescriptor, TransportMode } from '../serialize/function-ref.js'
 import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, number, object, oneOf, positiveNumber, recordOf, string, type Check } from '../util/schema.js'
