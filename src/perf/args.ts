@@ -3,7 +3,7 @@
  * throws UsageError naming the flag and what it expects. Every default lives here.
  */
 import { UsageError } from '../errors.js'
-import type { ResourceSpec } from '../executors/base.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 
 /** How batch sizes are chosen: see plan.ts. */
 export type IterateMode = { mode: 'estimate' } | { mode: 'exponential' } | { mode: 'list'; sizes: number[] }
