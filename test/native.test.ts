@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads'
 
 import t, { type Test } from 'tap'
 
+import { waitFor } from './helpers/wait.js'
 import { NativeAddonUnavailable, NativeError } from '../dist/errors.js'
 import {
   createSharedMemory,
@@ -44,14 +45,6 @@ function unlinkQuietly(name: string): void {
   }
 }
 
-/** Polls `check` every few ms; resolves when it holds, rejects after `ms`. */
-async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 interface ChildResult {
   code: number | null

@@ -27,19 +27,9 @@ import { applyCurve } from '../../dist/transport/curve.js'
 const here = dirname(fileURLToPath(import.meta.url))
 export const BIN = join(here, '..', '..', 'dist', 'bin', 'interchange.js')
 
-/** Polls `condition` until it holds; fails with `what` after `timeoutMs`. No fixed sleeps. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-  intervalMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
+
+export { waitFor }
 
 /** `promise`, or a rejection naming `what` after `timeoutMs` (the timer never outlives the race). */
 export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
