@@ -2,9 +2,12 @@ import { ConfigError } from '../errors.js'
 import type { Executor } from '../executors/base.js'
 import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
-import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
 import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, pluginOption, positiveNumber, string } from '../util/schema.js'
+
+/** When results of cached tasks are written to the run's checkpoint file. */
+export type CheckpointMode = 'none' | 'task_exit' | 'periodic' | 'dfk_exit' | 'manual'
+export const CHECKPOINT_MODES: CheckpointMode[] = ['none', 'task_exit', 'periodic', 'dfk_exit', 'manual']
 
 /** The error passed to a retry handler, and what it may know about the task. */
 export interface RetryTaskInfo {
