@@ -12,14 +12,15 @@ import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { Dealer } from 'zeromq'
 
-import { ACCEPTED, decodeMessage, encodeMessage, stamp } from '../../dist/protocol/messages.js'
+import { ACCEPTED, decodeHandshake, decodeMessage, encodeMessage, interchangeSpec, stamp } from 'tsflow/protocol'
 import type {
   AnyMessage,
+  InterchangeSpec,
   InterchangeToClient,
   InterchangeToManager,
   ResultEnvelope,
   TaskEnvelope,
-} from '../../dist/protocol/messages.js'
+} from 'tsflow/protocol'
 import type { EncodedError } from '../../dist/serialize/errors.js'
 import type { ClientCurveKeys } from '../../dist/transport/curve.js'
 import { applyCurve } from '../../dist/transport/curve.js'
@@ -66,7 +67,7 @@ export interface SpawnedInterchange {
  * Spawns dist/bin/interchange.js on port 0 with a log dir; resolves once its one JSON line with
  * the ports arrived. The teardown (kill if still running) is registered before the spawn.
  */
-export async function spawnInterchange(t: Test, args: string[] = []): Promise<SpawnedInterchange> {
+export async function spawnInterchange(t: Test, spec: InterchangeSpec = {}): Promise<SpawnedInterchange> {
   const logDir = tempDir(t, 'log')
   let proc: ChildProcess | undefined
   t.teardown(async () => {
@@ -78,7 +79,9 @@ export async function spawnInterchange(t: Test, args: string[] = []): Promise<Sp
       await gone
     }
   })
-  proc = spawn(process.execPath, [...process.execArgv, BIN, '--log-dir', logDir, '--log-level', 'debug', ...args], {
+  // The command line the HTEX client would build for this spec (interchangeSpec.encode).
+  const argv = interchangeSpec.encode({ logDir, logLevel: 'debug', ...spec })
+  proc = spawn(process.execPath, [...process.execArgv, BIN, ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
@@ -97,7 +100,7 @@ export async function spawnInterchange(t: Test, args: string[] = []): Promise<Sp
       throw new Error(`interchange exited (${code}) before printing its ports: ${stderr}`)
     }),
   ])
-  const ports = JSON.parse(first) as { clientPort: number; workerPort: number }
+  const ports = decodeHandshake(first)
   return {
     proc,
     ...ports,

@@ -8,7 +8,7 @@ import { BIN, FakeClient, FakeManager, spawnInterchange, waitFor } from './harne
 
 t.test('exits when the client stops heartbeating, telling managers to shut down first', async (t) => {
   const thresholdMs = 1200
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '200', '--heartbeat-threshold', String(thresholdMs)])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 200, heartbeatThresholdMs: thresholdMs })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 200 })
   await client.hello()
   await client.next('ix_hello')
@@ -27,13 +27,13 @@ t.test('exits when the client stops heartbeating, telling managers to shut down 
 })
 
 t.test('exits when no client ever says hello', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '100', '--heartbeat-threshold', '600'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 100, heartbeatThresholdMs: 600 })
   t.equal(await ix.exited, 0)
   t.match(await ix.log(), /stopping: no client said hello within \d+ ms/)
 })
 
 t.test('serves one client: a second hello is refused, a repeated hello from the same client is fine', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const first = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await first.hello('first')
   await first.next('ix_hello')
@@ -46,7 +46,7 @@ t.test('serves one client: a second hello is refused, a repeated hello from the 
 })
 
 t.test('SIGTERM stops it cleanly and managers are told to shut down', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await client.hello()
   const manager = new FakeManager(t, ix.workerPort, { id: 'm', workers: 1, heartbeatMs: 300 })

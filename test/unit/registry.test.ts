@@ -47,6 +47,6 @@ t.test('a plug-in type may bring its own options validator', async (t) => {
   })
   t.same(widgets.names(), ['square'])
   t.same(widgets.option({ type: 'square', size: 2 }, 'w'), { type: 'square', size: 2 })
-  t.throws(() => widgets.option({ type: 'square', size: 0 }, 'w'), { path: 'w.size' })
-  t.throws(() => widgets.option({ type: 'round' }, 'w'), { path: 'w.type' })
+  t.throws(() => widgets.option({ type: 'square', size: 0 }, 'w'), { name: 'ConfigError', path: 'w.size' })
+  t.throws(() => widgets.option({ type: 'round' }, 'w'), { name: 'ConfigError', path: 'w.type' })
 })
