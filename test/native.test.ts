@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads'
 import t, { type Test } from 'tap'
 
 import { waitFor } from './helpers/wait.js'
-import { NativeAddonUnavailable, NativeError } from '../dist/errors.js'
+import { NativeAddonUnavailable, NativeError } from 'tsflow'
 import {
   createSharedMemory,
   getCpuAffinity,
@@ -23,7 +23,7 @@ import {
   setCpuAffinity,
   sharedMemorySize,
   unlinkSharedMemory,
-} from '../dist/native/index.js'
+} from 'tsflow/native'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const packageRoot = dirname(here)

@@ -2,8 +2,8 @@
 
 import t from 'tap'
 
-import { ErrorCode } from '../../dist/errors.js'
-import { PROTOCOL_VERSION, TSFLOW_VERSION } from '../../dist/protocol/version.js'
+import { ErrorCode } from 'tsflow'
+import { PROTOCOL_VERSION, TSFLOW_VERSION } from 'tsflow/protocol'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor } from './harness.js'
 
 t.test('a manager of another version is refused, naming both versions; the client hears of it', async (t) => {

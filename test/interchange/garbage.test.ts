@@ -7,7 +7,7 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { Dealer } from 'zeromq'
 
-import { encodeMessage, stamp } from '../../dist/protocol/messages.js'
+import { encodeMessage, stamp } from 'tsflow/protocol'
 import { encode } from '../../dist/serialize/codec.js'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor, withTimeout } from './harness.js'
 

@@ -2,7 +2,7 @@
 
 import t, { type Test } from 'tap'
 
-import { ErrorCode } from '../../dist/errors.js'
+import { ErrorCode } from 'tsflow'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor } from './harness.js'
 
 const FAST = { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 }

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 
 import t, { type Test } from 'tap'
 
-import { TaskCancelled, WalltimeExceeded, WorkerLost } from '../../dist/errors.js'
-import { nativeAvailable, onlineCpuCount } from '../../dist/native/index.js'
+import { TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
+import { nativeAvailable, onlineCpuCount } from 'tsflow/native'
 import type { ManagerSpec } from 'tsflow/protocol'
 import type { WorkerFacts } from './fixtures/apps.js'
 import { FakeInterchange, alive, cpusAllowed, spawnManager, task, waitFor } from './harness.js'

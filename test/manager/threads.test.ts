@@ -1,9 +1,9 @@
 // The manager in its default mode (worker threads) against a fake interchange.
 import t from 'tap'
 
-import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../../dist/errors.js'
-import { nativeAvailable, onlineCpuCount } from '../../dist/native/index.js'
-import { PROTOCOL_VERSION } from '../../dist/protocol/version.js'
+import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
+import { nativeAvailable, onlineCpuCount } from 'tsflow/native'
+import { PROTOCOL_VERSION } from 'tsflow/protocol'
 import type { WorkerFacts } from './fixtures/apps.js'
 import { FakeInterchange, spawnManager, task, waitFor } from './harness.js'
 

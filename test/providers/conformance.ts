@@ -7,8 +7,8 @@
 import { join } from 'node:path'
 import type { Test } from 'tap'
 
-import { ConfigError, ProviderError } from '../../dist/errors.js'
-import type { BlockStatus, ExecutionProvider } from '../../dist/providers/index.js'
+import { ConfigError, ProviderError } from 'tsflow'
+import type { BlockStatus, ExecutionProvider } from 'tsflow'
 import { silentLogger } from '../../dist/util/logger.js'
 import { alive, killQuietly, readPids, tempDir, waitFor } from './helpers.js'
 

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import t, { type Test } from 'tap'
 
-import { ProviderError } from '../../dist/errors.js'
+import { ProviderError } from 'tsflow'
 import { LocalProvider, providerOption, type BlockStatus, type LocalProviderOptions } from '../../dist/providers/index.js'
 import { silentLogger } from '../../dist/util/logger.js'
 import { providerConformance } from './conformance.js'

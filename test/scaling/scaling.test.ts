@@ -6,10 +6,10 @@ import { join } from 'node:path'
 
 import t from 'tap'
 
-import { ConfigError, ProviderError } from '../../dist/errors.js'
+import { ConfigError, ProviderError } from 'tsflow'
 import { object } from '../../dist/util/schema.js'
 import { LocalProvider, type BlockState, type BlockStatus, type ExecutionProvider, type SubmitOptions } from '../../dist/providers/index.js'
-import { SingleNodeLauncher } from '../../dist/launchers/index.js'
+import { SingleNodeLauncher } from 'tsflow'
 import { BlockManager, Strategy, strategyOptionShape, type BlockActivity, type BlockInfo } from '../../dist/scaling/index.js'
 import { alive, readPids, tempDir, waitFor, killQuietly } from '../providers/helpers.js'
 

@@ -28,7 +28,7 @@ import {
   WalltimeExceeded,
   WorkerLost,
   WorkflowInWorker,
-} from '../../dist/errors.js'
+} from 'tsflow'
 import { decodeError, encodeError } from '../../dist/serialize/errors.js'
 import { decode, encode } from '../../dist/serialize/codec.js'
 

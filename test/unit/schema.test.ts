@@ -19,7 +19,7 @@ import {
   string,
   type Check,
 } from '../../dist/util/schema.js'
-import { ConfigError } from '../../dist/errors.js'
+import { ConfigError } from 'tsflow'
 
 /** The ConfigError a check throws, or fails the test. */
 function configError(check: Check<unknown>, value: unknown, path: string): ConfigError {
