@@ -35,6 +35,7 @@ export const ErrorCode = {
   INTERCHANGE_LOST: 'E_INTERCHANGE_LOST',
   PROVIDER: 'E_PROVIDER',
   JOIN: 'E_JOIN',
+  USAGE: 'E_USAGE',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -403,6 +404,17 @@ export class ProviderError extends TsflowError {
   constructor(provider: string, message: string, options?: TsflowErrorOptions) {
     super(ErrorCode.PROVIDER, `provider ${provider}: ${message}`, options)
     this.provider = provider
+  }
+}
+
+/**
+ * A bad command line (unknown flag, bad value) or a call the API does not allow. Command-line
+ * entry points print the message with their usage text and exit with code 2.
+ */
+export class UsageError extends TsflowError {
+  static override readonly codes = [ErrorCode.USAGE]
+  constructor(message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.USAGE, message, options)
   }
 }
 

@@ -11,7 +11,8 @@ import { Worker } from 'node:worker_threads'
 
 import t, { type Test } from 'tap'
 
-import { NativeAddonUnavailable, NativeError } from '../dist/errors.js'
+import { waitFor } from './helpers/wait.js'
+import { NativeAddonUnavailable, NativeError } from 'tsflow'
 import {
   createSharedMemory,
   getCpuAffinity,
@@ -22,7 +23,7 @@ import {
   setCpuAffinity,
   sharedMemorySize,
   unlinkSharedMemory,
-} from '../dist/native/index.js'
+} from 'tsflow/native'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const packageRoot = dirname(here)
@@ -44,14 +45,6 @@ function unlinkQuietly(name: string): void {
   }
 }
 
-/** Polls `check` every few ms; resolves when it holds, rejects after `ms`. */
-async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 interface ChildResult {
   code: number | null

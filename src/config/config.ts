@@ -2,9 +2,13 @@ import { ConfigError } from '../errors.js'
 import type { Executor } from '../executors/base.js'
 import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
-import { CHECKPOINT_MODES, type CheckpointMode } from '../dataflow/checkpoint.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
-import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, pluginOption, positiveNumber, string } from './schema.js'
+import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, positiveNumber, string } from '../util/schema.js'
+import { PluginRegistry } from '../util/registry.js'
+
+/** When results of cached tasks are written to the run's checkpoint file. */
+export type CheckpointMode = 'none' | 'task_exit' | 'periodic' | 'dfk_exit' | 'manual'
+export const CHECKPOINT_MODES: CheckpointMode[] = ['none', 'task_exit', 'periodic', 'dfk_exit', 'manual']
 
 /** The error passed to a retry handler, and what it may know about the task. */
 export interface RetryTaskInfo {
@@ -59,15 +63,6 @@ export interface ResolvedConfig {
 }
 
 type ExecutorFactory = (options: Record<string, unknown>) => Executor
-const executorTypes = new Map<string, ExecutorFactory>([
-  ['threads', (options) => new ThreadPoolExecutor(options)],
-  ['htex', (options) => new HighThroughputExecutor(options)],
-])
-
-/** Lets plain-object configs name an executor type (`{ type: 'htex', ... }`). */
-export function registerExecutorType(type: string, factory: ExecutorFactory): void {
-  executorTypes.set(type, factory)
-}
 
 function isExecutor(value: unknown): value is Executor {
   return (
@@ -78,13 +73,21 @@ function isExecutor(value: unknown): value is Executor {
   )
 }
 
-const executorEntry = pluginOption<Executor>({
+/** Executor types for plain-object configs; each validates its options in `validate(path)`. */
+export const executors = new PluginRegistry<Executor>({
   what: 'an executor (e.g. new ThreadPoolExecutor())',
   isInstance: isExecutor,
-  types: () => [...executorTypes.keys()],
-  create: (type, options) => executorTypes.get(type)!(options),
   validate: (executor, path) => executor.validate(path),
 })
+executors.register('threads', (options) => new ThreadPoolExecutor(options))
+executors.register('htex', (options) => new HighThroughputExecutor(options))
+
+/** Lets plain-object configs name an executor type (`{ type: 'htex', ... }`). */
+export function registerExecutorType(type: string, factory: ExecutorFactory): void {
+  executors.register(type, factory)
+}
+
+const executorEntry = executors.option
 
 const schema = object({
   executors: arrayOf(executorEntry, { nonEmpty: true }),

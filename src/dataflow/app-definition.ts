@@ -1,10 +1,10 @@
 import type { File } from '../data/file.js'
-import type { ResourceSpec } from '../executors/base.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 import type { PtyOptions } from '../protocol/task.js'
 import { ConfigError } from '../errors.js'
 import { AUTO_LOGNAME, type StdStreamOption } from './std-streams.js'
 import type { FunctionDescriptor, TransportMode } from '../serialize/function-ref.js'
-import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, number, object, oneOf, positiveNumber, recordOf, string, type Check } from '../config/schema.js'
+import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, number, object, oneOf, positiveNumber, recordOf, string, type Check } from '../util/schema.js'
 
 /** Options fixed when an app is defined. */
 export interface AppOptions {

@@ -5,8 +5,9 @@ import { decode, encode } from '../serialize/codec.js'
 import type { Logger } from '../util/logger.js'
 import { listRuns } from './rundir.js'
 
-export type CheckpointMode = 'none' | 'task_exit' | 'periodic' | 'dfk_exit' | 'manual'
-export const CHECKPOINT_MODES: CheckpointMode[] = ['none', 'task_exit', 'periodic', 'dfk_exit', 'manual']
+// The modes are config values, defined with the config (a lower layer than the kernel).
+import { CHECKPOINT_MODES, type CheckpointMode } from '../config/config.js'
+export { CHECKPOINT_MODES, type CheckpointMode }
 
 const FILE_NAME = 'tasks.jsonl'
 

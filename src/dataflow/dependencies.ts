@@ -1,5 +1,5 @@
 import { Future } from './future.js'
-import { isPlainObject } from '../config/schema.js'
+import { isPlainObject } from '../util/schema.js'
 import { refusedReason } from '../serialize/codec.js'
 
 /**

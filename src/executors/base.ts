@@ -1,6 +1,7 @@
 import type { Logger } from '../util/logger.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import type { TaskContextWire, TaskKindValue } from '../protocol/task.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 
 /** A task as the kernel hands it to an executor: arguments already resolved. */
 export interface ExecutorTask {
@@ -18,12 +19,7 @@ export interface ExecutorTask {
   resources?: ResourceSpec
 }
 
-/** Per-task resource needs, for executors that place tasks on slots. */
-export interface ResourceSpec {
-  cores?: number
-  memoryMb?: number
-  gpus?: number
-}
+export type { ResourceSpec }
 
 export type TaskOutcome = { ok: true; value: unknown } | { ok: false; error: Error }
 

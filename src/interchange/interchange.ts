@@ -2,6 +2,7 @@ import { Context, Router } from 'zeromq'
 import type { Socket } from 'zeromq'
 import { ACCEPTED, checkVersion, decodeMessage, encodeMessage, stamp } from '../protocol/messages.js'
 import type { ClientMessage, InterchangeToClient, InterchangeToManager, ManagerMessage } from '../protocol/messages.js'
+import { INTERCHANGE_DEFAULTS } from '../protocol/interchange.js'
 import { applyCurve, loadCurveKeys } from '../transport/curve.js'
 import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { Outbox, bindTcp, isLoopback } from '../transport/sockets.js'
@@ -20,9 +21,9 @@ export interface InterchangeOptions {
   workerPort?: number
   /** CURVE key directory (see transport/curve.ts); encryption and client-key checks when set */
   curveDir?: string
-  /** default 2000 ms */
+  /** default DEFAULT_HEARTBEAT_PERIOD_MS (protocol/interchange.ts) */
   heartbeatPeriodMs?: number
-  /** default 10000 ms */
+  /** default DEFAULT_HEARTBEAT_THRESHOLD_MS */
   heartbeatThresholdMs?: number
   logger?: Logger
   runId?: string
@@ -76,8 +77,8 @@ export class Interchange {
   private readonly maxPerTurn: number
 
   constructor(private readonly options: InterchangeOptions = {}) {
-    const periodMs = options.heartbeatPeriodMs ?? 2000
-    const thresholdMs = options.heartbeatThresholdMs ?? 10_000
+    const periodMs = options.heartbeatPeriodMs ?? INTERCHANGE_DEFAULTS.heartbeatPeriodMs
+    const thresholdMs = options.heartbeatThresholdMs ?? INTERCHANGE_DEFAULTS.heartbeatThresholdMs
     this.log = options.logger ?? silentLogger
     this.maxPerTurn = options.maxMessagesPerTurn ?? 1000
     this.done = new Promise((resolve) => (this.resolveDone = resolve))
@@ -112,8 +113,8 @@ export class Interchange {
     if (this.state !== 'new') throw new Error('an Interchange can be started once')
     this.state = 'running'
     const o = this.options
-    const clientAddress = o.clientAddress ?? '127.0.0.1'
-    const workerAddress = o.workerAddress ?? '127.0.0.1'
+    const clientAddress = o.clientAddress ?? INTERCHANGE_DEFAULTS.clientAddress
+    const workerAddress = o.workerAddress ?? INTERCHANGE_DEFAULTS.workerAddress
     try {
       if (o.curveDir) await this.enableCurve(o.curveDir)
       this.watchHandshakes(this.clientSocket, 'client')

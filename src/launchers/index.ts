@@ -1,4 +1,5 @@
-import { pluginOption, type Check } from '../config/schema.js'
+import type { Check } from '../util/schema.js'
+import { PluginRegistry } from '../util/registry.js'
 import { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
 import { MpiExecLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher } from './launchers.js'
 
@@ -13,19 +14,6 @@ export {
 } from './launchers.js'
 export { shellQuote } from './shell.js'
 
-function create(type: LauncherType, options: Record<string, unknown>): Launcher {
-  switch (type) {
-    case 'single_node':
-      return new SingleNodeLauncher()
-    case 'simple':
-      return new SimpleLauncher()
-    case 'srun':
-      return new SrunLauncher(options)
-    case 'mpiexec':
-      return new MpiExecLauncher(options)
-  }
-}
-
 function isLauncher(value: unknown): value is Launcher {
   return typeof value === 'object' && value !== null && typeof (value as Launcher).wrap === 'function'
 }
@@ -35,11 +23,23 @@ function isLauncher(value: unknown): value is Launcher {
  * The `launcher` option of a provider: a Launcher object, a type name (`'srun'`), or a plain
  * object with a type and that launcher's options (`{ type: 'srun', overrides: '--exclusive' }`).
  */
-export const launcherOption: Check<Launcher> = pluginOption<Launcher>({
+export const launchers = new PluginRegistry<Launcher>({
   what: 'a launcher (e.g. new SrunLauncher())',
   isInstance: isLauncher,
-  types: () => LAUNCHER_TYPES,
-  create: (type, options) => create(type as LauncherType, options),
   validate: (launcher, path) => launcher.validate?.(path),
   acceptsName: true,
 })
+const builtIn: Record<LauncherType, (options: Record<string, unknown>) => Launcher> = {
+  single_node: () => new SingleNodeLauncher(),
+  simple: () => new SimpleLauncher(),
+  srun: (options) => new SrunLauncher(options),
+  mpiexec: (options) => new MpiExecLauncher(options),
+}
+for (const type of LAUNCHER_TYPES) launchers.register(type, builtIn[type])
+
+export const launcherOption: Check<Launcher> = launchers.option
+
+/** Lets configs name a launcher type (`launcher: 'mine'` or `{ type: 'mine', ... }`). */
+export function registerLauncherType(type: string, factory: (options: Record<string, unknown>) => Launcher): void {
+  launchers.register(type, factory)
+}

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js'
-import { object, oneOf, optional, string } from '../config/schema.js'
+import { object, oneOf, optional, string } from '../util/schema.js'
 import type { Launcher } from './base.js'
 import { shellQuote } from './shell.js'
 

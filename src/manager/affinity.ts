@@ -4,37 +4,9 @@
  * CPUs 8-15), not to absolute CPU numbers; explicit lists are absolute.
  */
 
-export type AffinitySpec =
-  | { kind: 'none' }
-  | { kind: 'block' }
-  | { kind: 'alternating' }
-  /** one CPU list per worker, absolute CPU numbers */
-  | { kind: 'list'; cpus: number[][] }
+import type { AffinitySpec } from '../protocol/manager.js'
 
-/** Parses `none`, `block`, `alternating` or a list such as "0,1;2,3" or "0-3;4-7". */
-export function parseAffinity(text: string): AffinitySpec {
-  if (text === 'none' || text === 'block' || text === 'alternating') return { kind: text }
-  const perWorker = text.split(';').map((part) => parseCpuSet(part))
-  if (perWorker.some((cpus) => cpus === undefined)) {
-    throw new Error(
-      `expects none, block, alternating or one CPU list per worker separated by ';' (e.g. "0,1;2,3" or "0-3;4-7"), got '${text}'`,
-    )
-  }
-  return { kind: 'list', cpus: perWorker as number[][] }
-}
-
-function parseCpuSet(text: string): number[] | undefined {
-  const cpus = new Set<number>()
-  for (const item of text.split(',')) {
-    const range = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(item)
-    if (!range) return undefined
-    const first = Number(range[1])
-    const last = range[2] === undefined ? first : Number(range[2])
-    if (last < first) return undefined
-    for (let cpu = first; cpu <= last; cpu++) cpus.add(cpu)
-  }
-  return cpus.size > 0 ? [...cpus].sort((a, b) => a - b) : undefined
-}
+export { parseAffinity, type AffinitySpec } from '../protocol/manager.js'
 
 /**
  * The CPUs of each worker. `block`: worker i gets the i-th run of ceil(coresPerWorker) CPUs;

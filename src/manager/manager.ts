@@ -14,10 +14,12 @@ import {
   type InterchangeToManager,
   type ManagerMessage,
 } from '../protocol/messages.js'
+import { DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS } from '../protocol/interchange.js'
 import { ShutdownError } from '../errors.js'
 import { Logger } from '../util/logger.js'
 import { deferred } from '../util/deferred.js'
 import { loadCurveKeys, type ClientCurveKeys } from '../transport/curve.js'
+import { Heartbeat } from '../transport/heartbeat.js'
 import { Channel } from './channel.js'
 import type { ManagerOptions } from './cli.js'
 import type { WorkerPool } from './pool.js'
@@ -27,8 +29,6 @@ import { createPool, workerSetups } from './workers.js'
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLost: 4 } as const
 
-const DEFAULT_HEARTBEAT_PERIOD_MS = 30_000
-const DEFAULT_HEARTBEAT_THRESHOLD_MS = 120_000
 const MAX_RESULTS_PER_MESSAGE = 4096
 const MAX_BATCH = 256
 const BASH_WALLTIME_GRACE_MS = 3000
@@ -50,8 +50,8 @@ class Manager {
   private periodMs: number
   private thresholdMs: number
   private ticker: NodeJS.Timeout | undefined
-  private lastHeard = Date.now()
-  private lastHeartbeat = 0
+  /** when the interchange was last heard from, and when our heartbeat is due */
+  private liveness: Heartbeat<'interchange'>
   /** the capacity the interchange believes in: last announced, minus tasks received since */
   private announced = 0
   private dropped = 0
@@ -69,6 +69,8 @@ class Manager {
     this.logger = new Logger('manager', options.logLevel, logFile)
     this.periodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS
     this.thresholdMs = options.heartbeatThresholdMs ?? DEFAULT_HEARTBEAT_THRESHOLD_MS
+    this.liveness = new Heartbeat({ periodMs: this.periodMs, thresholdMs: this.thresholdMs })
+    this.liveness.beat('interchange')
   }
 
   async run(): Promise<number> {
@@ -136,7 +138,7 @@ class Manager {
   }
 
   private onMessage(frames: Buffer[]): void {
-    this.lastHeard = Date.now()
+    this.liveness.beat('interchange')
     let message: InterchangeToManager
     try {
       message = decodeMessage<InterchangeToManager>(frames, ACCEPTED.managerFromInterchange)
@@ -192,6 +194,8 @@ class Manager {
     // Values given on the command line win; otherwise the interchange's, if sensible.
     if (this.options.heartbeatPeriodMs === undefined && periodMs > 0) this.periodMs = periodMs
     if (this.options.heartbeatThresholdMs === undefined && thresholdMs > 0) this.thresholdMs = thresholdMs
+    this.liveness = new Heartbeat({ periodMs: this.periodMs, thresholdMs: this.thresholdMs })
+    this.liveness.beat('interchange')
     this.startTicker()
     this.logger.info(`registered with the interchange (heartbeat every ${this.periodMs} ms, interchange presumed lost after ${this.thresholdMs} ms of silence)`)
     this.channel.kick()
@@ -237,19 +241,18 @@ class Manager {
   }
 
   private tick(): void {
-    const now = Date.now()
-    if (now - this.lastHeard > this.thresholdMs) {
+    const silent = this.liveness.expired()[0]
+    if (silent) {
       const what = this.state === 'starting' ? 'no answer to registration' : 'no message'
       void this.stop(
         ExitCode.interchangeLost,
-        `${what} from the interchange at ${this.options.interchange} for ${now - this.lastHeard} ms ` +
+        `${what} from the interchange at ${this.options.interchange} for ${Math.round(silent.silentMs)} ms ` +
           `(threshold ${this.thresholdMs} ms); presuming it lost, stopping ${this.options.workers} workers and exiting`,
         { stderr: true, lingerMs: 0 },
       )
       return
     }
-    if (this.state !== 'starting' && now - this.lastHeartbeat >= this.periodMs) {
-      this.lastHeartbeat = now
+    if (this.state !== 'starting' && this.liveness.sendDue()) {
       this.send({ t: 'heartbeat', outstanding: this.scheduler.outstanding })
     }
   }

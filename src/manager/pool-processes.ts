@@ -11,9 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { decode } from '../serialize/codec.js'
 import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
-import { FrameKind, FrameReader, frameHeader, type WorkerHello } from '../worker/framing.js'
+import { CPUS_ENV, FrameKind, FrameReader, frameHeader, type WorkerHello, type WorkerSetup } from '../protocol/worker.js'
 import { workParts } from '../worker/run.js'
-import { CPUS_ENV, type WorkerSetup } from '../worker/setup.js'
 import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))

@@ -6,8 +6,7 @@
 import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
-import type { WorkerSetup } from '../worker/setup.js'
-import type { ThreadHello, ThreadPoolData } from '../worker/thread.js'
+import type { ThreadHello, ThreadPoolData, WorkerSetup } from '../protocol/worker.js'
 import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 interface Run {

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os'
 import { getCpuAffinity, nativeAvailable } from '../native/index.js'
 import type { Logger } from '../util/logger.js'
-import { CPUS_ENV, RANK_ENV, type WorkerSetup } from '../worker/setup.js'
+import { encodeWorkerSetup, type WorkerSetup } from '../protocol/worker.js'
 import { planAffinity } from './affinity.js'
 import type { ManagerOptions } from './cli.js'
 import type { PoolEvents, WorkerPool } from './pool.js'
@@ -18,21 +18,20 @@ export function workerSetups(options: ManagerOptions, logger: Logger): WorkerSet
   const plan = affinityPlan(options, logger)
   const setups: WorkerSetup[] = []
   for (let rank = 0; rank < options.workers; rank++) {
-    const env: Record<string, string> = {
-      [RANK_ENV]: String(rank),
-      TSFLOW_WORKER_COUNT: String(options.workers),
-      TSFLOW_WORKER_MODE: options.mode,
-      TSFLOW_MANAGER_ID: options.managerId,
-      TSFLOW_BLOCK_ID: options.blockId,
-    }
     const accelerator = options.accelerators[rank]
-    if (accelerator !== undefined) {
-      env[options.acceleratorEnv] = accelerator
-      env.TSFLOW_ACCELERATOR = accelerator
-    }
     const cpus = plan[rank]
-    if (cpus) env[CPUS_ENV] = cpus.join(',')
-    setups.push(cpus ? { rank, cpus, env } : { rank, env })
+    setups.push(
+      encodeWorkerSetup({
+        rank,
+        workers: options.workers,
+        mode: options.mode,
+        managerId: options.managerId,
+        blockId: options.blockId,
+        acceleratorEnv: options.acceleratorEnv,
+        ...(accelerator !== undefined ? { accelerator } : {}),
+        ...(cpus ? { cpus } : {}),
+      }),
+    )
   }
   return setups
 }

@@ -2,7 +2,8 @@
  * Command line of `tsflow-perf`. Pure: takes argv and the environment, returns the options or
  * throws UsageError naming the flag and what it expects. Every default lives here.
  */
-import type { ResourceSpec } from '../executors/base.js'
+import { UsageError } from '../errors.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 
 /** How batch sizes are chosen: see plan.ts. */
 export type IterateMode = { mode: 'estimate' } | { mode: 'exponential' } | { mode: 'list'; sizes: number[] }
@@ -25,10 +26,8 @@ export interface PerfOptions {
   warnings: string[]
 }
 
-/** A mistake on the command line (or in the --config file): exit status 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+// A mistake on the command line (or in the --config file): exit status 2.
+export { UsageError }
 
 export const DEFAULT_TIME_SECONDS = 120
 export const DEFAULT_RESULTS_DIR = './perf-results'

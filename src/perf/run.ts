@@ -5,7 +5,8 @@
  * shown and Ctrl-C is noticed while a large batch is being submitted.
  */
 import { performance } from 'node:perf_hooks'
-import type { Executor, ResourceSpec } from '../executors/base.js'
+import type { Executor } from '../executors/base.js'
+import type { ResourceSpec } from '../protocol/resources.js'
 import type { AppFuture } from '../dataflow/future.js'
 import { EMPTY_OPTIONS, type DataFlowKernel } from '../dataflow/kernel.js'
 import type { CallOptions } from '../dataflow/app-definition.js'

@@ -1,7 +1,7 @@
 import { ProtocolError, VersionMismatch } from '../errors.js'
 import { decode, encode } from '../serialize/codec.js'
 import type { EncodedError } from '../serialize/errors.js'
-import type { ResourceSpec } from '../executors/base.js'
+import type { ResourceSpec } from './resources.js'
 import { PROTOCOL_VERSION, TSFLOW_VERSION } from './version.js'
 
 /**

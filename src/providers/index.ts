@@ -1,4 +1,5 @@
-import { pluginOption, type Check } from '../config/schema.js'
+import type { Check } from '../util/schema.js'
+import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
 
@@ -16,12 +17,6 @@ export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
-const providerTypes = new Map<string, ProviderFactory>([['local', (options) => new LocalProvider(options)]])
-
-/** Lets plain-object configs name a provider type (`provider: { type: 'slurm', ... }`). */
-export function registerProviderType(type: string, factory: ProviderFactory): void {
-  providerTypes.set(type, factory)
-}
 
 function isProvider(value: unknown): value is ExecutionProvider {
   return (
@@ -38,10 +33,16 @@ function isProvider(value: unknown): value is ExecutionProvider {
  * or a plain object naming a registered type (`{ type: 'local', maxBlocks: 4 }`). Either way the
  * provider is validated here, so its errors name `executors[0].provider.maxBlocks` and so on.
  */
-export const providerOption: Check<ExecutionProvider> = pluginOption<ExecutionProvider>({
+export const providers = new PluginRegistry<ExecutionProvider>({
   what: 'a provider (e.g. new LocalProvider())',
   isInstance: isProvider,
-  types: () => [...providerTypes.keys()],
-  create: (type, options) => providerTypes.get(type)!(options),
   validate: (provider, path) => provider.validate(path),
 })
+providers.register('local', (options) => new LocalProvider(options))
+
+export const providerOption: Check<ExecutionProvider> = providers.option
+
+/** Lets plain-object configs name a provider type (`provider: { type: 'slurm', ... }`). */
+export function registerProviderType(type: string, factory: ProviderFactory): void {
+  providers.register(type, factory)
+}

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js'
-import { anyOf, arrayOf, join, nonNegativeInt, number, positiveInt, positiveNumber, string, type Check, type Validated } from '../config/schema.js'
+import { anyOf, arrayOf, join, nonNegativeInt, number, positiveInt, positiveNumber, string, type Check, type Validated } from '../util/schema.js'
 import type { Launcher, LauncherType } from '../launchers/base.js'
 import { launcherOption } from '../launchers/index.js'
 

@@ -1,4 +1,4 @@
-import { number, oneOf, positiveNumber } from '../config/schema.js'
+import { number, oneOf, positiveNumber } from '../util/schema.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import type { BlockManager } from './block-manager.js'
 import { decide, initialBlocks, STRATEGIES, type ScalingDecision, type ScalingSnapshot, type StrategyName } from './decide.js'

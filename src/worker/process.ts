@@ -10,14 +10,14 @@ import { Socket } from 'node:net'
 import { markWorker } from '../runtime/context.js'
 import { encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
-import { FrameKind, FrameReader, frameHeader, type FrameKindValue, type WorkerHello } from './framing.js'
+import { FrameKind, FrameReader, decodeWorkerEnv, frameHeader, type FrameKindValue, type WorkerHello } from '../protocol/worker.js'
 import { readWorkParts, runWork } from './run.js'
-import { CPUS_ENV, RANK_ENV, applyAffinity, parseCpuList } from './setup.js'
+import { applyAffinity } from './setup.js'
 
 markWorker('process')
 
-const cpus = parseCpuList(process.env[CPUS_ENV])
-const hello: WorkerHello = { pid: process.pid, rank: Number(process.env[RANK_ENV] ?? -1) }
+const { rank, cpus } = decodeWorkerEnv(process.env)
+const hello: WorkerHello = { pid: process.pid, rank }
 const warning = applyAffinity(cpus)
 if (warning) hello.warning = warning
 else if (cpus) hello.cpus = cpus

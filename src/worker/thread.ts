@@ -10,23 +10,8 @@ import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
 import { ownedCopy, runWork } from './run.js'
-import { applyAffinity, type WorkerSetup } from './setup.js'
-
-/** What the manager passes to every thread (piscina's workerData). */
-export interface ThreadPoolData {
-  /** Int32 per rank: 0 when free, else the threadId holding it */
-  slots: SharedArrayBuffer
-  setups: WorkerSetup[]
-}
-
-/** Posted to the manager once per thread start (piscina re-emits it as a pool 'message'). */
-export interface ThreadHello {
-  tsflowThread: true
-  threadId: number
-  rank: number
-  cpus?: number[]
-  warning?: string
-}
+import { applyAffinity } from './setup.js'
+import type { ThreadHello, ThreadPoolData } from '../protocol/worker.js'
 
 markWorker('thread')
 

@@ -1,5 +1,9 @@
-/** Polls `predicate` until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, intervalMs = 20): Promise<void> {
+/**
+ * The one polling helper of the test suite: tests wait for conditions, never for fixed times.
+ * Polls `predicate` until it holds; fails with `what` after `timeoutMs` (generous by default:
+ * the machine running the suite may be busy).
+ */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, intervalMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await predicate()) return

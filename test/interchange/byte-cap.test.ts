@@ -1,7 +1,7 @@
 // Large payloads are not packed into huge messages: dispatch splits at the byte cap.
 import t from 'tap'
-import { InterchangeCore } from '../../dist/interchange/index.js'
-import { MAX_BATCH_PAYLOAD_BYTES, stamp, type InterchangeToManager, type TaskEnvelope } from '../../dist/protocol/messages.js'
+import { InterchangeCore } from 'tsflow/interchange'
+import { MAX_BATCH_PAYLOAD_BYTES, stamp, type InterchangeToManager, type TaskEnvelope } from 'tsflow/protocol'
 
 t.test('tasks to one manager are split into messages of about MAX_BATCH_PAYLOAD_BYTES', async (t) => {
   const sent: TaskEnvelope[][] = []

@@ -18,7 +18,7 @@ t.test('with CURVE on, key holders work; peers without the keys never get throug
   }
   const clientKeys = loadCurveKeys(keyDir, 'client')
 
-  const ix = await spawnInterchange(t, ['--curve-dir', keyDir, '--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { curveDir: keyDir, heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 300, curve: clientKeys })
   await client.hello()
   await client.next('ix_hello')

@@ -2,12 +2,12 @@
 
 import t from 'tap'
 
-import { ErrorCode } from '../../dist/errors.js'
-import { PROTOCOL_VERSION, TSFLOW_VERSION } from '../../dist/protocol/version.js'
+import { ErrorCode } from 'tsflow'
+import { PROTOCOL_VERSION, TSFLOW_VERSION } from 'tsflow/protocol'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor } from './harness.js'
 
 t.test('a manager of another version is refused, naming both versions; the client hears of it', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '3000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 3000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await client.hello()
   await client.next('ix_hello')
@@ -36,7 +36,7 @@ t.test('a manager of another version is refused, naming both versions; the clien
 })
 
 t.test('a client of another version is refused, naming both versions', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '3000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 3000 })
   const client = new FakeClient(t, ix.clientPort)
   await client.hello('old-client', { proto: PROTOCOL_VERSION, version: '9.9.9' })
   const refused = await client.next('refused')
@@ -47,7 +47,7 @@ t.test('a client of another version is refused, naming both versions', async (t)
 
 t.test('a manager that stops heartbeating is declared lost and its tasks fail with ManagerLost', async (t) => {
   const thresholdMs = 1500
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '200', '--heartbeat-threshold', String(thresholdMs)])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 200, heartbeatThresholdMs: thresholdMs })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 200 })
   await client.hello()
   await client.next('ix_hello')

@@ -7,7 +7,7 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { Dealer } from 'zeromq'
 
-import { encodeMessage, stamp } from '../../dist/protocol/messages.js'
+import { encodeMessage, stamp } from 'tsflow/protocol'
 import { encode } from '../../dist/serialize/codec.js'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor, withTimeout } from './harness.js'
 
@@ -58,7 +58,7 @@ async function rawTcp(port: number, bytes: Buffer): Promise<void> {
 }
 
 t.test('garbage on both ports is dropped and tasks still run end to end', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await client.hello()
   await client.next('ix_hello')

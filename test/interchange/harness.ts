@@ -12,14 +12,15 @@ import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { Dealer } from 'zeromq'
 
-import { ACCEPTED, decodeMessage, encodeMessage, stamp } from '../../dist/protocol/messages.js'
+import { ACCEPTED, decodeHandshake, decodeMessage, encodeMessage, interchangeSpec, stamp } from 'tsflow/protocol'
 import type {
   AnyMessage,
+  InterchangeSpec,
   InterchangeToClient,
   InterchangeToManager,
   ResultEnvelope,
   TaskEnvelope,
-} from '../../dist/protocol/messages.js'
+} from 'tsflow/protocol'
 import type { EncodedError } from '../../dist/serialize/errors.js'
 import type { ClientCurveKeys } from '../../dist/transport/curve.js'
 import { applyCurve } from '../../dist/transport/curve.js'
@@ -27,19 +28,9 @@ import { applyCurve } from '../../dist/transport/curve.js'
 const here = dirname(fileURLToPath(import.meta.url))
 export const BIN = join(here, '..', '..', 'dist', 'bin', 'interchange.js')
 
-/** Polls `condition` until it holds; fails with `what` after `timeoutMs`. No fixed sleeps. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-  intervalMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
+
+export { waitFor }
 
 /** `promise`, or a rejection naming `what` after `timeoutMs` (the timer never outlives the race). */
 export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
@@ -76,7 +67,7 @@ export interface SpawnedInterchange {
  * Spawns dist/bin/interchange.js on port 0 with a log dir; resolves once its one JSON line with
  * the ports arrived. The teardown (kill if still running) is registered before the spawn.
  */
-export async function spawnInterchange(t: Test, args: string[] = []): Promise<SpawnedInterchange> {
+export async function spawnInterchange(t: Test, spec: InterchangeSpec = {}): Promise<SpawnedInterchange> {
   const logDir = tempDir(t, 'log')
   let proc: ChildProcess | undefined
   t.teardown(async () => {
@@ -88,7 +79,9 @@ export async function spawnInterchange(t: Test, args: string[] = []): Promise<Sp
       await gone
     }
   })
-  proc = spawn(process.execPath, [...process.execArgv, BIN, '--log-dir', logDir, '--log-level', 'debug', ...args], {
+  // The command line the HTEX client would build for this spec (interchangeSpec.encode).
+  const argv = interchangeSpec.encode({ logDir, logLevel: 'debug', ...spec })
+  proc = spawn(process.execPath, [...process.execArgv, BIN, ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
@@ -107,7 +100,7 @@ export async function spawnInterchange(t: Test, args: string[] = []): Promise<Sp
       throw new Error(`interchange exited (${code}) before printing its ports: ${stderr}`)
     }),
   ])
-  const ports = JSON.parse(first) as { clientPort: number; workerPort: number }
+  const ports = decodeHandshake(first)
   return {
     proc,
     ...ports,

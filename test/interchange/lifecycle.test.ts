@@ -8,7 +8,7 @@ import { BIN, FakeClient, FakeManager, spawnInterchange, waitFor } from './harne
 
 t.test('exits when the client stops heartbeating, telling managers to shut down first', async (t) => {
   const thresholdMs = 1200
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '200', '--heartbeat-threshold', String(thresholdMs)])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 200, heartbeatThresholdMs: thresholdMs })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 200 })
   await client.hello()
   await client.next('ix_hello')
@@ -27,13 +27,13 @@ t.test('exits when the client stops heartbeating, telling managers to shut down 
 })
 
 t.test('exits when no client ever says hello', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '100', '--heartbeat-threshold', '600'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 100, heartbeatThresholdMs: 600 })
   t.equal(await ix.exited, 0)
   t.match(await ix.log(), /stopping: no client said hello within \d+ ms/)
 })
 
 t.test('serves one client: a second hello is refused, a repeated hello from the same client is fine', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const first = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await first.hello('first')
   await first.next('ix_hello')
@@ -46,7 +46,7 @@ t.test('serves one client: a second hello is refused, a repeated hello from the 
 })
 
 t.test('SIGTERM stops it cleanly and managers are told to shut down', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '300', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 300 })
   await client.hello()
   const manager = new FakeManager(t, ix.workerPort, { id: 'm', workers: 1, heartbeatMs: 300 })
@@ -62,7 +62,7 @@ t.test('command line: usage errors exit 2 with a message, --help prints usage', 
   const run = (...args: string[]) => spawnSync(process.execPath, [...process.execArgv, BIN, ...args], { encoding: 'utf8', timeout: 20_000 })
   const bad = run('--heartbeat-period', 'soon')
   t.equal(bad.status, 2)
-  t.match(bad.stderr, /--heartbeat-period must be an integer/)
+  t.match(bad.stderr, /--heartbeat-period must be a whole number of ms/)
   t.match(bad.stderr, /usage: tsflow-interchange/)
   t.equal(bad.stdout, '', 'nothing on stdout, so the executor never mistakes it for ports')
   const unknown = run('--worker-adress', '0.0.0.0')
@@ -70,7 +70,7 @@ t.test('command line: usage errors exit 2 with a message, --help prints usage', 
   t.match(unknown.stderr, /worker-adress/)
   const order = run('--heartbeat-period', '500', '--heartbeat-threshold', '400')
   t.equal(order.status, 2)
-  t.match(order.stderr, /must be longer than --heartbeat-period/)
+  t.match(order.stderr, /--heartbeat-threshold \(400 ms\) must be longer than the heartbeat period \(500 ms\)/)
   const help = run('--help')
   t.equal(help.status, 0)
   t.match(help.stdout, /--curve-dir DIR/)

@@ -2,10 +2,10 @@
 
 import t, { type Test } from 'tap'
 
-import { ErrorCode } from '../../dist/errors.js'
+import { ErrorCode } from 'tsflow'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor } from './harness.js'
 
-const FAST = ['--heartbeat-period', '300', '--heartbeat-threshold', '5000']
+const FAST = { heartbeatPeriodMs: 300, heartbeatThresholdMs: 5000 }
 
 async function connectedClient(t: Test, port: number): Promise<FakeClient> {
   const client = new FakeClient(t, port, { heartbeatMs: 300 })

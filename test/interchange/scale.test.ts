@@ -5,7 +5,7 @@ import t from 'tap'
 import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor } from './harness.js'
 
 t.test('10,000 tasks are spread by capacity, batched both ways, and all come back', async (t) => {
-  const ix = await spawnInterchange(t, ['--heartbeat-period', '500', '--heartbeat-threshold', '5000'])
+  const ix = await spawnInterchange(t, { heartbeatPeriodMs: 500, heartbeatThresholdMs: 5000 })
   const client = new FakeClient(t, ix.clientPort, { heartbeatMs: 500 })
   await client.hello()
   const hello = await client.next('ix_hello')

@@ -17,7 +17,7 @@ function parse(...args: string[]): ManagerOptions {
 
 t.test('defaults', async (t) => {
   const options = parse()
-  t.match(options, { interchange: 'tcp://10.0.0.1:55001', blockId: '7', workers: 8, prefetch: 'auto', mode: 'threads', affinity: { kind: 'none' } })
+  t.match(options, { interchange: 'tcp://10.0.0.1:55001', blockId: '7', workers: 8, prefetch: 'auto', mode: 'processes', affinity: { kind: 'none' } })
   t.match(options.managerId, /^.+-\d+-[0-9a-f]{6}$/, 'host-pid-random')
   t.equal(options.acceleratorEnv, 'CUDA_VISIBLE_DEVICES')
   t.equal(options.heartbeatPeriodMs, undefined, 'heartbeats follow the interchange unless given')
@@ -39,17 +39,19 @@ t.test('worker count: cores per worker, node cap, memory cap, accelerators', asy
 t.test('usage errors name the flag and what it expects', async (t) => {
   const cases: [string[], RegExp][] = [
     [['--bogus', '1'], /unknown flag --bogus/],
-    [['--workers', '0'], /--workers expects a positive integer, got '0'/],
-    [['--workers', 'two'], /--workers expects a positive integer/],
-    [['--prefetch', '-1'], /--prefetch expects a non-negative integer, got '-1'/],
-    [['--prefetch', '1.5'], /--prefetch expects a non-negative integer/],
-    [['--mode', 'fibers'], /--mode expects threads or processes, got 'fibers'/],
+    [['--workers', '0'], /--workers must be a positive integer \(got 0\)/],
+    [['--workers', 'two'], /--workers must be a positive integer \(got "two"\)/],
+    [['--prefetch', '-1'], /--prefetch must be 'auto' or a non-negative integer \(got -1\)/],
+    [['--prefetch', '1.5'], /--prefetch must be 'auto' or a non-negative integer/],
+    [['--mode', 'fibers'], /--mode must be one of 'threads', 'processes' \(got "fibers"\)/],
     [['--affinity', 'spread'], /--affinity expects none, block, alternating or one CPU list per worker/],
     [['--workers', '3', '--affinity', '0,1;2,3'], /--affinity lists CPUs for 2 workers but there are 3/],
-    [['--cores-per-worker', '0'], /--cores-per-worker expects a positive number/],
-    [['--accelerators', 'a,,b'], /--accelerators expects a comma-separated list/],
+    [['--cores-per-worker', '0'], /--cores-per-worker must be a positive number/],
+    [['--accelerators', 'a,,b'], /--accelerators\[1\] must be a non-empty string/],
+    [['--accelerators', 'a,b,a'], /--accelerators lists an accelerator twice/],
     [['--accelerator-env', 'NOT-A-NAME'], /--accelerator-env expects an environment variable name/],
-    [['--log-level', 'loud'], /--log-level expects one of error, warn, info, debug/],
+    [['--log-level', 'loud'], /--log-level must be one of 'error', 'warn', 'info', 'debug'/],
+    [['--heartbeat-period', '5000', '--heartbeat-threshold', '5000'], /--heartbeat-threshold \(5000 ms\) must be longer than the heartbeat period/],
     [['--heartbeat-period'], /--heartbeat-period expects a value/],
     [['--workers', '1', '--workers', '2'], /--workers was given twice/],
     [['stray'], /unexpected argument 'stray'/],
@@ -59,12 +61,13 @@ t.test('usage errors name the flag and what it expects', async (t) => {
   t.throws(() => parseManagerArgs(['--interchange', 'http://x', '--block-id', 'b'], facts), /--interchange expects tcp:\/\/HOST:PORT/)
   t.throws(() => parseManagerArgs(['--interchange', 'tcp://h:1'], facts), /--block-id is required/)
   t.throws(() => parse('--bogus'), UsageError)
+  t.throws(() => parse('--workers', '0'), { code: 'E_USAGE' }, 'a UsageError of the error family')
 })
 
 t.test('the binary exits 2 on a bad flag, naming it', async (t) => {
   const run = spawnSync(process.execPath, [BIN, ...base, '--workers', 'lots'], { encoding: 'utf8' })
   t.equal(run.status, 2)
-  t.match(run.stderr, /--workers expects a positive integer, got 'lots'/)
+  t.match(run.stderr, /--workers must be a positive integer \(got "lots"\)/)
   const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' })
   t.equal(help.status, 0)
   t.match(help.stdout, /--interchange URL/)

@@ -14,7 +14,7 @@ t.test('with --curve-dir the manager talks to a CURVE interchange', async (t) =>
   const { server } = generateCurveKeys(dir)
   const ix = await FakeInterchange.start(t, { curve: server })
   const logDir = join(root, 'logs')
-  const manager = spawnManager(t, ix, ['--workers', '1', '--curve-dir', dir, '--log-dir', logDir])
+  const manager = spawnManager(t, ix, { workers: 1, curveDir: dir, logDir: logDir })
   await waitFor(() => ix.registered > 0 || manager.exited(), 'registration over CURVE')
   t.notOk(manager.exited(), manager.stderr())
   const ids = Array.from({ length: 100 }, (_, i) => i + 1)
@@ -33,7 +33,7 @@ t.test('a wrong server key never registers; the manager gives up instead of hang
   const { server } = generateCurveKeys(dir)
   const ix = await FakeInterchange.start(t, { curve: server })
   writeFileSync(join(dir, 'server.public'), curveKeyPair().publicKey)
-  const manager = spawnManager(t, ix, ['--workers', '1', '--curve-dir', dir, '--heartbeat-threshold', '700'])
+  const manager = spawnManager(t, ix, { workers: 1, curveDir: dir, heartbeatThresholdMs: 700 })
   const { code } = await manager.exit
   t.equal(code, 4)
   t.match(manager.stderr(), /no answer to registration/)
@@ -42,7 +42,7 @@ t.test('a wrong server key never registers; the manager gives up instead of hang
 
 t.test('a missing key file is reported and the manager exits non-zero', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '1', '--curve-dir', join(t.testdir(), 'nowhere')])
+  const manager = spawnManager(t, ix, { workers: 1, curveDir: join(t.testdir(), 'nowhere') })
   const { code } = await manager.exit
   t.equal(code, 1)
   t.match(manager.stderr(), /client\.public \(a CURVE key\) cannot be read/)
@@ -53,7 +53,7 @@ t.test('a client secret key other users can read is refused', async (t) => {
   const { server } = generateCurveKeys(dir)
   chmodSync(join(dir, 'client.secret'), 0o644)
   const ix = await FakeInterchange.start(t, { curve: server })
-  const manager = spawnManager(t, ix, ['--workers', '1', '--curve-dir', dir])
+  const manager = spawnManager(t, ix, { workers: 1, curveDir: dir })
   t.equal((await manager.exit).code, 1)
   t.match(manager.stderr(), /client\.secret is a CURVE secret key other users can access/)
 })

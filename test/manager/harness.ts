@@ -7,24 +7,18 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { Test } from 'tap'
 import { Router } from 'zeromq'
 
-import { ACCEPTED, decodeMessage, encodeMessage } from '../../dist/protocol/messages.js'
-import type { InterchangeToManager, ManagerMessage, ResultEnvelope, TaskEnvelope, TaskPayload } from '../../dist/protocol/messages.js'
-import type { ResultWire } from '../../dist/protocol/task.js'
-import { decode, encode } from '../../dist/serialize/codec.js'
+import { ACCEPTED, DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS, TaskKind, decodeMessage, encodeMessage, managerSpec } from 'tsflow/protocol'
+import type { InterchangeToManager, ManagerMessage, ManagerSpec, ResultEnvelope, ResultWire, TaskEnvelope } from 'tsflow/protocol'
+import { encodeTaskEnvelope } from '../../dist/executors/htex/encode.js'
+import { decode } from '../../dist/serialize/codec.js'
 import { decodeError } from '../../dist/serialize/errors.js'
+import { waitFor } from '../helpers/wait.js'
+
+export { waitFor }
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const BIN = join(here, '..', '..', 'dist', 'bin', 'manager.js')
 export const FIXTURE = pathToFileURL(join(here, 'fixtures', 'apps.ts')).href
-
-/** Polls `check` every few ms; resolves when it holds, rejects after `ms`. */
-export async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 export interface Outcome {
   ok: boolean
@@ -127,8 +121,8 @@ export class FakeInterchange {
         else {
           await this.send({
             t: 'registered',
-            heartbeatPeriodMs: this.options.heartbeatPeriodMs ?? 30_000,
-            heartbeatThreshold: this.options.heartbeatThreshold ?? 120_000,
+            heartbeatPeriodMs: this.options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS,
+            heartbeatThreshold: this.options.heartbeatThreshold ?? DEFAULT_HEARTBEAT_THRESHOLD_MS,
           })
           this.registered++
         }
@@ -156,13 +150,22 @@ export class FakeInterchange {
   }
 }
 
-/** A task envelope calling the fixture export `name` with `args`. */
+/**
+ * A task envelope calling the fixture export `name` with `args`, encoded exactly as the HTEX
+ * client encodes it (kind, walltime and app name on the envelope, so the manager schedules it
+ * without opening the payload, as in production).
+ */
 export function task(id: number, name: string, args: unknown[] = [], extra: { wt?: number; pri?: number; bash?: boolean } = {}): TaskEnvelope {
-  const payload: TaskPayload = {
+  return encodeTaskEnvelope({
+    id,
+    try: 0,
+    appName: name,
     fn: { t: 'ref', module: FIXTURE, key: name, name },
-    task: { id, try: 0, fn: 0, kind: extra.bash ? 1 : 0, args, ...(extra.wt !== undefined ? { wt: extra.wt } : {}) },
-  }
-  return { id, try: 0, payload: encode(payload), ...(extra.pri !== undefined ? { pri: extra.pri } : {}) }
+    kind: extra.bash ? TaskKind.bash : TaskKind.js,
+    args,
+    priority: extra.pri ?? 0,
+    ...(extra.wt !== undefined ? { walltime: extra.wt } : {}),
+  })
 }
 
 export interface ManagerProcess {
@@ -177,9 +180,11 @@ let counter = 0
 
 /**
  * Starts the real manager (dist/bin/manager.js) under this process's loaders, so its workers can
- * import the TypeScript fixture. Registers the teardown before spawning: SIGTERM, then SIGKILL.
+ * import the TypeScript fixture, with the command line the HTEX client would build for `spec`
+ * (managerSpec.encode). Worker threads unless the spec says otherwise: the tests were written
+ * for them and they start fastest. Registers the teardown before spawning: SIGTERM, then SIGKILL.
  */
-export function spawnManager(t: Test, ix: { endpoint: string }, args: string[]): ManagerProcess {
+export function spawnManager(t: Test, ix: { endpoint: string }, spec: ManagerSpec = {}): ManagerProcess {
   const id = `test-${process.pid}-${++counter}`
   const state: { child?: ChildProcess; done: boolean } = { done: false }
   t.teardown(async () => {
@@ -190,7 +195,8 @@ export function spawnManager(t: Test, ix: { endpoint: string }, args: string[]):
     while (!state.done && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
     if (!state.done) child.kill('SIGKILL')
   })
-  const child = spawn(process.execPath, [...process.execArgv, BIN, '--interchange', ix.endpoint, '--block-id', 'b0', '--manager-id', id, ...args], {
+  const argv = managerSpec.encode({ interchange: ix.endpoint, blockId: 'b0', managerId: id, workerMode: 'threads', ...spec })
+  const child = spawn(process.execPath, [...process.execArgv, BIN, ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   state.child = child

@@ -4,7 +4,7 @@ import { AUTO_PREFETCH_MAX, PrefetchPolicy } from '../../dist/manager/prefetch.j
 import { Scheduler } from '../../dist/manager/scheduler.js'
 import type { Batch, WorkerPool } from '../../dist/manager/pool.js'
 import { silentLogger } from '../../dist/util/logger.js'
-import { TaskKind } from '../../dist/protocol/task.js'
+import { TaskKind } from 'tsflow/protocol'
 
 t.test('auto prefetch follows measured task length', async (t) => {
   const policy = new PrefetchPolicy(2, 'auto')

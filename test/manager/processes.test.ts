@@ -5,20 +5,21 @@ import { join } from 'node:path'
 
 import t, { type Test } from 'tap'
 
-import { TaskCancelled, WalltimeExceeded, WorkerLost } from '../../dist/errors.js'
-import { nativeAvailable, onlineCpuCount } from '../../dist/native/index.js'
+import { TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
+import { nativeAvailable, onlineCpuCount } from 'tsflow/native'
+import type { ManagerSpec } from 'tsflow/protocol'
 import type { WorkerFacts } from './fixtures/apps.js'
 import { FakeInterchange, alive, cpusAllowed, spawnManager, task, waitFor } from './harness.js'
 
-async function started(t: Test, args: string[]) {
+async function started(t: Test, args: ManagerSpec) {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--mode', 'processes', ...args])
+  const manager = spawnManager(t, ix, { workerMode: 'processes', ...args })
   await waitFor(() => ix.registered > 0, 'registration')
   return { ix, manager }
 }
 
 t.test('runs tasks in worker processes, not in the manager', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2'])
+  const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'add', [20, 22]), task(2, 'whoami')])
   const [sum, facts] = await ix.outcomesOf([1, 2])
   t.same(sum, { ok: true, value: 42 })
@@ -31,7 +32,7 @@ t.test('runs tasks in worker processes, not in the manager', async (t) => {
 })
 
 t.test('process.exit(3) in a task: WorkerLost with exit code 3, and a replacement runs later tasks', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2'])
+  const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'exitWith', [3])])
   const [lost] = await ix.outcomesOf([1])
   t.ok(lost!.error instanceof WorkerLost, String(lost!.error?.message))
@@ -46,7 +47,7 @@ t.test('process.exit(3) in a task: WorkerLost with exit code 3, and a replacemen
 })
 
 t.test('a crash inside a batch fails only the task responsible', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '1', '--prefetch', '50'])
+  const { ix, manager } = await started(t, { workers: 1, prefetchCapacity: 50 })
   // Sent together, these share batches; the manager re-runs them one by one to find the culprit.
   const ids = Array.from({ length: 30 }, (_, i) => i + 1)
   await ix.sendTasks(ids.map((id) => (id === 17 ? task(id, 'exitWith', [5]) : task(id, 'add', [id, 0]))))
@@ -61,7 +62,7 @@ t.test('a crash inside a batch fails only the task responsible', async (t) => {
 })
 
 t.test('SIGKILL of a worker mid-task: WorkerLost with signal SIGKILL', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '1'])
+  const { ix, manager } = await started(t, { workers: 1 })
   const marker = join(t.testdir(), 'running')
   await ix.sendTasks([task(1, 'markAndSleep', [marker, 60_000])])
   await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 'the task to start')
@@ -77,7 +78,7 @@ t.test('SIGKILL of a worker mid-task: WorkerLost with signal SIGKILL', async (t)
 })
 
 t.test('cancel of a task running alone kills its worker and answers TaskCancelled', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '1'])
+  const { ix, manager } = await started(t, { workers: 1 })
   const marker = join(t.testdir(), 'running')
   await ix.sendTasks([task(1, 'markAndSleep', [marker, 60_000])])
   await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 'the task to start')
@@ -93,7 +94,7 @@ t.test('cancel of a task running alone kills its worker and answers TaskCancelle
 })
 
 t.test('walltime: the worker running a sleeping task is killed, WalltimeExceeded is reported', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2'])
+  const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'whoami')])
   await ix.outcomesOf([1])
   const begun = Date.now()
@@ -109,7 +110,7 @@ t.test('walltime: the worker running a sleeping task is killed, WalltimeExceeded
 })
 
 t.test('a bash app stops itself at its walltime; its worker is spared (grace period)', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '1'])
+  const { ix, manager } = await started(t, { workers: 1 })
   await ix.sendTasks([task(1, 'whoami')])
   const before = ((await ix.outcomesOf([1]))[0]!.value as WorkerFacts).pid
   await ix.sendTasks([task(2, 'bashSleep', [30], { wt: 0.3, bash: true })])
@@ -122,7 +123,7 @@ t.test('a bash app stops itself at its walltime; its worker is spared (grace per
 })
 
 t.test('affinity block pins each of 2 workers to its own CPU', { skip: !nativeAvailable() || onlineCpuCount() < 2 ? 'needs the native addon and 2 CPUs' : false }, async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2', '--affinity', 'block'])
+  const { ix, manager } = await started(t, { workers: 2, cpuAffinity: 'block' })
   // Each task holds its worker briefly, so the two land on different workers.
   await ix.sendTasks([task(1, 'whoamiAfter', [300]), task(2, 'whoamiAfter', [300])])
   const facts = (await ix.outcomesOf([1, 2])).map((o) => o.value as WorkerFacts)
@@ -139,7 +140,7 @@ t.test('affinity block pins each of 2 workers to its own CPU', { skip: !nativeAv
 })
 
 t.test('accelerators a,b: each worker gets its own CUDA_VISIBLE_DEVICES', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '4', '--accelerators', 'a,b'])
+  const { ix, manager } = await started(t, { workers: 4, accelerators: ['a', 'b'] })
   t.equal(ix.registers[0]!.workers, 2, 'workers capped at one per accelerator')
   t.same(ix.registers[0]!.accelerators, ['a', 'b'])
   await ix.sendTasks([task(1, 'whoamiAfter', [300]), task(2, 'whoamiAfter', [300])])
@@ -150,7 +151,7 @@ t.test('accelerators a,b: each worker gets its own CUDA_VISIBLE_DEVICES', async 
 })
 
 t.test('SIGTERM stops the manager and leaves no worker behind', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2'])
+  const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'whoamiAfter', [200]), task(2, 'whoamiAfter', [200])])
   const pids = (await ix.outcomesOf([1, 2])).map((o) => (o.value as WorkerFacts).pid)
   await ix.sendTasks([task(3, 'sleep', [60_000])])
@@ -161,7 +162,7 @@ t.test('SIGTERM stops the manager and leaves no worker behind', async (t) => {
 })
 
 t.test('a SIGKILLed manager takes its workers with it (they see the pipe close)', async (t) => {
-  const { ix, manager } = await started(t, ['--workers', '2'])
+  const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'whoamiAfter', [200]), task(2, 'whoamiAfter', [200])])
   const pids = (await ix.outcomesOf([1, 2])).map((o) => (o.value as WorkerFacts).pid)
   manager.child.kill('SIGKILL')

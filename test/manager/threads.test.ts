@@ -1,15 +1,15 @@
 // The manager in its default mode (worker threads) against a fake interchange.
 import t from 'tap'
 
-import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../../dist/errors.js'
-import { nativeAvailable, onlineCpuCount } from '../../dist/native/index.js'
-import { PROTOCOL_VERSION } from '../../dist/protocol/version.js'
+import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
+import { nativeAvailable, onlineCpuCount } from 'tsflow/native'
+import { PROTOCOL_VERSION } from 'tsflow/protocol'
 import type { WorkerFacts } from './fixtures/apps.js'
 import { FakeInterchange, spawnManager, task, waitFor } from './harness.js'
 
 t.test('registers, runs tasks and returns their results', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '2', '--prefetch', '4'])
+  const manager = spawnManager(t, ix, { workers: 2, prefetchCapacity: 4 })
   await waitFor(() => ix.registers.length === 1, 'register')
   const register = ix.registers[0]!
   t.match(register, { managerId: manager.id, blockId: 'b0', workers: 2, prefetch: 4, pid: manager.child.pid, proto: PROTOCOL_VERSION })
@@ -31,7 +31,7 @@ t.test('registers, runs tasks and returns their results', async (t) => {
 
 t.test('garbage frames are dropped and the manager keeps working', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '1'])
+  const manager = spawnManager(t, ix, { workers: 1 })
   await waitFor(() => ix.registered > 0, 'registration')
   await ix.sendRaw(Buffer.from('definitely not msgpack \xff\xfe'))
   await ix.sendRaw(Buffer.from([0xc1]))
@@ -48,7 +48,7 @@ t.test('garbage frames are dropped and the manager keeps working', async (t) => 
 
 t.test('a refused registration exits non-zero with the reason on stderr', async (t) => {
   const ix = await FakeInterchange.start(t, { refuse: 'version mismatch: protocol 99' })
-  const manager = spawnManager(t, ix, ['--workers', '1'])
+  const manager = spawnManager(t, ix, { workers: 1 })
   const { code } = await manager.exit
   t.not(code, 0)
   t.equal(code, 3)
@@ -57,7 +57,7 @@ t.test('a refused registration exits non-zero with the reason on stderr', async 
 
 t.test('the manager exits on its own when the interchange falls silent', async (t) => {
   const ix = await FakeInterchange.start(t, { heartbeatPeriodMs: 50, heartbeatThreshold: 400 })
-  const manager = spawnManager(t, ix, ['--workers', '1'])
+  const manager = spawnManager(t, ix, { workers: 1 })
   await waitFor(() => ix.registered > 0, 'registration')
   await waitFor(() => ix.count('heartbeat') > 0, 'a heartbeat from the manager')
   const { code } = await manager.exit
@@ -67,7 +67,7 @@ t.test('the manager exits on its own when the interchange falls silent', async (
 
 t.test('heartbeats from the interchange keep a manager with a small threshold alive', async (t) => {
   const ix = await FakeInterchange.start(t, { heartbeatPeriodMs: 50, heartbeatThreshold: 400, echoHeartbeats: true })
-  const manager = spawnManager(t, ix, ['--workers', '1'])
+  const manager = spawnManager(t, ix, { workers: 1 })
   await waitFor(() => ix.count('heartbeat') >= 20, '20 heartbeats (about 1 s)')
   t.notOk(manager.exited(), 'still running after more than twice the threshold')
   await ix.send({ t: 'shutdown' })
@@ -76,7 +76,7 @@ t.test('heartbeats from the interchange keep a manager with a small threshold al
 
 t.test('walltime stops a thread running a long task; the pool carries on', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '2'])
+  const manager = spawnManager(t, ix, { workers: 2 })
   await waitFor(() => ix.registered > 0, 'registration')
   await ix.sendTasks([task(1, 'sleep', [30_000], { wt: 0.3 }), task(2, 'add', [1, 2])])
   const [slow, quick] = await ix.outcomesOf([1, 2])
@@ -90,7 +90,7 @@ t.test('walltime stops a thread running a long task; the pool carries on', async
 
 t.test('cancel drops queued tasks with TaskCancelled; drain finishes the rest and exits 0', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '1', '--prefetch', '10'])
+  const manager = spawnManager(t, ix, { workers: 1, prefetchCapacity: 10 })
   await waitFor(() => ix.registered > 0, 'registration')
   // One worker, busy for a while: the two behind it stay queued in the manager.
   await ix.sendTasks([task(1, 'sleep', [300]), task(2, 'add', [1, 1]), task(3, 'add', [2, 2])])
@@ -109,7 +109,7 @@ const pinnable = nativeAvailable() && onlineCpuCount() >= 2
 
 t.test('threads: each thread pins itself (block affinity) and sees its own accelerator', { skip: pinnable ? false : 'needs the native addon and 2 CPUs' }, async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '2', '--affinity', 'block', '--accelerators', 'a,b'])
+  const manager = spawnManager(t, ix, { workers: 2, cpuAffinity: 'block', accelerators: ['a', 'b'] })
   await waitFor(() => ix.registered > 0, 'registration')
   await ix.sendTasks([task(1, 'whoamiAfter', [300]), task(2, 'whoamiAfter', [300])])
   const facts = (await ix.outcomesOf([1, 2])).map((o) => o.value as WorkerFacts)
@@ -121,7 +121,7 @@ t.test('threads: each thread pins itself (block affinity) and sees its own accel
 
 t.test('threads: process.exit in a task ends only its thread: WorkerLost with the exit code', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '2'])
+  const manager = spawnManager(t, ix, { workers: 2 })
   await waitFor(() => ix.registered > 0, 'registration')
   await ix.sendTasks([task(1, 'exitWith', [3])])
   const [lost] = await ix.outcomesOf([1])
@@ -135,7 +135,7 @@ t.test('threads: process.exit in a task ends only its thread: WorkerLost with th
 
 t.test('SIGTERM answers the tasks it abandons with ShutdownError, then exits 0', async (t) => {
   const ix = await FakeInterchange.start(t)
-  const manager = spawnManager(t, ix, ['--workers', '1', '--prefetch', '5', '--heartbeat-period', '50'])
+  const manager = spawnManager(t, ix, { workers: 1, prefetchCapacity: 5, heartbeatPeriodMs: 50 })
   await waitFor(() => ix.registered > 0, 'registration')
   // The second task has a walltime, so it waits in the manager for an idle worker.
   await ix.sendTasks([task(1, 'sleep', [60_000]), task(2, 'add', [1, 1], { wt: 100 })])

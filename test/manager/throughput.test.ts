@@ -8,10 +8,10 @@ import { FakeInterchange, spawnManager, task, waitFor } from './harness.js'
 const ROUNDS = 8
 const N = 1000
 
-for (const mode of ['threads', 'processes']) {
+for (const mode of ['threads', 'processes'] as const) {
   t.test(`${mode}: ${N} no-op tasks come back in far fewer messages than tasks`, async (t) => {
     const ix = await FakeInterchange.start(t)
-    const manager = spawnManager(t, ix, ['--mode', mode, '--workers', '2', '--prefetch', String(N)])
+    const manager = spawnManager(t, ix, { workerMode: mode, workers: 2, prefetchCapacity: N })
     await waitFor(() => ix.registered > 0, 'registration')
     // The first task on each worker imports the fixture module; keep that out of the rounds.
     await ix.sendTasks([task(-1, 'whoamiAfter', [100]), task(-2, 'whoamiAfter', [100])])

@@ -118,11 +118,6 @@ export function processesMentioning(needle: string): number[] {
   return found
 }
 
-/** Polls `predicate` until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
+
+export { waitFor }

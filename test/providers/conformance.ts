@@ -7,8 +7,8 @@
 import { join } from 'node:path'
 import type { Test } from 'tap'
 
-import { ConfigError, ProviderError } from '../../dist/errors.js'
-import type { BlockStatus, ExecutionProvider } from '../../dist/providers/index.js'
+import { ConfigError, ProviderError } from 'tsflow'
+import type { BlockStatus, ExecutionProvider } from 'tsflow'
 import { silentLogger } from '../../dist/util/logger.js'
 import { alive, killQuietly, readPids, tempDir, waitFor } from './helpers.js'
 
@@ -60,7 +60,7 @@ async function harness(t: Test, target: ConformanceTarget, options: Record<strin
     statusOf,
     async waitForState(jobId, accept, what) {
       let last: BlockStatus | undefined
-      await waitFor(async () => accept((last = await statusOf(jobId)).state), 10_000, `job ${jobId} to be ${what} (last: ${JSON.stringify(last)})`)
+      await waitFor(async () => accept((last = await statusOf(jobId)).state), `job ${jobId} to be ${what} (last: ${JSON.stringify(last)})`, 10_000)
       return last!
     },
   }
@@ -72,7 +72,7 @@ export function providerConformance(t: Test, target: ConformanceTarget): void {
     const jobId = await h.provider.submit(HEARTBEAT, 'hb', { env: { T_DIR: h.dir } })
     t.type(jobId, 'string')
     await h.waitForState(jobId, (state) => state === 'running', 'running')
-    await waitFor(() => h.pidsOf('hb').length === 2, 10_000, 'the block to record its pids')
+    await waitFor(() => h.pidsOf('hb').length === 2, 'the block to record its pids', 10_000)
     const [leader, child] = h.pidsOf('hb') as [number, number]
     t.ok(alive(leader) && alive(child), 'the block and its child run')
 
@@ -80,7 +80,7 @@ export function providerConformance(t: Test, target: ConformanceTarget): void {
     const status = await h.waitForState(jobId, (state) => FINAL.has(state), 'final')
     t.equal(status.state, 'cancelled')
     t.equal(status.blockId, 'hb')
-    await waitFor(() => !alive(leader) && !alive(child) && !alive(-leader), 10_000, 'the process group to be gone')
+    await waitFor(() => !alive(leader) && !alive(child) && !alive(-leader), 'the process group to be gone', 10_000)
     t.pass('the block, its child and its process group are gone')
   })
 
@@ -121,11 +121,11 @@ export function providerConformance(t: Test, target: ConformanceTarget): void {
       await h.provider.submit(HEARTBEAT, 's1', { env: { T_DIR: h.dir } }),
       await h.provider.submit(HEARTBEAT, 's2', { env: { T_DIR: h.dir } }),
     ]
-    await waitFor(() => h.pidsOf('s1').length === 2 && h.pidsOf('s2').length === 2, 10_000, 'both blocks to record their pids')
+    await waitFor(() => h.pidsOf('s1').length === 2 && h.pidsOf('s2').length === 2, 'both blocks to record their pids', 10_000)
     const pids = [...h.pidsOf('s1'), ...h.pidsOf('s2')]
     await h.provider.shutdown()
     await h.provider.shutdown()
-    await waitFor(() => pids.every((pid) => !alive(pid)), 10_000, 'every block process to be gone')
+    await waitFor(() => pids.every((pid) => !alive(pid)), 'every block process to be gone', 10_000)
     const statuses = await h.provider.status(jobs)
     t.same(
       statuses.map((status) => status.state),

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process'
 
 import t from 'tap'
 
-import { ConfigError } from '../../dist/errors.js'
+import { ConfigError } from 'tsflow'
 import {
   launcherOption,
   MpiExecLauncher,

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import t, { type Test } from 'tap'
 
-import { ProviderError } from '../../dist/errors.js'
+import { ProviderError } from 'tsflow'
 import { LocalProvider, providerOption, type BlockStatus, type LocalProviderOptions } from '../../dist/providers/index.js'
 import { silentLogger } from '../../dist/util/logger.js'
 import { providerConformance } from './conformance.js'
@@ -47,7 +47,7 @@ async function local(t: Test, options: LocalProviderOptions = {}, pidFiles: stri
       await waitFor(async () => {
         ;[status] = await provider.status([jobId])
         return status !== undefined && ['completed', 'failed', 'cancelled'].includes(status.state)
-      }, 10_000, `job ${jobId} to end`)
+      }, `job ${jobId} to end`, 10_000)
       return status!
     },
   }
@@ -108,12 +108,12 @@ t.test('nodesPerBlock > 1 runs one copy per simulated node; cancel stops all of 
     'n3',
     { env: { T_DIR: l.dir } },
   )
-  await waitFor(() => readPids(join(l.dir, 'pids')).length === 3, 10_000, 'three copies')
+  await waitFor(() => readPids(join(l.dir, 'pids')).length === 3, 'three copies', 10_000)
   t.same(readFileSync(join(l.dir, 'ranks'), 'utf8').trim().split('\n').sort(), ['0 0', '1 1', '2 2'])
   const pids = readPids(join(l.dir, 'pids'))
   await l.provider.cancel([jobId])
   t.equal((await l.final(jobId)).state, 'cancelled')
-  await waitFor(() => pids.every((pid) => !alive(pid)) && !alive(-Number(jobId)), 10_000, 'every copy to be gone')
+  await waitFor(() => pids.every((pid) => !alive(pid)) && !alive(-Number(jobId)), 'every copy to be gone', 10_000)
   t.pass('all copies are gone')
 })
 
@@ -122,7 +122,7 @@ t.test('when the script ends, processes it left behind in its group are stopped'
   const jobId = await l.provider.submit('sleep 1000 & echo $! > "$T_DIR/pids"; exit 0', 'left', { env: { T_DIR: l.dir } })
   t.equal((await l.final(jobId)).state, 'completed')
   const [orphan] = readPids(join(l.dir, 'pids'))
-  await waitFor(() => orphan !== undefined && !alive(orphan), 10_000, 'the leftover sleep to be stopped')
+  await waitFor(() => orphan !== undefined && !alive(orphan), 'the leftover sleep to be stopped', 10_000)
   t.pass('the leftover process is gone')
 })
 
@@ -133,7 +133,7 @@ t.test('a block ignoring SIGTERM is killed after the grace period', async (t) =>
     'stubborn',
     { env: { T_DIR: l.dir } },
   )
-  await waitFor(() => readPids(join(l.dir, 'pids')).length === 1, 10_000, 'the block to start')
+  await waitFor(() => readPids(join(l.dir, 'pids')).length === 1, 'the block to start', 10_000)
   const started = Date.now()
   await l.provider.cancel([jobId])
   const status = await l.final(jobId)
@@ -145,7 +145,7 @@ t.test('a block ignoring SIGTERM is killed after the grace period', async (t) =>
 t.test('a small cmdTimeoutMs shortens the grace period so SIGKILL still has time to work', async (t) => {
   const l = await local(t, { cmdTimeoutMs: 400 }, ['pids'])
   const jobId = await l.provider.submit(`trap '' TERM; echo $BASHPID > "$T_DIR/pids"; while true; do sleep 0.05; done`, 'quick', { env: { T_DIR: l.dir } })
-  await waitFor(() => readPids(join(l.dir, 'pids')).length === 1, 10_000, 'the block to start')
+  await waitFor(() => readPids(join(l.dir, 'pids')).length === 1, 'the block to start', 10_000)
   const started = Date.now()
   await l.provider.cancel([jobId])
   t.ok(Date.now() - started < 1500, 'cancel finished within the short timeout')
@@ -201,6 +201,6 @@ t.test('a process that exits without shutdown() takes its blocks with it', async
   t.equal(code, 0, 'the child ran its block and exited')
   const pids = readPids(join(dir, 'pids'))
   t.equal(pids.length, 2)
-  await waitFor(() => pids.every((pid) => !alive(pid)), 10_000, 'the orphaned block to be gone')
+  await waitFor(() => pids.every((pid) => !alive(pid)), 'the orphaned block to be gone', 10_000)
   t.pass('the block died with the process that started it')
 })

@@ -6,10 +6,10 @@ import { join } from 'node:path'
 
 import t from 'tap'
 
-import { ConfigError, ProviderError } from '../../dist/errors.js'
-import { object } from '../../dist/config/schema.js'
+import { ConfigError, ProviderError } from 'tsflow'
+import { object } from '../../dist/util/schema.js'
 import { LocalProvider, type BlockState, type BlockStatus, type ExecutionProvider, type SubmitOptions } from '../../dist/providers/index.js'
-import { SingleNodeLauncher } from '../../dist/launchers/index.js'
+import { SingleNodeLauncher } from 'tsflow'
 import { BlockManager, Strategy, strategyOptionShape, type BlockActivity, type BlockInfo } from '../../dist/scaling/index.js'
 import { alive, readPids, tempDir, waitFor, killQuietly } from '../providers/helpers.js'
 
@@ -253,13 +253,13 @@ t.test('Strategy: the timer ticks every periodMs, reports errors and keeps going
   const strategy = new Strategy({ blocks, workload: () => ({ outstandingTasks: 0, slotsPerBlock: 1 }), periodMs: 10, onError: (error) => errors.push(error) })
   t.teardown(() => strategy.stop())
   await strategy.start()
-  await waitFor(() => provider.polls >= 3, 5000, 'three timer ticks')
+  await waitFor(() => provider.polls >= 3, 'three timer ticks', 5000)
   provider.failStatus = true
-  await waitFor(() => errors.length >= 2, 5000, 'two failed ticks')
+  await waitFor(() => errors.length >= 2, 'two failed ticks', 5000)
   t.match(errors[0], { code: 'E_PROVIDER', message: /squeue timed out/ })
   provider.failStatus = false
   const polls = provider.polls
-  await waitFor(() => provider.polls > polls + 1, 5000, 'ticks to resume after the errors')
+  await waitFor(() => provider.polls > polls + 1, 'ticks to resume after the errors', 5000)
   await strategy.stop()
   const stoppedAt = provider.polls
   await new Promise((resolve) => setTimeout(resolve, 50)) // five periods: long enough to see a stray tick
@@ -315,7 +315,7 @@ t.test('end to end with LocalProvider: start, scale out, scale in idle blocks, s
 
   workload.outstandingTasks = 9
   t.equal((await strategy.tick()).scaleOut, 2)
-  await waitFor(() => readPids(join(dir, 'pids')).length === 3, 10_000, 'three blocks running')
+  await waitFor(() => readPids(join(dir, 'pids')).length === 3, 'three blocks running', 10_000)
 
   workload.outstandingTasks = 0
   clock.now += 60_000
@@ -327,6 +327,6 @@ t.test('end to end with LocalProvider: start, scale out, scale in idle blocks, s
 
   await strategy.stop()
   await blocks.shutdown()
-  await waitFor(() => pids.every((pid) => !alive(pid)), 10_000, 'no block process left')
+  await waitFor(() => pids.every((pid) => !alive(pid)), 'no block process left', 10_000)
   t.same(blocks.blocks.map((block) => block.state), ['cancelled', 'cancelled', 'cancelled'])
 })

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { registerExecutorType, resolveConfig, type Config } from '../../dist/config/config.js'
-import { ThreadPoolExecutor } from '../../dist/executors/threads/executor.js'
-import { ConfigError } from '../../dist/errors.js'
-import type { Executor } from '../../dist/executors/base.js'
+import { registerExecutorType, resolveConfig, type Config } from 'tsflow'
+import { ThreadPoolExecutor } from 'tsflow'
+import { ConfigError } from 'tsflow'
+import type { Executor } from 'tsflow'
 
 /** The ConfigError resolveConfig throws for `config`, or fails the test. */
 function configError(config: unknown): ConfigError {

@@ -18,6 +18,7 @@ import {
   NoSuchExecutor,
   ProtocolError,
   ProviderError,
+  UsageError,
   ResultTimeout,
   SerializationError,
   ShutdownError,
@@ -28,7 +29,7 @@ import {
   WalltimeExceeded,
   WorkerLost,
   WorkflowInWorker,
-} from '../../dist/errors.js'
+} from 'tsflow'
 import { decodeError, encodeError } from '../../dist/serialize/errors.js'
 import { decode, encode } from '../../dist/serialize/codec.js'
 
@@ -74,6 +75,7 @@ const cases: Case[] = [
   },
   { Class: InterchangeLost, code: 'E_INTERCHANGE_LOST', make: () => new InterchangeLost('gone') },
   { Class: ProviderError, code: 'E_PROVIDER', make: () => new ProviderError('slurm', 'sbatch failed') },
+  { Class: UsageError, code: 'E_USAGE', make: () => new UsageError('--workers expects a positive integer') },
 ]
 
 t.test('ErrorCode', async (t) => {

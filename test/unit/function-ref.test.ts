@@ -11,7 +11,7 @@ import {
   resolveFunction,
   type FunctionDescriptor,
 } from '../../dist/serialize/function-ref.js'
-import { AppNotFound, FunctionNotTransportable, TsflowError, WorkflowInWorker } from '../../dist/errors.js'
+import { AppNotFound, FunctionNotTransportable, TsflowError, WorkflowInWorker } from 'tsflow'
 
 type AnyFunction = (...args: never[]) => unknown
 const functionRefUrl = new URL('../../dist/serialize/function-ref.js', import.meta.url).href

@@ -2,8 +2,8 @@ import t from 'tap'
 import { inspect } from 'node:util'
 import { AppFuture, DataFuture, Future, type FutureTask } from '../../dist/dataflow/future.js'
 import { File } from '../../dist/data/file.js'
-import { ResultTimeout, TsflowError } from '../../dist/errors.js'
-import type { TaskStateValue } from '../../dist/dataflow/states.js'
+import { ResultTimeout, TsflowError } from 'tsflow'
+import type { TaskStateValue } from 'tsflow'
 
 interface FakeTask extends FutureTask {
   state: TaskStateValue

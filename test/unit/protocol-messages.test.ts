@@ -8,11 +8,11 @@ import {
   stamp,
   type AnyMessage,
   type ManagerInfo,
-} from '../../dist/protocol/messages.js'
-import { PROTOCOL_VERSION, TSFLOW_VERSION } from '../../dist/protocol/version.js'
+} from 'tsflow/protocol'
+import { PROTOCOL_VERSION, TSFLOW_VERSION } from 'tsflow/protocol'
 import { encode } from '../../dist/serialize/codec.js'
 import { encodeError } from '../../dist/serialize/errors.js'
-import { ProtocolError, SerializationError, TsflowError, VersionMismatch } from '../../dist/errors.js'
+import { ProtocolError, SerializationError, TsflowError, VersionMismatch } from 'tsflow'
 
 const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 

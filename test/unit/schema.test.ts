@@ -18,8 +18,8 @@ import {
   recordOf,
   string,
   type Check,
-} from '../../dist/config/schema.js'
-import { ConfigError } from '../../dist/errors.js'
+} from '../../dist/util/schema.js'
+import { ConfigError } from 'tsflow'
 
 /** The ConfigError a check throws, or fails the test. */
 function configError(check: Check<unknown>, value: unknown, path: string): ConfigError {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { decode, encode } from '../../dist/serialize/codec.js'
 import { File } from '../../dist/data/file.js'
-import { SerializationError, TsflowError } from '../../dist/errors.js'
+import { SerializationError, TsflowError } from 'tsflow'
 
 const codecUrl = new URL('../../dist/serialize/codec.js', import.meta.url).href
 

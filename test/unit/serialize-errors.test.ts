@@ -2,7 +2,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { decodeError, encodeError, type EncodedError } from '../../dist/serialize/errors.js'
 import { decode, encode } from '../../dist/serialize/codec.js'
-import { ConfigError, TsflowError, WalltimeExceeded } from '../../dist/errors.js'
+import { ConfigError, TsflowError, WalltimeExceeded } from 'tsflow'
 
 /** What a worker does: encode the error, send it through the binary codec, rebuild it. */
 function roundTrip(error: unknown): Error {

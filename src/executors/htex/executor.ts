@@ -3,10 +3,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Dealer } from 'zeromq'
 import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch } from '../../errors.js'
-import { encode, decode } from '../../serialize/codec.js'
+import { decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { ACCEPTED, MAX_BATCH_PAYLOAD_BYTES, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
-import type { ResultWire, TaskWire } from '../../protocol/task.js'
+import type { ResultWire } from '../../protocol/task.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
@@ -15,8 +15,11 @@ import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../.
 import { settledWithin, deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
 import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../base.js'
-import { resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
+import { managerSpec } from '../../protocol/manager.js'
+import { Heartbeat } from '../../transport/heartbeat.js'
+import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
+import { encodeTaskEnvelope } from './encode.js'
 
 const MANAGER_BIN = fileURLToPath(new URL('../../bin/manager.js', import.meta.url))
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
@@ -38,6 +41,8 @@ export class HighThroughputExecutor implements Executor {
   readonly label: string
   private readonly raw: HighThroughputExecutorOptions
   private options: ResolvedHtexOptions | undefined
+  /** the option path of this executor in the config (e.g. `executors[0]`), for errors at start */
+  private path: string
   private host: ExecutorHost | undefined
   private logger: Logger | undefined
   private interchange: RunningInterchange | undefined
@@ -52,17 +57,22 @@ export class HighThroughputExecutor implements Executor {
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private readonly blockManagers = new Map<string, BlockManagers>()
   private consecutiveBlockFailures = 0
+  /** workers per manager as last reported at registration; outlives the blocks for sizing */
+  private reportedWorkersPerNode: number | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
-  private lastHeardFromInterchange = Date.now()
+  /** when the interchange was last heard from, and when our own heartbeat is due */
+  private liveness: Heartbeat<'interchange'> | undefined
   private helloWaiter = deferred<InterchangeToClient>()
   private statusRequest = 0
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
     this.label = typeof options.label === 'string' && options.label ? options.label : 'htex'
+    this.path = this.label
   }
 
   validate(path: string): void {
+    this.path = path
     this.options = resolveHtexOptions(this.raw, path)
   }
 
@@ -93,6 +103,7 @@ export class HighThroughputExecutor implements Executor {
     if (this.phase !== 'new') throw new ExecutorError(this.label, 'start() was called twice')
     if (!this.options) this.validate(this.label)
     const options = this.options!
+    options.address = await resolveAddress(options.address, `${this.path}.address`)
     this.host = host
     this.logger = host.logger
     mkdirSync(host.runDir, { recursive: true })
@@ -100,12 +111,15 @@ export class HighThroughputExecutor implements Executor {
     if (curveDir) generateCurveKeys(curveDir)
     this.interchange = await spawnInterchange({
       label: this.label,
-      workerAddress: options.address,
-      heartbeatPeriodMs: options.heartbeatPeriodMs,
-      heartbeatThresholdMs: options.heartbeatThresholdMs,
-      logDir: host.runDir,
-      logLevel: options.logLevel ?? (host.logger.level as string),
-      ...(curveDir ? { curveDir } : {}),
+      spec: {
+        clientAddress: '127.0.0.1',
+        workerAddress: options.address,
+        heartbeatPeriodMs: options.heartbeatPeriodMs,
+        heartbeatThresholdMs: options.heartbeatThresholdMs,
+        logDir: host.runDir,
+        logLevel: options.logLevel ?? host.logger.level,
+        ...(curveDir ? { curveDir } : {}),
+      },
     })
     const interchange = this.interchange
     // If the workflow process ends without cleanup, take the interchange down with it.
@@ -143,7 +157,9 @@ export class HighThroughputExecutor implements Executor {
     } finally {
       clearTimeout(timeout)
     }
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options!.heartbeatPeriodMs)
+    this.liveness = new Heartbeat({ periodMs: this.options!.heartbeatPeriodMs, thresholdMs: this.options!.heartbeatThresholdMs })
+    this.liveness.beat('interchange')
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.liveness.checkIntervalMs)
     this.heartbeatTimer.unref()
   }
 
@@ -157,11 +173,10 @@ export class HighThroughputExecutor implements Executor {
       onBlockEnded: (block) => this.blockEnded(block),
       logger: host.logger.child('blocks'),
     })
-    const slotsPerBlock = workersPerNode(options) * options.provider.nodesPerBlock
     this.strategy = new Strategy({
       strategy: options.strategy,
       blocks: this.blocks,
-      workload: () => ({ outstandingTasks: this.pending.size + this.buffer.length, slotsPerBlock }),
+      workload: () => ({ outstandingTasks: this.pending.size + this.buffer.length, slotsPerBlock: this.slotsPerBlock() }),
       periodMs: options.strategyPeriodMs,
       maxIdleTimeMs: options.maxIdleTimeMs,
       logger: host.logger.child('strategy'),
@@ -171,26 +186,44 @@ export class HighThroughputExecutor implements Executor {
     await this.strategy.start()
   }
 
+  /**
+   * Worker slots one block brings, for the scaling strategy: the workers managers reported when
+   * they registered (their mean, times nodes per block), since nodes may differ from this host.
+   * Before any manager registered, the estimate of `workersPerNode` (this host's CPUs and memory).
+   */
+  private slotsPerBlock(): number {
+    let managers = 0
+    let workers = 0
+    for (const block of this.blockManagers.values()) {
+      for (const info of block.managers.values()) {
+        managers++
+        workers += info.workers
+      }
+    }
+    const perNode = managers > 0 ? Math.max(1, Math.round(workers / managers)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
+    return perNode * this.options!.provider.nodesPerBlock
+  }
+
   /** The command each node of a block runs: the manager, pointed at this interchange. */
   private managerCommand(blockId: string): string {
     const o = this.options!
     const words = [process.execPath, ...workerExecArgv(), MANAGER_BIN]
-    const flags: string[] = [
-      '--interchange', tcpEndpoint(o.address === '0.0.0.0' ? '127.0.0.1' : o.address, this.interchange!.workerPort),
-      '--block-id', blockId,
-      '--mode', o.workerMode,
-      '--cores-per-worker', String(o.coresPerWorker),
-      '--prefetch', String(o.prefetchCapacity),
-      '--affinity', o.cpuAffinity,
-      '--heartbeat-period', String(o.heartbeatPeriodMs),
-      '--heartbeat-threshold', String(o.heartbeatThresholdMs),
-      '--log-dir', this.host!.runDir,
-      '--log-level', o.logLevel ?? (this.host!.logger.level as string),
-    ]
-    if (o.maxWorkersPerNode !== undefined) flags.push('--max-workers-per-node', String(o.maxWorkersPerNode))
-    if (o.memPerWorker !== undefined) flags.push('--mem-per-worker', String(o.memPerWorker))
-    if (o.accelerators.length > 0) flags.push('--accelerators', o.accelerators.join(','), '--accelerator-env', o.acceleratorEnv)
-    if (o.encrypted) flags.push('--curve-dir', join(this.host!.runDir, 'curve'))
+    const flags = managerSpec.encode({
+      interchange: tcpEndpoint(o.address === '0.0.0.0' || o.address === '::' || o.address === '*' ? '127.0.0.1' : o.address, this.interchange!.workerPort),
+      blockId,
+      workerMode: o.workerMode,
+      maxWorkersPerNode: o.maxWorkersPerNode,
+      coresPerWorker: o.coresPerWorker,
+      memPerWorker: o.memPerWorker,
+      prefetchCapacity: o.prefetchCapacity,
+      cpuAffinity: o.cpuAffinity,
+      ...(o.accelerators.length > 0 ? { accelerators: o.accelerators, acceleratorEnv: o.acceleratorEnv } : {}),
+      heartbeatPeriodMs: o.heartbeatPeriodMs,
+      heartbeatThresholdMs: o.heartbeatThresholdMs,
+      curveDir: o.encrypted ? join(this.host!.runDir, 'curve') : undefined,
+      logDir: this.host!.runDir,
+      logLevel: o.logLevel ?? this.host!.logger.level,
+    })
     const command = [...words, ...flags].map((word) => shellQuote(word)).join(' ')
     return o.managerLaunchPrefix ? `${o.managerLaunchPrefix} ${command}` : command
   }
@@ -217,12 +250,9 @@ export class HighThroughputExecutor implements Executor {
     let bytes = 0
     for (const task of tasks) {
       if (!this.pending.has(task.id)) continue // cancelled while buffered
-      const wire: TaskWire = { id: task.id, try: task.try, fn: 0, kind: task.kind, args: task.args }
-      if (task.ctx) wire.ctx = task.ctx
-      if (task.walltime !== undefined) wire.wt = task.walltime
-      let payload: Uint8Array
+      let envelope: TaskEnvelope
       try {
-        payload = encode({ fn: task.fn, task: wire })
+        envelope = encodeTaskEnvelope(task)
       } catch (error) {
         this.report(task.id, task.try, {
           ok: false,
@@ -230,12 +260,8 @@ export class HighThroughputExecutor implements Executor {
         })
         continue
       }
-      const envelope: TaskEnvelope = { id: task.id, try: task.try, k: task.kind, app: task.appName, payload }
-      if (task.walltime !== undefined) envelope.wt = task.walltime
-      if (task.priority !== 0) envelope.pri = task.priority
-      if (task.resources) envelope.res = task.resources
       envelopes.push(envelope)
-      bytes += payload.byteLength
+      bytes += envelope.payload.byteLength
       if (envelopes.length >= this.options!.maxBatchSize || bytes >= MAX_BATCH_PAYLOAD_BYTES) {
         this.send({ t: 'submit', tasks: envelopes })
         envelopes = []
@@ -274,7 +300,7 @@ export class HighThroughputExecutor implements Executor {
           this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
           continue
         }
-        this.lastHeardFromInterchange = Date.now()
+        this.liveness?.beat('interchange')
         this.handle(message)
       }
     } catch (error) {
@@ -327,6 +353,7 @@ export class HighThroughputExecutor implements Executor {
     this.blockManagers.set(info.blockId, block)
     if (event === 'registered') {
       block.managers.set(info.managerId, info)
+      this.reportedWorkersPerNode = info.workers
       this.consecutiveBlockFailures = 0
       this.logger?.info(`manager ${info.managerId} on ${info.host} (block ${info.blockId}, ${info.workers} workers) registered`)
     } else {
@@ -376,11 +403,14 @@ export class HighThroughputExecutor implements Executor {
   }
 
   private heartbeat(): void {
-    this.send({ t: 'heartbeat' })
-    this.send({ t: 'status', req: ++this.statusRequest })
-    const silentFor = Date.now() - this.lastHeardFromInterchange
-    if (silentFor > this.options!.heartbeatThresholdMs && this.phase === 'running') {
-      this.logger?.error(`the interchange has been silent for ${silentFor} ms; stopping it`)
+    const liveness = this.liveness!
+    if (liveness.sendDue()) {
+      this.send({ t: 'heartbeat' })
+      this.send({ t: 'status', req: ++this.statusRequest })
+    }
+    const silent = liveness.expired()[0]
+    if (silent && this.phase === 'running') {
+      this.logger?.error(`the interchange has been silent for ${Math.round(silent.silentMs)} ms; stopping it`)
       this.interchange?.child.kill('SIGKILL')
     }
   }

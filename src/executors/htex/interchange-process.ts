@@ -2,16 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { ExecutorError } from '../../errors.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
+import { decodeHandshake, interchangeSpec, type InterchangeSpec } from '../../protocol/interchange.js'
 
 export interface InterchangeSpawnOptions {
   label: string
-  workerAddress: string
-  heartbeatPeriodMs: number
-  heartbeatThresholdMs: number
-  logDir: string
-  logLevel: string
-  curveDir?: string
-  runId?: string
+  /** what the interchange is started with (its log goes to spec.logDir) */
+  spec: InterchangeSpec
   startTimeoutMs?: number
 }
 
@@ -30,18 +26,7 @@ const INTERCHANGE_BIN = fileURLToPath(new URL('../../bin/interchange.js', import
  * ports it bound. A failure to start reports what the process printed, so it explains itself.
  */
 export function spawnInterchange(options: InterchangeSpawnOptions): Promise<RunningInterchange> {
-  const args = [
-    ...workerExecArgv(),
-    INTERCHANGE_BIN,
-    '--client-address', '127.0.0.1',
-    '--worker-address', options.workerAddress,
-    '--heartbeat-period', String(options.heartbeatPeriodMs),
-    '--heartbeat-threshold', String(options.heartbeatThresholdMs),
-    '--log-dir', options.logDir,
-    '--log-level', options.logLevel,
-  ]
-  if (options.curveDir) args.push('--curve-dir', options.curveDir)
-  if (options.runId) args.push('--run-id', options.runId)
+  const args = [...workerExecArgv(), INTERCHANGE_BIN, ...interchangeSpec.encode(options.spec)]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`))
@@ -59,7 +44,7 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
       reject(
         new ExecutorError(
           options.label,
-          `the interchange ${why}${stderr.trim() ? `; it printed:\n${stderr.trim()}` : ''} (log: ${options.logDir}/interchange.log)`,
+          `the interchange ${why}${stderr.trim() ? `; it printed:\n${stderr.trim()}` : ''} (log: ${options.spec.logDir ?? 'none'}/interchange.log)`,
         ),
       )
     }
@@ -72,8 +57,7 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
       child.stdout!.removeAllListeners('data')
       child.stdout!.resume()
       try {
-        const ports = JSON.parse(stdout.slice(0, newline)) as { clientPort: number; workerPort: number }
-        if (!Number.isInteger(ports.clientPort) || !Number.isInteger(ports.workerPort)) throw new Error('no ports')
+        const ports = decodeHandshake(stdout.slice(0, newline))
         resolve({ child, clientPort: ports.clientPort, workerPort: ports.workerPort, exited })
       } catch {
         fail(`sent an unreadable handshake line ${JSON.stringify(stdout.slice(0, newline).slice(0, 200))}`)

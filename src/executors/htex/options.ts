@@ -1,6 +1,10 @@
-import { availableParallelism } from 'node:os'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { ConfigError } from '../../errors.js'
-import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, object, oneOf, optional, positiveInt, positiveNumber, string, type Check } from '../../config/schema.js'
+import { anyOf, boolean, join, nonNegativeInt, object, oneOf, optional, positiveInt, string, type Check } from '../../util/schema.js'
+import { checkHeartbeats, DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS } from '../../protocol/interchange.js'
+import { hostFacts, managerSpec, MANAGER_DEFAULTS, workerCount, type HostFacts } from '../../protocol/manager.js'
 import { LOG_LEVELS, type LogLevel } from '../../util/logger.js'
 import { providerOption } from '../../providers/index.js'
 import type { ExecutionProvider } from '../../providers/base.js'
@@ -39,9 +43,9 @@ export interface HighThroughputExecutorOptions {
   availableAccelerators?: string[] | number
   /** Variable that names a worker's accelerator. Default CUDA_VISIBLE_DEVICES. */
   acceleratorEnv?: string
-  /** Heartbeat period between interchange and managers, ms. Default 2000. */
+  /** Heartbeat period between interchange and managers, ms. Default DEFAULT_HEARTBEAT_PERIOD_MS (2000). */
   heartbeatPeriodMs?: number
-  /** Silence after which a manager (or the interchange) is declared lost, ms. Default 10000. */
+  /** Silence after which a manager (or the interchange) is declared lost, ms. Default DEFAULT_HEARTBEAT_THRESHOLD_MS (10000). */
   heartbeatThresholdMs?: number
   /** CurveZMQ encryption. Default: on when `address` is not a loopback address. */
   encrypted?: boolean
@@ -81,27 +85,95 @@ export interface ResolvedHtexOptions {
   logLevel: LogLevel | undefined
 }
 
-const affinity: Check<string> = (value, path) => {
-  const text = string(value, path)
-  if (text === 'none' || text === 'block' || text === 'alternating' || /^\d+(-\d+)?(,\d+(-\d+)?)*(;\d+(-\d+)?(,\d+(-\d+)?)*)*$/.test(text)) return text
-  throw new ConfigError(path, `must be 'none', 'block', 'alternating' or CPU lists per worker like "0,1;2,3" (got ${JSON.stringify(text)})`)
+// The options a manager receives are checked by the manager spec's own checks, so the executor
+// and `tsflow-manager` refuse the same values for the same reasons.
+const manager = managerSpec.fields
+
+/** Wildcards: listen on every interface; managers on this host then connect to 127.0.0.1. */
+const WILDCARDS = new Set(['0.0.0.0', '::', '*'])
+
+function localAddresses(): Map<string, string[]> {
+  const byInterface = new Map<string, string[]>()
+  for (const [name, entries] of Object.entries(networkInterfaces())) {
+    byInterface.set(name, (entries ?? []).map((entry) => entry.address))
+  }
+  return byInterface
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * The interchange binds this address and managers connect to it, so it must be an address of
+ * this host: an IP of one of its interfaces, a wildcard, an interface name (its IPv4 address is
+ * used, like Parsl's address_by_interface) or a hostname (resolved when the executor starts).
+ */
+const address: Check<string> = (value, path) => {
+  const text = string(value, path).trim()
+  if (WILDCARDS.has(text)) return text
+  const interfaces = localAddresses()
+  const ip = text.replace(/^\[|\]$/g, '')
+  if (isIP(ip)) {
+    if ([...interfaces.values()].some((addresses) => addresses.includes(ip))) return ip
+    throw new ConfigError(
+      path,
+      `is ${ip}, which is not an address of any interface of this host (${describeInterfaces(interfaces)}); ` +
+        `use one of those, '0.0.0.0' for all interfaces, or an interface name`,
+    )
+  }
+  const nic = interfaces.get(text)
+  if (nic) {
+    const ipv4 = nic.find((entry) => isIP(entry) === 4) ?? nic[0]
+    if (ipv4) return ipv4
+  }
+  if (HOSTNAME.test(text)) return text
+  throw new ConfigError(
+    path,
+    `must be an IP address of this host, an interface name or a hostname (got ${JSON.stringify(text)}; interfaces: ${describeInterfaces(interfaces)})`,
+  )
+}
+
+function describeInterfaces(interfaces: Map<string, string[]>): string {
+  return [...interfaces].map(([name, addresses]) => `${name} ${addresses.join(' ')}`).join(', ')
+}
+
+/**
+ * Resolves a hostname `address` to an IP of this host when the executor starts (DNS is
+ * asynchronous, so `resolveHtexOptions` only checks its form). Throws ConfigError at `path`.
+ */
+export async function resolveAddress(value: string, path: string): Promise<string> {
+  if (WILDCARDS.has(value) || isIP(value)) return value
+  let resolved: { address: string }[]
+  try {
+    resolved = await lookup(value, { all: true })
+  } catch (error) {
+    throw new ConfigError(path, `is ${JSON.stringify(value)}, which does not resolve to an address (${(error as Error).message}); use an IP address or an interface name`)
+  }
+  const interfaces = localAddresses()
+  const local = resolved.find(({ address }) => [...interfaces.values()].some((addresses) => addresses.includes(address)))
+  if (!local) {
+    throw new ConfigError(
+      path,
+      `is ${JSON.stringify(value)}, which resolves to ${resolved.map((r) => r.address).join(', ')}, not an address of this host (${describeInterfaces(interfaces)})`,
+    )
+  }
+  return local.address
 }
 
 const schema = object({
   type: optional(string),
   label: string,
   provider: providerOption,
-  address: string,
-  workerMode: oneOf('threads', 'processes'),
-  maxWorkersPerNode: positiveInt,
-  coresPerWorker: positiveNumber,
-  memPerWorker: positiveNumber,
-  prefetchCapacity: anyOf<number | 'auto'>("'auto' or a non-negative integer", literal('auto'), nonNegativeInt),
-  cpuAffinity: affinity,
-  availableAccelerators: anyOf<string[] | number>('a list of accelerator ids or a count', arrayOf(string), nonNegativeInt),
-  acceleratorEnv: string,
-  heartbeatPeriodMs: integer(10, 3_600_000, 'a whole number of ms from 10 to 3600000'),
-  heartbeatThresholdMs: integer(20, 86_400_000, 'a whole number of ms from 20 to 86400000'),
+  address,
+  workerMode: manager.workerMode.check,
+  maxWorkersPerNode: manager.maxWorkersPerNode.check,
+  coresPerWorker: manager.coresPerWorker.check,
+  memPerWorker: manager.memPerWorker.check,
+  prefetchCapacity: manager.prefetchCapacity.check,
+  cpuAffinity: manager.cpuAffinity.check,
+  availableAccelerators: anyOf<string[] | number>('a list of accelerator ids or a count', manager.accelerators.check, nonNegativeInt),
+  acceleratorEnv: manager.acceleratorEnv.check,
+  heartbeatPeriodMs: manager.heartbeatPeriodMs.check,
+  heartbeatThresholdMs: manager.heartbeatThresholdMs.check,
   encrypted: boolean,
   ...strategyOptionShape,
   managerLaunchPrefix: string,
@@ -112,11 +184,7 @@ const schema = object({
 export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: string): ResolvedHtexOptions {
   const o = schema(raw, path)
   const address = o.address ?? '127.0.0.1'
-  const period = o.heartbeatPeriodMs ?? 2000
-  const threshold = o.heartbeatThresholdMs ?? 10_000
-  if (threshold <= period) {
-    throw new ConfigError(`${path ? `${path}.` : ''}heartbeatThresholdMs`, `must be larger than heartbeatPeriodMs (${period}); use at least twice the period`)
-  }
+  checkHeartbeats(o, (key) => join(path, key))
   const accelerators =
     typeof o.availableAccelerators === 'number'
       ? Array.from({ length: o.availableAccelerators }, (_, i) => String(i))
@@ -125,16 +193,16 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     label: o.label ?? 'htex',
     provider: o.provider ?? new LocalProvider({}),
     address,
-    workerMode: o.workerMode ?? 'processes',
+    workerMode: o.workerMode ?? MANAGER_DEFAULTS.workerMode,
     maxWorkersPerNode: o.maxWorkersPerNode,
-    coresPerWorker: o.coresPerWorker ?? 1,
+    coresPerWorker: o.coresPerWorker ?? MANAGER_DEFAULTS.coresPerWorker,
     memPerWorker: o.memPerWorker,
-    prefetchCapacity: o.prefetchCapacity ?? 'auto',
-    cpuAffinity: o.cpuAffinity ?? 'none',
+    prefetchCapacity: o.prefetchCapacity ?? MANAGER_DEFAULTS.prefetchCapacity,
+    cpuAffinity: o.cpuAffinity ?? MANAGER_DEFAULTS.cpuAffinity,
     accelerators,
-    acceleratorEnv: o.acceleratorEnv ?? 'CUDA_VISIBLE_DEVICES',
-    heartbeatPeriodMs: period,
-    heartbeatThresholdMs: threshold,
+    acceleratorEnv: o.acceleratorEnv ?? MANAGER_DEFAULTS.acceleratorEnv,
+    heartbeatPeriodMs: o.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS,
+    heartbeatThresholdMs: o.heartbeatThresholdMs ?? DEFAULT_HEARTBEAT_THRESHOLD_MS,
     encrypted: o.encrypted ?? !isLoopback(address),
     strategy: (o.strategy as StrategyName | undefined) ?? DEFAULT_STRATEGY,
     strategyPeriodMs: (o.strategyPeriodMs as number | undefined) ?? DEFAULT_STRATEGY_PERIOD_MS,
@@ -145,10 +213,12 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
   }
 }
 
-/** Workers a manager will start on a node like this one (for scaling estimates). */
-export function workersPerNode(options: ResolvedHtexOptions): number {
-  let workers = Math.max(1, Math.floor(availableParallelism() / options.coresPerWorker))
-  if (options.maxWorkersPerNode !== undefined) workers = Math.min(workers, options.maxWorkersPerNode)
-  if (options.accelerators.length > 0) workers = Math.min(workers, options.accelerators.length)
-  return workers
+/**
+ * The estimate of the workers a manager will start, used to size blocks until a manager has
+ * registered and reported its real count: the manager's own rule (CPUs / coresPerWorker, capped
+ * by maxWorkersPerNode, memory / memPerWorker and accelerators) applied to the workflow host,
+ * i.e. it assumes the nodes of a block look like this machine.
+ */
+export function workersPerNode(options: ResolvedHtexOptions, facts: HostFacts = hostFacts()): number {
+  return workerCount(options, facts).workers
 }
