@@ -8,6 +8,7 @@ import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
 import type { ThreadHello, ThreadPoolData, WorkerSetup } from '../protocol/worker.js'
 import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { threadExecArgv } from '../runtime/exec-argv.js'
 
 interface Run {
   batch: Batch
@@ -47,7 +48,7 @@ export class ThreadWorkerPool implements WorkerPool {
       maxThreads: this.size,
       idleTimeout: Infinity,
       // Threads inherit loader flags (tsx, ts-node) so they can import TypeScript task modules.
-      execArgv: process.execArgv,
+      execArgv: threadExecArgv(process.execArgv),
       workerData,
     })
     // A dead thread's rank becomes free for the thread piscina starts in its place.

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module'
 import { isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
 
 const DROPPED_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '--input-type', '--inspect-port', '--debug-port'])
 const DROPPED_PREFIXES = ['--input-type=', '--eval=', '--print=', '--inspect', '--debug', '--test', '--watch', '--prof', '--cpu-prof', '--heap-prof', '--heapsnapshot', '--diagnostic-dir', '--report']
@@ -141,4 +142,50 @@ function splitNodeOptions(options: string | undefined): string[] {
   const words: string[] = []
   for (const match of options.matchAll(/"((?:\\.|[^"])*)"|'([^']*)'|(\S+)/g)) words.push(match[1] ?? match[2] ?? match[3]!)
   return words
+}
+
+const threadArgvCache = new Map<string, string[]>()
+
+/**
+ * The subset of `argv` a worker thread accepts. V8 and per-process flags (`--expose-gc`,
+ * `--max-old-space-size`, `--stack-size`, `--title`, ...) make `new Worker()` throw
+ * ERR_WORKER_INVALID_EXEC_ARGV, which would fail every task of a workflow started with them;
+ * they still apply to the process the threads live in. Node validates the flags synchronously
+ * in the Worker constructor, so a probe that is terminated at once tells which to drop.
+ */
+export function threadExecArgv(argv: readonly string[] = workerExecArgv()): string[] {
+  const key = argv.join('\0')
+  const cached = threadArgvCache.get(key)
+  if (cached) return cached
+  const units = flagUnits(argv)
+  const accepted = acceptedByThread(argv) ? [...argv] : units.filter((unit) => acceptedByThread(unit)).flat()
+  threadArgvCache.set(key, accepted)
+  return accepted
+}
+
+/** Each flag with its separate value, if it takes one (`--import x`). */
+function flagUnits(argv: readonly string[]): string[][] {
+  const units: string[][] = []
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!
+    const next = argv[i + 1]
+    if (next !== undefined && !next.startsWith('-') && !word.includes('=')) {
+      units.push([word, next])
+      i++
+    } else units.push([word])
+  }
+  return units
+}
+
+function acceptedByThread(flags: readonly string[]): boolean {
+  if (flags.length === 0) return true
+  try {
+    const probe = new Worker('', { eval: true, execArgv: [...flags], stdout: true, stderr: true })
+    void probe.terminate()
+    probe.unref()
+    return true
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_WORKER_INVALID_EXEC_ARGV') return false
+    throw error
+  }
 }

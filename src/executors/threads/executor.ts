@@ -9,7 +9,7 @@ import { settledWithin } from '../../util/deferred.js'
 import { TaskKind, type ResultWire } from '../../protocol/task.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
 import { encodeTaskBatch } from '../batch.js'
-import { workerExecArgv } from '../../runtime/exec-argv.js'
+import { threadExecArgv } from '../../runtime/exec-argv.js'
 
 export interface ThreadPoolExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
@@ -96,7 +96,7 @@ export class ThreadPoolExecutor implements Executor {
       maxThreads: this.maxThreads,
       idleTimeout: Infinity,
       // Workers inherit the loader flags (tsx, ts-node) so they can import the workflow's modules.
-      execArgv: workerExecArgv(),
+      execArgv: threadExecArgv(),
     })
     // An error outside any task (a thread failing to start, say) must not crash the workflow:
     // log it; the runs it affects fail through their own rejections.
