@@ -15,6 +15,10 @@ export const FrameKind = {
   results: 3,
   /** worker -> manager: the oldest batch could not be run at all; body = encode(EncodedError) */
   batchError: 4,
+  /** worker -> manager: results of some tasks of the oldest batch, before it ends; body = encode(EarlyResultsWire) */
+  early: 5,
+  /** worker -> manager: the oldest batch's task (one with a walltime) is being called now; empty body */
+  started: 6,
 } as const
 export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind]
 

@@ -9,7 +9,8 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
-import { ownedCopy, runWork } from './run.js'
+import { encode } from '../serialize/codec.js'
+import { ownedCopy, runWork, type EarlyResultsWire } from './run.js'
 import { applyAffinity, type WorkerSetup } from './setup.js'
 
 /** What the manager passes to every thread (piscina's workerData). */
@@ -54,13 +55,36 @@ if (data) {
   parentPort?.postMessage(hello)
 }
 
+/** What the manager's thread pool posts to piscina for one batch. */
+export interface ThreadWork {
+  /** the batch's number, which names it in progress messages */
+  n: number
+  work: Uint8Array[]
+}
+
+/** Posted on parentPort while a batch runs (piscina re-emits these as pool 'message' events). */
+export type ThreadWorkProgress =
+  /** encode(EarlyResultsWire) of tasks already finished */
+  | { tsflowEarly: number; bytes: Uint8Array }
+  /** batch `n`'s task (one with a walltime) is being called now */
+  | { tsflowStarted: number }
+
 // The answer is copied into its own ArrayBuffer and transferred, not cloned.
 function handOver(bytes: Uint8Array): unknown {
   const copy = ownedCopy(bytes)
   return move(copy)
 }
 
-export default function runWorkMessage(work: Uint8Array[]): unknown {
-  const answer = runWork(work)
+export default function runWorkMessage({ n, work }: ThreadWork): unknown {
+  const port = parentPort
+  const answer = port
+    ? runWork(work, {
+        results: (indexes, encoded) => {
+          const bytes = ownedCopy(encode([indexes, encoded] satisfies EarlyResultsWire))
+          port.postMessage({ tsflowEarly: n, bytes } satisfies ThreadWorkProgress, [bytes.buffer as ArrayBuffer])
+        },
+        started: () => port.postMessage({ tsflowStarted: n } satisfies ThreadWorkProgress),
+      })
+    : runWork(work)
   return answer instanceof Promise ? answer.then(handOver) : handOver(answer)
 }
