@@ -9,7 +9,8 @@ import { waitFor } from './helpers/wait.js'
 
 for (const kind of EXECUTOR_KINDS) {
   t.test(`${kind}: short tasks submitted with a long one finish on the idle worker while the long one runs`, async (t) => {
-    const kernel = await startKernel(t, kind, { workers: 2 })
+    // A deep prefetch: the manager holds a backlog it could bind to a busy worker.
+    const kernel = await startKernel(t, kind, { workers: 2, prefetch: 32 })
     // Both workers up and with the app module imported (two overlapping tasks take both).
     t.same(await Promise.all([sleepFor.with({ dfk: kernel })(300), sleepFor.with({ dfk: kernel })(300)]), [300, 300])
 
