@@ -24,11 +24,12 @@ export interface BatchHooks {
 }
 
 /**
- * Results of a synchronous run are held back until they have waited this long (or the run ends),
- * so a batch of no-op tasks still goes back as one message, while a task that ran longer sends
- * what finished before it at once.
+ * In a synchronous run, a task that took this long sends the results held (its own and those
+ * before it) at once, so a short task is not reported only when a long task after it ends...
  */
 export const EARLY_RESULTS_MS = 1
+/** ...and results of quick tasks are held at most this long, so a batch of no-op tasks stays one message. */
+export const HOLD_RESULTS_MS = 10
 
 /**
  * Runs a batch of tasks where it landed (a worker thread or process) and returns their results,
@@ -67,7 +68,8 @@ function runResolved(
   const results: (ResultWire | undefined)[] = new Array(batch.tasks.length)
   const early = hooks?.results ? new EarlyResults(results, hooks.results) : undefined
   // Task durations let the manager batch only tasks known to be quick (see docs/manager.md).
-  const timed = hooks?.slowest !== undefined
+  const timed = hooks?.slowest !== undefined || early !== undefined
+  const last = batch.tasks.length - 1
   let slowest = 0
   let pending: Promise<void>[] | undefined
   for (let i = 0; i < batch.tasks.length; i++) {
@@ -86,8 +88,13 @@ function runResolved(
       )
     } else {
       results[i] = outcome
-      if (timed) slowest = Math.max(slowest, performance.now() - start)
-      early?.finishedNow(i)
+      if (timed) {
+        const now = performance.now()
+        slowest = Math.max(slowest, now - start)
+        // The last task's results leave with the answer anyway (unless async tasks remain).
+        if (early && (i < last || pending)) early.finishedNow(i, now, now - start)
+        else early?.held(i)
+      }
     }
   }
   if (!pending) {
@@ -106,7 +113,8 @@ function runResolved(
 /** Hands over finished results early: after EARLY_RESULTS_MS in a synchronous run, or at the end of each turn. */
 class EarlyResults {
   private indexes: number[] = []
-  private since = performance.now()
+  /** when the oldest result held finished */
+  private since = 0
   private scheduled = false
   private ended = false
 
@@ -115,10 +123,15 @@ class EarlyResults {
     private readonly sink: (indexes: number[], results: ResultWire[]) => void,
   ) {}
 
-  finishedNow(index: number): void {
+  finishedNow(index: number, now: number, tookMs: number): void {
+    if (this.indexes.length === 0) this.since = now
     this.indexes.push(index)
-    // One clock read per task: cheap next to running it, and it keeps no-op batches whole.
-    if (performance.now() - this.since >= EARLY_RESULTS_MS) this.flush()
+    if (tookMs >= EARLY_RESULTS_MS || now - this.since >= HOLD_RESULTS_MS) this.flush()
+  }
+
+  /** A result that waits for the batch's answer. */
+  held(index: number): void {
+    this.indexes.push(index)
   }
 
   finishedLater(index: number): void {
@@ -143,7 +156,6 @@ class EarlyResults {
       })
       this.sink(indexes, sent)
     }
-    this.since = performance.now()
   }
 
   /** The batch is done: what is still held goes back with its answer. */
