@@ -147,7 +147,7 @@ export class Scheduler {
   }
 
   done(batch: Batch, answers: readonly (Uint8Array | null)[], slowestMs: number): void {
-    this.quick.observe(batch.tasks.length === 1 ? [batch.tasks[0]!.appName] : new Set(batch.tasks.map((task) => task.appName)), slowestMs)
+    this.quick.observe(batch.tasks, slowestMs)
     const sentAt = this.sentAt.get(batch)
     if (sentAt !== undefined) this.options.prefetch.observe(batch.tasks.length, performance.now() - sentAt)
     const answered = this.answered.get(batch)

@@ -22,14 +22,18 @@ export class QuickApps {
     return ms !== undefined && ms < QUICK_MS
   }
 
-  /** The longest task of a batch holding tasks of `apps` took `ms`. */
-  observe(apps: Iterable<string>, ms: number): void {
+  /** The longest task of a batch of `tasks` took `ms`. */
+  observe(tasks: readonly { appName: string }[], ms: number): void {
     if (!(ms >= 0)) return
-    for (const app of apps) {
-      if (this.slowestMs.size >= MAX_APPS && !this.slowestMs.has(app)) {
+    let previous: string | undefined
+    for (const { appName } of tasks) {
+      // Batches usually hold one app: set it once, not once per task.
+      if (appName === previous) continue
+      previous = appName
+      if (this.slowestMs.size >= MAX_APPS && !this.slowestMs.has(appName)) {
         this.slowestMs.delete(this.slowestMs.keys().next().value!)
       }
-      this.slowestMs.set(app, ms)
+      this.slowestMs.set(appName, ms)
     }
   }
 }

@@ -239,7 +239,7 @@ export class ThreadPoolExecutor implements Executor {
       this.abandonRun(run, error)
       return
     }
-    this.quick.observe(run.tasks.length === 1 ? [run.tasks[0]!.appName] : new Set(run.tasks.map((task) => task.appName)), slowestMs)
+    this.quick.observe(run.tasks, slowestMs)
     const byId = (run.byId ??= new Map(run.tasks.map((task) => [task.id, task])))
     for (const result of results) this.reportResult(run, result)
     if (byId.size > 0 && (run.early ?? 0) < early) {
