@@ -92,7 +92,8 @@ class Manager {
       options,
       setups,
       {
-        done: (batch, answers) => this.scheduler.done(batch, answers),
+        partial: (batch, indexes, answers) => this.scheduler.partial(batch, indexes, answers),
+        done: (batch, answers, slowestMs) => this.scheduler.done(batch, answers, slowestMs),
         failed: (batch, failure) => this.scheduler.failed(batch, failure),
         changed: () => this.scheduler.changed(),
         fatal: (message) => void this.stop(ExitCode.failed, message, { stderr: true, failOutstanding: message }),

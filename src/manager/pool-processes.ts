@@ -13,7 +13,7 @@ import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import { CPUS_ENV, FrameKind, FrameReader, frameHeader, type WorkerHello, type WorkerSetup } from '../protocol/worker.js'
 import { workParts } from '../worker/run.js'
-import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { deliverAnswer, deliverEarly, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
 /** Consecutive workers dying before they are ready, after which the pool gives up. */
@@ -90,8 +90,8 @@ export class ProcessWorkerPool implements WorkerPool {
     child.pipe.write(frameHeader(FrameKind.work, parts.reduce((total, part) => total + part.byteLength, 0)))
     for (const part of parts) child.pipe.write(part)
     child.batches.push(batch)
-    // Alone batches go only to idle workers, so they start now and the clock starts with them.
-    if (batch.walltimeMs !== undefined) child.timer = setTimeout(() => this.kill(child, 'walltime'), batch.walltimeMs)
+    // The walltime clock starts when the worker says it calls the function (a `started` frame),
+    // so a worker's start-up and its import of the app's module do not count.
   }
 
   cancelRunning(taskId: number): boolean {
@@ -178,6 +178,15 @@ export class ProcessWorkerPool implements WorkerPool {
       if (hello.warning) this.logger.warn(`worker process ${hello.rank} (pid ${hello.pid}): ${hello.warning}`)
       else this.logger.debug(`worker process ${hello.rank} ready (pid ${hello.pid}${hello.cpus ? `, CPUs ${hello.cpus.join(',')}` : ''})`)
       this.events.changed()
+      return
+    }
+    if (kind === FrameKind.early || kind === FrameKind.started) {
+      const running = child.batches[0]
+      if (!running) return
+      if (kind === FrameKind.early) deliverEarly(this.events, running, body)
+      else if (running.walltimeMs !== undefined && !child.timer && !child.killedFor) {
+        child.timer = setTimeout(() => this.kill(child, 'walltime'), running.walltimeMs)
+      }
       return
     }
     const batch = child.batches.shift()

@@ -6,12 +6,17 @@
 import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
-import type { ThreadHello, ThreadPoolData, WorkerSetup } from '../protocol/worker.js'
-import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import type { ThreadHello, ThreadPoolData, ThreadWork, ThreadWorkProgress, WorkerSetup } from '../protocol/worker.js'
+import { decodeResults, type WorkAnswer } from '../worker/run.js'
+import { deliverEarly, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 import { threadExecArgv } from '../runtime/exec-argv.js'
 
 interface Run {
+  n: number
   batch: Batch
+  /** results received early, and the thread's answer while some of them are still on their way */
+  early: number
+  answer?: WorkAnswer
   controller?: AbortController
   timer?: NodeJS.Timeout
   /** why we aborted it, reported instead of piscina's AbortError */
@@ -23,6 +28,9 @@ export class ThreadWorkerPool implements WorkerPool {
   private pool: Piscina | undefined
   private readonly slots: Int32Array
   private runs = 0
+  /** batches handed to piscina and not yet delivered, by number (progress messages name them) */
+  private readonly live = new Map<number, Run>()
+  private nextRun = 0
   /** runs of a single task, which can be aborted without touching other tasks */
   private readonly single = new Map<number, Run>()
   private stopping = false
@@ -56,6 +64,10 @@ export class ThreadWorkerPool implements WorkerPool {
       for (let rank = 0; rank < this.slots.length; rank++) Atomics.compareExchange(this.slots, rank, worker.id, 0)
     })
     pool.on('message', (message: unknown) => {
+      if (message !== null && typeof message === 'object' && ('tsflowEarly' in message || 'tsflowStarted' in message)) {
+        this.onProgress(message as ThreadWorkProgress)
+        return
+      }
       const hello = message as Partial<ThreadHello> | null
       if (!hello?.tsflowThread) return
       this.hellos++
@@ -90,32 +102,41 @@ export class ThreadWorkerPool implements WorkerPool {
 
   canTake(idleOnly: boolean): boolean {
     if (!this.pool || this.stopping) return false
-    // With fewer runs than threads, piscina has an idle thread and starts the run at once, so a
-    // walltime clock started now measures the task, not time spent in piscina's queue.
+    // With fewer runs than threads, piscina has an idle thread and starts the run at once.
     return idleOnly ? this.runs < this.size : this.runs < this.size * this.depth
   }
 
   dispatch(batch: Batch): void {
-    const run: Run = { batch }
+    const run: Run = { n: this.nextRun++, batch, early: 0 }
     // The payload frames themselves: one structured-clone copy each on the way to the thread,
     // instead of packing them into one message and copying that.
-    const work = batch.tasks.map((task) => task.payload)
+    const work: ThreadWork = { n: run.n, work: batch.tasks.map((task) => task.payload) }
     const options: { signal?: AbortSignal } = {}
     if (batch.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal
       this.single.set(batch.tasks[0]!.id, run)
     }
-    if (batch.walltimeMs !== undefined) {
-      run.timer = setTimeout(() => this.abort(run, 'walltime'), batch.walltimeMs)
-    }
+    // The walltime clock starts when the thread calls the function (onProgress).
     this.runs++
+    this.live.set(run.n, run)
     this.pool!.run(work, options).then(
       (answer: Uint8Array) => {
         if (!this.finish(run)) return
-        deliverAnswer(this.events, batch, answer)
+        let answers: WorkAnswer
+        try {
+          answers = decodeResults(answer)
+        } catch (error) {
+          this.live.delete(run.n)
+          this.events.failed(batch, { why: 'error', error: error as Error })
+          return
+        }
+        // Early results travel on another port and may arrive after this answer: wait for them.
+        if (run.early < holes(answers)) run.answer = answers
+        else this.deliver(run, answers)
       },
       (error: unknown) => {
+        this.live.delete(run.n)
         if (!this.finish(run)) return
         if (run.reason) this.events.failed(batch, { why: run.reason })
         else this.events.failed(batch, { why: 'lost', started: true, exitCode: exitCodeOf(error), signal: null, where: this.where })
@@ -141,6 +162,27 @@ export class ThreadWorkerPool implements WorkerPool {
     // Threads end with the process; nothing outlives it.
   }
 
+  private onProgress(message: ThreadWorkProgress): void {
+    if ('tsflowStarted' in message) {
+      const run = this.live.get(message.tsflowStarted)
+      if (run && run.batch.walltimeMs !== undefined && !run.timer && run.answer === undefined) {
+        run.timer = setTimeout(() => this.abort(run, 'walltime'), run.batch.walltimeMs)
+      }
+      return
+    }
+    const run = this.live.get(message.tsflowEarly)
+    if (!run) return
+    const count = deliverEarly(this.events, run.batch, message.bytes)
+    // An unreadable message (count 0) leaves its tasks to fail as unanswered with the batch.
+    run.early += count === 0 ? Infinity : count
+    if (run.answer && run.early >= holes(run.answer)) this.deliver(run, run.answer)
+  }
+
+  private deliver(run: Run, answer: WorkAnswer): void {
+    this.live.delete(run.n)
+    this.events.done(run.batch, answer.answers, answer.slowestMs)
+  }
+
   private abort(run: Run, reason: 'walltime' | 'cancel'): void {
     run.reason ??= reason
     run.controller?.abort()
@@ -154,6 +196,13 @@ export class ThreadWorkerPool implements WorkerPool {
     if (run.batch.tasks.length === 1 && only && this.single.get(only.id) === run) this.single.delete(only.id)
     return !this.stopping
   }
+}
+
+/** Tasks answered early, i.e. left out of the final answer. */
+function holes(answer: WorkAnswer): number {
+  let count = 0
+  for (const entry of answer.answers) if (entry === null) count++
+  return count
 }
 
 /** piscina reports a thread that exited mid-task as "worker exited with code: N". */

@@ -1,4 +1,6 @@
-import { decodeResults } from '../worker/run.js'
+import { decode } from '../serialize/codec.js'
+import { decodeResults, type WorkAnswer } from '../worker/run.js'
+import type { EarlyResultsWire } from '../protocol/worker.js'
 /**
  * The seam between the manager's scheduler and its workers. Two implementations: worker threads
  * (pool-threads.ts, piscina) and worker processes (pool-processes.ts). The scheduler decides
@@ -25,7 +27,10 @@ export interface Batch {
   tasks: QueuedTask[]
   /** the batch runs alone on its worker (one task with a walltime, or isolated) */
   alone: boolean
-  /** stop the worker after this long (walltime plus any grace); only for batches of one */
+  /**
+   * stop the worker after this long (walltime plus any grace); only for batches of one. The clock
+   * starts when the worker calls the task's function, not when the batch is handed over.
+   */
   walltimeMs?: number
 }
 
@@ -38,7 +43,10 @@ export type BatchFailure =
   | { why: 'error'; error: Error }
 
 export interface PoolEvents {
-  done(batch: Batch, answers: Uint8Array[]): void
+  /** results of some tasks of a running batch (by task index), before the batch ends */
+  partial(batch: Batch, indexes: readonly number[], answers: readonly Uint8Array[]): void
+  /** the batch ended; null for the tasks already answered through partial(); its longest task took `slowestMs` */
+  done(batch: Batch, answers: readonly (Uint8Array | null)[], slowestMs: number): void
   failed(batch: Batch, failure: BatchFailure): void
   /** a worker became ready or was replaced: there may be room for more batches */
   changed(): void
@@ -70,12 +78,24 @@ export interface WorkerPool {
 
 /** Hands a worker's encoded answer for `batch` to the scheduler; an unreadable answer fails the batch. */
 export function deliverAnswer(events: PoolEvents, batch: Batch, answer: Uint8Array): void {
-  let answers: Uint8Array[]
+  let decoded: WorkAnswer
   try {
-    answers = decodeResults(answer)
+    decoded = decodeResults(answer)
   } catch (error) {
     events.failed(batch, { why: 'error', error: error as Error })
     return
   }
-  events.done(batch, answers)
+  events.done(batch, decoded.answers, decoded.slowestMs)
+}
+
+/** Hands a worker's early results for `batch` to the scheduler; an unreadable message is left to the batch's answer. */
+export function deliverEarly(events: PoolEvents, batch: Batch, body: Uint8Array): number {
+  let early: EarlyResultsWire
+  try {
+    early = decode<EarlyResultsWire>(body)
+  } catch {
+    return 0
+  }
+  events.partial(batch, early[0], early[1])
+  return early[0].length
 }

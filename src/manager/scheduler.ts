@@ -11,6 +11,7 @@ import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import type { Batch, BatchFailure, QueuedTask, WorkerPool } from './pool.js'
+import { QuickApps } from '../util/quick-apps.js'
 import { TaskQueue } from './queue.js'
 import type { PrefetchPolicy } from './prefetch.js'
 
@@ -37,6 +38,10 @@ export class Scheduler {
   private heldBytes = 0
   /** when each batch went to the pool, to measure task length for adaptive prefetch */
   private readonly sentAt = new WeakMap<Batch, number>()
+  /** indexes of a batch's tasks already answered by early results */
+  private readonly answered = new WeakMap<Batch, Set<number>>()
+  /** apps whose tasks may share a batch or wait behind a busy worker */
+  private readonly quick = new QuickApps()
   private results: ResultEnvelope[] = []
   private turnScheduled = false
   private stopped = false
@@ -118,17 +123,37 @@ export class Scheduler {
     const queued = this.queue.drain()
     if (!errorFor) return
     for (const task of queued) this.fail(task, errorFor(task, false))
-    for (const batch of this.inFlight) for (const task of batch.tasks) this.fail(task, errorFor(task, true))
+    for (const batch of this.inFlight) for (const task of this.unanswered(batch)) this.fail(task, errorFor(task, true))
     this.inFlight.clear()
   }
 
   // ---- pool events
 
-  done(batch: Batch, answers: Uint8Array[]): void {
+  /** Results of some of a batch's tasks, sent while the rest of the batch still runs. */
+  partial(batch: Batch, indexes: readonly number[], answers: readonly Uint8Array[]): void {
+    if (!this.inFlight.has(batch)) return
+    let answered = this.answered.get(batch)
+    if (!answered) this.answered.set(batch, (answered = new Set()))
+    indexes.forEach((index, i) => {
+      const task = batch.tasks[index]
+      const payload = answers[i]
+      if (!task || !payload || answered.has(index)) return
+      answered.add(index)
+      this.running--
+      this.heldBytes -= task.payload.byteLength
+      this.results.push({ id: task.id, try: task.try, payload })
+    })
+    this.scheduleTurn()
+  }
+
+  done(batch: Batch, answers: readonly (Uint8Array | null)[], slowestMs: number): void {
+    this.quick.observe(batch.tasks, slowestMs)
     const sentAt = this.sentAt.get(batch)
     if (sentAt !== undefined) this.options.prefetch.observe(batch.tasks.length, performance.now() - sentAt)
+    const answered = this.answered.get(batch)
     if (!this.settle(batch)) return
     batch.tasks.forEach((task, i) => {
+      if (answered?.has(i)) return
       const payload = answers[i]
       if (payload) {
         this.heldBytes -= task.payload.byteLength
@@ -140,19 +165,21 @@ export class Scheduler {
   }
 
   failed(batch: Batch, failure: BatchFailure): void {
+    // Tasks already answered by early results keep their answer.
+    const tasks = this.unanswered(batch)
     if (!this.settle(batch) || this.stopped) return
     switch (failure.why) {
       case 'walltime':
-        for (const task of batch.tasks) this.fail(task, new WalltimeExceeded(task.id, task.appName, task.walltime ?? 0))
+        for (const task of tasks) this.fail(task, new WalltimeExceeded(task.id, task.appName, task.walltime ?? 0))
         break
       case 'cancel':
-        for (const task of batch.tasks) this.fail(task, new TaskCancelled(task.id, task.appName))
+        for (const task of tasks) this.fail(task, new TaskCancelled(task.id, task.appName))
         break
       case 'error':
-        for (const task of batch.tasks) this.fail(task, failure.error)
+        for (const task of tasks) this.fail(task, failure.error)
         break
       case 'lost':
-        this.lost(batch, failure)
+        if (tasks.length > 0) this.lost(tasks.length === batch.tasks.length ? batch : { ...batch, tasks }, failure)
         break
     }
     this.scheduleTurn()
@@ -165,8 +192,14 @@ export class Scheduler {
   /** False for a batch already answered for (by stop()). */
   private settle(batch: Batch): boolean {
     if (!this.inFlight.delete(batch)) return false
-    this.running -= batch.tasks.length
+    this.running -= batch.tasks.length - (this.answered.get(batch)?.size ?? 0)
     return true
+  }
+
+  /** The tasks of a batch not answered by early results. */
+  private unanswered(batch: Batch): QueuedTask[] {
+    const answered = this.answered.get(batch)
+    return answered ? batch.tasks.filter((_, i) => !answered.has(i)) : batch.tasks
   }
 
   private lost(batch: Batch, failure: Extract<BatchFailure, { why: 'lost' }>): void {
@@ -203,7 +236,9 @@ export class Scheduler {
     // workers becomes four batches of 250, not a long tail of ever smaller ones.
     let room = this.pool.room()
     for (let head = this.queue.peek(); head && room > 0; head = this.queue.peek()) {
-      const alone = mustRunAlone(head)
+      // A task not known to be quick is handed over only to a worker that starts it at once, so
+      // nothing waits behind it while another worker is free (and it waits behind nothing).
+      const alone = mustRunAlone(head) || !this.quick.isQuick(head.appName)
       // Queue work behind a busy worker only when there is more of it than idle and starting
       // workers; otherwise a task could wait behind another while a worker sits free.
       const idleOnly = alone || this.queue.size <= this.pool.idle() + this.pool.starting()
@@ -216,7 +251,11 @@ export class Scheduler {
       }
       const size = idleOnly ? 1 : Math.min(this.options.maxBatch, Math.ceil(this.queue.size / (room + 1)))
       const tasks: QueuedTask[] = []
-      for (let next = this.queue.peek(); next && tasks.length < size && !mustRunAlone(next); next = this.queue.peek()) {
+      for (
+        let next = this.queue.peek();
+        next && tasks.length < size && !mustRunAlone(next) && this.quick.isQuick(next.appName);
+        next = this.queue.peek()
+      ) {
         tasks.push(this.queue.shift()!)
       }
       this.send({ tasks, alone: false }, idleOnly)

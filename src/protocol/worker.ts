@@ -19,6 +19,10 @@ export const FrameKind = {
   results: 3,
   /** worker -> manager: the oldest batch could not be run at all; body = encode(EncodedError) */
   batchError: 4,
+  /** worker -> manager: results of some tasks of the oldest batch, before it ends; body = encode(EarlyResultsWire) */
+  early: 5,
+  /** worker -> manager: the oldest batch's task (one with a walltime) is being called now; empty body */
+  started: 6,
 } as const
 export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind]
 
@@ -163,3 +167,21 @@ export interface ThreadHello {
   cpus?: number[]
   warning?: string
 }
+
+/** What the manager's thread pool posts to piscina for one batch. */
+export interface ThreadWork {
+  /** the batch's number, which names it in progress messages */
+  n: number
+  work: Uint8Array[]
+}
+
+/** Posted on parentPort while a batch runs (piscina re-emits these as pool 'message' events). */
+export type ThreadWorkProgress =
+  /** encode(EarlyResultsWire) of tasks already finished */
+  | { tsflowEarly: number; bytes: Uint8Array }
+  /** batch `n`'s task (one with a walltime) is being called now */
+  | { tsflowStarted: number }
+
+/** Early results as a worker sends them: [payload indexes, encoded results]. */
+export type EarlyResultsWire = [indexes: number[], encoded: Uint8Array[]]
+

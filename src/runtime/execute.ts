@@ -9,17 +9,42 @@ import { setCurrentTaskContext, type TaskContext } from './context.js'
 type AnyFunction = (this: TaskContext, ...args: unknown[]) => unknown
 
 /**
- * Runs a batch of tasks where it landed (a worker thread or process) and returns their results.
- * Synchronous tasks complete within this call and the batch is returned synchronously; only
- * when a task returns a promise (or a function must first be imported) is a promise returned.
+ * What the caller of runBatch may want to hear before the batch ends: results of tasks already
+ * finished (so a short task is not reported only when the longest task of its batch ends), and
+ * the moment a task's function is called (its walltime starts then, not when the batch arrived
+ * or while the app's module was being imported).
  */
-export function runBatch(batch: TaskBatchWire): ResultWire[] | Promise<ResultWire[]> {
-  const fns: (AnyFunction | undefined)[] = batch.fns.map((descriptor) => cachedFunction(descriptor) as AnyFunction | undefined)
-  if (fns.includes(undefined)) return resolveThenRun(batch, fns)
-  return runResolved(batch, fns as AnyFunction[], [])
+export interface BatchHooks {
+  /** results of finished tasks, by their index in batch.tasks; they are left out of the returned array */
+  results?(indexes: number[], results: ResultWire[]): void
+  /** the function of batch.tasks[index] is about to be called; only for tasks with a walltime */
+  started?(index: number): void
+  /** called once the batch is done: the longest time one of its tasks took, in milliseconds */
+  slowest?(ms: number): void
 }
 
-async function resolveThenRun(batch: TaskBatchWire, fns: (AnyFunction | undefined)[]): Promise<ResultWire[]> {
+/**
+ * In a synchronous run, a task that took this long sends the results held (its own and those
+ * before it) at once, so a short task is not reported only when a long task after it ends...
+ */
+export const EARLY_RESULTS_MS = 1
+/** ...and results of quick tasks are held at most this long, so a batch of no-op tasks stays one message. */
+export const HOLD_RESULTS_MS = 10
+
+/**
+ * Runs a batch of tasks where it landed (a worker thread or process) and returns their results,
+ * by task index. Synchronous tasks complete within this call and the batch is returned
+ * synchronously; only when a task returns a promise (or a function must first be imported) is a
+ * promise returned. With `hooks.results`, results may be handed over before the batch ends; the
+ * returned array then has holes where they were.
+ */
+export function runBatch(batch: TaskBatchWire, hooks?: BatchHooks): (ResultWire | undefined)[] | Promise<(ResultWire | undefined)[]> {
+  const fns: (AnyFunction | undefined)[] = batch.fns.map((descriptor) => cachedFunction(descriptor) as AnyFunction | undefined)
+  if (fns.includes(undefined)) return resolveThenRun(batch, fns, hooks)
+  return runResolved(batch, fns as AnyFunction[], [], hooks)
+}
+
+async function resolveThenRun(batch: TaskBatchWire, fns: (AnyFunction | undefined)[], hooks: BatchHooks | undefined): Promise<(ResultWire | undefined)[]> {
   const failures: (unknown | undefined)[] = []
   await Promise.all(
     batch.fns.map(async (descriptor, index) => {
@@ -31,23 +56,119 @@ async function resolveThenRun(batch: TaskBatchWire, fns: (AnyFunction | undefine
       }
     }),
   )
-  return runResolved(batch, fns, failures)
+  return runResolved(batch, fns, failures, hooks)
 }
 
-function runResolved(batch: TaskBatchWire, fns: (AnyFunction | undefined)[], failures: unknown[]): ResultWire[] | Promise<ResultWire[]> {
-  const results: ResultWire[] = new Array(batch.tasks.length)
+function runResolved(
+  batch: TaskBatchWire,
+  fns: (AnyFunction | undefined)[],
+  failures: unknown[],
+  hooks: BatchHooks | undefined,
+): (ResultWire | undefined)[] | Promise<(ResultWire | undefined)[]> {
+  const results: (ResultWire | undefined)[] = new Array(batch.tasks.length)
+  const early = hooks?.results ? new EarlyResults(results, hooks.results) : undefined
+  // Task durations let the manager batch only tasks known to be quick (see docs/manager.md).
+  const timed = hooks?.slowest !== undefined || early !== undefined
+  const last = batch.tasks.length - 1
+  let slowest = 0
   let pending: Promise<void>[] | undefined
+  // One clock read per task: a task starts when the one before it ended.
+  let clock = timed ? performance.now() : 0
   for (let i = 0; i < batch.tasks.length; i++) {
     const task = batch.tasks[i]!
     const fn = fns[task.fn]
+    if (fn && task.wt !== undefined) {
+      hooks?.started?.(i)
+      if (timed) clock = performance.now()
+    }
+    const start = clock
     const outcome = fn ? runOne(fn, task, batch.fns[task.fn]!) : failed(task, failures[task.fn])
     if (outcome instanceof Promise) {
-      ;(pending ??= []).push(outcome.then((result) => void (results[i] = result)))
+      ;(pending ??= []).push(
+        outcome.then((result) => {
+          if (timed) slowest = Math.max(slowest, performance.now() - start)
+          results[i] = result
+          early?.finishedLater(i)
+        }),
+      )
+      if (timed) clock = performance.now()
     } else {
       results[i] = outcome
+      if (timed) {
+        const now = (clock = performance.now())
+        slowest = Math.max(slowest, now - start)
+        // The last task's results leave with the answer anyway (unless async tasks remain).
+        if (early && (i < last || pending)) early.finishedNow(i, now, now - start)
+        else early?.held(i)
+      }
     }
   }
-  return pending ? Promise.all(pending).then(() => results) : results
+  if (!pending) {
+    hooks?.slowest?.(slowest)
+    return results
+  }
+  // Synchronous results do not wait for the asynchronous tasks of their batch.
+  early?.flush()
+  return Promise.all(pending).then(() => {
+    early?.end()
+    hooks?.slowest?.(slowest)
+    return results
+  })
+}
+
+/** Hands over finished results early: after EARLY_RESULTS_MS in a synchronous run, or at the end of each turn. */
+class EarlyResults {
+  private indexes: number[] = []
+  /** when the oldest result held finished */
+  private since = 0
+  private scheduled = false
+  private ended = false
+
+  constructor(
+    private readonly results: (ResultWire | undefined)[],
+    private readonly sink: (indexes: number[], results: ResultWire[]) => void,
+  ) {}
+
+  finishedNow(index: number, now: number, tookMs: number): void {
+    if (this.indexes.length === 0) this.since = now
+    this.indexes.push(index)
+    if (tookMs >= EARLY_RESULTS_MS || now - this.since >= HOLD_RESULTS_MS) this.flush()
+  }
+
+  /** A result that waits for the batch's answer. */
+  held(index: number): void {
+    this.indexes.push(index)
+  }
+
+  finishedLater(index: number): void {
+    this.indexes.push(index)
+    if (this.scheduled) return
+    this.scheduled = true
+    // Everything that finishes in this turn goes together.
+    setImmediate(() => {
+      this.scheduled = false
+      if (!this.ended) this.flush()
+    })
+  }
+
+  flush(): void {
+    if (this.indexes.length > 0) {
+      const indexes = this.indexes
+      this.indexes = []
+      const sent = indexes.map((index) => {
+        const result = this.results[index]!
+        this.results[index] = undefined
+        return result
+      })
+      this.sink(indexes, sent)
+    }
+  }
+
+  /** The batch is done: what is still held goes back with its answer. */
+  end(): void {
+    this.ended = true
+    this.indexes = []
+  }
 }
 
 function runOne(fn: AnyFunction, task: TaskWire, descriptor: FunctionDescriptor): ResultWire | Promise<ResultWire> {
@@ -119,11 +240,46 @@ function hinted(error: unknown, descriptor: FunctionDescriptor): unknown {
   return error
 }
 
-/** Decodes a batch, runs it, and encodes the results; what a worker's message handler calls. */
-export function runEncodedBatch(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+/**
+ * Decodes a batch, runs it, and encodes the results; what a thread executor's worker calls.
+ * Results handed to `early` (already encoded) are left out of the returned answer, which says
+ * how many were sent that way so the receiver knows whether some are still on their way.
+ */
+export function runEncodedBatch(
+  bytes: Uint8Array,
+  early?: (encoded: Uint8Array) => void,
+  started?: (taskId: number) => void,
+): Uint8Array | Promise<Uint8Array> {
   const batch = decode<TaskBatchWire>(bytes)
-  const results = runBatch(batch)
-  return results instanceof Promise ? results.then(encodeResults) : encodeResults(results)
+  let sent = 0
+  const hooks: BatchHooks = {}
+  if (early) {
+    hooks.results = (_indexes, results) => {
+      sent += results.length
+      early(encodeResults(results))
+    }
+  }
+  if (started) hooks.started = (index) => started(batch.tasks[index]!.id)
+  let slowest = 0
+  hooks.slowest = (ms) => (slowest = ms)
+  const results = runBatch(batch, hooks)
+  const answer = (all: (ResultWire | undefined)[]): Uint8Array =>
+    encodeAnswer(sent, (sent === 0 ? all : all.filter((result) => result !== undefined)) as ResultWire[], slowest)
+  return results instanceof Promise ? results.then(answer) : answer(results)
+}
+
+/**
+ * The final answer of a batch run by runEncodedBatch: how many results were sent early, the
+ * remaining results, and the longest time one task took (ms).
+ */
+export type EncodedBatchAnswer = [early: number, results: ResultWire[], slowestMs: number]
+
+function encodeAnswer(early: number, results: ResultWire[], slowest: number): Uint8Array {
+  try {
+    return encode([early, results, slowest] satisfies EncodedBatchAnswer)
+  } catch {
+    return encode([early, encodable(results), slowest] satisfies EncodedBatchAnswer)
+  }
 }
 
 /**
@@ -134,23 +290,26 @@ export function encodeResults(results: ResultWire[]): Uint8Array {
   try {
     return encode(results)
   } catch {
-    const safe = results.map((result) => {
-      try {
-        encode(result)
-        return result
-      } catch (error) {
-        return {
-          id: result.id,
-          try: result.try,
-          ok: false,
-          error: encodeError(
-            new SerializationError(`the result of task #${result.id} could not be sent back: ${(error as Error).message}`, {
-              cause: error,
-            }),
-          ),
-        }
-      }
-    })
-    return encode(safe)
+    return encode(encodable(results))
   }
+}
+
+function encodable(results: ResultWire[]): ResultWire[] {
+  return results.map((result) => {
+    try {
+      encode(result)
+      return result
+    } catch (error) {
+      return {
+        id: result.id,
+        try: result.try,
+        ok: false,
+        error: encodeError(
+          new SerializationError(`the result of task #${result.id} could not be sent back: ${(error as Error).message}`, {
+            cause: error,
+          }),
+        ),
+      }
+    }
+  })
 }

@@ -10,8 +10,8 @@ import { Socket } from 'node:net'
 import { markWorker } from '../runtime/context.js'
 import { encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
-import { FrameKind, FrameReader, decodeWorkerEnv, frameHeader, type FrameKindValue, type WorkerHello } from '../protocol/worker.js'
-import { readWorkParts, runWork } from './run.js'
+import { FrameKind, FrameReader, decodeWorkerEnv, frameHeader, type EarlyResultsWire, type FrameKindValue, type WorkerHello } from '../protocol/worker.js'
+import { readWorkParts, runWork, type WorkHooks } from './run.js'
 import { applyAffinity } from './setup.js'
 
 markWorker('process')
@@ -28,7 +28,14 @@ let busy = false
 
 function send(kind: FrameKindValue, body: Uint8Array): void {
   channel.write(frameHeader(kind, body.length))
-  channel.write(body)
+  if (body.length > 0) channel.write(body)
+}
+
+// Results go back as their tasks finish, and a walltime's clock starts with the call itself.
+const EMPTY = new Uint8Array(0)
+const hooks: WorkHooks = {
+  results: (indexes, encoded) => send(FrameKind.early, encode([indexes, encoded] satisfies EarlyResultsWire)),
+  started: () => send(FrameKind.started, EMPTY),
 }
 
 function pump(): void {
@@ -36,7 +43,7 @@ function pump(): void {
     const work = waiting.shift()!
     let answer: Buffer | Promise<Buffer>
     try {
-      answer = runWork(readWorkParts(work))
+      answer = runWork(readWorkParts(work), hooks)
     } catch (error) {
       send(FrameKind.batchError, encode(encodeError(error)))
       continue

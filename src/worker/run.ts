@@ -9,7 +9,7 @@
 import { SerializationError } from '../errors.js'
 import type { TaskPayload } from '../protocol/messages.js'
 import type { ResultWire, TaskBatchWire, TaskWire } from '../protocol/task.js'
-import { runBatch } from '../runtime/execute.js'
+import { runBatch, type BatchHooks } from '../runtime/execute.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
@@ -41,21 +41,44 @@ export function readWorkParts(body: Uint8Array): Uint8Array[] {
   return payloads
 }
 
-/** Unpacks a worker's answer: one encoded ResultWire per task, in task order. */
-export function decodeResults(bytes: Uint8Array): Uint8Array[] {
-  return decode<Uint8Array[]>(bytes)
+/**
+ * Unpacks a worker's answer: one encoded ResultWire per task, in task order; null where the
+ * result was already sent in an early-results message (WorkProgress).
+ */
+export function decodeResults(bytes: Uint8Array): WorkAnswer {
+  const [answers, slowestMs] = decode<WorkAnswerWire>(bytes)
+  return { answers, slowestMs }
+}
+
+/** A worker's final answer to one work message: [encoded results, longest task time in ms]. */
+export type WorkAnswerWire = [answers: (Uint8Array | null)[], slowestMs: number]
+
+export interface WorkAnswer {
+  answers: (Uint8Array | null)[]
+  /** the longest time one task of the message took, in milliseconds (how the manager learns which apps are quick) */
+  slowestMs: number
+}
+
+/** What a worker tells its manager while a work message runs. */
+export interface WorkHooks {
+  /** results of finished tasks, by payload index, each encoded; they are null in the final answer */
+  results?(indexes: number[], encoded: Uint8Array[]): void
+  /** a task with a walltime is being called now (the work message holds only that task) */
+  started?(): void
 }
 
 /**
  * Runs one message of work and returns the encoded answer. Synchronous tasks finish within this
  * call; a promise is returned only when a task is asynchronous or a module must be imported.
  */
-export function runWork(payloads: Uint8Array[]): Buffer | Promise<Buffer> {
+export function runWork(payloads: Uint8Array[], hooks?: WorkHooks): Buffer | Promise<Buffer> {
   const fns: FunctionDescriptor[] = []
   const fnIndex = new Map<string, number>()
   const tasks: TaskWire[] = []
   // Where each payload's result goes; undecodable payloads get their failure directly.
   const slots: (number | ResultWire)[] = new Array(payloads.length)
+  // The payload of each task, to name early results the way the manager knows them.
+  const payloadOf: number[] = []
   for (let i = 0; i < payloads.length; i++) {
     let payload: TaskPayload
     try {
@@ -73,20 +96,31 @@ export function runWork(payloads: Uint8Array[]): Buffer | Promise<Buffer> {
       fnIndex.set(key, fn)
     }
     slots[i] = tasks.length
+    payloadOf.push(i)
     tasks.push({ ...payload.task, fn })
   }
   const batch: TaskBatchWire = { fns, tasks }
-  const results = runBatch(batch)
-  return results instanceof Promise ? results.then((done) => encodeAnswer(slots, done)) : encodeAnswer(slots, results)
+  let slowest = 0
+  const batchHooks: BatchHooks = { slowest: (ms) => (slowest = ms) }
+  if (hooks) {
+    const { results, started } = hooks
+    if (results) {
+      batchHooks.results = (indexes, done) => results(indexes.map((index) => payloadOf[index]!), done.map(encodeResult))
+    }
+    if (started) batchHooks.started = () => started()
+  }
+  const results = runBatch(batch, batchHooks)
+  return results instanceof Promise ? results.then((done) => encodeAnswer(slots, done, slowest)) : encodeAnswer(slots, results, slowest)
 }
 
-function encodeAnswer(slots: (number | ResultWire)[], results: ResultWire[]): Buffer {
-  const encoded: Uint8Array[] = new Array(slots.length)
+function encodeAnswer(slots: (number | ResultWire)[], results: (ResultWire | undefined)[], slowest: number): Buffer {
+  const encoded: (Uint8Array | null)[] = new Array(slots.length)
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!
-    encoded[i] = encodeResult(typeof slot === 'number' ? results[slot]! : slot)
+    const result = typeof slot === 'number' ? results[slot] : slot
+    encoded[i] = result ? encodeResult(result) : null
   }
-  return encode(encoded)
+  return encode([encoded, slowest] satisfies WorkAnswerWire)
 }
 
 /** A result that cannot be encoded (a function, a symbol) fails only its own task. */

@@ -9,9 +9,10 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
+import { encode } from '../serialize/codec.js'
 import { ownedCopy, runWork } from './run.js'
 import { applyAffinity } from './setup.js'
-import type { ThreadHello, ThreadPoolData } from '../protocol/worker.js'
+import type { EarlyResultsWire, ThreadHello, ThreadPoolData, ThreadWork, ThreadWorkProgress } from '../protocol/worker.js'
 
 markWorker('thread')
 
@@ -45,7 +46,16 @@ function handOver(bytes: Uint8Array): unknown {
   return move(copy)
 }
 
-export default function runWorkMessage(work: Uint8Array[]): unknown {
-  const answer = runWork(work)
+export default function runWorkMessage({ n, work }: ThreadWork): unknown {
+  const port = parentPort
+  const answer = port
+    ? runWork(work, {
+        results: (indexes, encoded) => {
+          const bytes = ownedCopy(encode([indexes, encoded] satisfies EarlyResultsWire))
+          port.postMessage({ tsflowEarly: n, bytes } satisfies ThreadWorkProgress, [bytes.buffer as ArrayBuffer])
+        },
+        started: () => port.postMessage({ tsflowStarted: n } satisfies ThreadWorkProgress),
+      })
+    : runWork(work)
   return answer instanceof Promise ? answer.then(handOver) : handOver(answer)
 }

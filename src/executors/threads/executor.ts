@@ -7,6 +7,9 @@ import { object, optional, positiveInt, string } from '../../util/schema.js'
 import { PriorityQueue } from '../../util/task-queue.js'
 import { settledWithin } from '../../util/deferred.js'
 import { TaskKind, type ResultWire } from '../../protocol/task.js'
+import type { EncodedBatchAnswer } from '../../runtime/execute.js'
+import { QuickApps } from '../../util/quick-apps.js'
+import type { ThreadProgress } from './worker.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
 import { encodeTaskBatch } from '../batch.js'
 import { threadExecArgv } from '../../runtime/exec-argv.js'
@@ -35,6 +38,13 @@ interface Run {
   tasks: ExecutorTask[]
   controller?: AbortController
   timer?: NodeJS.Timeout
+  /** the walltime clock, started when the thread calls the task's function */
+  walltimeMs?: number
+  /** tasks not yet reported, by id (built when the first result arrives) */
+  byId?: Map<number, ExecutorTask>
+  /** results received ahead of the batch's answer, and how many the answer says were sent */
+  early?: number
+  expectedEarly?: number
   /** why the run was aborted, to report instead of the pool's AbortError */
   abortReason?: 'walltime' | 'cancel' | 'shutdown'
   /** settles once the thread answered or the run was given up */
@@ -59,6 +69,10 @@ export class ThreadPoolExecutor implements Executor {
   private readonly queue = new PriorityQueue<ExecutorTask>()
   private readonly runs = new Set<Run>()
   private readonly runOfTask = new Map<number, Run>()
+  /** runs whose thread answered but whose early results are still on their way */
+  private readonly awaiting = new Set<Run>()
+  /** apps whose tasks may share a batch (see util/quick-apps.ts) */
+  private readonly quick = new QuickApps()
   private flushScheduled = false
   private stopping = false
   private outstandingCount = 0
@@ -101,6 +115,7 @@ export class ThreadPoolExecutor implements Executor {
     // An error outside any task (a thread failing to start, say) must not crash the workflow:
     // log it; the runs it affects fail through their own rejections.
     this.pool.on('error', (error: unknown) => host.logger.error('a worker thread failed outside a task', error))
+    this.pool.on('message', (message: unknown) => this.onProgress(message as ThreadProgress))
     host.logger.info(`started ${this.maxThreads} threads`)
   }
 
@@ -151,7 +166,9 @@ export class ThreadPoolExecutor implements Executor {
     this.pool = undefined
     if (pool) await settledWithin(pool.destroy(), 5000)
     // Anything still unreported (a batch on a thread that was just destroyed) fails now.
-    for (const run of this.runs) this.failRun(run, (task) => new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`))
+    for (const run of [...this.runs, ...this.awaiting]) {
+      this.failRun(run, (task) => new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`))
+    }
     this.host?.logger.info('shut down')
   }
 
@@ -159,7 +176,8 @@ export class ThreadPoolExecutor implements Executor {
     this.flushScheduled = false
     while (this.runs.size < this.maxRunsInFlight && this.queue.size > 0 && this.pool) {
       const first = this.queue.shift()!
-      if (first.walltime !== undefined) {
+      // A task not known to be quick travels alone, so no task of its batch waits behind it.
+      if (first.walltime !== undefined || !this.quick.isQuick(first.appName)) {
         this.dispatch([first], first.walltime)
         continue
       }
@@ -170,6 +188,10 @@ export class ThreadPoolExecutor implements Executor {
         if (next.walltime !== undefined) {
           this.dispatch([next], next.walltime)
           continue
+        }
+        if (!this.quick.isQuick(next.appName)) {
+          this.dispatch([next], undefined)
+          break
         }
         tasks.push(next)
       }
@@ -191,12 +213,10 @@ export class ThreadPoolExecutor implements Executor {
       options.signal = run.controller.signal
     }
     if (walltime !== undefined) {
-      const task = run.tasks[0]!
-      const grace = task.kind === TaskKind.bash ? BASH_WALLTIME_GRACE_MS : 0
-      run.timer = setTimeout(() => {
-        run.abortReason = 'walltime'
-        run.controller!.abort()
-      }, walltime * 1000 + grace)
+      // Armed when the thread calls the function (onProgress): the walltime covers the call,
+      // not the wait for a thread nor the import of the app's module.
+      const grace = run.tasks[0]!.kind === TaskKind.bash ? BASH_WALLTIME_GRACE_MS : 0
+      run.walltimeMs = walltime * 1000 + grace
     }
     this.runs.add(run)
     for (const task of run.tasks) {
@@ -210,22 +230,78 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private completeRun(run: Run, bytes: Uint8Array): void {
+    let early: number
     let results: ResultWire[]
+    let slowestMs: number
     try {
-      results = decode<ResultWire[]>(bytes)
+      ;[early, results, slowestMs] = decode<EncodedBatchAnswer>(bytes)
     } catch (error) {
       this.abandonRun(run, error)
       return
     }
-    this.endRun(run)
-    const byId = new Map(run.tasks.map((task) => [task.id, task]))
-    for (const result of results) {
-      const task = byId.get(result.id)
-      if (!task) continue
-      byId.delete(result.id)
-      this.report(task, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+    this.quick.observe(run.tasks, slowestMs)
+    const byId = (run.byId ??= new Map(run.tasks.map((task) => [task.id, task])))
+    for (const result of results) this.reportResult(run, result)
+    if (byId.size > 0 && (run.early ?? 0) < early) {
+      // Results posted earlier travel on another port and may arrive after this answer: the
+      // thread is free, the run waits for them.
+      run.expectedEarly = early
+      this.runs.delete(run)
+      this.awaiting.add(run)
+      this.endRun(run)
+      return
     }
-    for (const task of byId.values()) {
+    this.endRun(run)
+    this.reportMissing(run)
+  }
+
+  /** Results and walltime starts a thread posts while its batch still runs. */
+  private onProgress(message: ThreadProgress): void {
+    if (message === null || typeof message !== 'object') return
+    if ('tsflowStarted' in message) {
+      const run = this.runOfTask.get(message.tsflowStarted)
+      if (run && run.walltimeMs !== undefined && !run.timer && this.runs.has(run)) {
+        run.timer = setTimeout(() => {
+          run.abortReason = 'walltime'
+          run.controller!.abort()
+        }, run.walltimeMs)
+      }
+      return
+    }
+    if (!('tsflowResults' in message)) return
+    let results: ResultWire[]
+    try {
+      results = decode<ResultWire[]>(message.tsflowResults)
+    } catch (error) {
+      this.host?.logger.error('a worker thread posted results that could not be read; their tasks fail when the batch ends', error)
+      return
+    }
+    for (const result of results) {
+      const run = this.runOfTask.get(result.id)
+      if (!run) continue
+      run.early = (run.early ?? 0) + 1
+      this.reportResult(run, result)
+      if (this.awaiting.has(run) && run.early >= run.expectedEarly!) {
+        this.awaiting.delete(run)
+        this.reportMissing(run)
+      }
+    }
+  }
+
+  private reportResult(run: Run, result: ResultWire): void {
+    const byId = (run.byId ??= new Map(run.tasks.map((task) => [task.id, task])))
+    const task = byId.get(result.id)
+    if (!task) return
+    byId.delete(result.id)
+    if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
+    this.report(task, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+  }
+
+  private reportMissing(run: Run): void {
+    const left = run.byId ? [...run.byId.values()] : []
+    run.byId?.clear()
+    for (const task of left) {
+      if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
       this.report(task, { ok: false, error: new ExecutorError(this.label, `the thread returned no result for task #${task.id}`) })
     }
   }
@@ -245,16 +321,19 @@ export class ThreadPoolExecutor implements Executor {
 
   /** Ends the run and fails the tasks it still owns (none, if it was already answered). */
   private failRun(run: Run, errorFor: (task: ExecutorTask) => Error): void {
+    this.awaiting.delete(run)
     this.endRun(run)
-    const tasks = run.tasks
+    const tasks = run.byId ? [...run.byId.values()] : run.tasks
     run.tasks = []
+    run.byId = new Map()
     for (const task of tasks) this.report(task, { ok: false, error: errorFor(task) })
   }
 
   private endRun(run: Run): void {
     if (run.timer) clearTimeout(run.timer)
     this.runs.delete(run)
-    for (const task of run.tasks) if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
+    // A run awaiting early results keeps its tasks findable for them.
+    if (!this.awaiting.has(run)) for (const task of run.tasks) if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
     if (this.queue.size > 0 && !this.flushScheduled && !this.stopping) {
       this.flushScheduled = true
       queueMicrotask(() => this.flush())
