@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { ExecutorError } from '../../errors.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
+import { parentPipeSpawn } from '../../transport/parent-watch.js'
 
 export interface InterchangeSpawnOptions {
   label: string
@@ -42,7 +43,10 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
   ]
   if (options.curveDir) args.push('--curve-dir', options.curveDir)
   if (options.runId) args.push('--run-id', options.runId)
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its stdin is a pipe we never write to: it reads end-of-file the moment this process ends,
+  // however it ends (even SIGKILL), and stops with its managers (transport/parent-watch.ts).
+  const parentPipe = parentPipeSpawn()
+  const child = spawn(process.execPath, args, { stdio: [parentPipe.stdin, 'pipe', 'pipe'], env: parentPipe.env })
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`))
     child.once('error', (error) => resolve(`could not be started: ${error.message}`))
@@ -71,6 +75,9 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
       clearTimeout(timer)
       child.stdout!.removeAllListeners('data')
       child.stdout!.resume()
+      // An idle interchange must not keep the workflow alive; the executor holds the event loop
+      // only while tasks are outstanding (see HighThroughputExecutor).
+      unrefChild(child)
       try {
         const ports = JSON.parse(stdout.slice(0, newline)) as { clientPort: number; workerPort: number }
         if (!Number.isInteger(ports.clientPort) || !Number.isInteger(ports.workerPort)) throw new Error('no ports')
@@ -81,4 +88,10 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
     })
     void exited.then((how) => fail(how))
   })
+}
+
+/** Lets the event loop end with the child, its pipes included, still running. */
+function unrefChild(child: ChildProcess): void {
+  child.unref()
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.()
 }

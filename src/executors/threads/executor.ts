@@ -10,6 +10,7 @@ import { TaskKind, type ResultWire } from '../../protocol/task.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
 import { encodeTaskBatch } from '../batch.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
+import { deliverOutcome } from '../report.js'
 
 export interface ThreadPoolExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
@@ -223,7 +224,13 @@ export class ThreadPoolExecutor implements Executor {
       const task = byId.get(result.id)
       if (!task) continue
       byId.delete(result.id)
-      this.report(task, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+      let outcome: Parameters<ExecutorHost['taskDone']>[2]
+      try {
+        outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) }
+      } catch (error) {
+        outcome = { ok: false, error: error as Error }
+      }
+      this.report(task, outcome)
     }
     for (const task of byId.values()) {
       this.report(task, { ok: false, error: new ExecutorError(this.label, `the thread returned no result for task #${task.id}`) })
@@ -263,7 +270,8 @@ export class ThreadPoolExecutor implements Executor {
 
   private report(task: ExecutorTask, outcome: Parameters<ExecutorHost['taskDone']>[2]): void {
     this.outstandingCount--
-    this.host?.taskDone(task.id, task.try, outcome)
+    // Never throws: a throwing settle handler must not stop the other results of the batch.
+    if (this.host) deliverOutcome(this.host, this.label, task, outcome)
   }
 }
 
