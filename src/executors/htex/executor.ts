@@ -447,6 +447,12 @@ export class HighThroughputExecutor implements Executor {
 
   private blockEnded(block: BlockInfo): void {
     this.blockManagers.delete(block.blockId)
+    // Its managers may still be registered (killed ones send nothing): the interchange declares
+    // them lost now rather than after the heartbeat threshold.
+    if (this.phase === 'running') {
+      const reason = `the provider reports it ${block.state}${block.message ? `: ${firstLine(block.message)}` : ''}`
+      this.send({ t: 'block_ended', blockId: block.blockId, reason })
+    }
     if (block.state !== 'failed' || this.phase !== 'running') return
     this.logger?.warn(`block ${block.blockId} failed: ${block.message ?? 'no details'}`)
     if (this.managers().length > 0) return
@@ -526,4 +532,9 @@ export class HighThroughputExecutor implements Executor {
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0]!
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line
 }
