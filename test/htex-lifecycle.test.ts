@@ -42,12 +42,13 @@ function all(pids: Pids): number[] {
   return [pids.interchange, ...pids.managers, ...pids.workers]
 }
 
-function start(t: Test, mode: string, env: Record<string, string> = {}): Run {
+function start(t: Test, mode: string, env: Record<string, string> = {}, detached = false): Run {
   const runDir = join(scratch, `${mode}-${Math.random().toString(36).slice(2)}`)
   const child = spawn(process.execPath, [script('htex-lifecycle.mjs'), mode], {
     cwd: projectRoot,
     env: { ...process.env, NODE_OPTIONS: '', RUN_DIR: runDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   })
   let stdout = ''
   let stderr = ''
@@ -126,6 +127,17 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     t.comment(`${signal}: all ${all(pids).length} processes gone ${Date.now() - killedAt} ms after the kill`)
   })
 }
+
+t.test('SIGKILL to the process group of workflow and interchange: managers notice the closed connection at once', async (t) => {
+  // As when a terminal's job or a cgroup is killed: the interchange gets no chance to tell its
+  // managers (they run in the block's own process group and survive the kill).
+  const run = start(t, 'kill', {}, true)
+  const pids = await run.pids()
+  const killedAt = Date.now()
+  process.kill(-pids.workflow, 'SIGKILL')
+  await waitFor(() => all(pids).every((pid) => !running(pid)), 'interchange, manager and workers to be gone', 7000, 5)
+  t.comment(`all ${all(pids).length} processes gone ${Date.now() - killedAt} ms after the group was killed (heartbeat threshold 10000 ms)`)
+})
 
 t.test('a client event loop busy beyond the heartbeat threshold does not lose its tasks', async (t) => {
   // Heartbeat 200 ms / 1 s and 3 s of synchronous work right after submitting (a loop
