@@ -32,7 +32,7 @@ const DEFAULT_HEARTBEAT_THRESHOLD_MS = 120_000
 const MAX_RESULTS_PER_MESSAGE = 4096
 const MAX_BATCH = 256
 const BASH_WALLTIME_GRACE_MS = 3000
-const INTERCHANGE_RECONNECT_GRACE_MS = 1000
+const INTERCHANGE_RECONNECT_GRACE_MS = 500
 
 export function runManager(options: ManagerOptions): Promise<number> {
   return new Manager(options).run()
