@@ -1,6 +1,7 @@
 // The manager with worker processes (--mode processes): crashes, kills, walltimes, affinity and
 // accelerators, all against real processes.
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import t, { type Test } from 'tap'
@@ -172,8 +173,9 @@ t.test('a SIGKILLed manager takes its workers with it (they see the pipe close)'
 
 t.test('a worker busy in synchronous code dies with its manager when the manager is killed', async (t) => {
   const { ix, manager } = await started(t, ['--workers', '1'])
-  const marker = join(t.testdirName, 'spinning')
-  mkdirSync(t.testdirName, { recursive: true })
+  const dir = mkdtempSync(join(tmpdir(), 'tsflow-spin-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const marker = join(dir, 'spinning')
   await ix.sendTasks([task(1, 'markAndSpin', [marker, 60_000])])
   await waitFor(() => existsSync(marker), 'the task to start spinning')
   const workers = [Number(readFileSync(marker, 'utf8'))]
