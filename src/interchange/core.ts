@@ -114,7 +114,7 @@ export class InterchangeCore {
         this.options.onShutdownRequest?.('the client asked for shutdown')
         return
       case 'block_ended':
-        return this.blockEnded(String(message.blockId), String(message.reason))
+        return this.blockEnded(message.blockId, message.reason)
       case 'heartbeat':
       case 'client_hello':
         return

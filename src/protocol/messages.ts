@@ -237,6 +237,7 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
   ready: [['capacity', 'number']],
   failed: [['failures', 'array']],
   status: [['req', 'number']],
+  block_ended: [['blockId', 'string'], ['reason', 'string']],
   status_reply: [['req', 'number'], ['queued', 'number'], ['managers', 'array']],
   manager: [['event', 'string'], ['info', 'object']],
   dispatched: [['ids', 'numbers'], ['tries', 'numbers']],
