@@ -29,6 +29,7 @@ export class Channel {
   private closed = false
   private idleWaiters: (() => void)[] = []
   private lostTimer: NodeJS.Timeout | undefined
+  private connectedOnce = false
 
   constructor(private readonly options: ChannelOptions) {
     this.socket = new Dealer({
@@ -47,17 +48,24 @@ export class Channel {
 
   private watchConnection(onLost: (ms: number) => void): void {
     const events = this.socket.events
-    events.on('connect', () => {
-      clearTimeout(this.lostTimer)
-      this.lostTimer = undefined
-    })
-    events.on('disconnect', () => {
+    const startTimer = (ms: number) => {
       if (this.closed || this.lostTimer) return
       const since = Date.now()
       this.lostTimer = setTimeout(() => {
         this.lostTimer = undefined
         if (!this.closed) onLost(Date.now() - since)
-      }, this.options.lostAfterMs?.() ?? 1000)
+      }, ms)
+    }
+    events.on('connect', () => {
+      this.connectedOnce = true
+      clearTimeout(this.lostTimer)
+      this.lostTimer = undefined
+    })
+    events.on('disconnect', () => startTimer(this.options.lostAfterMs?.() ?? 1000))
+    // Never connected and refused: the interchange is already gone (it listens before any
+    // manager is started). A little more patience than for a drop, for slow networks.
+    events.on('connect:retry', () => {
+      if (!this.connectedOnce) startTimer(4 * (this.options.lostAfterMs?.() ?? 1000))
     })
   }
 

@@ -117,7 +117,7 @@ class Manager {
       onLost: (ms) =>
         void this.stop(
           ExitCode.interchangeLost,
-          `the connection to the interchange at ${options.interchange} closed and has not come back for ${ms} ms; ` +
+          `the connection to the interchange at ${options.interchange} is closed (or was never made) and has not come back for ${ms} ms; ` +
             `presuming it gone, stopping ${options.workers} workers and exiting`,
           { stderr: true, lingerMs: 0 },
         ),
