@@ -67,6 +67,7 @@ export class HighThroughputExecutor implements Executor {
   /** set while the receive loop idles (see receive()); wakes it into a waiting receive */
   private wakeReceiver: (() => void) | undefined
   private releaseTimer: NodeJS.Timeout | undefined
+  private receiveFailures = 0
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
@@ -308,7 +309,8 @@ export class HighThroughputExecutor implements Executor {
         frames = await socket.receive()
       } catch (error) {
         if (socket.closed) return
-        this.logger?.error('receiving from the interchange failed; receiving again', error)
+        // Logged once per 1000 failures: a failure that repeats must not flood the log.
+        if (this.receiveFailures++ % 1000 === 0) this.logger?.error(`receiving from the interchange failed (${this.receiveFailures} times); receiving again`, error)
         await new Promise((resolve) => setTimeout(resolve, 10))
         continue
       }
