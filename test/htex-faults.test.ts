@@ -1,5 +1,5 @@
 // Failures of real HTEX processes, killed with real signals, as a workflow sees them.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -22,6 +22,12 @@ function htex(extra: ConstructorParameters<typeof HighThroughputExecutor>[0] = {
     provider: new LocalProvider({ initBlocks: 1, minBlocks: 1, maxBlocks: 1 }),
     ...extra,
   })
+}
+
+/** The process group of `pid` (a local block's processes share their script's group). */
+function processGroupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
 }
 
 async function startKernel(t: Test, executor: HighThroughputExecutor, name: string): Promise<DataFlowKernel> {
@@ -47,13 +53,36 @@ t.test('a manager killed with SIGKILL: its tasks fail with ManagerLost in time, 
     t.equal(lost.managerId, manager!.managerId)
     t.equal(lost.host, manager!.host)
     t.ok(lost.lastHeartbeat > 0 && lost.lastHeartbeat <= killedAt + HEARTBEAT_PERIOD_MS, 'the last heartbeat is reported')
-    t.match(lost.message, /no heartbeat/)
+    // Whichever comes first: the heartbeat threshold, or the provider seeing the block's script end.
+    t.match(lost.message, /no heartbeat|its block \S+ ended/)
   }
   t.comment(`tasks failed ${elapsed} ms after the kill (threshold ${HEARTBEAT_THRESHOLD_MS} ms)`)
   t.ok(elapsed <= HEARTBEAT_THRESHOLD_MS + 2000, `reported within the threshold plus a margin (${elapsed} ms)`)
   // The strategy replaces the dead block; a task with retries left survives the next loss.
   await waitFor(() => executor.managers().some((m) => m.managerId !== manager!.managerId), 'a replacement manager', 20_000)
   t.equal(await apps.flaky.with({ dfk: kernel })(0), 0, 'the replacement block runs tasks')
+})
+
+t.test('a block the provider saw end fails its tasks at once with ManagerLost naming the block, not after the heartbeat threshold', async (t) => {
+  // A heartbeat threshold far beyond the wait below: only the block's end can explain the loss.
+  const executor = htex({ heartbeatPeriodMs: 2000, heartbeatThresholdMs: 60_000, workerMode: 'processes' })
+  const kernel = await startKernel(t, executor, 'block-ended')
+  const [manager] = executor.managers()
+  const doomed = [apps.sleep.with({ dfk: kernel })(60_000), apps.sleep.with({ dfk: kernel })(60_000)]
+  await waitFor(() => doomed.every((f) => f.state === TaskState.running), 'both tasks to run')
+  // The whole block (its script, the manager and the workers) dies at once, as when a batch job is killed.
+  const blockGroup = processGroupOf(manager!.pid)
+  const killedAt = Date.now()
+  process.kill(-blockGroup, 'SIGKILL')
+  let errors: unknown[] | undefined
+  void Promise.all(doomed.map((f) => f.then(() => undefined, (e: unknown) => e))).then((e) => (errors = e))
+  await waitFor(() => errors !== undefined, 'the tasks to fail', 20_000)
+  t.comment(`tasks failed ${Date.now() - killedAt} ms after the block was killed (heartbeat threshold 60000 ms)`)
+  for (const error of errors!) {
+    t.ok(error instanceof ManagerLost, `ManagerLost (got ${String(error)})`)
+    t.match((error as ManagerLost).message, new RegExp(`its block ${manager!.blockId} ended \\(the provider reports it failed`), 'the block is named')
+    t.equal((error as ManagerLost).managerId, manager!.managerId)
+  }
 })
 
 t.test('a task retried after ManagerLost completes on the replacement', async (t) => {

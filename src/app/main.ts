@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { inWorker } from '../runtime/context.js'
+import { dfk, type DataFlowKernel } from '../dataflow/kernel.js'
 
 /**
  * True when the module with this `import.meta` is the script node was started with, and this
@@ -22,17 +23,41 @@ export function isMainModule(meta: ImportMeta): boolean {
 /**
  * Runs the workflow body only when this module is the entry point, never when a worker imports
  * the module for its apps: the one-line guard for workflow scripts that define apps.
- * A failure is printed and sets a non-zero exit code.
+ *
+ * However the body ends, the kernel it loaded (or started) is cleaned up afterwards, so a body
+ * that forgets `cleanup()` still ends its process: after a normal return, tasks still outstanding
+ * are waited for first (as the thread executor's workers would keep the process running for
+ * them); after a throw, the error is printed, outstanding tasks are cancelled and the exit code
+ * is 1.
  */
 export function main(meta: ImportMeta, body: () => unknown): Promise<void> | undefined {
   if (!isMainModule(meta)) return undefined
   return Promise.resolve()
     .then(body)
     .then(
-      () => undefined,
-      (error: unknown) => {
+      async () => {
+        const kernel = activeKernel()
+        if (!kernel) return
+        await kernel.waitForCurrentTasks()
+        await kernel.cleanup()
+      },
+      async (error: unknown) => {
         console.error(error)
         process.exitCode = 1
+        await activeKernel()?.cleanup({ deadlineMs: 0 })
       },
     )
+    .catch((error: unknown) => {
+      console.error('tsflow: cleaning up after the workflow body failed:', error)
+      process.exitCode = 1
+    })
+}
+
+/** The kernel the body loaded, or the only one it started; undefined once cleaned up. */
+function activeKernel(): DataFlowKernel | undefined {
+  try {
+    return dfk()
+  } catch {
+    return undefined
+  }
 }

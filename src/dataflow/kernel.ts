@@ -26,6 +26,7 @@ import { makeRunDir } from './rundir.js'
 import { FINAL_STATES, TaskState, type TaskStateValue } from './states.js'
 import { TaskRecord } from './task-record.js'
 import { runJoinApp } from './join.js'
+import { guardExit, unguardExit } from './exit-guard.js'
 
 // Failures that will fail the same way on every try; retrying them only delays the error.
 const NOT_RETRIED = new Set<string>([
@@ -134,6 +135,7 @@ export class DataFlowKernel {
     }
     this.phase = 'running'
     runningKernels.add(this)
+    guardExit(this)
     return this
   }
 
@@ -408,6 +410,14 @@ export class DataFlowKernel {
     return waiter.promise
   }
 
+  /** @internal The event loop emptied with tasks outstanding (exit-guard.ts): fail them all. */
+  failStranded(errorFor: (taskId: number, appName: string, state: string) => Error): number {
+    const stranded = [...this.records.values()]
+    this.logger.error(`the event loop emptied with ${this.outstandingCount} tasks outstanding; failing ${stranded.length}`)
+    for (const record of stranded) this.finish(record, TaskState.failed, false, errorFor(record.id, record.appName, record.state))
+    return stranded.length
+  }
+
   /** Writes buffered checkpoint entries now (the `manual` mode's trigger); returns how many. */
   checkpoint(): number {
     return this.checkpointer?.flush() ?? 0
@@ -447,6 +457,7 @@ export class DataFlowKernel {
     this.logger.info('cleaned up')
     this.logger.close()
     this.phase = 'stopped'
+    unguardExit(this)
     runningKernels.delete(this)
     if (currentKernel === this) currentKernel = undefined
   }

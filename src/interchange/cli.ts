@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js'
 import { encodeHandshake, INTERCHANGE_DEFAULTS, interchangeSpec } from '../protocol/interchange.js'
 import { Logger, formatError, type LogLevel } from '../util/logger.js'
 import { Interchange, type InterchangeOptions } from './interchange.js'
+import { watchParentPipe } from '../transport/parent-watch.js'
 
 /**
  * The command line of the interchange process (`tsflow-interchange`). The executor spawns it,
@@ -55,7 +56,7 @@ export async function runInterchangeCli(
     return 0
   }
   const logger = new Logger('interchange', settings.logLevel, settings.logDir ? join(settings.logDir, 'interchange.log') : undefined)
-  const interchange = new Interchange({ ...settings.options, logger })
+  const interchange = new Interchange({ ...settings.options, logger, clientLivenessByPipe: watchParentPipe((why) => void interchange.stop(why)) })
   const onSignal = (signal: NodeJS.Signals) => void interchange.stop(`received ${signal}`)
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)

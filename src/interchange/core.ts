@@ -113,6 +113,8 @@ export class InterchangeCore {
       case 'shutdown':
         this.options.onShutdownRequest?.('the client asked for shutdown')
         return
+      case 'block_ended':
+        return this.blockEnded(message.blockId, message.reason)
       case 'heartbeat':
       case 'client_hello':
         return
@@ -156,6 +158,17 @@ export class InterchangeCore {
     if (Array.isArray(blockIds)) for (const id of blockIds) if (typeof id === 'string') this.managers.drainingBlocks.add(id)
     for (const record of records) this.startDrain(record)
     this.log.info(`drain of blocks ${Array.isArray(blockIds) ? blockIds.join(', ') || '(none)' : '(all)'}: ${records.length} managers told to drain`)
+  }
+
+  /**
+   * The provider saw a block end: its managers are gone now, so their tasks fail (the client
+   * retries them) at once instead of after the heartbeat threshold.
+   */
+  private blockEnded(blockId: string, reason: string): void {
+    this.managers.drainingBlocks.delete(blockId)
+    const records = this.managers.managersOfBlocks([blockId])
+    for (const record of records) this.depart(record, `its block ${blockId} ended (${reason})`, 'lost')
+    if (records.length > 0) this.log.info(`block ${blockId} ended: ${records.length} managers declared lost at once`)
   }
 
   private startDrain(record: ManagerRecord): void {

@@ -30,6 +30,11 @@ export interface InterchangeOptions {
   clock?: Clock
   /** messages handled before yielding to timers and flushing, when input never runs dry */
   maxMessagesPerTurn?: number
+  /**
+   * The client's death is signalled another way (the parent pipe, transport/parent-watch.ts), so
+   * its silence is not taken for death: a client busy in a long synchronous loop sends nothing.
+   */
+  clientLivenessByPipe?: boolean
 }
 
 export interface InterchangePorts {
@@ -311,7 +316,7 @@ export class Interchange {
   private tick(): void {
     if (this.state !== 'running') return
     const now = this.core.heartbeat.clock()
-    const silent = this.clientBeat.expired(now)[0]
+    const silent = this.options.clientLivenessByPipe ? undefined : this.clientBeat.expired(now)[0]
     if (silent) {
       const ms = `${Math.round(silent.silentMs)} ms (threshold ${this.clientBeat.thresholdMs} ms)`
       void this.stop(this.client ? `client ${this.client.clientId} sent nothing for ${ms}` : `no client said hello within ${ms}`)

@@ -15,6 +15,12 @@ export interface ChannelOptions {
   /** one message: a header frame and its payload frames */
   onMessage: (frames: Buffer[]) => void
   onError: (error: unknown) => void
+  /**
+   * The connection dropped and did not come back within `lostAfterMs()` ms: the interchange
+   * process is gone (a live one is reconnected to within ZeroMQ's 100 ms reconnect interval).
+   */
+  onLost?: (disconnectedForMs: number) => void
+  lostAfterMs?: () => number
 }
 
 export class Channel {
@@ -22,6 +28,8 @@ export class Channel {
   private sending = false
   private closed = false
   private idleWaiters: (() => void)[] = []
+  private lostTimer: NodeJS.Timeout | undefined
+  private connectedOnce = false
 
   constructor(private readonly options: ChannelOptions) {
     this.socket = new Dealer({
@@ -33,8 +41,32 @@ export class Channel {
   }
 
   open(): void {
+    if (this.options.onLost) this.watchConnection(this.options.onLost)
     this.socket.connect(this.options.endpoint)
     void this.receive()
+  }
+
+  private watchConnection(onLost: (ms: number) => void): void {
+    const events = this.socket.events
+    const startTimer = (ms: number) => {
+      if (this.closed || this.lostTimer) return
+      const since = Date.now()
+      this.lostTimer = setTimeout(() => {
+        this.lostTimer = undefined
+        if (!this.closed) onLost(Date.now() - since)
+      }, ms)
+    }
+    events.on('connect', () => {
+      this.connectedOnce = true
+      clearTimeout(this.lostTimer)
+      this.lostTimer = undefined
+    })
+    events.on('disconnect', () => startTimer(this.options.lostAfterMs?.() ?? 1000))
+    // Never connected and refused: the interchange is already gone (it listens before any
+    // manager is started). A little more patience than for a drop, for slow networks.
+    events.on('connect:retry', () => {
+      if (!this.connectedOnce) startTimer(4 * (this.options.lostAfterMs?.() ?? 1000))
+    })
   }
 
   /** Sends whatever `next` yields, unless a send loop is already running (it will pick it up). */
@@ -58,6 +90,7 @@ export class Channel {
   close(lingerMs: number): void {
     if (this.closed) return
     this.closed = true
+    clearTimeout(this.lostTimer)
     this.socket.linger = lingerMs
     this.socket.close()
     this.wakeIdle()

@@ -32,6 +32,7 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLos
 const MAX_RESULTS_PER_MESSAGE = 4096
 const MAX_BATCH = 256
 const BASH_WALLTIME_GRACE_MS = 3000
+const INTERCHANGE_RECONNECT_GRACE_MS = 500
 
 export function runManager(options: ManagerOptions): Promise<number> {
   return new Manager(options).run()
@@ -113,6 +114,16 @@ class Manager {
       next: () => this.nextFrame(),
       onMessage: (frames) => this.onMessage(frames),
       onError: (error) => void this.stop(ExitCode.failed, `ZeroMQ socket failed: ${(error as Error)?.message ?? error}`, { stderr: true }),
+      // A closed connection that stays closed is the interchange's death (it is restarted only
+      // with new ports): no need to wait out the heartbeat threshold.
+      lostAfterMs: () => Math.min(this.thresholdMs, INTERCHANGE_RECONNECT_GRACE_MS),
+      onLost: (ms) =>
+        void this.stop(
+          ExitCode.interchangeLost,
+          `the connection to the interchange at ${options.interchange} is closed (or was never made) and has not come back for ${ms} ms; ` +
+            `presuming it gone, stopping ${options.workers} workers and exiting`,
+          { stderr: true, lingerMs: 0 },
+        ),
     })
     process.on('SIGTERM', this.onSignal)
     process.on('SIGINT', this.onSignal)

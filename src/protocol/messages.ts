@@ -95,6 +95,8 @@ export type ClientMessage =
   | { t: 'status'; req: number }
   | { t: 'heartbeat' }
   | { t: 'shutdown' }
+  /** the provider saw this block end: its managers are gone, whatever their heartbeats say */
+  | { t: 'block_ended'; blockId: string; reason: string }
 
 // ---- interchange -> client
 export type InterchangeToClient =
@@ -140,7 +142,7 @@ export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | 
 
 /** The message kinds each receiver accepts; anything else is a protocol error. */
 export const ACCEPTED = {
-  interchangeFromClient: new Set<string>(['client_hello', 'submit', 'cancel', 'drain', 'status', 'heartbeat', 'shutdown']),
+  interchangeFromClient: new Set<string>(['client_hello', 'submit', 'cancel', 'drain', 'status', 'heartbeat', 'shutdown', 'block_ended']),
   clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'dispatched', 'status_reply', 'heartbeat']),
   interchangeFromManager: new Set<string>(['register', 'results', 'ready', 'heartbeat', 'drained']),
   managerFromInterchange: new Set<string>(['registered', 'refused', 'tasks', 'cancel', 'drain', 'heartbeat', 'shutdown']),
@@ -235,6 +237,7 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
   ready: [['capacity', 'number']],
   failed: [['failures', 'array']],
   status: [['req', 'number']],
+  block_ended: [['blockId', 'string'], ['reason', 'string']],
   status_reply: [['req', 'number'], ['queued', 'number'], ['managers', 'array']],
   manager: [['event', 'string'], ['info', 'object']],
   dispatched: [['ids', 'numbers'], ['tries', 'numbers']],

@@ -4,7 +4,8 @@
  * can tell which batch was running when the process died: the oldest one not yet answered.
  *
  * The process ends when the manager closes the socket (drain, shutdown, or the manager died),
- * so a worker never outlives its manager.
+ * or, if a long synchronous task keeps it from reading, when a watcher thread sees the manager
+ * gone (parent-watch.ts): a worker never outlives its manager.
  */
 import { Socket } from 'node:net'
 import { markWorker } from '../runtime/context.js'
@@ -13,8 +14,10 @@ import { encodeError } from '../serialize/errors.js'
 import { FrameKind, FrameReader, decodeWorkerEnv, frameHeader, type EarlyResultsWire, type FrameKindValue, type WorkerHello } from '../protocol/worker.js'
 import { readWorkParts, runWork, type WorkHooks } from './run.js'
 import { applyAffinity } from './setup.js'
+import { dieWithParent } from './parent-watch.js'
 
 markWorker('process')
+dieWithParent()
 
 const { rank, cpus } = decodeWorkerEnv(process.env)
 const hello: WorkerHello = { pid: process.pid, rank }

@@ -1,6 +1,7 @@
 // The manager with worker processes (--mode processes): crashes, kills, walltimes, affinity and
 // accelerators, all against real processes.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import t, { type Test } from 'tap'
@@ -170,3 +171,34 @@ t.test('a SIGKILLed manager takes its workers with it (they see the pipe close)'
   await waitFor(() => pids.every((pid) => !alive(pid)), 'orphaned workers to exit', 5000)
   t.pass('no worker process left')
 })
+
+t.test('a worker busy in synchronous code dies with its manager when the manager is killed', async (t) => {
+  const { ix, manager } = await started(t, { workers: 1 })
+  const dir = mkdtempSync(join(tmpdir(), 'tsflow-spin-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const marker = join(dir, 'spinning')
+  await ix.sendTasks([task(1, 'markAndSpin', [marker, 60_000])])
+  await waitFor(() => existsSync(marker), 'the task to start spinning')
+  const workers = [Number(readFileSync(marker, 'utf8'))]
+  t.equal(childrenOf(manager.child.pid!).join(), String(workers[0]), 'the spinning worker is the manager\'s child')
+  t.teardown(() => workers.forEach((pid) => alive(pid) && process.kill(pid, 'SIGKILL')))
+  const killedAt = Date.now()
+  manager.child.kill('SIGKILL')
+  // Its pipe to the manager closes at once, but a busy worker cannot read; the watcher thread acts.
+  await waitFor(() => !alive(workers[0]!), `worker ${workers[0]} to be gone`, 5000)
+  t.comment(`worker gone ${Date.now() - killedAt} ms after its manager was killed in a 60 s synchronous task`)
+})
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry))
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out
+}

@@ -1,4 +1,5 @@
 // The manager in its default mode (worker threads) against a fake interchange.
+import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
 
 import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
@@ -63,6 +64,33 @@ t.test('the manager exits on its own when the interchange falls silent', async (
   const { code } = await manager.exit
   t.equal(code, 4)
   t.match(manager.stderr(), /presuming it lost/)
+})
+
+t.test('an interchange whose connection closes for good: the manager exits at once, not after the threshold', async (t) => {
+  const ix = await FakeInterchange.start(t)
+  // A threshold far beyond the wait below: only the closed connection can explain the exit.
+  const manager = spawnManager(t, ix, { workers: 1, heartbeatPeriodMs: 1000, heartbeatThresholdMs: 60_000 })
+  await waitFor(() => ix.registered > 0, 'registration')
+  ix.close()
+  let code: number | null | undefined
+  void manager.exit.then((exit) => (code = exit.code))
+  await waitFor(() => code !== undefined, 'the manager to exit', 10_000)
+  t.equal(code, 4)
+  t.match(manager.stderr(), /connection to the interchange .* is closed .* presuming it gone/)
+})
+
+t.test('an interchange that is not there at all: the manager gives up within seconds, not after the threshold', async (t) => {
+  // A port nothing listens on: every connection attempt is refused.
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  const manager = spawnManager(t, { endpoint: `tcp://127.0.0.1:${port}` }, { workers: 1, heartbeatThresholdMs: 60_000 })
+  let code: number | null | undefined
+  void manager.exit.then((exit) => (code = exit.code))
+  await waitFor(() => code !== undefined, 'the manager to exit', 10_000)
+  t.equal(code, 4)
+  t.match(manager.stderr(), /was never made/)
 })
 
 t.test('heartbeats from the interchange keep a manager with a small threshold alive', async (t) => {

@@ -49,6 +49,7 @@ const samples: [Receiver, AnyMessage][] = [
   ['interchangeFromClient', { t: 'status', req: 7 }],
   ['interchangeFromClient', { t: 'heartbeat' }],
   ['interchangeFromClient', { t: 'shutdown' }],
+  ['interchangeFromClient', { t: 'block_ended', blockId: 'block-0', reason: 'the provider reports it failed: killed by SIGKILL' }],
 
   ['clientFromInterchange', { t: 'ix_hello', workerPort: 55001, clientPort: 55000, ...stamp() }],
   ['clientFromInterchange', { t: 'refused', reason: 'version mismatch' }],
@@ -210,6 +211,7 @@ t.test('missing or mistyped fields name the problem', async (t) => {
     ['interchangeFromClient', { t: 'cancel', ids: 5 }, "malformed 'cancel' message: field 'ids' must be an array of numbers"],
     ['interchangeFromClient', { t: 'drain', blockIds: 'block-0' }, "malformed 'drain' message: field 'blockIds' must be an array"],
     ['interchangeFromClient', { t: 'status' }, "malformed 'status' message: field 'req' must be a number"],
+    ['interchangeFromClient', { t: 'block_ended', blockId: 0, reason: 'x' }, "malformed 'block_ended' message: field 'blockId' must be a string"],
     ['clientFromInterchange', { t: 'ix_hello', version: '0.1.0' }, "malformed 'ix_hello' message: field 'proto' must be a number"],
     ['clientFromInterchange', { t: 'results' }, "malformed 'results' message: field 'results' must be an array"],
     ['clientFromInterchange', { t: 'results', results: [{ id: 1, try: 0 }] }, "malformed 'results' message: it lists 1 results but carries 0 payload frames"],

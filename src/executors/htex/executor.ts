@@ -20,11 +20,18 @@ import { Heartbeat } from '../../transport/heartbeat.js'
 import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
 import { encodeTaskEnvelope } from './encode.js'
+import { deliverOutcome } from '../report.js'
 
 const MANAGER_BIN = fileURLToPath(new URL('../../bin/manager.js', import.meta.url))
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
 // failed with the blocks' own explanation instead of waiting forever.
 const BLOCK_FAILURES_BEFORE_GIVING_UP = 3
+// While no task is outstanding the socket is checked this often instead of being waited on, so
+// an idle executor does not keep the workflow's event loop alive.
+const IDLE_POLL_MS = 50
+// After the last outstanding task is reported, how long before asking the interchange for a
+// status reply that ends the receive holding the event loop (a busy loop re-submits sooner).
+const RELEASE_AFTER_MS = 50
 
 interface BlockManagers {
   managers: Map<string, ManagerInfo>
@@ -64,6 +71,11 @@ export class HighThroughputExecutor implements Executor {
   private liveness: Heartbeat<'interchange'> | undefined
   private helloWaiter = deferred<InterchangeToClient>()
   private statusRequest = 0
+  private lastHeartbeatTick = Date.now()
+  /** set while the receive loop idles (see receive()); wakes it into a waiting receive */
+  private wakeReceiver: (() => void) | undefined
+  private releaseTimer: NodeJS.Timeout | undefined
+  private receiveFailures = 0
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
@@ -94,6 +106,11 @@ export class HighThroughputExecutor implements Executor {
     }
   }
 
+  /** The interchange process's pid while it runs (for monitoring and process-tree checks). */
+  get interchangePid(): number | undefined {
+    return this.interchange?.child.exitCode === null && this.interchange.child.signalCode === null ? this.interchange.child.pid : undefined
+  }
+
   /** Managers connected now, with their last reported state. */
   managers(): ManagerInfo[] {
     return [...this.blockManagers.values()].flatMap((block) => [...block.managers.values()])
@@ -122,8 +139,9 @@ export class HighThroughputExecutor implements Executor {
       },
     })
     const interchange = this.interchange
-    // If the workflow process ends without cleanup, take the interchange down with it.
-    const killOnExit = () => interchange.child.kill('SIGKILL')
+    // If the workflow process ends without cleanup, the interchange stops and tells its managers
+    // to stop. Its parent pipe reaching end-of-file does the same; this is the first word.
+    const killOnExit = () => interchange.child.kill('SIGTERM')
     process.once('exit', killOnExit)
     void interchange.exited.then((how) => {
       process.removeListener('exit', killOnExit)
@@ -159,6 +177,7 @@ export class HighThroughputExecutor implements Executor {
     }
     this.liveness = new Heartbeat({ periodMs: this.options!.heartbeatPeriodMs, thresholdMs: this.options!.heartbeatThresholdMs })
     this.liveness.beat('interchange')
+    this.lastHeartbeatTick = Date.now()
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.liveness.checkIntervalMs)
     this.heartbeatTimer.unref()
   }
@@ -230,6 +249,7 @@ export class HighThroughputExecutor implements Executor {
 
   submit(task: ExecutorTask): void {
     this.pending.set(task.id, task)
+    if (this.wakeReceiver) this.wakeReceiver()
     if (this.phase !== 'running') {
       this.report(task.id, task.try, { ok: false, error: new ShutdownError(`executor ${this.label} is not running; task #${task.id} was not sent`) })
       return
@@ -290,22 +310,78 @@ export class HighThroughputExecutor implements Executor {
     this.outbox.send(encodeMessage(message))
   }
 
+  /**
+   * Whether a waiting receive should hold the event loop: while tasks are outstanding (their
+   * results must arrive), while starting and while stopping. Otherwise the process may end.
+   */
+  private holdsLoop(): boolean {
+    return this.pending.size > 0 || this.phase !== 'running'
+  }
+
+  /**
+   * The receive loop. It ends only when the socket closes: an error while receiving or handling
+   * one message is logged and the loop goes on. A waiting ZeroMQ receive keeps the event loop
+   * alive and cannot be unref'd, so while nothing is outstanding the loop checks the socket on an
+   * unref'd timer instead, and submit() wakes it.
+   */
   private async receive(socket: Dealer): Promise<void> {
-    try {
-      for await (const frames of socket) {
-        let message: InterchangeToClient
-        try {
-          message = decodeMessage<InterchangeToClient>(frames, ACCEPTED.clientFromInterchange)
-        } catch (error) {
-          this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
-          continue
-        }
-        this.liveness?.beat('interchange')
-        this.handle(message)
+    while (!socket.closed) {
+      if (!this.holdsLoop()) {
+        await this.idleUntilReadable(socket)
+        if (socket.closed) return
       }
-    } catch (error) {
-      if (!socket.closed) this.logger?.error('receiving from the interchange failed', error)
+      let frames: Buffer[]
+      try {
+        frames = await socket.receive()
+      } catch (error) {
+        if (socket.closed) return
+        // Logged once per 1000 failures: a failure that repeats must not flood the log.
+        if (this.receiveFailures++ % 1000 === 0) this.logger?.error(`receiving from the interchange failed (${this.receiveFailures} times); receiving again`, error)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        continue
+      }
+      this.liveness?.beat('interchange')
+      let message: InterchangeToClient
+      try {
+        message = decodeMessage<InterchangeToClient>(frames, ACCEPTED.clientFromInterchange)
+      } catch (error) {
+        this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
+        continue
+      }
+      try {
+        this.handle(message)
+      } catch (error) {
+        // Outcomes are delivered one by one (deliverOutcome); this is for anything else.
+        this.logger?.error(`handling a '${message.t}' message from the interchange failed; receiving goes on`, error)
+      }
     }
+  }
+
+  private idleUntilReadable(socket: Dealer): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearInterval(timer)
+        this.wakeReceiver = undefined
+        resolve()
+      }
+      const timer = setInterval(() => {
+        if (socket.closed || this.holdsLoop() || socket.readable) done()
+      }, IDLE_POLL_MS)
+      timer.unref()
+      this.wakeReceiver = done
+      if (socket.closed || this.holdsLoop() || socket.readable) done()
+    })
+  }
+
+  /** The last outstanding task was reported: let a receive that holds the event loop end soon. */
+  private scheduleRelease(): void {
+    if (this.releaseTimer || this.phase !== 'running') return
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = undefined
+      // Any reply ends the waiting receive; the loop then idles without holding the event loop.
+      if (this.pending.size === 0) this.send({ t: 'status', req: ++this.statusRequest })
+    }, RELEASE_AFTER_MS)
+    this.releaseTimer.unref()
   }
 
   private handle(message: InterchangeToClient): void {
@@ -317,18 +393,30 @@ export class HighThroughputExecutor implements Executor {
       case 'results':
         if (message.dispatched) this.markRunning(message.dispatched.ids, message.dispatched.tries)
         for (const envelope of message.results) {
-          let result: ResultWire
+          let outcome: TaskOutcome
+          let id = envelope.id
+          let tryNumber = envelope.try
           try {
-            result = decode<ResultWire>(envelope.payload)
+            const result = decode<ResultWire>(envelope.payload)
+            id = result.id
+            tryNumber = result.try
+            outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) }
           } catch (error) {
-            this.report(envelope.id, envelope.try, { ok: false, error: error as Error })
-            continue
+            outcome = { ok: false, error: error as Error }
           }
-          this.report(result.id, result.try, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+          this.report(id, tryNumber, outcome)
         }
         return
       case 'failed':
-        for (const failure of message.failures) this.report(failure.id, failure.try, { ok: false, error: decodeError(failure.error) })
+        for (const failure of message.failures) {
+          let error: Error
+          try {
+            error = decodeError(failure.error)
+          } catch (decodeFailure) {
+            error = new ExecutorError(this.label, `task #${failure.id} failed with an error that could not be decoded: ${(decodeFailure as Error).message}`)
+          }
+          this.report(failure.id, failure.try, { ok: false, error })
+        }
         return
       case 'manager':
         this.managerEvent(message.event, message.info, message.reason)
@@ -388,6 +476,12 @@ export class HighThroughputExecutor implements Executor {
 
   private blockEnded(block: BlockInfo): void {
     this.blockManagers.delete(block.blockId)
+    // Its managers may still be registered (killed ones send nothing): the interchange declares
+    // them lost now rather than after the heartbeat threshold.
+    if (this.phase === 'running') {
+      const reason = `the provider reports it ${block.state}${block.message ? `: ${firstLine(block.message)}` : ''}`
+      this.send({ t: 'block_ended', blockId: block.blockId, reason })
+    }
     if (block.state !== 'failed' || this.phase !== 'running') return
     this.logger?.warn(`block ${block.blockId} failed: ${block.message ?? 'no details'}`)
     if (this.managers().length > 0) return
@@ -404,6 +498,12 @@ export class HighThroughputExecutor implements Executor {
 
   private heartbeat(): void {
     const liveness = this.liveness!
+    const now = Date.now()
+    // A tick that comes late means this event loop was busy (a long synchronous loop in the
+    // workflow): nothing could be received meanwhile, so the silence says nothing about the
+    // interchange. Its death is seen through its exit; this check is for a hung one.
+    if (now - this.lastHeartbeatTick > 2 * liveness.checkIntervalMs) liveness.beat('interchange')
+    this.lastHeartbeatTick = now
     if (liveness.sendDue()) {
       this.send({ t: 'heartbeat' })
       this.send({ t: 'status', req: ++this.statusRequest })
@@ -433,7 +533,8 @@ export class HighThroughputExecutor implements Executor {
     const task = this.pending.get(taskId)
     if (!task || task.try !== tryNumber) return
     this.pending.delete(taskId)
-    this.host?.taskDone(taskId, tryNumber, outcome)
+    if (this.pending.size === 0) this.scheduleRelease()
+    if (this.host) deliverOutcome(this.host, this.label, task, outcome)
   }
 
   async shutdown(deadlineMs: number): Promise<void> {
@@ -463,4 +564,9 @@ export class HighThroughputExecutor implements Executor {
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0]!
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line
 }

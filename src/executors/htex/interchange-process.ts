@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { ExecutorError } from '../../errors.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { decodeHandshake, interchangeSpec, type InterchangeSpec } from '../../protocol/interchange.js'
+import { parentPipeSpawn } from '../../transport/parent-watch.js'
 
 export interface InterchangeSpawnOptions {
   label: string
@@ -27,7 +28,10 @@ const INTERCHANGE_BIN = fileURLToPath(new URL('../../bin/interchange.js', import
  */
 export function spawnInterchange(options: InterchangeSpawnOptions): Promise<RunningInterchange> {
   const args = [...workerExecArgv(), INTERCHANGE_BIN, ...interchangeSpec.encode(options.spec)]
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its stdin is a pipe we never write to: it reads end-of-file the moment this process ends,
+  // however it ends (even SIGKILL), and stops with its managers (transport/parent-watch.ts).
+  const parentPipe = parentPipeSpawn()
+  const child = spawn(process.execPath, args, { stdio: [parentPipe.stdin, 'pipe', 'pipe'], env: parentPipe.env })
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`))
     child.once('error', (error) => resolve(`could not be started: ${error.message}`))
@@ -56,6 +60,9 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
       clearTimeout(timer)
       child.stdout!.removeAllListeners('data')
       child.stdout!.resume()
+      // An idle interchange must not keep the workflow alive; the executor holds the event loop
+      // only while tasks are outstanding (see HighThroughputExecutor).
+      unrefChild(child)
       try {
         const ports = decodeHandshake(stdout.slice(0, newline))
         resolve({ child, clientPort: ports.clientPort, workerPort: ports.workerPort, exited })
@@ -65,4 +72,10 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
     })
     void exited.then((how) => fail(how))
   })
+}
+
+/** Lets the event loop end with the child, its pipes included, still running. */
+function unrefChild(child: ChildProcess): void {
+  child.unref()
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.()
 }

@@ -13,6 +13,7 @@ import type { ThreadProgress } from './worker.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
 import { encodeTaskBatch } from '../batch.js'
 import { threadExecArgv } from '../../runtime/exec-argv.js'
+import { deliverOutcome } from '../report.js'
 
 export interface ThreadPoolExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
@@ -294,7 +295,13 @@ export class ThreadPoolExecutor implements Executor {
     if (!task) return
     byId.delete(result.id)
     if (this.runOfTask.get(task.id) === run) this.runOfTask.delete(task.id)
-    this.report(task, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) })
+    let outcome: Parameters<ExecutorHost['taskDone']>[2]
+    try {
+      outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) }
+    } catch (error) {
+      outcome = { ok: false, error: error as Error }
+    }
+    this.report(task, outcome)
   }
 
   private reportMissing(run: Run): void {
@@ -342,7 +349,8 @@ export class ThreadPoolExecutor implements Executor {
 
   private report(task: ExecutorTask, outcome: Parameters<ExecutorHost['taskDone']>[2]): void {
     this.outstandingCount--
-    this.host?.taskDone(task.id, task.try, outcome)
+    // Never throws: a throwing settle handler must not stop the other results of the batch.
+    if (this.host) deliverOutcome(this.host, this.label, task, outcome)
   }
 }
 
