@@ -14,7 +14,7 @@ import type { Logger } from '../util/logger.js'
 import { FrameKind, FrameReader, frameHeader, type WorkerHello } from '../worker/framing.js'
 import { workParts } from '../worker/run.js'
 import { CPUS_ENV, type WorkerSetup } from '../worker/setup.js'
-import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { deliverAnswer, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
 /** Consecutive workers dying before they are ready, after which the pool gives up. */
@@ -87,9 +87,10 @@ export class ProcessWorkerPool implements WorkerPool {
   dispatch(batch: Batch, idleOnly: boolean): void {
     const child = this.pick(idleOnly || batch.alone)
     if (!child) throw new Error('dispatch without a worker that can take the batch (canTake was not checked)')
-    const parts = workParts(batch.tasks.map((task) => task.payload))
-    child.pipe.write(frameHeader(FrameKind.work, parts.reduce((total, part) => total + part.byteLength, 0)))
-    for (const part of parts) child.pipe.write(part)
+    // One buffer, two writes: a write per payload cost more than copying them all once.
+    const body = workParts(workOf(batch))
+    child.pipe.write(frameHeader(FrameKind.work, body.byteLength))
+    child.pipe.write(body)
     child.batches.push(batch)
     // Alone batches go only to idle workers, so they start now and the clock starts with them.
     if (batch.walltimeMs !== undefined) child.timer = setTimeout(() => this.kill(child, 'walltime'), batch.walltimeMs)

@@ -7,8 +7,9 @@ import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
 import type { WorkerSetup } from '../worker/setup.js'
+import { workParts } from '../worker/run.js'
 import type { ThreadHello, ThreadPoolData } from '../worker/thread.js'
-import { deliverAnswer, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { deliverAnswer, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 interface Run {
   batch: Batch
@@ -97,10 +98,10 @@ export class ThreadWorkerPool implements WorkerPool {
 
   dispatch(batch: Batch): void {
     const run: Run = { batch }
-    // The payload frames themselves: one structured-clone copy each on the way to the thread,
-    // instead of packing them into one message and copying that.
-    const work = batch.tasks.map((task) => task.payload)
-    const options: { signal?: AbortSignal } = {}
+    // One buffer of its own, transferred: payloads are views into larger received frames, which
+    // a structured clone would copy whole for each of them.
+    const work = workParts(workOf(batch))
+    const options: { signal?: AbortSignal; transferList?: ArrayBuffer[] } = { transferList: [work.buffer as ArrayBuffer] }
     if (batch.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal

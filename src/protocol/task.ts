@@ -44,10 +44,37 @@ export interface TaskWire {
   wt?: number
 }
 
+/**
+ * A batch: the function table once, and tasks that name their function by index. The thread
+ * executor sends this as one encoded message. The high-throughput executor sends the same fields
+ * split so the interchange can route tasks without decoding them: the function table once per
+ * executor (messages.ts FunctionEntry), id/try/kind/walltime/function on each envelope, and
+ * TaskArgsWire as the payload; the manager hands a worker TaskBatchHead plus those payloads.
+ */
 export interface TaskBatchWire {
   fns: FunctionDescriptor[]
   tasks: TaskWire[]
 }
+
+/** A task's own bytes on the high-throughput executor: its arguments, and its context if any. */
+export type TaskArgsWire = [args: unknown[]] | [args: unknown[], ctx: TaskContextWire]
+
+/** What TaskArgsWire's encoding holds for a task (ctx only when it has one). */
+export function taskArgsWire(args: unknown[], ctx: TaskContextWire | undefined): TaskArgsWire {
+  return ctx ? [args, ctx] : [args]
+}
+
+/**
+ * The head of a batch the HTEX manager hands a worker, before the tasks' payloads (one per task,
+ * in order): the function table entries the batch uses (id and encoded FunctionDescriptor), and
+ * per task HEAD_FIELDS numbers: id, try, index into `fns`, kind, walltime (0 for none).
+ */
+export interface TaskBatchHead {
+  fnIds: number[]
+  fns: Uint8Array[]
+  tasks: number[]
+}
+export const HEAD_FIELDS = 5
 
 export interface ResultWire {
   id: number

@@ -9,7 +9,7 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
-import { ownedCopy, runWork } from './run.js'
+import { ownedCopy, readWorkParts, runWork } from './run.js'
 import { applyAffinity, type WorkerSetup } from './setup.js'
 
 /** What the manager passes to every thread (piscina's workerData). */
@@ -60,7 +60,7 @@ function handOver(bytes: Uint8Array): unknown {
   return move(copy)
 }
 
-export default function runWorkMessage(work: Uint8Array[]): unknown {
-  const answer = runWork(work)
+export default function runWorkMessage(work: Uint8Array): unknown {
+  const answer = runWork(readWorkParts(work))
   return answer instanceof Promise ? answer.then(handOver) : handOver(answer)
 }

@@ -5,8 +5,10 @@ import { Dealer } from 'zeromq'
 import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch } from '../../errors.js'
 import { encode, decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
-import { ACCEPTED, MAX_BATCH_PAYLOAD_BYTES, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
-import type { ResultWire, TaskWire } from '../../protocol/task.js'
+import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type FunctionEntry, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
+import { splitBatch } from '../../protocol/split.js'
+import { taskArgsWire, type ResultWire } from '../../protocol/task.js'
+import type { FunctionDescriptor } from '../../serialize/function-ref.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
@@ -48,6 +50,10 @@ export class HighThroughputExecutor implements Executor {
   /** tasks sent (or about to be sent) and not yet reported */
   private readonly pending = new Map<number, ExecutorTask>()
   private buffer: ExecutorTask[] = []
+  /** the function table: ids the interchange knows each function by (sent once) */
+  private readonly fnIdsByKey = new Map<string, number>()
+  private readonly fnIdsByObject = new WeakMap<FunctionDescriptor, number>()
+  private readonly fnUnsent = new Map<number, Uint8Array>()
   private flushScheduled = false
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private readonly blockManagers = new Map<string, BlockManagers>()
@@ -213,16 +219,14 @@ export class HighThroughputExecutor implements Executor {
     this.flushScheduled = false
     const tasks = this.buffer
     this.buffer = []
-    let envelopes: TaskEnvelope[] = []
-    let bytes = 0
+    const envelopes: TaskEnvelope[] = []
     for (const task of tasks) {
       if (!this.pending.has(task.id)) continue // cancelled while buffered
-      const wire: TaskWire = { id: task.id, try: task.try, fn: 0, kind: task.kind, args: task.args }
-      if (task.ctx) wire.ctx = task.ctx
-      if (task.walltime !== undefined) wire.wt = task.walltime
       let payload: Uint8Array
+      let f: number
       try {
-        payload = encode({ fn: task.fn, task: wire })
+        f = this.functionId(task.fn)
+        payload = encode(taskArgsWire(task.args, task.ctx))
       } catch (error) {
         this.report(task.id, task.try, {
           ok: false,
@@ -230,19 +234,47 @@ export class HighThroughputExecutor implements Executor {
         })
         continue
       }
-      const envelope: TaskEnvelope = { id: task.id, try: task.try, k: task.kind, app: task.appName, payload }
+      const envelope: TaskEnvelope = { id: task.id, try: task.try, f, k: task.kind, payload }
       if (task.walltime !== undefined) envelope.wt = task.walltime
       if (task.priority !== 0) envelope.pri = task.priority
       if (task.resources) envelope.res = task.resources
       envelopes.push(envelope)
-      bytes += payload.byteLength
-      if (envelopes.length >= this.options!.maxBatchSize || bytes >= MAX_BATCH_PAYLOAD_BYTES) {
-        this.send({ t: 'submit', tasks: envelopes })
-        envelopes = []
-        bytes = 0
-      }
     }
-    if (envelopes.length > 0) this.send({ t: 'submit', tasks: envelopes })
+    for (const part of splitBatch(envelopes, (envelope) => envelope.payload.byteLength, this.options!.maxBatchSize)) {
+      const message: ClientMessage = { t: 'submit', tasks: part }
+      // A function goes to the interchange with the first message whose tasks use it.
+      if (this.fnUnsent.size > 0) {
+        const fns: FunctionEntry[] = []
+        for (const envelope of part) {
+          const bytes = this.fnUnsent.get(envelope.f)
+          if (bytes) {
+            fns.push([envelope.f, bytes])
+            this.fnUnsent.delete(envelope.f)
+          }
+        }
+        if (fns.length > 0) message.fns = fns
+      }
+      this.send(message)
+    }
+  }
+
+  /**
+   * The function table id of a descriptor. Descriptors are the same object for every call of an
+   * app, so the lookup is one WeakMap hit; a descriptor new to this executor is encoded once and
+   * waits in `fnUnsent` for the first task that uses it to be sent.
+   */
+  private functionId(fn: FunctionDescriptor): number {
+    const known = this.fnIdsByObject.get(fn)
+    if (known !== undefined) return known
+    const key = fn.t === 'ref' ? `ref\0${fn.module}\0${fn.key}\0${fn.name}` : `src\0${fn.name}\0${fn.source}`
+    let id = this.fnIdsByKey.get(key)
+    if (id === undefined) {
+      id = this.fnIdsByKey.size
+      this.fnUnsent.set(id, encode(fn))
+      this.fnIdsByKey.set(key, id)
+    }
+    this.fnIdsByObject.set(fn, id)
+    return id
   }
 
   cancel(taskId: number): boolean {
