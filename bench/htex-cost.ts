@@ -10,6 +10,8 @@
  *  - interchange, manager, workers: utime + stime from /proc/<pid>/stat of the descendants of
  *    this process (found by their command lines: bin/interchange.js, bin/manager.js, and the
  *    node processes under a manager).
+ *  - kernel alone: the same loop on an in-process executor that completes each task at once, so
+ *    "workflow" minus "kernel alone" is what the HTEX client side costs the workflow process.
  * The process with the most microseconds per task is the ceiling: 1e6 / that figure is the most
  * tasks/s it can pass with a whole core to itself. Wall-clock tasks/s is printed too, but on a
  * shared machine only CPU time per task compares between runs. Each run appends one JSON line to
@@ -19,7 +21,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { HighThroughputExecutor, app, load, main } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, app, load, main } from 'tsflow'
+import { InlineExecutor } from './lib/inline-executor.js'
 import { cpuMicros, descendants } from './lib/proc.js'
 import { RESULTS_DIR, appendResult, machine, parseFlags, percentile } from './lib/results.js'
 import { writeBarChart } from './lib/svg.js'
@@ -69,6 +72,8 @@ interface Row {
   tasksPerSecond: number
   /** microseconds of CPU per task, by process */
   microsPerTask: Record<Role, number>
+  /** microseconds of CPU per task of the kernel alone (in-process executor), same loop */
+  kernelMicrosPerTask: number
   runs: { tasks: number; seconds: number; microsPerTask: Record<Role, number> }[]
 }
 
@@ -90,10 +95,41 @@ function plot(): string {
     `microseconds per task (median of runs); ${any?.machine.cpuModel ?? ''}, ${any?.machine.cores ?? '?'} cores, Node ${any?.machine.node ?? ''}`,
     [...latest.values()].map((row) => ({
       label: `${row.label}: ${row.tasksPerSecond.toLocaleString('en-US')} tasks/s wall clock (${row.workers} ${row.workerMode} workers)`,
-      bars: ROLES.map((role) => ({ name: role, value: row.microsPerTask[role] })),
+      bars: [
+        ...ROLES.map((role) => ({ name: role, value: row.microsPerTask[role] })),
+        ...(row.kernelMicrosPerTask !== undefined ? [{ name: 'workflow minus kernel', value: Math.max(0, row.microsPerTask.workflow - row.kernelMicrosPerTask) }] : []),
+      ],
     })),
   )
   return svg
+}
+
+/** CPU µs per task of the workflow process with an executor that completes tasks at once. */
+async function kernelAlone(runDir: string, chunk: number, window: number, ms: number): Promise<number> {
+  const kernel = await new DataFlowKernel({ runDir, executors: [new InlineExecutor()] }).start()
+  const submit = noop.with({ dfk: kernel })
+  const inFlight: Promise<unknown>[] = []
+  let completed = 0
+  const runFor = async (ms: number) => {
+    const until = performance.now() + ms
+    while (performance.now() < until) {
+      while (inFlight.length < window) {
+        const futures = new Array(chunk)
+        for (let i = 0; i < chunk; i++) futures[i] = submit(i)
+        inFlight.push(Promise.all(futures))
+      }
+      await inFlight.shift()
+      completed += chunk
+    }
+  }
+  await runFor(1000)
+  const before = process.cpuUsage()
+  const startCount = completed
+  await runFor(ms)
+  const used = process.cpuUsage(before)
+  await Promise.all(inFlight)
+  await kernel.cleanup()
+  return Number(((used.user + used.system) / (completed - startCount)).toFixed(2))
 }
 
 main(import.meta, async () => {
@@ -102,6 +138,7 @@ main(import.meta, async () => {
   const window = Number(flags.window)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-cost-'))
   const mode = flags.mode as 'threads' | 'processes'
+  const kernelMicros = await kernelAlone(scratch, chunk, window, Number(flags.time) * 1000)
   const kernel = await load({ runDir: scratch, executors: [new HighThroughputExecutor({ maxWorkersPerNode: Number(flags.workers), workerMode: mode })] })
   try {
     // Saturation: `window` chunks in flight; a new chunk goes out as the oldest completes.
@@ -148,7 +185,9 @@ main(import.meta, async () => {
       tasksPerSecond: Math.round(median(runs.map((r) => r.tasks / r.seconds))),
       microsPerTask: Object.fromEntries(ROLES.map((role) => [role, median(runs.map((r) => r.microsPerTask[role]))])) as Record<Role, number>,
       runs,
+      kernelMicrosPerTask: 0,
     }
+    row.kernelMicrosPerTask = kernelMicros
     const m = machine()
     console.log(`machine: ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, tsflow ${m.tsflow} (${m.commit})`)
     console.log(`HTEX, 1 block, ${row.workers} ${mode} workers, ${chunk * window} no-op tasks in flight; median of ${runs.length} runs of ${flags.time} s`)
@@ -157,6 +196,10 @@ main(import.meta, async () => {
       const micros = row.microsPerTask[role]
       const ceiling = role === 'workers' ? `${Math.round((1e6 / micros) * row.workers).toLocaleString('en-US')} tasks/s (${row.workers} workers)` : `${Math.round(1e6 / micros).toLocaleString('en-US')} tasks/s`
       console.log(`${role.padEnd(12)}  ${micros.toFixed(2).padStart(15)}   ${ceiling}`)
+      if (role === 'workflow') {
+        console.log(`  kernel alone ${kernelMicros.toFixed(2).padStart(15)}   (the same loop on an in-process executor)`)
+        console.log(`  HTEX client  ${(micros - kernelMicros).toFixed(2).padStart(15)}   (workflow minus kernel alone)`)
+      }
     }
     const total = ROLES.reduce((sum, role) => sum + row.microsPerTask[role], 0)
     console.log(`${'total'.padEnd(12)}  ${total.toFixed(2).padStart(15)}`)

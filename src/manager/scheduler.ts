@@ -7,7 +7,7 @@
 import { ExecutorError, SerializationError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
 import type { FunctionEntry, ResultEnvelope, TaskEnvelope } from '../protocol/messages.js'
 import { firstPartLength } from '../protocol/split.js'
-import { HEAD_FIELDS, TaskKind, type ResultWire, type TaskBatchHead } from '../protocol/task.js'
+import { HEAD_FIELDS, TaskKind, toResultTuple, type ResultWire, type TaskBatchHead } from '../protocol/task.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
@@ -280,7 +280,7 @@ export class Scheduler {
   private fail(task: { id: number; try: number; payload?: Uint8Array }, error: unknown): void {
     if (task.payload) this.heldBytes -= task.payload.byteLength
     const result: ResultWire = { id: task.id, try: task.try, ok: false, error: encodeError(error) }
-    this.results.push({ id: task.id, try: task.try, payload: encode(result) })
+    this.results.push({ id: task.id, try: task.try, payload: encode(toResultTuple(result)) })
   }
 }
 

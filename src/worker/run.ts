@@ -4,11 +4,11 @@
  * A batch is a TaskBatchHead (the function table entries it uses and each task's id, try,
  * function, kind and walltime) followed by each task's payload (encode(TaskArgsWire)) exactly
  * as the interchange delivered it; the manager never decodes or re-encodes arguments. The worker
- * answers with one encoded ResultWire per task, in the same order, so the manager can put them
+ * answers with one encoded ResultTupleWire per task, in the same order, so the manager can put them
  * into ResultEnvelopes without decoding values on its one busy thread.
  */
 import { SerializationError } from '../errors.js'
-import { HEAD_FIELDS, type ResultWire, type TaskArgsWire, type TaskBatchHead, type TaskBatchWire, type TaskKindValue, type TaskWire } from '../protocol/task.js'
+import { HEAD_FIELDS, toResultTuple, type ResultWire, type TaskArgsWire, type TaskBatchHead, type TaskBatchWire, type TaskKindValue, type TaskWire } from '../protocol/task.js'
 import { runBatch } from '../runtime/execute.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
@@ -110,12 +110,12 @@ function encodeAnswer(slots: (number | ResultWire)[], results: ResultWire[]): Bu
 /** A result that cannot be encoded (a function, a symbol) fails only its own task. */
 function encodeResult(result: ResultWire): Uint8Array {
   try {
-    return encode(result)
+    return encode(toResultTuple(result))
   } catch (error) {
     const failure = new SerializationError(`the result of task #${result.id} could not be sent back: ${(error as Error).message}`, {
       cause: error,
     })
-    return encode({ id: result.id, try: result.try, ok: false, error: encodeError(failure) } satisfies ResultWire)
+    return encode(toResultTuple({ id: result.id, try: result.try, ok: false, error: encodeError(failure) }))
   }
 }
 

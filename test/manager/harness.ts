@@ -8,8 +8,8 @@ import type { Test } from 'tap'
 import { Router } from 'zeromq'
 
 import { ACCEPTED, decodeMessage, encodeMessage } from '../../dist/protocol/messages.js'
-import type { InterchangeToManager, ManagerMessage, ResultEnvelope, TaskEnvelope, TaskPayload } from '../../dist/protocol/messages.js'
-import type { ResultWire } from '../../dist/protocol/task.js'
+import type { FunctionEntry, InterchangeToManager, ManagerMessage, ResultEnvelope, TaskEnvelope } from '../../dist/protocol/messages.js'
+import { fromResultTuple, taskArgsWire } from '../../dist/protocol/task.js'
 import { decode, encode } from '../../dist/serialize/codec.js'
 import { decodeError } from '../../dist/serialize/errors.js'
 
@@ -91,8 +91,10 @@ export class FakeInterchange {
     await this.router.send([this.manager, ...(frames instanceof Uint8Array ? [frames] : frames)])
   }
 
+  /** Sends tasks made by task() with the function table entries they use, as the interchange does. */
   async sendTasks(tasks: TaskEnvelope[]): Promise<void> {
-    await this.send({ t: 'tasks', tasks })
+    const fns: FunctionEntry[] = [...new Set(tasks.map((task) => task.f))].map((f) => [f, functionTable[f]!])
+    await this.send({ t: 'tasks', tasks, fns })
   }
 
   /** Waits until every id has an outcome and returns them in order. */
@@ -150,19 +152,27 @@ export class FakeInterchange {
   }
 
   private record(envelope: ResultEnvelope): void {
-    const result = decode<ResultWire>(envelope.payload)
+    const result = fromResultTuple(decode(envelope.payload))
     if (result.id !== envelope.id) throw new Error(`envelope #${envelope.id} carries the result of #${result.id}`)
     this.outcomes.set(envelope.id, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) as Outcome['error'] })
   }
 }
 
-/** A task envelope calling the fixture export `name` with `args`. */
+/** Encoded descriptors of the fixture functions task() has used, by function table id. */
+const functionTable: Uint8Array[] = []
+const functionIds = new Map<string, number>()
+
+/** A task envelope calling the fixture export `name` with `args`, as the executor builds it. */
 export function task(id: number, name: string, args: unknown[] = [], extra: { wt?: number; pri?: number; bash?: boolean } = {}): TaskEnvelope {
-  const payload: TaskPayload = {
-    fn: { t: 'ref', module: FIXTURE, key: name, name },
-    task: { id, try: 0, fn: 0, kind: extra.bash ? 1 : 0, args, ...(extra.wt !== undefined ? { wt: extra.wt } : {}) },
+  let f = functionIds.get(name)
+  if (f === undefined) {
+    f = functionTable.push(encode({ t: 'ref', module: FIXTURE, key: name, name })) - 1
+    functionIds.set(name, f)
   }
-  return { id, try: 0, payload: encode(payload), ...(extra.pri !== undefined ? { pri: extra.pri } : {}) }
+  const envelope: TaskEnvelope = { id, try: 0, f, k: extra.bash ? 1 : 0, payload: encode(taskArgsWire(args, undefined)) }
+  if (extra.wt !== undefined) envelope.wt = extra.wt
+  if (extra.pri !== undefined) envelope.pri = extra.pri
+  return envelope
 }
 
 export interface ManagerProcess {

@@ -7,7 +7,7 @@ import { encode, decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type FunctionEntry, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
 import { splitBatch } from '../../protocol/split.js'
-import { taskArgsWire, type ResultWire } from '../../protocol/task.js'
+import { fromResultTuple, taskArgsWire, type ResultWire } from '../../protocol/task.js'
 import type { FunctionDescriptor } from '../../serialize/function-ref.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
@@ -325,7 +325,7 @@ export class HighThroughputExecutor implements Executor {
         for (const envelope of message.results) {
           let result: ResultWire
           try {
-            result = decode<ResultWire>(envelope.payload)
+            result = fromResultTuple(decode(envelope.payload))
           } catch (error) {
             this.report(envelope.id, envelope.try, { ok: false, error: error as Error })
             continue
