@@ -27,6 +27,10 @@ const schema = object({
   maxBatchSize: positiveInt,
 })
 
+// Work one batch should carry, when the backlog allows: enough that the main thread's fixed cost
+// per message (encode, post, wake a thread, decode) stays small next to it, small enough that
+// splitting long tasks across threads still happens (a 1 ms task already travels alone).
+const TARGET_BATCH_MS = 1
 // A bash app enforces its own walltime by killing its process group; the thread is only
 // stopped if that fails, after this grace period (stopping it first would orphan the process).
 const BASH_WALLTIME_GRACE_MS = 3000
@@ -60,6 +64,8 @@ export class ThreadPoolExecutor implements Executor {
   private readonly runs = new Set<Run>()
   private readonly runOfTask = new Map<number, Run>()
   private flushScheduled = false
+  /** running average of how long one task runs on a thread (ms); undefined until measured */
+  private msPerTask: number | undefined
   private stopping = false
   private outstandingCount = 0
 
@@ -163,7 +169,7 @@ export class ThreadPoolExecutor implements Executor {
         this.dispatch([first], first.walltime)
         continue
       }
-      const size = Math.min(this.maxBatchSize, Math.max(1, Math.ceil((this.queue.size + 1) / this.maxRunsInFlight)))
+      const size = Math.min(this.maxBatchSize, Math.max(this.minBatch(), Math.ceil((this.queue.size + 1) / this.maxRunsInFlight)))
       const tasks = [first]
       while (tasks.length < size && this.queue.size > 0) {
         const next = this.queue.shift()!
@@ -175,6 +181,19 @@ export class ThreadPoolExecutor implements Executor {
       }
       this.dispatch(tasks, undefined)
     }
+  }
+
+  /**
+   * The smallest batch worth a message: TARGET_BATCH_MS of work at the measured task length. The
+   * backlog is shared among the runs in flight (2 per thread), so without this floor adding
+   * threads cut a steady stream into ever smaller batches: 2,048 tasks a turn became 28 runs of
+   * 74 with 14 threads, and the main thread's cost per message outweighed the work. Short tasks
+   * thus fill fewer, larger batches; tasks of 1 ms or more still spread one per run. Until a
+   * batch has been measured, tasks are assumed long (spread out).
+   */
+  private minBatch(): number {
+    if (this.msPerTask === undefined) return 1
+    return Math.max(1, Math.floor(TARGET_BATCH_MS / Math.max(this.msPerTask, 1e-4)))
   }
 
   private dispatch(tasks: ExecutorTask[], walltime: number | undefined): void {
@@ -209,10 +228,14 @@ export class ThreadPoolExecutor implements Executor {
     )
   }
 
-  private completeRun(run: Run, bytes: Uint8Array): void {
+  private completeRun(run: Run, answer: Uint8Array): void {
     let results: ResultWire[]
     try {
-      results = decode<ResultWire[]>(bytes)
+      // The thread appends how long the batch ran (see worker.ts).
+      const ms = new DataView(answer.buffer, answer.byteOffset, answer.byteLength).getFloat64(answer.byteLength - 8, true)
+      const perTask = ms / Math.max(1, run.tasks.length)
+      this.msPerTask = this.msPerTask === undefined ? perTask : this.msPerTask * 0.8 + perTask * 0.2
+      results = decode<ResultWire[]>(answer.subarray(0, answer.byteLength - 8))
     } catch (error) {
       this.abandonRun(run, error)
       return
