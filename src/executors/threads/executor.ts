@@ -8,7 +8,7 @@ import { PriorityQueue } from '../../util/task-queue.js'
 import { settledWithin } from '../../util/deferred.js'
 import { TaskKind, type ResultWire } from '../../protocol/task.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
-import { encodeTaskBatch } from '../batch.js'
+import { encodeTaskBatches } from '../batch.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 
 export interface ThreadPoolExecutorOptions {
@@ -197,8 +197,10 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private dispatch(tasks: ExecutorTask[], walltime: number | undefined): void {
-    const encoded = encodeTaskBatch(tasks, (task, error) => this.report(task, { ok: false, error }))
-    if (!encoded) return
+    for (const encoded of encodeTaskBatches(tasks, (task, error) => this.report(task, { ok: false, error }))) this.run(encoded, walltime)
+  }
+
+  private run(encoded: { bytes: Uint8Array; sent: ExecutorTask[] }, walltime: number | undefined): void {
     const run: Run = { tasks: encoded.sent }
     const options: { signal?: AbortSignal } = {}
     // An exact-size copy: msgpackr's output is a view of its shared pool, and a view would carry
