@@ -219,6 +219,9 @@ export class Scheduler {
       for (let next = this.queue.peek(); next && tasks.length < size && !mustRunAlone(next); next = this.queue.peek()) {
         tasks.push(this.queue.shift()!)
       }
+      // Large payloads: the same byte cap as every other hop; the rest waits for the next batch.
+      const fits = firstPartLength(tasks, (task) => task.payload.byteLength)
+      if (fits < tasks.length) this.queue.pushFront(tasks.splice(fits))
       this.send({ tasks, head: this.headOf(tasks), alone: false }, idleOnly)
     }
   }
