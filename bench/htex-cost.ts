@@ -2,6 +2,7 @@
  * bench/htex-cost: where the HighThroughputExecutor's throughput ceiling sits.
  *
  *   node out/bench/htex-cost.js [--time 5] [--runs 3] [--warmup 3] [--workers 2] [--label before]
+ *   node out/bench/htex-cost.js --plot-only true      # redraw the SVG from the results file
  *
  * Keeps the default local HTEX (1 block) saturated with no-op tasks (a window of --chunk x
  * --window tasks in flight) and, over --runs windows of --time seconds each, measures the CPU
@@ -67,6 +68,8 @@ interface Row {
   label: string
   workers: number
   workerMode: string
+  /** tasks kept in flight */
+  inFlight?: number
   tasks: number
   seconds: number
   tasksPerSecond: number
@@ -77,29 +80,33 @@ interface Row {
   runs: { tasks: number; seconds: number; microsPerTask: Record<Role, number> }[]
 }
 
-/** Redraws the SVG from every labelled row in the results file (the latest row per label). */
+/** Redraws the SVG from the results file: per --label, the median of its runs. */
 function plot(): string {
   const file = join(RESULTS_DIR, 'htex-cost.jsonl')
-  const latest = new Map<string, Row & { machine: ReturnType<typeof machine> }>()
+  const byLabel = new Map<string, (Row & { machine: ReturnType<typeof machine> })[]>()
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue
     const row = JSON.parse(line) as Row & { machine: ReturnType<typeof machine> }
-    latest.delete(row.label)
-    latest.set(row.label, row)
+    byLabel.set(row.label, [...(byLabel.get(row.label) ?? []), row])
   }
+  const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50)
   const svg = join(RESULTS_DIR, 'htex-cost.svg')
-  const any = [...latest.values()].at(-1)
+  const any = [...byLabel.values()].at(-1)?.at(-1)
   writeBarChart(
     svg,
     'HTEX: CPU time per no-op task, by process',
-    `microseconds per task (median of runs); ${any?.machine.cpuModel ?? ''}, ${any?.machine.cores ?? '?'} cores, Node ${any?.machine.node ?? ''}`,
-    [...latest.values()].map((row) => ({
-      label: `${row.label}: ${row.tasksPerSecond.toLocaleString('en-US')} tasks/s wall clock (${row.workers} ${row.workerMode} workers)`,
-      bars: [
-        ...ROLES.map((role) => ({ name: role, value: row.microsPerTask[role] })),
-        ...(row.kernelMicrosPerTask !== undefined ? [{ name: 'workflow minus kernel', value: Math.max(0, row.microsPerTask.workflow - row.kernelMicrosPerTask) }] : []),
-      ],
-    })),
+    `microseconds per task, median of runs per label; ${any?.machine.cpuModel ?? ''}, ${any?.machine.cores ?? '?'} cores, Node ${any?.machine.node ?? ''}`,
+    [...byLabel.entries()].map(([label, rows]) => {
+      const last = rows.at(-1)!
+      const client = rows.filter((row) => row.kernelMicrosPerTask !== undefined).map((row) => row.microsPerTask.workflow - row.kernelMicrosPerTask)
+      return {
+        label: `${label} (${rows.length} runs): ${Math.round(median(rows.map((row) => row.tasksPerSecond))).toLocaleString('en-US')} tasks/s wall clock, ${last.workers} worker ${last.workerMode}, ${(last.inFlight ?? 20000).toLocaleString('en-US')} in flight`,
+        bars: [
+          ...ROLES.map((role) => ({ name: role, value: median(rows.map((row) => row.microsPerTask[role])) })),
+          ...(client.length > 0 ? [{ name: 'workflow minus kernel', value: Math.max(0, median(client)) }] : []),
+        ],
+      }
+    }),
   )
   return svg
 }
@@ -133,7 +140,11 @@ async function kernelAlone(runDir: string, chunk: number, window: number, ms: nu
 }
 
 main(import.meta, async () => {
-  const flags = parseFlags(process.argv.slice(2), { time: '5', runs: '3', warmup: '3', workers: '2', chunk: '5000', window: '4', label: 'current', mode: 'processes' })
+  const flags = parseFlags(process.argv.slice(2), { time: '5', runs: '3', warmup: '3', workers: '2', chunk: '5000', window: '4', label: 'current', mode: 'processes', 'plot-only': 'false' })
+  if (flags['plot-only'] === 'true') {
+    console.log(`plot ${plot()}`)
+    return
+  }
   const chunk = Number(flags.chunk)
   const window = Number(flags.window)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-cost-'))
@@ -180,6 +191,7 @@ main(import.meta, async () => {
       label: flags.label!,
       workers: Number(flags.workers),
       workerMode: mode,
+      inFlight: chunk * window,
       tasks,
       seconds: Number(seconds.toFixed(3)),
       tasksPerSecond: Math.round(median(runs.map((r) => r.tasks / r.seconds))),
