@@ -2,6 +2,7 @@
  * bench/threads-scaling: no-op tasks/s of the ThreadPoolExecutor as threads are added.
  *
  *   node out/bench/threads-scaling.js [--threads 1,2,4,8] [--tasks 100000] [--reps 3] [--label current]
+ *   node out/bench/threads-scaling.js --plot-only true      # redraw the SVG from the results file
  *
  * For each thread count: a new kernel, a warm-up burst, then --reps bursts of --tasks no-op app
  * calls all awaited, submitted --chunk per event-loop turn as tsflow-perf does (a steady stream,
@@ -9,7 +10,7 @@
  * (all threads, from process.cpuUsage()). More threads than cores is oversubscribed: throughput
  * may stop rising there but should not collapse. Appends one JSON line per run to
  * bench/results/threads-scaling.jsonl and redraws bench/results/threads-scaling.svg from the
- * latest row of every --label.
+ * median of every --label.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,30 +30,42 @@ interface Point {
   rates: number[]
 }
 
+/** Redraws the SVG from the results file: per --label and thread count, the median tasks/s of its runs. */
 function plot(): string {
-  const latest = new Map<string, { label: string; points: Point[]; machine: ReturnType<typeof machine> }>()
+  const byLabel = new Map<string, { points: Point[]; machine: ReturnType<typeof machine> }[]>()
   for (const line of readFileSync(join(RESULTS_DIR, 'threads-scaling.jsonl'), 'utf8').split('\n')) {
     if (!line.trim()) continue
     const row = JSON.parse(line) as { label: string; points: Point[]; machine: ReturnType<typeof machine> }
-    latest.delete(row.label)
-    latest.set(row.label, row)
+    byLabel.set(row.label, [...(byLabel.get(row.label) ?? []), row])
   }
+  const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50)
   const svg = join(RESULTS_DIR, 'threads-scaling.svg')
-  const any = [...latest.values()].at(-1)
+  const any = [...byLabel.values()].at(-1)?.at(-1)
   writeBarChart(
     svg,
     'ThreadPoolExecutor: no-op tasks/s by number of threads',
-    `tasks per second, median of bursts; ${any?.machine.cpuModel ?? ''}, ${any?.machine.cores ?? '?'} cores, Node ${any?.machine.node ?? ''}`,
-    [...latest.values()].map((row) => ({
-      label: row.label,
-      bars: row.points.map((p) => ({ name: `${p.threads} thread${p.threads === 1 ? '' : 's'}`, value: p.tasksPerSecond })),
-    })),
+    `tasks per second, median of runs per label; ${any?.machine.cpuModel ?? ''}, ${any?.machine.cores ?? '?'} cores, Node ${any?.machine.node ?? ''}`,
+    [...byLabel.entries()].map(([label, rows]) => {
+      const threads = [...new Set(rows.flatMap((row) => row.points.map((p) => p.threads)))].sort((a, b) => a - b)
+      return {
+        label: `${label} (${rows.length} runs)`,
+        bars: threads.map((n) => {
+          const points = rows.flatMap((row) => row.points.filter((p) => p.threads === n))
+          const cpu = median(points.map((p) => p.cpuMicrosPerTask))
+          return { name: `${n} thread${n === 1 ? '' : 's'} (${cpu.toFixed(1)} µs CPU/task)`, value: median(points.map((p) => p.tasksPerSecond)) }
+        }),
+      }
+    }),
   )
   return svg
 }
 
 main(import.meta, async () => {
-  const flags = parseFlags(process.argv.slice(2), { threads: '1,2,4,8', tasks: '100000', reps: '3', chunk: '2048', label: 'current' })
+  const flags = parseFlags(process.argv.slice(2), { threads: '1,2,4,8', tasks: '100000', reps: '3', chunk: '2048', label: 'current', 'plot-only': 'false' })
+  if (flags['plot-only'] === 'true') {
+    console.log(`plot ${plot()}`)
+    return
+  }
   const tasks = Number(flags.tasks)
   const chunk = Number(flags.chunk)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-threads-'))
