@@ -104,7 +104,8 @@ export class InterchangeCore {
   onClientMessage(message: ClientMessage): void {
     switch (message.t) {
       case 'submit':
-        if (message.fns) for (const [id, bytes] of message.fns) this.fns.set(id, bytes)
+        // A copy: the received bytes may be a view into the whole message, which would stay alive.
+        if (message.fns) for (const [id, bytes] of message.fns) this.fns.set(id, new Uint8Array(bytes))
         for (const task of message.tasks) {
           if (this.fns.has(task.f)) this.queue.push(task)
           else this.failures.push({ id: task.id, try: task.try, error: encodeError(new ProtocolError(`task #${task.id} names function ${task.f}, which the client never sent`)) })
