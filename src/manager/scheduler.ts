@@ -4,7 +4,7 @@
  * latency; up to `maxBatch` when thousands wait, for throughput), and collect results so that
  * everything finished in one event-loop turn goes back in one message.
  */
-import { ExecutorError, SerializationError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
+import { ExecutorError, ProtocolError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
 import type { FunctionEntry, ResultEnvelope, TaskEnvelope } from '../protocol/messages.js'
 import { firstPartLength } from '../protocol/split.js'
 import { HEAD_FIELDS, TaskKind, toResultTuple, type ResultWire, type TaskBatchHead } from '../protocol/task.js'
@@ -262,7 +262,7 @@ export class Scheduler {
   private toTask(envelope: TaskEnvelope): QueuedTask | undefined {
     const fn = typeof envelope.f === 'number' ? this.fns.get(envelope.f) : undefined
     if (!fn || typeof envelope.k !== 'number') {
-      this.fail({ id: envelope.id, try: envelope.try }, new SerializationError(`task #${envelope.id} names function ${String(envelope.f)} (kind ${String(envelope.k)}), which this manager was never sent`))
+      this.fail({ id: envelope.id, try: envelope.try }, new ProtocolError(`task #${envelope.id} names function ${String(envelope.f)} (kind ${String(envelope.k)}), which the interchange never sent this manager`))
       return undefined
     }
     const wt = envelope.wt

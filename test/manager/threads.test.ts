@@ -42,6 +42,11 @@ t.test('garbage frames are dropped and the manager keeps working', async (t) => 
   const [bad, good] = await ix.outcomesOf([7, 8])
   t.equal(bad!.error!.code, 'E_SERIALIZATION', 'an unreadable payload fails only its task')
   t.same(good, { ok: true, value: 2 })
+  // A function id the manager was never sent (no function table entry) fails only that task.
+  await ix.send({ t: 'tasks', tasks: [{ ...task(9, 'add', [1, 1]), f: 99 }] })
+  const [unknown] = await ix.outcomesOf([9])
+  t.equal(unknown!.error!.code, 'E_PROTOCOL', 'a task naming an unknown function fails with ProtocolError')
+  t.match(unknown!.error!.message, /task #9 names function 99/)
   t.notOk(manager.exited())
   await ix.send({ t: 'shutdown' })
   t.equal((await manager.exit).code, 0)
