@@ -13,38 +13,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DataFlowKernel, ThreadPoolExecutor, app, main, type Executor, type ExecutorHost, type ExecutorTask } from 'tsflow'
+import { DataFlowKernel, ThreadPoolExecutor, app, main } from 'tsflow'
+import { InlineExecutor } from './lib/inline-executor.js'
 import { appendResult, parseFlags, percentile } from './lib/results.js'
 
 export const noop = app(function noop(x: number) {
   return x
 })
-
-/** Completes every task in-process on the next microtask: measures the kernel alone. */
-class InlineExecutor implements Executor {
-  readonly type = 'inline'
-  readonly label = 'inline'
-  outstanding = 0
-  private host!: ExecutorHost
-  validate(): void {}
-  async start(host: ExecutorHost): Promise<void> {
-    this.host = host
-  }
-  submit(task: ExecutorTask): void {
-    this.outstanding++
-    queueMicrotask(() => {
-      this.outstanding--
-      this.host.taskDone(task.id, task.try, { ok: true, value: task.args[0] })
-    })
-  }
-  cancel(): boolean {
-    return false
-  }
-  async shutdown(): Promise<void> {}
-  describe(): Record<string, unknown> {
-    return { type: this.type }
-  }
-}
 
 async function burst(kernel: DataFlowKernel, tasks: number): Promise<number> {
   const submit = noop.with({ dfk: kernel })

@@ -55,8 +55,8 @@ function run(managerCount: number, tasks: number, workers: number): { nsPerTask:
   while (completed < tasks) {
     if (submitted < tasks) {
       const envelopes: TaskEnvelope[] = []
-      for (let i = 0; i < batch && submitted < tasks; i++) envelopes.push({ id: ++submitted, try: 0, payload })
-      core.onClientMessage({ t: 'submit', tasks: envelopes })
+      for (let i = 0; i < batch && submitted < tasks; i++) envelopes.push({ id: ++submitted, try: 0, f: 0, k: 0, payload })
+      core.onClientMessage({ t: 'submit', tasks: envelopes, fns: [[0, payload]] })
     }
     core.flush()
     // Every manager that received tasks answers with their results in one message.

@@ -1,6 +1,7 @@
 import { SerializationError } from '../errors.js'
 import { encode } from '../serialize/codec.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
+import { MAX_BATCH_PAYLOAD_BYTES, splitBatch } from '../protocol/split.js'
 import type { TaskBatchWire, TaskWire } from '../protocol/task.js'
 import type { ExecutorTask } from './base.js'
 
@@ -36,6 +37,22 @@ export function encodeTaskBatch(
     if (sent.length === 0) return undefined
     return { bytes: encode(toWire(sent)), sent }
   }
+}
+
+/**
+ * encodeTaskBatch, cut by the byte cap every hop uses: a batch whose encoding passes
+ * MAX_BATCH_PAYLOAD_BYTES is split (by each task's own encoded size) into parts encoded
+ * separately, so large arguments never make one huge message. Small batches cost one encode.
+ */
+export function encodeTaskBatches(
+  tasks: readonly ExecutorTask[],
+  onUnencodable: (task: ExecutorTask, error: Error) => void,
+): { bytes: Uint8Array; sent: ExecutorTask[] }[] {
+  const whole = encodeTaskBatch(tasks, onUnencodable)
+  if (!whole) return []
+  if (whole.bytes.byteLength <= MAX_BATCH_PAYLOAD_BYTES || whole.sent.length === 1) return [whole]
+  const sizes = new Map(whole.sent.map((task) => [task, encode(task.args).byteLength + (task.ctx ? encode(task.ctx).byteLength : 0)]))
+  return splitBatch(whole.sent, (task) => sizes.get(task)!).map((part) => ({ bytes: encode(toWire(part)), sent: part }))
 }
 
 function toWire(tasks: readonly ExecutorTask[]): TaskBatchWire {

@@ -1,12 +1,15 @@
-import { ManagerLost, TaskCancelled } from '../errors.js'
-import { MAX_BATCH_PAYLOAD_BYTES, checkVersion } from '../protocol/messages.js'
+import { ManagerLost, ProtocolError, TaskCancelled } from '../errors.js'
+import { checkVersion } from '../protocol/messages.js'
+import { splitBatch } from '../protocol/split.js'
 import type {
   ClientMessage,
+  FunctionEntry,
   InterchangeToClient,
   InterchangeToManager,
   ManagerInfo,
   ManagerMessage,
   ResultEnvelope,
+  TaskEnvelope,
 } from '../protocol/messages.js'
 import { encodeError, type EncodedError } from '../serialize/errors.js'
 import { Heartbeat, type Clock } from '../transport/heartbeat.js'
@@ -74,6 +77,8 @@ export class InterchangeCore {
   /** tasks dispatched since the client was last told; sent with results, or by flushDispatched() */
   private dispatchedNotice: { ids: number[]; tries: number[] } = { ids: [], tries: [] }
   private failures: Failure[] = []
+  /** the client's function table: id -> encoded descriptor, kept as bytes and never decoded */
+  private readonly fns = new Map<number, Uint8Array>()
 
   constructor(
     private readonly options: CoreOptions,
@@ -99,7 +104,12 @@ export class InterchangeCore {
   onClientMessage(message: ClientMessage): void {
     switch (message.t) {
       case 'submit':
-        for (const task of message.tasks) this.queue.push(task)
+        // A copy: the received bytes may be a view into the whole message, which would stay alive.
+        if (message.fns) for (const [id, bytes] of message.fns) this.fns.set(id, new Uint8Array(bytes))
+        for (const task of message.tasks) {
+          if (this.fns.has(task.f)) this.queue.push(task)
+          else this.failures.push({ id: task.id, try: task.try, error: encodeError(new ProtocolError(`task #${task.id} names function ${task.f}, which the client never sent`)) })
+        }
         this.stats.tasksReceived += message.tasks.length
         if (this.log.enabled('debug')) this.log.debug(`client submitted ${message.tasks.length} tasks; ${this.queue.size} queued`)
         return
@@ -298,7 +308,8 @@ export class InterchangeCore {
           notice.ids.push(task.id)
           notice.tries.push(task.try)
         }
-        this.out.toManager(record.key, { t: 'tasks', tasks })
+        const fns = this.unsentFunctions(record, tasks)
+        this.out.toManager(record.key, fns ? { t: 'tasks', tasks, fns } : { t: 'tasks', tasks })
       })
       this.stats.tasksDispatched += sent.tasks
       this.stats.taskMessages += sent.messages
@@ -311,12 +322,7 @@ export class InterchangeCore {
       this.results = []
       this.stats.resultsForwarded += results.length
       // Usually one message per turn; large results are split at the byte cap.
-      let start = 0
-      let bytes = 0
-      for (let i = 0; i < results.length; i++) {
-        bytes += results[i]!.payload.byteLength
-        if (bytes < MAX_BATCH_PAYLOAD_BYTES && i < results.length - 1) continue
-        const part = start === 0 && i === results.length - 1 ? results : results.slice(start, i + 1)
+      for (const part of splitBatch(results, (result) => result.payload.byteLength)) {
         this.stats.resultMessages++
         // The dispatch notice rides along: no extra message per turn for the 'running' state.
         if (this.dispatchedNotice.ids.length > 0) {
@@ -325,8 +331,6 @@ export class InterchangeCore {
         } else {
           this.out.toClient({ t: 'results', results: part })
         }
-        start = i + 1
-        bytes = 0
       }
       if (this.log.enabled('debug')) this.log.debug(`forwarded ${results.length} results to the client`)
     }
@@ -364,6 +368,17 @@ export class InterchangeCore {
       this.log.warn(`manager ${managerId} left with ${record.held.size} unfinished tasks; reported failed`)
     }
     this.out.toClient({ t: 'manager', event, info, reason: why })
+  }
+
+  /** The function table entries these tasks use that the manager has not been sent yet. */
+  private unsentFunctions(record: ManagerRecord, tasks: readonly TaskEnvelope[]): FunctionEntry[] | undefined {
+    let fns: FunctionEntry[] | undefined
+    for (const task of tasks) {
+      if (record.fns.has(task.f)) continue
+      record.fns.add(task.f)
+      ;(fns ??= []).push([task.f, this.fns.get(task.f)!])
+    }
+    return fns
   }
 
   private snapshot(record: ManagerRecord): ManagerInfo {

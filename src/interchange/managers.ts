@@ -20,6 +20,8 @@ export interface ManagerRecord {
   inRing: boolean
   /** set once the record left the registry; ring entries of removed records are skipped */
   removed: boolean
+  /** function table ids this manager has been sent */
+  readonly fns: Set<number>
 }
 
 /**
@@ -62,6 +64,7 @@ export class ManagerRegistry {
       held: new Map(),
       inRing: false,
       removed: false,
+      fns: new Set(),
     }
     this.byKey.set(key, record)
     let block = this.byBlock.get(info.blockId)

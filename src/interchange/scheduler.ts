@@ -1,4 +1,5 @@
-import { MAX_BATCH_PAYLOAD_BYTES, type TaskEnvelope } from '../protocol/messages.js'
+import type { TaskEnvelope } from '../protocol/messages.js'
+import { splitBatch } from '../protocol/split.js'
 import { PriorityQueue } from '../util/task-queue.js'
 import type { ManagerRecord, ManagerRegistry } from './managers.js'
 
@@ -85,17 +86,14 @@ export function dispatch(
     if (batch.length === 0) break // cannot happen while size and heap agree; never spin
     totals.tasks += batch.length
     // Usually one message; large payloads are split so no message grows past the byte cap.
-    let start = 0
-    let bytes = 0
-    for (let i = 0; i < batch.length; i++) {
-      bytes += batch[i]!.payload.byteLength
-      if (bytes >= MAX_BATCH_PAYLOAD_BYTES || i === batch.length - 1) {
-        send(record, start === 0 && i === batch.length - 1 ? batch : batch.slice(start, i + 1))
-        totals.messages++
-        start = i + 1
-        bytes = 0
-      }
+    for (const part of splitBatch(batch, payloadBytes)) {
+      send(record, part)
+      totals.messages++
     }
   }
   return totals
+}
+
+function payloadBytes(envelope: { payload: Uint8Array }): number {
+  return envelope.payload.byteLength
 }

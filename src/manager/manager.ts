@@ -179,7 +179,7 @@ class Manager {
         break
       case 'tasks':
         this.announced -= message.tasks.length
-        this.scheduler.accept(message.tasks)
+        this.scheduler.accept(message.tasks, message.fns)
         break
       case 'cancel':
         this.scheduler.cancel(message.ids)

@@ -13,7 +13,7 @@ import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import { CPUS_ENV, FrameKind, FrameReader, frameHeader, type WorkerHello, type WorkerSetup } from '../protocol/worker.js'
 import { workParts } from '../worker/run.js'
-import { deliverAnswer, deliverEarly, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { deliverAnswer, deliverEarly, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
 /** Consecutive workers dying before they are ready, after which the pool gives up. */
@@ -86,9 +86,10 @@ export class ProcessWorkerPool implements WorkerPool {
   dispatch(batch: Batch, idleOnly: boolean): void {
     const child = this.pick(idleOnly || batch.alone)
     if (!child) throw new Error('dispatch without a worker that can take the batch (canTake was not checked)')
-    const parts = workParts(batch.tasks.map((task) => task.payload))
-    child.pipe.write(frameHeader(FrameKind.work, parts.reduce((total, part) => total + part.byteLength, 0)))
-    for (const part of parts) child.pipe.write(part)
+    // One buffer, two writes: a write per payload cost more than copying them all once.
+    const body = workParts(workOf(batch))
+    child.pipe.write(frameHeader(FrameKind.work, body.byteLength))
+    child.pipe.write(body)
     child.batches.push(batch)
     // The walltime clock starts when the worker says it calls the function (a `started` frame),
     // so a worker's start-up and its import of the app's module do not count.

@@ -7,8 +7,8 @@ import { Piscina } from 'piscina'
 import type { Logger } from '../util/logger.js'
 import { settledWithin } from '../util/deferred.js'
 import type { ThreadHello, ThreadPoolData, ThreadWork, ThreadWorkProgress, WorkerSetup } from '../protocol/worker.js'
-import { decodeResults, type WorkAnswer } from '../worker/run.js'
-import { deliverEarly, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import { decodeResults, workParts, type WorkAnswer } from '../worker/run.js'
+import { deliverEarly, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 import { threadExecArgv } from '../runtime/exec-argv.js'
 
 interface Run {
@@ -108,10 +108,11 @@ export class ThreadWorkerPool implements WorkerPool {
 
   dispatch(batch: Batch): void {
     const run: Run = { n: this.nextRun++, batch, early: 0 }
-    // The payload frames themselves: one structured-clone copy each on the way to the thread,
-    // instead of packing them into one message and copying that.
-    const work: ThreadWork = { n: run.n, work: batch.tasks.map((task) => task.payload) }
-    const options: { signal?: AbortSignal } = {}
+    // One buffer of its own, transferred: payloads are views into larger received frames, which
+    // a structured clone would copy whole for each of them.
+    const buffer = workParts(workOf(batch))
+    const work: ThreadWork = { n: run.n, work: buffer }
+    const options: { signal?: AbortSignal; transferList?: ArrayBuffer[] } = { transferList: [buffer.buffer as ArrayBuffer] }
     if (batch.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal

@@ -13,8 +13,12 @@ export interface QueuedTask {
   id: number
   try: number
   priority: number
-  /** encode(TaskPayload), forwarded as is */
+  /** encode(TaskArgsWire), forwarded as is */
   payload: Uint8Array
+  /** function table id */
+  fn: number
+  /** TaskKind */
+  kind: number
   appName: string
   /** seconds, from TaskWire.wt */
   walltime: number | undefined
@@ -25,6 +29,8 @@ export interface QueuedTask {
 
 export interface Batch {
   tasks: QueuedTask[]
+  /** encode(TaskBatchHead) for these tasks; a worker gets it followed by their payloads */
+  head: Uint8Array
   /** the batch runs alone on its worker (one task with a walltime, or isolated) */
   alone: boolean
   /**
@@ -98,4 +104,12 @@ export function deliverEarly(events: PoolEvents, batch: Batch, body: Uint8Array)
   }
   events.partial(batch, early[0], early[1])
   return early[0].length
+}
+
+/** What a worker is sent for a batch: its head, then its tasks' payloads. */
+export function workOf(batch: Batch): Uint8Array[] {
+  const parts: Uint8Array[] = new Array(batch.tasks.length + 1)
+  parts[0] = batch.head
+  for (let i = 0; i < batch.tasks.length; i++) parts[i + 1] = batch.tasks[i]!.payload
+  return parts
 }

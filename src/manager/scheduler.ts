@@ -4,9 +4,11 @@
  * latency; up to `maxBatch` when thousands wait, for throughput), and collect results so that
  * everything finished in one event-loop turn goes back in one message.
  */
-import { ExecutorError, SerializationError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
-import { MAX_BATCH_PAYLOAD_BYTES, type ResultEnvelope, type TaskEnvelope, type TaskPayload } from '../protocol/messages.js'
-import { TaskKind, type ResultWire } from '../protocol/task.js'
+import { ExecutorError, ProtocolError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../errors.js'
+import type { FunctionEntry, ResultEnvelope, TaskEnvelope } from '../protocol/messages.js'
+import { firstPartLength } from '../protocol/split.js'
+import { HEAD_FIELDS, TaskKind, toResultTuple, type ResultWire, type TaskBatchHead } from '../protocol/task.js'
+import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
@@ -43,6 +45,8 @@ export class Scheduler {
   /** apps whose tasks may share a batch or wait behind a busy worker */
   private readonly quick = new QuickApps()
   private results: ResultEnvelope[] = []
+  /** the function table as the interchange sent it: encoded descriptors, and their app names */
+  private readonly fns = new Map<number, { bytes: Uint8Array; name: string }>()
   private turnScheduled = false
   private stopped = false
 
@@ -74,7 +78,8 @@ export class Scheduler {
     return Math.max(0, this.pool.size + prefetch - this.outstanding)
   }
 
-  accept(envelopes: readonly TaskEnvelope[]): void {
+  accept(envelopes: readonly TaskEnvelope[], fns?: readonly FunctionEntry[]): void {
+    if (fns) for (const [id, bytes] of fns) this.fns.set(id, { bytes: new Uint8Array(bytes), name: appNameOf(bytes) })
     for (const envelope of envelopes) {
       const task = this.toTask(envelope)
       if (!task) continue
@@ -99,12 +104,7 @@ export class Scheduler {
 
   /** Takes up to `max` results (and about MAX_BATCH_PAYLOAD_BYTES of them) for one message. */
   takeResults(max: number): ResultEnvelope[] {
-    let count = 0
-    let bytes = 0
-    while (count < this.results.length && count < max && (count === 0 || bytes < MAX_BATCH_PAYLOAD_BYTES)) {
-      bytes += this.results[count]!.payload.byteLength
-      count++
-    }
+    const count = firstPartLength(this.results, (result) => result.payload.byteLength, max)
     if (count === this.results.length) {
       const all = this.results
       this.results = []
@@ -246,7 +246,7 @@ export class Scheduler {
       room--
       if (alone) {
         this.queue.shift()
-        this.send({ tasks: [head], alone: true, ...this.walltimeOf(head) }, true)
+        this.send({ tasks: [head], head: this.headOf([head]), alone: true, ...this.walltimeOf(head) }, true)
         continue
       }
       const size = idleOnly ? 1 : Math.min(this.options.maxBatch, Math.ceil(this.queue.size / (room + 1)))
@@ -258,7 +258,10 @@ export class Scheduler {
       ) {
         tasks.push(this.queue.shift()!)
       }
-      this.send({ tasks, alone: false }, idleOnly)
+      // Large payloads: the same byte cap as every other hop; the rest waits for the next batch.
+      const fits = firstPartLength(tasks, (task) => task.payload.byteLength)
+      if (fits < tasks.length) this.queue.pushFront(tasks.splice(fits))
+      this.send({ tasks, head: this.headOf(tasks), alone: false }, idleOnly)
     }
   }
 
@@ -274,43 +277,44 @@ export class Scheduler {
     return { walltimeMs: task.walltime * 1000 + (task.bash ? this.options.bashGraceMs : 0) }
   }
 
-  private toTask(envelope: TaskEnvelope): QueuedTask | undefined {
-    const priority = typeof envelope.pri === 'number' ? envelope.pri : 0
-    // The executor describes the task on the envelope: no need to decode its payload (and copy
-    // its arguments) on this busy thread. Envelopes without it are decoded, as before.
-    if (typeof envelope.k === 'number') {
-      const wt = envelope.wt
-      return {
-        id: envelope.id,
-        try: envelope.try,
-        priority,
-        payload: envelope.payload,
-        appName: typeof envelope.app === 'string' ? envelope.app : 'unknown app',
-        walltime: typeof wt === 'number' && wt > 0 ? wt : undefined,
-        bash: envelope.k === TaskKind.bash,
-        isolated: false,
+  /** The TaskBatchHead of a batch: the function table entries it uses, and each task's fields. */
+  private headOf(tasks: readonly QueuedTask[]): Uint8Array {
+    const head: TaskBatchHead = { fnIds: [], fns: [], tasks: new Array(tasks.length * HEAD_FIELDS) }
+    for (let i = 0; i < tasks.length; i++) {
+      const task = tasks[i]!
+      let index = head.fnIds.indexOf(task.fn)
+      if (index < 0) {
+        index = head.fnIds.push(task.fn) - 1
+        head.fns.push(this.fns.get(task.fn)!.bytes)
       }
+      const at = i * HEAD_FIELDS
+      head.tasks[at] = task.id
+      head.tasks[at + 1] = task.try
+      head.tasks[at + 2] = index
+      head.tasks[at + 3] = task.kind
+      head.tasks[at + 4] = task.walltime ?? 0
     }
-    let payload: TaskPayload
-    try {
-      payload = decode<TaskPayload>(envelope.payload)
-      if (!isTaskPayload(payload)) throw new Error('it is not a {fn, task} task payload')
-    } catch (error) {
-      this.fail(
-        { id: envelope.id, try: envelope.try },
-        new SerializationError(`task #${envelope.id} could not be read on the manager: ${(error as Error).message}`, { cause: error }),
-      )
+    return encode(head)
+  }
+
+  /** The envelope says all the manager needs: the payload is never decoded on this busy thread. */
+  private toTask(envelope: TaskEnvelope): QueuedTask | undefined {
+    const fn = typeof envelope.f === 'number' ? this.fns.get(envelope.f) : undefined
+    if (!fn || typeof envelope.k !== 'number') {
+      this.fail({ id: envelope.id, try: envelope.try }, new ProtocolError(`task #${envelope.id} names function ${String(envelope.f)} (kind ${String(envelope.k)}), which the interchange never sent this manager`))
       return undefined
     }
-    const wt = payload.task.wt
+    const wt = envelope.wt
     return {
       id: envelope.id,
       try: envelope.try,
-      priority,
+      priority: typeof envelope.pri === 'number' ? envelope.pri : 0,
       payload: envelope.payload,
-      appName: payload.fn.name,
+      fn: envelope.f,
+      kind: envelope.k,
+      appName: fn.name,
       walltime: typeof wt === 'number' && wt > 0 ? wt : undefined,
-      bash: payload.task.kind === TaskKind.bash,
+      bash: envelope.k === TaskKind.bash,
       isolated: false,
     }
   }
@@ -318,7 +322,7 @@ export class Scheduler {
   private fail(task: { id: number; try: number; payload?: Uint8Array }, error: unknown): void {
     if (task.payload) this.heldBytes -= task.payload.byteLength
     const result: ResultWire = { id: task.id, try: task.try, ok: false, error: encodeError(error) }
-    this.results.push({ id: task.id, try: task.try, payload: encode(result) })
+    this.results.push({ id: task.id, try: task.try, payload: encode(toResultTuple(result)) })
   }
 }
 
@@ -326,16 +330,12 @@ function mustRunAlone(task: QueuedTask): boolean {
   return task.walltime !== undefined || task.isolated
 }
 
-function isTaskPayload(value: unknown): value is TaskPayload {
-  const payload = value as Partial<TaskPayload> | null
-  return (
-    typeof payload === 'object' &&
-    payload !== null &&
-    typeof payload.fn === 'object' &&
-    payload.fn !== null &&
-    typeof payload.fn.name === 'string' &&
-    typeof payload.task === 'object' &&
-    payload.task !== null &&
-    Array.isArray(payload.task.args)
-  )
+/** The app name in an encoded FunctionDescriptor, for the manager's own error messages. */
+function appNameOf(bytes: Uint8Array): string {
+  try {
+    const name = decode<FunctionDescriptor>(bytes).name
+    return typeof name === 'string' ? name : 'unknown app'
+  } catch {
+    return 'unknown app'
+  }
 }

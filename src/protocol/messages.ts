@@ -11,8 +11,11 @@ import { PROTOCOL_VERSION, TSFLOW_VERSION } from './version.js'
  *
  * Task arguments and results travel as opaque `payload` bytes: the interchange routes them
  * without decoding them, so its cost per task does not grow with argument size.
- *   - task payload   = encode(TaskPayload)  (see below; decoded only on the manager)
- *   - result payload = encode(ResultWire)   (see protocol/task.ts; decoded only in the client)
+ *   - task payload   = encode(TaskArgsWire)  (protocol/task.ts; decoded only by the worker)
+ *   - result payload = encode(ResultTupleWire) (protocol/task.ts; decoded only in the client)
+ * Everything else about a task (id, try, kind, walltime, function) is in its envelope, once: the
+ * function itself travels once per executor in a function table (`fns`, below), and envelopes
+ * name it by id.
  *
  * Socket layout: the interchange binds two ROUTER sockets, one for the client and one for
  * managers; the client and each manager connect a DEALER (a manager's routing id is its
@@ -26,41 +29,38 @@ export interface VersionStamp {
   version: string
 }
 
-/**
- * Payload bytes one message should carry at most. Batching many small tasks per message is what
- * makes tsflow fast; batching many large ones only makes huge messages that every hop must copy
- * whole, so senders start a new message past this size (a single larger task still goes alone).
- */
-export const MAX_BATCH_PAYLOAD_BYTES = 1 << 20
+export { MAX_BATCH_PAYLOAD_BYTES } from './split.js'
 
 /** A task as routed by the interchange: what it needs for scheduling, plus the opaque payload. */
 export interface TaskEnvelope {
   id: number
   try: number
+  /** the task's function: an id of the function table (FunctionEntry) sent before or with it */
+  f: number
+  /** TaskKind, so the manager schedules without decoding the payload */
+  k: number
+  /** walltime in seconds, likewise */
+  wt?: number
   /** priority, higher first (default 0) */
   pri?: number
   res?: ResourceSpec
-  /** TaskKind of the payload, so the manager can schedule without decoding it */
-  k?: number
-  /** walltime in seconds, likewise */
-  wt?: number
-  /** app name, for errors the manager raises about the task */
-  app?: string
+  /** encode(TaskArgsWire) */
   payload: Uint8Array
 }
 
-/** A result on its way back: `payload` is an encoded ResultWire. */
+/** A result on its way back: `payload` is an encoded ResultTupleWire. */
 export interface ResultEnvelope {
   id: number
   try: number
   payload: Uint8Array
 }
 
-/** What is inside a task envelope's payload. */
-export interface TaskPayload {
-  fn: import('../serialize/function-ref.js').FunctionDescriptor
-  task: import('./task.js').TaskWire
-}
+/**
+ * One function of the function table: its id (chosen by the client, stable for the executor's
+ * life) and encode(FunctionDescriptor). Each hop sends an entry to the next once, with the first
+ * message whose tasks use it; the interchange keeps the bytes without decoding them.
+ */
+export type FunctionEntry = [id: number, descriptor: Uint8Array]
 
 /** Tasks handed to managers: ids[i] at try tries[i]. */
 export interface DispatchNotice {
@@ -88,7 +88,7 @@ export interface ManagerInfo {
 // ---- client -> interchange
 export type ClientMessage =
   | ({ t: 'client_hello'; clientId: string } & VersionStamp)
-  | { t: 'submit'; tasks: TaskEnvelope[] }
+  | { t: 'submit'; tasks: TaskEnvelope[]; fns?: FunctionEntry[] }
   | { t: 'cancel'; ids: number[] }
   /** stop sending tasks to these blocks' managers; they exit when idle */
   | { t: 'drain'; blockIds: string[] }
@@ -132,7 +132,7 @@ export type ManagerMessage =
 export type InterchangeToManager =
   | { t: 'registered'; heartbeatPeriodMs: number; heartbeatThreshold: number }
   | { t: 'refused'; reason: string }
-  | { t: 'tasks'; tasks: TaskEnvelope[] }
+  | { t: 'tasks'; tasks: TaskEnvelope[]; fns?: FunctionEntry[] }
   | { t: 'cancel'; ids: number[] }
   | { t: 'drain' }
   | { t: 'heartbeat' }
@@ -158,29 +158,59 @@ function envelopeKey(kind: string): 'tasks' | 'results' | undefined {
 }
 
 /**
- * Encodes a message as ZeroMQ frames: a msgpack header, then one frame per task or result
- * payload, in envelope order. Payload bytes are never copied into a bigger message: ZeroMQ
- * sends (and receives) frames zero-copy, and the interchange forwards them untouched.
+ * Payloads below this size share frames with their neighbours: one copy into a joint frame costs
+ * far less than a ZeroMQ frame per task at every hop. Larger payloads travel as frames of their
+ * own, never copied into a bigger message.
+ */
+const JOINT_PAYLOAD_BYTES = 16 * 1024
+
+/**
+ * Encodes a message as ZeroMQ frames: a msgpack header, then the task or result payloads in
+ * envelope order, small ones joined into shared frames and large ones alone. Each envelope in the
+ * header carries its payload's length `n`; a payload never spans two frames. ZeroMQ sends (and
+ * receives) frames zero-copy, and the interchange forwards payloads without decoding them.
  */
 export function encodeMessage(message: AnyMessage): Uint8Array[] {
   const key = envelopeKey(message.t)
   const envelopes = key ? ((message as Record<string, unknown>)[key] as (TaskEnvelope | ResultEnvelope)[]) : undefined
   if (!key || !envelopes || envelopes.length === 0) return [encode(message)]
-  const frames: Uint8Array[] = new Array(envelopes.length + 1)
+  const frames: Uint8Array[] = [new Uint8Array(0)]
   const stripped = new Array(envelopes.length)
+  let joint: Uint8Array[] = []
+  let jointBytes = 0
   for (let i = 0; i < envelopes.length; i++) {
-    const { payload, ...rest } = envelopes[i]!
-    stripped[i] = rest
-    frames[i + 1] = payload
+    const envelope = envelopes[i]!
+    const payload = envelope.payload
+    const n = payload.byteLength
+    stripped[i] = key === 'tasks' ? taskHeader(envelope as TaskEnvelope, n) : { id: envelope.id, try: envelope.try, n }
+    if (n < JOINT_PAYLOAD_BYTES) {
+      joint.push(payload)
+      jointBytes += n
+      continue
+    }
+    if (joint.length > 0) frames.push(Buffer.concat(joint, jointBytes))
+    joint = []
+    jointBytes = 0
+    frames.push(payload)
   }
+  if (joint.length > 0) frames.push(joint.length === 1 ? joint[0]! : Buffer.concat(joint, jointBytes))
   frames[0] = encode({ ...message, [key]: stripped })
   return frames
+}
+
+/** A task envelope without its payload, as the header lists it (a literal: spreads cost ~50x more). */
+function taskHeader(task: TaskEnvelope, n: number): Record<string, unknown> {
+  const header: Record<string, unknown> = { id: task.id, try: task.try, f: task.f, k: task.k, n }
+  if (task.wt !== undefined) header.wt = task.wt
+  if (task.pri !== undefined) header.pri = task.pri
+  if (task.res !== undefined) header.res = task.res
+  return header
 }
 
 /**
  * Decodes one message from its frames (a header and its payload frames) and checks it is a
  * message `accepted` allows, with the fields its kind needs. Throws ProtocolError naming what was
- * wrong; callers log and drop such messages.
+ * wrong; callers log and drop such messages. Payloads are views into the received frames.
  */
 export function decodeMessage<M extends AnyMessage>(frames: Uint8Array | readonly Uint8Array[], accepted: ReadonlySet<string>): M {
   const list = frames instanceof Uint8Array ? [frames] : frames
@@ -199,20 +229,37 @@ export function decodeMessage<M extends AnyMessage>(frames: Uint8Array | readonl
   if (!accepted.has(kind)) throw new ProtocolError(`unexpected message kind '${kind}'`)
   const key = envelopeKey(kind)
   const items = key ? (message as Record<string, unknown>)[key] : undefined
-  if (key && Array.isArray(items)) {
-    if (items.length !== list.length - 1) {
-      throw new ProtocolError(`malformed '${kind}' message: it lists ${items.length} ${key} but carries ${list.length - 1} payload frames`)
-    }
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as Record<string, unknown> | null
-      if (typeof item === 'object' && item !== null) item.payload = list[i + 1]
-    }
+  if (key && Array.isArray(items) && items.length > 0) {
+    const problem = attachPayloads(items, list)
+    if (problem) throw new ProtocolError(`malformed '${kind}' message: ${problem}`)
   } else if (list.length > 1) {
     throw new ProtocolError(`malformed '${kind}' message: ${list.length - 1} unexpected extra frames`)
   }
   const problem = shapeProblem(kind, message as Record<string, unknown>, accepted)
   if (problem) throw new ProtocolError(`malformed '${kind}' message: ${problem}`)
   return message as M
+}
+
+/** Gives each envelope its payload (a view) from the frames after the header; says what does not add up. */
+function attachPayloads(items: unknown[], frames: readonly Uint8Array[]): string | undefined {
+  let frame = 1
+  let offset = 0
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as Record<string, unknown> | null
+    if (typeof item !== 'object' || item === null) return `entry ${i} is not an object`
+    const n = item.n
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return `entry ${i} has no payload length 'n'`
+    while (frame < frames.length - 1 && offset === frames[frame]!.byteLength) {
+      frame++
+      offset = 0
+    }
+    const bytes = frames[frame]
+    if (!bytes || offset + n > bytes.byteLength) return `its ${items.length} entries need more payload bytes than its ${frames.length - 1} frames carry`
+    item.payload = bytes.subarray(offset, offset + n)
+    offset += n
+  }
+  if (frame !== frames.length - 1 || offset !== frames[frame]!.byteLength) return `its ${frames.length - 1} payload frames carry bytes beyond its ${items.length} entries`
+  return undefined
 }
 
 /** Throws VersionMismatch unless the stamp matches this process. */
@@ -271,7 +318,7 @@ function shapeProblem(kind: string, m: Record<string, unknown>, accepted: Readon
     if (problem) return problem
   }
   if (kind === 'drain' && m.blockIds !== undefined) return fieldProblem(m, 'blockIds', 'array')
-  if (kind === 'submit' || kind === 'tasks') return envelopesProblem(m.tasks as unknown[])
+  if (kind === 'submit' || kind === 'tasks') return functionsProblem(m.fns) ?? envelopesProblem(m.tasks as unknown[], true)
   if (kind === 'results') return envelopesProblem(m.results as unknown[])
   if (kind === 'failed') {
     for (const [i, failure] of (m.failures as unknown[]).entries()) {
@@ -284,11 +331,21 @@ function shapeProblem(kind: string, m: Record<string, unknown>, accepted: Readon
   return undefined
 }
 
-function envelopesProblem(items: unknown[]): string | undefined {
+function functionsProblem(fns: unknown): string | undefined {
+  if (fns === undefined) return undefined
+  if (!Array.isArray(fns)) return "field 'fns' must be an array"
+  for (const [i, entry] of fns.entries()) {
+    if (!Array.isArray(entry) || typeof entry[0] !== 'number' || !(entry[1] instanceof Uint8Array)) return `function table entry ${i} is not [id, bytes]`
+  }
+  return undefined
+}
+
+function envelopesProblem(items: unknown[], tasks = false): string | undefined {
   for (let i = 0; i < items.length; i++) {
     const item = items[i] as Record<string, unknown> | null
     if (typeof item !== 'object' || item === null) return `entry ${i} is not an object`
     if (typeof item.id !== 'number' || typeof item.try !== 'number') return `entry ${i} has no numeric id/try`
+    if (tasks && (typeof item.f !== 'number' || typeof item.k !== 'number')) return `task entry ${i} has no numeric function id 'f' and kind 'k'`
     if (!(item.payload instanceof Uint8Array)) return `entry ${i} has no payload bytes`
   }
   return undefined

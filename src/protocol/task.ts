@@ -44,10 +44,37 @@ export interface TaskWire {
   wt?: number
 }
 
+/**
+ * A batch: the function table once, and tasks that name their function by index. The thread
+ * executor sends this as one encoded message. The high-throughput executor sends the same fields
+ * split so the interchange can route tasks without decoding them: the function table once per
+ * executor (messages.ts FunctionEntry), id/try/kind/walltime/function on each envelope, and
+ * TaskArgsWire as the payload; the manager hands a worker TaskBatchHead plus those payloads.
+ */
 export interface TaskBatchWire {
   fns: FunctionDescriptor[]
   tasks: TaskWire[]
 }
+
+/** A task's own bytes on the high-throughput executor: its arguments, and its context if any. */
+export type TaskArgsWire = [args: unknown[]] | [args: unknown[], ctx: TaskContextWire]
+
+/** What TaskArgsWire's encoding holds for a task (ctx only when it has one). */
+export function taskArgsWire(args: unknown[], ctx: TaskContextWire | undefined): TaskArgsWire {
+  return ctx ? [args, ctx] : [args]
+}
+
+/**
+ * The head of a batch the HTEX manager hands a worker, before the tasks' payloads (one per task,
+ * in order): the function table entries the batch uses (id and encoded FunctionDescriptor), and
+ * per task HEAD_FIELDS numbers: id, try, index into `fns`, kind, walltime (0 for none).
+ */
+export interface TaskBatchHead {
+  fnIds: number[]
+  fns: Uint8Array[]
+  tasks: number[]
+}
+export const HEAD_FIELDS = 5
 
 export interface ResultWire {
   id: number
@@ -55,4 +82,23 @@ export interface ResultWire {
   ok: boolean
   value?: unknown
   error?: EncodedError
+}
+
+/**
+ * A result's payload on the high-throughput executor: [id, try, 1, value] or [id, try, 0, error].
+ * Encoded one per task (so each hop can forward it as bytes), a tuple costs several times less to
+ * encode and decode than an object, whose keys msgpack would describe again in every payload.
+ */
+export type ResultTupleWire = [id: number, tryNumber: number, ok: 1, value: unknown] | [id: number, tryNumber: number, ok: 0, error: EncodedError]
+
+export function toResultTuple(result: ResultWire): ResultTupleWire {
+  return result.ok ? [result.id, result.try, 1, result.value] : [result.id, result.try, 0, result.error!]
+}
+
+/** The ResultWire in a decoded result payload; throws when it is not one. */
+export function fromResultTuple(value: unknown): ResultWire {
+  if (!Array.isArray(value) || value.length !== 4 || typeof value[0] !== 'number' || typeof value[1] !== 'number') {
+    throw new Error('a result payload is not an [id, try, ok, value] tuple')
+  }
+  return value[2] === 1 ? { id: value[0], try: value[1], ok: true, value: value[3] } : { id: value[0], try: value[1], ok: false, error: value[3] as EncodedError }
 }

@@ -172,7 +172,8 @@ export interface ThreadHello {
 export interface ThreadWork {
   /** the batch's number, which names it in progress messages */
   n: number
-  work: Uint8Array[]
+  /** the batch as one buffer: workParts(workOf(batch)), read back with readWorkParts */
+  work: Uint8Array
 }
 
 /** Posted on parentPort while a batch runs (piscina re-emits these as pool 'message' events). */

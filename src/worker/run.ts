@@ -1,44 +1,52 @@
 /**
  * The work format between a manager and its workers (threads or processes).
  *
- * The manager forwards each task's payload (encode(TaskPayload)) exactly as the interchange
- * delivered it and gets back one encoded ResultWire per task, in the same order. Encoding every
- * result separately here, on the worker, means the manager can put them into ResultEnvelopes
- * without decoding and re-encoding values on its one busy thread.
+ * A batch is a TaskBatchHead (the function table entries it uses and each task's id, try,
+ * function, kind and walltime) followed by each task's payload (encode(TaskArgsWire)) exactly
+ * as the interchange delivered it; the manager never decodes or re-encodes arguments. The worker
+ * answers with one encoded ResultTupleWire per task, in the same order, so the manager can put them
+ * into ResultEnvelopes without decoding values on its one busy thread.
  */
 import { SerializationError } from '../errors.js'
-import type { TaskPayload } from '../protocol/messages.js'
-import type { ResultWire, TaskBatchWire, TaskWire } from '../protocol/task.js'
+import { HEAD_FIELDS, toResultTuple, type ResultWire, type TaskArgsWire, type TaskBatchHead, type TaskBatchWire, type TaskKindValue, type TaskWire } from '../protocol/task.js'
 import { runBatch, type BatchHooks } from '../runtime/execute.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 
 /**
- * Lays task payloads out for a worker process: a table of lengths, then the payloads as they
- * are. The manager writes these buffers to the worker's socket without copying them into one
- * message first (its single thread is the busiest in the pipeline).
+ * Lays a batch out as one buffer with its own ArrayBuffer (so a thread can take it by transfer
+ * and a pipe in one write): a table of part lengths, then the parts (the head, then payloads).
  */
-export function workParts(payloads: readonly Uint8Array[]): Uint8Array[] {
-  const table = Buffer.allocUnsafe(4 + 4 * payloads.length)
-  table.writeUInt32LE(payloads.length, 0)
-  payloads.forEach((payload, i) => table.writeUInt32LE(payload.byteLength, 4 + 4 * i))
-  return [table, ...payloads]
+export function workParts(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 4 + 4 * parts.length
+  for (const part of parts) total += part.byteLength
+  const body = new Uint8Array(total)
+  const view = new DataView(body.buffer)
+  view.setUint32(0, parts.length, true)
+  let offset = 4 + 4 * parts.length
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!
+    view.setUint32(4 + 4 * i, part.byteLength, true)
+    body.set(part, offset)
+    offset += part.byteLength
+  }
+  return body
 }
 
-/** The payloads of a work frame laid out by workParts (views into `body`, not copies). */
+/** The parts of a work frame laid out by workParts (views into `body`, not copies). */
 export function readWorkParts(body: Uint8Array): Uint8Array[] {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
   const count = view.getUint32(0, true)
   let offset = 4 + 4 * count
-  const payloads: Uint8Array[] = new Array(count)
+  const parts: Uint8Array[] = new Array(count)
   for (let i = 0; i < count; i++) {
     const length = view.getUint32(4 + 4 * i, true)
-    payloads[i] = body.subarray(offset, offset + length)
+    parts[i] = body.subarray(offset, offset + length)
     offset += length
   }
   if (offset !== body.byteLength) throw new Error(`work frame of ${body.byteLength} bytes does not match its table (${offset} bytes)`)
-  return payloads
+  return parts
 }
 
 /**
@@ -67,37 +75,47 @@ export interface WorkHooks {
   started?(): void
 }
 
+/** Decoded function descriptors by function table id (ids are stable for the executor's life). */
+const functions = new Map<number, FunctionDescriptor>()
+
 /**
- * Runs one message of work and returns the encoded answer. Synchronous tasks finish within this
- * call; a promise is returned only when a task is asynchronous or a module must be imported.
+ * Runs one message of work (a TaskBatchHead, then one payload per task) and returns the encoded
+ * answer. Synchronous tasks finish within this call; a promise is returned only when a task is
+ * asynchronous or a module must be imported.
  */
-export function runWork(payloads: Uint8Array[], hooks?: WorkHooks): Buffer | Promise<Buffer> {
-  const fns: FunctionDescriptor[] = []
-  const fnIndex = new Map<string, number>()
+export function runWork(parts: Uint8Array[], hooks?: WorkHooks): Buffer | Promise<Buffer> {
+  const head = decode<TaskBatchHead>(parts[0]!)
+  const fns: FunctionDescriptor[] = new Array(head.fnIds.length)
+  for (let i = 0; i < head.fnIds.length; i++) {
+    const id = head.fnIds[i]!
+    let fn = functions.get(id)
+    if (!fn) functions.set(id, (fn = decode<FunctionDescriptor>(head.fns[i]!)))
+    fns[i] = fn
+  }
+  const count = head.tasks.length / HEAD_FIELDS
   const tasks: TaskWire[] = []
   // Where each payload's result goes; undecodable payloads get their failure directly.
-  const slots: (number | ResultWire)[] = new Array(payloads.length)
-  // The payload of each task, to name early results the way the manager knows them.
+  const slots: (number | ResultWire)[] = new Array(count)
+  // The batch position of each task, to name early results the way the manager knows them.
   const payloadOf: number[] = []
-  for (let i = 0; i < payloads.length; i++) {
-    let payload: TaskPayload
+  for (let i = 0; i < count; i++) {
+    const at = i * HEAD_FIELDS
+    const id = head.tasks[at]!
+    const tryNumber = head.tasks[at + 1]!
+    let body: TaskArgsWire
     try {
-      payload = decode<TaskPayload>(payloads[i]!)
+      body = decode<TaskArgsWire>(parts[i + 1]!)
     } catch (error) {
-      // The manager decoded this payload before sending it, so this means a codec mismatch.
-      slots[i] = { id: -1, try: -1, ok: false, error: encodeError(error) }
+      slots[i] = { id, try: tryNumber, ok: false, error: encodeError(error) }
       continue
     }
-    const key = payload.fn.t === 'ref' ? `ref\0${payload.fn.module}\0${payload.fn.key}` : `src\0${payload.fn.source}`
-    let fn = fnIndex.get(key)
-    if (fn === undefined) {
-      fn = fns.length
-      fns.push(payload.fn)
-      fnIndex.set(key, fn)
-    }
+    const task: TaskWire = { id, try: tryNumber, fn: head.tasks[at + 2]!, kind: head.tasks[at + 3] as TaskKindValue, args: body[0] }
+    if (body[1]) task.ctx = body[1]
+    const wt = head.tasks[at + 4]!
+    if (wt > 0) task.wt = wt
     slots[i] = tasks.length
     payloadOf.push(i)
-    tasks.push({ ...payload.task, fn })
+    tasks.push(task)
   }
   const batch: TaskBatchWire = { fns, tasks }
   let slowest = 0
@@ -126,12 +144,12 @@ function encodeAnswer(slots: (number | ResultWire)[], results: (ResultWire | und
 /** A result that cannot be encoded (a function, a symbol) fails only its own task. */
 function encodeResult(result: ResultWire): Uint8Array {
   try {
-    return encode(result)
+    return encode(toResultTuple(result))
   } catch (error) {
     const failure = new SerializationError(`the result of task #${result.id} could not be sent back: ${(error as Error).message}`, {
       cause: error,
     })
-    return encode({ id: result.id, try: result.try, ok: false, error: encodeError(failure) } satisfies ResultWire)
+    return encode(toResultTuple({ id: result.id, try: result.try, ok: false, error: encodeError(failure) }))
   }
 }
 

@@ -10,7 +10,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
 import { encode } from '../serialize/codec.js'
-import { ownedCopy, runWork } from './run.js'
+import { ownedCopy, readWorkParts, runWork } from './run.js'
 import { applyAffinity } from './setup.js'
 import type { EarlyResultsWire, ThreadHello, ThreadPoolData, ThreadWork, ThreadWorkProgress } from '../protocol/worker.js'
 
@@ -49,13 +49,13 @@ function handOver(bytes: Uint8Array): unknown {
 export default function runWorkMessage({ n, work }: ThreadWork): unknown {
   const port = parentPort
   const answer = port
-    ? runWork(work, {
+    ? runWork(readWorkParts(work), {
         results: (indexes, encoded) => {
           const bytes = ownedCopy(encode([indexes, encoded] satisfies EarlyResultsWire))
           port.postMessage({ tsflowEarly: n, bytes } satisfies ThreadWorkProgress, [bytes.buffer as ArrayBuffer])
         },
         started: () => port.postMessage({ tsflowStarted: n } satisfies ThreadWorkProgress),
       })
-    : runWork(work)
+    : runWork(readWorkParts(work))
   return answer instanceof Promise ? answer.then(handOver) : handOver(answer)
 }

@@ -9,12 +9,12 @@ import { Dealer } from 'zeromq'
 
 import { encodeMessage, stamp } from 'tsflow/protocol'
 import { encode } from '../../dist/serialize/codec.js'
-import { FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor, withTimeout } from './harness.js'
+import { FNS, FakeClient, FakeManager, makeTasks, spawnInterchange, waitFor, withTimeout } from './harness.js'
 
 /** Frames that are not valid messages for anyone, plus valid messages of the wrong kind or shape. */
 function garbageFrames(): Buffer[][] {
   // Headers alone: a submit header without its payload frames is garbage too.
-  const validSubmit = Buffer.from(encodeMessage({ t: 'submit', tasks: makeTasks(0, 50) })[0]!)
+  const validSubmit = Buffer.from(encodeMessage({ t: 'submit', tasks: makeTasks(0, 50), fns: FNS })[0]!)
   const validRegister = Buffer.from(encodeMessage({ t: 'register', managerId: 'x', host: 'h', blockId: 'b', workers: 1, prefetch: 0, pid: 1, ...stamp() })[0]!)
   // Arbitrary values, encoded as a single frame without the protocol's help.
   const raw = (value: unknown) => Buffer.from(encode(value))
@@ -75,7 +75,7 @@ t.test('garbage on both ports is dropped and tasks still run end to end', async 
     stranger.connect(`tcp://127.0.0.1:${port}`)
     for (const frames of garbageFrames()) await stranger.send(frames)
     // A well-formed message from a peer that never introduced itself.
-    await stranger.send(encodeMessage(port === ix.clientPort ? { t: 'submit', tasks: makeTasks(900, 1) } : { t: 'ready', capacity: 100 }))
+    await stranger.send(encodeMessage(port === ix.clientPort ? { t: 'submit', tasks: makeTasks(900, 1), fns: FNS } : { t: 'ready', capacity: 100 }))
   }
   for (const frames of garbageFrames()) {
     await client.sendRaw(frames)
@@ -108,7 +108,7 @@ t.test('garbage on both ports is dropped and tasks still run end to end', async 
   const log = await ix.log()
   t.match(log, /dropped a bad frame on the client port/)
   t.match(log, /dropped a bad frame from manager/)
-  t.match(log, /lists 50 tasks but carries 1 payload frames/)
+  t.match(log, /its 50 entries need more payload bytes than its 1 frames carry/)
   t.match(log, /is not registered; send 'register' first/)
   t.match(log, /handshake failed/, 'non-ZMTP bytes are noticed at the handshake')
   const warnings = log.split('\n').filter((line) => line.includes(' WARN ')).length

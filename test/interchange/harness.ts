@@ -19,6 +19,7 @@ import type {
   InterchangeToClient,
   InterchangeToManager,
   ResultEnvelope,
+  FunctionEntry,
   TaskEnvelope,
 } from 'tsflow/protocol'
 import type { EncodedError } from '../../dist/serialize/errors.js'
@@ -200,7 +201,7 @@ export class FakeClient extends Peer<InterchangeToClient> {
   }
 
   async submit(tasks: TaskEnvelope[]): Promise<void> {
-    await this.send({ t: 'submit', tasks })
+    await this.send({ t: 'submit', tasks, fns: FNS })
   }
 
   stopHeartbeats(): void {
@@ -295,10 +296,13 @@ export class FakeManager extends Peer<InterchangeToManager> {
   }
 }
 
+/** The function table the fake client sends with every submit: makeTasks' tasks name function 0. */
+export const FNS: FunctionEntry[] = [[0, Buffer.from('function 0')]]
+
 export function makeTasks(from: number, count: number, pri?: (id: number) => number): TaskEnvelope[] {
   const tasks: TaskEnvelope[] = []
   for (let id = from; id < from + count; id++) {
-    const task: TaskEnvelope = { id, try: 0, payload: Buffer.from(`payload-${id}`) }
+    const task: TaskEnvelope = { id, try: 0, f: 0, k: 0, payload: Buffer.from(`payload-${id}`) }
     if (pri) task.pri = pri(id)
     tasks.push(task)
   }

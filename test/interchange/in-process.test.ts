@@ -16,7 +16,7 @@ import { Heartbeat } from '../../dist/transport/heartbeat.js'
 import { bindTcp, isLoopback, portOf, tcpEndpoint } from '../../dist/transport/sockets.js'
 import { z85Decode } from '../../dist/transport/zap.js'
 import { Logger } from '../../dist/util/logger.js'
-import { FakeClient, FakeManager, makeTasks, tempDir, waitFor } from './harness.js'
+import { FNS, FakeClient, FakeManager, makeTasks, tempDir, waitFor } from './harness.js'
 
 /** An InterchangeCore whose output is captured, with a clock the test moves. */
 function harnessCore(thresholdMs = 1000) {
@@ -53,8 +53,8 @@ t.test('dispatch with 2,000 registered managers: one message each, capacities re
 
   toManagers.length = 0
   const tasks = makeTasks(0, totalCapacity + 500)
-  core.onClientMessage({ t: 'submit', tasks: tasks.slice(0, 3000) })
-  core.onClientMessage({ t: 'submit', tasks: tasks.slice(3000) })
+  core.onClientMessage({ t: 'submit', tasks: tasks.slice(0, 3000), fns: FNS })
+  core.onClientMessage({ t: 'submit', tasks: tasks.slice(3000), fns: FNS })
   core.flush()
   const sent = tasksFor(toManagers)
   t.equal(sent.size, managers, 'every manager got exactly one tasks message')
@@ -85,7 +85,7 @@ t.test('dispatch with 2,000 registered managers: one message each, capacities re
   // Full managers leave the ring; a single announcement brings exactly that one back.
   const full = harnessCore()
   for (let i = 0; i < managers; i++) full.register(`m${i}`, 1)
-  full.core.onClientMessage({ t: 'submit', tasks: makeTasks(0, managers + 1) })
+  full.core.onClientMessage({ t: 'submit', tasks: makeTasks(0, managers + 1), fns: FNS })
   full.core.flush()
   full.toManagers.length = 0
   full.core.flush()
@@ -99,7 +99,7 @@ t.test('core: heartbeat loss fails held tasks with ManagerLost; cancel; stale ca
   const { core, toClient, toManagers, register, advance } = harnessCore(1000)
   register('a', 2, 1)
   register('b', 1)
-  core.onClientMessage({ t: 'submit', tasks: makeTasks(0, 10) })
+  core.onClientMessage({ t: 'submit', tasks: makeTasks(0, 10), fns: FNS })
   core.flush()
   t.equal(core.managers.placed, 4)
   // An announcement larger than the slots (stale, tasks still on the wire) does not overfill.
@@ -134,7 +134,7 @@ t.test('core: heartbeat loss fails held tasks with ManagerLost; cancel; stale ca
 
 t.test('TaskQueue: priority order, FIFO within a priority, O(1) removal', async (t) => {
   const queue = new TaskQueue()
-  const task = (id: number, pri?: number): TaskEnvelope => ({ id, try: 0, payload: new Uint8Array(), ...(pri === undefined ? {} : { pri }) })
+  const task = (id: number, pri?: number): TaskEnvelope => ({ id, try: 0, f: 0, k: 0, payload: new Uint8Array(), ...(pri === undefined ? {} : { pri }) })
   queue.push(task(1))
   queue.push(task(2))
   queue.push(task(3, 5))

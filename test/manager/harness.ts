@@ -8,9 +8,10 @@ import type { Test } from 'tap'
 import { Router } from 'zeromq'
 
 import { ACCEPTED, DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS, TaskKind, decodeMessage, encodeMessage, managerSpec } from 'tsflow/protocol'
-import type { InterchangeToManager, ManagerMessage, ManagerSpec, ResultEnvelope, ResultWire, TaskEnvelope } from 'tsflow/protocol'
+import type { FunctionEntry, InterchangeToManager, ManagerMessage, ManagerSpec, ResultEnvelope, TaskEnvelope } from 'tsflow/protocol'
+import { fromResultTuple } from '../../dist/protocol/task.js'
 import { encodeTaskEnvelope } from '../../dist/executors/htex/encode.js'
-import { decode } from '../../dist/serialize/codec.js'
+import { decode, encode } from '../../dist/serialize/codec.js'
 import { decodeError } from '../../dist/serialize/errors.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -85,8 +86,10 @@ export class FakeInterchange {
     await this.router.send([this.manager, ...(frames instanceof Uint8Array ? [frames] : frames)])
   }
 
+  /** Sends tasks made by task() with the function table entries they use, as the interchange does. */
   async sendTasks(tasks: TaskEnvelope[]): Promise<void> {
-    await this.send({ t: 'tasks', tasks })
+    const fns: FunctionEntry[] = [...new Set(tasks.map((task) => task.f))].map((f) => [f, functionTable[f]!])
+    await this.send({ t: 'tasks', tasks, fns })
   }
 
   /** Waits until every id has an outcome and returns them in order. */
@@ -144,28 +147,41 @@ export class FakeInterchange {
   }
 
   private record(envelope: ResultEnvelope): void {
-    const result = decode<ResultWire>(envelope.payload)
+    const result = fromResultTuple(decode(envelope.payload))
     if (result.id !== envelope.id) throw new Error(`envelope #${envelope.id} carries the result of #${result.id}`)
     this.outcomes.set(envelope.id, result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) as Outcome['error'] })
   }
 }
 
+/** Encoded descriptors of the fixture functions task() has used, by function table id. */
+const functionTable: Uint8Array[] = []
+const functionIds = new Map<string, number>()
+
 /**
  * A task envelope calling the fixture export `name` with `args`, encoded exactly as the HTEX
- * client encodes it (kind, walltime and app name on the envelope, so the manager schedules it
+ * client encodes it (function id, kind and walltime on the envelope, so the manager schedules it
  * without opening the payload, as in production).
  */
 export function task(id: number, name: string, args: unknown[] = [], extra: { wt?: number; pri?: number; bash?: boolean } = {}): TaskEnvelope {
-  return encodeTaskEnvelope({
-    id,
-    try: 0,
-    appName: name,
-    fn: { t: 'ref', module: FIXTURE, key: name, name },
-    kind: extra.bash ? TaskKind.bash : TaskKind.js,
-    args,
-    priority: extra.pri ?? 0,
-    ...(extra.wt !== undefined ? { walltime: extra.wt } : {}),
-  })
+  const fn = { t: 'ref' as const, module: FIXTURE, key: name, name }
+  let f = functionIds.get(name)
+  if (f === undefined) {
+    f = functionTable.push(encode(fn)) - 1
+    functionIds.set(name, f)
+  }
+  return encodeTaskEnvelope(
+    {
+      id,
+      try: 0,
+      appName: name,
+      fn,
+      kind: extra.bash ? TaskKind.bash : TaskKind.js,
+      args,
+      priority: extra.pri ?? 0,
+      ...(extra.wt !== undefined ? { walltime: extra.wt } : {}),
+    },
+    f,
+  )
 }
 
 export interface ManagerProcess {

@@ -4,7 +4,8 @@ import { AUTO_PREFETCH_MAX, PrefetchPolicy } from '../../dist/manager/prefetch.j
 import { Scheduler } from '../../dist/manager/scheduler.js'
 import type { Batch, WorkerPool } from '../../dist/manager/pool.js'
 import { silentLogger } from '../../dist/util/logger.js'
-import { TaskKind } from 'tsflow/protocol'
+import { TaskKind, type FunctionEntry } from 'tsflow/protocol'
+import { encode } from '../../dist/serialize/codec.js'
 
 t.test('auto prefetch follows measured task length', async (t) => {
   const policy = new PrefetchPolicy(2, 'auto')
@@ -46,9 +47,10 @@ function stalledPool(size: number): WorkerPool {
 t.test('past 64 MiB of held payload the manager asks for no prefetch', async (t) => {
   const prefetch = new PrefetchPolicy(2, 100)
   const scheduler = new Scheduler(stalledPool(2), { prefetch, maxBatch: 256, bashGraceMs: 0, where: 'test' }, silentLogger, () => {})
-  const envelope = (id: number, bytes: number) => ({ id, try: 0, k: TaskKind.js, app: 'a', payload: new Uint8Array(bytes) })
+  const envelope = (id: number, bytes: number) => ({ id, try: 0, f: 0, k: TaskKind.js, payload: new Uint8Array(bytes) })
+  const fns: FunctionEntry[] = [[0, encode({ t: 'ref', module: 'file:///a.js', key: 'a', name: 'a' })]]
   t.equal(scheduler.capacity(), 102, 'workers + prefetch when nothing is held')
-  scheduler.accept([envelope(1, 1024)])
+  scheduler.accept([envelope(1, 1024)], fns)
   t.equal(scheduler.capacity(), 101, 'a small task takes one place')
   scheduler.accept([envelope(2, 64 * 1024 * 1024)])
   t.equal(scheduler.capacity(), 0, 'no prefetch beyond one task per worker while 64 MiB wait (2 workers, 2 held)')

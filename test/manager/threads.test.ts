@@ -1,6 +1,7 @@
 // The manager in its default mode (worker threads) against a fake interchange.
 import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
+import { encode } from '../../dist/serialize/codec.js'
 
 import { ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from 'tsflow'
 import { nativeAvailable, onlineCpuCount } from 'tsflow/native'
@@ -37,11 +38,16 @@ t.test('garbage frames are dropped and the manager keeps working', async (t) => 
   await ix.sendRaw(Buffer.from('definitely not msgpack \xff\xfe'))
   await ix.sendRaw(Buffer.from([0xc1]))
   await ix.send({ t: 'submit', tasks: [] } as never)
-  await ix.send({ t: 'tasks', tasks: [{ id: 'x' }] } as never)
-  await ix.sendTasks([{ id: 7, try: 0, payload: Buffer.from([0x93, 1, 2]) }, task(8, 'add', [1, 1])])
+  await ix.sendRaw(encode({ t: 'tasks', tasks: [{ id: 'x' }] }))
+  await ix.sendTasks([{ ...task(7, 'add', [1, 1]), payload: Buffer.from([0x93, 1, 2]) }, task(8, 'add', [1, 1])])
   const [bad, good] = await ix.outcomesOf([7, 8])
   t.equal(bad!.error!.code, 'E_SERIALIZATION', 'an unreadable payload fails only its task')
   t.same(good, { ok: true, value: 2 })
+  // A function id the manager was never sent (no function table entry) fails only that task.
+  await ix.send({ t: 'tasks', tasks: [{ ...task(9, 'add', [1, 1]), f: 99 }] })
+  const [unknown] = await ix.outcomesOf([9])
+  t.equal(unknown!.error!.code, 'E_PROTOCOL', 'a task naming an unknown function fails with ProtocolError')
+  t.match(unknown!.error!.message, /task #9 names function 99/)
   t.notOk(manager.exited())
   await ix.send({ t: 'shutdown' })
   t.equal((await manager.exit).code, 0)

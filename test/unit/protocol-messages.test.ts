@@ -39,9 +39,10 @@ const samples: [Receiver, AnyMessage][] = [
     {
       t: 'submit',
       tasks: [
-        { id: 1, try: 0, payload: payload('task one') },
-        { id: 2, try: 1, pri: 5, res: { cores: 2, memoryMb: 512, gpus: 1 }, payload: payload('task two') },
+        { id: 1, try: 0, f: 0, k: 0, payload: payload('task one') },
+        { id: 2, try: 1, f: 1, k: 1, wt: 2.5, pri: 5, res: { cores: 2, memoryMb: 512, gpus: 1 }, payload: payload('task two') },
       ],
+      fns: [[0, payload('function zero')], [1, payload('function one')]],
     },
   ],
   ['interchangeFromClient', { t: 'cancel', ids: [1, 2, 3] }],
@@ -74,7 +75,7 @@ const samples: [Receiver, AnyMessage][] = [
 
   ['managerFromInterchange', { t: 'registered', heartbeatPeriodMs: 30_000, heartbeatThreshold: 120_000 }],
   ['managerFromInterchange', { t: 'refused', reason: 'draining' }],
-  ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 9, try: 0, payload: payload('t') }] }],
+  ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 9, try: 0, f: 3, k: 0, payload: payload('t') }], fns: [[3, payload('f')]] }],
   ['managerFromInterchange', { t: 'cancel', ids: [9] }],
   ['managerFromInterchange', { t: 'drain' }],
   ['managerFromInterchange', { t: 'heartbeat' }],
@@ -91,19 +92,31 @@ function protocolError(frame: Uint8Array | Uint8Array[], accepted: ReadonlySet<s
   }
   throw new Error('expected a ProtocolError')
 }
-// A (possibly malformed) message as frames: a header, plus one frame per entry of its
-// tasks/results list (an entry's own payload when it has bytes), as a sender would send it.
+// A (possibly malformed) message as frames, as a sender would send it: entries with payload
+// bytes list their length `n` in the header and their bytes follow in one frame; entries without
+// bytes list no length.
 const frameOf = (value: unknown): Uint8Array[] => {
   const message = value as Record<string, unknown> | null
   const list = message && typeof message === 'object' ? (message.tasks ?? message.results) : undefined
   if (!Array.isArray(list)) return [encode(value)]
-  // An entry without bytes for a payload sends no payload frame (so the counts disagree).
-  const payloads = list.flatMap((entry) => {
-    if (typeof entry !== 'object' || entry === null) return [new Uint8Array([0xc0])]
-    const bytes = (entry as { payload?: unknown }).payload
-    return bytes instanceof Uint8Array ? [bytes] : []
+  const payloads: Uint8Array[] = []
+  const entries = list.map((entry) => {
+    const bytes = typeof entry === 'object' && entry !== null ? (entry as { payload?: unknown }).payload : undefined
+    if (!(bytes instanceof Uint8Array)) return entry
+    const { payload: _payload, ...rest } = entry as Record<string, unknown>
+    payloads.push(bytes)
+    return { ...rest, n: bytes.byteLength }
   })
-  return [encode(value), ...payloads]
+  const key = message!.tasks !== undefined ? 'tasks' : 'results'
+  return [encode({ ...message, [key]: entries }), ...(payloads.length > 0 ? [Buffer.concat(payloads)] : [])]
+}
+
+/** The message without the payload lengths the header carries. */
+const withoutLengths = (message: unknown): unknown => {
+  const m = message as Record<string, unknown>
+  const key = m.tasks !== undefined ? 'tasks' : m.results !== undefined ? 'results' : undefined
+  if (!key || !Array.isArray(m[key])) return message
+  return { ...m, [key]: (m[key] as Record<string, unknown>[]).map(({ n: _n, ...rest }) => rest) }
 }
 
 t.test('stamp() and the version constants', async (t) => {
@@ -119,25 +132,37 @@ t.test('every message kind round trips', async (t) => {
     const frames = encodeMessage(message)
     t.ok(frames.length >= 1 && frames.every((f) => f instanceof Uint8Array), `${receiver}/${message.t}: encodes to frames`)
     const decoded = decodeMessage<AnyMessage>(frames, ACCEPTED[receiver])
-    t.same(decoded, message, `${receiver}/${message.t}: decodes to the same message`)
+    t.same(withoutLengths(decoded), message, `${receiver}/${message.t}: decodes to the same message`)
   }
   for (const [receiver, accepted] of Object.entries(ACCEPTED)) {
     for (const kind of accepted) t.ok(kinds.has(`${receiver}:${kind}`), `${receiver} accepts '${kind}' and it is covered`)
   }
 })
 
-t.test('payloads travel as frames of their own, and counts must match', async (t) => {
-  const frames = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('a') }, { id: 2, try: 0, payload: payload('b') }] })
-  t.equal(frames.length, 3, 'a header and one frame per payload')
-  t.equal(Buffer.from(frames[2]!).toString(), Buffer.from(payload('b')).toString(), 'payloads in envelope order')
-  t.throws(() => decodeMessage(frames.slice(0, 2), ACCEPTED.interchangeFromClient), /lists 2 tasks but carries 1 payload frames/)
+t.test('small payloads share a frame, large ones travel alone, and lengths must match the frames', async (t) => {
+  const big = new Uint8Array(64 * 1024).fill(9)
+  const tasks = [
+    { id: 1, try: 0, f: 0, k: 0, payload: payload('a') },
+    { id: 2, try: 0, f: 0, k: 0, payload: payload('bb') },
+    { id: 3, try: 0, f: 0, k: 0, payload: big },
+    { id: 4, try: 0, f: 0, k: 0, payload: payload('') },
+    { id: 5, try: 0, f: 0, k: 0, payload: payload('c') },
+  ]
+  const frames = encodeMessage({ t: 'submit', tasks })
+  t.equal(frames.length, 4, 'a header, one frame for the two small payloads, the large one, one for the rest')
+  t.equal(Buffer.from(frames[1]!).toString(), 'abb', 'small payloads joined in envelope order')
+  t.equal(frames[2], big, 'a large payload is its own frame, not a copy')
+  const decoded = decodeMessage<Extract<AnyMessage, { t: 'submit' }>>(frames, ACCEPTED.interchangeFromClient)
+  t.same(decoded.tasks.map((task) => Buffer.from(task.payload).toString('hex')), tasks.map((task) => Buffer.from(task.payload).toString('hex')), 'every payload comes back')
+  t.throws(() => decodeMessage(frames.slice(0, 2), ACCEPTED.interchangeFromClient), /need more payload bytes than its 1 frames carry/)
+  t.throws(() => decodeMessage([...frames, payload('x')], ACCEPTED.interchangeFromClient), /carry bytes beyond its 5 entries/)
   t.throws(() => decodeMessage([...encodeMessage({ t: 'heartbeat' }), payload('x')], ACCEPTED.interchangeFromClient), /1 unexpected extra frames/)
   t.throws(() => decodeMessage([], ACCEPTED.interchangeFromClient), /empty message/)
 })
 
 t.test('payloads arrive as bytes and are not decoded on the way', async (t) => {
   const inner = encode({ args: [1, 2], big: new Float64Array(1000) })
-  const frame = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: inner }] })
+  const frame = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, f: 0, k: 0, payload: inner }] })
   const decoded = decodeMessage<Extract<AnyMessage, { t: 'submit' }>>(frame, ACCEPTED.interchangeFromClient)
   const bytes = decoded.tasks[0]!.payload
   t.ok(bytes instanceof Uint8Array, 'the payload is a Uint8Array')
@@ -145,7 +170,7 @@ t.test('payloads arrive as bytes and are not decoded on the way', async (t) => {
 })
 
 t.test('undecodable frames', async (t) => {
-  const valid = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('abc') }] })[0]!
+  const valid = encodeMessage({ t: 'submit', tasks: [{ id: 1, try: 0, f: 0, k: 0, payload: payload('abc') }] })[0]!
   for (const [label, frame] of [
     ['empty', new Uint8Array(0)],
     ['garbage', Buffer.from([0xff, 0xff, 0xff, 0xff])],
@@ -203,18 +228,20 @@ t.test('missing or mistyped fields name the problem', async (t) => {
     ['interchangeFromClient', { t: 'submit' }, "malformed 'submit' message: field 'tasks' must be an array"],
     ['interchangeFromClient', { t: 'submit', tasks: { 0: {} } }, "malformed 'submit' message: field 'tasks' must be an array"],
     ['interchangeFromClient', { t: 'submit', tasks: [null] }, "malformed 'submit' message: entry 0 is not an object"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('a') }, 'x'] }, "malformed 'submit' message: entry 1 is not an object"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: '1', try: 0, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0 }] }, "malformed 'submit' message: it lists 1 tasks but carries 0 payload frames"],
-    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: 'bytes' }] }, "malformed 'submit' message: it lists 1 tasks but carries 0 payload frames"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, f: 0, k: 0, payload: payload('a') }, 'x'] }, "malformed 'submit' message: entry 1 is not an object"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: '1', try: 0, f: 0, k: 0, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, f: 0, k: 0, payload: payload('a') }] }, "malformed 'submit' message: entry 0 has no numeric id/try"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0 }] }, "malformed 'submit' message: entry 0 has no payload length 'n'"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: 'bytes' }] }, "malformed 'submit' message: entry 0 has no payload length 'n'"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, payload: payload('a') }] }, "malformed 'submit' message: task entry 0 has no numeric function id 'f' and kind 'k'"],
+    ['interchangeFromClient', { t: 'submit', tasks: [{ id: 1, try: 0, f: 0, k: 0, payload: payload('a') }], fns: [[0, 'not bytes']] }, "malformed 'submit' message: function table entry 0 is not [id, bytes]"],
     ['interchangeFromClient', { t: 'cancel', ids: 5 }, "malformed 'cancel' message: field 'ids' must be an array of numbers"],
     ['interchangeFromClient', { t: 'drain', blockIds: 'block-0' }, "malformed 'drain' message: field 'blockIds' must be an array"],
     ['interchangeFromClient', { t: 'status' }, "malformed 'status' message: field 'req' must be a number"],
     ['interchangeFromClient', { t: 'block_ended', blockId: 0, reason: 'x' }, "malformed 'block_ended' message: field 'blockId' must be a string"],
     ['clientFromInterchange', { t: 'ix_hello', version: '0.1.0' }, "malformed 'ix_hello' message: field 'proto' must be a number"],
     ['clientFromInterchange', { t: 'results' }, "malformed 'results' message: field 'results' must be an array"],
-    ['clientFromInterchange', { t: 'results', results: [{ id: 1, try: 0 }] }, "malformed 'results' message: it lists 1 results but carries 0 payload frames"],
+    ['clientFromInterchange', { t: 'results', results: [{ id: 1, try: 0 }] }, "malformed 'results' message: entry 0 has no payload length 'n'"],
     ['clientFromInterchange', { t: 'failed', failures: null }, "malformed 'failed' message: field 'failures' must be an array"],
     ['clientFromInterchange', { t: 'manager', event: 'lost', info: null }, "malformed 'manager' message: field 'info' must be an object"],
     ['clientFromInterchange', { t: 'manager', event: 'lost' }, "malformed 'manager' message: field 'info' must be an object"],
@@ -223,7 +250,7 @@ t.test('missing or mistyped fields name the problem', async (t) => {
     ['interchangeFromManager', { t: 'register', managerId: 'm', host: 'h', blockId: 'b', workers: 4, prefetch: 0, pid: 1, version: 'v' }, "malformed 'register' message: field 'proto' must be a number"],
     ['interchangeFromManager', { t: 'ready' }, "malformed 'ready' message: field 'capacity' must be a number"],
     ['managerFromInterchange', { t: 'registered', heartbeatPeriodMs: 1000 }, "malformed 'registered' message: field 'heartbeatThreshold' must be a number"],
-    ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 1, try: 0, payload: null }] }, "malformed 'tasks' message: it lists 1 tasks but carries 0 payload frames"],
+    ['managerFromInterchange', { t: 'tasks', tasks: [{ id: 1, try: 0, payload: null }] }, "malformed 'tasks' message: entry 0 has no payload length 'n'"],
   ]
   for (const [receiver, message, expected] of cases) {
     const error = protocolError(frameOf(message), ACCEPTED[receiver])

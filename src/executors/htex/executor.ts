@@ -5,8 +5,9 @@ import { Dealer } from 'zeromq'
 import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch } from '../../errors.js'
 import { decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
-import { ACCEPTED, MAX_BATCH_PAYLOAD_BYTES, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
-import type { ResultWire } from '../../protocol/task.js'
+import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
+import { splitBatch } from '../../protocol/split.js'
+import { fromResultTuple } from '../../protocol/task.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
@@ -19,7 +20,7 @@ import { managerSpec } from '../../protocol/manager.js'
 import { Heartbeat } from '../../transport/heartbeat.js'
 import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
-import { encodeTaskEnvelope } from './encode.js'
+import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
 
 const MANAGER_BIN = fileURLToPath(new URL('../../bin/manager.js', import.meta.url))
@@ -60,6 +61,9 @@ export class HighThroughputExecutor implements Executor {
   /** tasks sent (or about to be sent) and not yet reported */
   private readonly pending = new Map<number, ExecutorTask>()
   private buffer: ExecutorTask[] = []
+  /** the function table: ids the interchange knows each function by (sent once) */
+  /** function descriptors by id; each travels once, with the first task that uses it */
+  private readonly functions = new FunctionTable()
   private flushScheduled = false
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private readonly blockManagers = new Map<string, BlockManagers>()
@@ -266,13 +270,12 @@ export class HighThroughputExecutor implements Executor {
     this.flushScheduled = false
     const tasks = this.buffer
     this.buffer = []
-    let envelopes: TaskEnvelope[] = []
-    let bytes = 0
+    const envelopes: TaskEnvelope[] = []
     for (const task of tasks) {
       if (!this.pending.has(task.id)) continue // cancelled while buffered
       let envelope: TaskEnvelope
       try {
-        envelope = encodeTaskEnvelope(task)
+        envelope = encodeTaskEnvelope(task, this.functions.idOf(task.fn))
       } catch (error) {
         this.report(task.id, task.try, {
           ok: false,
@@ -281,14 +284,14 @@ export class HighThroughputExecutor implements Executor {
         continue
       }
       envelopes.push(envelope)
-      bytes += envelope.payload.byteLength
-      if (envelopes.length >= this.options!.maxBatchSize || bytes >= MAX_BATCH_PAYLOAD_BYTES) {
-        this.send({ t: 'submit', tasks: envelopes })
-        envelopes = []
-        bytes = 0
-      }
     }
-    if (envelopes.length > 0) this.send({ t: 'submit', tasks: envelopes })
+    for (const part of splitBatch(envelopes, (envelope) => envelope.payload.byteLength, this.options!.maxBatchSize)) {
+      const message: ClientMessage = { t: 'submit', tasks: part }
+      // A function goes to the interchange with the first message whose tasks use it.
+      const fns = this.functions.takeUnsent(part)
+      if (fns) message.fns = fns
+      this.send(message)
+    }
   }
 
   cancel(taskId: number): boolean {
@@ -397,7 +400,7 @@ export class HighThroughputExecutor implements Executor {
           let id = envelope.id
           let tryNumber = envelope.try
           try {
-            const result = decode<ResultWire>(envelope.payload)
+            const result = fromResultTuple(decode(envelope.payload))
             id = result.id
             tryNumber = result.try
             outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: decodeError(result.error!) }

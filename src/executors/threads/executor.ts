@@ -11,7 +11,7 @@ import type { EncodedBatchAnswer } from '../../runtime/execute.js'
 import { QuickApps } from '../../util/quick-apps.js'
 import type { ThreadProgress } from './worker.js'
 import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
-import { encodeTaskBatch } from '../batch.js'
+import { encodeTaskBatches } from '../batch.js'
 import { threadExecArgv } from '../../runtime/exec-argv.js'
 import { deliverOutcome } from '../report.js'
 
@@ -31,6 +31,10 @@ const schema = object({
   maxBatchSize: positiveInt,
 })
 
+// Work one batch should carry, when the backlog allows: enough that the main thread's fixed cost
+// per message (encode, post, wake a thread, decode) stays small next to it, small enough that
+// splitting long tasks across threads still happens (a 1 ms task already travels alone).
+const TARGET_BATCH_MS = 1
 // A bash app enforces its own walltime by killing its process group; the thread is only
 // stopped if that fails, after this grace period (stopping it first would orphan the process).
 const BASH_WALLTIME_GRACE_MS = 3000
@@ -75,6 +79,8 @@ export class ThreadPoolExecutor implements Executor {
   /** apps whose tasks may share a batch (see util/quick-apps.ts) */
   private readonly quick = new QuickApps()
   private flushScheduled = false
+  /** running average of how long one task runs on a thread (ms); undefined until measured */
+  private msPerTask: number | undefined
   private stopping = false
   private outstandingCount = 0
 
@@ -182,7 +188,7 @@ export class ThreadPoolExecutor implements Executor {
         this.dispatch([first], first.walltime)
         continue
       }
-      const size = Math.min(this.maxBatchSize, Math.max(1, Math.ceil((this.queue.size + 1) / this.maxRunsInFlight)))
+      const size = Math.min(this.maxBatchSize, Math.max(this.minBatch(), Math.ceil((this.queue.size + 1) / this.maxRunsInFlight)))
       const tasks = [first]
       while (tasks.length < size && this.queue.size > 0) {
         const next = this.queue.shift()!
@@ -200,9 +206,24 @@ export class ThreadPoolExecutor implements Executor {
     }
   }
 
+  /**
+   * The smallest batch worth a message: TARGET_BATCH_MS of work at the measured task length. The
+   * backlog is shared among the runs in flight (2 per thread), so without this floor adding
+   * threads cut a steady stream into ever smaller batches: 2,048 tasks a turn became 28 runs of
+   * 74 with 14 threads, and the main thread's cost per message outweighed the work. Short tasks
+   * thus fill fewer, larger batches; tasks of 1 ms or more still spread one per run. Until a
+   * batch has been measured, tasks are assumed long (spread out).
+   */
+  private minBatch(): number {
+    if (this.msPerTask === undefined) return 1
+    return Math.max(1, Math.floor(TARGET_BATCH_MS / Math.max(this.msPerTask, 1e-4)))
+  }
+
   private dispatch(tasks: ExecutorTask[], walltime: number | undefined): void {
-    const encoded = encodeTaskBatch(tasks, (task, error) => this.report(task, { ok: false, error }))
-    if (!encoded) return
+    for (const encoded of encodeTaskBatches(tasks, (task, error) => this.report(task, { ok: false, error }))) this.run(encoded, walltime)
+  }
+
+  private run(encoded: { bytes: Uint8Array; sent: ExecutorTask[] }, walltime: number | undefined): void {
     const run: Run = { tasks: encoded.sent }
     const options: { signal?: AbortSignal } = {}
     // An exact-size copy: msgpackr's output is a view of its shared pool, and a view would carry
@@ -230,12 +251,16 @@ export class ThreadPoolExecutor implements Executor {
     )
   }
 
-  private completeRun(run: Run, bytes: Uint8Array): void {
+  private completeRun(run: Run, answer: Uint8Array): void {
     let early: number
     let results: ResultWire[]
     let slowestMs: number
     try {
-      ;[early, results, slowestMs] = decode<EncodedBatchAnswer>(bytes)
+      // The thread appends how long the batch ran (see worker.ts).
+      const ms = new DataView(answer.buffer, answer.byteOffset, answer.byteLength).getFloat64(answer.byteLength - 8, true)
+      const perTask = ms / Math.max(1, run.tasks.length)
+      this.msPerTask = this.msPerTask === undefined ? perTask : this.msPerTask * 0.8 + perTask * 0.2
+      ;[early, results, slowestMs] = decode<EncodedBatchAnswer>(answer.subarray(0, answer.byteLength - 8))
     } catch (error) {
       this.abandonRun(run, error)
       return

@@ -22,9 +22,13 @@ export type ThreadProgress =
 
 // The result is copied out of msgpackr's shared buffer into an ArrayBuffer of its own (a
 // Buffer's slice() would only be a view of the shared one), which is then transferred to the
-// main thread instead of being copied again.
-function handOver(bytes: Uint8Array): unknown {
-  return move(new Uint8Array(bytes))
+// main thread instead of being copied again. The last 8 bytes carry how long the batch ran
+// (ms, float64), from which the executor sizes its batches (see ThreadPoolExecutor.flush).
+function handOver(bytes: Uint8Array, started: number): unknown {
+  const answer = new Uint8Array(bytes.byteLength + 8)
+  answer.set(bytes)
+  new DataView(answer.buffer).setFloat64(bytes.byteLength, performance.now() - started, true)
+  return move(answer)
 }
 
 function postResults(bytes: Uint8Array): void {
@@ -37,6 +41,7 @@ function postStarted(taskId: number): void {
 }
 
 export default function runBatchMessage(bytes: Uint8Array): unknown {
+  const started = performance.now()
   const result = parentPort ? runEncodedBatch(bytes, postResults, postStarted) : runEncodedBatch(bytes)
-  return result instanceof Promise ? result.then(handOver) : handOver(result)
+  return result instanceof Promise ? result.then((done) => handOver(done, started)) : handOver(result, started)
 }
