@@ -19,6 +19,13 @@ async function started(t: Test, args: ManagerSpec) {
   return { ix, manager }
 }
 
+/** A fresh directory where whoamiTogether calls meet. */
+function rendezvousDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tsflow-meet-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
 t.test('runs tasks in worker processes, not in the manager', async (t) => {
   const { ix, manager } = await started(t, { workers: 2 })
   await ix.sendTasks([task(1, 'add', [20, 22]), task(2, 'whoami')])
@@ -125,8 +132,9 @@ t.test('a bash app stops itself at its walltime; its worker is spared (grace per
 
 t.test('affinity block pins each of 2 workers to its own CPU', { skip: !nativeAvailable() || onlineCpuCount() < 2 ? 'needs the native addon and 2 CPUs' : false }, async (t) => {
   const { ix, manager } = await started(t, { workers: 2, cpuAffinity: 'block' })
-  // Each task holds its worker briefly, so the two land on different workers.
-  await ix.sendTasks([task(1, 'whoamiAfter', [300]), task(2, 'whoamiAfter', [300])])
+  // The two calls wait for each other, so they run at the same time on different workers.
+  const meet = rendezvousDir(t)
+  await ix.sendTasks([task(1, 'whoamiTogether', [meet, 2]), task(2, 'whoamiTogether', [meet, 2])])
   const facts = (await ix.outcomesOf([1, 2])).map((o) => o.value as WorkerFacts)
   t.not(facts[0]!.pid, facts[1]!.pid, 'two different workers')
   const byRank = new Map(facts.map((f) => [f.rank, f]))
@@ -144,7 +152,8 @@ t.test('accelerators a,b: each worker gets its own CUDA_VISIBLE_DEVICES', async 
   const { ix, manager } = await started(t, { workers: 4, accelerators: ['a', 'b'] })
   t.equal(ix.registers[0]!.workers, 2, 'workers capped at one per accelerator')
   t.same(ix.registers[0]!.accelerators, ['a', 'b'])
-  await ix.sendTasks([task(1, 'whoamiAfter', [300]), task(2, 'whoamiAfter', [300])])
+  const meet = rendezvousDir(t)
+  await ix.sendTasks([task(1, 'whoamiTogether', [meet, 2]), task(2, 'whoamiTogether', [meet, 2])])
   const facts = (await ix.outcomesOf([1, 2])).map((o) => o.value as WorkerFacts)
   t.same(facts.map((f) => `${f.rank}=${f.accelerator}`).sort(), ['0=a', '1=b'])
   await ix.send({ t: 'shutdown' })
