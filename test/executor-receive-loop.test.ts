@@ -42,6 +42,10 @@ for (const [name, make] of Object.entries(executors)) {
     await waitFor(() => first.done, 'the task whose handler threw to settle', 30_000)
     t.ok(first.done, 'the task whose handler threw is settled')
     t.equal(await double(50), 100, 'tasks submitted afterwards are still reported')
+    t.equal(kernel.outstanding, 0, 'the task whose handler threw is no longer counted as outstanding')
+    let idle = false
+    void kernel.waitForCurrentTasks().then(() => (idle = true))
+    await waitFor(() => idle, 'waitForCurrentTasks() to return', 10_000)
     await kernel.cleanup({ deadlineMs: 2000 })
     const log = readFileSync(join(kernel.runDir, 'tsflow.log'), 'utf8')
     t.match(log, /handling the result of task #1 \(double\) failed in the workflow process: a settle handler failed on purpose/, 'logged, naming the task')

@@ -376,11 +376,15 @@ export class DataFlowKernel {
       this.memo.finished(record.memoKey, record.future, ok, value)
       if (ok && state === TaskState.exec_done) this.checkpointer?.record(record.memoKey, record.appName, value)
     }
-    record.future.settle(ok, value)
-    if (--this.outstandingCount === 0 && this.idleWaiters.length) {
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const waiter of waiters) waiter.resolve()
+    try {
+      record.future.settle(ok, value)
+    } finally {
+      // Counted even when a settle handler throws: waitForCurrentTasks() must still return.
+      if (--this.outstandingCount === 0 && this.idleWaiters.length) {
+        const waiters = this.idleWaiters
+        this.idleWaiters = []
+        for (const waiter of waiters) waiter.resolve()
+      }
     }
   }
 
