@@ -18,6 +18,8 @@ export interface ManagerRecord {
   readonly held: Map<number, number>
   /** whether the record currently sits in the ready ring */
   inRing: boolean
+  /** whether the record currently sits in the idle ring (it has workers with nothing to do) */
+  inIdleRing: boolean
   /** set once the record left the registry; ring entries of removed records are skipped */
   removed: boolean
   /** function table ids this manager has been sent */
@@ -35,6 +37,9 @@ export class ManagerRegistry {
   private readonly placement = new Map<number, ManagerRecord>()
   // A PriorityQueue where every entry has priority 0 is a plain O(1) FIFO ring.
   private readonly ring = new PriorityQueue<ManagerRecord>()
+  // Managers with idle workers: served first, so prefetched work never goes to a busy manager
+  // while another has a worker with nothing to do.
+  private readonly idleRing = new PriorityQueue<ManagerRecord>()
   /** blocks told to drain; a manager of such a block that registers later drains at once */
   readonly drainingBlocks = new Set<string>()
 
@@ -63,6 +68,7 @@ export class ManagerRegistry {
       announced: info.workers + info.prefetch,
       held: new Map(),
       inRing: false,
+      inIdleRing: false,
       removed: false,
       fns: new Set(),
     }
@@ -106,9 +112,28 @@ export class ManagerRegistry {
   }
 
   markReady(record: ManagerRecord): void {
-    if (record.inRing || record.removed || record.info.draining || this.capacity(record) <= 0) return
+    if (record.removed || record.info.draining || this.capacity(record) <= 0) return
+    if (!record.inIdleRing && this.idleWorkers(record) > 0) {
+      record.inIdleRing = true
+      this.idleRing.push(record)
+    }
+    if (record.inRing) return
     record.inRing = true
     this.ring.push(record)
+  }
+
+  /** Workers of the manager with no task: at most its capacity, and 0 once it holds one per worker. */
+  idleWorkers(record: ManagerRecord): number {
+    return Math.min(this.capacity(record), Math.max(0, record.info.workers - record.held.size))
+  }
+
+  /** The next manager with an idle worker, leaving the idle ring (it stays in the ready ring). */
+  nextIdle(): ManagerRecord | undefined {
+    for (let record = this.idleRing.shift(); record !== undefined; record = this.idleRing.shift()) {
+      record.inIdleRing = false
+      if (!record.removed && !record.info.draining && this.idleWorkers(record) > 0) return record
+    }
+    return undefined
   }
 
   /** The next manager that can take tasks, leaving the ring; stale entries are dropped on the way. */

@@ -58,10 +58,12 @@ export interface DispatchTotals {
 }
 
 /**
- * Hands queued tasks to ready managers: each manager taken from the ready ring gets as many
- * tasks as its capacity in ONE message. Work is proportional to the managers served and tasks
- * sent, never to the number of registered managers. A manager left with spare capacity (the
- * queue ran dry) goes back into the ring for the next turn.
+ * Hands queued tasks to ready managers in two passes: first one task per idle worker, across
+ * every manager that has idle workers, then prefetch (capacity beyond the workers) from the ready
+ * ring. So a short task never waits in a busy manager's prefetch while another manager has a
+ * worker with nothing to do. Each manager still gets ONE message per flush, and work stays
+ * proportional to the managers served and tasks sent, never to the number registered. A manager
+ * left with spare capacity (the queue ran dry) stays in the ring for the next turn.
  */
 export function dispatch(
   queue: TaskQueue,
@@ -69,21 +71,31 @@ export function dispatch(
   send: (record: ManagerRecord, tasks: TaskEnvelope[]) => void,
 ): DispatchTotals {
   const totals: DispatchTotals = { tasks: 0, messages: 0 }
-  while (queue.size > 0) {
-    const record = registry.nextReady()
-    if (!record) break
-    let room = registry.capacity(record)
-    const batch: TaskEnvelope[] = []
+  const batches = new Map<ManagerRecord, TaskEnvelope[]>()
+  const take = (record: ManagerRecord, room: number): void => {
+    let batch = batches.get(record)
     while (room > 0) {
       const task = queue.shift()
       if (!task) break
       registry.assign(record, task.id, task.try)
+      if (!batch) batches.set(record, (batch = []))
       batch.push(task)
+      record.announced--
       room--
     }
-    record.announced -= batch.length
+  }
+  for (let record = queue.size > 0 ? registry.nextIdle() : undefined; record; record = queue.size > 0 ? registry.nextIdle() : undefined) {
+    take(record, registry.idleWorkers(record))
+  }
+  while (queue.size > 0) {
+    const record = registry.nextReady()
+    if (!record) break
+    const room = registry.capacity(record)
+    take(record, room)
     registry.markReady(record)
-    if (batch.length === 0) break // cannot happen while size and heap agree; never spin
+    if (room === 0) break // cannot happen: nextReady returns managers with capacity; never spin
+  }
+  for (const [record, batch] of batches) {
     totals.tasks += batch.length
     // Usually one message; large payloads are split so no message grows past the byte cap.
     for (const part of splitBatch(batch, payloadBytes)) {

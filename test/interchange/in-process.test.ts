@@ -235,3 +235,32 @@ t.test('the Interchange class runs in-process with real sockets and stops cleanl
   await waitFor(() => manager.of('shutdown').length === 1, 'shutdown reaches the manager')
   await t.rejects(ix.start(), /started once/)
 })
+
+t.test('dispatch fills idle workers on every manager before any prefetch (a short task never waits behind a busy manager)', async (t) => {
+  const { core, toManagers, register } = harnessCore()
+  register('m0', 1, 4)
+  register('m1', 1, 4)
+  register('m2', 2, 4)
+  toManagers.length = 0
+  // A long task and three short ones in one submit: one per idle worker across the managers.
+  core.onClientMessage({ t: 'submit', tasks: makeTasks(0, 4), fns: FNS })
+  core.flush()
+  const first = tasksFor(toManagers)
+  t.same(
+    [...first].map(([key, list]) => [key, list.length]).sort(),
+    [['m0', 1], ['m1', 1], ['m2', 2]],
+    'each manager got one task per worker, none went to prefetch while a worker was idle',
+  )
+  // m1 answers its task: its worker is idle again and gets the next task, not m0's prefetch.
+  toManagers.length = 0
+  const m1Task = first.get('m1')![0]!
+  core.onManagerMessage('m1', { t: 'results', results: [{ id: m1Task.id, try: 0, payload: Buffer.from('x') }], capacity: 5 })
+  core.onClientMessage({ t: 'submit', tasks: makeTasks(100, 1), fns: FNS })
+  core.flush()
+  t.same([...tasksFor(toManagers).keys()], ['m1'], 'the manager with an idle worker gets the new task, not another one\'s prefetch')
+  // Busy everywhere: more work goes to prefetch, still one message per manager per flush.
+  toManagers.length = 0
+  core.onClientMessage({ t: 'submit', tasks: makeTasks(200, 6), fns: FNS })
+  core.flush()
+  t.equal([...tasksFor(toManagers).values()].reduce((n, list) => n + list.length, 0), 6, 'prefetch takes the rest')
+})
