@@ -91,10 +91,11 @@ export class ProcessWorkerPool implements WorkerPool {
     const chunks = workChunks(workOf(batch))
     let length = 0
     for (const chunk of chunks) length += chunk.byteLength
-    if (chunks.length > 1) child.pipe.cork()
+    // Corked, the header and chunks leave in one writev: one system call and one read for the worker.
+    child.pipe.cork()
     child.pipe.write(frameHeader(FrameKind.work, length))
     for (const chunk of chunks) child.pipe.write(chunk)
-    if (chunks.length > 1) child.pipe.uncork()
+    child.pipe.uncork()
     child.batches.push(batch)
     // The walltime clock starts when the worker says it calls the function (a `started` frame),
     // so a worker's start-up and its import of the app's module do not count.
