@@ -12,7 +12,7 @@ import { decode } from '../serialize/codec.js'
 import { decodeError, type EncodedError } from '../serialize/errors.js'
 import type { Logger } from '../util/logger.js'
 import { CPUS_ENV, FrameKind, FrameReader, frameHeader, type WorkerHello, type WorkerSetup } from '../protocol/worker.js'
-import { workParts } from '../worker/run.js'
+import { workChunks } from '../worker/run.js'
 import { deliverAnswer, deliverEarly, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
@@ -86,10 +86,16 @@ export class ProcessWorkerPool implements WorkerPool {
   dispatch(batch: Batch, idleOnly: boolean): void {
     const child = this.pick(idleOnly || batch.alone)
     if (!child) throw new Error('dispatch without a worker that can take the batch (canTake was not checked)')
-    // One buffer, two writes: a write per payload cost more than copying them all once.
-    const body = workParts(workOf(batch))
-    child.pipe.write(frameHeader(FrameKind.work, body.byteLength))
-    child.pipe.write(body)
+    // Small payloads are copied into one buffer (a write per payload cost more than copying them
+    // once); a large one is written as received, since copying it cost more than its write.
+    const chunks = workChunks(workOf(batch))
+    let length = 0
+    for (const chunk of chunks) length += chunk.byteLength
+    // Corked, the header and chunks leave in one writev: one system call and one read for the worker.
+    child.pipe.cork()
+    child.pipe.write(frameHeader(FrameKind.work, length))
+    for (const chunk of chunks) child.pipe.write(chunk)
+    child.pipe.uncork()
     child.batches.push(batch)
     // The walltime clock starts when the worker says it calls the function (a `started` frame),
     // so a worker's start-up and its import of the app's module do not count.

@@ -34,6 +34,47 @@ export function workParts(parts: readonly Uint8Array[]): Uint8Array {
   return body
 }
 
+/** A part at least this large is written to a pipe as it is rather than copied into its neighbours. */
+export const ALONE_BYTES = 16 * 1024
+
+/**
+ * The bytes of workParts(parts) as a list of chunks to write one after another: small parts are
+ * copied together with the table (as in workParts), a part of ALONE_BYTES or more is its own chunk,
+ * the caller's bytes uncopied. A batch of small tasks is still one chunk; a batch with a 1 MB
+ * argument is a few bytes of table and the argument as received, not a 1 MB copy of it.
+ */
+export function workChunks(parts: readonly Uint8Array[]): Uint8Array[] {
+  let large = 0
+  for (const part of parts) if (part.byteLength >= ALONE_BYTES) large++
+  if (large === 0) return [workParts(parts)]
+  const chunks: Uint8Array[] = []
+  let small = 4 + 4 * parts.length
+  let i = 0
+  // The table, then each run of small parts is copied into one chunk of its own.
+  let pending = new Uint8Array(small + runBytes(parts, 0))
+  const table = new DataView(pending.buffer)
+  table.setUint32(0, parts.length, true)
+  for (let k = 0; k < parts.length; k++) table.setUint32(4 + 4 * k, parts[k]!.byteLength, true)
+  while (i < parts.length) {
+    while (i < parts.length && parts[i]!.byteLength < ALONE_BYTES) {
+      pending.set(parts[i]!, small)
+      small += parts[i++]!.byteLength
+    }
+    if (pending.byteLength > 0) chunks.push(pending)
+    while (i < parts.length && parts[i]!.byteLength >= ALONE_BYTES) chunks.push(parts[i++]!)
+    pending = new Uint8Array(runBytes(parts, i))
+    small = 0
+  }
+  return chunks
+}
+
+/** Bytes of the run of small parts starting at `from`. */
+function runBytes(parts: readonly Uint8Array[], from: number): number {
+  let total = 0
+  for (let i = from; i < parts.length && parts[i]!.byteLength < ALONE_BYTES; i++) total += parts[i]!.byteLength
+  return total
+}
+
 /** The parts of a work frame laid out by workParts (views into `body`, not copies). */
 export function readWorkParts(body: Uint8Array): Uint8Array[] {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
