@@ -32,7 +32,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -407,6 +409,26 @@ static napi_value online_cpus(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* prctl(PR_SET_PDEATHSIG): the kernel sends `signal` to this process when the thread that
+ * created it (its parent) exits, however the parent ends. One system call, no thread. */
+static napi_value set_parent_death_signal(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t signal_number = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &signal_number) != napi_ok || signal_number < 0 || signal_number >= NSIG) {
+    napi_throw_range_error(env, NULL, "signal must be a signal number (0 clears it)");
+    return NULL;
+  }
+  if (prctl(PR_SET_PDEATHSIG, (unsigned long)signal_number, 0, 0, 0) != 0) {
+    throw_errno(env, "prctl", errno);
+    return NULL;
+  }
+  napi_value undefined;
+  NAPI_CALL(env, napi_get_undefined(env, &undefined));
+  return undefined;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor properties[] = {
       {"shmCreate", NULL, shm_create, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -416,6 +438,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"getAffinity", NULL, get_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setAffinity", NULL, set_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
       {"onlineCpus", NULL, online_cpus, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setParentDeathSignal", NULL, set_parent_death_signal, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0],
                              properties) != napi_ok) {

@@ -21,6 +21,7 @@ import {
   onlineCpuCount,
   openSharedMemory,
   setCpuAffinity,
+  setParentDeathSignal,
   sharedMemorySize,
   unlinkSharedMemory,
 } from 'tsflow/native'
@@ -346,4 +347,35 @@ t.test('a broken build gives NativeAddonUnavailable with the loader error as cau
   t.match(error.message, join(dir, 'build', 'Release', 'tsflow_native.node'))
   t.match(error.message, 'npm rebuild tsflow')
   t.type(error.cause, Error, 'the dlopen failure is kept as the cause')
+})
+
+t.test('setParentDeathSignal: a child busy in synchronous code dies with its SIGKILLed parent', { skip: !nativeAvailable() && 'the native addon is not built' }, async (t) => {
+  const parent = spawn(process.execPath, [join(here, 'fixtures', 'orphan-parent.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let childPid = 0
+  t.teardown(() => {
+    for (const pid of [parent.pid, childPid]) {
+      try {
+        if (pid) process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  })
+  let out = ''
+  parent.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  await waitFor(() => /^\d+\n/.test(out), 'the child to be armed', 20_000)
+  childPid = Number(out.trim())
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  t.ok(alive(childPid), 'the child runs')
+  parent.kill('SIGKILL')
+  await waitFor(() => !alive(childPid), 'the child to die with its parent', 5000)
+  t.pass('the child is gone')
+  t.throws(() => setParentDeathSignal('SIGNOPE' as NodeJS.Signals), RangeError, 'an unknown signal name is refused')
 })

@@ -29,6 +29,7 @@ export interface NativeBinding {
   getAffinity(tid: number): number[]
   setAffinity(cpus: number[], tid: number): void
   onlineCpus(): number
+  setParentDeathSignal(signal: number): void
 }
 
 const BINDING_FUNCTIONS = [
@@ -39,6 +40,7 @@ const BINDING_FUNCTIONS = [
   'getAffinity',
   'setAffinity',
   'onlineCpus',
+  'setParentDeathSignal',
 ] as const satisfies readonly (keyof NativeBinding)[]
 
 const ADDON_FILE = 'tsflow_native.node'
@@ -430,5 +432,27 @@ export function setCpuAffinity(cpus: readonly number[], tid = 0): void {
           return base
       }
     },
+  )
+}
+
+// ---------------------------------------------------------------------------------------
+// Process lifetime
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Asks the kernel to send `signal` to this process when its parent exits, however the parent
+ * ends (Linux `prctl(PR_SET_PDEATHSIG)`); 0 clears it. The parent is the thread that spawned
+ * this process, so it suits children spawned from a process's main thread. Check
+ * `process.ppid` afterwards: a parent that died before the call is not signalled.
+ */
+export function setParentDeathSignal(signal: NodeJS.Signals | number): void {
+  const number = typeof signal === 'number' ? signal : osConstants.signals[signal]
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < 0) {
+    throw new RangeError(`unknown signal ${String(signal)}: give a name such as 'SIGKILL' or a signal number`)
+  }
+  const native = addon()
+  call(
+    () => native.setParentDeathSignal(number),
+    () => `could not set the parent-death signal to ${String(signal)}`,
   )
 }
