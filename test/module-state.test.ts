@@ -5,26 +5,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Config } from 'tsflow'
+import { DataFlowKernel, type Config } from 'tsflow'
+import { makeExecutor } from './helpers/executors.js'
 import * as state from './fixtures/module-state.js'
 
-const configs: [string, (runDir: string) => Config][] = [
-  ['threads', (runDir) => ({ runDir, executors: [new ThreadPoolExecutor({ maxThreads: 2 })] })],
-  [
-    'htex (processes)',
-    (runDir) => ({
-      runDir,
-      executors: [
-        new HighThroughputExecutor({
-          maxWorkersPerNode: 2,
-          heartbeatPeriodMs: 500,
-          heartbeatThresholdMs: 3000,
-          provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }),
-        }),
-      ],
-    }),
-  ],
-]
+// The thread executor and HTEX with worker processes, built as every kind-parametrized test does.
+const configs: [string, (runDir: string) => Config][] = (['threads', 'htex-processes'] as const).map((kind) => [
+  kind,
+  (runDir) => ({ runDir, executors: [makeExecutor(kind)] }),
+])
 
 state.changeSetting('changed-by-the-workflow')
 

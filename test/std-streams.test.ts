@@ -12,32 +12,18 @@ import {
   BashExitFailure,
   DataFlowKernel,
   File,
-  HighThroughputExecutor,
-  LocalProvider,
   TaskState,
-  ThreadPoolExecutor,
   autoLogPath,
   type Config,
 } from 'tsflow'
+import { makeExecutor } from './helpers/executors.js'
 import * as apps from './fixtures/streams.js'
 
-const configs: [string, (runDir: string) => Config][] = [
-  ['threads', (runDir) => ({ runDir, executors: [new ThreadPoolExecutor({ maxThreads: 2 })] })],
-  [
-    'htex (processes)',
-    (runDir) => ({
-      runDir,
-      executors: [
-        new HighThroughputExecutor({
-          maxWorkersPerNode: 2,
-          heartbeatPeriodMs: 500,
-          heartbeatThresholdMs: 3000,
-          provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }),
-        }),
-      ],
-    }),
-  ],
-]
+// The thread executor and HTEX with worker processes, built as every kind-parametrized test does.
+const configs: [string, (runDir: string) => Config][] = (['threads', 'htex-processes'] as const).map((kind) => [
+  kind,
+  (runDir) => ({ runDir, executors: [makeExecutor(kind)] }),
+])
 
 const failure = (promise: PromiseLike<unknown>): Promise<unknown> => Promise.resolve(promise).then(() => undefined, (e: unknown) => e)
 

@@ -78,6 +78,11 @@ export class DataFlowKernel {
     return this.runDirectory
   }
 
+  /** @internal The run directory, or undefined before start (TaskHost). */
+  get startedRunDir(): string | undefined {
+    return this.runDirectory
+  }
+
   /** Tasks submitted and not yet in a final state. */
   get outstanding(): number {
     return this.outstandingCount
@@ -148,7 +153,6 @@ export class DataFlowKernel {
       if (isEmpty(callOptions)) callOptions = EMPTY_OPTIONS
     }
     const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, this)
-    record.runDir = this.runDirectory
     const future = new AppFuture<unknown>(record)
     record.future = future
     this.counts.unsched++

@@ -8,6 +8,8 @@ import type { StdStreamTarget } from '../protocol/task.js'
 export interface TaskHost {
   cancelTask(record: TaskRecord): boolean
   dependencySettled(record: TaskRecord, dependency: Future<unknown>): void
+  /** The run directory once started, where AUTO_LOGNAME streams go. */
+  readonly startedRunDir: string | undefined
 }
 
 /**
@@ -24,8 +26,6 @@ export class TaskRecord implements FutureTask, Dependent {
   waitingOn = 0
   memoKey: string | undefined
   future!: AppFuture<unknown>
-  /** The kernel's run directory, where AUTO_LOGNAME streams go. */
-  runDir: string | undefined
 
   constructor(
     readonly id: number,
@@ -50,7 +50,7 @@ export class TaskRecord implements FutureTask, Dependent {
   /** Where the task's stream goes (the call's option, else the app's), resolved; undefined if not redirected. */
   stdStreamTarget(stream: StdStreamName): StdStreamTarget | undefined {
     const option = this.callOptions[stream] ?? this.app.options[stream]
-    return option === undefined ? undefined : resolveStdStream(option, stream, this.id, this.app.name, this.runDir)
+    return option === undefined ? undefined : resolveStdStream(option, stream, this.id, this.app.name, this.host.startedRunDir)
   }
 
   stdStream(stream: StdStreamName): string | undefined {
