@@ -30,6 +30,8 @@ export const ErrorCode = {
   TASK_NOT_FOUND: 'E_TASK_NOT_FOUND',
   WORKER_LOST: 'E_WORKER_LOST',
   MANAGER_LOST: 'E_MANAGER_LOST',
+  BLOCK_WALLTIME: 'E_BLOCK_WALLTIME',
+  WALLTIME_EXCEEDS_BLOCK: 'E_WALLTIME_EXCEEDS_BLOCK',
   PROTOCOL: 'E_PROTOCOL',
   VERSION_MISMATCH: 'E_VERSION_MISMATCH',
   INTERCHANGE_LOST: 'E_INTERCHANGE_LOST',
@@ -366,6 +368,41 @@ export class ManagerLost extends TsflowError {
     this.managerId = managerId
     this.host = host
     this.lastHeartbeat = lastHeartbeat
+  }
+}
+
+/**
+ * The task was running (or waiting on a manager) when its block reached the end of its walltime:
+ * the scheduler took the node away, the task did nothing wrong. The kernel retries it without
+ * counting the try against the app's `retries` (a few times at most, see the kernel).
+ */
+export class BlockWalltimeReached extends TsflowError {
+  static override readonly codes = [ErrorCode.BLOCK_WALLTIME]
+  readonly blockId: string
+  constructor(taskId: number, where: string, blockId: string, why: string) {
+    super(
+      ErrorCode.BLOCK_WALLTIME,
+      `task #${taskId} was stopped because block ${blockId} reached the end of its walltime (${where}: ${why}); ` +
+        `such a try is retried on another block without counting against the task's retries`,
+    )
+    this.blockId = blockId
+  }
+}
+
+/** The task declares a walltime no block of its executor can ever give it; it fails at once. */
+export class WalltimeExceedsBlock extends TsflowError {
+  static override readonly codes = [ErrorCode.WALLTIME_EXCEEDS_BLOCK]
+  readonly walltimeSeconds: number
+  readonly blockWalltimeSeconds: number
+  constructor(taskId: number, appName: string, walltimeSeconds: number, blockWalltimeSeconds: number, where: string, marginMs: number) {
+    super(
+      ErrorCode.WALLTIME_EXCEEDS_BLOCK,
+      `task #${taskId} (${appName}) declares a walltime of ${walltimeSeconds} s, but the blocks of ${where} have a walltime of ` +
+        `${blockWalltimeSeconds} s (less a safety margin of ${marginMs / 1000} s), so no block could ever run it; ` +
+        `lower the task's walltime or raise the provider's walltime`,
+    )
+    this.walltimeSeconds = walltimeSeconds
+    this.blockWalltimeSeconds = blockWalltimeSeconds
   }
 }
 

@@ -37,7 +37,15 @@ const NOT_RETRIED = new Set<string>([
   ErrorCode.WORKFLOW_IN_WORKER,
   ErrorCode.SHUTDOWN,
   ErrorCode.NO_EXECUTOR,
+  ErrorCode.WALLTIME_EXCEEDS_BLOCK,
 ])
+
+/**
+ * Tries of one task ended by its block's walltime (BlockWalltimeReached) that are retried without
+ * counting against `retries`: the scheduler took the node, the task did nothing wrong. Bounded, so
+ * a task that always outlives its blocks ends instead of looping.
+ */
+export const BLOCK_WALLTIME_FREE_RETRIES = 3
 
 export interface CleanupOptions {
   /** How long outstanding tasks may take to finish before they are cancelled (default 30 s). */
@@ -347,6 +355,21 @@ export class DataFlowKernel {
     if (code === ErrorCode.CANCELLED) {
       this.finish(record, TaskState.cancelled, false, error)
       return
+    }
+    if (code === ErrorCode.BLOCK_WALLTIME && this.phase === 'running') {
+      if (record.freeRetries < BLOCK_WALLTIME_FREE_RETRIES) {
+        record.freeRetries++
+        this.logger.info(
+          `task #${record.id} ${record.appName} try ${record.tries} was stopped by its block's walltime; ` +
+            `retrying (free retry ${record.freeRetries} of ${BLOCK_WALLTIME_FREE_RETRIES}, not counted against retries)`,
+        )
+        this.setState(record, TaskState.pending)
+        this.launchNow(record)
+        return
+      }
+      if (error instanceof Error) {
+        error.message += ` (its blocks reached their walltime on ${record.freeRetries + 1} tries; ${BLOCK_WALLTIME_FREE_RETRIES} free retries used, further tries count against retries)`
+      }
     }
     const retries = record.app.options.retries ?? this.config.retries
     if (retries > 0 && !(typeof code === 'string' && NOT_RETRIED.has(code)) && this.phase === 'running') {

@@ -21,6 +21,8 @@ export class TaskRecord implements FutureTask, Dependent {
   /** tries started so far; the current try's number is tries - 1 */
   tries = 0
   failCost = 0
+  /** tries ended by their block's walltime and retried without counting against retries */
+  freeRetries = 0
   executor: string | undefined
   /** futures not yet settled among the arguments and inputs */
   waitingOn = 0

@@ -1,5 +1,6 @@
-import { ManagerLost, ProtocolError, TaskCancelled } from '../errors.js'
+import { BlockWalltimeReached, ManagerLost, ProtocolError, TaskCancelled } from '../errors.js'
 import { checkVersion } from '../protocol/messages.js'
+import { DEFAULT_WALLTIME_MARGIN_MS } from '../protocol/interchange.js'
 import { splitBatch } from '../protocol/split.js'
 import type {
   ClientMessage,
@@ -16,7 +17,7 @@ import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { LogLimiter } from './log-limiter.js'
 import { ManagerRegistry, type ManagerRecord } from './managers.js'
-import { TaskQueue, dispatch } from './scheduler.js'
+import { TaskQueue, createManagerSelector, dispatch, type ManagerSelector, type ManagerSelectorName } from './scheduler.js'
 
 /**
  * The interchange's state machine, free of sockets and timers: messages in, messages out through
@@ -39,6 +40,13 @@ export interface CoreOptions {
   logger?: Logger
   /** called when the client sends `shutdown` */
   onShutdownRequest?: (reason: string) => void
+  /** how the next manager is chosen (default 'packed': fill busy blocks first) */
+  managerSelector?: ManagerSelectorName | ManagerSelector
+  /**
+   * A task must end this long before its block's walltime (default DEFAULT_WALLTIME_MARGIN_MS);
+   * a manager lost this close to (or after) its block's end was taken by the walltime.
+   */
+  walltimeMarginMs?: number
 }
 
 export interface CoreStats {
@@ -79,6 +87,8 @@ export class InterchangeCore {
   private failures: Failure[] = []
   /** the client's function table: id -> encoded descriptor, kept as bytes and never decoded */
   private readonly fns = new Map<number, Uint8Array>()
+  readonly selector: ManagerSelector
+  readonly walltimeMarginMs: number
 
   constructor(
     private readonly options: CoreOptions,
@@ -91,6 +101,9 @@ export class InterchangeCore {
     })
     this.log = options.logger ?? silentLogger
     this.limiter = new LogLimiter(this.log, { clock: this.heartbeat.clock })
+    const selector = options.managerSelector
+    this.selector = typeof selector === 'object' ? selector : createManagerSelector(selector)
+    this.walltimeMarginMs = options.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS
   }
 
   /** Results and failures collected since the last flush. */
@@ -229,6 +242,8 @@ export class InterchangeCore {
       draining: false,
     }
     if (Array.isArray(message.accelerators)) info.accelerators = message.accelerators.filter((a) => typeof a === 'string')
+    // The manager says how long its block has left, not when it ends: no clock of another node is trusted.
+    if (typeof message.leftMs === 'number' && Number.isFinite(message.leftMs)) info.endMs = Math.round(now + message.leftMs)
     try {
       checkVersion(`manager ${message.managerId} on ${message.host}`, message)
     } catch (error) {
@@ -241,7 +256,7 @@ export class InterchangeCore {
     const previous = this.managers.get(key)
     if (previous) this.depart(previous, 'it registered again under the same id (the manager restarted)', 'lost')
     this.gone.delete(key)
-    const record = this.managers.add(key, info)
+    const record = this.managers.add(key, info, info.endMs)
     // A manager with adaptive prefetch registers its ceiling as prefetch and says what it takes now.
     if (typeof message.capacity === 'number' && message.capacity >= 0) record.announced = Math.min(record.announced, Math.floor(message.capacity))
     this.heartbeat.beat(key, now)
@@ -255,7 +270,8 @@ export class InterchangeCore {
     this.out.toClient({ t: 'manager', event: 'registered', info: this.snapshot(record) })
     this.log.info(
       `manager ${info.managerId} registered: host ${info.host}, block ${info.blockId}, pid ${info.pid}, ` +
-        `${info.workers} workers + ${info.prefetch} prefetch (${this.managers.size} managers)`,
+        `${info.workers} workers + ${info.prefetch} prefetch` +
+        `${info.endMs === undefined ? '' : `, block ends in ${Math.round((info.endMs - now) / 1000)} s`} (${this.managers.size} managers)`,
     )
   }
 
@@ -303,6 +319,7 @@ export class InterchangeCore {
   flush(options: { dispatch?: boolean } = {}): void {
     if (this.queue.size > 0 && options.dispatch !== false) {
       const notice = this.dispatchedNotice
+      const clock = { now: this.heartbeat.clock(), marginMs: this.walltimeMarginMs }
       const sent = dispatch(this.queue, this.managers, (record, tasks) => {
         for (const task of tasks) {
           notice.ids.push(task.id)
@@ -310,7 +327,7 @@ export class InterchangeCore {
         }
         const fns = this.unsentFunctions(record, tasks)
         this.out.toManager(record.key, fns ? { t: 'tasks', tasks, fns } : { t: 'tasks', tasks })
-      })
+      }, this.selector, clock)
       this.stats.tasksDispatched += sent.tasks
       this.stats.taskMessages += sent.messages
       if (sent.messages > 0 && this.log.enabled('debug')) {
@@ -350,8 +367,13 @@ export class InterchangeCore {
     const lastSeen = this.heartbeat.lastSeen(record.key) ?? record.info.lastHeartbeat
     const info = this.snapshot(record)
     const { managerId, host } = record.info
+    // Lost at (or just before) its block's end: the scheduler took the node, the tasks did nothing wrong.
+    const now = this.heartbeat.clock()
+    const walltime = event === 'lost' && record.endMs !== undefined && now >= record.endMs - this.walltimeMarginMs
     for (const [id, tryNumber] of record.held) {
-      const error = new ManagerLost(id, managerId, host, Math.round(lastSeen), why)
+      const error = walltime
+        ? new BlockWalltimeReached(id, `manager ${managerId} on ${host}`, record.info.blockId, `${why}; the block's end was ${new Date(record.endMs!).toISOString()}`)
+        : new ManagerLost(id, managerId, host, Math.round(lastSeen), why)
       this.failures.push({ id, try: tryNumber, error: encodeError(error) })
     }
     this.managers.remove(record)

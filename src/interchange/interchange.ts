@@ -2,7 +2,7 @@ import { Context, Router } from 'zeromq'
 import type { Socket } from 'zeromq'
 import { ACCEPTED, checkVersion, decodeMessage, encodeMessage, stamp } from '../protocol/messages.js'
 import type { ClientMessage, InterchangeToClient, InterchangeToManager, ManagerMessage } from '../protocol/messages.js'
-import { INTERCHANGE_DEFAULTS } from '../protocol/interchange.js'
+import { INTERCHANGE_DEFAULTS, type ManagerSelectorName } from '../protocol/interchange.js'
 import { applyCurve, loadCurveKeys } from '../transport/curve.js'
 import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { Outbox, bindTcp, isLoopback } from '../transport/sockets.js'
@@ -35,6 +35,10 @@ export interface InterchangeOptions {
    * its silence is not taken for death: a client busy in a long synchronous loop sends nothing.
    */
   clientLivenessByPipe?: boolean
+  /** which manager gets tasks first (default 'packed') */
+  managerSelector?: ManagerSelectorName
+  /** a task must end this long before its block's walltime, ms (default DEFAULT_WALLTIME_MARGIN_MS) */
+  walltimeMarginMs?: number
 }
 
 export interface InterchangePorts {
@@ -94,6 +98,8 @@ export class Interchange {
         clock: options.clock,
         logger: this.log,
         onShutdownRequest: (reason) => void this.stop(reason),
+        ...(options.managerSelector ? { managerSelector: options.managerSelector } : {}),
+        ...(options.walltimeMarginMs !== undefined ? { walltimeMarginMs: options.walltimeMarginMs } : {}),
       },
       { toClient: (message) => this.sendToClient(message), toManager: (key, message) => this.sendToManager(key, message) },
     )
@@ -141,7 +147,8 @@ export class Interchange {
     this.log.info(
       `interchange${o.runId ? ` of run ${o.runId}` : ''} listening: client ${clientAddress}:${this.ports.clientPort}, ` +
         `managers ${workerAddress}:${this.ports.workerPort}, CURVE ${o.curveDir ? 'on' : 'off'}, heartbeat ` +
-        `${this.core.heartbeat.periodMs}/${this.core.heartbeat.thresholdMs} ms`,
+        `${this.core.heartbeat.periodMs}/${this.core.heartbeat.thresholdMs} ms, manager selector ${this.core.selector.name}, ` +
+        `walltime margin ${this.core.walltimeMarginMs} ms`,
     )
     this.clientBeat.beat('client') // the client has one threshold to say hello
     this.lastStatsLog = this.core.heartbeat.clock()

@@ -24,6 +24,22 @@ export interface ManagerRecord {
   removed: boolean
   /** function table ids this manager has been sent */
   readonly fns: Set<number>
+  /** the manager's block, shared by its managers */
+  readonly block: BlockEntry
+  /**
+   * When the manager's block reaches its walltime, on the interchange's clock (ms); undefined
+   * when the manager did not say (no walltime known). Tasks that would not finish before it (less
+   * the safety margin) are not sent to this manager.
+   */
+  endMs: number | undefined
+}
+
+/** The managers of one block and the tasks they hold together (whether the block is busy). */
+export interface BlockEntry {
+  readonly blockId: string
+  readonly managers: Set<ManagerRecord>
+  /** tasks held by the block's managers */
+  held: number
 }
 
 /**
@@ -33,7 +49,7 @@ export interface ManagerRecord {
  */
 export class ManagerRegistry {
   private readonly byKey = new Map<string, ManagerRecord>()
-  private readonly byBlock = new Map<string, Set<ManagerRecord>>()
+  private readonly byBlock = new Map<string, BlockEntry>()
   private readonly placement = new Map<number, ManagerRecord>()
   // A PriorityQueue where every entry has priority 0 is a plain O(1) FIFO ring.
   private readonly ring = new PriorityQueue<ManagerRecord>()
@@ -60,7 +76,9 @@ export class ManagerRegistry {
     return this.byKey.values()
   }
 
-  add(key: string, info: ManagerInfo): ManagerRecord {
+  add(key: string, info: ManagerInfo, endMs?: number): ManagerRecord {
+    let block = this.byBlock.get(info.blockId)
+    if (!block) this.byBlock.set(info.blockId, (block = { blockId: info.blockId, managers: new Set(), held: 0 }))
     const record: ManagerRecord = {
       key,
       info,
@@ -71,11 +89,11 @@ export class ManagerRegistry {
       inIdleRing: false,
       removed: false,
       fns: new Set(),
+      block,
+      endMs,
     }
     this.byKey.set(key, record)
-    let block = this.byBlock.get(info.blockId)
-    if (!block) this.byBlock.set(info.blockId, (block = new Set()))
-    block.add(record)
+    block.managers.add(record)
     return record
   }
 
@@ -84,9 +102,10 @@ export class ManagerRegistry {
     if (record.removed) return
     record.removed = true
     if (this.byKey.get(record.key) === record) this.byKey.delete(record.key)
-    const block = this.byBlock.get(record.info.blockId)
-    block?.delete(record)
-    if (block?.size === 0) this.byBlock.delete(record.info.blockId)
+    const block = record.block
+    block.managers.delete(record)
+    block.held -= record.held.size
+    if (block.managers.size === 0 && this.byBlock.get(block.blockId) === block) this.byBlock.delete(block.blockId)
     for (const id of record.held.keys()) {
       if (this.placement.get(id) === record) this.placement.delete(id)
     }
@@ -95,7 +114,7 @@ export class ManagerRegistry {
   managersOfBlocks(blockIds: readonly string[]): ManagerRecord[] {
     const out: ManagerRecord[] = []
     for (const blockId of blockIds) {
-      for (const record of this.byBlock.get(blockId) ?? []) out.push(record)
+      for (const record of this.byBlock.get(blockId)?.managers ?? []) out.push(record)
     }
     return out
   }
@@ -147,12 +166,15 @@ export class ManagerRegistry {
 
   assign(record: ManagerRecord, id: number, tryNumber: number): void {
     record.held.set(id, tryNumber)
+    record.block.held++
     this.placement.set(id, record)
   }
 
   /** A result came back: the task no longer occupies the manager. */
   complete(record: ManagerRecord, id: number): void {
-    if (record.held.delete(id) && this.placement.get(id) === record) this.placement.delete(id)
+    if (!record.held.delete(id)) return
+    record.block.held--
+    if (this.placement.get(id) === record) this.placement.delete(id)
   }
 
   holder(id: number): ManagerRecord | undefined {

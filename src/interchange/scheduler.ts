@@ -1,4 +1,5 @@
 import type { TaskEnvelope } from '../protocol/messages.js'
+import { DEFAULT_MANAGER_SELECTOR, MANAGER_SELECTORS, type ManagerSelectorName } from '../protocol/interchange.js'
 import { splitBatch } from '../protocol/split.js'
 import { PriorityQueue } from '../util/task-queue.js'
 import type { ManagerRecord, ManagerRegistry } from './managers.js'
@@ -37,6 +38,15 @@ export class TaskQueue {
     return undefined
   }
 
+  /** Puts tasks taken by shift() back at the front, in their order (they were not sent). */
+  putBack(tasks: readonly TaskEnvelope[]): void {
+    for (let i = tasks.length - 1; i >= 0; i--) {
+      const task = tasks[i]!
+      this.waiting.set(task.id, task)
+      this.heap.unshift(task, typeof task.pri === 'number' && Number.isFinite(task.pri) ? task.pri : 0)
+    }
+  }
+
   remove(id: number): TaskEnvelope | undefined {
     const task = this.waiting.get(id)
     if (task) this.waiting.delete(id)
@@ -58,43 +68,155 @@ export interface DispatchTotals {
 }
 
 /**
+ * Which manager gets queued tasks next: the interchange's pluggable choice (as Parsl's manager
+ * selector). Dispatch runs two passes, one task per idle worker first, then prefetch; in each pass
+ * it asks the selector for the next manager. A selector takes managers from the registry's rings
+ * (which hold every manager that may have room, each once) and may hold some back for later in
+ * the same dispatch; `endDispatch` returns the ones it held back and did not hand out.
+ */
+export interface ManagerSelector {
+  readonly name: ManagerSelectorName
+  /** The next manager with an idle worker (first pass), or undefined when there is none. */
+  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined
+  /** The next manager with room for prefetch (second pass), or undefined. */
+  nextReady(registry: ManagerRegistry): ManagerRecord | undefined
+  endDispatch(registry: ManagerRegistry): void
+}
+
+export { MANAGER_SELECTORS, DEFAULT_MANAGER_SELECTOR, type ManagerSelectorName }
+
+/**
+ * Round robin over managers: idle workers anywhere first, in ring order. Work spreads over every
+ * block, so no block ever goes idle while there is work, even a trickle.
+ */
+export class SpreadSelector implements ManagerSelector {
+  readonly name = 'spread' as const
+  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined {
+    return registry.nextIdle()
+  }
+  nextReady(registry: ManagerRegistry): ManagerRecord | undefined {
+    return registry.nextReady()
+  }
+  endDispatch(): void {}
+}
+
+/**
+ * Fills blocks that already have work first: in each pass, managers of busy blocks (holding
+ * tasks) come before managers of idle blocks, which are held back until no busy one has room.
+ * Under a load smaller than the blocks, work concentrates on few blocks and the others stay idle
+ * long enough for the strategy to release them. Still, an idle worker of an idle block is used
+ * before any prefetch, so a task never waits behind a busy manager while a worker is free.
+ */
+export class PackedSelector implements ManagerSelector {
+  readonly name = 'packed' as const
+  private readonly heldIdle: ManagerRecord[] = []
+  private readonly heldReady: ManagerRecord[] = []
+  private idleAt = 0
+  private readyAt = 0
+
+  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined {
+    for (let record = registry.nextIdle(); record; record = registry.nextIdle()) {
+      if (record.block.held > 0) return record
+      this.heldIdle.push(record)
+    }
+    return this.heldIdle.length > this.idleAt ? this.heldIdle[this.idleAt++] : undefined
+  }
+
+  nextReady(registry: ManagerRegistry): ManagerRecord | undefined {
+    for (let record = registry.nextReady(); record; record = registry.nextReady()) {
+      if (record.block.held > 0) return record
+      this.heldReady.push(record)
+    }
+    return this.heldReady.length > this.readyAt ? this.heldReady[this.readyAt++] : undefined
+  }
+
+  endDispatch(registry: ManagerRegistry): void {
+    // Held back and not served: back into the rings they left.
+    for (let i = this.idleAt; i < this.heldIdle.length; i++) registry.markReady(this.heldIdle[i]!)
+    for (let i = this.readyAt; i < this.heldReady.length; i++) registry.markReady(this.heldReady[i]!)
+    this.heldIdle.length = 0
+    this.heldReady.length = 0
+    this.idleAt = 0
+    this.readyAt = 0
+  }
+}
+
+export function createManagerSelector(name: ManagerSelectorName = DEFAULT_MANAGER_SELECTOR): ManagerSelector {
+  return name === 'spread' ? new SpreadSelector() : new PackedSelector()
+}
+
+/** What dispatch needs to know about time: only used when some manager has an end time. */
+export interface DispatchClock {
+  /** now, on the clock of the managers' `endMs` */
+  now: number
+  /** a task must end this long before its block does */
+  marginMs: number
+}
+
+/** Tasks one take may set aside because they do not fit its manager's time left (bounds the work per flush). */
+const MAX_SET_ASIDE = 1024
+
+/**
  * Hands queued tasks to ready managers in two passes: first one task per idle worker, across
  * every manager that has idle workers, then prefetch (capacity beyond the workers) from the ready
- * ring. So a short task never waits in a busy manager's prefetch while another manager has a
- * worker with nothing to do. Each manager still gets ONE message per flush, and work stays
- * proportional to the managers served and tasks sent, never to the number registered. A manager
- * left with spare capacity (the queue ran dry) stays in the ring for the next turn.
+ * ring; the selector orders the managers within each pass. So a short task never waits in a busy
+ * manager's prefetch while another manager has a worker with nothing to do. Each manager still
+ * gets ONE message per flush, and work stays proportional to the managers served and tasks sent,
+ * never to the number registered. A manager left with spare capacity (the queue ran dry) stays
+ * in the ring for the next turn.
+ *
+ * Walltime: a manager whose block has an end time gets no task whose declared walltime (plus the
+ * margin) exceeds the time its block has left, and none at all once its block is within the
+ * margin of its end. Tasks it cannot take stay queued, in their order, for other managers.
  */
 export function dispatch(
   queue: TaskQueue,
   registry: ManagerRegistry,
   send: (record: ManagerRecord, tasks: TaskEnvelope[]) => void,
+  selector: ManagerSelector = defaultSelector,
+  clock?: DispatchClock,
 ): DispatchTotals {
   const totals: DispatchTotals = { tasks: 0, messages: 0 }
   const batches = new Map<ManagerRecord, TaskEnvelope[]>()
-  const take = (record: ManagerRecord, room: number): void => {
+  const take = (record: ManagerRecord, room: number): number => {
     let batch = batches.get(record)
+    let taken = 0
+    let setAside: TaskEnvelope[] | undefined
+    // ms a task may take on this manager; Infinity when its block has no known end
+    const left = record.endMs === undefined || clock === undefined ? Infinity : record.endMs - clock.now - clock.marginMs
+    if (left <= 0) return 0
     while (room > 0) {
       const task = queue.shift()
       if (!task) break
+      if (task.wt !== undefined && task.wt * 1000 > left) {
+        ;(setAside ??= []).push(task)
+        if (setAside.length >= MAX_SET_ASIDE) break
+        continue
+      }
       registry.assign(record, task.id, task.try)
       if (!batch) batches.set(record, (batch = []))
       batch.push(task)
       record.announced--
       room--
+      taken++
     }
+    if (setAside) queue.putBack(setAside)
+    return taken
   }
-  for (let record = queue.size > 0 ? registry.nextIdle() : undefined; record; record = queue.size > 0 ? registry.nextIdle() : undefined) {
-    take(record, registry.idleWorkers(record))
+  // Managers that took nothing although they had room (every queued task was too long for them):
+  // they go back into the rings after this dispatch, not during it, or the passes would spin.
+  let starved: ManagerRecord[] | undefined
+  for (let record = queue.size > 0 ? selector.nextIdle(registry) : undefined; record; record = queue.size > 0 ? selector.nextIdle(registry) : undefined) {
+    if (take(record, registry.idleWorkers(record)) === 0) (starved ??= []).push(record)
   }
   while (queue.size > 0) {
-    const record = registry.nextReady()
+    const record = selector.nextReady(registry)
     if (!record) break
-    const room = registry.capacity(record)
-    take(record, room)
-    registry.markReady(record)
-    if (room === 0) break // cannot happen: nextReady returns managers with capacity; never spin
+    if (take(record, registry.capacity(record)) === 0) (starved ??= []).push(record)
+    else registry.markReady(record)
   }
+  selector.endDispatch(registry)
+  if (starved) for (const record of starved) registry.markReady(record)
   for (const [record, batch] of batches) {
     totals.tasks += batch.length
     // Usually one message; large payloads are split so no message grows past the byte cap.
@@ -105,6 +227,8 @@ export function dispatch(
   }
   return totals
 }
+
+const defaultSelector = new SpreadSelector()
 
 function payloadBytes(envelope: { payload: Uint8Array }): number {
   return envelope.payload.byteLength

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { UsageError } from '../errors.js'
-import { hostFacts, managerSpec, MANAGER_DEFAULTS, parseAffinity, workerCount, type AffinitySpec, type HostFacts, type ManagerSpec, type WorkerMode } from '../protocol/manager.js'
+import { blockEnd, hostFacts, managerSpec, MANAGER_DEFAULTS, parseAffinity, workerCount, type AffinitySpec, type HostFacts, type ManagerSpec, type WorkerMode } from '../protocol/manager.js'
 import type { LogLevel } from '../util/logger.js'
 
 export { hostFacts, type HostFacts, type WorkerMode }
@@ -34,6 +34,10 @@ export interface ManagerOptions {
   curveDir?: string
   logDir?: string
   logLevel: LogLevel
+  /** when the block reaches its walltime (ms since the epoch), if known, and how that was learned */
+  blockEnd?: { endMs: number; source: string }
+  /** within this many ms of the block's end, losses are the walltime's doing */
+  walltimeMarginMs?: number
 }
 
 export { UsageError }
@@ -53,7 +57,12 @@ export function parseManagerArgs(argv: readonly string[], facts: HostFacts = hos
 }
 
 /** The manager's options from its spec and this node's facts. Throws UsageError naming the flag. */
-export function resolveManagerSpec(spec: ManagerSpec, facts: HostFacts = hostFacts()): ManagerOptions {
+export function resolveManagerSpec(
+  spec: ManagerSpec,
+  facts: HostFacts = hostFacts(),
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  startMs: number = performance.timeOrigin,
+): ManagerOptions {
   const { workers, notes } = workerCount(spec, facts)
   // The spec check already accepted the text, so this parse cannot fail.
   const affinity: AffinitySpec = parseAffinity(spec.cpuAffinity ?? MANAGER_DEFAULTS.cpuAffinity)
@@ -78,5 +87,8 @@ export function resolveManagerSpec(spec: ManagerSpec, facts: HostFacts = hostFac
   if (spec.heartbeatThresholdMs !== undefined) options.heartbeatThresholdMs = spec.heartbeatThresholdMs
   if (spec.curveDir !== undefined) options.curveDir = spec.curveDir
   if (spec.logDir !== undefined) options.logDir = spec.logDir
+  const end = blockEnd(spec, env, startMs)
+  if (end) options.blockEnd = end
+  if (spec.walltimeMarginMs !== undefined) options.walltimeMarginMs = spec.walltimeMarginMs
   return options
 }

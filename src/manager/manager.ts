@@ -15,7 +15,8 @@ import {
   type ManagerMessage,
 } from '../protocol/messages.js'
 import { DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS } from '../protocol/interchange.js'
-import { ShutdownError } from '../errors.js'
+import { BlockWalltimeReached, ErrorCode, ShutdownError } from '../errors.js'
+import { DEFAULT_WALLTIME_MARGIN_MS } from '../protocol/interchange.js'
 import { Logger } from '../util/logger.js'
 import { deferred } from '../util/deferred.js'
 import { loadCurveKeys, type ClientCurveKeys } from '../transport/curve.js'
@@ -79,7 +80,8 @@ class Manager {
     logger.info(
       `starting manager ${options.managerId} (block ${options.blockId}, pid ${process.pid}) on ${this.host}: ` +
         `${options.workers} ${options.mode} workers (${options.workerNotes.join('; ')}), prefetch ${this.prefetch.describe()}` +
-        (options.accelerators.length ? `, accelerators ${options.accelerators.join(',')} via ${options.acceleratorEnv}` : ''),
+        (options.accelerators.length ? `, accelerators ${options.accelerators.join(',')} via ${options.acceleratorEnv}` : '') +
+        (options.blockEnd ? `; block ends ${new Date(options.blockEnd.endMs).toISOString()} (from ${options.blockEnd.source})` : ''),
     )
     let curve: ClientCurveKeys | undefined
     try {
@@ -103,7 +105,13 @@ class Manager {
     )
     this.scheduler = new Scheduler(
       this.pool,
-      { prefetch: this.prefetch, maxBatch: MAX_BATCH, bashGraceMs: BASH_WALLTIME_GRACE_MS, where: `manager ${options.managerId}` },
+      {
+        prefetch: this.prefetch,
+        maxBatch: MAX_BATCH,
+        bashGraceMs: BASH_WALLTIME_GRACE_MS,
+        where: `manager ${options.managerId}`,
+        ...(options.blockEnd ? { explainFailure: (taskId: number, error: unknown) => this.explainFailure(taskId, error) } : {}),
+      },
       logger,
       () => this.afterTurn(),
     )
@@ -142,11 +150,28 @@ class Manager {
       capacity: options.workers + this.prefetch.value,
       pid: process.pid,
       ...(options.accelerators.length ? { accelerators: options.accelerators } : {}),
+      ...(options.blockEnd ? { leftMs: options.blockEnd.endMs - Date.now() } : {}),
       ...stamp(),
     })
     this.startTicker()
     logger.info(`connecting to the interchange at ${options.interchange}${curve ? ' (CurveZMQ)' : ''}`)
     return this.exited.promise
+  }
+
+  /**
+   * A task lost with its worker, or failed by a shutdown, at (or within the margin of) the block's
+   * end: the scheduler is taking the node away (the signal reaches the workers too), so the task
+   * is reported as stopped by the block's walltime, which the client retries without counting it.
+   */
+  private explainFailure(taskId: number, error: unknown): unknown {
+    const end = this.options.blockEnd!
+    const code = (error as { code?: unknown })?.code
+    if (code !== ErrorCode.WORKER_LOST && code !== ErrorCode.SHUTDOWN) return error
+    const margin = this.options.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS
+    const now = Date.now()
+    if (now < end.endMs - margin) return error
+    const why = `${(error as Error).message}; the block's end was ${new Date(end.endMs).toISOString()} (from ${end.source})`
+    return new BlockWalltimeReached(taskId, `manager ${this.options.managerId} on ${this.host}`, this.options.blockId, why)
   }
 
   private onMessage(frames: Buffer[]): void {

@@ -29,6 +29,11 @@ export interface SchedulerOptions {
   bashGraceMs: number
   /** names this manager in errors it creates */
   where: string
+  /**
+   * Looks at every failure before it is reported and may replace it: the manager turns a worker
+   * lost or a shutdown at its block's end into BlockWalltimeReached.
+   */
+  explainFailure?: (taskId: number, error: unknown) => unknown
 }
 
 export class Scheduler {
@@ -321,6 +326,7 @@ export class Scheduler {
 
   private fail(task: { id: number; try: number; payload?: Uint8Array }, error: unknown): void {
     if (task.payload) this.heldBytes -= task.payload.byteLength
+    if (this.options.explainFailure) error = this.options.explainFailure(task.id, error)
     const result: ResultWire = { id: task.id, try: task.try, ok: false, error: encodeError(error) }
     this.results.push({ id: task.id, try: task.try, payload: encode(toResultTuple(result)) })
   }

@@ -17,6 +17,30 @@ export const DEFAULT_HEARTBEAT_PERIOD_MS = 2000
 /** Silence after which a peer counts as gone, ms. */
 export const DEFAULT_HEARTBEAT_THRESHOLD_MS = 10_000
 
+/**
+ * How the interchange picks the manager for queued tasks: 'packed' fills managers of blocks that
+ * already have work first (idle blocks stay idle and can be released); 'spread' serves managers
+ * round robin (work spreads over every block).
+ */
+export const MANAGER_SELECTORS = ['packed', 'spread'] as const
+export type ManagerSelectorName = (typeof MANAGER_SELECTORS)[number]
+export const DEFAULT_MANAGER_SELECTOR: ManagerSelectorName = 'packed'
+
+/**
+ * A task with a declared walltime is sent only to a manager whose block has at least its walltime
+ * plus this margin left; a manager lost within this margin of its block's end (or later) was
+ * taken by the walltime. ms.
+ */
+export const DEFAULT_WALLTIME_MARGIN_MS = 5000
+
+export const walltimeMarginField: Field<number> = {
+  flag: 'walltime-margin',
+  arg: 'MS',
+  check: integer(0, 86_400_000, 'a whole number of ms from 0 to 86400000'),
+  parse: asNumber,
+  help: `a task must end this long before its block [${DEFAULT_WALLTIME_MARGIN_MS}]`,
+}
+
 /** The two heartbeat fields, shared by every spec and by the HTEX options. */
 export const heartbeatFields = {
   heartbeatPeriodMs: {
@@ -68,6 +92,13 @@ export const interchangeSpec = defineArgvSpec(
     logDir: { flag: 'log-dir', arg: 'DIR', check: nonEmptyString, help: 'write DIR/interchange.log                 [no log]' } as Field<string>,
     logLevel: logLevelField,
     runId: { flag: 'run-id', arg: 'ID', check: string, help: 'run id, for log lines' } as Field<string>,
+    managerSelector: {
+      flag: 'manager-selector',
+      arg: MANAGER_SELECTORS.join('|'),
+      check: oneOf(...MANAGER_SELECTORS) as (value: unknown, path: string) => ManagerSelectorName,
+      help: `which manager gets tasks first            [${DEFAULT_MANAGER_SELECTOR}]`,
+    } as Field<ManagerSelectorName>,
+    walltimeMarginMs: walltimeMarginField,
   },
   checkHeartbeats,
 )
@@ -83,6 +114,8 @@ export const INTERCHANGE_DEFAULTS = {
   heartbeatPeriodMs: DEFAULT_HEARTBEAT_PERIOD_MS,
   heartbeatThresholdMs: DEFAULT_HEARTBEAT_THRESHOLD_MS,
   logLevel: 'info' as LogLevel,
+  managerSelector: DEFAULT_MANAGER_SELECTOR,
+  walltimeMarginMs: DEFAULT_WALLTIME_MARGIN_MS,
 } as const
 
 /** The one line of JSON the interchange prints on stdout once its ports are bound. */

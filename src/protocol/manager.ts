@@ -8,7 +8,7 @@
 import { availableParallelism, totalmem } from 'node:os'
 import { ConfigError } from '../errors.js'
 import { anyOf, arrayOf, literal, nonNegativeInt, oneOf, positiveInt, positiveNumber, type Check } from '../util/schema.js'
-import { checkHeartbeats, heartbeatFields, logLevelField } from './interchange.js'
+import { checkHeartbeats, heartbeatFields, logLevelField, walltimeMarginField } from './interchange.js'
 import { asList, asNumber, defineArgvSpec, nonEmptyString, type Field, type ValuesOf } from './spec.js'
 
 export type WorkerMode = 'threads' | 'processes'
@@ -85,6 +85,34 @@ const envName: Check<string> = (value, path) => {
 
 export const DEFAULT_ACCELERATOR_ENV = 'CUDA_VISIBLE_DEVICES'
 
+/**
+ * Set by a block's script when the job starts (seconds since the epoch, may be fractional): the
+ * start of the block's walltime. A manager starts later than its job, so its own start time would
+ * put the block's end too late.
+ */
+export const BLOCK_START_ENV = 'TSFLOW_BLOCK_START'
+
+/** When the manager's block ends (ms since the epoch) and how that was learned; undefined if unknown. */
+export function blockEnd(
+  spec: Pick<ManagerSpec, 'blockEndMs' | 'walltimeSeconds'>,
+  env: Readonly<Record<string, string | undefined>>,
+  managerStartMs: number,
+): { endMs: number; source: string } | undefined {
+  if (spec.blockEndMs !== undefined) return { endMs: spec.blockEndMs, source: '--block-end-ms' }
+  // Slurm knows the end exactly (it may also differ from the walltime asked: a partition limit).
+  const slurmEnd = Number(env.SLURM_JOB_END_TIME)
+  if (env.SLURM_JOB_END_TIME && Number.isFinite(slurmEnd) && slurmEnd * 1000 > managerStartMs && slurmEnd * 1000 < managerStartMs + 366 * 86_400_000) {
+    return { endMs: slurmEnd * 1000, source: 'SLURM_JOB_END_TIME' }
+  }
+  if (spec.walltimeSeconds === undefined) return undefined
+  // EPOCHREALTIME uses the locale's decimal separator.
+  const start = Number((env[BLOCK_START_ENV] ?? '').replace(',', '.'))
+  if (env[BLOCK_START_ENV] && Number.isFinite(start) && start > 0 && start * 1000 <= managerStartMs + 60_000) {
+    return { endMs: Math.round(start * 1000 + spec.walltimeSeconds * 1000), source: `${BLOCK_START_ENV} + --walltime ${spec.walltimeSeconds}` }
+  }
+  return { endMs: Math.round(managerStartMs + spec.walltimeSeconds * 1000), source: `the manager's start + --walltime ${spec.walltimeSeconds} (no ${BLOCK_START_ENV})` }
+}
+
 export const managerSpec = defineArgvSpec(
   'tsflow-manager',
   {
@@ -114,6 +142,21 @@ export const managerSpec = defineArgvSpec(
     } as Field<string[]>,
     acceleratorEnv: { flag: 'accelerator-env', arg: 'NAME', check: envName, help: `variable naming a worker's accelerator (default ${DEFAULT_ACCELERATOR_ENV})` } as Field<string>,
     ...heartbeatFields,
+    walltimeSeconds: {
+      flag: 'walltime',
+      arg: 'S',
+      check: positiveNumber,
+      parse: asNumber,
+      help: `the block's walltime in s; its end = $${BLOCK_START_ENV} (or this manager's start) + S`,
+    } as Field<number>,
+    blockEndMs: {
+      flag: 'block-end-ms',
+      arg: 'MS',
+      check: positiveNumber,
+      parse: asNumber,
+      help: "when the block ends, ms since the epoch (wins over --walltime and $SLURM_JOB_END_TIME)",
+    } as Field<number>,
+    walltimeMarginMs: walltimeMarginField,
     curveDir: { flag: 'curve-dir', arg: 'DIR', check: nonEmptyString, help: 'CurveZMQ keys: server.public, client.public, client.secret (z85)' } as Field<string>,
     logDir: { flag: 'log-dir', arg: 'DIR', check: nonEmptyString, help: 'write DIR/manager-<id>.log' } as Field<string>,
     logLevel: logLevelField,

@@ -83,6 +83,8 @@ export interface ManagerInfo {
   draining: boolean
   /** accelerator ids the manager hands out, one per worker */
   accelerators?: string[]
+  /** when the manager's block reaches its walltime (ms since epoch, interchange's clock); unset if unknown */
+  endMs?: number
 }
 
 // ---- client -> interchange
@@ -118,6 +120,8 @@ export type ManagerMessage =
       t: 'register'
       /** tasks it takes now; default workers + prefetch (prefetch is then the most it will ask) */
       capacity?: number
+      /** ms its block has left before its walltime, when known (a duration: node clocks may differ) */
+      leftMs?: number
     } & Pick<ManagerInfo, 'managerId' | 'host' | 'blockId' | 'workers' | 'prefetch' | 'pid' | 'accelerators'> &
       VersionStamp)
   /** results, and how many more tasks the manager can take now */

@@ -63,6 +63,11 @@ export interface ExecutionProvider {
   /** Slots wanted per outstanding task, 0..1: 1 = a slot for every task, 0 = as few blocks as possible. */
   readonly parallelism: number
   readonly launcher: Launcher
+  /**
+   * How long a block may run, in seconds (the provider's `walltime` option), when known. The
+   * executor tells its managers, so that tasks go only to blocks with enough time left.
+   */
+  readonly walltimeSeconds?: number | undefined
   /** Checks options, naming problems relative to `path` (e.g. `executors[0].provider`). */
   validate(path: string): void
   /** Gives the provider its script directory and logger; called once before the first submit. */

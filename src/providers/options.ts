@@ -21,6 +21,8 @@ export interface BlockOptions {
   workerInit?: string | string[]
   /** Longest a provider operation (starting, polling or stopping a block) may take, ms. */
   cmdTimeoutMs?: number
+  /** How long a block may run, "HH:MM:SS" or "D-HH:MM:SS"; the scheduler (or LocalProvider) stops it then. */
+  walltime?: string
 }
 
 export interface ResolvedBlockOptions {
@@ -33,6 +35,8 @@ export interface ResolvedBlockOptions {
   /** workerInit joined into one newline-separated text ('' when none) */
   workerInit: string
   cmdTimeoutMs: number
+  /** `walltime` in seconds; undefined when not set (no limit known) */
+  walltimeSeconds: number | undefined
 }
 
 const workerInit: Check<string> = anyOf(
@@ -40,6 +44,22 @@ const workerInit: Check<string> = anyOf(
   (value, path) => (value === '' ? '' : string(value, path)),
   (value, path) => arrayOf(string)(value, path).join('\n'),
 )
+
+/** "HH:MM:SS" or "D-HH:MM:SS" (hours may exceed 23 in the first form) as seconds. */
+export function parseWalltime(text: string): number | undefined {
+  const match = /^\s*(?:(\d+)-)?(\d+):([0-5]?\d):([0-5]?\d)\s*$/.exec(text)
+  if (!match) return undefined
+  const [, days, hours, minutes, seconds] = match
+  return Number(days ?? 0) * 86_400 + Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds)
+}
+
+const walltime: Check<number> = (value, path) => {
+  const seconds = typeof value === 'string' ? parseWalltime(value) : undefined
+  if (seconds === undefined || seconds <= 0) {
+    throw new ConfigError(path, `must be a duration "HH:MM:SS" or "D-HH:MM:SS" longer than zero, e.g. "01:30:00" (got ${JSON.stringify(value)})`)
+  }
+  return seconds
+}
 
 /** Schema entries for the block options; a provider spreads them into its own object() shape. */
 export const blockOptionShape = {
@@ -51,6 +71,7 @@ export const blockOptionShape = {
   launcher: launcherOption,
   workerInit,
   cmdTimeoutMs: positiveNumber,
+  walltime,
 }
 
 export const DEFAULT_CMD_TIMEOUT_MS = 10_000
@@ -73,6 +94,7 @@ export function resolveBlockOptions(
     launcher: options.launcher ?? defaults.launcher(),
     workerInit: options.workerInit ?? '',
     cmdTimeoutMs: options.cmdTimeoutMs ?? defaults.cmdTimeoutMs ?? DEFAULT_CMD_TIMEOUT_MS,
+    walltimeSeconds: options.walltime,
   }
   // maxBlocks is at least 1 and the defaults of the others are at most 1, so a violation always
   // involves a value the user set: name that one.

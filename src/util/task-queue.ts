@@ -8,6 +8,8 @@ export class PriorityQueue<T> {
   private head = 0
   private heap: { priority: number; seq: number; item: T }[] | null = null
   private seq = 0
+  /** sequence numbers for items put back at the front: below every pushed one */
+  private frontSeq = 0
 
   get size(): number {
     return this.heap ? this.heap.length : this.fifo.length - this.head
@@ -20,6 +22,20 @@ export class PriorityQueue<T> {
     }
     if (this.heap === null) this.convertToHeap()
     this.heapPush({ priority, seq: this.seq++, item })
+  }
+
+  /**
+   * Puts an item back in front of every item of its priority (the reverse of shift()); items put
+   * back in reverse order come out in their original order.
+   */
+  unshift(item: T, priority = 0): void {
+    if (this.heap === null && priority === 0) {
+      if (this.head > 0) this.fifo[--this.head] = item
+      else this.fifo.unshift(item)
+      return
+    }
+    if (this.heap === null) this.convertToHeap()
+    this.heapPush({ priority, seq: --this.frontSeq, item })
   }
 
   shift(): T | undefined {

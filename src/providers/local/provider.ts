@@ -13,6 +13,7 @@ import { readTail } from '../../util/file-tail.js'
 import { blockOptionShape, resolveBlockOptions, type BlockOptions, type ResolvedBlockOptions } from '../options.js'
 import { groupAlive, signalGroup } from './process-group.js'
 import { localBlockScript } from './template.js'
+import { BLOCK_START_ENV } from '../../protocol/manager.js'
 
 export interface LocalProviderOptions extends BlockOptions {
   /** Only for plain-object configs: `{ type: 'local', ... }`. */
@@ -35,6 +36,9 @@ interface LocalBlock {
   stdoutPath: string
   stderrPath: string
   cancelRequested: boolean
+  /** set when the block was stopped for reaching its walltime */
+  walltimeReached?: boolean
+  walltimeTimer?: NodeJS.Timeout
   /** set by the child's 'exit' event, the only source of truth about the block's end */
   exit?: { code: number | null; signal: NodeJS.Signals | null }
   /** the failure explanation, read from the stderr file once the block has ended */
@@ -79,6 +83,9 @@ export class LocalProvider implements ExecutionProvider {
   get launcher(): Launcher {
     return this.options.launcher
   }
+  get walltimeSeconds(): number | undefined {
+    return this.options.walltimeSeconds
+  }
 
   validate(path: string): void {
     const options = schema(this.raw, path)
@@ -109,6 +116,7 @@ export class LocalProvider implements ExecutionProvider {
       }
     }
     const env: Record<string, string> = { TSFLOW_BLOCK_ID: blockId, ...options.env }
+    if (BLOCK_START_ENV in env) throw new ProviderError(this.label, `${BLOCK_START_ENV} is set by the block's script when it starts; do not pass it in env`)
     const badName = Object.keys(env).find((name) => !isEnvName(name))
     if (badName !== undefined) {
       throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid in bash (use letters, digits and _)`)
@@ -155,6 +163,18 @@ export class LocalProvider implements ExecutionProvider {
     child.unref()
     block = { blockId, jobId: String(pid), pid, ...paths, cancelRequested: false }
     this.blocks.set(block.jobId, block)
+    const walltime = this.options.walltimeSeconds
+    if (walltime !== undefined && !earlyExit) {
+      // As a batch scheduler does: at the end of its walltime the block is stopped, whatever runs.
+      const running = block
+      running.walltimeTimer = setTimeout(() => {
+        if (running.exit) return
+        running.walltimeReached = true
+        this.logger.info(`block ${blockId} (pid ${pid}) reached its walltime of ${walltime} s; stopping it`)
+        void this.stop(running)
+      }, walltime * 1000)
+      running.walltimeTimer.unref()
+    }
     this.installExitHook()
     if (earlyExit) this.onExit(block, earlyExit.code, earlyExit.signal)
     this.logger.info(`block ${blockId} started as pid ${pid} (${paths.scriptPath})`)
@@ -246,6 +266,7 @@ export class LocalProvider implements ExecutionProvider {
 
   private onExit(block: LocalBlock, code: number | null, signal: NodeJS.Signals | null): void {
     block.exit = { code, signal }
+    clearTimeout(block.walltimeTimer)
     // Like a batch job's end on a cluster: when the block's script is gone, so is the rest of
     // its process group (copies the launcher left behind, daemons a manager forked).
     if (groupAlive(block.pid)) {
@@ -268,6 +289,9 @@ export class LocalProvider implements ExecutionProvider {
       ...(signal === null ? {} : { signal }),
     }
     if (block.cancelRequested) return { ...ended, state: 'cancelled', message: `cancelled (${how(code, signal)})` }
+    if (block.walltimeReached) {
+      return { ...ended, state: 'failed', message: `block ${block.blockId} (pid ${block.pid}) reached its walltime of ${this.options.walltimeSeconds} s and was stopped (${how(code, signal)})` }
+    }
     if (code === 0) return { ...ended, state: 'completed', message: 'exited with code 0' }
     block.failureMessage ??= this.explainFailure(block, code, signal)
     return { ...ended, state: 'failed', message: block.failureMessage }

@@ -1,4 +1,5 @@
 import { exportLines, shellQuote } from '../../launchers/shell.js'
+import { BLOCK_START_ENV } from '../../protocol/manager.js'
 
 export interface LocalScriptParts {
   blockId: string
@@ -25,6 +26,8 @@ export function localBlockScript(parts: LocalScriptParts): string {
     '#!/usr/bin/env bash',
     `# tsflow block ${parts.blockId} (local provider), written ${new Date().toISOString()} by pid ${process.pid}.`,
     `# To reproduce the block by hand: bash ${shellQuote(parts.scriptPath)}`,
+    // The start of the block's walltime, for its managers (seconds since the epoch).
+    `export ${BLOCK_START_ENV}="\${EPOCHREALTIME:-$(date +%s)}"`,
     exportLines(parts.env),
   ]
   if (parts.workerInit.trim() !== '') {
