@@ -8,6 +8,8 @@ export interface BlockActivity {
   connectedManagers: number
   /** since when none of the block's managers has had a task (ms, same clock); undefined while busy */
   idleSinceMs?: number
+  /** when the block reaches its walltime, as its managers reported it (ms, same clock) */
+  endMs?: number
 }
 
 export interface BlockInfo {
@@ -22,6 +24,8 @@ export interface BlockInfo {
   readonly exitCode: number | undefined
   /** scaleIn() chose this block; it no longer counts as capacity */
   readonly scaleInRequested: boolean
+  /** drain() was asked for this block (near its walltime): it takes no new tasks and ends on its own */
+  readonly drainRequested: boolean
 }
 
 export interface BlockManagerOptions {
@@ -85,14 +89,40 @@ export class BlockManager {
     return count
   }
 
-  /** The blocks a strategy reasons about: not ended and not being scaled in, with their activity. */
+  /** The blocks a strategy reasons about: not ended, not being scaled in or drained, with their activity. */
   snapshotBlocks(): BlockSnapshot[] {
     const out: BlockSnapshot[] = []
     for (const record of this.records.values()) {
-      if (isFinalBlockState(record.state) || record.scaleInRequested) continue
+      if (isFinalBlockState(record.state) || record.scaleInRequested || record.drainRequested) continue
       out.push(this.snapshotOf(record))
     }
     return out
+  }
+
+  /** Blocks drained (ahead of their walltime) that have not ended: they still hold resources. */
+  get drainingCount(): number {
+    let count = 0
+    for (const record of this.records.values()) if (record.drainRequested && !record.scaleInRequested && !isFinalBlockState(record.state)) count++
+    return count
+  }
+
+  /**
+   * Drains blocks without cancelling them: they take no new tasks, finish what they run and end
+   * on their own (their managers exit when idle, or the walltime ends them). For blocks close to
+   * their walltime, so running tasks are not cut short by a cancel.
+   */
+  async drain(blockIds: readonly string[]): Promise<string[]> {
+    const chosen = this.pick(blockIds).filter((record) => !record.drainRequested)
+    if (chosen.length === 0) return []
+    for (const record of chosen) record.drainRequested = true
+    const ids = chosen.map((record) => record.blockId)
+    this.logger.info(`draining block(s) ${ids.join(', ')} ahead of their walltime`)
+    try {
+      await this.options.drain?.(ids)
+    } catch (error) {
+      this.logger.error(`draining block(s) ${ids.join(', ')} failed`, error)
+    }
+    return ids
   }
 
   /**
@@ -117,6 +147,7 @@ export class BlockManager {
         message: undefined,
         exitCode: undefined,
         scaleInRequested: false,
+        drainRequested: false,
       }
       this.records.set(blockId, record)
       try {
@@ -198,11 +229,12 @@ export class BlockManager {
       connectedManagers: activity?.connectedManagers ?? 0,
     }
     if (activity?.idleSinceMs !== undefined) snapshot.idleSinceMs = activity.idleSinceMs
+    if (activity?.endMs !== undefined) snapshot.endMs = activity.endMs
     return snapshot
   }
 
   private choose(count: number): BlockRecord[] {
-    const candidates = [...this.records.values()].filter((record) => !isFinalBlockState(record.state) && !record.scaleInRequested)
+    const candidates = [...this.records.values()].filter((record) => !isFinalBlockState(record.state) && !record.scaleInRequested && !record.drainRequested)
     const keyed = candidates.map((record) => ({ record, idle: idleSince(this.snapshotOf(record)) }))
     keyed.sort((a, b) => {
       const pendingFirst = (a.record.state === 'pending' ? 0 : 1) - (b.record.state === 'pending' ? 0 : 1)

@@ -1,6 +1,7 @@
 export {
   blocksNeeded,
   decide,
+  endingSoon,
   idleSince,
   initialBlocks,
   STRATEGIES,
@@ -12,6 +13,7 @@ export {
 } from './decide.js'
 export { BlockManager, type BlockActivity, type BlockInfo, type BlockManagerOptions } from './block-manager.js'
 export {
+  DEFAULT_DRAIN_LEAD_MS,
   DEFAULT_MAX_IDLE_TIME_MS,
   DEFAULT_STRATEGY,
   DEFAULT_STRATEGY_PERIOD_MS,

@@ -20,6 +20,8 @@ export interface StrategyOptions {
   periodMs?: number
   /** ms a block must be idle before it may be scaled in (default 120000) */
   maxIdleTimeMs?: number
+  /** ms before its walltime a block is drained and, while work remains, replaced (default 60000) */
+  drainLeadMs?: number
   logger?: Logger
   /** a tick run by the timer failed (the timer keeps going) */
   onError?: (error: unknown) => void
@@ -33,11 +35,15 @@ export const strategyOptionShape = {
   strategy: oneOf(...STRATEGIES),
   strategyPeriodMs: positiveNumber,
   maxIdleTimeMs: number(0, Infinity, 'a non-negative number of ms'),
+  drainLeadMs: number(0, Infinity, 'a non-negative number of ms'),
 }
 
 export const DEFAULT_STRATEGY: StrategyName = 'simple'
 export const DEFAULT_STRATEGY_PERIOD_MS = 1000
 export const DEFAULT_MAX_IDLE_TIME_MS = 120_000
+export const DEFAULT_DRAIN_LEAD_MS = 60_000
+// Bounds the peak window when maxIdleTimeMs is very long (or Infinity).
+const MAX_PEAK_SAMPLES = 1000
 // setTimeout fires at once for delays beyond a signed 32-bit int; cap instead.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -51,7 +57,10 @@ export class Strategy {
   readonly strategy: StrategyName
   readonly periodMs: number
   readonly maxIdleTimeMs: number
+  readonly drainLeadMs: number
   private readonly blocks: BlockManager
+  /** outstanding task counts of recent ticks, for the peak the scale-in decision keeps room for */
+  private readonly recent: { atMs: number; tasks: number }[] = []
   private readonly workload: () => Workload
   private readonly logger: Logger
   private readonly onError: ((error: unknown) => void) | undefined
@@ -64,6 +73,7 @@ export class Strategy {
     this.strategy = oneOf(...STRATEGIES)(options.strategy ?? DEFAULT_STRATEGY, 'strategy')
     this.periodMs = positiveNumber(options.periodMs ?? DEFAULT_STRATEGY_PERIOD_MS, 'strategyPeriodMs')
     this.maxIdleTimeMs = strategyOptionShape.maxIdleTimeMs(options.maxIdleTimeMs ?? DEFAULT_MAX_IDLE_TIME_MS, 'maxIdleTimeMs')
+    this.drainLeadMs = strategyOptionShape.drainLeadMs(options.drainLeadMs ?? DEFAULT_DRAIN_LEAD_MS, 'drainLeadMs')
     this.blocks = options.blocks
     this.workload = options.workload
     this.logger = options.logger ?? silentLogger
@@ -97,7 +107,16 @@ export class Strategy {
   }
 
   describe(): Record<string, unknown> {
-    return { strategy: this.strategy, strategyPeriodMs: this.periodMs, maxIdleTimeMs: this.maxIdleTimeMs }
+    return { strategy: this.strategy, strategyPeriodMs: this.periodMs, maxIdleTimeMs: this.maxIdleTimeMs, drainLeadMs: this.drainLeadMs }
+  }
+
+  /** The most tasks outstanding over the last maxIdleTimeMs, this tick included. */
+  private peak(nowMs: number, tasks: number): number {
+    this.recent.push({ atMs: nowMs, tasks })
+    while (this.recent.length > 0 && (nowMs - this.recent[0]!.atMs >= this.maxIdleTimeMs || this.recent.length > MAX_PEAK_SAMPLES)) this.recent.shift()
+    let peak = tasks
+    for (const sample of this.recent) if (sample.tasks > peak) peak = sample.tasks
+    return peak
   }
 
   private schedule(): void {
@@ -120,7 +139,7 @@ export class Strategy {
       // Set first: if starting the initial blocks fails part way, a retry must not start them twice.
       this.initialized = true
       const count = initialBlocks(provider.initBlocks, provider.maxBlocks)
-      const decision = { scaleOut: count, scaleIn: [], reason: `starting initBlocks (${count})` }
+      const decision = { scaleOut: count, scaleIn: [], drain: [], reason: `starting initBlocks (${count})` }
       if (count > 0) {
         this.logger.info(`scaling: ${decision.reason}`)
         await this.blocks.scaleOut(count)
@@ -129,18 +148,26 @@ export class Strategy {
     }
     await this.blocks.poll()
     const workload = this.workload()
+    const nowMs = this.blocks.now()
     const snapshot: ScalingSnapshot = {
-      nowMs: this.blocks.now(),
+      nowMs,
       outstandingTasks: workload.outstandingTasks,
       slotsPerBlock: workload.slotsPerBlock,
       blocks: this.blocks.snapshotBlocks(),
+      peakOutstandingTasks: this.peak(nowMs, workload.outstandingTasks),
+      drainingBlocks: this.blocks.drainingCount,
     }
     const decision = decide(this.strategy, snapshot, {
       minBlocks: provider.minBlocks,
       maxBlocks: provider.maxBlocks,
       parallelism: provider.parallelism,
       maxIdleTimeMs: this.maxIdleTimeMs,
+      drainLeadMs: this.drainLeadMs,
     })
+    if (decision.drain.length > 0) {
+      this.logger.info(`draining ${decision.drain.join(', ')} ahead of their walltime: ${decision.reason}`)
+      await this.blocks.drain(decision.drain)
+    }
     if (decision.scaleOut > 0) {
       this.logger.info(`scaling out by ${decision.scaleOut}: ${decision.reason}`)
       await this.blocks.scaleOut(decision.scaleOut)

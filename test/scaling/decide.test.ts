@@ -56,7 +56,7 @@ t.test('initialBlocks respects maxBlocks', async (t) => {
 })
 
 t.test("'none' never changes anything", async (t) => {
-  t.same(decide('none', snap(100, []), limits()), { scaleOut: 0, scaleIn: [], reason: "strategy 'none' keeps the blocks started at load" })
+  t.same(decide('none', snap(100, []), limits()), { scaleOut: 0, scaleIn: [], drain: [], reason: "strategy 'none' keeps the blocks started at load" })
   const d = decide('none', snap(0, [idle('0', 10 * IDLE), idle('1', 10 * IDLE)]), limits())
   t.same([d.scaleOut, d.scaleIn], [0, []])
 })

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Dealer } from 'zeromq'
-import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch } from '../../errors.js'
+import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch, WalltimeExceedsBlock } from '../../errors.js'
 import { decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
@@ -80,6 +80,8 @@ export class HighThroughputExecutor implements Executor {
   private wakeReceiver: (() => void) | undefined
   private releaseTimer: NodeJS.Timeout | undefined
   private receiveFailures = 0
+  /** the longest a task may declare: the provider's walltime less the margin, ms; Infinity if unknown */
+  private longestTaskMs = Infinity
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
@@ -106,6 +108,7 @@ export class HighThroughputExecutor implements Executor {
       prefetchCapacity: o.prefetchCapacity,
       encrypted: o.encrypted,
       strategy: o.strategy,
+      managerSelector: o.managerSelector,
       provider: o.provider.describe(),
     }
   }
@@ -139,9 +142,13 @@ export class HighThroughputExecutor implements Executor {
         heartbeatThresholdMs: options.heartbeatThresholdMs,
         logDir: host.runDir,
         logLevel: options.logLevel ?? host.logger.level,
+        managerSelector: options.managerSelector,
+        walltimeMarginMs: options.walltimeMarginMs,
         ...(curveDir ? { curveDir } : {}),
       },
     })
+    const walltime = options.provider.walltimeSeconds
+    if (walltime !== undefined) this.longestTaskMs = walltime * 1000 - options.walltimeMarginMs
     const interchange = this.interchange
     // If the workflow process ends without cleanup, the interchange stops and tells its managers
     // to stop. Its parent pipe reaching end-of-file does the same; this is the first word.
@@ -202,6 +209,7 @@ export class HighThroughputExecutor implements Executor {
       workload: () => ({ outstandingTasks: this.pending.size + this.buffer.length, slotsPerBlock: this.slotsPerBlock() }),
       periodMs: options.strategyPeriodMs,
       maxIdleTimeMs: options.maxIdleTimeMs,
+      drainLeadMs: options.drainLeadMs,
       logger: host.logger.child('strategy'),
       onError: (error) => host.logger.error('scaling failed', error),
     })
@@ -243,6 +251,8 @@ export class HighThroughputExecutor implements Executor {
       ...(o.accelerators.length > 0 ? { accelerators: o.accelerators, acceleratorEnv: o.acceleratorEnv } : {}),
       heartbeatPeriodMs: o.heartbeatPeriodMs,
       heartbeatThresholdMs: o.heartbeatThresholdMs,
+      walltimeSeconds: o.provider.walltimeSeconds,
+      walltimeMarginMs: o.provider.walltimeSeconds !== undefined ? o.walltimeMarginMs : undefined,
       curveDir: o.encrypted ? join(this.host!.runDir, 'curve') : undefined,
       logDir: this.host!.runDir,
       logLevel: o.logLevel ?? this.host!.logger.level,
@@ -256,6 +266,15 @@ export class HighThroughputExecutor implements Executor {
     if (this.wakeReceiver) this.wakeReceiver()
     if (this.phase !== 'running') {
       this.report(task.id, task.try, { ok: false, error: new ShutdownError(`executor ${this.label} is not running; task #${task.id} was not sent`) })
+      return
+    }
+    if (task.walltime !== undefined && task.walltime * 1000 > this.longestTaskMs) {
+      // No block could ever run it: waiting for one would hang the task forever.
+      const o = this.options!
+      this.report(task.id, task.try, {
+        ok: false,
+        error: new WalltimeExceedsBlock(task.id, task.appName, task.walltime, o.provider.walltimeSeconds!, `executor ${this.label} (provider ${o.provider.label})`, o.walltimeMarginMs),
+      })
       return
     }
     this.buffer.push(task)
@@ -473,7 +492,13 @@ export class HighThroughputExecutor implements Executor {
     const block = this.blockManagers.get(blockId)
     if (!block) return { connectedManagers: 0 }
     const activity: BlockActivity = { connectedManagers: block.managers.size }
-    if (block.idleSinceMs !== undefined && this.pending.size === 0) activity.idleSinceMs = block.idleSinceMs
+    // Spread dispatch keeps every block busy while work is outstanding, so a block is idle only when
+    // nothing is; packed dispatch leaves blocks idle under a small load, and those may go.
+    if (block.idleSinceMs !== undefined && (this.pending.size === 0 || this.options!.managerSelector === 'packed')) activity.idleSinceMs = block.idleSinceMs
+    // The block ends when its first manager's time is up (they share the job; estimates may differ).
+    for (const info of block.managers.values()) {
+      if (info.endMs !== undefined && (activity.endMs === undefined || info.endMs < activity.endMs)) activity.endMs = info.endMs
+    }
     return activity
   }
 

@@ -3,14 +3,22 @@ import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { ConfigError } from '../../errors.js'
 import { anyOf, boolean, join, nonNegativeInt, object, oneOf, optional, positiveInt, string, type Check } from '../../util/schema.js'
-import { checkHeartbeats, DEFAULT_HEARTBEAT_PERIOD_MS, DEFAULT_HEARTBEAT_THRESHOLD_MS } from '../../protocol/interchange.js'
+import {
+  checkHeartbeats,
+  DEFAULT_HEARTBEAT_PERIOD_MS,
+  DEFAULT_HEARTBEAT_THRESHOLD_MS,
+  DEFAULT_MANAGER_SELECTOR,
+  DEFAULT_WALLTIME_MARGIN_MS,
+  interchangeSpec,
+  type ManagerSelectorName,
+} from '../../protocol/interchange.js'
 import { hostFacts, managerSpec, MANAGER_DEFAULTS, workerCount, type HostFacts } from '../../protocol/manager.js'
 import { LOG_LEVELS, type LogLevel } from '../../util/logger.js'
 import { providerOption } from '../../providers/index.js'
 import type { ExecutionProvider } from '../../providers/base.js'
 import { LocalProvider } from '../../providers/local/provider.js'
 import { strategyOptionShape } from '../../scaling/index.js'
-import { DEFAULT_MAX_IDLE_TIME_MS, DEFAULT_STRATEGY, DEFAULT_STRATEGY_PERIOD_MS } from '../../scaling/strategy.js'
+import { DEFAULT_DRAIN_LEAD_MS, DEFAULT_MAX_IDLE_TIME_MS, DEFAULT_STRATEGY, DEFAULT_STRATEGY_PERIOD_MS } from '../../scaling/strategy.js'
 import type { StrategyName } from '../../scaling/decide.js'
 import { isLoopback } from '../../transport/sockets.js'
 
@@ -54,6 +62,24 @@ export interface HighThroughputExecutorOptions {
   strategyPeriodMs?: number
   /** Idle time after which htex_auto_scale releases a block, ms. */
   maxIdleTimeMs?: number
+  /**
+   * How long before its walltime a block is drained (no new tasks; running ones finish) and, while
+   * work remains, replaced, ms. Default 60000 (at most half a block's life). Needs the provider's
+   * `walltime`. See docs/scaling.md.
+   */
+  drainLeadMs?: number
+  /**
+   * How the interchange picks the manager for queued tasks: 'packed' (default) fills managers of
+   * blocks that already have work first, so idle blocks stay idle and can be released; 'spread'
+   * serves managers round robin, spreading work over every block. See docs/scaling.md.
+   */
+  managerSelector?: ManagerSelectorName
+  /**
+   * A task with a declared walltime goes only to a block with at least its walltime plus this
+   * margin left, and one longer than the provider's walltime less this margin fails at once, ms.
+   * Default 5000.
+   */
+  walltimeMarginMs?: number
   /** Words put before the manager command, e.g. "apptainer exec image.sif". */
   managerLaunchPrefix?: string
   /** Most tasks in one message to the interchange. Default 2048. */
@@ -80,6 +106,9 @@ export interface ResolvedHtexOptions {
   strategy: StrategyName
   strategyPeriodMs: number
   maxIdleTimeMs: number
+  drainLeadMs: number
+  managerSelector: ManagerSelectorName
+  walltimeMarginMs: number
   managerLaunchPrefix: string | undefined
   maxBatchSize: number
   logLevel: LogLevel | undefined
@@ -176,6 +205,8 @@ const schema = object({
   heartbeatThresholdMs: manager.heartbeatThresholdMs.check,
   encrypted: boolean,
   ...strategyOptionShape,
+  managerSelector: interchangeSpec.fields.managerSelector.check,
+  walltimeMarginMs: interchangeSpec.fields.walltimeMarginMs.check,
   managerLaunchPrefix: string,
   maxBatchSize: positiveInt,
   logLevel: oneOf(...LOG_LEVELS),
@@ -207,6 +238,9 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     strategy: (o.strategy as StrategyName | undefined) ?? DEFAULT_STRATEGY,
     strategyPeriodMs: (o.strategyPeriodMs as number | undefined) ?? DEFAULT_STRATEGY_PERIOD_MS,
     maxIdleTimeMs: (o.maxIdleTimeMs as number | undefined) ?? DEFAULT_MAX_IDLE_TIME_MS,
+    drainLeadMs: (o.drainLeadMs as number | undefined) ?? DEFAULT_DRAIN_LEAD_MS,
+    managerSelector: o.managerSelector ?? DEFAULT_MANAGER_SELECTOR,
+    walltimeMarginMs: o.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS,
     managerLaunchPrefix: o.managerLaunchPrefix,
     maxBatchSize: o.maxBatchSize ?? 2048,
     logLevel: o.logLevel,
