@@ -208,6 +208,9 @@ export function dispatch(
   let starved: ManagerRecord[] | undefined
   for (let record = queue.size > 0 ? selector.nextIdle(registry) : undefined; record; record = queue.size > 0 ? selector.nextIdle(registry) : undefined) {
     if (take(record, registry.idleWorkers(record)) === 0) (starved ??= []).push(record)
+    // Still an idle worker (the queue ran dry): back in the idle ring, first in line for the
+    // next flush's busy-block preference rather than waiting for its next announcement.
+    else if (registry.idleWorkers(record) > 0) registry.markReady(record)
   }
   while (queue.size > 0) {
     const record = selector.nextReady(registry)
