@@ -86,11 +86,13 @@ const envName: Check<string> = (value, path) => {
 export const DEFAULT_ACCELERATOR_ENV = 'CUDA_VISIBLE_DEVICES'
 
 /**
- * Set by a block's script when the job starts (seconds since the epoch, may be fractional): the
- * start of the block's walltime. A manager starts later than its job, so its own start time would
- * put the block's end too late.
+ * Set by a block's script when the job starts (ms since the epoch): the start of the block's
+ * walltime. A manager starts later than its job, so its own start time would put the block's end
+ * too late.
  */
-export const BLOCK_START_ENV = 'TSFLOW_BLOCK_START'
+export const BLOCK_START_ENV = 'TSFLOW_BLOCK_START_MS'
+/** Set by a block's script to the provider's walltime in seconds (when one was asked for). */
+export const BLOCK_WALLTIME_ENV = 'TSFLOW_BLOCK_WALLTIME_S'
 
 /** When the manager's block ends (ms since the epoch) and how that was learned; undefined if unknown. */
 export function blockEnd(
@@ -104,13 +106,16 @@ export function blockEnd(
   if (env.SLURM_JOB_END_TIME && Number.isFinite(slurmEnd) && slurmEnd * 1000 > managerStartMs && slurmEnd * 1000 < managerStartMs + 366 * 86_400_000) {
     return { endMs: slurmEnd * 1000, source: 'SLURM_JOB_END_TIME' }
   }
-  if (spec.walltimeSeconds === undefined) return undefined
-  // EPOCHREALTIME uses the locale's decimal separator.
-  const start = Number((env[BLOCK_START_ENV] ?? '').replace(',', '.'))
-  if (env[BLOCK_START_ENV] && Number.isFinite(start) && start > 0 && start * 1000 <= managerStartMs + 60_000) {
-    return { endMs: Math.round(start * 1000 + spec.walltimeSeconds * 1000), source: `${BLOCK_START_ENV} + --walltime ${spec.walltimeSeconds}` }
+  const envWalltime = Number(env[BLOCK_WALLTIME_ENV])
+  const walltime = spec.walltimeSeconds ?? (env[BLOCK_WALLTIME_ENV] && envWalltime > 0 ? envWalltime : undefined)
+  if (walltime === undefined) return undefined
+  const flag = spec.walltimeSeconds !== undefined ? `--walltime ${walltime}` : `$${BLOCK_WALLTIME_ENV} ${walltime}`
+  const start = Number(env[BLOCK_START_ENV])
+  // A start after this manager's own is not the job's start (a stale variable): ignored.
+  if (env[BLOCK_START_ENV] && Number.isFinite(start) && start > 0 && start <= managerStartMs + 60_000) {
+    return { endMs: Math.round(start + walltime * 1000), source: `${BLOCK_START_ENV} + ${flag}` }
   }
-  return { endMs: Math.round(managerStartMs + spec.walltimeSeconds * 1000), source: `the manager's start + --walltime ${spec.walltimeSeconds} (no ${BLOCK_START_ENV})` }
+  return { endMs: Math.round(managerStartMs + walltime * 1000), source: `the manager's start + ${flag} (no ${BLOCK_START_ENV})` }
 }
 
 export const managerSpec = defineArgvSpec(
@@ -147,7 +152,7 @@ export const managerSpec = defineArgvSpec(
       arg: 'S',
       check: positiveNumber,
       parse: asNumber,
-      help: `the block's walltime in s; its end = $${BLOCK_START_ENV} (or this manager's start) + S`,
+      help: `the block's walltime in s (default $${BLOCK_WALLTIME_ENV}); its end = $${BLOCK_START_ENV} (or this manager's start) + S`,
     } as Field<number>,
     blockEndMs: {
       flag: 'block-end-ms',

@@ -13,7 +13,6 @@ import { readTail } from '../../util/file-tail.js'
 import { blockOptionShape, resolveBlockOptions, type BlockOptions, type ResolvedBlockOptions } from '../options.js'
 import { groupAlive, signalGroup } from './process-group.js'
 import { localBlockScript } from './template.js'
-import { BLOCK_START_ENV } from '../../protocol/manager.js'
 
 export interface LocalProviderOptions extends BlockOptions {
   /** Only for plain-object configs: `{ type: 'local', ... }`. */
@@ -89,6 +88,9 @@ export class LocalProvider implements ExecutionProvider {
 
   validate(path: string): void {
     const options = schema(this.raw, path)
+    if (options.schedulerOptions !== undefined && options.schedulerOptions !== '') {
+      throw new ConfigError(`${path}.schedulerOptions`, 'has no effect: the local provider runs blocks as local processes, with no scheduler to read directives; remove it, or use a scheduler provider')
+    }
     this.options = resolveBlockOptions(options, path, { launcher: () => new SingleNodeLauncher() })
     this.validated = true
   }
@@ -116,7 +118,6 @@ export class LocalProvider implements ExecutionProvider {
       }
     }
     const env: Record<string, string> = { TSFLOW_BLOCK_ID: blockId, ...options.env }
-    if (BLOCK_START_ENV in env) throw new ProviderError(this.label, `${BLOCK_START_ENV} is set by the block's script when it starts; do not pass it in env`)
     const badName = Object.keys(env).find((name) => !isEnvName(name))
     if (badName !== undefined) {
       throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid in bash (use letters, digits and _)`)
@@ -138,6 +139,7 @@ export class LocalProvider implements ExecutionProvider {
       env,
       workerInit: this.options.workerInit,
       scriptPath: paths.scriptPath,
+      walltimeSeconds: this.options.walltimeSeconds,
     })
     const child = this.start(blockId, script, paths)
     // Listen for the exit before anything else can run, so even a block that dies at once is seen.
