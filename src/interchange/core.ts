@@ -17,7 +17,7 @@ import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { LogLimiter } from './log-limiter.js'
 import { ManagerRegistry, type ManagerRecord } from './managers.js'
-import { TaskQueue, createManagerSelector, dispatch, type ManagerSelector, type ManagerSelectorName } from './scheduler.js'
+import { SpreadSelector, TaskQueue, createManagerSelector, dispatch, type ManagerSelector, type ManagerSelectorName } from './scheduler.js'
 
 /**
  * The interchange's state machine, free of sockets and timers: messages in, messages out through
@@ -103,6 +103,8 @@ export class InterchangeCore {
     this.limiter = new LogLimiter(this.log, { clock: this.heartbeat.clock })
     const selector = options.managerSelector
     this.selector = typeof selector === 'object' ? selector : createManagerSelector(selector)
+    const ranked = this.selector
+    if (!(ranked instanceof SpreadSelector)) this.managers.rank = (record) => ranked.rank(record)
     this.walltimeMarginMs = options.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS
   }
 
@@ -327,7 +329,7 @@ export class InterchangeCore {
         }
         const fns = this.unsentFunctions(record, tasks)
         this.out.toManager(record.key, fns ? { t: 'tasks', tasks, fns } : { t: 'tasks', tasks })
-      }, this.selector, clock)
+      }, clock)
       this.stats.tasksDispatched += sent.tasks
       this.stats.taskMessages += sent.messages
       if (sent.messages > 0 && this.log.enabled('debug')) {

@@ -37,6 +37,8 @@ export interface ManagerRecord {
 /** The managers of one block and the tasks they hold together (whether the block is busy). */
 export interface BlockEntry {
   readonly blockId: string
+  /** blocks in the order their first manager registered: 0, 1, 2, ... */
+  readonly order: number
   readonly managers: Set<ManagerRecord>
   /** tasks held by the block's managers */
   held: number
@@ -58,6 +60,12 @@ export class ManagerRegistry {
   private readonly idleRing = new PriorityQueue<ManagerRecord>()
   /** blocks told to drain; a manager of such a block that registers later drains at once */
   readonly drainingBlocks = new Set<string>()
+  private nextBlockOrder = 0
+  /**
+   * A manager's place in the rings: higher first, FIFO among equals. All 0 (the default) keeps
+   * the rings plain O(1) FIFOs; the packed selector ranks managers by their block's age.
+   */
+  rank: (record: ManagerRecord) => number = () => 0
 
   get size(): number {
     return this.byKey.size
@@ -78,7 +86,7 @@ export class ManagerRegistry {
 
   add(key: string, info: ManagerInfo, endMs?: number): ManagerRecord {
     let block = this.byBlock.get(info.blockId)
-    if (!block) this.byBlock.set(info.blockId, (block = { blockId: info.blockId, managers: new Set(), held: 0 }))
+    if (!block) this.byBlock.set(info.blockId, (block = { blockId: info.blockId, order: this.nextBlockOrder++, managers: new Set(), held: 0 }))
     const record: ManagerRecord = {
       key,
       info,
@@ -134,11 +142,11 @@ export class ManagerRegistry {
     if (record.removed || record.info.draining || this.capacity(record) <= 0) return
     if (!record.inIdleRing && this.idleWorkers(record) > 0) {
       record.inIdleRing = true
-      this.idleRing.push(record)
+      this.idleRing.push(record, this.rank(record))
     }
     if (record.inRing) return
     record.inRing = true
-    this.ring.push(record)
+    this.ring.push(record, this.rank(record))
   }
 
   /** Workers of the manager with no task: at most its capacity, and 0 once it holds one per worker. */

@@ -69,75 +69,40 @@ export interface DispatchTotals {
 
 /**
  * Which manager gets queued tasks next: the interchange's pluggable choice (as Parsl's manager
- * selector). Dispatch runs two passes, one task per idle worker first, then prefetch; in each pass
- * it asks the selector for the next manager. A selector takes managers from the registry's rings
- * (which hold every manager that may have room, each once) and may hold some back for later in
- * the same dispatch; `endDispatch` returns the ones it held back and did not hand out.
+ * selector). Dispatch runs two passes, one task per idle worker first, then prefetch, and takes
+ * managers from the registry's two rings (every manager that may have room, each once). A
+ * selector orders those rings by ranking each manager as it enters them (higher first, FIFO among
+ * equal ranks); ranks all 0 keep the rings plain O(1) FIFOs.
  */
 export interface ManagerSelector {
   readonly name: ManagerSelectorName
-  /** The next manager with an idle worker (first pass), or undefined when there is none. */
-  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined
-  /** The next manager with room for prefetch (second pass), or undefined. */
-  nextReady(registry: ManagerRegistry): ManagerRecord | undefined
-  endDispatch(registry: ManagerRegistry): void
+  rank(record: ManagerRecord): number
 }
 
 export { MANAGER_SELECTORS, DEFAULT_MANAGER_SELECTOR, type ManagerSelectorName }
 
 /**
- * Round robin over managers: idle workers anywhere first, in ring order. Work spreads over every
- * block, so no block ever goes idle while there is work, even a trickle.
+ * Round robin over managers: in each pass, managers in the order they became ready. Work spreads
+ * over every block, so no block goes idle while there is work, even a trickle.
  */
 export class SpreadSelector implements ManagerSelector {
   readonly name = 'spread' as const
-  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined {
-    return registry.nextIdle()
+  rank(): number {
+    return 0
   }
-  nextReady(registry: ManagerRegistry): ManagerRecord | undefined {
-    return registry.nextReady()
-  }
-  endDispatch(): void {}
 }
 
 /**
- * Fills blocks that already have work first: in each pass, managers of busy blocks (holding
- * tasks) come before managers of idle blocks, which are held back until no busy one has room.
- * Under a load smaller than the blocks, work concentrates on few blocks and the others stay idle
- * long enough for the strategy to release them. Still, an idle worker of an idle block is used
- * before any prefetch, so a task never waits behind a busy manager while a worker is free.
+ * Fills the oldest blocks first (as Parsl's block-id selector): in each pass, managers of the
+ * block that registered first come first. Under a load smaller than the blocks, work stays on
+ * the first blocks and the newer ones go idle long enough for the strategy to release them. Still
+ * one pass per kind: an idle worker of any block is used before any prefetch, so a task never
+ * waits behind a busy manager while a worker is free. With one block the rings stay FIFOs.
  */
 export class PackedSelector implements ManagerSelector {
   readonly name = 'packed' as const
-  private readonly heldIdle: ManagerRecord[] = []
-  private readonly heldReady: ManagerRecord[] = []
-  private idleAt = 0
-  private readyAt = 0
-
-  nextIdle(registry: ManagerRegistry): ManagerRecord | undefined {
-    for (let record = registry.nextIdle(); record; record = registry.nextIdle()) {
-      if (record.block.held > 0) return record
-      this.heldIdle.push(record)
-    }
-    return this.heldIdle.length > this.idleAt ? this.heldIdle[this.idleAt++] : undefined
-  }
-
-  nextReady(registry: ManagerRegistry): ManagerRecord | undefined {
-    for (let record = registry.nextReady(); record; record = registry.nextReady()) {
-      if (record.block.held > 0) return record
-      this.heldReady.push(record)
-    }
-    return this.heldReady.length > this.readyAt ? this.heldReady[this.readyAt++] : undefined
-  }
-
-  endDispatch(registry: ManagerRegistry): void {
-    // Held back and not served: back into the rings they left.
-    for (let i = this.idleAt; i < this.heldIdle.length; i++) registry.markReady(this.heldIdle[i]!)
-    for (let i = this.readyAt; i < this.heldReady.length; i++) registry.markReady(this.heldReady[i]!)
-    this.heldIdle.length = 0
-    this.heldReady.length = 0
-    this.idleAt = 0
-    this.readyAt = 0
+  rank(record: ManagerRecord): number {
+    return -record.block.order
   }
 }
 
@@ -159,7 +124,7 @@ const MAX_SET_ASIDE = 1024
 /**
  * Hands queued tasks to ready managers in two passes: first one task per idle worker, across
  * every manager that has idle workers, then prefetch (capacity beyond the workers) from the ready
- * ring; the selector orders the managers within each pass. So a short task never waits in a busy
+ * ring; the selector's ranks order the managers within each pass. So a short task never waits in a busy
  * manager's prefetch while another manager has a worker with nothing to do. Each manager still
  * gets ONE message per flush, and work stays proportional to the managers served and tasks sent,
  * never to the number registered. A manager left with spare capacity (the queue ran dry) stays
@@ -173,7 +138,6 @@ export function dispatch(
   queue: TaskQueue,
   registry: ManagerRegistry,
   send: (record: ManagerRecord, tasks: TaskEnvelope[]) => void,
-  selector: ManagerSelector = defaultSelector,
   clock?: DispatchClock,
 ): DispatchTotals {
   const totals: DispatchTotals = { tasks: 0, messages: 0 }
@@ -206,19 +170,18 @@ export function dispatch(
   // Managers that took nothing although they had room (every queued task was too long for them):
   // they go back into the rings after this dispatch, not during it, or the passes would spin.
   let starved: ManagerRecord[] | undefined
-  for (let record = queue.size > 0 ? selector.nextIdle(registry) : undefined; record; record = queue.size > 0 ? selector.nextIdle(registry) : undefined) {
+  for (let record = queue.size > 0 ? registry.nextIdle() : undefined; record; record = queue.size > 0 ? registry.nextIdle() : undefined) {
     if (take(record, registry.idleWorkers(record)) === 0) (starved ??= []).push(record)
     // Still an idle worker (the queue ran dry): back in the idle ring, first in line for the
     // next flush's busy-block preference rather than waiting for its next announcement.
     else if (registry.idleWorkers(record) > 0) registry.markReady(record)
   }
   while (queue.size > 0) {
-    const record = selector.nextReady(registry)
+    const record = registry.nextReady()
     if (!record) break
     if (take(record, registry.capacity(record)) === 0) (starved ??= []).push(record)
     else registry.markReady(record)
   }
-  selector.endDispatch(registry)
   if (starved) for (const record of starved) registry.markReady(record)
   for (const [record, batch] of batches) {
     totals.tasks += batch.length
@@ -230,8 +193,6 @@ export function dispatch(
   }
   return totals
 }
-
-const defaultSelector = new SpreadSelector()
 
 function payloadBytes(envelope: { payload: Uint8Array }): number {
   return envelope.payload.byteLength
