@@ -178,6 +178,20 @@ export interface QacctRecord {
   failedReason?: string
   /** the job script's exit status (128 + signal when a signal ended it) */
   exitStatus?: number
+  /** qsub_time as epoch ms (qacct prints it in the local time zone) */
+  qsubTime?: number
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+
+/** qacct's ctime-style time ("Mon Nov 30 21:39:41 2026", local time) as epoch ms. */
+export function parseQacctTime(text: string): number | undefined {
+  const match = /^\w{3} (\w{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})$/.exec(text.trim())
+  if (!match) return undefined
+  const month = MONTHS.indexOf(match[1]!)
+  if (month < 0) return undefined
+  const [day, hours, minutes, seconds, year] = match.slice(2).map(Number) as [number, number, number, number, number]
+  return new Date(year, month, day, hours, minutes, seconds).getTime()
 }
 
 /**
@@ -200,6 +214,7 @@ export function parseQacct(text: string): QacctRecord[] {
     const taskId = fields.get('taskid')
     const jobName = fields.get('jobname')
     const failedReason = failedMatch?.[2]?.trim()
+    const qsubTime = parseQacctTime(fields.get('qsub_time') ?? '')
     records.push({
       jobId,
       failed: failedMatch ? Number(failedMatch[1]) : -1,
@@ -207,6 +222,7 @@ export function parseQacct(text: string): QacctRecord[] {
       ...(Number.isInteger(exitStatus) ? { exitStatus } : {}),
       ...(taskId && taskId !== 'undefined' ? { taskId } : {}),
       ...(jobName ? { jobName } : {}),
+      ...(qsubTime === undefined ? {} : { qsubTime }),
     })
   }
   return records
