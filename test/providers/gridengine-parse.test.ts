@@ -138,11 +138,21 @@ t.test('qacct -j: finished jobs, never completed without failed 0 and exit 0', a
     t.equal(records.length, 1, `${name}: one record`)
     return finishedJobInfo(decidingRecord(records)!)
   }
-  t.match(info('qacct-exit0.txt'), { state: 'completed', exitCode: 0, nativeState: 'qacct failed=0' })
-  t.match(info('qacct-exit3.txt'), { state: 'failed', exitCode: 3, message: /exited with code 3/ })
-  t.match(info('qacct-qdel-running.txt'), { state: 'failed', exitCode: 137, message: /killed by SIGKILL.*failed 100 : assumedly after job/ })
-  t.match(info('qacct-sigterm.txt'), { state: 'failed', exitCode: 143, message: /killed by SIGTERM/ })
-  t.match(info('qacct-h_rt-exceeded.txt'), { state: 'failed', exitCode: 137, message: /failed 37 : qmaster enforced h_rt, h_cpu, or h_vmem limit.*walltime/ })
+  t.match(info('qacct-exit0.txt'), { state: 'completed', exitCode: 0, nativeState: 'finished (qacct: failed 0, exit_status 0)', message: 'the job ran to its end' })
+  t.match(info('qacct-exit3.txt'), { state: 'failed', exitCode: 3, nativeState: 'finished (qacct: failed 0, exit_status 3)', message: /its script failed/ })
+  t.match(info('qacct-qdel-running.txt'), {
+    state: 'failed',
+    exitCode: 137,
+    nativeState: 'finished (qacct: failed 100 : assumedly after job, exit_status 137)',
+    message: 'the job was killed by SIGKILL',
+  })
+  t.match(info('qacct-sigterm.txt'), { state: 'failed', exitCode: 143, message: 'the job was killed by SIGTERM' })
+  t.match(info('qacct-h_rt-exceeded.txt'), {
+    state: 'failed',
+    exitCode: 137,
+    nativeState: /failed 37 : qmaster enforced h_rt, h_cpu, or h_vmem limit/,
+    message: /killed by SIGKILL; it reached a limit it requested \(walltime is h_rt/,
+  })
   const record = parseQacct(fixture('qacct-exit0.txt'))[0]
   t.match(record, { jobId: '8', jobName: 'ok', failed: 0, exitStatus: 0 })
   t.notOk(record?.taskId, 'taskid undefined is no task')
@@ -150,7 +160,8 @@ t.test('qacct -j: finished jobs, never completed without failed 0 and exit 0', a
   // failed != 0 with exit status 0: the job did not run (e.g. its output file could not be opened)
   t.match(finishedJobInfo({ jobId: '1', failed: 26, failedReason: 'opening input/output file', exitStatus: 0 }), {
     state: 'failed',
-    message: /failed 26 : opening input\/output file/,
+    nativeState: 'finished (qacct: failed 26 : opening input/output file, exit_status 0)',
+    message: 'Grid Engine did not run the job to its end',
   })
 })
 

@@ -15,6 +15,7 @@ import type { BlockStatus, GridEngineProviderOptions } from 'tsflow'
 import { providerOption } from '../../dist/providers/index.js'
 import { silentLogger } from '../../dist/util/logger.js'
 import { inGridEngineJob } from '../fixtures/gridengine-apps.js'
+import * as apps from '../fixtures/apps.js'
 import { ensureGridEngine, type GridEngine } from '../helpers/gridengine.js'
 import { providerConformance } from './conformance.js'
 import { tempDir, waitFor } from './helpers.js'
@@ -120,9 +121,9 @@ function run(engine: GridEngine): void {
     // Remove the blocks' own exit records: only Grid Engine's accounting can answer now.
     for (const id of ['acct-ok', 'acct-bad']) rmSync(join(dir, 'scripts', `block-${id}.exit`), { force: true })
     const okStatus = await final(ok)
-    t.match(okStatus, { state: 'completed', exitCode: 0, message: /gridengine says qacct failed=0: job \d+ exited with code 0 \(qacct\)/ })
+    t.match(okStatus, { state: 'completed', exitCode: 0, message: 'gridengine says finished (qacct: failed 0, exit_status 0): the job ran to its end' })
     const badStatus = await final(bad)
-    t.match(badStatus, { state: 'failed', exitCode: 5, message: /exited with code 5 \(qacct\).*broken on purpose/s })
+    t.match(badStatus, { state: 'failed', exitCode: 5, message: /qacct: failed 0, exit_status 5\): the job ran to its end and its script failed \(exit code 5\).*broken on purpose/s })
   })
 
   t.test('a job that left qstat without an accounting record or an exit record is unknown, never completed', async (t) => {
@@ -159,6 +160,56 @@ function run(engine: GridEngine): void {
     t.equal(readFileSync(out, 'utf8'), `2 ${engine.pe} ${3 * 1024 * 1024} ${process.cwd()}\n`)
     const script = readFileSync(join(dir, 'scripts', 'block-res.sh'), 'utf8')
     t.match(script, /#\$ -pe smp 2\n#\$ -l h_vmem=1536M\n#\$ -l exclusive=true/)
+  })
+
+  /** A kernel on HTEX over a Grid Engine provider with these options; cleaned up with `t`. */
+  async function htexKernel(t: Test, name: string, options: GridEngineProviderOptions) {
+    const { dir, remove } = tempDir(`sge-${name}`)
+    const executor = new HighThroughputExecutor({
+      maxWorkersPerNode: 1,
+      // 'none' starts no replacement: one failed block must be enough to explain the failure
+      strategy: 'none',
+      strategyPeriodMs: 500,
+      provider: new GridEngineProvider({ queue: engine.queue, initBlocks: 1, maxBlocks: 1, ...options }),
+    })
+    let kernel: DataFlowKernel | undefined
+    t.teardown(async () => {
+      await kernel?.cleanup({ deadlineMs: 10_000 })
+      remove()
+    })
+    kernel = await new DataFlowKernel({ runDir: join(dir, 'runinfo'), executors: [executor] }).start()
+    return kernel
+  }
+
+  async function taskError(kernel: DataFlowKernel): Promise<unknown> {
+    return apps.double.with({ dfk: kernel })(1).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+  }
+
+  t.test('HTEX on Grid Engine: a block rejected by qsub fails the waiting task with qsub\'s message', async (t) => {
+    const failure = await htexKernel(t, 'badq', { queue: 'tsflow-no-such-queue' }).then(
+      (kernel) => taskError(kernel),
+      (error: unknown) => error,
+    )
+    t.ok(failure instanceof ProviderError, `a ProviderError, not a hang: ${String(failure)}`)
+    t.match((failure as Error).message, /unknown queue "tsflow-no-such-queue"/)
+  })
+
+  t.test('HTEX on Grid Engine: a block whose workerInit fails fails the waiting task with the failing line', async (t) => {
+    const kernel = await htexKernel(t, 'init', { workerInit: ['echo preparing', 'source /nonexistent/tsflow-venv/bin/activate'] })
+    const failure = await taskError(kernel)
+    t.ok(failure instanceof ProviderError, 'a ProviderError, not a hang')
+    t.match((failure as Error).message, /ended during workerInit with exit code 1; the command did not start/)
+    t.match((failure as Error).message, /nonexistent\/tsflow-venv\/bin\/activate: No such file or directory/)
+  })
+
+  t.test('HTEX on Grid Engine: a block Grid Engine cannot start (Eqw) fails the waiting task with the reason', async (t) => {
+    const kernel = await htexKernel(t, 'eqw', { workDir: '/nonexistent/tsflow-workdir' })
+    const failure = await taskError(kernel)
+    t.ok(failure instanceof ProviderError, 'a ProviderError, not a hang')
+    t.match((failure as Error).message, /error state Eqw\): error: can't chdir to \/nonexistent\/tsflow-workdir/)
   })
 
   t.test('HighThroughputExecutor runs tasks on Grid Engine blocks', async (t) => {

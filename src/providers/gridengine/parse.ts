@@ -239,24 +239,19 @@ const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT'
  * ended by a signal (qdel, a limit, the OOM killer).
  */
 export function finishedJobInfo(record: QacctRecord): GridEngineJobInfo {
-  const base = { nativeState: `qacct failed=${record.failed}`, ...(record.exitStatus === undefined ? {} : { exitCode: record.exitStatus }) }
-  const failedText = `qacct: failed ${record.failed}${record.failedReason ? ` : ${record.failedReason}` : ''}`
-  if (record.failed === 0 && record.exitStatus === 0) {
-    return { ...base, state: 'completed', message: `job ${record.jobId} exited with code 0 (qacct)` }
-  }
-  if (record.failed === 0) {
-    return { ...base, state: 'failed', message: `job ${record.jobId} exited with code ${record.exitStatus ?? '?'} (qacct)` }
-  }
   const status = record.exitStatus
-  let how = ''
-  if (status !== undefined && status > 128 && status < 160) {
-    const signal = SIGNALS[status - 128] ?? `signal ${status - 128}`
-    how = ` was killed by ${signal} (exit status ${status})`
-  } else if (status !== undefined) {
-    how = ` ended with exit status ${status}`
-  }
+  // The middle layer writes "<label> says <nativeState>: <message> (exit code N)": the record's
+  // own fields go in nativeState, what they mean in message.
+  const nativeState =
+    `finished (qacct: failed ${record.failed}${record.failedReason ? ` : ${record.failedReason}` : ''}` +
+    `${status === undefined ? '' : `, exit_status ${status}`})`
+  const base = { nativeState, ...(status === undefined ? {} : { exitCode: status }) }
+  if (record.failed === 0 && status === 0) return { ...base, state: 'completed', message: 'the job ran to its end' }
+  if (record.failed === 0) return { ...base, state: 'failed', message: "the job ran to its end and its script failed" }
+  let how = 'Grid Engine did not run the job to its end'
+  if (status !== undefined && status > 128 && status < 160) how = `the job was killed by ${SIGNALS[status - 128] ?? `signal ${status - 128}`}`
   const hint = record.failed === 37 ? '; it reached a limit it requested (walltime is h_rt, memPerNode is h_vmem)' : ''
-  return { ...base, state: 'failed', message: `job ${record.jobId}${how || ' did not run to its end'} (${failedText})${hint}` }
+  return { ...base, state: 'failed', message: `${how}${hint}` }
 }
 
 /**
