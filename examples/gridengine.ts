@@ -33,7 +33,9 @@ export function config(): Config {
           queue: process.env.SGE_QUEUE ?? 'all.q', // CHANGE: your queue (qconf -sql)
           pe: process.env.SGE_PE ?? 'smp', // CHANGE: a parallel environment with allocation_rule $pe_slots (qconf -spl)
           coresPerNode: 4, // -pe smp 4: the slots one block asks for
-          memPerNode: 8, // GB per node; written as -l h_vmem=2048M (per slot)
+          // memPerNode: 48, // GB per node, written as -l h_vmem=<GB*1024/coresPerNode>M per slot. h_vmem caps
+          // *virtual* memory and Node.js reserves a lot of it: TypeScript apps (run through tsx, which
+          // uses WebAssembly) need more than 8 GB per process; see docs/providers/gridengine.md.
           walltime: '01:00:00', // -l h_rt; managers also learn their block's end from it
           initBlocks: 1,
           minBlocks: 0,
