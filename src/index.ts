@@ -17,7 +17,20 @@ export { HighThroughputExecutor } from './executors/htex/executor.js'
 export type { HighThroughputExecutorOptions } from './executors/htex/options.js'
 export { LocalProvider } from './providers/local/provider.js'
 export type { ExecutionProvider, BlockStatus } from './providers/base.js'
-export { SingleNodeLauncher, SimpleLauncher, SrunLauncher, MpiExecLauncher, registerLauncherType } from './launchers/index.js'
+export {
+  SingleNodeLauncher,
+  SimpleLauncher,
+  WrappedLauncher,
+  SrunLauncher,
+  MpiExecLauncher,
+  MpiRunLauncher,
+  AprunLauncher,
+  JsrunLauncher,
+  registerLauncherType,
+  LAUNCHER_TYPES,
+  type Launcher,
+  type LauncherType,
+} from './launchers/index.js'
 export { registerProviderType } from './providers/index.js'
 export { PluginRegistry, type PluginType } from './util/registry.js'
 export type { Executor, ExecutorHost, ExecutorTask, TaskOutcome, ResourceSpec } from './executors/base.js'
