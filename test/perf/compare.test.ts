@@ -122,6 +122,10 @@ t.test('compare: bad arguments and bad files are usage errors naming the file', 
   ] as const) {
     t.throws(() => parseCompareArgs(args), { code: 'E_USAGE', message }, args.join(' '))
   }
+  const unwritable = await runPerf(t, ['compare', FIXTURE, '--svg', join(dir, 'no-such-dir', 'plot.svg')], { cwd: dir })
+  t.equal(unwritable.code, 1, 'a plot that cannot be written fails the command')
+  t.match(unwritable.stdout, /best tasks\/s/, 'after printing the table')
+  t.match(unwritable.stderr, `could not write the plot to ${join(dir, 'no-such-dir', 'plot.svg')}`)
   const help = await runPerf(t, ['compare', '--help'], { cwd: dir })
   t.equal(help.code, 0)
   t.match(help.stdout, /Usage: tsflow-perf compare/)
