@@ -88,6 +88,8 @@ export interface WrappedLauncherOptions {
 const nonBlank: Check<string> = (value, path) => {
   const text = string(value, path)
   if (text.trim() === '') throw new ConfigError(path, 'must not be blank')
+  // The copy's `bash -c ...` follows on the same line; a line break would run it apart.
+  if (/[\r\n]/.test(text)) throw new ConfigError(path, 'must be one line (shell words before the command); use an argv array for arguments with line breaks')
   return text
 }
 const prefixCheck = anyOf<string | string[]>(
@@ -130,7 +132,7 @@ export class WrappedLauncher implements Launcher {
     if (this.prefix === '') throw new ConfigError('prefix', 'the wrapped launcher needs a prefix command, e.g. "apptainer exec image.sif"')
     const inner = `export TSFLOW_RANK="$1" TSFLOW_NODE_RANK="$2" TSFLOW_LOCAL_RANK="$3"; set --\n${command}`
     const copy = `${this.prefix} bash -c ${shellQuote(inner)} tsflow-copy "$TSFLOW_RANK" "$TSFLOW_NODE_RANK" "$TSFLOW_LOCAL_RANK"`
-    return copiesLoop(`${copies} copies under ${this.prefix.split('\n')[0]}: ${nodesPerBlock} node(s) x ${tasksPerNode} per node`, copies, tasksPerNode, copy)
+    return copiesLoop(`${copies} copies under ${this.prefix.replace(/[\r\n]+/g, ' ')}: ${nodesPerBlock} node(s) x ${tasksPerNode} per node`, copies, tasksPerNode, copy)
   }
 
   describe(): Record<string, unknown> {

@@ -130,6 +130,9 @@ t.test('wrapped: each copy runs under the prefix, string or argv', async (t) => 
   t.throws(() => launcherOption({ type: 'wrapped' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix', message: /required/ })
   t.throws(() => launcherOption({ type: 'wrapped', prefix: [] }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
   t.throws(() => launcherOption({ type: 'wrapped', prefix: '  ' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
+  t.throws(() => launcherOption({ type: 'wrapped', prefix: 'env A=1\nrm -rf x' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
+  const multi = new WrappedLauncher({ prefix: ['env', 'A=line1\nline2'] })
+  t.equal(runBash(multi.wrap('printf %s "$A"', 1, 1)).stdout, 'line1\nline2', 'argv elements may hold line breaks')
   t.throws(() => launcherOption({ type: 'wrapped', prefx: 'env' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefx', message: /did you mean 'prefix'/ })
 })
 
