@@ -5,7 +5,7 @@
 // Skips with the reason when Grid Engine cannot be brought up (not root, no apt).
 
 import { execFileSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import t, { type Test } from 'tap'
@@ -143,6 +143,30 @@ function run(engine: GridEngine): void {
     t.equal(last?.state, 'unknown', JSON.stringify(last))
     t.match(last?.message, /no longer lists job .* no record of how it ended/)
     t.match(readFileSync(join(dir, 'scripts', 'block-vanish.sh'), 'utf8'), /\n#\$ -h\n/, 'the hold came from schedulerOptions, after tsflow\'s own directives')
+  })
+
+  t.test('while qstat cannot reach qmaster the block is unknown with qstat\'s words, never completed or failed', async (t) => {
+    const { provider, dir, final } = await started(t, engine)
+    const jobId = await provider.submit('while [ ! -e "$T_DIR/go" ]; do sleep 0.1; done; exit 4', 'outage', { env: { T_DIR: dir } })
+    await waitFor(async () => (await provider.status([jobId]))[0]!.state === 'running', `job ${jobId} to run`, STATE_TIMEOUT_MS, 200)
+    // The provider's commands inherit this process's environment: a wrong port is a qmaster
+    // that does not answer, as far as qstat can tell.
+    const port = process.env.SGE_QMASTER_PORT
+    t.teardown(() => {
+      if (port === undefined) delete process.env.SGE_QMASTER_PORT
+      else process.env.SGE_QMASTER_PORT = port
+    })
+    process.env.SGE_QMASTER_PORT = '1'
+    writeFileSync(join(dir, 'go'), '') // the block ends (exit 4) while nobody can ask
+    let last: BlockStatus | undefined
+    await waitFor(async () => (last = (await provider.status([jobId]))[0]!).state !== 'running', 'the failed query to show', STATE_TIMEOUT_MS, 200)
+    t.equal(last?.state, 'unknown', JSON.stringify(last))
+    t.match(last?.message, /the scheduler could not be asked: .*`qstat -xml -u \S+` exited with code 1: .*unable to send message to qmaster using port 1/s)
+    await waitFor(() => existsSync(join(dir, 'scripts', 'block-outage.exit')), 'the block to end', STATE_TIMEOUT_MS, 200)
+    t.equal((await provider.status([jobId]))[0]?.state, 'unknown', 'still unknown after the block ended: a failed query is no evidence')
+    if (port === undefined) delete process.env.SGE_QMASTER_PORT
+    else process.env.SGE_QMASTER_PORT = port
+    t.match(await final(jobId), { state: 'failed', exitCode: 4 }, 'once qmaster answers again, the end is known')
   })
 
   t.test('walltime becomes h_rt: a block that outlives it is failed with qacct\'s reason', async (t) => {
