@@ -24,8 +24,8 @@ import { gridEngineDirectives, gridEngineTime, memPerSlotMB, slotsOf } from '../
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../fixtures/gridengine/${name}`, import.meta.url)), 'utf8')
 
 t.test('qsub -terse: the job number, also of an array job', async (t) => {
-  t.equal(parseQsubTerse(fixture('qsub-terse.txt')), '15')
-  t.equal(parseQsubTerse(fixture('qsub-terse-array.txt')), '16')
+  t.equal(parseQsubTerse(fixture('qsub-terse.txt')), '224')
+  t.equal(parseQsubTerse(fixture('qsub-terse-array.txt')), '225')
   t.equal(parseQsubTerse('Your job 17 ("STDIN") has been submitted\n'), undefined, 'the non-terse sentence is not taken for an id')
   t.equal(parseQsubTerse(''), undefined)
   t.equal(parseQsubTerse(fixture('qsub-unknown-queue.stderr')), undefined)
