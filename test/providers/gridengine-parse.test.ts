@@ -1,6 +1,6 @@
 // Grid Engine's pure parts on outputs recorded from a real SGE 8.1.9 (test/fixtures/gridengine/,
 // see its README.md for how each was made): qsub -terse, qstat -xml, qstat -j, qacct -j, the
-// state table and the #$ directives.
+// state table and the #$ directives; and the provider's options, which need no scheduler.
 
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,8 @@ import {
   stateOf,
 } from '../../dist/providers/gridengine/parse.js'
 import { gridEngineDirectives, gridEngineTime, memPerSlotMB, slotsOf } from '../../dist/providers/gridengine/directives.js'
+import { providerOption } from '../../dist/providers/index.js'
+import { GridEngineProvider } from 'tsflow'
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../fixtures/gridengine/${name}`, import.meta.url)), 'utf8')
 
@@ -184,4 +186,19 @@ t.test('#$ directives', async (t) => {
   t.equal(gridEngineTime(59.2), '0:01:00', 'rounded up to whole seconds')
   t.equal(memPerSlotMB(1.5, 3), 512)
   t.equal(memPerSlotMB(0.0001, 1), 1, 'at least 1 MB')
+})
+
+t.test('plain-object configs name it gridengine or sge', async (t) => {
+  for (const type of ['gridengine', 'sge']) {
+    const provider = providerOption({ type, queue: 'all.q', pe: 'smp' }, 'executors[0].provider')
+    t.ok(provider instanceof GridEngineProvider, type)
+    t.match(provider.describe(), { type: 'gridengine', queue: 'all.q', pe: 'smp' })
+  }
+  t.throws(() => providerOption({ type: 'sge', queu: 'all.q' }, 'executors[0].provider'), { path: 'executors[0].provider.queu', message: /did you mean 'queue'/ })
+  t.throws(() => providerOption({ type: 'sge', coresPerNode: 4 }, 'executors[0].provider'), {
+    path: 'executors[0].provider.pe',
+    message: /4 slots.*parallel environment.*qconf -spl/,
+  })
+  t.throws(() => providerOption({ type: 'sge', queue: 'all.q -l x=1' }, 'p'), { path: 'p.queue', message: /Grid Engine name/ })
+  t.throws(() => providerOption({ type: 'sge', workDir: '/tmp/a b' }, 'p'), { path: 'p.workDir', message: /space or a colon/ })
 })

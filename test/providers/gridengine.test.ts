@@ -12,7 +12,6 @@ import t, { type Test } from 'tap'
 
 import { DataFlowKernel, GridEngineProvider, HighThroughputExecutor, ProviderError } from 'tsflow'
 import type { BlockStatus, GridEngineProviderOptions } from 'tsflow'
-import { providerOption } from '../../dist/providers/index.js'
 import { silentLogger } from '../../dist/util/logger.js'
 import { inGridEngineJob } from '../fixtures/gridengine-apps.js'
 import * as apps from '../fixtures/apps.js'
@@ -49,12 +48,19 @@ async function started(t: Test, engine: GridEngine, options: GridEngineProviderO
   })
   provider.validate('executors[0].provider')
   await provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger })
-  const final = async (jobId: string): Promise<BlockStatus> => {
-    let last: BlockStatus | undefined
-    await waitFor(async () => FINAL.has((last = (await provider.status([jobId]))[0]!).state), `job ${jobId} to end (last: ${JSON.stringify(last)})`, STATE_TIMEOUT_MS, 200)
-    return last!
-  }
+  const final = (jobId: string): Promise<BlockStatus> => stateOf(provider, jobId, (state) => FINAL.has(state), 'final')
   return { provider, dir, final }
+}
+
+/** Polls until the job's state passes `accept`; a timeout names the last status seen. */
+async function stateOf(provider: GridEngineProvider, jobId: string, accept: (state: string) => boolean, what: string): Promise<BlockStatus> {
+  let last: BlockStatus | undefined
+  try {
+    await waitFor(async () => accept((last = (await provider.status([jobId]))[0]!).state), `job ${jobId} to be ${what}`, STATE_TIMEOUT_MS, 200)
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last)}`)
+  }
+  return last!
 }
 
 function run(engine: GridEngine): void {
@@ -64,21 +70,6 @@ function run(engine: GridEngine): void {
     // qsub -h: the job waits in hqw until released, which these tests never do
     pendingOptions: { schedulerOptions: '#$ -h' },
     stateTimeoutMs: STATE_TIMEOUT_MS,
-  })
-
-  t.test('plain-object configs name it gridengine or sge', async (t) => {
-    for (const type of ['gridengine', 'sge']) {
-      const provider = providerOption({ type, queue: engine.queue, pe: engine.pe }, 'executors[0].provider')
-      t.ok(provider instanceof GridEngineProvider, type)
-      t.match(provider.describe(), { type: 'gridengine', queue: engine.queue, pe: engine.pe })
-    }
-    t.throws(() => providerOption({ type: 'sge', queu: 'all.q' }, 'executors[0].provider'), { path: 'executors[0].provider.queu', message: /did you mean 'queue'/ })
-    t.throws(() => providerOption({ type: 'sge', coresPerNode: 4 }, 'executors[0].provider'), {
-      path: 'executors[0].provider.pe',
-      message: /4 slots.*parallel environment.*qconf -spl/,
-    })
-    t.throws(() => providerOption({ type: 'sge', queue: 'all.q -l x=1' }, 'p'), { path: 'p.queue', message: /Grid Engine name/ })
-    t.throws(() => providerOption({ type: 'sge', workDir: '/tmp/a b' }, 'p'), { path: 'p.workDir', message: /space or a colon/ })
   })
 
   t.test('an unknown queue fails at submit with qsub\'s own message', async (t) => {
@@ -138,17 +129,16 @@ function run(engine: GridEngine): void {
     // Deleted behind the provider's back while pending: Grid Engine keeps no accounting record.
     execFileSync('qdel', [jobId], { stdio: 'ignore' })
     await waitFor(() => !listedJobs().has(jobId), `job ${jobId} to leave qstat`, STATE_TIMEOUT_MS, 200)
-    let last: BlockStatus | undefined
-    await waitFor(async () => (last = (await provider.status([jobId]))[0]!).state !== 'pending', 'the provider to notice', STATE_TIMEOUT_MS, 200)
-    t.equal(last?.state, 'unknown', JSON.stringify(last))
-    t.match(last?.message, /no longer lists job .* no record of how it ended/)
+    const last = await stateOf(provider, jobId, (state) => state !== 'pending', 'no longer pending')
+    t.equal(last.state, 'unknown', JSON.stringify(last))
+    t.match(last.message, /no longer lists job .* no record of how it ended/)
     t.match(readFileSync(join(dir, 'scripts', 'block-vanish.sh'), 'utf8'), /\n#\$ -h\n/, 'the hold came from schedulerOptions, after tsflow\'s own directives')
   })
 
   t.test('while qstat cannot reach qmaster the block is unknown with qstat\'s words, never completed or failed', async (t) => {
     const { provider, dir, final } = await started(t, engine)
     const jobId = await provider.submit('while [ ! -e "$T_DIR/go" ]; do sleep 0.1; done; exit 4', 'outage', { env: { T_DIR: dir } })
-    await waitFor(async () => (await provider.status([jobId]))[0]!.state === 'running', `job ${jobId} to run`, STATE_TIMEOUT_MS, 200)
+    await stateOf(provider, jobId, (state) => state === 'running', 'running')
     // The provider's commands inherit this process's environment: a wrong port is a qmaster
     // that does not answer, as far as qstat can tell.
     const port = process.env.SGE_QMASTER_PORT
@@ -158,10 +148,9 @@ function run(engine: GridEngine): void {
     })
     process.env.SGE_QMASTER_PORT = '1'
     writeFileSync(join(dir, 'go'), '') // the block ends (exit 4) while nobody can ask
-    let last: BlockStatus | undefined
-    await waitFor(async () => (last = (await provider.status([jobId]))[0]!).state !== 'running', 'the failed query to show', STATE_TIMEOUT_MS, 200)
-    t.equal(last?.state, 'unknown', JSON.stringify(last))
-    t.match(last?.message, /the scheduler could not be asked: .*`qstat -xml -u \S+` exited with code 1: .*unable to send message to qmaster using port 1/s)
+    const last = await stateOf(provider, jobId, (state) => state !== 'running', 'no longer running (the failed query)')
+    t.equal(last.state, 'unknown', JSON.stringify(last))
+    t.match(last.message, /the scheduler could not be asked: .*`qstat -xml -u \S+` exited with code 1: .*unable to send message to qmaster using port 1/s)
     await waitFor(() => existsSync(join(dir, 'scripts', 'block-outage.exit')), 'the block to end', STATE_TIMEOUT_MS, 200)
     t.equal((await provider.status([jobId]))[0]?.state, 'unknown', 'still unknown after the block ended: a failed query is no evidence')
     if (port === undefined) delete process.env.SGE_QMASTER_PORT
