@@ -176,8 +176,9 @@ t.test('qacct: a rescheduled job is decided by its last run, an array by any fai
 })
 
 t.test('#$ directives', async (t) => {
-  const base = { jobName: 'tsflow-b1', stdoutPath: '/r/block-b1.out', stderrPath: '/r/block-b1.err', workDir: '/w', nodesPerBlock: 1, memResource: 'h_vmem' }
+  const base = { jobName: 'tsflow-b1', stdoutPath: '/r/block-b1.out', stderrPath: '/r/block-b1.err', workDir: '/w', nodesPerBlock: 1, memResource: 'h_vmem', verifyRequests: false }
   t.same(gridEngineDirectives(base), ['#$ -N tsflow-b1', '#$ -o /r/block-b1.out', '#$ -e /r/block-b1.err', '#$ -S /bin/bash', '#$ -wd /w'])
+  t.same(gridEngineDirectives({ ...base, verifyRequests: true }).slice(5), ['#$ -w e'])
   t.same(
     gridEngineDirectives({ ...base, queue: 'all.q', pe: 'smp', coresPerNode: 4, nodesPerBlock: 2, walltimeSeconds: 93_784, memPerNode: 8, exclusive: true }).slice(5),
     ['#$ -q all.q', '#$ -pe smp 8', '#$ -l h_rt=26:03:04', '#$ -l h_vmem=2048M', '#$ -l exclusive=true'],

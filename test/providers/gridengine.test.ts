@@ -87,6 +87,24 @@ function run(engine: GridEngine): void {
     await t.rejects(provider.submit('true', 'badpe'), { message: /parallel environment "tsflow-no-such-pe" does not exist/ })
   })
 
+  t.test('a request no queue could ever run fails at submit (qsub -w e), not pending forever', async (t) => {
+    const { provider, dir } = await started(t, engine, { pe: engine.pe, coresPerNode: engine.slots + 1 })
+    const error = await provider.submit('true', 'toobig').then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.ok(error instanceof ProviderError, 'a ProviderError')
+    t.match((error as Error).message, /block toobig was not accepted: `qsub -terse .*` exited with code 1: Unable to run job: error: no suitable queues/)
+    t.match(readFileSync(join(dir, 'scripts', 'block-toobig.sh'), 'utf8'), /\n#\$ -w e\n/, 'the check is in the script, for a submit by hand too')
+  })
+
+  t.test('verifyRequests: false leaves such a job pending, with qsub accepting it', async (t) => {
+    const { provider } = await started(t, engine, { pe: engine.pe, coresPerNode: engine.slots + 1, verifyRequests: false })
+    const jobId = await provider.submit('true', 'toobig')
+    const status = await stateOf(provider, jobId, (state) => state !== 'unknown', 'known')
+    t.equal(status.state, 'pending', JSON.stringify(status))
+  })
+
   t.test('a workerInit failure fails the block with the failing line and its stderr', async (t) => {
     const { provider, final } = await started(t, engine, { workerInit: ['echo preparing the node', 'source /nonexistent/tsflow-venv/bin/activate'] })
     const jobId = await provider.submit('echo the command ran', 'init')

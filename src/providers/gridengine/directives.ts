@@ -20,6 +20,8 @@ export interface GridEngineJobSpec {
   exclusive?: boolean
   /** the complex that carries the memory request (h_vmem unless the site says otherwise) */
   memResource: string
+  /** qsub -w e: refuse at submit a job no queue could ever run, instead of leaving it pending forever */
+  verifyRequests: boolean
 }
 
 /** Slots the block asks for: coresPerNode on each of its nodes (one per node when unset). */
@@ -57,6 +59,7 @@ export function gridEngineDirectives(spec: GridEngineJobSpec): string[] {
     '#$ -S /bin/bash',
     `#$ -wd ${spec.workDir}`,
   ]
+  if (spec.verifyRequests) lines.push('#$ -w e')
   if (spec.queue !== undefined) lines.push(`#$ -q ${spec.queue}`)
   const slots = slotsOf(spec)
   if (spec.pe !== undefined) lines.push(`#$ -pe ${spec.pe} ${slots}`)

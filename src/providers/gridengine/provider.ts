@@ -2,7 +2,7 @@ import { userInfo } from 'node:os'
 import { ProviderError } from '../../errors.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
 import type { Launcher } from '../../launchers/base.js'
-import { string } from '../../util/schema.js'
+import { boolean, string } from '../../util/schema.js'
 import { ClusterProvider, optionError, type BlockScript, type JobInfo } from '../cluster/provider.js'
 import { describeFailure } from '../cluster/command.js'
 import type { BlockOptions } from '../options.js'
@@ -24,9 +24,15 @@ export interface GridEngineProviderOptions extends BlockOptions {
   memResource?: string
   /** The job's working directory (-wd); default: the workflow's current directory. */
   workDir?: string
+  /**
+   * Have qsub check that some queue could ever run the block (-w e), so that an impossible
+   * request (more slots than the parallel environment or queue has, a resource no host offers)
+   * fails at submit with Grid Engine's words instead of pending forever. Default true.
+   */
+  verifyRequests?: boolean
 }
 
-const schedulerShape = { queue: string, pe: string, memResource: string, workDir: string }
+const schedulerShape = { queue: string, pe: string, memResource: string, workDir: string, verifyRequests: boolean }
 
 /** qacct calls at a time when several jobs left qstat at once. */
 const QACCT_CONCURRENCY = 4
@@ -97,6 +103,7 @@ export class GridEngineProvider extends ClusterProvider<typeof schedulerShape> {
       nodesPerBlock: this.options.nodesPerBlock,
       memResource: this.scheduler.memResource ?? 'h_vmem',
       exclusive: this.options.exclusive,
+      verifyRequests: this.scheduler.verifyRequests ?? true,
       ...(this.options.coresPerNode === undefined ? {} : { coresPerNode: this.options.coresPerNode }),
       ...(this.options.memPerNode === undefined ? {} : { memPerNode: this.options.memPerNode }),
       ...(this.options.walltimeSeconds === undefined ? {} : { walltimeSeconds: this.options.walltimeSeconds }),
