@@ -40,7 +40,7 @@ export interface CoreOptions {
   logger?: Logger
   /** called when the client sends `shutdown` */
   onShutdownRequest?: (reason: string) => void
-  /** how the next manager is chosen (default 'packed': fill busy blocks first) */
+  /** how the next manager is chosen (default 'packed': the oldest blocks first, so newer ones can go idle) */
   managerSelector?: ManagerSelectorName | ManagerSelector
   /**
    * A task must end this long before its block's walltime (default DEFAULT_WALLTIME_MARGIN_MS);

@@ -124,9 +124,9 @@ const MAX_SET_ASIDE = 1024
 /**
  * Hands queued tasks to ready managers in two passes: first one task per idle worker, across
  * every manager that has idle workers, then prefetch (capacity beyond the workers) from the ready
- * ring; the selector's ranks order the managers within each pass. So a short task never waits in a busy
- * manager's prefetch while another manager has a worker with nothing to do. Each manager still
- * gets ONE message per flush, and work stays proportional to the managers served and tasks sent,
+ * ring; the selector's ranks order the managers within each pass. So a short task never waits
+ * in a busy manager's prefetch while another manager has a worker with nothing to do. Each
+ * manager still gets ONE message per flush, and work stays proportional to the managers served and tasks sent,
  * never to the number registered. A manager left with spare capacity (the queue ran dry) stays
  * in the ring for the next turn.
  *
@@ -172,8 +172,8 @@ export function dispatch(
   let starved: ManagerRecord[] | undefined
   for (let record = queue.size > 0 ? registry.nextIdle() : undefined; record; record = queue.size > 0 ? registry.nextIdle() : undefined) {
     if (take(record, registry.idleWorkers(record)) === 0) (starved ??= []).push(record)
-    // Still an idle worker (the queue ran dry): back in the idle ring, first in line for the
-    // next flush's busy-block preference rather than waiting for its next announcement.
+    // Still an idle worker (the queue ran dry): back in the idle ring now, in its rank's place,
+    // rather than only at its next announcement.
     else if (registry.idleWorkers(record) > 0) registry.markReady(record)
   }
   while (queue.size > 0) {
