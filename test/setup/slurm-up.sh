@@ -11,7 +11,8 @@
 #
 # Idempotent and safe to run concurrently (flock): a second caller waits, finds everything up
 # and returns at once. Prints, as its last line, one JSON object describing the cluster:
-#   {"partition":"debug","controllerAddress":"10.201.0.1","nodes":[{"name":..,"address":..},..]}
+#   {"partition":"debug","downPartition":"debugdown","controllerAddress":"10.201.0.1",
+#    "nodes":[{"name":"tsfslurm1","address":"10.201.0.11"},...]}
 # Exit status non-zero (with the reason on stderr) when the cluster could not be brought up.
 #
 # Env knobs: TSF_SLURM_PREFIX (tsfslurm), TSF_SLURM_SUBNET (10.201.0), TSF_SLURM_NODES (2),
@@ -235,4 +236,4 @@ log "ready: partition $PARTITION, nodes ${nodes[*]}, controller $CONTROLLER"
 
 json_nodes=""
 for n in "${nodes[@]}"; do json_nodes+="${json_nodes:+,}{\"name\":\"$n\",\"address\":\"$(addr_of "$n")\"}"; done
-printf '{"partition":"%s","controllerAddress":"%s","nodes":[%s]}\n' "$PARTITION" "$CONTROLLER" "$json_nodes"
+printf '{"partition":"%s","downPartition":"%sdown","controllerAddress":"%s","nodes":[%s]}\n' "$PARTITION" "$PARTITION" "$CONTROLLER" "$json_nodes"
