@@ -287,7 +287,7 @@ export function jobInfo(record: SlurmJobRecord, walltime = ''): JobInfo {
     }
   } else {
     const words = STATE_WORDS[native]
-    if (words) parts.push(native === 'TIMEOUT' && walltime ? `${words} (walltime ${walltime})` : words)
+    if (words) parts.push(native === 'TIMEOUT' && walltime ? `the block reached its walltime (${walltime}) and Slurm stopped it` : words)
     // Cancelled and completed jobs keep their last pending reason ("Priority"): noise there.
     if (reason && state === 'failed') parts.push(`reason ${reason}`)
   }
