@@ -1,9 +1,12 @@
 // The headline of the Slurm provider: one block of two nodes on the real two-node Slurm
 // (test/setup/slurm-up.sh), its managers started by srun on both network-namespace hosts,
 // connecting over TCP to the interchange on the bridge address; tasks run on both hosts.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import t from 'tap'
 
 import { DataFlowKernel, HighThroughputExecutor, SlurmProvider } from 'tsflow'
@@ -34,7 +37,7 @@ if (typeof cluster === 'string') {
 
     const first = await whereAmI.with({ dfk: kernel })(0)
     const firstResultMs = performance.now() - submitted
-    t.comment(`submit-to-first-result on Slurm (2-node block, srun): ${firstResultMs.toFixed(0)} ms; first task ran on ${first.host} ${first.address}`)
+    t.comment(`load to first result on Slurm (2-node block, srun; the app is in a TypeScript module the workers load with tsx): ${firstResultMs.toFixed(0)} ms; first task ran on ${first.host} ${first.address}`)
 
     await waitFor(() => executor.managers().length === 2, 'managers on both hosts to register', 60_000)
     t.same(
@@ -46,5 +49,19 @@ if (typeof cluster === 'string') {
     const seen = new Set(places.map((p) => p.address))
     for (const node of cluster.nodes) t.ok(seen.has(node.address), `tasks ran on ${node.name} (${node.address})`)
     t.same([...seen].sort(), cluster.nodes.map((n) => n.address).sort(), 'and nowhere else (not in the root namespace)')
+  })
+
+  t.test('tsflow-perf runs examples/slurm.ts on the cluster and records the Slurm configuration', async (t) => {
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const results = join(scratch, 'perf-results')
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(root, 'dist/bin/perf.js'), '--config', join(root, 'examples/slurm.ts'), '--iterate', '100,1000', '--results-dir', results],
+      { cwd: scratch, env: { ...process.env, NODE_OPTIONS: '', TSFLOW_SLURM_ADDRESS: cluster.controllerAddress, TSFLOW_SLURM_PARTITION: cluster.partition, TSFLOW_SLURM_NODES: String(cluster.nodes.length) }, timeout: 120_000 },
+    )
+    t.match(stdout, /tsflow-perf: [\d,.]+ tasks\/s \(HighThroughputExecutor slurm, 1 block x 2 nodes/)
+    const record = JSON.parse(readFileSync(join(results, 'tsflow-perf.jsonl'), 'utf8').trim().split('\n').pop()!)
+    t.match(record.config.executors[0].provider, { type: 'slurm', nodesPerBlock: 2, partition: cluster.partition, launcher: { type: 'srun' } })
+    t.equal(record.status, 'finished')
   })
 }
