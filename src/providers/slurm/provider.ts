@@ -1,6 +1,6 @@
 import { ConfigError, ProviderError } from '../../errors.js'
 import type { Launcher } from '../../launchers/base.js'
-import { SrunLauncher } from '../../launchers/launchers.js'
+import { SrunLauncher } from '../../launchers/slurm.js'
 import type { Check } from '../../util/schema.js'
 import type { BlockOptions } from '../options.js'
 import { ClusterProvider, type BlockScript, type JobInfo } from '../cluster/provider.js'
