@@ -279,9 +279,9 @@ export function jobInfo(record: SlurmJobRecord, walltime = ''): JobInfo {
     const waits = WAITS_FOR_ACTION[reasonCode(reason)]
     if (never) {
       state = 'failed'
-      parts.push(`Slurm will never start this job as submitted: ${reason} (${never})`)
+      parts.push(`Slurm will never start this job as submitted: ${reason}: ${never}`)
     } else if (waits) {
-      parts.push(`waiting: ${reason} (${waits})`)
+      parts.push(`waiting: ${reason}: ${waits}`)
     } else {
       parts.push(`waiting: ${reason}`)
     }
