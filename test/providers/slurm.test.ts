@@ -163,6 +163,30 @@ function run(cluster: SlurmCluster): void {
     t.equal((await other.status([live]))[0]!.state, 'running', 'a real job next to them is still seen')
   })
 
+  t.test('a controller that does not answer: squeue is bounded by cmdTimeoutMs and the block is unknown, then known again', async (t) => {
+    const { provider, dir, statusOf, until } = await started(t, cluster, { cmdTimeoutMs: 3000, schedulerOptions: '#SBATCH --hold' })
+    const jobId = await provider.submit('true', 'deaf')
+    await until(jobId, (s) => s.state === 'pending', 'pending')
+    // The real client pointed at a port where no slurmctld listens: it retries for ~18 s.
+    const { writeFileSync } = await import('node:fs')
+    const conf = join(dir, 'slurm-deaf.conf')
+    writeFileSync(conf, readFileSync('/etc/slurm/slurm.conf', 'utf8').replace(/^SlurmctldPort=\d+$/m, 'SlurmctldPort=6899'))
+    const saved = process.env.SLURM_CONF
+    process.env.SLURM_CONF = conf
+    const restore = () => {
+      if (saved === undefined) delete process.env.SLURM_CONF
+      else process.env.SLURM_CONF = saved
+    }
+    t.teardown(restore)
+    const deaf = await until(jobId, (s) => s.state !== 'pending', 'no longer pending')
+    restore()
+    t.equal(deaf.state, 'unknown', 'a failed query is unknown, not completed or failed')
+    t.match(deaf.message, /squeue .* did not finish within cmdTimeoutMs \(3000 ms\)/)
+    const back = await until(jobId, (s) => s.state !== 'unknown', 'known again')
+    t.equal(back.state, 'pending', 'unknown is not final: the next poll sees the job again')
+    t.equal((await statusOf(jobId)).state, 'pending')
+  })
+
   t.test('the block script is in the run directory and can be submitted by hand with sbatch', async (t) => {
     const { provider, dir, until } = await started(t, cluster)
     const out = join(dir, 'by-hand')
