@@ -22,6 +22,7 @@ import {
   type SlurmJobRecord,
 } from '../../dist/providers/slurm/parse.js'
 import { slurmTime } from '../../dist/providers/slurm/provider.js'
+import { providerOption } from '../../dist/providers/index.js'
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/slurm/${name}`, import.meta.url), 'utf8')
 /** A recording without its comment lines (the commands, how it was made, the exit status). */
@@ -165,4 +166,12 @@ t.test('Slurm options are validated with errors naming the option', async (t) =>
   provider.validate('p')
   t.equal(provider.launcher.type, 'srun', 'the default launcher is srun')
   t.match(provider.describe(), { type: 'slurm', partition: 'debug', qos: 'high', launcher: { type: 'srun' } })
+})
+
+t.test("{ type: 'slurm', ... } in a plain-object config builds a validated SlurmProvider", async (t) => {
+  const provider = providerOption({ type: 'slurm', partition: 'debug', nodesPerBlock: 2, walltime: '1-00:00:00' }, 'executors[0].provider')
+  t.ok(provider instanceof SlurmProvider)
+  t.equal(provider.nodesPerBlock, 2)
+  t.match(provider.describe(), { type: 'slurm', partition: 'debug', walltimeSeconds: 86400 })
+  t.throws(() => providerOption({ type: 'slurm', partiton: 'debug' }, 'executors[0].provider'), { code: 'E_CONFIG', path: 'executors[0].provider.partiton' })
 })
