@@ -98,8 +98,10 @@ export class SlurmProvider extends ClusterProvider<typeof slurmShape> {
     if (!parsed) {
       throw new ProviderError(this.label, `submitting block ${block.blockId}: sbatch printed no job id: ${describeFailure('sbatch', args, result)}`)
     }
-    // With --clusters the id is only unique within its cluster: keep the cluster in the job id.
-    return this.scheduler.clusters && parsed.cluster ? `${parsed.jobId};${parsed.cluster}` : parsed.jobId
+    // With --clusters an id is only unique within its cluster: the job id keeps the cluster
+    // (the one sbatch chose, else the option) and every later command is sent there.
+    const clusters = this.scheduler.clusters
+    return clusters ? `${parsed.jobId};${parsed.cluster ?? clusters}` : parsed.jobId
   }
 
   protected async queryJobs(jobIds: readonly string[]): Promise<Map<string, JobInfo>> {
@@ -159,8 +161,9 @@ export class SlurmProvider extends ClusterProvider<typeof slurmShape> {
       const args = ['-o', 'show', 'job', jobId, ...clusterArgs(cluster)]
       const result = await this.run('scontrol', args)
       if (result.code !== 0) {
-        if (isInvalidJobId(result.stderr)) continue
-        throw new ProviderError(this.label, `asking for job ${id} failed: ${describeFailure('scontrol', args, result)}`)
+        // An unknown id is the answer "no record"; any other failure leaves this job without one too.
+        if (!isInvalidJobId(result.stderr)) this.logger.warn(`asking for job ${id} failed: ${describeFailure('scontrol', args, result)}`)
+        continue
       }
       const record = parseScontrol(result.stdout).find((r) => r.jobId === jobId)
       if (record) found.set(id, this.infoOf(record))
@@ -173,10 +176,6 @@ export class SlurmProvider extends ClusterProvider<typeof slurmShape> {
       // scancel ignores ids it does not know (exit 0); anything else is a real failure.
       await this.runChecked('scancel', [...clusterArgs(cluster), ...ids], `cancelling job(s) ${ids.join(', ')}`)
     }
-  }
-
-  protected override jobName(blockId: string): string {
-    return `tsflow.${blockId}`
   }
 
   private infoOf(record: SlurmJobRecord): JobInfo {
@@ -223,7 +222,7 @@ function clusterArgs(cluster: string | undefined): string[] {
   return cluster === undefined ? [] : [`--clusters=${cluster}`]
 }
 
-/** The provider's id of a record: "id", or "id;cluster" for jobs submitted with --clusters. */
+/** The provider's id of a record from a query sent to `cluster`: "id", or "id;cluster" with --clusters. */
 function jobKey(record: SlurmJobRecord, cluster: string | undefined): string {
-  return cluster === undefined ? record.jobId : `${record.jobId};${record.cluster ?? cluster}`
+  return cluster === undefined ? record.jobId : `${record.jobId};${cluster}`
 }
