@@ -4,9 +4,8 @@
 #SBATCH --error=${stderrPath}
 ${directives}
 ${header}
-# Placeholders are filled in by tsflow's Slurm provider (src/providers/slurm/template.sh); the
-# #SBATCH lines above are its options (nodesPerBlock, coresPerNode, memPerNode, walltime,
-# exclusive, partition, account, qos, constraint, clusters), then schedulerOptions verbatim.
+# Written from tsflow's src/providers/slurm/template.sh: the #SBATCH lines come from the
+# provider's options, then schedulerOptions as given.
 
 ${setup}
 
