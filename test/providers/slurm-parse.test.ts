@@ -175,3 +175,30 @@ t.test("{ type: 'slurm', ... } in a plain-object config builds a validated Slurm
   t.match(provider.describe(), { type: 'slurm', partition: 'debug', walltimeSeconds: 86400 })
   t.throws(() => providerOption({ type: 'slurm', partiton: 'debug' }, 'executors[0].provider'), { code: 'E_CONFIG', path: 'executors[0].provider.partiton' })
 })
+
+t.test('directives: each option its #SBATCH line (no cluster needed)', async (t) => {
+  const directives = (options: Record<string, unknown>, tasksPerNode = 1): string[] => {
+    const provider = new SlurmProvider(options)
+    provider.validate('p')
+    return (provider as unknown as { directives(block: { tasksPerNode: number }): string[] }).directives({ tasksPerNode })
+  }
+  t.same(directives({}), ['#SBATCH --nodes=1', '#SBATCH --ntasks-per-node=1'], 'only the shape of the block by default')
+  t.same(
+    directives({ nodesPerBlock: 4, coresPerNode: 16, memPerNode: 0.5, walltime: '2-03:04:05', exclusive: true, partition: 'p', account: 'a', qos: 'q', constraint: 'gpu&bigmem', clusters: 'c1,c2' }, 4),
+    [
+      '#SBATCH --nodes=4',
+      '#SBATCH --ntasks-per-node=4',
+      '#SBATCH --cpus-per-task=4',
+      '#SBATCH --mem=512M',
+      '#SBATCH --time=2-03:04:05',
+      '#SBATCH --exclusive',
+      '#SBATCH --partition=p',
+      '#SBATCH --account=a',
+      '#SBATCH --qos=q',
+      '#SBATCH --constraint=gpu&bigmem',
+      '#SBATCH --clusters=c1,c2',
+    ],
+    'coresPerNode is shared among the copies on a node; the walltime keeps its days',
+  )
+  t.same(directives({ coresPerNode: 2 }, 4)[2], '#SBATCH --cpus-per-task=1', 'at least one CPU per copy')
+})
