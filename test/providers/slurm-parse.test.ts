@@ -143,6 +143,8 @@ t.test('small conversions', async (t) => {
   t.match(neverStarts('QOSMaxNodePerJobLimit'), /QOS allows any one job/)
   t.equal(neverStarts('QOSMaxJobsPerUserLimit'), undefined, 'a limit on how many jobs run at once clears by itself')
   t.equal(neverStarts('ReqNodeNotAvail, UnavailableNodes:n[1-4]'), undefined, 'nodes that are unavailable for now are not "never"')
+  t.match(neverStarts('launch failed requeued held'), /could not launch it/, 'a launch failure Slurm holds the job after (reason text from the Slurm docs)')
+  t.equal(neverStarts('JobHeldAdmin'), undefined, 'an administrator\'s hold may be lifted: pending')
   const reason = parseSqueue('5|PD|PENDING|0||ReqNodeNotAvail, UnavailableNodes:n|1\n')[0]!
   t.equal(reason.reason, 'ReqNodeNotAvail, UnavailableNodes:n|1', 'the last field keeps spaces, commas and bars')
   const clustered = parseSqueue('CLUSTER: a\n5|R|RUNNING|0|n1|None\nCLUSTER: b\n5|PD|PENDING|0||Priority\n')

@@ -132,6 +132,8 @@ export function neverStarts(reason: string): string | undefined {
   const code = reasonCode(reason)
   if (NEVER_STARTS[code]) return NEVER_STARTS[code]
   if (PER_JOB_LIMIT.test(code)) return `it asks for more than its ${code.startsWith('QOS') ? 'QOS' : 'association'} allows any one job (${code})`
+  // After a failed launch Slurm requeues the job held: it runs again only if someone releases it.
+  if (/^launch failed requeued held/i.test(reason.trim())) return "Slurm could not launch it on its node and holds it (see the node's slurmd log)"
   return undefined
 }
 
