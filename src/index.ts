@@ -16,6 +16,7 @@ export { ThreadPoolExecutor, type ThreadPoolExecutorOptions } from './executors/
 export { HighThroughputExecutor } from './executors/htex/executor.js'
 export type { HighThroughputExecutorOptions } from './executors/htex/options.js'
 export { LocalProvider } from './providers/local/provider.js'
+export { KubernetesProvider, type KubernetesProviderOptions, KUBERNETES_STATE, podToBlockStatus } from './providers/index.js'
 export type { ExecutionProvider, BlockStatus } from './providers/base.js'
 export { SingleNodeLauncher, SimpleLauncher, SrunLauncher, MpiExecLauncher, registerLauncherType } from './launchers/index.js'
 export { registerProviderType } from './providers/index.js'

@@ -2,6 +2,7 @@ import type { Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
+import { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
 
 export {
   FINAL_BLOCK_STATES,
@@ -14,6 +15,8 @@ export {
 } from './base.js'
 export { blockOptionShape, resolveBlockOptions, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
+export { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
+export { STATE as KUBERNETES_STATE, podToBlockStatus, type PodLike, type PodBlockStatus } from './kubernetes/states.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -39,6 +42,7 @@ export const providers = new PluginRegistry<ExecutionProvider>({
   validate: (provider, path) => provider.validate(path),
 })
 providers.register('local', (options) => new LocalProvider(options))
+providers.register('kubernetes', (options) => new KubernetesProvider(options as unknown as KubernetesProviderOptions))
 
 export const providerOption: Check<ExecutionProvider> = providers.option
 

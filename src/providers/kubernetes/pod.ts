@@ -1,0 +1,129 @@
+import { BLOCK_LABEL, RUN_LABEL } from './states.js'
+
+/** The name of the one container of a block's pod. */
+export const CONTAINER_NAME = 'tsflow-block'
+
+export interface Quantities {
+  cpu?: string
+  memory?: string
+}
+
+export interface PodParts {
+  name: string
+  namespace: string
+  blockId: string
+  runId: string
+  image: string
+  imagePullPolicy?: string
+  /** the bash script the container runs (initCommand, workerInit, then the launched command) */
+  script: string
+  env: Readonly<Record<string, string>>
+  labels: Readonly<Record<string, string>>
+  requests: Quantities
+  limits: Quantities
+  serviceAccount?: string
+  imagePullSecrets: readonly string[]
+  /** seconds the pod may run (walltime): Kubernetes fails it with DeadlineExceeded after that */
+  activeDeadlineSeconds?: number
+  terminationGracePeriodSeconds: number
+}
+
+/**
+ * The manifest of a block's pod: plain JSON in the API's own field names, so the same object is
+ * what the API receives, what is written next to the block's script for `kubectl create -f`,
+ * and what tests read.
+ */
+export function podManifest(parts: PodParts): Record<string, unknown> {
+  const resources: Record<string, Quantities> = {}
+  if (Object.keys(parts.requests).length > 0) resources.requests = parts.requests
+  if (Object.keys(parts.limits).length > 0) resources.limits = parts.limits
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: parts.name,
+      namespace: parts.namespace,
+      labels: { ...parts.labels, [BLOCK_LABEL]: labelValue(parts.blockId), [RUN_LABEL]: parts.runId, 'app.kubernetes.io/managed-by': 'tsflow' },
+    },
+    spec: {
+      // A block is one attempt: the executor decides about new blocks, Kubernetes must not restart it.
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: parts.terminationGracePeriodSeconds,
+      ...(parts.activeDeadlineSeconds !== undefined ? { activeDeadlineSeconds: parts.activeDeadlineSeconds } : {}),
+      ...(parts.serviceAccount ? { serviceAccountName: parts.serviceAccount } : {}),
+      ...(parts.imagePullSecrets.length > 0 ? { imagePullSecrets: parts.imagePullSecrets.map((name) => ({ name })) } : {}),
+      containers: [
+        {
+          name: CONTAINER_NAME,
+          image: parts.image,
+          ...(parts.imagePullPolicy ? { imagePullPolicy: parts.imagePullPolicy } : {}),
+          command: ['bash', '-c', parts.script],
+          env: Object.entries(parts.env).map(([name, value]) => ({ name, value })),
+          ...(Object.keys(resources).length > 0 ? { resources } : {}),
+          // A failed container's last output lines become its termination message, so the
+          // block's stderr reaches the status without a separate log request.
+          terminationMessagePolicy: 'FallbackToLogsOnError',
+        },
+      ],
+    },
+  }
+}
+
+/**
+ * The container's script. initCommand and workerInit run under `set -eE`, as the other
+ * providers run workerInit: a failing line ends the block at once, names the line on stderr,
+ * and the command never starts in a half-prepared container.
+ *
+ * The command runs as a child of the script, which forwards SIGTERM to it: bash as a container's
+ * first process ignores SIGTERM otherwise, and the manager would only see the SIGKILL at the end
+ * of the grace period instead of shutting down cleanly.
+ */
+export function podScript(parts: { blockId: string; init: string; launched: string; launcherType: string }): string {
+  const lines = [`# tsflow block ${parts.blockId} (kubernetes provider)`]
+  if (parts.init.trim() !== '') {
+    const ended = `tsflow: block ${parts.blockId} ended during initCommand/workerInit with exit code $?\${tsflow_init_cmd:+ (failing line: $tsflow_init_cmd)}; the command did not start`
+    lines.push(
+      'set -eE',
+      `trap 'tsflow_init_cmd=$BASH_COMMAND' ERR`,
+      `trap 'echo "${ended}" >&2' EXIT`,
+      parts.init,
+      'trap - ERR EXIT',
+      'set +eE',
+    )
+  }
+  lines.push(
+    `# the block's command, through the ${parts.launcherType} launcher`,
+    '(',
+    parts.launched,
+    ') &',
+    'tsflow_child=$!',
+    `trap 'kill -TERM "$tsflow_child" 2>/dev/null' TERM INT`,
+    // wait returns early (status > 128) when a trapped signal arrives: wait again for the real end.
+    'while true; do wait "$tsflow_child"; tsflow_status=$?; kill -0 "$tsflow_child" 2>/dev/null || break; done',
+    'exit "$tsflow_status"',
+    '',
+  )
+  return lines.join('\n')
+}
+
+const DNS_LABEL_MAX = 63
+
+/**
+ * A pod name (a DNS-1123 subdomain; kept to a 63-character label so it also works as a
+ * hostname) from the prefix, run id and block id: lower case, [a-z0-9-], alphanumeric at both ends.
+ */
+export function podName(prefix: string, runId: string, blockId: string): string {
+  const clean = (text: string) => text.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '')
+  const block = clean(blockId) || 'block'
+  const head = `${clean(prefix) || 'tsflow'}-${runId}-`
+  return `${head}${block}`.slice(0, DNS_LABEL_MAX).replace(/-+$/, '')
+}
+
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)$/
+
+/** A block id as a label value (block ids are [A-Za-z0-9_.-]{1,64}; label values are stricter). */
+export function labelValue(blockId: string): string {
+  if (LABEL_VALUE.test(blockId)) return blockId
+  const trimmed = blockId.replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '').slice(0, DNS_LABEL_MAX).replace(/[^A-Za-z0-9]+$/, '')
+  return trimmed || 'block'
+}
