@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { ApiException, CoreV1Api, KubeConfig, type RequestContext } from '@kubernetes/client-node'
+import { ApiException, CoreV1Api, KubeConfig, Observable } from '@kubernetes/client-node'
 import { ConfigError, ProviderError } from '../../errors.js'
 import { anyOf, arrayOf, join, literal, number, object, oneOf, optional, positiveNumber, recordOf, string, type Check } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
@@ -438,20 +438,19 @@ export class KubernetesProvider implements ExecutionProvider {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), timeoutMs)
     timer.unref()
-    // The object-style API's types name observable middleware, but it wraps what it is given as
-    // promise middleware (wrapOptions in the client's configuration.js): give it that.
-    const options = {
+    // The request's signal is set by a middleware: the only way the client takes one.
+    const options: RequestOptions = {
       middleware: [
         {
-          pre: async (context: RequestContext) => {
+          pre: (context) => {
             context.setSignal(controller.signal as never)
-            return context
+            return new Observable(Promise.resolve(context))
           },
-          post: async (context: unknown) => context,
+          post: (context) => new Observable(Promise.resolve(context)),
         },
       ],
       middlewareMergeStrategy: 'append',
-    } as unknown as RequestOptions
+    }
     try {
       return await call(this.api, options)
     } catch (error) {
