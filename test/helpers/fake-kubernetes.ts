@@ -11,8 +11,9 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:https'
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +48,7 @@ export interface FakeKubernetes {
   requests: string[]
   pods(): Json[]
   pod(name: string, namespace?: string): Json | undefined
+  secret(name: string, namespace?: string): Json | undefined
   /** Deletes a pod behind the provider's back, as `kubectl delete --now` would. */
   deleteOutOfBand(name: string, namespace?: string): void
   close(): Promise<void>
@@ -94,11 +96,22 @@ function selfSigned(): { cert: string; key: string } {
   }
 }
 
+/** Whether this process may make private mount namespaces (root with unshare): Secret volumes need them. */
+export const mountNamespaces = (() => {
+  try {
+    execFileSync('unshare', ['--mount', '--propagation', 'private', 'true'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
 export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): Promise<FakeKubernetes> {
   const root = mkdtempSync(join(tmpdir(), 'tsflow-fake-k8s-'))
   const namespaces = new Set(options.namespaces ?? ['default'])
   const behaviours = options.behaviours ?? {}
   const records = new Map<string, PodRecord>() // key: namespace/name
+  const secrets = new Map<string, Json>() // key: namespace/name
   const requests: string[] = []
   let resourceVersion = 1000
   let closed = false
@@ -125,6 +138,10 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
     if (!record) return
     for (const timer of record.timers) clearTimeout(timer)
     records.delete(key)
+    // The garbage collector: objects owned by the pod go with it.
+    for (const [secretKey, secret] of secrets) {
+      if ((secret.metadata.ownerReferences ?? []).some((owner: Json) => owner.uid === record.pod.metadata.uid)) secrets.delete(secretKey)
+    }
   }
 
   // ---- the kubelet ----
@@ -166,7 +183,45 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
     }
     containerStatus(pod, { waiting: { reason: 'ContainerCreating' } })
     bump(pod)
+    mountThenStart(key, behaviour)
+  }
+
+  // Like the kubelet, retry mounting until every Secret a volume names exists.
+  const mountThenStart = (key: string, behaviour: Behaviour) => {
+    const record = records.get(key)
+    if (!record || closed) return
+    const missing = (record.pod.spec.volumes ?? []).filter((v: Json) => v.secret && !secrets.has(`${record.pod.metadata.namespace}/${v.secret.secretName}`))
+    if (missing.length > 0) {
+      record.timers.push(setTimeout(() => mountThenStart(key, behaviour), 25))
+      return
+    }
     start(key, behaviour)
+  }
+
+  /**
+   * Secret volumes: the items are written to a staging directory with the volume's mode and
+   * bind-mounted read-only over the mount path in a private mount namespace of the container's
+   * process, so the container sees the Secret's files there and nothing of the host's directory.
+   */
+  const secretMounts = (pod: Json): string[] => {
+    const mounts: string[] = []
+    const volumes: Json[] = pod.spec.volumes ?? []
+    for (const mount of pod.spec.containers[0].volumeMounts ?? []) {
+      const volume = volumes.find((v) => v.name === mount.name)
+      if (!volume?.secret) continue
+      const secret = secrets.get(`${pod.metadata.namespace}/${volume.secret.secretName}`)!
+      const staged = join(root, 'pods', pod.metadata.name, 'volumes', volume.name)
+      mkdirSync(staged, { recursive: true })
+      const items: Json[] = volume.secret.items ?? Object.keys(secret.data ?? {}).map((k) => ({ key: k, path: k }))
+      for (const item of items) {
+        const file = join(staged, item.path)
+        writeFileSync(file, Buffer.from(secret.data[item.key], 'base64'), { mode: item.mode ?? volume.secret.defaultMode ?? 0o644 })
+        chmodSync(file, item.mode ?? volume.secret.defaultMode ?? 0o644)
+      }
+      const q = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`
+      mounts.push(`mkdir -p ${q(mount.mountPath)} && mount --bind ${q(staged)} ${q(mount.mountPath)} && mount -o remount,bind,ro ${q(mount.mountPath)}`)
+    }
+    return mounts
   }
 
   const start = (key: string, behaviour: Behaviour) => {
@@ -180,7 +235,17 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
       KUBERNETES_SERVICE_PORT: String(port()),
     }
     for (const entry of container.env ?? []) env[entry.name] = entry.value ?? ''
-    const argv: string[] = [...(container.command ?? []), ...(container.args ?? [])]
+    let argv: string[] = [...(container.command ?? []), ...(container.args ?? [])]
+    const mounts = secretMounts(pod)
+    if (mounts.length > 0) {
+      if (!mountNamespaces) {
+        containerStatus(pod, { waiting: { reason: 'CreateContainerError', message: 'fake kubelet: Secret volumes need root and unshare(1) here' } })
+        bump(pod)
+        return
+      }
+      // unshare execs bash, which execs the container command: the pid stays the container's.
+      argv = ['unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', `${mounts.join(' && ')} && exec "$@"`, 'tsflow-kubelet', ...argv]
+    }
     const workdir = join(root, 'pods', pod.metadata.name)
     mkdirSync(workdir, { recursive: true })
     const log = openSync(record.logPath, 'a')
@@ -335,6 +400,8 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
       return
     }
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'))
+    const secret = url.pathname.match(/^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/)
+    if (secret) return secretRequest(req, res, decodeURIComponent(secret[1]!), secret[2] === undefined ? undefined : decodeURIComponent(secret[2]), body)
     const m = url.pathname.match(/^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?$/)
     if (!m) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'))
     const namespace = decodeURIComponent(m[1]!)
@@ -363,6 +430,29 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
       return send(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(resourceVersion) }, items })
     }
     return send(res, 405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`))
+  }
+
+  const secretRequest = (req: IncomingMessage, res: ServerResponse, namespace: string, name: string | undefined, body: string) => {
+    if (!namespaces.has(namespace)) return send(res, 404, status(404, 'NotFound', `namespaces "${namespace}" not found`, { name: namespace, kind: 'namespaces' }))
+    if (req.method === 'POST' && !name) {
+      const secret: Json = JSON.parse(body)
+      const secretName: string = secret?.metadata?.name
+      if (secret?.kind !== 'Secret' || typeof secretName !== 'string') return send(res, 400, status(400, 'BadRequest', 'the object provided is unrecognized (must be of type Secret)'))
+      const bad = Object.keys(secret.data ?? {}).find((k) => !/^[-._a-zA-Z0-9]+$/.test(k))
+      if (bad !== undefined) return send(res, 422, status(422, 'Invalid', `Secret "${secretName}" is invalid: data[${bad}]: Invalid value: "${bad}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'`, { name: secretName, kind: 'Secret' }))
+      if (secrets.has(`${namespace}/${secretName}`)) return send(res, 409, status(409, 'AlreadyExists', `secrets "${secretName}" already exists`, { name: secretName, kind: 'secrets' }))
+      secret.metadata = { ...secret.metadata, namespace, uid: randomUUID(), creationTimestamp: now(), resourceVersion: String(++resourceVersion) }
+      secrets.set(`${namespace}/${secretName}`, secret)
+      return send(res, 201, secret)
+    }
+    const found = name === undefined ? undefined : secrets.get(`${namespace}/${name}`)
+    if (req.method === 'GET' && name) return found ? send(res, 200, found) : send(res, 404, status(404, 'NotFound', `secrets "${name}" not found`, { name, kind: 'secrets' }))
+    if (req.method === 'DELETE' && name) {
+      if (!found) return send(res, 404, status(404, 'NotFound', `secrets "${name}" not found`, { name, kind: 'secrets' }))
+      secrets.delete(`${namespace}/${name}`)
+      return send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, kind: 'secrets', uid: found.metadata.uid } })
+    }
+    return send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'))
   }
 
   const create = (res: ServerResponse, namespace: string, body: string) => {
@@ -442,6 +532,7 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
     requests,
     pods: () => [...records.values()].map((r) => r.pod),
     pod: (name, namespace = 'default') => records.get(`${namespace}/${name}`)?.pod,
+    secret: (name, namespace = 'default') => secrets.get(`${namespace}/${name}`),
     deleteOutOfBand(name, namespace = 'default') {
       const record = records.get(`${namespace}/${name}`)
       if (!record) return

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { ConfigError, KubernetesProvider, ProviderError, type BlockStatus } from 'tsflow'
 import type { KubernetesProviderOptions } from '../../dist/providers/index.js'
 import { silentLogger } from '../../dist/util/logger.js'
-import { startFakeKubernetes, type Behaviour, type FakeKubernetes } from '../helpers/fake-kubernetes.js'
+import { mountNamespaces, startFakeKubernetes, type Behaviour, type FakeKubernetes } from '../helpers/fake-kubernetes.js'
 import { providerConformance } from './conformance.js'
 import { tempDir, waitFor } from './helpers.js'
 
@@ -87,10 +87,32 @@ t.test('the pod: labels, env, resources, service account, pull secrets, restartP
   )
   t.equal(pod.status.qosClass, 'Burstable')
   const status = await final(jobId)
-  t.equal(status.state, 'completed', status.message)
+  t.equal(status.state, 'completed', status.message ?? '')
   t.ok(existsSync(join(scriptDir, 'block-b1.sh')), 'the script is in scriptDir')
   t.same(JSON.parse(readFileSync(join(scriptDir, 'block-b1.pod.json'), 'utf8')).spec.containers[0].command[2], container.command[2], 'the manifest next to it is what was sent')
   t.match(fake.requests.filter((r) => r.startsWith('GET')), [/labelSelector=tsflow-run%3D/], 'status lists the pods of the run by label')
+})
+
+t.test('files from the workflow host reach the pod through a Secret volume, mode 0400, hiding the host directory', { skip: mountNamespaces ? false : 'the fake kubelet needs root and unshare(1) to mount Secret volumes' }, async (t) => {
+  const { dir, remove } = tempDir('k8s-files')
+  t.teardown(remove)
+  const { mkdirSync, writeFileSync } = await import('node:fs')
+  mkdirSync(join(dir, 'keys'))
+  writeFileSync(join(dir, 'keys', 'host-only.secret'), 'the pod must not see this')
+  writeFileSync(join(dir, 'keys', 'client.key'), 'host copy')
+  const { provider, final } = await k8s(t)
+  const out = join(dir, 'seen')
+  const jobId = await provider.submit(`{ ls ${dir}/keys; cat ${dir}/keys/client.key; stat -L -c %a ${dir}/keys/client.key; } > ${out} 2>&1`, 'files', {
+    files: { [join(dir, 'keys', 'client.key')]: 'shipped copy\n', [join(dir, 'keys', 'server.pub')]: 'pub\n' },
+  })
+  const secret = fake.secret(jobId)
+  t.ok(secret, 'a Secret named like the pod holds the files')
+  t.match(secret?.metadata.ownerReferences, [{ kind: 'Pod', name: jobId, uid: fake.pod(jobId)?.metadata.uid }], 'owned by the pod')
+  t.match(fake.pod(jobId)?.spec.volumes, [{ secret: { secretName: jobId, defaultMode: 0o400 } }])
+  t.equal((await final(jobId)).state, 'completed')
+  t.equal(readFileSync(out, 'utf8'), 'client.key\nserver.pub\nshipped copy\n400\n', 'the pod sees only the shipped files, mode 0400')
+  await provider.shutdown()
+  t.equal(fake.secret(jobId), undefined, 'the Secret went with its pod')
 })
 
 t.test('nodesPerBlock above 1 is refused: a block is one pod', async (t) => {

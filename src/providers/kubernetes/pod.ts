@@ -26,6 +26,48 @@ export interface PodParts {
   /** seconds the pod may run (walltime): Kubernetes fails it with DeadlineExceeded after that */
   activeDeadlineSeconds?: number
   terminationGracePeriodSeconds: number
+  /** files from the workflow host, shipped in a Secret of the pod's name (see secretManifest) */
+  files?: readonly ShippedFile[]
+}
+
+/** One file of SubmitOptions.files: where it goes and its key in the block's Secret. */
+export interface ShippedFile {
+  path: string
+  key: string
+  content: string
+}
+
+/** Numbers the files (Secret keys must be unique; base names may not be) and groups them by directory. */
+export function shippedFiles(files: Readonly<Record<string, string>> | undefined): ShippedFile[] {
+  return Object.entries(files ?? {}).map(([path, content], index) => ({ path, key: `f${index}`, content }))
+}
+
+function byDirectory(files: readonly ShippedFile[]): Map<string, ShippedFile[]> {
+  const dirs = new Map<string, ShippedFile[]>()
+  for (const file of files) {
+    const dir = file.path.slice(0, file.path.lastIndexOf('/')) || '/'
+    dirs.set(dir, [...(dirs.get(dir) ?? []), file])
+  }
+  return dirs
+}
+
+/**
+ * The Secret holding a block's files, owned by its pod so that Kubernetes deletes it with the
+ * pod (also when the workflow dies without cleaning up).
+ */
+export function secretManifest(parts: { name: string; namespace: string; runId: string; blockId: string; podUid: string; files: readonly ShippedFile[] }): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: parts.name,
+      namespace: parts.namespace,
+      labels: { [BLOCK_LABEL]: labelValue(parts.blockId), [RUN_LABEL]: parts.runId, 'app.kubernetes.io/managed-by': 'tsflow' },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: parts.name, uid: parts.podUid }],
+    },
+    data: Object.fromEntries(parts.files.map((file) => [file.key, Buffer.from(file.content).toString('base64')])),
+  }
 }
 
 /**
@@ -35,6 +77,14 @@ export interface PodParts {
  */
 export function podManifest(parts: PodParts): Record<string, unknown> {
   const resources: Record<string, Quantities> = {}
+  // Each directory of shipped files becomes a read-only Secret volume mounted at that directory,
+  // files mode 0400: what a manager's CURVE key check accepts.
+  const dirs = [...byDirectory(parts.files ?? [])]
+  const volumes = dirs.map(([, files], index) => ({
+    name: `tsflow-files-${index}`,
+    secret: { secretName: parts.name, defaultMode: 0o400, items: files.map((file) => ({ key: file.key, path: file.path.slice(file.path.lastIndexOf('/') + 1) })) },
+  }))
+  const volumeMounts = dirs.map(([dir], index) => ({ name: `tsflow-files-${index}`, mountPath: dir, readOnly: true }))
   if (Object.keys(parts.requests).length > 0) resources.requests = parts.requests
   if (Object.keys(parts.limits).length > 0) resources.limits = parts.limits
   return {
@@ -60,11 +110,13 @@ export function podManifest(parts: PodParts): Record<string, unknown> {
           command: ['bash', '-c', parts.script],
           env: Object.entries(parts.env).map(([name, value]) => ({ name, value })),
           ...(Object.keys(resources).length > 0 ? { resources } : {}),
+          ...(volumeMounts.length > 0 ? { volumeMounts } : {}),
           // A failed container's last output lines become its termination message, so the
           // block's stderr reaches the status without a separate log request.
           terminationMessagePolicy: 'FallbackToLogsOnError',
         },
       ],
+      ...(volumes.length > 0 ? { volumes } : {}),
     },
   }
 }

@@ -10,7 +10,7 @@ import type { Launcher } from '../../launchers/base.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
 import { isFinalBlockState, type BlockStatus, type ExecutionProvider, type ProviderContext, type SubmitOptions } from '../base.js'
 import { blockOptionShape, resolveBlockOptions, type BlockOptions, type ResolvedBlockOptions } from '../options.js'
-import { podManifest, podName, podScript, type Quantities } from './pod.js'
+import { podManifest, podName, podScript, secretManifest, shippedFiles, type Quantities } from './pod.js'
 import { podToBlockStatus, RUN_LABEL, type PodLike } from './states.js'
 
 export interface KubernetesProviderOptions extends BlockOptions {
@@ -269,6 +269,9 @@ export class KubernetesProvider implements ExecutionProvider {
       if (!(error instanceof ConfigError)) throw error
       throw new ProviderError(this.label, `cannot build the command of block ${blockId}: ${error.message}`, { cause: error })
     }
+    const files = shippedFiles(options.files)
+    const badPath = files.find((file) => !file.path.startsWith('/') || file.path.endsWith('/'))
+    if (badPath) throw new ProviderError(this.label, `file ${JSON.stringify(badPath.path)} for block ${blockId} must be an absolute file path`)
     const init = [k8s.initCommand, this.options.workerInit].filter((text) => text.trim() !== '').join('\n')
     const script = podScript({ blockId, init, launched, launcherType: this.options.launcher.type })
     const manifest = podManifest({
@@ -286,6 +289,7 @@ export class KubernetesProvider implements ExecutionProvider {
       ...(k8s.serviceAccount ? { serviceAccount: k8s.serviceAccount } : {}),
       imagePullSecrets: k8s.imagePullSecrets,
       terminationGracePeriodSeconds: k8s.gracePeriodSeconds,
+      files,
     })
     // The script and the manifest go to the run directory: `kubectl create -f block-<id>.pod.json`
     // reproduces the block by hand.
@@ -296,9 +300,25 @@ export class KubernetesProvider implements ExecutionProvider {
     } catch (error) {
       throw new ProviderError(this.label, `cannot write the script of block ${blockId} to ${base}.sh: ${(error as Error).message}`, { cause: error })
     }
-    await this.request(`creating pod ${name} for block ${blockId}`, (api, options) => api.createNamespacedPod({ namespace: this.namespace, body: manifest as never }, options))
+    const created = await this.request(`creating pod ${name} for block ${blockId}`, (api, options) =>
+      api.createNamespacedPod({ namespace: this.namespace, body: manifest as never }, options),
+    )
     const block: PodBlock = { blockId, jobId: name, cancelRequested: false, deleteRequested: false }
     this.blocks.set(name, block)
+    if (files.length > 0) {
+      // Created after the pod so it can name the pod as its owner; the kubelet waits for it
+      // before starting the container (the volume cannot be mounted until then).
+      const secret = secretManifest({ name, namespace: this.namespace, runId: this.runId, blockId, podUid: created.metadata?.uid ?? '', files })
+      try {
+        await this.request(`creating secret ${name} with the files of block ${blockId}`, (api, options) =>
+          api.createNamespacedSecret({ namespace: this.namespace, body: secret as never }, options),
+        )
+      } catch (error) {
+        block.cancelRequested = true
+        await this.deletePod(block).catch(() => undefined)
+        throw error
+      }
+    }
     if (this.closed) {
       // shutdown() ran while the pod was being created and could not see it.
       block.cancelRequested = true
