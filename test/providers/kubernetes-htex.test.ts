@@ -1,0 +1,76 @@
+// The high-throughput executor on the KubernetesProvider, with CURVE encryption on: managers run
+// in pods started by the fake kubelet (test/helpers/fake-kubernetes.ts) and connect back to the
+// interchange over TCP, encrypted, with the keys the provider shipped in a Secret volume.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { networkInterfaces, tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import t from 'tap'
+
+import { DataFlowKernel, HighThroughputExecutor, KubernetesProvider, ProviderError } from 'tsflow'
+import { listDir, podOf } from '../fixtures/kubernetes-apps.js'
+import { mountNamespaces, startFakeKubernetes } from '../helpers/fake-kubernetes.js'
+import { waitFor } from '../helpers/wait.js'
+
+const fake = await startFakeKubernetes({ behaviours: { 'tsflow-test:no-such-tag': 'image-pull-backoff' } })
+const scratch = mkdtempSync(join(tmpdir(), 'tsflow-k8s-htex-'))
+t.teardown(async () => {
+  await fake.close()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+// A pod reaches the interchange over the network: listen on this host's non-loopback address
+// when it has one. On 127.0.0.1 encryption is forced on, so the test holds either way.
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((entry) => entry?.family === 'IPv4' && !entry.internal)?.address
+const address = external ?? '127.0.0.1'
+
+t.test(`tasks run in pods whose managers connect to ${address} with CURVE encryption on`, async (t) => {
+  const executor = new HighThroughputExecutor({
+    address,
+    encrypted: true,
+    workerMode: 'threads',
+    maxWorkersPerNode: 2,
+    heartbeatPeriodMs: 500,
+    heartbeatThresholdMs: 5000,
+    provider: new KubernetesProvider({ image: 'tsflow-test:1', kubeconfig: fake.kubeconfig, initBlocks: 1, maxBlocks: 1, gracePeriodSeconds: 2 }),
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+  t.equal(executor.describe().encrypted, true, 'CURVE is on')
+
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => podOf.with({ dfk: kernel })(i)))
+  t.same(results.map((r) => r.x), Array.from({ length: 20 }, (_, i) => i * 2), 'every task ran')
+  const pods = fake.pods()
+  t.equal(pods.length, 1, 'one block, one pod')
+  const pod = pods[0]!
+  t.same([...new Set(results.map((r) => r.pod))], [pod.metadata.name], 'the tasks ran in that pod')
+  t.equal(pod.status.phase, 'Running')
+  t.equal(executor.managers().length, 1, 'its manager registered through the encrypted link')
+
+  const mount = pod.spec.containers[0].volumeMounts?.[0]
+  t.match(mount, { mountPath: /\/curve$/, readOnly: true }, "the key directory is a Secret volume in the pod")
+  if (mountNamespaces) {
+    t.same(await listDir.with({ dfk: kernel })(mount.mountPath), ['client.public', 'client.secret', 'server.public'], 'the pod sees the shipped keys and never server.secret')
+  }
+})
+
+t.test('a block whose image cannot be pulled fails the waiting tasks with the pull error, not a hang', async (t) => {
+  const executor = new HighThroughputExecutor({
+    address,
+    encrypted: true,
+    provider: new KubernetesProvider({ image: 'tsflow-test:no-such-tag', kubeconfig: fake.kubeconfig, initBlocks: 1, maxBlocks: 1 }),
+    strategyPeriodMs: 100,
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo-pull'), executors: [executor], retries: 0 }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+  const error = await podOf.with({ dfk: kernel })(1).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.type(error, ProviderError)
+  t.match((error as Error).message, /(ErrImagePull|ImagePullBackOff).*tsflow-test:no-such-tag/)
+  await waitFor(() => fake.pods().every((pod) => pod.spec.containers[0].image !== 'tsflow-test:no-such-tag'), 'the stuck pods to be deleted', 10_000)
+})
