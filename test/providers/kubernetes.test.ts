@@ -32,6 +32,8 @@ t.teardown(() => fake.close())
 providerConformance(t, {
   name: 'kubernetes',
   create: (options) => new KubernetesProvider({ image: IMAGE, kubeconfig: fake.kubeconfig, gracePeriodSeconds: 2, ...options } as KubernetesProviderOptions),
+  // The fake scheduler finds no node for this image: the pod stays Pending (Unschedulable).
+  pendingOptions: { image: 'tsflow-test:unschedulable' },
 })
 
 interface K8s {
@@ -115,6 +117,24 @@ t.test('files from the workflow host reach the pod through a Secret volume, mode
   t.equal(fake.secret(jobId), undefined, 'the Secret went with its pod')
 })
 
+t.test('walltime is the pod deadline: activeDeadlineSeconds, TSFLOW_BLOCK_WALLTIME_S, and DeadlineExceeded when it passes', async (t) => {
+  const { provider, final } = await k8s(t, { walltime: '00:00:01' })
+  const jobId = await provider.submit('echo "$TSFLOW_BLOCK_WALLTIME_S $TSFLOW_BLOCK_START_MS" >&2; sleep 30', 'w')
+  const pod = fake.pod(jobId)!
+  t.equal(pod.spec.activeDeadlineSeconds, 1)
+  t.match(pod.spec.containers[0].env, [{ name: 'TSFLOW_BLOCK_ID' }, { name: 'TSFLOW_BLOCK_WALLTIME_S', value: '1' }])
+  const status = await final(jobId)
+  t.equal(status.state, 'failed')
+  t.match(status.message, /failed: DeadlineExceeded: Pod was active on the node longer than the specified deadline/)
+})
+
+t.test('schedulerOptions and exclusive have no Kubernetes meaning and are refused, naming the option', async (t) => {
+  for (const [options, key] of [[{ schedulerOptions: '#SBATCH --gres=gpu:1' }, 'schedulerOptions'], [{ exclusive: true }, 'exclusive']] as const) {
+    const error = t.throws(() => new KubernetesProvider({ image: IMAGE, ...options }).validate('p'), ConfigError) as ConfigError
+    t.equal(error.path, `p.${key}`)
+  }
+})
+
 t.test('nodesPerBlock above 1 is refused: a block is one pod', async (t) => {
   const provider = new KubernetesProvider({ image: IMAGE, nodesPerBlock: 2 })
   const error = t.throws(() => provider.validate('executors[0].provider'), ConfigError) as ConfigError
@@ -151,7 +171,7 @@ t.test('initCommand and workerInit run before the command; a failing line fails 
   const status = await bad.final(await bad.provider.submit('echo never', 'i2'))
   t.equal(status.state, 'failed')
   t.equal(status.exitCode, 127)
-  t.match(status.message, /ended during initCommand\/workerInit with exit code 127 \(failing line: false-command-that-does-not-exist --flag\)/)
+  t.match(status.message, /ended during workerInit with exit code 127 \(failing line: false-command-that-does-not-exist --flag\)/)
 })
 
 const failures: [string, Behaviour, RegExp, { exitCode?: number; state?: string }][] = [

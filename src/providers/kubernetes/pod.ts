@@ -1,3 +1,4 @@
+import { workerInitSection } from '../script.js'
 import { BLOCK_LABEL, RUN_LABEL } from './states.js'
 
 /** The name of the one container of a block's pod. */
@@ -122,28 +123,21 @@ export function podManifest(parts: PodParts): Record<string, unknown> {
 }
 
 /**
- * The container's script. initCommand and workerInit run under `set -eE`, as the other
- * providers run workerInit: a failing line ends the block at once, names the line on stderr,
- * and the command never starts in a half-prepared container.
+ * The container's script. initCommand and workerInit run under `set -eE` (the section every
+ * provider's script shares, providers/script.ts): a failing line ends the block at once, names
+ * the line on stderr, and the command never starts in a half-prepared container.
  *
  * The command runs as a child of the script, which forwards SIGTERM to it: bash as a container's
  * first process ignores SIGTERM otherwise, and the manager would only see the SIGKILL at the end
  * of the grace period instead of shutting down cleanly.
  */
 export function podScript(parts: { blockId: string; init: string; launched: string; launcherType: string }): string {
-  const lines = [`# tsflow block ${parts.blockId} (kubernetes provider)`]
-  if (parts.init.trim() !== '') {
-    const ended = `tsflow: block ${parts.blockId} ended during initCommand/workerInit with exit code $?\${tsflow_init_cmd:+ (failing line: $tsflow_init_cmd)}; the command did not start`
-    lines.push(
-      'set -eE',
-      `trap 'tsflow_init_cmd=$BASH_COMMAND' ERR`,
-      `trap 'echo "${ended}" >&2' EXIT`,
-      parts.init,
-      'trap - ERR EXIT',
-      'set +eE',
-    )
-  }
-  lines.push(
+  const lines = [
+    `# tsflow block ${parts.blockId} (kubernetes provider)`,
+    // When the block started: with TSFLOW_BLOCK_WALLTIME_S, managers know their end time.
+    'export TSFLOW_BLOCK_START_MS=$(( $(date +%s%N) / 1000000 ))',
+    ...workerInitSection(parts.blockId, parts.init),
+    '',
     `# the block's command, through the ${parts.launcherType} launcher`,
     '(',
     parts.launched,
@@ -154,7 +148,7 @@ export function podScript(parts: { blockId: string; init: string; launched: stri
     'while true; do wait "$tsflow_child"; tsflow_status=$?; kill -0 "$tsflow_child" 2>/dev/null || break; done',
     'exit "$tsflow_status"',
     '',
-  )
+  ]
   return lines.join('\n')
 }
 

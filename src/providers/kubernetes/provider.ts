@@ -5,7 +5,7 @@ import { ApiException, CoreV1Api, KubeConfig, Observable } from '@kubernetes/cli
 import { ConfigError, ProviderError } from '../../errors.js'
 import { anyOf, arrayOf, join, literal, number, object, oneOf, optional, positiveNumber, recordOf, string, type Check } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
-import { isEnvName } from '../../launchers/shell.js'
+import { exportLines, isEnvName } from '../../launchers/shell.js'
 import type { Launcher } from '../../launchers/base.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
 import { isFinalBlockState, type BlockStatus, type ExecutionProvider, type ProviderContext, type SubmitOptions } from '../base.js'
@@ -22,10 +22,6 @@ export interface KubernetesProviderOptions extends BlockOptions {
   namespace?: string
   /** Extra labels on every pod (tsflow-block and tsflow-run are always set). */
   labels?: Record<string, string>
-  /** CPUs per pod (requests and limits; overridden by requests.cpu / limits.cpu). */
-  coresPerNode?: number
-  /** Memory per pod in GB (requests and limits; overridden by requests.memory / limits.memory). */
-  memPerNode?: number
   /** Resource requests as Kubernetes quantities, e.g. { cpu: '500m', memory: '2Gi' }. */
   requests?: { cpu?: string | number; memory?: string }
   /** Resource limits as Kubernetes quantities. */
@@ -86,9 +82,6 @@ const dnsName: Check<string> = (value, path) => {
 
 const schema = object({
   type: optional(literal('kubernetes' as const)),
-  // Defaults for the common resource options until the shared block options carry them.
-  coresPerNode: positiveNumber,
-  memPerNode: positiveNumber,
   ...blockOptionShape,
   image: string,
   namespace: dnsName,
@@ -191,13 +184,20 @@ export class KubernetesProvider implements ExecutionProvider {
         `is ${this.options.nodesPerBlock}, but a Kubernetes block is one pod on one node; ask for more blocks (maxBlocks) instead`,
       )
     }
+    // Pods have no directive lines and no whole-node request: say so rather than ignore them.
+    if (this.options.schedulerOptions !== '') {
+      throw new ConfigError(join(path, 'schedulerOptions'), 'has no meaning for Kubernetes (pods have no scheduler directives); use labels, requests, limits or serviceAccount')
+    }
+    if (this.options.exclusive) {
+      throw new ConfigError(join(path, 'exclusive'), 'is not supported by the Kubernetes provider; request a whole node through requests/limits (coresPerNode, memPerNode) instead')
+    }
     if (o.image === undefined) throw new ConfigError(join(path, 'image'), 'is required: the container image the block pods run (it needs bash and tsflow)')
     const requests: Quantities = {}
     const limits: Quantities = {}
     // The manager sizes its worker pool from what it sees; a limit equal to the request keeps the
     // pod's share fixed (Guaranteed QoS) so that count stays right.
-    if (o.coresPerNode !== undefined) requests.cpu = limits.cpu = String(o.coresPerNode)
-    if (o.memPerNode !== undefined) requests.memory = limits.memory = `${Math.ceil(o.memPerNode * 1024)}Mi`
+    if (this.options.coresPerNode !== undefined) requests.cpu = limits.cpu = String(this.options.coresPerNode)
+    if (this.options.memPerNode !== undefined) requests.memory = limits.memory = `${Math.ceil(this.options.memPerNode * 1024)}Mi`
     Object.assign(requests, o.requests)
     Object.assign(limits, o.limits)
     this.k8s = {
@@ -257,7 +257,14 @@ export class KubernetesProvider implements ExecutionProvider {
     const name = podName(k8s.podNamePrefix, this.runId, blockId)
     const existing = this.blocks.get(name)
     if (existing && !existing.final) throw new ProviderError(this.label, `block ${blockId} is already running (pod ${name}); block ids must be unique`)
-    const env: Record<string, string> = { ...k8s.env, TSFLOW_BLOCK_ID: blockId, ...options.env }
+    const walltime = this.options.walltimeSeconds
+    const env: Record<string, string> = {
+      ...k8s.env,
+      TSFLOW_BLOCK_ID: blockId,
+      // Managers read the block's end time from these, as on the batch schedulers.
+      ...(walltime !== undefined ? { TSFLOW_BLOCK_WALLTIME_S: String(walltime) } : {}),
+      ...options.env,
+    }
     const badName = Object.keys(env).find((key) => !isEnvName(key))
     if (badName !== undefined) {
       throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid (use letters, digits and _)`)
@@ -289,13 +296,18 @@ export class KubernetesProvider implements ExecutionProvider {
       ...(k8s.serviceAccount ? { serviceAccount: k8s.serviceAccount } : {}),
       imagePullSecrets: k8s.imagePullSecrets,
       terminationGracePeriodSeconds: k8s.gracePeriodSeconds,
+      // The walltime is the pod's deadline: Kubernetes stops it then (DeadlineExceeded).
+      ...(walltime !== undefined ? { activeDeadlineSeconds: walltime } : {}),
       files,
     })
     // The script and the manifest go to the run directory: `kubectl create -f block-<id>.pod.json`
     // reproduces the block by hand.
     const base = joinPath(context.scriptDir, `block-${blockId}`)
     try {
-      writeFileSync(`${base}.sh`, `#!/usr/bin/env bash\n${script}`, { mode: 0o700 })
+      // The pod gets its environment from the container spec; the copy here exports it itself,
+      // so `bash block-<id>.sh` on a node reproduces the block.
+      const header = `#!/usr/bin/env bash\n# tsflow block ${blockId}: the script of pod ${this.namespace}/${name} (manifest: block-${blockId}.pod.json)\n`
+      writeFileSync(`${base}.sh`, `${header}${exportLines(env)}\n${script}`, { mode: 0o700 })
       writeFileSync(`${base}.pod.json`, `${JSON.stringify(manifest, null, 2)}\n`)
     } catch (error) {
       throw new ProviderError(this.label, `cannot write the script of block ${blockId} to ${base}.sh: ${(error as Error).message}`, { cause: error })
