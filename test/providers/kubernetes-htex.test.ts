@@ -74,3 +74,21 @@ t.test('a block whose image cannot be pulled fails the waiting tasks with the pu
   t.match((error as Error).message, /(ErrImagePull|ImagePullBackOff).*tsflow-test:no-such-tag/)
   await waitFor(() => fake.pods().every((pod) => pod.spec.containers[0].image !== 'tsflow-test:no-such-tag'), 'the stuck pods to be deleted', 10_000)
 })
+
+t.test('examples/kubernetes.ts runs as written against the stand-in cluster', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const { fileURLToPath } = await import('node:url')
+  const science = await startFakeKubernetes({ namespaces: ['science'] })
+  t.teardown(() => science.close())
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  const cwd = mkdtempSync(join(scratch, 'example-'))
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'out/examples/kubernetes.js')], {
+    cwd,
+    env: { ...process.env, NODE_OPTIONS: '', TSFLOW_ADDRESS: address, TSFLOW_KUBECONFIG: science.kubeconfig, TSFLOW_IMAGE: 'tsflow-test:1', TSFLOW_MAX_BLOCKS: '2' },
+    timeout: 120_000,
+  })
+  t.match(stdout, /sum of squares 328350/)
+  t.match(science.requests, [/^POST \/api\/v1\/namespaces\/science\/pods$/, /^POST \/api\/v1\/namespaces\/science\/secrets$/], 'a pod and its key Secret in namespace science')
+  t.same(science.pods(), [], 'the example left no pod behind')
+})
