@@ -27,6 +27,8 @@ export interface FakeKubernetesOptions {
   namespaces?: string[]
   /** Accept connections but never answer: an API server that hangs. */
   hang?: boolean
+  /** A ResourceQuota on limits.cpu (cores) per namespace: pods beyond it are refused with 403. */
+  cpuQuota?: number
 }
 
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -58,6 +60,14 @@ const TOKEN = 'tsflow-test-token'
 
 function status(code: number, reason: string, message: string, details?: Json): Json {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code }
+}
+
+/** A Kubernetes quantity in base units (cores, bytes): "500m", "2", "1536Mi", "2Gi", "1e3". */
+function quantity(text: string): number {
+  const m = /^([0-9.]+(?:e[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(String(text))
+  if (!m) return NaN
+  const scale: Record<string, number> = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }
+  return Number(m[1]) * (m[2] ? scale[m[2]]! : 1)
 }
 
 function now(): string {
@@ -479,11 +489,27 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
     if (pod.spec?.restartPolicy && !['Always', 'OnFailure', 'Never'].includes(pod.spec.restartPolicy)) {
       causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: "${pod.spec.restartPolicy}"`, field: 'spec.restartPolicy' })
     }
+    containers.forEach((c, i) => {
+      for (const resource of ['cpu', 'memory']) {
+        const request = c.resources?.requests?.[resource]
+        const limit = c.resources?.limits?.[resource]
+        if (request !== undefined && limit !== undefined && quantity(request) > quantity(limit)) {
+          causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: "${request}": must be less than or equal to ${resource} limit of ${limit}`, field: `spec.containers[${i}].resources.requests` })
+        }
+      }
+    })
     if (causes.length > 0) {
       const text = causes.map((c) => `${c.field}: ${c.message}`).join(', ')
       return send(res, 422, status(422, 'Invalid', `Pod "${String(name)}" is invalid: ${text}`, { name, kind: 'Pod', causes }))
     }
     const key = `${namespace}/${name}`
+    if (options.cpuQuota !== undefined) {
+      const cpu = (pod: Json) => quantity(pod.spec?.containers?.[0]?.resources?.limits?.cpu ?? '0')
+      const used = [...records.values()].filter((r) => r.pod.metadata.namespace === namespace && !['Succeeded', 'Failed'].includes(r.pod.status.phase)).reduce((sum, r) => sum + cpu(r.pod), 0)
+      if (used + cpu(pod) > options.cpuQuota) {
+        return send(res, 403, status(403, 'Forbidden', `pods "${String(name)}" is forbidden: exceeded quota: compute-resources, requested: limits.cpu=${cpu(pod)}, used: limits.cpu=${used}, limited: limits.cpu=${options.cpuQuota}`, { name, kind: 'pods' }))
+      }
+    }
     if (records.has(key)) return send(res, 409, status(409, 'AlreadyExists', `pods "${String(name)}" already exists`, { name, kind: 'pods' }))
     pod.metadata = { ...pod.metadata, namespace, uid: randomUUID(), creationTimestamp: now(), resourceVersion: String(++resourceVersion) }
     pod.spec = { restartPolicy: 'Always', terminationGracePeriodSeconds: 30, dnsPolicy: 'ClusterFirst', schedulerName: 'default-scheduler', ...pod.spec }

@@ -231,6 +231,21 @@ t.test('API errors are ProviderErrors with the Status reason: 404 namespace, 409
   t.match((again as Error).message, /HTTP 409 AlreadyExists: pods ".*-dup" already exists/)
 })
 
+t.test('API refusals: 422 for requests above limits, 403 for an exceeded quota, with the API server message', async (t) => {
+  const invalid = await k8s(t, { requests: { memory: '4Gi' }, limits: { memory: '2Gi' } })
+  const error = await invalid.provider.submit('true', 'x').catch((e: unknown) => e)
+  t.type(error, ProviderError)
+  t.match((error as Error).message, /HTTP 422 Invalid: Pod ".*-x" is invalid: spec.containers\[0\].resources.requests: Invalid value: "4Gi": must be less than or equal to memory limit of 2Gi/)
+
+  const quota = await startFakeKubernetes({ cpuQuota: 2 })
+  t.teardown(() => quota.close())
+  const { provider } = await k8s(t, { coresPerNode: 2, maxBlocks: 2 }, quota)
+  await provider.submit('sleep 30', 'q1')
+  const refused = await provider.submit('sleep 30', 'q2').catch((e: unknown) => e)
+  t.type(refused, ProviderError)
+  t.match((refused as Error).message, /HTTP 403 Forbidden: pods ".*-q2" is forbidden: exceeded quota: compute-resources, requested: limits.cpu=2, used: limits.cpu=2, limited: limits.cpu=2$/)
+})
+
 t.test('an unreachable API server is a ProviderError naming its URL, within cmdTimeoutMs', async (t) => {
   // A port that was free a moment ago: connections are refused.
   const port = await new Promise<number>((resolve) => {

@@ -492,7 +492,10 @@ export class KubernetesProvider implements ExecutionProvider {
       if (error instanceof ApiException) {
         const status = apiStatus(error.body)
         const reason = status ? `${status.reason ?? 'error'}: ${status.message ?? ''}` : String(error.body).slice(0, 500)
-        const hint = error.code === 403 ? ' (the kubeconfig user or service account lacks RBAC permission for pods in this namespace)' : error.code === 401 ? ' (the kubeconfig credentials were refused)' : ''
+        // A 403 is either RBAC ("User ... cannot create resource") or an admission refusal
+        // (quota, pod security) whose message already says what to change.
+        const rbac = error.code === 403 && / cannot [a-z]+ resource /.test(status?.message ?? '')
+        const hint = rbac ? ' (the kubeconfig user or service account needs a Role allowing it: see docs/providers/kubernetes.md)' : error.code === 401 ? ' (the kubeconfig credentials were refused)' : ''
         const wrapped = new ProviderError(this.label, `${what}: the API server ${this.server} answered HTTP ${error.code} ${reason}${hint}`, { cause: error })
         Object.assign(wrapped, { httpCode: error.code })
         throw wrapped
