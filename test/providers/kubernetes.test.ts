@@ -278,6 +278,21 @@ t.test('an API server that never answers: the request is aborted after cmdTimeou
   t.match((error as Error).message, new RegExp(`the Kubernetes API server ${hung.url.replace(/\./g, '\\.')} did not answer within cmdTimeoutMs \\(500 ms\\)`))
 })
 
+t.test('no configuration at all (no kubeconfig, not in a pod) is a ProviderError saying so, not a connection to localhost:8080', async (t) => {
+  const { dir, remove } = tempDir('k8s-home')
+  const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG }
+  t.teardown(() => {
+    for (const [key, value] of Object.entries(saved)) if (value === undefined) delete process.env[key]
+    else process.env[key] = value
+    remove()
+  })
+  process.env.HOME = dir
+  delete process.env.KUBECONFIG
+  const provider = new KubernetesProvider({ image: IMAGE })
+  provider.validate('p')
+  await t.rejects(provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger }), { name: 'ProviderError', message: /found no Kubernetes configuration.*set the kubeconfig option/ })
+})
+
 t.test("plain-object configs name the type: { type: 'kubernetes', ... }", async (t) => {
   const { providerOption } = await import('../../dist/providers/index.js')
   const provider = providerOption({ type: 'kubernetes', image: IMAGE, maxBlocks: 3 }, 'executors[0].provider')

@@ -148,6 +148,7 @@ export class KubernetesProvider implements ExecutionProvider {
   private server = '(no API server yet)'
   private namespace = 'default'
   private closed = false
+  private submitted = false
   /** Labels this provider's pods as one run, so one list request finds all of them. */
   readonly runId = randomBytes(4).toString('hex')
   private readonly blocks = new Map<string, PodBlock>()
@@ -240,6 +241,11 @@ export class KubernetesProvider implements ExecutionProvider {
     }
     const cluster = config.getCurrentCluster()
     if (!cluster) throw new ProviderError(this.label, `${source} has no cluster for context ${JSON.stringify(config.getCurrentContext())}`)
+    // The client's last resort when it finds no configuration at all: say that instead of
+    // failing later on a connection to a server that was never configured.
+    if (!k8s.kubeconfig && config.getCurrentContext() === 'loaded-context' && cluster.server === 'http://localhost:8080') {
+      throw new ProviderError(this.label, 'found no Kubernetes configuration: no $KUBECONFIG, no ~/.kube/config, and not running in a pod; set the kubeconfig option')
+    }
     this.server = cluster.server
     this.namespace = k8s.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default'
     this.api = config.makeApiClient(CoreV1Api)
@@ -256,6 +262,9 @@ export class KubernetesProvider implements ExecutionProvider {
     }
     const name = podName(k8s.podNamePrefix, this.runId, blockId)
     const existing = this.blocks.get(name)
+    if (existing && existing.blockId !== blockId) {
+      throw new ProviderError(this.label, `block ids ${JSON.stringify(existing.blockId)} and ${JSON.stringify(blockId)} both become pod name ${name} (pod names are lower case, [a-z0-9-]); use distinct block ids`)
+    }
     if (existing && !existing.final) throw new ProviderError(this.label, `block ${blockId} is already running (pod ${name}); block ids must be unique`)
     const walltime = this.options.walltimeSeconds
     const env: Record<string, string> = {
@@ -312,6 +321,9 @@ export class KubernetesProvider implements ExecutionProvider {
     } catch (error) {
       throw new ProviderError(this.label, `cannot write the script of block ${blockId} to ${base}.sh: ${(error as Error).message}`, { cause: error })
     }
+    // From here a pod may exist even if the request fails (an answer lost to the timeout):
+    // shutdown() deletes by label, so it removes such a pod too.
+    this.submitted = true
     const created = await this.request(`creating pod ${name} for block ${blockId}`, (api, options) =>
       api.createNamespacedPod({ namespace: this.namespace, body: manifest as never }, options),
     )
@@ -378,19 +390,24 @@ export class KubernetesProvider implements ExecutionProvider {
   async shutdown(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (!this.api || this.blocks.size === 0) return
+    if (!this.api || !this.submitted) return
     const deadline = Date.now() + this.options.cmdTimeoutMs
     for (const block of this.blocks.values()) if (!block.final) block.cancelRequested = true
+    // Every request gets only the time left, so the whole shutdown stays within cmdTimeoutMs.
+    const left = () => Math.max(1, deadline - Date.now())
     try {
-      await this.request(`deleting the pods of run ${this.runId}`, (api, options) =>
-        api.deleteCollectionNamespacedPod({ namespace: this.namespace, labelSelector: `${RUN_LABEL}=${this.runId}`, gracePeriodSeconds: this.k8s!.gracePeriodSeconds }, options),
+      await this.request(
+        `deleting the pods of run ${this.runId}`,
+        (api, options) =>
+          api.deleteCollectionNamespacedPod({ namespace: this.namespace, labelSelector: `${RUN_LABEL}=${this.runId}`, gracePeriodSeconds: this.k8s!.gracePeriodSeconds }, options),
+        left(),
       )
-      let left = [...(await this.listPods()).keys()]
-      while (left.length > 0 && Date.now() + SHUTDOWN_POLL_MS < deadline) {
+      let remaining = [...(await this.listPods(left())).keys()]
+      while (remaining.length > 0 && Date.now() + SHUTDOWN_POLL_MS < deadline) {
         await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS))
-        left = [...(await this.listPods()).keys()]
+        remaining = [...(await this.listPods(left())).keys()]
       }
-      if (left.length > 0) this.logger.warn(`shutdown: pod(s) ${left.join(', ')} were still terminating after cmdTimeoutMs (${this.options.cmdTimeoutMs} ms); Kubernetes will finish deleting them`)
+      if (remaining.length > 0) this.logger.warn(`shutdown: pod(s) ${remaining.join(', ')} were still terminating after cmdTimeoutMs (${this.options.cmdTimeoutMs} ms); Kubernetes will finish deleting them`)
     } catch (error) {
       this.logger.error(`shutdown: could not delete the pods of run ${this.runId} (labels ${RUN_LABEL}=${this.runId}); delete them with kubectl delete pods -n ${this.namespace} -l ${RUN_LABEL}=${this.runId}`, error)
     }
@@ -442,9 +459,11 @@ export class KubernetesProvider implements ExecutionProvider {
     return status
   }
 
-  private async listPods(): Promise<Map<string, PodLike>> {
-    const list = await this.request(`listing the pods of run ${this.runId}`, (api, options) =>
-      api.listNamespacedPod({ namespace: this.namespace, labelSelector: `${RUN_LABEL}=${this.runId}` }, options),
+  private async listPods(timeoutMs?: number): Promise<Map<string, PodLike>> {
+    const list = await this.request(
+      `listing the pods of run ${this.runId}`,
+      (api, options) => api.listNamespacedPod({ namespace: this.namespace, labelSelector: `${RUN_LABEL}=${this.runId}` }, options),
+      timeoutMs,
     )
     return new Map(list.items.map((pod) => [pod.metadata?.name ?? '', pod as PodLike]))
   }
@@ -464,9 +483,8 @@ export class KubernetesProvider implements ExecutionProvider {
    * One API request bounded by cmdTimeoutMs (the request is aborted, not left running), with
    * failures turned into ProviderErrors that name the request, the server and Kubernetes' reason.
    */
-  private async request<T>(what: string, call: (api: CoreV1Api, options: RequestOptions) => Promise<T>): Promise<T> {
+  private async request<T>(what: string, call: (api: CoreV1Api, options: RequestOptions) => Promise<T>, timeoutMs = this.options.cmdTimeoutMs): Promise<T> {
     if (!this.api) throw new ProviderError(this.label, 'init() must be called first')
-    const timeoutMs = this.options.cmdTimeoutMs
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), timeoutMs)
     timer.unref()
