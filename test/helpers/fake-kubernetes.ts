@@ -29,6 +29,12 @@ export interface FakeKubernetesOptions {
   hang?: boolean
   /** A ResourceQuota on limits.cpu (cores) per namespace: pods beyond it are refused with 403. */
   cpuQuota?: number
+  /**
+   * Nodes as network namespaces (test/helpers/netns.ts): pods are placed on them in turn and
+   * run inside them, so a pod has its node's address and reaches the workflow over the bridge.
+   * Without nodes, pods run in this host's network on a node called fake-node-1.
+   */
+  nodes?: { name: string; address: string }[]
 }
 
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -124,6 +130,7 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
   const secrets = new Map<string, Json>() // key: namespace/name
   const requests: string[] = []
   let resourceVersion = 1000
+  let placed = 0
   let closed = false
   const hanging = new Set<ServerResponse>()
 
@@ -167,8 +174,9 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
       return
     }
     setCondition(pod, 'PodScheduled', 'True')
-    pod.spec.nodeName = 'fake-node-1'
-    pod.status.hostIP = '127.0.0.1'
+    const node = options.nodes?.[placed++ % options.nodes.length]
+    pod.spec.nodeName = node?.name ?? 'fake-node-1'
+    pod.status.hostIP = node?.address ?? '127.0.0.1'
     pod.status.startTime = now()
     setCondition(pod, 'Initialized', 'True')
     setCondition(pod, 'Ready', 'False', { reason: 'ContainersNotReady', message: `containers with unready status: [${pod.spec.containers[0].name}]` })
@@ -256,6 +264,8 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
       // unshare execs bash, which execs the container command: the pid stays the container's.
       argv = ['unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', `${mounts.join(' && ')} && exec "$@"`, 'tsflow-kubelet', ...argv]
     }
+    // On a netns node: enter its network namespace (ip execs the command, so the pid stays).
+    if (options.nodes) argv = ['ip', 'netns', 'exec', pod.spec.nodeName, ...argv]
     const workdir = join(root, 'pods', pod.metadata.name)
     mkdirSync(workdir, { recursive: true })
     const log = openSync(record.logPath, 'a')
@@ -273,8 +283,8 @@ export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): 
     child.once('spawn', () => {
       record.pgid = child.pid
       pod.status.phase = 'Running'
-      pod.status.podIP = '127.0.0.1'
-      pod.status.podIPs = [{ ip: '127.0.0.1' }]
+      pod.status.podIP = pod.status.hostIP
+      pod.status.podIPs = [{ ip: pod.status.hostIP }]
       const startedAt = now()
       containerStatus(pod, { running: { startedAt } }, { containerID: `containerd://${randomUUID().replace(/-/g, '')}` })
       setCondition(pod, 'Ready', 'True')

@@ -11,6 +11,7 @@ import t from 'tap'
 import { DataFlowKernel, HighThroughputExecutor, KubernetesProvider, ProviderError } from 'tsflow'
 import { listDir, podOf } from '../fixtures/kubernetes-apps.js'
 import { mountNamespaces, startFakeKubernetes } from '../helpers/fake-kubernetes.js'
+import { fakeHostsDown, fakeHostsUp, netnsUnavailable } from '../helpers/netns.js'
 import { waitFor } from '../helpers/wait.js'
 
 const fake = await startFakeKubernetes({ behaviours: { 'tsflow-test:no-such-tag': 'image-pull-backoff' } })
@@ -55,6 +56,33 @@ t.test(`tasks run in pods whose managers connect to ${address} with CURVE encryp
   if (mountNamespaces) {
     t.same(await listDir.with({ dfk: kernel })(mount.mountPath), ['client.public', 'client.secret', 'server.public'], 'the pod sees the shipped keys and never server.secret')
   }
+})
+
+const noNetns = netnsUnavailable()
+t.test('pods on two network-namespace nodes reach the interchange over the bridge, encrypted', { skip: noNetns ? `it ${noNetns}` : false }, async (t) => {
+  const prefix = `tsk8s${process.pid % 10000}`
+  t.teardown(() => fakeHostsDown(prefix, 2))
+  const hosts = fakeHostsUp(prefix, 2, `10.232.${process.pid % 200}`)
+  const cluster = await startFakeKubernetes({ nodes: hosts.hosts })
+  t.teardown(() => cluster.close())
+  const executor = new HighThroughputExecutor({
+    address: hosts.rootAddress,
+    workerMode: 'threads',
+    maxWorkersPerNode: 1,
+    heartbeatPeriodMs: 500,
+    heartbeatThresholdMs: 5000,
+    strategy: 'none',
+    provider: new KubernetesProvider({ image: 'tsflow-test:1', kubeconfig: cluster.kubeconfig, initBlocks: 2, maxBlocks: 2, gracePeriodSeconds: 2 }),
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo-netns'), executors: [executor] }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+  t.equal(executor.describe().encrypted, true, 'CURVE is on (the bridge address is not loopback)')
+  await waitFor(() => executor.managers().length === 2, 'a manager in each pod to register', 60_000)
+  const pods = cluster.pods()
+  t.same(pods.map((pod) => pod.status.podIP).sort(), hosts.hosts.map((h) => h.address).sort(), 'one pod on each node, with its address')
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => podOf.with({ dfk: kernel })(i)))
+  const seen = new Set(results.map((r) => `${r.pod} ${r.address}`))
+  for (const pod of pods) t.ok(seen.has(`${pod.metadata.name} ${pod.status.podIP}`), `tasks ran in pod ${pod.metadata.name} at ${pod.status.podIP}`)
 })
 
 t.test('a block whose image cannot be pulled fails the waiting tasks with the pull error, not a hang', async (t) => {
