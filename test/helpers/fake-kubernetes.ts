@@ -37,7 +37,7 @@ export interface FakeKubernetesOptions {
   nodes?: { name: string; address: string }[]
 }
 
-type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>
 
 interface PodRecord {
   pod: Json

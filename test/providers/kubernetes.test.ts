@@ -3,7 +3,7 @@
 // the pod it creates, API errors and an unreachable or hanging API server. No real cluster runs
 // here; what is simulated is listed in docs/providers/kubernetes.md.
 
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 
@@ -291,6 +291,37 @@ t.test('no configuration at all (no kubeconfig, not in a pod) is a ProviderError
   const provider = new KubernetesProvider({ image: IMAGE })
   provider.validate('p')
   await t.rejects(provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger }), { name: 'ProviderError', message: /found no Kubernetes configuration.*set the kubeconfig option/ })
+})
+
+t.test('importing tsflow does not load @kubernetes/client-node; init() does', async (t) => {
+  // The client takes about half a second to import: workflows and workers that never use
+  // Kubernetes must not pay for it. A resolve hook in a child process reports when it loads.
+  const { dir, remove } = tempDir('k8s-lazy')
+  t.teardown(remove)
+  const { writeFileSync } = await import('node:fs')
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const { fileURLToPath } = await import('node:url')
+  writeFileSync(join(dir, 'hook.mjs'), 'export async function resolve(s, c, next) { if (s.includes("@kubernetes/client-node")) process.stdout.write("client loaded\\n"); return next(s, c) }\n')
+  // Inside the package, so that 'tsflow' resolves to it.
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  const main = join(root, `.k8s-lazy-${process.pid}.mjs`)
+  writeFileSync(
+    main,
+    [
+      `import { register } from 'node:module'`,
+      `register(${JSON.stringify(new URL(`file://${join(dir, 'hook.mjs')}`).href)})`,
+      `const { KubernetesProvider } = await import('tsflow')`,
+      `console.log('tsflow imported')`,
+      `const provider = new KubernetesProvider({ image: 'x', kubeconfig: ${JSON.stringify(fake.kubeconfig)} })`,
+      `provider.validate('p')`,
+      `await provider.init({ scriptDir: ${JSON.stringify(join(dir, 'scripts'))}, logger: { info() {}, warn() {}, error() {}, debug() {} } })`,
+      `console.log('initialized')`,
+    ].join('\n'),
+  )
+  t.teardown(() => rmSync(main, { force: true }))
+  const { stdout } = await promisify(execFile)(process.execPath, [main], { env: { ...process.env, NODE_OPTIONS: '' } })
+  t.equal(stdout, 'tsflow imported\nclient loaded\ninitialized\n')
 })
 
 t.test("plain-object configs name the type: { type: 'kubernetes', ... }", async (t) => {

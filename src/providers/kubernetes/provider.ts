@@ -1,7 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { ApiException, CoreV1Api, KubeConfig, Observable } from '@kubernetes/client-node'
+// Types only: the client (about half a second to import) is loaded by init(), so importing
+// tsflow, in the workflow or in any worker, does not pay for it.
+import type { CoreV1Api } from '@kubernetes/client-node'
+type KubernetesClient = typeof import('@kubernetes/client-node')
 import { ConfigError, ProviderError } from '../../errors.js'
 import { anyOf, arrayOf, join, literal, number, object, oneOf, optional, positiveNumber, recordOf, string, type Check } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
@@ -145,6 +148,7 @@ export class KubernetesProvider implements ExecutionProvider {
   private context: ProviderContext | undefined
   private logger: Logger = silentLogger
   private api: CoreV1Api | undefined
+  private client: KubernetesClient | undefined
   private server = '(no API server yet)'
   private namespace = 'default'
   private closed = false
@@ -229,7 +233,13 @@ export class KubernetesProvider implements ExecutionProvider {
     } catch (error) {
       throw new ProviderError(this.label, `cannot create the script directory ${context.scriptDir}: ${(error as Error).message}`, { cause: error })
     }
-    const config = new KubeConfig()
+    let client: KubernetesClient
+    try {
+      client = await import('@kubernetes/client-node')
+    } catch (error) {
+      throw new ProviderError(this.label, `cannot load @kubernetes/client-node (npm install @kubernetes/client-node@^1): ${(error as Error).message}`, { cause: error })
+    }
+    const config = new client.KubeConfig()
     const source = k8s.kubeconfig === 'in-cluster' ? 'the in-cluster service account' : k8s.kubeconfig ? `kubeconfig ${k8s.kubeconfig}` : 'the default kubeconfig ($KUBECONFIG, ~/.kube/config or in-cluster)'
     try {
       if (k8s.kubeconfig === 'in-cluster') config.loadFromCluster()
@@ -248,7 +258,8 @@ export class KubernetesProvider implements ExecutionProvider {
     }
     this.server = cluster.server
     this.namespace = k8s.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default'
-    this.api = config.makeApiClient(CoreV1Api)
+    this.api = config.makeApiClient(client.CoreV1Api)
+    this.client = client
     this.context = context
     this.logger = context.logger
     this.logger.info(`kubernetes: API server ${this.server}, namespace ${this.namespace}, run ${this.runId}`)
@@ -484,7 +495,8 @@ export class KubernetesProvider implements ExecutionProvider {
    * failures turned into ProviderErrors that name the request, the server and Kubernetes' reason.
    */
   private async request<T>(what: string, call: (api: CoreV1Api, options: RequestOptions) => Promise<T>, timeoutMs = this.options.cmdTimeoutMs): Promise<T> {
-    if (!this.api) throw new ProviderError(this.label, 'init() must be called first')
+    if (!this.api || !this.client) throw new ProviderError(this.label, 'init() must be called first')
+    const { ApiException, Observable } = this.client
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), timeoutMs)
     timer.unref()
