@@ -100,6 +100,11 @@ function selfSigned(): { cert: string; key: string } {
   if (certificate) return certificate
   const dir = mkdtempSync(join(tmpdir(), 'tsflow-k8s-cert-'))
   try {
+    try {
+      execFileSync('openssl', ['version'], { stdio: 'ignore' })
+    } catch {
+      throw new Error('the stand-in Kubernetes API server needs openssl(1) to make its certificate (apt-get install openssl)')
+    }
     execFileSync('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
       '-subj', '/CN=tsflow-fake-apiserver', '-addext', 'subjectAltName=IP:127.0.0.1',
