@@ -12,13 +12,14 @@
 // The service account needs a Role allowing pods (create, get, list, delete, deletecollection)
 // and secrets (create) in the namespace: see docs/providers/kubernetes.md. The environment
 // variables below let the same file run elsewhere (the tests run it against a stand-in cluster).
-import { HighThroughputExecutor, KubernetesProvider, app, load, main } from 'tsflow'
+import { HighThroughputExecutor, KubernetesProvider, app, load, main, type Config } from 'tsflow'
 
 // Apps live at the top level of a module: the workers in the pods import it to find them.
 const square = app((x: number) => x * x)
 
-main(import.meta, async () => {
-  await using kernel = await load({
+/** The config; also what `npx tsflow-perf --config examples/kubernetes.ts` measures. */
+export function config(): Config {
+  return {
     executors: [
       new HighThroughputExecutor({
         // The workflow pod's own address (its interface), which the block pods connect to.
@@ -44,7 +45,11 @@ main(import.meta, async () => {
         }),
       }),
     ],
-  })
+  }
+}
+
+main(import.meta, async () => {
+  await using kernel = await load(config())
   const squares = await Promise.all(Array.from({ length: 100 }, (_, i) => square(i)))
   console.log('sum of squares', squares.reduce((a, b) => a + b, 0), 'run directory', kernel.runDir)
 })

@@ -120,3 +120,24 @@ t.test('examples/kubernetes.ts runs as written against the stand-in cluster', as
   t.match(science.requests, [/^POST \/api\/v1\/namespaces\/science\/pods$/, /^POST \/api\/v1\/namespaces\/science\/secrets$/], 'a pod and its key Secret in namespace science')
   t.same(science.pods(), [], 'the example left no pod behind')
 })
+
+t.test('tsflow-perf --config examples/kubernetes.ts measures on the stand-in cluster and records the kubernetes provider', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const { fileURLToPath } = await import('node:url')
+  const { readFileSync } = await import('node:fs')
+  const science = await startFakeKubernetes({ namespaces: ['science'] })
+  t.teardown(() => science.close())
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  const cwd = mkdtempSync(join(scratch, 'perf-'))
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [join(root, 'dist/bin/perf.js'), '--config', join(root, 'examples/kubernetes.ts'), '--time', '0.2', '--results-dir', join(cwd, 'results')],
+    { cwd, env: { ...process.env, NODE_OPTIONS: '', TSFLOW_ADDRESS: address, TSFLOW_KUBECONFIG: science.kubeconfig, TSFLOW_IMAGE: 'tsflow-test:1', TSFLOW_MAX_BLOCKS: '1' }, timeout: 120_000 },
+  )
+  t.match(stdout, /tsflow-perf: [\d,]+ tasks\/s/)
+  const run = JSON.parse(readFileSync(join(cwd, 'results', 'tsflow-perf.jsonl'), 'utf8').trim().split('\n').pop()!)
+  t.equal(run.setup.provider, 'kubernetes', 'the history line names the provider, for tsflow-perf compare')
+  t.ok(run.iterations.every((i: { failed: number }) => i.failed === 0), 'no task failed')
+  t.same(science.pods(), [], 'no pod left behind')
+})
