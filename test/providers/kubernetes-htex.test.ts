@@ -103,6 +103,24 @@ t.test('a block whose image cannot be pulled fails the waiting tasks with the pu
   await waitFor(() => fake.pods().every((pod) => pod.spec.containers[0].image !== 'tsflow-test:no-such-tag'), 'the stuck pods to be deleted', 10_000)
 })
 
+t.test("a block whose initCommand fails gives the waiting tasks the container's stderr", async (t) => {
+  const executor = new HighThroughputExecutor({
+    address,
+    encrypted: true,
+    provider: new KubernetesProvider({ image: 'tsflow-test:1', kubeconfig: fake.kubeconfig, initCommand: 'source /nonexistent/venv/bin/activate', initBlocks: 1, maxBlocks: 1 }),
+    strategyPeriodMs: 100,
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo-init'), executors: [executor], retries: 0 }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+  const error = await podOf.with({ dfk: kernel })(1).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.type(error, ProviderError)
+  t.match((error as Error).message, /\/nonexistent\/venv\/bin\/activate: No such file or directory/, 'the stderr line')
+  t.match((error as Error).message, /ended during workerInit with exit code 1/, 'what happened')
+})
+
 t.test('examples/kubernetes.ts runs as written against the stand-in cluster', async (t) => {
   const { execFile } = await import('node:child_process')
   const { promisify } = await import('node:util')
