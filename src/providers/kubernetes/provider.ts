@@ -394,9 +394,9 @@ export class KubernetesProvider implements ExecutionProvider {
   }
 
   /**
-   * Deletes every pod of this run (finished ones too: they hold their node's resources until
-   * deleted and their messages are already kept here), then waits until they are gone. Bounded by
-   * cmdTimeoutMs; never rejects.
+   * Deletes every pod of this run (finished ones too: they count against the namespace's pod
+   * quota, and their messages are already kept here), then waits until they are gone. Bounded
+   * by cmdTimeoutMs; never rejects.
    */
   async shutdown(): Promise<void> {
     if (this.closed) return
