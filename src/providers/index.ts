@@ -3,6 +3,7 @@ import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
 import { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
+import { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
 
 export {
   FINAL_BLOCK_STATES,
@@ -20,6 +21,8 @@ export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, D
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
 export { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
 export { STATE as KUBERNETES_STATE, podToBlockStatus, type PodLike, type PodBlockStatus } from './kubernetes/states.js'
+export { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
+export { STATE_TABLE as GRID_ENGINE_STATE_TABLE } from './gridengine/parse.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -46,6 +49,9 @@ export const providers = new PluginRegistry<ExecutionProvider>({
 })
 providers.register('local', (options) => new LocalProvider(options))
 providers.register('kubernetes', (options) => new KubernetesProvider(options as unknown as KubernetesProviderOptions))
+// 'sge' is the name most Grid Engine users know it by (Parsl: GridEngineProvider, type sge).
+providers.register('gridengine', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
+providers.register('sge', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 
 export const providerOption: Check<ExecutionProvider> = providers.option
 
