@@ -16,6 +16,7 @@ export { ThreadPoolExecutor, type ThreadPoolExecutorOptions } from './executors/
 export { HighThroughputExecutor } from './executors/htex/executor.js'
 export type { HighThroughputExecutorOptions } from './executors/htex/options.js'
 export { LocalProvider } from './providers/local/provider.js'
+export { KubernetesProvider, type KubernetesProviderOptions, KUBERNETES_STATE, podToBlockStatus } from './providers/index.js'
 export { GridEngineProvider, type GridEngineProviderOptions } from './providers/gridengine/provider.js'
 export { SlurmProvider, type SlurmProviderOptions } from './providers/slurm/provider.js'
 export type { ExecutionProvider, BlockStatus, BlockState, ProviderContext, SubmitOptions } from './providers/base.js'
