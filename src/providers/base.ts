@@ -42,6 +42,13 @@ export interface SubmitOptions {
   env?: Readonly<Record<string, string>>
   /** Copies of the command per node (default 1: the high-throughput executor runs one manager per node). */
   tasksPerNode?: number
+  /**
+   * Small files the command reads from the workflow host, by absolute path: for the
+   * high-throughput executor with encryption on, the CURVE keys a manager needs. Providers whose
+   * nodes share the host's filesystem (local, batch schedulers) ignore it; a provider whose
+   * nodes do not (Kubernetes) must make each file readable at that same path, mode 0400.
+   */
+  files?: Readonly<Record<string, string>>
 }
 
 /**

@@ -2,7 +2,9 @@ import type { Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
+import { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
 import { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
+import { SlurmProvider } from './slurm/provider.js'
 
 export {
   FINAL_BLOCK_STATES,
@@ -18,8 +20,12 @@ export { runCommand, describeFailure, commandLine, type CommandResult, type RunO
 export { renderTemplate, loadTemplate } from './cluster/template.js'
 export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
+export { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
+export { STATE as KUBERNETES_STATE, podToBlockStatus, type PodLike, type PodBlockStatus } from './kubernetes/states.js'
 export { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
 export { STATE_TABLE as GRID_ENGINE_STATE_TABLE } from './gridengine/parse.js'
+export { SlurmProvider, type SlurmProviderOptions } from './slurm/provider.js'
+export { STATE_TABLE as SLURM_STATE_TABLE } from './slurm/parse.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -45,9 +51,11 @@ export const providers = new PluginRegistry<ExecutionProvider>({
   validate: (provider, path) => provider.validate(path),
 })
 providers.register('local', (options) => new LocalProvider(options))
+providers.register('kubernetes', (options) => new KubernetesProvider(options as unknown as KubernetesProviderOptions))
 // 'sge' is the name most Grid Engine users know it by (Parsl: GridEngineProvider, type sge).
 providers.register('gridengine', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 providers.register('sge', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
+providers.register('slurm', (options) => new SlurmProvider(options))
 
 export const providerOption: Check<ExecutionProvider> = providers.option
 

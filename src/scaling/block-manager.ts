@@ -34,6 +34,8 @@ export interface BlockManagerOptions {
   command: (blockId: string) => string
   /** Extra environment for a block's command. */
   env?: (blockId: string) => Record<string, string>
+  /** Files the block's command reads from this host (SubmitOptions.files), e.g. CURVE keys. */
+  files?: (blockId: string) => Record<string, string> | undefined
   /** The executor's view of a block's managers; without it every block counts as idle. */
   activity?: (blockId: string) => BlockActivity | undefined
   /**
@@ -161,7 +163,8 @@ export class BlockManager {
       this.records.set(blockId, record)
       try {
         const env = this.options.env?.(blockId)
-        record.jobId = await this.provider.submit(this.options.command(blockId), blockId, env ? { env } : {})
+        const files = this.options.files?.(blockId)
+        record.jobId = await this.provider.submit(this.options.command(blockId), blockId, { ...(env ? { env } : {}), ...(files ? { files } : {}) })
       } catch (error) {
         const why = error instanceof Error ? error.message : String(error)
         this.end(record, 'failed', `submitting the block failed: ${why}`, undefined)

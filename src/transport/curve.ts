@@ -45,6 +45,9 @@ const FILES = {
   clientSecret: 'client.secret',
 } as const
 
+/** The files a manager's node needs from a key directory (what a provider ships to nodes without the host's filesystem). */
+export const MANAGER_KEY_FILES: readonly string[] = [FILES.serverPublic, FILES.clientPublic, FILES.clientSecret]
+
 const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
 
 /**

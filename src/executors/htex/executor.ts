@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Dealer } from 'zeromq'
@@ -9,7 +9,7 @@ import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type
 import { splitBatch } from '../../protocol/split.js'
 import { fromResultTuple } from '../../protocol/task.js'
 import { workerExecArgv } from '../../runtime/exec-argv.js'
-import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
+import { applyCurve, generateCurveKeys, loadCurveKeys, MANAGER_KEY_FILES } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
 import { shellQuote } from '../../launchers/shell.js'
 import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
@@ -198,6 +198,7 @@ export class HighThroughputExecutor implements Executor {
     this.blocks = new BlockManager({
       provider: options.provider,
       command: (blockId) => this.managerCommand(blockId),
+      files: () => this.managerFiles(),
       activity: (blockId) => this.activity(blockId),
       drain: (blockIds) => this.send({ t: 'drain', blockIds }),
       onBlockEnded: (block) => this.blockEnded(block),
@@ -233,6 +234,16 @@ export class HighThroughputExecutor implements Executor {
     }
     const perNode = managers > 0 ? Math.max(1, Math.round(workers / managers)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
     return perNode * this.options!.provider.nodesPerBlock
+  }
+
+  /**
+   * The key files a manager reads when encryption is on (never server.secret), for providers whose
+   * nodes do not share this host's filesystem (Kubernetes ships them in a Secret).
+   */
+  private managerFiles(): Record<string, string> | undefined {
+    if (!this.options!.encrypted) return undefined
+    const dir = join(this.host!.runDir, 'curve')
+    return Object.fromEntries(MANAGER_KEY_FILES.map((name) => [join(dir, name), readFileSync(join(dir, name), 'utf8')]))
   }
 
   /** The command each node of a block runs: the manager, pointed at this interchange. */
