@@ -55,13 +55,13 @@ t.test('block walltime: too long fails at once, fits runs, cut-off task retried 
   const fits = await hold.with({ dfk: kernel, walltime: 3 })(50)
   t.equal(fits.block, '0', 'a task that fits runs on the first block')
 
-  // Plan against the end block 0's manager reported: the filler ends 3 s before it (1 s before
-  // the drain lead), then `cut` starts on block 0 and would run 3 s past its end; on the
+  // Plan against the end block 0's manager reported: the filler ends 3.5 s before it (1.5 s
+  // before the drain lead), then `cut` starts on block 0 and would run 2.5 s past its end; on the
   // replacement (started 2 s before that end) it has about 16 s.
   const endMs = htex.managers().find((info) => info.blockId === '0')?.endMs
   t.ok(endMs !== undefined, "the manager reported its block's end")
-  const filler = hold.with({ dfk: kernel })(Math.max(0, endMs! - 3000 - Date.now()))
-  // Queued behind the filler: when the worker frees, block 0 has 3 s left, too little for 6 s.
+  const filler = hold.with({ dfk: kernel })(Math.max(0, endMs! - 3500 - Date.now()))
+  // Queued behind the filler: when the worker frees, block 0 has 3.5 s left, too little for 6 s.
   const late = hold.with({ dfk: kernel, walltime: 6 })(50)
   const cut = hold.with({ dfk: kernel })(6000)
   t.equal((await filler).block, '0')
