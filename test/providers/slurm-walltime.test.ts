@@ -1,40 +1,52 @@
-// A block that outlives its walltime on the real Slurm (test/setup/slurm-up.sh): Slurm ends it
-// with TIMEOUT, and the provider says the block reached its walltime. Slurm's smallest walltime
-// is one minute and it checks limits about every 30 s, so this file takes 1-2 minutes (its own
-// file so that it runs beside the other Slurm tests).
+// Walltime-aware scheduling on the real Slurm (test/setup/slurm-up.sh): the block's walltime
+// reaches its managers through the block clock the batch script exports, so each manager
+// reports its job's end to the interchange; a task longer than the block walltime fails at once,
+// a task that fits runs. (Slurm 22.05 sets no SLURM_JOB_END_TIME; the block clock is used.)
+import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 
-import { SlurmProvider } from 'tsflow'
-import type { BlockStatus } from 'tsflow'
-import { silentLogger } from '../../dist/util/logger.js'
+import { DataFlowKernel, ErrorCode, HighThroughputExecutor, SlurmProvider } from 'tsflow'
+import { whereAmI } from '../fixtures/hosts.js'
 import { ensureSlurm } from '../helpers/slurm.js'
-import { tempDir, waitFor } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 const cluster = ensureSlurm()
 if (typeof cluster === 'string') {
-  t.test('a Slurm block past its walltime', { skip: cluster }, () => {})
+  t.test('walltime-aware scheduling on Slurm', { skip: cluster }, () => {})
 } else {
-  t.test('a block past its walltime is failed with TIMEOUT and a message that says so', async (t) => {
-    const { dir, remove } = tempDir('slurm-walltime')
-    const provider = new SlurmProvider({ partition: cluster.partition, walltime: '00:01:00' })
-    t.teardown(async () => {
-      await provider.shutdown()
-      remove()
+  const scratch = mkdtempSync(join(tmpdir(), 'tsflow-slurm-walltime-'))
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+
+  t.test("a Slurm block's managers know its end; too long fails at once, a task that fits runs", async (t) => {
+    const executor = new HighThroughputExecutor({
+      address: cluster.controllerAddress,
+      maxWorkersPerNode: 1,
+      heartbeatPeriodMs: 500,
+      heartbeatThresholdMs: 5000,
+      provider: new SlurmProvider({ partition: cluster.partition, walltime: '00:05:00', initBlocks: 1, maxBlocks: 1 }),
     })
-    provider.validate('p')
-    await provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger })
-    const jobId = await provider.submit('echo "block clock: $TSFLOW_BLOCK_WALLTIME_S s"; sleep 600', 'late')
-    let last: BlockStatus | undefined
-    await waitFor(
-      async () => ['completed', 'failed', 'cancelled'].includes((last = (await provider.status([jobId]))[0]!).state),
-      `job ${jobId} to end (last ${JSON.stringify(last)})`,
-      170_000,
-      1000,
+    const started = Date.now()
+    const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] }).start()
+    t.teardown(() => kernel.cleanup({ deadlineMs: 10_000 }))
+
+    const tooLong = await whereAmI.with({ dfk: kernel, walltime: 400 })(0).then(
+      () => undefined,
+      (error: unknown) => error as Error & { code?: string },
     )
-    t.equal(last!.state, 'failed')
-    t.match(last!.message, /slurm says TIMEOUT/)
-    t.match(last!.message, /reached its walltime \(00:01:00\) and Slurm stopped it/)
-    t.match(last!.message, /DUE TO TIME LIMIT/, "Slurm's own line from the block's stderr")
+    t.equal(tooLong?.code, ErrorCode.WALLTIME_EXCEEDS_BLOCK)
+    t.match(tooLong?.message, /declares a walltime of 400 s, but the blocks of executor htex \(provider slurm\) have a walltime of 300 s/)
+
+    const fits = await whereAmI.with({ dfk: kernel, walltime: 60 })(1)
+    t.ok(cluster.nodes.some((node) => node.address === fits.address), `a task that fits ran on a Slurm node (${fits.address})`)
+
+    await waitFor(() => executor.managers().length === 1, 'the manager to register', 60_000)
+    const endMs = executor.managers()[0]!.endMs
+    t.ok(endMs !== undefined, "the manager reported its block's end")
+    t.ok(endMs! > started + 290_000 && endMs! <= Date.now() + 300_000, 'about 300 s after the job started')
+    const logs = readdirSync(join(kernel.runDir, 'htex')).filter((name) => name.startsWith('manager-'))
+    const log = logs.map((name) => readFileSync(join(kernel.runDir, 'htex', name), 'utf8')).join('\n')
+    t.match(log, /block ends .* \(from TSFLOW_BLOCK_START_MS \+ --walltime 300\)/, "from the job's start, exported by the batch script")
   })
 }
