@@ -12,7 +12,10 @@ export {
   type ProviderContext,
   type SubmitOptions,
 } from './base.js'
-export { blockOptionShape, resolveBlockOptions, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
+export { ClusterProvider, readExitRecord, type JobInfo, type BlockScript } from './cluster/provider.js'
+export { runCommand, describeFailure, commandLine, type CommandResult, type RunOptions } from './cluster/command.js'
+export { renderTemplate, loadTemplate } from './cluster/template.js'
+export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
 export { readTail } from '../util/file-tail.js'
 

@@ -82,6 +82,9 @@ export class LocalProvider implements ExecutionProvider {
 
   validate(path: string): void {
     const options = schema(this.raw, path)
+    if (options.schedulerOptions !== undefined && options.schedulerOptions !== '') {
+      throw new ConfigError(`${path}.schedulerOptions`, 'has no effect: the local provider runs blocks as local processes, with no scheduler to read directives; remove it, or use a scheduler provider')
+    }
     this.options = resolveBlockOptions(options, path, { launcher: () => new SingleNodeLauncher() })
     this.validated = true
   }

@@ -1,4 +1,5 @@
 import { exportLines, shellQuote } from '../../launchers/shell.js'
+import { workerInitSection } from '../script.js'
 
 export interface LocalScriptParts {
   blockId: string
@@ -15,10 +16,7 @@ export interface LocalScriptParts {
 /**
  * The bash script of one local block. It is self-contained (environment exported in it, not
  * passed by the provider) so that `bash <script>` by hand reproduces the block exactly.
- *
- * workerInit runs under `set -eE`: a failing line (a missing venv, a module that will not load)
- * ends the block at once with that line's exit code and names the line in the block's stderr,
- * instead of letting the command start in a half-prepared environment.
+ * workerInit runs as script.ts's workerInitSection describes.
  */
 export function localBlockScript(parts: LocalScriptParts): string {
   const lines = [
@@ -27,22 +25,7 @@ export function localBlockScript(parts: LocalScriptParts): string {
     `# To reproduce the block by hand: bash ${shellQuote(parts.scriptPath)}`,
     exportLines(parts.env),
   ]
-  if (parts.workerInit.trim() !== '') {
-    // blockId is restricted to [A-Za-z0-9_.-] by the provider, so it is safe inside double quotes.
-    const ended = `tsflow: block ${parts.blockId} ended during workerInit with exit code $?\${tsflow_init_cmd:+ (failing line: $tsflow_init_cmd)}; the command did not start`
-    lines.push(
-      '',
-      '# workerInit',
-      'set -eE',
-      // ERR remembers the failing line; EXIT reports it, because some failures (a missing file
-      // given to `source`) end the shell without running the ERR trap.
-      `trap 'tsflow_init_cmd=$BASH_COMMAND' ERR`,
-      `trap 'echo "${ended}" >&2' EXIT`,
-      parts.workerInit,
-      'trap - ERR EXIT',
-      'set +eE',
-    )
-  }
+  lines.push(...workerInitSection(parts.blockId, parts.workerInit))
   lines.push('', `# the block's command, through the ${parts.launcherType} launcher`, parts.launched, '')
   return lines.join('\n')
 }
