@@ -43,9 +43,18 @@ export interface BlockManagerOptions {
   logger?: Logger
   /** ms clock; injectable for tests (default Date.now) */
   clock?: () => number
+  /**
+   * How long a block may stay 'unknown' (the provider cannot tell its state: a scheduler that
+   * forgot the job, or one that does not answer) with none of its managers connected before it
+   * is given up as lost: cancelled, best effort, and ended as failed so the strategy can replace
+   * it. Without this a vanished job would count as capacity forever. Default 120 s.
+   */
+  unknownGraceMs?: number
 }
 
-type BlockRecord = { -readonly [K in keyof BlockInfo]: BlockInfo[K] }
+type BlockRecord = { -readonly [K in keyof BlockInfo]: BlockInfo[K] } & { unknownSinceMs?: number }
+
+const DEFAULT_UNKNOWN_GRACE_MS = 120_000
 
 /** Ended blocks kept for inspection; older ones are forgotten so a long run does not grow. */
 const ENDED_BLOCKS_KEPT = 256
@@ -163,9 +172,17 @@ export class BlockManager {
     if (tracked.length === 0) return
     const byJob = new Map(tracked.map((record) => [record.jobId!, record]))
     const statuses = await this.provider.status([...byJob.keys()])
+    const lost: BlockRecord[] = []
     for (const status of statuses) {
       const record = byJob.get(status.jobId)
-      if (!record || status.state === record.state) continue
+      if (!record) continue
+      if (status.state === 'unknown') {
+        record.unknownSinceMs ??= this.now()
+        if (this.givenUp(record)) lost.push(record)
+      } else {
+        delete record.unknownSinceMs
+      }
+      if (status.state === record.state) continue
       if (isFinalBlockState(status.state)) {
         this.end(record, status.state, status.message, status.exitCode)
       } else {
@@ -174,6 +191,7 @@ export class BlockManager {
         record.message = status.message
       }
     }
+    if (lost.length > 0) await this.giveUp(lost)
     this.forgetOldBlocks()
   }
 
@@ -240,6 +258,37 @@ export class BlockManager {
       this.options.onBlockEnded?.({ ...record })
     } catch (error) {
       this.logger.error(`onBlockEnded threw for block ${record.blockId}`, error)
+    }
+  }
+
+  /** True when a block has been unknown for the grace period and no manager of it is connected. */
+  private givenUp(record: BlockRecord): boolean {
+    const grace = this.options.unknownGraceMs ?? DEFAULT_UNKNOWN_GRACE_MS
+    if (record.unknownSinceMs === undefined || this.now() - record.unknownSinceMs < grace) return false
+    return (this.options.activity?.(record.blockId)?.connectedManagers ?? 0) === 0
+  }
+
+  /**
+   * Ends blocks whose state nobody can tell: the provider did not say they failed, so the message
+   * says what is known; they are cancelled in case they do still exist somewhere.
+   */
+  private async giveUp(records: BlockRecord[]): Promise<void> {
+    const grace = this.options.unknownGraceMs ?? DEFAULT_UNKNOWN_GRACE_MS
+    const jobIds = records.flatMap((record) => (record.jobId === undefined ? [] : [record.jobId]))
+    try {
+      await this.provider.cancel(jobIds)
+    } catch (error) {
+      this.logger.warn(`cancelling lost block job(s) ${jobIds.join(', ')} failed: ${(error as Error).message}`)
+    }
+    for (const record of records) {
+      const lastWord = record.message ? `; the provider's last word: ${record.message}` : ''
+      this.end(
+        record,
+        'failed',
+        `block ${record.blockId} (job ${record.jobId}) is treated as lost: the provider could not tell its state for ` +
+          `${Math.round(grace / 1000)} s and none of its managers is connected${lastWord}`,
+        undefined,
+      )
     }
   }
 

@@ -127,6 +127,34 @@ t.test('BlockManager.poll records state changes and reports each end once, repla
   t.same(provider.calls, ['submit 0', 'submit 1'], 'no replacement submitted')
 })
 
+t.test('BlockManager: a block unknown past the grace period with no manager is cancelled and ended as lost; one with a manager is kept', async (t) => {
+  const provider = new FakeProvider()
+  const { blocks, clock, ended, activity } = manager(provider, { unknownGraceMs: 60_000 })
+  await blocks.scaleOut(2)
+  provider.setState('0', 'running')
+  provider.setState('1', 'running')
+  await blocks.poll()
+  provider.setState('0', 'unknown')
+  provider.setState('1', 'unknown')
+  activity.set('1', { connectedManagers: 1 })
+  await blocks.poll()
+  clock.now += 59_000
+  await blocks.poll()
+  t.equal(ended.length, 0, 'not before the grace period')
+  clock.now += 2_000
+  await blocks.poll()
+  t.equal(ended.length, 1, 'only the block without a connected manager')
+  t.match(ended[0], { blockId: '0', state: 'failed', message: /treated as lost: the provider could not tell its state for 60 s and none of its managers is connected/ })
+  t.ok(provider.calls.includes('cancel job100'), 'cancelled in case it still exists')
+  provider.setState('1', 'running')
+  await blocks.poll()
+  provider.setState('1', 'unknown')
+  activity.set('1', { connectedManagers: 0 })
+  clock.now += 30_000
+  await blocks.poll()
+  t.equal(ended.length, 1, 'a block that was seen again starts a new grace period')
+})
+
 t.test('BlockManager: a failed submission is a failed block and a ProviderError; later blocks are not tried', async (t) => {
   const provider = new FakeProvider()
   provider.failSubmits = 1

@@ -478,6 +478,8 @@ export class HighThroughputExecutor implements Executor {
   }
 
   private blockEnded(block: BlockInfo): void {
+    // A block some manager of which registered got off the ground: its end is not a failure to start.
+    const started = this.blockManagers.has(block.blockId)
     this.blockManagers.delete(block.blockId)
     // Its managers may still be registered (killed ones send nothing): the interchange declares
     // them lost now rather than after the heartbeat threshold.
@@ -487,12 +489,18 @@ export class HighThroughputExecutor implements Executor {
     }
     if (block.state !== 'failed' || this.phase !== 'running') return
     this.logger?.warn(`block ${block.blockId} failed: ${block.message ?? 'no details'}`)
-    if (this.managers().length > 0) return
-    if (++this.consecutiveBlockFailures < BLOCK_FAILURES_BEFORE_GIVING_UP) return
-    // No manager could start: waiting tasks would never run. Fail them with the reason.
+    if (started || this.managers().length > 0) return
+    this.consecutiveBlockFailures++
+    // Waiting tasks can still run if another block may yet start, unless blocks keep failing to
+    // start (the strategy replaces each one, so there is always another in the queue).
+    const othersInPlay = (this.blocks?.activeCount ?? 0) > 0
+    if (othersInPlay && this.consecutiveBlockFailures < BLOCK_FAILURES_BEFORE_GIVING_UP) return
+    // No manager could start: waiting tasks would never run. Fail them now, with the
+    // scheduler's message and the block's stderr, rather than let them wait forever.
+    const what = this.consecutiveBlockFailures === 1 ? `block ${block.blockId}` : `${this.consecutiveBlockFailures} blocks in a row (last: block ${block.blockId})`
     const error = new ProviderError(
       this.options!.provider.label,
-      `${this.consecutiveBlockFailures} blocks in a row failed before any manager connected; last: ${block.message ?? 'no details'}`,
+      `${what} failed before any manager connected, so no task of executor ${this.label} can run: ${block.message ?? 'no details'}`,
     )
     this.logger?.error(error.message)
     for (const task of [...this.pending.values()]) this.report(task.id, task.try, { ok: false, error })
