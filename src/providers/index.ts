@@ -2,6 +2,7 @@ import type { Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
+import { PBSProProvider } from './pbspro/provider.js'
 
 export {
   FINAL_BLOCK_STATES,
@@ -17,6 +18,7 @@ export { runCommand, describeFailure, commandLine, type CommandResult, type RunO
 export { renderTemplate, loadTemplate } from './cluster/template.js'
 export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
+export { PBSProProvider, type PBSProProviderOptions } from './pbspro/provider.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -42,6 +44,8 @@ export const providers = new PluginRegistry<ExecutionProvider>({
   validate: (provider, path) => provider.validate(path),
 })
 providers.register('local', (options) => new LocalProvider(options))
+providers.register('pbspro', (options) => new PBSProProvider(options))
+providers.register('pbs', (options) => new PBSProProvider(options))
 
 export const providerOption: Check<ExecutionProvider> = providers.option
 

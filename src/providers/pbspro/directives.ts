@@ -1,5 +1,7 @@
 // The #PBS lines of a block's script, as a pure function of the block's settings.
 
+import { formatWalltime } from '../options.js'
+
 export interface PbsBlockRequest {
   /** -N: the job name */
   jobName: string
@@ -23,9 +25,7 @@ export interface PbsBlockRequest {
 
 /** "HH:MM:SS" with hours past 24 kept as hours, which is how PBS reads walltime. */
 export function pbsWalltime(seconds: number): string {
-  const whole = Math.ceil(seconds)
-  const pad = (n: number): string => String(n).padStart(2, '0')
-  return `${pad(Math.floor(whole / 3600))}:${pad(Math.floor((whole % 3600) / 60))}:${pad(whole % 60)}`
+  return formatWalltime(Math.ceil(seconds))
 }
 
 /** A PBS size: whole GB as "8gb", fractions as mb ("1.5" GB -> "1536mb"). */
