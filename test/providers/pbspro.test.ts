@@ -225,4 +225,28 @@ if (why) {
     t.equal(hosts.size, 1, 'one block of one node')
     t.match([...hosts][0], /^tsfslurm\d$/, 'the tasks ran on a Slurm host, started through qsub')
   })
+  t.test('a two-node block with the mpiexec launcher runs a manager on each Slurm host', async (t) => {
+    const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pbspro-2n-'))
+    t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+    const executor = new HighThroughputExecutor({
+      address: cluster.controllerAddress,
+      maxWorkersPerNode: 1,
+      heartbeatPeriodMs: 1000,
+      heartbeatThresholdMs: 10_000,
+      provider: new PBSProProvider({
+        ...SMALL,
+        nodesPerBlock: 2,
+        // Debian's MPI is Open MPI; as root it must be told that root is fine
+        launcher: { type: 'mpiexec', flavor: 'openmpi' },
+        workerInit: 'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1',
+      }),
+    })
+    const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] }).start()
+    t.teardown(() => kernel.cleanup({ deadlineMs: 10_000 }))
+    await waitFor(() => executor.managers().length === 2, 'managers on both hosts to register', 60_000, 100)
+    t.same(executor.managers().map((m) => m.host).sort(), cluster.nodes.map((n) => n.name).sort(), 'one manager per host of the block')
+    const places = await Promise.all(Array.from({ length: 40 }, (_, i) => whereAmI.with({ dfk: kernel })(i)))
+    const seen = new Set(places.map((p) => `${p.host} ${p.address}`))
+    for (const node of cluster.nodes) t.ok(seen.has(`${node.name} ${node.address}`), `tasks ran on ${node.name} (${node.address})`)
+  })
 }
