@@ -249,4 +249,37 @@ if (why) {
     const seen = new Set(places.map((p) => `${p.host} ${p.address}`))
     for (const node of cluster.nodes) t.ok(seen.has(`${node.name} ${node.address}`), `tasks ran on ${node.name} (${node.address})`)
   })
+  t.test('HTEX: a block failing in workerInit fails the waiting tasks with the PBS comment and its stderr', async (t) => {
+    const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pbspro-fail-'))
+    t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+    const executor = new HighThroughputExecutor({
+      address: cluster.controllerAddress,
+      maxWorkersPerNode: 1,
+      strategy: 'none',
+      strategyPeriodMs: 200,
+      provider: new PBSProProvider({ ...SMALL, workerInit: ['echo preparing', 'source /nonexistent/tsflow-venv/bin/activate'] }),
+    })
+    const kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] }).start()
+    t.teardown(() => kernel.cleanup({ deadlineMs: 10_000 }))
+    const error = await apps.double.with({ dfk: kernel })(1).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.ok(error instanceof ProviderError, 'a ProviderError, not a hang')
+    t.match((error as Error).message, /block \S+ failed before any manager connected/)
+    t.match((error as Error).message, /pbspro says F: job \S+ exited with code 1; PBS comment: Job run at .* and finished/, "the scheduler's own account")
+    t.match((error as Error).message, /nonexistent\/tsflow-venv\/bin\/activate: No such file or directory/, "bash's complaint, from the block's stderr")
+  })
+
+  t.test('HTEX: a block qsub refuses (unknown queue) stops the start with the qsub message', async (t) => {
+    const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pbspro-queue-'))
+    t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+    const executor = new HighThroughputExecutor({
+      address: cluster.controllerAddress,
+      provider: new PBSProProvider({ ...SMALL, queue: 'nosuchqueue' }),
+    })
+    const kernel = new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] })
+    t.teardown(() => kernel.cleanup({ deadlineMs: 10_000 }).catch(() => {}))
+    await t.rejects(kernel.start(), /qsub: Unknown queue/)
+  })
 }
