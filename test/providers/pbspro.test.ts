@@ -6,6 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { Test } from 'tap'
 
@@ -281,5 +282,17 @@ if (why) {
     const kernel = new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [executor] })
     t.teardown(() => kernel.cleanup({ deadlineMs: 10_000 }).catch(() => {}))
     await t.rejects(kernel.start(), /qsub: Unknown queue/)
+  })
+  t.test('examples/pbs.ts runs as a user runs it, through the shim', async (t) => {
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const cwd = mkdtempSync(join(tmpdir(), 'tsflow-pbs-example-'))
+    t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+    const example = fileURLToPath(new URL('../../out/examples/pbs.js', import.meta.url))
+    const env = { ...process.env, NODE_OPTIONS: '', TSFLOW_INTERCHANGE_ADDRESS: cluster.controllerAddress }
+    const { stdout } = await promisify(execFile)(process.execPath, [example], { cwd, env, timeout: 120_000 })
+    t.match(stdout, /first result after [\d.]+ s: \{ i: 0, host: 'tsfslurm\d', job: '\d+\.pbsshim' \}/)
+    t.match(stdout, /tasks per block: \{ '\d+\.pbsshim on tsfslurm\d': 100 \}/)
+    t.ok(existsSync(join(cwd, 'runinfo')), 'the run directory is where the user ran it')
   })
 }
