@@ -153,6 +153,17 @@ if (why) {
     t.match(status.message, /nonexistent\/tsflow-venv\/bin\/activate: No such file or directory/)
   })
 
+  t.test('a block killed at its walltime is failed with the walltime reason (Exit_status -29)', async (t) => {
+    // Slurm counts time limits in minutes, so this block runs about a minute before it is killed.
+    const { provider } = await started(t, { walltime: '00:01:00' })
+    const jobId = await provider.submit('sleep 600', 'long')
+    let last: BlockStatus | undefined
+    await waitFor(async () => ['completed', 'failed', 'cancelled'].includes((last = (await provider.status([jobId]))[0]!).state), `job ${jobId} to be killed at its walltime (last: ${JSON.stringify(last)})`, 240_000, 1000)
+    t.equal(last!.state, 'failed')
+    t.equal(last!.exitCode, -29)
+    t.match(last!.message, /reached its walltime limit \(JOB_EXEC_KILL_WALLTIME\) \(Exit_status -29\)/)
+  })
+
   t.test('a held block is pending with the scheduler comment as the reason', async (t) => {
     const { provider } = await started(t, { schedulerOptions: '#PBS -h' })
     const jobId = await provider.submit('true', 'held')
