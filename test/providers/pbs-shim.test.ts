@@ -10,14 +10,13 @@ import { promisify } from 'node:util'
 import t from 'tap'
 
 import { parseQstatJson, parseQsubOutput, readQstatRun } from '../../dist/providers/pbspro/parse.js'
-import { ensureSlurmCluster, slurmUnavailable, useShim } from './pbs-shim.js'
+import { ensureSlurm, useShim } from './pbs-shim.js'
 import { waitFor } from './helpers.js'
 
-const why = slurmUnavailable()
-if (why) {
-  t.test('the PBS shim over Slurm', { skip: `skipped: it ${why}` }, () => {})
+const slurm = ensureSlurm()
+if (typeof slurm === 'string') {
+  t.test('the PBS shim over Slurm', { skip: `skipped: ${slurm}` }, () => {})
 } else {
-  ensureSlurmCluster()
   const shim = useShim()
   t.teardown(shim.restore)
   const exec = promisify(execFile)

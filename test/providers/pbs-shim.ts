@@ -1,8 +1,8 @@
 // The PBS shim of the tests (test/fixtures/pbs-shim/: qsub, qstat, qdel over the real Slurm) and
 // the Slurm cluster under it. Not a test file itself.
 //
-// TODO(integrator): ensureSlurmCluster() runs the Slurm helper's bring-up script; once
-// test/helpers/slurm.ts (ensureSlurm) is on main, call that instead and drop the search below.
+// TODO(integrator): once test/helpers/slurm.ts is on main, import ensureSlurm from there in
+// pbspro.test.ts and pbs-shim.test.ts and delete ensureSlurm/SCRIPTS below (same contract).
 
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -19,11 +19,23 @@ export interface SlurmCluster {
   nodes: { name: string; address: string }[]
 }
 
+// The project's bring-up script once the Slurm work is merged; until then the Slurm helper's copy.
 const SCRIPTS = [join(here, '..', 'setup', 'slurm-up.sh'), '/work/wt/slurm/test/setup/slurm-up.sh']
 
-/** Why the shim's Slurm cannot be used here, or undefined when it can. */
-export function slurmUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (slurm-up.sh starts the Slurm daemons)'
+let result: SlurmCluster | string | undefined
+
+/**
+ * The shared test Slurm cluster, brought up if needed (the script is idempotent and takes a
+ * lock), or a sentence saying why it cannot exist here, for `{ skip: ... }`. Same contract as
+ * test/helpers/slurm.ts ensureSlurm().
+ */
+export function ensureSlurm(): SlurmCluster | string {
+  result ??= bringUp()
+  return result
+}
+
+function bringUp(): SlurmCluster | string {
+  if (process.getuid?.() !== 0) return 'needs root (slurm-up.sh starts the Slurm daemons in network namespaces)'
   for (const command of ['sbatch', 'squeue', 'scancel', 'slurmctld']) {
     try {
       execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' })
@@ -31,21 +43,21 @@ export function slurmUnavailable(): string | undefined {
       return `needs Slurm installed (${command} is missing)`
     }
   }
-  if (!SCRIPTS.some((script) => existsSync(script))) return 'found no slurm-up.sh'
-  return undefined
-}
-
-let cluster: SlurmCluster | undefined
-
-/** Brings the shared test Slurm cluster up (idempotent, the script takes a lock) and describes it. */
-export function ensureSlurmCluster(): SlurmCluster {
-  if (cluster) return cluster
   const script = SCRIPTS.find((candidate) => existsSync(candidate))
-  if (!script) throw new Error('found no slurm-up.sh')
-  const stdout = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 })
-  const last = stdout.trim().split('\n').at(-1) ?? ''
-  cluster = JSON.parse(last) as SlurmCluster
-  return cluster
+  if (!script) return 'found no slurm-up.sh'
+  let output: string
+  try {
+    output = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 400_000 })
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim()
+    return `could not bring the Slurm test cluster up (${script}): ${stderr.split('\n').slice(-3).join(' | ') || (error as Error).message}`
+  }
+  const line = output.trim().split('\n').pop() ?? ''
+  try {
+    return JSON.parse(line) as SlurmCluster
+  } catch {
+    return `slurm-up.sh did not end with its JSON description (last line: ${JSON.stringify(line)})`
+  }
 }
 
 /**

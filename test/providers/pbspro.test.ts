@@ -18,7 +18,7 @@ import * as apps from '../fixtures/apps.js'
 import { whereAmI } from '../fixtures/hosts.js'
 import { providerConformance } from './conformance.js'
 import { tempDir, waitFor } from './helpers.js'
-import { ensureSlurmCluster, slurmUnavailable, useShim } from './pbs-shim.js'
+import { ensureSlurm, useShim } from './pbs-shim.js'
 
 // Options every block of these tests gets: one CPU (the Slurm nodes advertise a few) and a
 // walltime, so a test that fails half way leaves no job running for long.
@@ -100,11 +100,13 @@ t.test('the written script: #PBS directives first, then the block (no scheduler 
   t.ok(script.indexOf('export TSFLOW_BLOCK_ID=') > script.indexOf('#PBS -m n'), 'no command before the last directive (PBS stops reading them there)')
 })
 
-const why = slurmUnavailable()
-if (why) {
-  t.test('PBSProProvider through the PBS shim over Slurm', { skip: `skipped: it ${why}` }, () => {})
+const slurm = ensureSlurm()
+if (typeof slurm === 'string') {
+  t.test('PBSProProvider through the PBS shim over Slurm', { skip: `skipped: ${slurm}` }, () => {})
 } else {
-  const cluster = ensureSlurmCluster()
+  const cluster = slurm
+  /** a host name of the cluster, as a regular expression source */
+  const HOST = `(?:${cluster.nodes.map((node) => node.name).join('|')})`
   const shim = useShim()
   t.teardown(shim.restore)
 
@@ -141,8 +143,8 @@ if (why) {
     const status = await finalStatus(provider, jobId)
     t.equal(status.state, 'failed')
     t.equal(status.exitCode, 3)
-    t.match(status.message, /pbspro says F: job \S+ exited with code 3; PBS comment: Job run at .* on \(tsfslurm\d:ncpus=1\) and finished/)
-    t.match(status.message, /no frobnicator on tsfslurm\d/, 'the stderr tail, written on the execution host')
+    t.match(status.message, new RegExp(`pbspro says F: job \\S+ exited with code 3; PBS comment: Job run at .* on \\(${HOST}:ncpus=1\\) and finished`))
+    t.match(status.message, new RegExp(`no frobnicator on ${HOST}`), 'the stderr tail, written on the execution host')
   })
 
   t.test('a block whose workerInit fails names the failing line', async (t) => {
@@ -235,7 +237,7 @@ if (why) {
     const places = await Promise.all(Array.from({ length: 10 }, (_, i) => whereAmI.with({ dfk: kernel })(i)))
     const hosts = new Set(places.map((place) => place.host))
     t.equal(hosts.size, 1, 'one block of one node')
-    t.match([...hosts][0], /^tsfslurm\d$/, 'the tasks ran on a Slurm host, started through qsub')
+    t.match([...hosts][0], new RegExp(`^${HOST}$`), 'the tasks ran on a Slurm host, started through qsub')
   })
   t.test('a two-node block with the mpiexec launcher runs a manager on each Slurm host', async (t) => {
     const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pbspro-2n-'))
@@ -302,8 +304,8 @@ if (why) {
     const example = fileURLToPath(new URL('../../out/examples/pbs.js', import.meta.url))
     const env = { ...process.env, NODE_OPTIONS: '', TSFLOW_INTERCHANGE_ADDRESS: cluster.controllerAddress }
     const { stdout } = await promisify(execFile)(process.execPath, [example], { cwd, env, timeout: 120_000 })
-    t.match(stdout, /first result after [\d.]+ s: \{ i: 0, host: 'tsfslurm\d', job: '\d+\.pbsshim' \}/)
-    t.match(stdout, /tasks per block: \{ '\d+\.pbsshim on tsfslurm\d': 100 \}/)
+    t.match(stdout, new RegExp(`first result after [\\d.]+ s: \\{ i: 0, host: '${HOST}', job: '\\d+\\.pbsshim' \\}`))
+    t.match(stdout, new RegExp(`tasks per block: \\{ '\\d+\\.pbsshim on ${HOST}': 100 \\}`))
     t.ok(existsSync(join(cwd, 'runinfo')), 'the run directory is where the user ran it')
   })
 }
