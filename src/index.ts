@@ -20,7 +20,20 @@ export { PBSProProvider, type PBSProProviderOptions } from './providers/pbspro/p
 export type { ExecutionProvider, BlockStatus, BlockState, ProviderContext, SubmitOptions } from './providers/base.js'
 export { ClusterProvider, runCommand, renderTemplate, parseWalltime, formatWalltime, type JobInfo, type BlockScript, type CommandResult } from './providers/index.js'
 export type { BlockOptions } from './providers/options.js'
-export { SingleNodeLauncher, SimpleLauncher, SrunLauncher, MpiExecLauncher, registerLauncherType } from './launchers/index.js'
+export {
+  SingleNodeLauncher,
+  SimpleLauncher,
+  WrappedLauncher,
+  SrunLauncher,
+  MpiExecLauncher,
+  MpiRunLauncher,
+  AprunLauncher,
+  JsrunLauncher,
+  registerLauncherType,
+  LAUNCHER_TYPES,
+  type Launcher,
+  type LauncherType,
+} from './launchers/index.js'
 export { registerProviderType } from './providers/index.js'
 export { PluginRegistry, type PluginType } from './util/registry.js'
 export type { Executor, ExecutorHost, ExecutorTask, TaskOutcome, ResourceSpec } from './executors/base.js'

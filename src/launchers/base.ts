@@ -19,5 +19,5 @@ export interface Launcher {
 }
 
 /** Launcher type names known to plain-object configs. */
-export const LAUNCHER_TYPES = ['single_node', 'simple', 'srun', 'mpiexec'] as const
+export const LAUNCHER_TYPES = ['single_node', 'simple', 'wrapped', 'srun', 'mpiexec', 'mpirun', 'aprun', 'jsrun'] as const
 export type LauncherType = (typeof LAUNCHER_TYPES)[number]

@@ -1,23 +1,26 @@
 import type { Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 import { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
-import { MpiExecLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher } from './launchers.js'
-
-export { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
-export {
+import {
+  AprunLauncher,
+  JsrunLauncher,
   MpiExecLauncher,
+  MpiRunLauncher,
   SimpleLauncher,
   SingleNodeLauncher,
   SrunLauncher,
-  type MpiExecLauncherOptions,
-  type SrunLauncherOptions,
+  WrappedLauncher,
+  type WrappedLauncherOptions,
 } from './launchers.js'
+
+export { LAUNCHER_TYPES, type Launcher, type LauncherType } from './base.js'
+export * from './launchers.js'
+export { rankPrelude, type RankSources } from './common.js'
 export { shellQuote } from './shell.js'
 
 function isLauncher(value: unknown): value is Launcher {
   return typeof value === 'object' && value !== null && typeof (value as Launcher).wrap === 'function'
 }
-
 
 /**
  * The `launcher` option of a provider: a Launcher object, a type name (`'srun'`), or a plain
@@ -29,11 +32,17 @@ export const launchers = new PluginRegistry<Launcher>({
   validate: (launcher, path) => launcher.validate?.(path),
   acceptsName: true,
 })
+// Factories take the raw options; the registry then calls validate(path), which checks them and
+// names a bad one by its config path.
 const builtIn: Record<LauncherType, (options: Record<string, unknown>) => Launcher> = {
   single_node: () => new SingleNodeLauncher(),
   simple: () => new SimpleLauncher(),
+  wrapped: (options) => new WrappedLauncher(options as unknown as WrappedLauncherOptions),
   srun: (options) => new SrunLauncher(options),
   mpiexec: (options) => new MpiExecLauncher(options),
+  mpirun: (options) => new MpiRunLauncher(options),
+  aprun: (options) => new AprunLauncher(options),
+  jsrun: (options) => new JsrunLauncher(options),
 }
 for (const type of LAUNCHER_TYPES) launchers.register(type, builtIn[type])
 

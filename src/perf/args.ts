@@ -37,10 +37,12 @@ export const MAX_ARGSIZE = 2 ** 30
 const RESOURCE_EXAMPLE = '{"cores":1,"memoryMb":100,"gpus":0}'
 
 export const USAGE = `Usage: tsflow-perf [options]
+       tsflow-perf compare [FILE|DIR ...]   (see tsflow-perf compare --help)
 
 Measures how many no-op tasks per second a tsflow configuration runs: it sizes batches of
 tasks to last about --time seconds, runs them, and reports submitted/s and completed/s per
-iteration and the final tasks/s. Each run is appended to <results-dir>/tsflow-perf.jsonl.
+iteration and the final tasks/s. Each run is appended to <results-dir>/tsflow-perf.jsonl;
+tsflow-perf compare tabulates and plots those runs by host, provider, nodes and workers.
 
 Options:
   --config FILE             module whose default export (or export named 'config') is a tsflow

@@ -12,9 +12,10 @@ import { TSFLOW_VERSION } from '../protocol/version.js'
 import { settledWithin } from '../util/deferred.js'
 import { parsePerfArgs, UsageError, USAGE, type PerfOptions } from './args.js'
 import { defaultConfig, describeExecutors, loadConfigFile, summarizeExecutors } from './config-file.js'
+import { runCompare } from './compare.js'
 import { logToMlflow } from './mlflow.js'
 import { formatCount, formatRate, Reporter, type Output } from './report.js'
-import { appendRecord, finalRate, hostInfo, parametersOf, prepareResultsDir, type PerfRecord, type RunStatus } from './results.js'
+import { appendRecord, finalRate, hostInfo, parametersOf, prepareResultsDir, setupOf, type PerfRecord, type RunStatus } from './results.js'
 import { runIterations, type RunOutcome } from './run.js'
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const
@@ -35,6 +36,8 @@ export interface CliIo {
 }
 
 export async function runPerf(argv: readonly string[], io: CliIo): Promise<number> {
+  // The one subcommand: compare reads histories and starts nothing.
+  if (argv[0] === 'compare') return runCompare(argv.slice(1), io)
   const report = new Reporter(io.stdout, io.stderr, io.tty)
   let options: PerfOptions
   let config: Config
@@ -131,6 +134,7 @@ async function measure(options: PerfOptions, config: Config, report: Reporter, s
     ...(outcome.error ? { error: outcome.error.message } : {}),
     tsflowVersion: TSFLOW_VERSION,
     host,
+    setup: setupOf(executorDescriptions, outcome.iterations),
     config: { file: configFile, summary, executors: executorDescriptions, retries: kernel.config.retries, runDir: kernel.runDir },
     parameters: parametersOf(options),
     iterations: outcome.iterations,

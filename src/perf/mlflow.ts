@@ -204,6 +204,8 @@ export function mlflowParams(record: PerfRecord): Param[] {
     ['resources', record.parameters.resources ? JSON.stringify(record.parameters.resources) : 'none'],
   ]
   for (const [key, value] of Object.entries(record.host)) entries.push([`host.${key}`, value])
+  // The fields tsflow-perf compare groups by, so MLflow can group runs the same way.
+  for (const [key, value] of Object.entries(record.setup ?? {})) entries.push([`setup.${key}`, value ?? 'none'])
   record.config.executors.forEach((description, index) => {
     const label = typeof description.label === 'string' ? description.label : String(index)
     flatten(`executor.${label}`, description, entries)

@@ -77,6 +77,11 @@ export interface PerfRecord {
   error?: string
   tsflowVersion: string
   host: HostInfo
+  /**
+   * What ran, in the terms `tsflow-perf compare` groups by (added within record version 1;
+   * older lines lack it and compare derives it from `config.executors` the same way).
+   */
+  setup?: RunSetup
   config: {
     /** absolute path of --config, or null for the built-in default */
     file: string | null
@@ -135,4 +140,65 @@ export function appendRecord(dir: string, record: PerfRecord): string {
   const file = prepareResultsDir(dir)
   appendFileSync(file, `${JSON.stringify(record)}\n`)
   return file
+}
+
+/** The configuration of a run in a few comparable fields. */
+export interface RunSetup {
+  /** executor type(s): 'htex', 'threads'; several joined with '+' */
+  executor: string
+  /** provider type(s) ('local', 'slurm', ...), or null for executors without one (threads) */
+  provider: string | null
+  /** the provider's launcher type, when it has one */
+  launcher: string | null
+  nodesPerBlock: number
+  /** blocks the provider starts with */
+  blocks: number
+  /**
+   * workers that ran tasks: those connected at the last complete iteration when the executor
+   * reports them, else what the config asks for (threads; workersPerNode x nodes x blocks)
+   */
+  workers: number | null
+}
+
+/** Derives the setup from each executor's describe() (as recorded) and the iterations. */
+export function setupOf(executors: readonly Record<string, unknown>[], iterations: readonly IterationResult[]): RunSetup {
+  const types: string[] = []
+  const providers: string[] = []
+  const launchers: string[] = []
+  let nodes = 0
+  let blocks = 0
+  let configured: number | null = 0
+  for (const executor of executors) {
+    types.push(String(executor.type ?? executor.class ?? 'unknown'))
+    const provider = isRecord(executor.provider) ? executor.provider : undefined
+    if (provider) {
+      providers.push(String(provider.type ?? 'unknown'))
+      if (isRecord(provider.launcher) && provider.launcher.type !== undefined) launchers.push(String(provider.launcher.type))
+    }
+    const perBlock = provider ? (count(provider.nodesPerBlock) ?? 1) : 1
+    const started = provider ? (count(provider.initBlocks) ?? 1) : 1
+    nodes = Math.max(nodes, perBlock)
+    blocks += started
+    const threads = count(executor.maxThreads)
+    const perNode = count(executor.workersPerNode)
+    const workers = threads ?? (perNode === undefined ? undefined : perNode * perBlock * started)
+    configured = configured === null || workers === undefined ? null : configured + workers
+  }
+  const last = [...iterations].reverse().find((it) => !it.partial && typeof it.workers === 'number')
+  return {
+    executor: types.join('+') || 'unknown',
+    provider: providers.length ? providers.join('+') : null,
+    launcher: launchers.length ? launchers.join('+') : null,
+    nodesPerBlock: Math.max(nodes, 1),
+    blocks: Math.max(blocks, 1),
+    workers: last?.workers ?? configured,
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function count(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
 }

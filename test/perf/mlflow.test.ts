@@ -58,6 +58,10 @@ t.test('a run is logged: experiment created once, params, metrics by step, FINIS
     'host.node': process.version,
     'executor.threads.type': 'threads',
     'executor.threads.maxThreads': '2',
+    'setup.executor': 'threads',
+    'setup.provider': 'none',
+    'setup.nodesPerBlock': '1',
+    'setup.workers': '2',
     'executor.threads.maxBatchSize': '256',
   })
 

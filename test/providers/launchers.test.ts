@@ -1,23 +1,28 @@
 // Launchers are string builders: check their text, and run the single_node text with bash to
-// check how copies and exit statuses combine. Build first: `npx tsc -p tsconfig.build.json`.
+// check how copies and exit statuses combine. The text of srun, aprun and jsrun is checked here
+// (and the rank prelude they embed is run with each tool's variables set); mpiexec, mpirun and
+// wrapped run for real in test/launchers/. Build first: `npm run build:ts`.
 
 import { spawnSync } from 'node:child_process'
 
 import t from 'tap'
 
-import { ConfigError } from 'tsflow'
-import {
-  launcherOption,
-  MpiExecLauncher,
-  shellQuote,
-  SimpleLauncher,
-  SingleNodeLauncher,
-  SrunLauncher,
-} from '../../dist/launchers/index.js'
+import { AprunLauncher, ConfigError, JsrunLauncher, LAUNCHER_TYPES, MpiExecLauncher, MpiRunLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher, WrappedLauncher } from 'tsflow'
+import { APRUN_RANKS, JSRUN_RANKS, launcherOption, MPI_RANKS, rankPrelude, shellQuote, SRUN_RANKS, type RankSources } from '../../dist/launchers/index.js'
 
-function runBash(script: string): { status: number | null; stdout: string } {
-  const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 10_000 })
+function runBash(script: string, env: Record<string, string> = {}): { status: number | null; stdout: string } {
+  const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } })
   return { status: result.status, stdout: result.stdout }
+}
+
+const RANKS = 'echo "$TSFLOW_RANK:$TSFLOW_NODE_RANK:$TSFLOW_LOCAL_RANK"'
+
+/** The launcher line with its bash -c word taken apart: [flags before bash -c, the copy's script]. */
+function split(line: string): [string, string] {
+  const at = line.indexOf(' bash -c ')
+  const word = line.slice(at + ' bash -c '.length)
+  // The word is one shellQuote()d string: let bash unquote it.
+  return [line.slice(0, at), runBash(`printf %s ${word}`).stdout]
 }
 
 t.test('shellQuote makes one bash word of anything', async (t) => {
@@ -60,24 +65,81 @@ t.test('simple: the command verbatim, whatever the counts', async (t) => {
   t.equal(launcher.wrap('mpirun ./app', 4, 8), 'mpirun ./app')
 })
 
-t.test('srun: counts, overrides, and the command as one quoted word', async (t) => {
-  t.equal(new SrunLauncher().wrap('manager --x', 1, 4), `srun --ntasks=4 --ntasks-per-node=1 --nodes=4 bash -c 'manager --x'`)
+t.test('srun: counts, overrides, the rank prelude and the command as one quoted word', async (t) => {
+  const [flags, script] = split(new SrunLauncher().wrap('manager --x', 1, 4))
+  t.equal(flags, 'srun --ntasks=4 --ntasks-per-node=1 --nodes=4')
+  t.equal(script, `${rankPrelude(SRUN_RANKS, 1)}\nmanager --x`)
   const launcher = new SrunLauncher({ overrides: ' --cpu-bind=none --exclusive ' })
   launcher.validate('l')
-  t.equal(
-    launcher.wrap("echo 'hi'\nmanager", 2, 3),
-    `srun --ntasks=6 --ntasks-per-node=2 --nodes=3 --cpu-bind=none --exclusive bash -c 'echo '\\''hi'\\''\nmanager'`,
-  )
+  const [flags2, script2] = split(launcher.wrap("echo 'hi'\nmanager", 2, 3))
+  t.equal(flags2, 'srun --ntasks=6 --ntasks-per-node=2 --nodes=3 --cpu-bind=none --exclusive')
+  t.ok(script2.endsWith("\necho 'hi'\nmanager"), 'multi-line command with its quotes intact')
   t.same(launcher.describe(), { type: 'srun', overrides: '--cpu-bind=none --exclusive' })
 })
 
-t.test('mpiexec: mpich and openmpi spellings of copies per node', async (t) => {
-  t.equal(new MpiExecLauncher().wrap('m', 2, 3), `mpiexec -n 6 -ppn 2 bash -c m`)
-  t.equal(new MpiExecLauncher({ flavor: 'openmpi', overrides: '--bind-to none' }).wrap('m a', 2, 3), `mpiexec -n 6 --map-by ppr:2:node --bind-to none bash -c 'm a'`)
+t.test('mpiexec and mpirun: mpich and openmpi spellings of copies per node', async (t) => {
+  t.equal(split(new MpiExecLauncher().wrap('m', 2, 3))[0], 'mpiexec -n 6 -ppn 2')
+  t.equal(split(new MpiExecLauncher({ flavor: 'openmpi', overrides: '--bind-to none' }).wrap('m a', 2, 3))[0], 'mpiexec -n 6 --map-by ppr:2:node --bind-to none')
+  t.equal(split(new MpiRunLauncher().wrap('m', 2, 3))[0], 'mpirun -np 6 --map-by ppr:2:node', 'mpirun defaults to Open MPI')
+  t.equal(split(new MpiRunLauncher({ flavor: 'mpich' }).wrap('m', 4, 1))[0], 'mpirun -np 4 -ppn 4')
+  t.equal(split(new MpiRunLauncher().wrap("a 'b'\nc", 1, 1))[1], `${rankPrelude(MPI_RANKS, 1)}\na 'b'\nc`)
+  t.same(new MpiRunLauncher().describe(), { type: 'mpirun', flavor: 'openmpi', overrides: '' })
+})
+
+t.test('aprun: -n copies, -N per node, overrides', async (t) => {
+  const launcher = new AprunLauncher({ overrides: '-cc none -d 4' })
+  launcher.validate('l')
+  const [flags, script] = split(launcher.wrap('manager "$X"\nnext', 2, 3))
+  t.equal(flags, 'aprun -n 6 -N 2 -cc none -d 4')
+  t.equal(script, `${rankPrelude(APRUN_RANKS, 2)}\nmanager "$X"\nnext`)
+  t.same(launcher.describe(), { type: 'aprun', overrides: '-cc none -d 4' })
+})
+
+t.test('jsrun: one resource set per copy, -r per node, -c/-g/--bind from options', async (t) => {
+  t.equal(split(new JsrunLauncher().wrap('m', 2, 3))[0], 'jsrun -n 6 -r 2 -a 1')
+  const launcher = launcherOption({ type: 'jsrun', cpusPerCopy: 7, gpusPerCopy: 1, bind: 'packed:7', overrides: '--smpiargs=none' }, 'p.launcher')
+  const [flags, script] = split(launcher.wrap('m', 6, 2))
+  t.equal(flags, 'jsrun -n 12 -r 6 -a 1 -c 7 -g 1 --bind packed:7 --smpiargs=none')
+  t.equal(script, `${rankPrelude(JSRUN_RANKS, 6)}\nm`)
+  t.equal(split(new JsrunLauncher({ cpusPerCopy: 'ALL_CPUS', gpusPerCopy: 0 }).wrap('m', 1, 1))[0], 'jsrun -n 1 -r 1 -a 1 -c ALL_CPUS -g 0')
+  t.throws(() => launcherOption({ type: 'jsrun', cpusPerCopy: 0 }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.cpusPerCopy' })
+  t.throws(() => launcherOption({ type: 'jsrun', gpus: 1 }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.gpus', message: /gpusPerCopy/ })
+})
+
+t.test('the rank prelude maps each tool\'s variables onto TSFLOW_*', async (t) => {
+  const cases: [string, RankSources, number, Record<string, string>, string][] = [
+    ['srun', SRUN_RANKS, 2, { SLURM_PROCID: '5', SLURM_NODEID: '2', SLURM_LOCALID: '1' }, '5:2:1'],
+    ['Open MPI', MPI_RANKS, 4, { OMPI_COMM_WORLD_RANK: '6', OMPI_COMM_WORLD_LOCAL_RANK: '2' }, '6:1:2'],
+    ['MPICH Hydra', MPI_RANKS, 3, { PMI_RANK: '4', MPI_LOCALRANKID: '1' }, '4:1:1'],
+    ['Cray PALS', MPI_RANKS, 8, { PALS_RANKID: '9', PALS_NODEID: '1', PALS_LOCAL_RANKID: '1' }, '9:1:1'],
+    ['aprun', APRUN_RANKS, 4, { ALPS_APP_PE: '5' }, '5:1:1'],
+    ['jsrun', JSRUN_RANKS, 6, { JSM_NAMESPACE_RANK: '7', JSM_NAMESPACE_LOCAL_RANK: '1' }, '7:1:1'],
+  ]
+  for (const [tool, sources, perNode, env, expected] of cases) {
+    t.equal(runBash(`${rankPrelude(sources, perNode)}\n${RANKS}`, env).stdout, `${expected}\n`, tool)
+  }
+  t.equal(runBash(`${rankPrelude(MPI_RANKS, 2)}\n${RANKS}; echo "\${TSFLOW_RANK-unset}"`).stdout, '::\nunset\n', 'no rank variable: nothing exported')
+  t.equal(runBash(`set -u\n${rankPrelude(APRUN_RANKS, 2)}\necho ok`).stdout, 'ok\n', 'safe under set -u')
+})
+
+t.test('wrapped: each copy runs under the prefix, string or argv', async (t) => {
+  const text = new WrappedLauncher({ prefix: ['env', 'A=it s'] }).wrap('echo "$A"', 1, 1)
+  t.match(text, /env 'A=it s' bash -c /)
+  t.equal(runBash(text).stdout, 'it s\n')
+  t.same(new WrappedLauncher({ prefix: ' nice -n 5 ' }).describe(), { type: 'wrapped', prefix: 'nice -n 5' })
+  t.throws(() => launcherOption({ type: 'wrapped' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix', message: /required/ })
+  t.throws(() => launcherOption({ type: 'wrapped', prefix: [] }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
+  t.throws(() => launcherOption({ type: 'wrapped', prefix: '  ' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
+  t.throws(() => launcherOption({ type: 'wrapped', prefix: 'env A=1\nrm -rf x' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefix' })
+  const multi = new WrappedLauncher({ prefix: ['env', 'A=line1\nline2'] })
+  t.equal(runBash(multi.wrap('printf %s "$A"', 1, 1)).stdout, 'line1\nline2', 'argv elements may hold line breaks')
+  t.throws(() => launcherOption({ type: 'wrapped', prefx: 'env' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.prefx', message: /did you mean 'prefix'/ })
 })
 
 t.test('bad counts or an empty command are ConfigErrors', async (t) => {
-  for (const launcher of [new SingleNodeLauncher(), new SimpleLauncher(), new SrunLauncher(), new MpiExecLauncher()]) {
+  const all = [new SingleNodeLauncher(), new SimpleLauncher(), new WrappedLauncher({ prefix: 'env' }), new SrunLauncher(), new MpiExecLauncher(), new MpiRunLauncher(), new AprunLauncher(), new JsrunLauncher()]
+  t.same(all.map((launcher) => launcher.type), [...LAUNCHER_TYPES], 'one class per type name')
+  for (const launcher of all) {
     t.throws(() => launcher.wrap('x', 0, 1), { code: 'E_CONFIG', path: 'tasksPerNode' }, `${launcher.type} tasksPerNode`)
     t.throws(() => launcher.wrap('x', 1, 1.5), { code: 'E_CONFIG', path: 'nodesPerBlock' }, `${launcher.type} nodesPerBlock`)
     t.throws(() => launcher.wrap('  ', 1, 1), ConfigError, `${launcher.type} empty command`)
@@ -92,5 +154,13 @@ t.test('launcherOption: objects, type names and { type, ...options }', async (t)
   t.same(mpi.describe(), { type: 'mpiexec', flavor: 'openmpi', overrides: '' })
   t.throws(() => launcherOption({ type: 'mpiexec', flavor: 'lam' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.flavor' })
   t.throws(() => launcherOption(new SrunLauncher({ overrides: 3 as unknown as string }), 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.overrides' })
-  t.throws(() => launcherOption(7, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher', message: /'single_node', 'simple', 'srun', 'mpiexec'/ })
+  t.throws(() => launcherOption(7, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher', message: /'single_node', 'simple', 'wrapped', 'srun', 'mpiexec', 'mpirun', 'aprun', 'jsrun'/ })
+  for (const type of LAUNCHER_TYPES) {
+    const options = type === 'wrapped' ? { type, prefix: 'env' } : { type }
+    t.equal(launcherOption(options, 'p.launcher').type, type, `{ type: '${type}' } resolves`)
+    if (type !== 'wrapped') t.equal(launcherOption(type, 'p.launcher').type, type, `'${type}' resolves`)
+  }
+  t.equal(launcherOption({ type: 'mpirun', overrides: '--oversubscribe' }, 'p.launcher').describe().overrides, '--oversubscribe')
+  t.throws(() => launcherOption({ type: 'aprun', overides: '-q' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.overides', message: /did you mean 'overrides'/ })
+  t.throws(() => launcherOption({ type: 'mpirun', flavor: 'lam' }, 'p.launcher'), { code: 'E_CONFIG', path: 'p.launcher.flavor' })
 })
