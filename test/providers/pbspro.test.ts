@@ -166,6 +166,27 @@ if (typeof slurm === 'string') {
     t.match(last!.message, /reached its walltime limit \(JOB_EXEC_KILL_WALLTIME\) \(Exit_status -29\)/)
   })
 
+  t.test('one qstat per poll for every live block; a hung qstat is cut at cmdTimeoutMs and the blocks are unknown', async (t) => {
+    const { provider, dir } = await started(t, { schedulerOptions: '#PBS -h', cmdTimeoutMs: 2000 })
+    const jobs = [await provider.submit('true', 'h1'), await provider.submit('true', 'h2'), await provider.submit('true', 'h3')]
+    const log = join(dir, 'shim.log')
+    process.env.PBS_SHIM_LOG = log
+    t.teardown(() => {
+      delete process.env.PBS_SHIM_LOG
+      delete process.env.PBS_SHIM_HANG
+    })
+    const statuses = await provider.status(jobs)
+    t.same(statuses.map((status) => status.state), ['pending', 'pending', 'pending'])
+    t.same(readFileSync(log, 'utf8').trim().split('\n'), [`qstat -f -F json -x ${jobs.join(' ')}`], 'one batched query')
+
+    process.env.PBS_SHIM_HANG = 'qstat'
+    let last: BlockStatus | undefined
+    await waitFor(async () => (last = (await provider.status([jobs[0]!]))[0]!).state === 'unknown', 'the hung query to make the block unknown', 30_000, 200)
+    t.match(last!.message, /the scheduler could not be asked: .*`qstat -f -F json -x .*` did not finish within cmdTimeoutMs \(2000 ms\)/)
+    delete process.env.PBS_SHIM_HANG
+    await waitFor(async () => (await provider.status([jobs[0]!]))[0]!.state === 'pending', 'the block to be pending again once qstat answers', 30_000, 200)
+  })
+
   t.test('a held block is pending with the scheduler comment as the reason', async (t) => {
     const { provider } = await started(t, { schedulerOptions: '#PBS -h' })
     const jobId = await provider.submit('true', 'held')
