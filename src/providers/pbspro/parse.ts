@@ -2,16 +2,12 @@
 // `qstat -f -F json -x <ids>` prints, and what its Exit_status numbers mean. No process is run
 // here, so each function is tested on recorded real outputs (test/fixtures/pbs/).
 
+import { constants } from 'node:os'
 import type { BlockState } from '../base.js'
+import type { JobInfo } from '../cluster/provider.js'
 
-/** What one job looks like to the provider (the cluster layer's JobInfo shape). */
-export interface PbsJobInfo {
-  state: BlockState
-  /** the job_state letter */
-  nativeState: string
-  message?: string
-  exitCode?: number
-}
+/** What one job looks like to the provider: the cluster layer's JobInfo. */
+export type PbsJobInfo = JobInfo
 
 /**
  * job_state letters (OpenPBS src/include/job.h) to block states. F (finished, `qstat -x` only)
@@ -89,14 +85,10 @@ export const EXEC_CODES: Readonly<Record<number, string>> = {
 /** Exit_status of JOB_EXEC_KILL_WALLTIME: the block reached its walltime. */
 export const WALLTIME_EXIT_STATUS = -29
 
-const SIGNALS: Readonly<Record<number, string>> = {
-  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL',
-  10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ',
-}
-
-/** The name of signal `n` ('SIGTERM' for 15), or 'signal n'. */
+/** The name of signal `n` ('SIGTERM' for 15) as this platform numbers it, or 'signal n'. */
 export function signalName(n: number): string {
-  return SIGNALS[n] ?? `signal ${n}`
+  const entry = Object.entries(constants.signals).find(([, number]) => number === n)
+  return entry ? entry[0] : `signal ${n}`
 }
 
 /** What an Exit_status means, in words, and whether it is a clean exit. */
