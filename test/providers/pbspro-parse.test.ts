@@ -133,11 +133,28 @@ t.test('Exit_status of finished jobs: codes, signals as 256+N, PBS JOB_EXEC_* sp
   t.same(describeExitStatus(271), { ok: false, text: 'was killed by SIGTERM (Exit_status 271)', signal: 'SIGTERM' })
 })
 
-t.test('a backslash or control character written unescaped by qstat does not hide the jobs', async (t) => {
-  const good = recorded('ssh_qstat_command.json').stdout
-  const broken = good.replace('"PBS_O_SYSTEM":"Linux"', '"PBS_O_SYSTEM":"C:\\Users\\x\tLinux"')
-  t.throws(() => JSON.parse(broken), 'the altered output is not JSON')
-  t.equal(parseQstatJobs(broken).get('1.pbs')?.state, 'running')
+t.test('invalid JSON from qstat (known PBS bugs) does not hide the jobs', async (t) => {
+  const good = recorded('ssh_qstat_allusers_command.json').stdout
+  const states = (stdout: string) => [...parseQstatJobs(stdout)].map(([id, job]) => [id, job.state, job.exitCode])
+  const expected = states(good)
+  const broken: [string, string][] = [
+    // a backslash escape JSON does not have and a raw tab (openpbs PR #2049, balsam#324)
+    ['bad escapes', good.replace('"PBS_O_SYSTEM":"Linux"', '"PBS_O_SYSTEM":"Mo\\\'s\\,box\tLinux"')],
+    // an environment value written as a bare number with leading zeros (openpbs#1255)
+    ['leading zeros', good.replace('"PBS_O_SYSTEM":"Linux"', '"foo":005')],
+    // an unescaped quote inside a string (openpbs PR #830), here in a job's Variable_List
+    ['unescaped quotes', good.replace('"PBS_O_SYSTEM":"Linux"', '"BASH_FUNC_f%%":"() {  echo "hi"\\n}"')],
+    // the same, broken over lines (a raw newline in the value)
+    ['a value over several lines', good.replace('"PBS_O_SYSTEM":"Linux"', '"BASH_FUNC_g%%":"() {\n  echo "hi"\n}"')],
+  ]
+  for (const [what, text] of broken) {
+    t.throws(() => JSON.parse(text), `${what}: the altered output is not JSON`)
+    t.same(states(text), expected, `${what}: every job's state is still read`)
+  }
+  const quoted = good.replace('"comment":"Job run at Thu Jun 19 at 21:27 on (pbs:ncpus=1) and finished"', '"comment":"Not Running: "gpu" is down"')
+  const withLeadingZeros = quoted.replace('"PBS_O_SYSTEM":"Linux"', '"foo":005')
+  t.match(parseQstatJobs(withLeadingZeros).get('1005.pbs')?.message, /PBS comment: Not Running: "gpu" is down/, 'an unescaped quote in the comment is kept')
+  t.throws(() => parseQstatJobs('{"Jobs":{ garbage'), /not JSON/, 'nothing readable: an error, not an empty answer')
 })
 
 t.test('qsub output: the job id', async (t) => {

@@ -131,10 +131,15 @@ export interface QstatJson {
 }
 
 /**
- * Parses `qstat -F json` stdout. Some PBS versions write a backslash or a control character from
- * a job's environment (Variable_List) into a string unescaped, which is not JSON; on a parse
- * error those are escaped and the text is parsed again, so one job's odd variable does not hide
- * every job's state.
+ * Parses `qstat -F json` stdout. qstat has printed invalid JSON in several versions, always from
+ * values it copies from jobs: backslash escapes JSON does not have (`\'`, `\,`; openpbs/openpbs
+ * PR #2049, argonne-lcf/balsam#324 on ALCF Polaris), environment values written as bare numbers
+ * with leading zeros (`"foo":005`, openpbs/openpbs#1255), unescaped quotes in comments (PR #830)
+ * and bash functions exported with `qsub -V` (openpbs/openpbs#2541). One such job must not hide
+ * every job's state, so on a parse error the text is repaired (bad escapes, raw control
+ * characters) and parsed again, and failing that the three attributes the provider needs are
+ * read line by line from qstat's fixed layout (one attribute per line, jobs one level below
+ * "Jobs").
  */
 export function parseQstatJson(stdout: string): QstatJson {
   const text = stdout.trim()
@@ -146,6 +151,8 @@ export function parseQstatJson(stdout: string): QstatJson {
     try {
       parsed = JSON.parse(repairJson(text))
     } catch {
+      const scanned = scanQstatLines(text)
+      if (scanned) return scanned
       throw new Error(`qstat printed output that is not JSON (${(first as Error).message}); it began: ${text.slice(0, 200)}`)
     }
   }
@@ -157,6 +164,53 @@ export function parseQstatJson(stdout: string): QstatJson {
     throw new Error(`qstat printed a "Jobs" value that is not an object; it began: ${text.slice(0, 200)}`)
   }
   return result
+}
+
+const indentOf = (line: string): number => line.length - line.trimStart().length
+
+/**
+ * The last resort for output that is not JSON: job ids are the `"id":{` lines at the indentation
+ * of the first line under `"Jobs":{`, and job_state, Exit_status and comment are read from the
+ * lines one level deeper (deeper ones, inside Variable_List and the like, are skipped, which is
+ * where the broken values live). Undefined when no job can be found this way.
+ */
+function scanQstatLines(text: string): QstatJson | undefined {
+  const lines = text.split('\n')
+  const start = lines.findIndex((line) => /^\s*"Jobs"\s*:\s*\{\s*$/.test(line))
+  if (start < 0 || start + 1 >= lines.length) return undefined
+  const jobIndent = indentOf(lines[start + 1]!)
+  const jobs: Record<string, PbsJobRecord> = {}
+  let current: PbsJobRecord | undefined
+  let attributeIndent: number | undefined
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === '') continue
+    const indent = indentOf(line)
+    // Closing braces, or the continuation of a value qstat broke over lines: never a job start.
+    if (indent < jobIndent) continue
+    if (indent === jobIndent) {
+      const id = /^\s*"([^"]+)"\s*:\s*\{\s*$/.exec(line)?.[1]
+      current = id === undefined ? undefined : (jobs[id] = {})
+      attributeIndent = undefined
+      continue
+    }
+    if (!current) continue
+    attributeIndent ??= indent
+    if (indent !== attributeIndent) continue
+    const match = /^\s*"(job_state|Exit_status|comment)"\s*:\s*(.*?),?\s*$/.exec(line)
+    if (!match) continue
+    const raw = match[2]!
+    let value: unknown = raw
+    if (/^-?[0-9]+$/.test(raw)) value = Number(raw)
+    else if (raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2) {
+      try {
+        value = JSON.parse(raw)
+      } catch {
+        value = raw.slice(1, -1)
+      }
+    }
+    current[match[1]!] = value
+  }
+  return Object.keys(jobs).length > 0 ? { Jobs: jobs } : undefined
 }
 
 /** Escapes, inside JSON strings, backslashes that start no valid escape and raw control characters. */
