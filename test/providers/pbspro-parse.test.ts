@@ -106,6 +106,16 @@ t.test('every job_state letter maps to a block state', async (t) => {
   const odd = jobInfoFromRecord('7.pbs', { job_state: 'Z', comment: 'mystery' })
   t.equal(odd.state, 'unknown')
   t.match(odd.message, /job_state tsflow does not know: "Z".*PBS comment: mystery/)
+  // Waiting jobs PBS says will never start fail at once (comments as OpenPBS's scheduler and server write them).
+  t.match(jobInfoFromRecord('7.pbs', { job_state: 'Q', comment: 'Can Never Run: Insufficient amount of queue resource: ncpus (R: 1000 A: 64 T: 64)' }), {
+    state: 'failed',
+    nativeState: 'Q',
+    neverStarts: true,
+    message: /is queued \(Q\) and PBS says it will never start; PBS comment: Can Never Run: Insufficient amount of queue resource: ncpus/,
+  })
+  t.match(jobInfoFromRecord('7.pbs', { job_state: 'H', comment: 'job held, too many failed attempts to run' }), { state: 'failed', neverStarts: true })
+  t.match(jobInfoFromRecord('7.pbs', { job_state: 'Q', comment: 'Not Running: Insufficient amount of resource: ncpus (R: 64 A: 2 T: 2)' }), { state: 'pending' }, 'not running yet is not never')
+  t.equal(jobInfoFromRecord('7.pbs', { job_state: 'R', comment: 'Can Never Run: stale comment' }).state, 'running', 'only waiting jobs')
   const held = jobInfoFromRecord('7.pbs', { job_state: 'H', comment: 'Job held by alice on Mon Nov 30 21:00:00 2026' })
   t.match(held.message, /is held \(H\); PBS comment: Job held by alice/, 'the scheduler comment is the reason')
 })

@@ -6,8 +6,19 @@ import { constants } from 'node:os'
 import type { BlockState } from '../base.js'
 import type { JobInfo } from '../cluster/provider.js'
 
-/** What one job looks like to the provider: the cluster layer's JobInfo. */
-export type PbsJobInfo = JobInfo
+/**
+ * What one job looks like to the provider: the cluster layer's JobInfo, plus whether PBS says the
+ * job, still waiting, will never start (the provider then deletes it).
+ */
+export type PbsJobInfo = JobInfo & { neverStarts?: boolean }
+
+/**
+ * Comments with which PBS says a waiting job will not start by itself: the scheduler's
+ * "Can Never Run: <reason>" (e.g. more ncpus than any node has) and the server's system hold
+ * after repeated failed starts (OpenPBS src/scheduler/constant.h NEVER_RUN_PREFIX,
+ * src/server/req_runjob.c check_failed_attempts).
+ */
+export const NEVER_STARTS: readonly RegExp[] = [/^Can Never Run\b/, /too many failed attempts to run/i]
 
 /**
  * job_state letters (OpenPBS src/include/job.h) to block states. F (finished, `qstat -x` only)
@@ -253,6 +264,10 @@ export function jobInfoFromRecord(jobId: string, record: PbsJobRecord): PbsJobIn
   const mapped = STATE_TABLE[letter]
   if (mapped === undefined) {
     return { state: 'unknown', nativeState: letter, message: withComment(`job ${jobId} has a job_state tsflow does not know: ${JSON.stringify(record.job_state)}`) }
+  }
+  if (mapped === 'pending' && comment !== undefined && NEVER_STARTS.some((pattern) => pattern.test(comment))) {
+    // Waiting for nothing: fail the block now with PBS's reason rather than let it wait forever.
+    return { state: 'failed', nativeState: letter, neverStarts: true, message: withComment(`job ${jobId} is ${STATE_WORDS[letter]} (${letter}) and PBS says it will never start`) }
   }
   if (letter !== 'F' && letter !== 'X') {
     return { state: mapped, nativeState: letter, message: withComment(`job ${jobId} is ${STATE_WORDS[letter]} (${letter})`) }

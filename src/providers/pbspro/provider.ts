@@ -133,7 +133,14 @@ export class PBSProProvider extends ClusterProvider<typeof pbsShape> {
     } catch (error) {
       throw new ProviderError(this.label, `${(error as Error).message} (command: qstat ${args.join(' ')})`, { cause: error })
     }
-    return matchJobIds(jobIds, found)
+    const answers = matchJobIds(jobIds, found)
+    // A job PBS says will never start is reported failed; delete it so it leaves the queue too.
+    const hopeless = [...answers].filter(([, info]) => info.neverStarts).map(([id]) => id)
+    if (hopeless.length > 0) {
+      this.logger.warn(`deleting job(s) ${hopeless.join(', ')}: PBS says they will never start`)
+      await this.cancelJobs(hopeless).catch((error: unknown) => this.logger.warn(`deleting job(s) ${hopeless.join(', ')} failed: ${(error as Error).message}`))
+    }
+    return answers
   }
 
   /**
