@@ -16,6 +16,7 @@ export { ThreadPoolExecutor, type ThreadPoolExecutorOptions } from './executors/
 export { HighThroughputExecutor } from './executors/htex/executor.js'
 export type { HighThroughputExecutorOptions } from './executors/htex/options.js'
 export { LocalProvider } from './providers/local/provider.js'
+export { GridEngineProvider, type GridEngineProviderOptions } from './providers/gridengine/provider.js'
 export { PBSProProvider, type PBSProProviderOptions } from './providers/pbspro/provider.js'
 export type { ExecutionProvider, BlockStatus, BlockState, ProviderContext, SubmitOptions } from './providers/base.js'
 export { ClusterProvider, runCommand, renderTemplate, parseWalltime, formatWalltime, type JobInfo, type BlockScript, type CommandResult } from './providers/index.js'

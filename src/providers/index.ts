@@ -2,6 +2,7 @@ import type { Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
+import { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
 import { PBSProProvider } from './pbspro/provider.js'
 
 export {
@@ -18,7 +19,10 @@ export { runCommand, describeFailure, commandLine, type CommandResult, type RunO
 export { renderTemplate, loadTemplate } from './cluster/template.js'
 export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, DEFAULT_CMD_TIMEOUT_MS, type BlockOptions, type ResolvedBlockOptions } from './options.js'
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
+export { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
+export { STATE_TABLE as GRID_ENGINE_STATE_TABLE } from './gridengine/parse.js'
 export { PBSProProvider, type PBSProProviderOptions } from './pbspro/provider.js'
+export { STATE_TABLE as PBS_STATE_TABLE } from './pbspro/parse.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -44,6 +48,9 @@ export const providers = new PluginRegistry<ExecutionProvider>({
   validate: (provider, path) => provider.validate(path),
 })
 providers.register('local', (options) => new LocalProvider(options))
+// 'sge' is the name most Grid Engine users know it by (Parsl: GridEngineProvider, type sge).
+providers.register('gridengine', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
+providers.register('sge', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 providers.register('pbspro', (options) => new PBSProProvider(options))
 providers.register('pbs', (options) => new PBSProProvider(options))
 
