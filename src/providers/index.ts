@@ -3,6 +3,7 @@ import { PluginRegistry } from '../util/registry.js'
 import type { ExecutionProvider } from './base.js'
 import { LocalProvider } from './local/provider.js'
 import { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
+import { SlurmProvider } from './slurm/provider.js'
 import { PBSProProvider } from './pbspro/provider.js'
 
 export {
@@ -21,6 +22,8 @@ export { blockOptionShape, resolveBlockOptions, parseWalltime, formatWalltime, D
 export { LocalProvider, type LocalProviderOptions } from './local/provider.js'
 export { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
 export { STATE_TABLE as GRID_ENGINE_STATE_TABLE } from './gridengine/parse.js'
+export { SlurmProvider, type SlurmProviderOptions } from './slurm/provider.js'
+export { STATE_TABLE as SLURM_STATE_TABLE } from './slurm/parse.js'
 export { PBSProProvider, type PBSProProviderOptions } from './pbspro/provider.js'
 export { STATE_TABLE as PBS_STATE_TABLE } from './pbspro/parse.js'
 export { readTail } from '../util/file-tail.js'
@@ -51,6 +54,7 @@ providers.register('local', (options) => new LocalProvider(options))
 // 'sge' is the name most Grid Engine users know it by (Parsl: GridEngineProvider, type sge).
 providers.register('gridengine', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 providers.register('sge', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
+providers.register('slurm', (options) => new SlurmProvider(options))
 providers.register('pbspro', (options) => new PBSProProvider(options))
 providers.register('pbs', (options) => new PBSProProvider(options))
 

@@ -10,7 +10,8 @@ import { promisify } from 'node:util'
 import t from 'tap'
 
 import { parseQstatJson, parseQsubOutput, readQstatRun } from '../../dist/providers/pbspro/parse.js'
-import { ensureSlurm, useShim } from './pbs-shim.js'
+import { ensureSlurm } from '../helpers/slurm.js'
+import { useShim } from './pbs-shim.js'
 import { waitFor } from './helpers.js'
 
 const slurm = ensureSlurm()

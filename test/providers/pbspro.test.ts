@@ -18,7 +18,8 @@ import * as apps from '../fixtures/apps.js'
 import { whereAmI } from '../fixtures/hosts.js'
 import { providerConformance } from './conformance.js'
 import { tempDir, waitFor } from './helpers.js'
-import { ensureSlurm, useShim } from './pbs-shim.js'
+import { ensureSlurm } from '../helpers/slurm.js'
+import { useShim } from './pbs-shim.js'
 
 // Options every block of these tests gets: one CPU (the Slurm nodes advertise a few) and a
 // walltime, so a test that fails half way leaves no job running for long.
@@ -185,6 +186,21 @@ if (typeof slurm === 'string') {
     t.match(last!.message, /the scheduler could not be asked: .*`qstat -f -F json -x .*` did not finish within cmdTimeoutMs \(2000 ms\)/)
     delete process.env.PBS_SHIM_HANG
     await waitFor(async () => (await provider.status([jobs[0]!]))[0]!.state === 'pending', 'the block to be pending again once qstat answers', 30_000, 200)
+  })
+
+  t.test('the script in the run directory can be submitted by hand with qsub and does the same', async (t) => {
+    const { provider, dir } = await started(t)
+    const jobId = await provider.submit('echo "ran as $PBS_JOBID in $PWD" >> "$T_DIR/hand.log"', 'hand', { env: { T_DIR: dir } })
+    t.equal((await finalStatus(provider, jobId)).state, 'completed')
+    const { execFileSync } = await import('node:child_process')
+    const script = join(dir, 'scripts', 'block-hand.sh')
+    const byHand = execFileSync('qsub', [script], { encoding: 'utf8', cwd: process.cwd() }).trim()
+    t.match(byHand, /^[0-9]+\.pbsshim$/)
+    await waitFor(() => readFileSync(join(dir, 'hand.log'), 'utf8').trim().split('\n').length === 2, 'the hand-submitted job to run', 60_000, 200)
+    t.same(readFileSync(join(dir, 'hand.log'), 'utf8').trim().split('\n'), [
+      `ran as ${jobId} in ${process.cwd()}`,
+      `ran as ${byHand} in ${process.cwd()}`,
+    ], 'same command, same environment, same directory')
   })
 
   t.test('a held block is pending with the scheduler comment as the reason', async (t) => {
