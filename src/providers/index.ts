@@ -5,6 +5,7 @@ import { LocalProvider } from './local/provider.js'
 import { KubernetesProvider, type KubernetesProviderOptions } from './kubernetes/provider.js'
 import { GridEngineProvider, type GridEngineProviderOptions } from './gridengine/provider.js'
 import { SlurmProvider } from './slurm/provider.js'
+import { PBSProProvider } from './pbspro/provider.js'
 
 export {
   FINAL_BLOCK_STATES,
@@ -26,6 +27,8 @@ export { GridEngineProvider, type GridEngineProviderOptions } from './gridengine
 export { STATE_TABLE as GRID_ENGINE_STATE_TABLE } from './gridengine/parse.js'
 export { SlurmProvider, type SlurmProviderOptions } from './slurm/provider.js'
 export { STATE_TABLE as SLURM_STATE_TABLE } from './slurm/parse.js'
+export { PBSProProvider, type PBSProProviderOptions } from './pbspro/provider.js'
+export { STATE_TABLE as PBS_STATE_TABLE } from './pbspro/parse.js'
 export { readTail } from '../util/file-tail.js'
 
 type ProviderFactory = (options: Record<string, unknown>) => ExecutionProvider
@@ -56,6 +59,8 @@ providers.register('kubernetes', (options) => new KubernetesProvider(options as 
 providers.register('gridengine', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 providers.register('sge', (options) => new GridEngineProvider(options as GridEngineProviderOptions))
 providers.register('slurm', (options) => new SlurmProvider(options))
+providers.register('pbspro', (options) => new PBSProProvider(options))
+providers.register('pbs', (options) => new PBSProProvider(options))
 
 export const providerOption: Check<ExecutionProvider> = providers.option
 
