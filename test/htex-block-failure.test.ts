@@ -54,3 +54,36 @@ t.test('a block failing while another block is still starting leaves the tasks t
   t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
   t.equal(await apps.double.with({ dfk: kernel })(21), 42, 'the task waits for the block that can start')
 })
+
+t.test('managerCommand starts the managers with the program the user names (nodes without this host\'s paths)', async (t) => {
+  const { writeFileSync, readFileSync, existsSync } = await import('node:fs')
+  const { fileURLToPath } = await import('node:url')
+  const dir = mkdtempSync(join(scratch, 'launch-'))
+  const managerBin = fileURLToPath(new URL('../dist/bin/manager.js', import.meta.url))
+  const wrapper = join(dir, 'site-manager')
+  // A site's own launcher: logs, then runs the manager with the flags tsflow appended. The apps
+  // are TypeScript, so it loads tsx itself (a custom command replaces tsflow's node flags).
+  writeFileSync(wrapper, `#!/bin/bash\necho "started with $# flags" >> ${JSON.stringify(join(dir, 'used'))}\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(managerBin)} "$@"\n`, { mode: 0o755 })
+  const executor = new HighThroughputExecutor({
+    maxWorkersPerNode: 1,
+    managerCommand: wrapper,
+    provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }),
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(dir, 'run'), executors: [executor] }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
+  t.equal(await apps.double.with({ dfk: kernel })(21), 42)
+  t.ok(existsSync(join(dir, 'used')), 'the block ran the named program')
+  t.match(readFileSync(join(dir, 'used'), 'utf8'), /started with \d+ flags/)
+})
+
+t.test('a managerCommand that does not exist on the node fails the waiting tasks with "command not found"', async (t) => {
+  const executor = new HighThroughputExecutor({
+    maxWorkersPerNode: 1,
+    strategy: 'none',
+    managerCommand: 'tsflow-manager-not-installed-here',
+    provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }),
+  })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'missing-cmd'), executors: [executor] }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
+  await t.rejects(apps.double.with({ dfk: kernel })(1), { message: /exited with code 127 \(command not found.*tsflow-manager-not-installed-here: command not found/s })
+})

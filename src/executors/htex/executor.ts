@@ -249,7 +249,6 @@ export class HighThroughputExecutor implements Executor {
   /** The command each node of a block runs: the manager, pointed at this interchange. */
   private managerCommand(blockId: string): string {
     const o = this.options!
-    const words = [process.execPath, ...workerExecArgv(), MANAGER_BIN]
     const flags = managerSpec.encode({
       interchange: tcpEndpoint(o.address === '0.0.0.0' || o.address === '::' || o.address === '*' ? '127.0.0.1' : o.address, this.interchange!.workerPort),
       blockId,
@@ -268,7 +267,9 @@ export class HighThroughputExecutor implements Executor {
       logDir: this.host!.runDir,
       logLevel: o.logLevel ?? this.host!.logger.level,
     })
-    const command = [...words, ...flags].map((word) => shellQuote(word)).join(' ')
+    const program = o.managerCommand ?? [process.execPath, ...workerExecArgv(), MANAGER_BIN].map((word) => shellQuote(word)).join(' ')
+    // managerCommand is shell text the user wrote (it may hold flags and quoting of its own).
+    const command = [program, ...flags.map((word) => shellQuote(word))].join(' ')
     return o.managerLaunchPrefix ? `${o.managerLaunchPrefix} ${command}` : command
   }
 

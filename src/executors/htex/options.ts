@@ -82,6 +82,13 @@ export interface HighThroughputExecutorOptions {
   walltimeMarginMs?: number
   /** Words put before the manager command, e.g. "apptainer exec image.sif". */
   managerLaunchPrefix?: string
+  /**
+   * The program that starts a manager on a node, before its flags, for nodes where this host's
+   * Node.js and tsflow paths do not exist: e.g. "tsflow-manager" (on PATH after workerInit) or
+   * "node --import tsx /shared/flow/node_modules/tsflow/dist/bin/manager.js". Default: this
+   * process's node, its flags and tsflow's manager script, by absolute path (a shared file system).
+   */
+  managerCommand?: string
   /** Most tasks in one message to the interchange. Default 2048. */
   maxBatchSize?: number
   /** Log level of the interchange and managers. Default: the kernel's. */
@@ -110,6 +117,7 @@ export interface ResolvedHtexOptions {
   managerSelector: ManagerSelectorName
   walltimeMarginMs: number
   managerLaunchPrefix: string | undefined
+  managerCommand: string | undefined
   maxBatchSize: number
   logLevel: LogLevel | undefined
 }
@@ -208,6 +216,7 @@ const schema = object({
   managerSelector: interchangeSpec.fields.managerSelector.check,
   walltimeMarginMs: interchangeSpec.fields.walltimeMarginMs.check,
   managerLaunchPrefix: string,
+  managerCommand: string,
   maxBatchSize: positiveInt,
   logLevel: oneOf(...LOG_LEVELS),
 })
@@ -242,6 +251,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     managerSelector: o.managerSelector ?? DEFAULT_MANAGER_SELECTOR,
     walltimeMarginMs: o.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS,
     managerLaunchPrefix: o.managerLaunchPrefix,
+    managerCommand: o.managerCommand?.trim() || undefined,
     maxBatchSize: o.maxBatchSize ?? 2048,
     logLevel: o.logLevel,
   }
