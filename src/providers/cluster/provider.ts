@@ -1,3 +1,4 @@
+import { BlockOptionsView } from '../block-options-view.js'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { ConfigError, ProviderError } from '../../errors.js'
@@ -64,7 +65,7 @@ const DEFAULT_STATUS_CACHE_MS = 1000
  *   a failed query is 'unknown' with the command's stderr;
  * - cancel and a bounded shutdown that cancels every live job it started.
  */
-export abstract class ClusterProvider<S extends Shape = Shape> implements ExecutionProvider {
+export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOptionsView implements ExecutionProvider {
   abstract readonly label: string
   /** The names plain-object configs may use as `type` (the first is the canonical one). */
   protected abstract readonly typeNames: readonly string[]
@@ -101,31 +102,9 @@ export abstract class ClusterProvider<S extends Shape = Shape> implements Execut
   private inflightQuery: Promise<void> | undefined
 
   constructor(protected readonly raw: Record<string, unknown> = {}) {
+    super()
     // Usable defaults before validate(); validate() recomputes them from the raw options.
     this.options = resolveBlockOptions({}, '', { launcher: () => this.defaultLauncher() })
-  }
-
-  get initBlocks(): number {
-    return this.options.initBlocks
-  }
-  get minBlocks(): number {
-    return this.options.minBlocks
-  }
-  get maxBlocks(): number {
-    return this.options.maxBlocks
-  }
-  get parallelism(): number {
-    return this.options.parallelism
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodesPerBlock
-  }
-  get launcher(): Launcher {
-    return this.options.launcher
-  }
-  /** The block walltime in seconds, or undefined when none was asked for. */
-  get walltimeSeconds(): number | undefined {
-    return this.options.walltimeSeconds
   }
 
   validate(path: string): void {

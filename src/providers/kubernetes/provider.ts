@@ -1,3 +1,4 @@
+import { BlockOptionsView } from '../block-options-view.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -9,7 +10,6 @@ import { ConfigError, ProviderError } from '../../errors.js'
 import { anyOf, arrayOf, join, literal, number, object, oneOf, optional, positiveNumber, recordOf, string, type Check } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
 import { exportLines, isEnvName } from '../../launchers/shell.js'
-import type { Launcher } from '../../launchers/base.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
 import { isFinalBlockState, type BlockStatus, type ExecutionProvider, type ProviderContext, type SubmitOptions } from '../base.js'
 import { blockOptionShape, resolveBlockOptions, type BlockOptions, type ResolvedBlockOptions } from '../options.js'
@@ -140,9 +140,9 @@ interface ResolvedK8s {
  * poll (pods labelled with this provider's run id) and Kubernetes' own reasons become the
  * messages. Every API request is bounded by cmdTimeoutMs.
  */
-export class KubernetesProvider implements ExecutionProvider {
+export class KubernetesProvider extends BlockOptionsView implements ExecutionProvider {
   readonly label = 'kubernetes'
-  private options: ResolvedBlockOptions
+  protected options: ResolvedBlockOptions
   private k8s: ResolvedK8s | undefined
   private validated = false
   private context: ProviderContext | undefined
@@ -158,30 +158,8 @@ export class KubernetesProvider implements ExecutionProvider {
   private readonly blocks = new Map<string, PodBlock>()
 
   constructor(private readonly raw: KubernetesProviderOptions) {
+    super()
     this.options = resolveBlockOptions({}, '', { launcher: () => new SingleNodeLauncher() })
-  }
-
-  get initBlocks(): number {
-    return this.options.initBlocks
-  }
-  get minBlocks(): number {
-    return this.options.minBlocks
-  }
-  get maxBlocks(): number {
-    return this.options.maxBlocks
-  }
-  get parallelism(): number {
-    return this.options.parallelism
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodesPerBlock
-  }
-  get launcher(): Launcher {
-    return this.options.launcher
-  }
-  /** The pod's walltime (activeDeadlineSeconds), for walltime-aware scheduling; undefined when none. */
-  get walltimeSeconds(): number | undefined {
-    return this.options.walltimeSeconds
   }
 
   validate(path: string): void {

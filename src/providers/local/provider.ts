@@ -1,3 +1,4 @@
+import { BlockOptionsView } from '../block-options-view.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
@@ -5,7 +6,6 @@ import { ConfigError, ProviderError } from '../../errors.js'
 import { literal, object, optional } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
 import { isEnvName } from '../../launchers/shell.js'
-import type { Launcher } from '../../launchers/base.js'
 import { settledWithin } from '../../util/deferred.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
 import type { BlockStatus, ExecutionProvider, ProviderContext, SubmitOptions } from '../base.js'
@@ -50,9 +50,9 @@ interface LocalBlock {
  * which reaches the launcher's copies and anything they started. The block's stdout and stderr
  * go to files next to its script. Job ids are the pids of the script's bash.
  */
-export class LocalProvider implements ExecutionProvider {
+export class LocalProvider extends BlockOptionsView implements ExecutionProvider {
   readonly label = 'local'
-  private options: ResolvedBlockOptions
+  protected options: ResolvedBlockOptions
   private validated = false
   private context: ProviderContext | undefined
   private logger: Logger = silentLogger
@@ -61,29 +61,8 @@ export class LocalProvider implements ExecutionProvider {
   private exitHookInstalled = false
 
   constructor(private readonly raw: LocalProviderOptions = {}) {
+    super()
     this.options = resolveBlockOptions({}, '', { launcher: () => new SingleNodeLauncher() })
-  }
-
-  get initBlocks(): number {
-    return this.options.initBlocks
-  }
-  get minBlocks(): number {
-    return this.options.minBlocks
-  }
-  get maxBlocks(): number {
-    return this.options.maxBlocks
-  }
-  get parallelism(): number {
-    return this.options.parallelism
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodesPerBlock
-  }
-  get launcher(): Launcher {
-    return this.options.launcher
-  }
-  get walltimeSeconds(): number | undefined {
-    return this.options.walltimeSeconds
   }
 
   validate(path: string): void {
