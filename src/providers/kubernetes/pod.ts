@@ -1,4 +1,4 @@
-import { workerInitSection } from '../script.js'
+import { blockClock, workerInitSection } from '../script.js'
 import { BLOCK_LABEL, RUN_LABEL } from './states.js'
 
 /** The name of the one container of a block's pod. */
@@ -134,8 +134,8 @@ export function podManifest(parts: PodParts): Record<string, unknown> {
 export function podScript(parts: { blockId: string; init: string; launched: string; launcherType: string }): string {
   const lines = [
     `# tsflow block ${parts.blockId} (kubernetes provider)`,
-    // When the block started: with TSFLOW_BLOCK_WALLTIME_S, managers know their end time.
-    'export TSFLOW_BLOCK_START_MS=$(( $(date +%s%N) / 1000000 ))',
+    // When the block started: with the walltime (in the pod's env), managers know their end time.
+    ...blockClock(undefined),
     ...workerInitSection(parts.blockId, parts.init),
     '',
     `# the block's command, through the ${parts.launcherType} launcher`,
