@@ -13,6 +13,8 @@ import {
   InterchangeLost,
   JoinError,
   ManagerLost,
+  BlockWalltimeReached,
+  WalltimeExceedsBlock,
   NativeAddonUnavailable,
   NativeError,
   NoSuchExecutor,
@@ -67,6 +69,8 @@ const cases: Case[] = [
   { Class: JoinError, code: 'E_JOIN', make: () => new JoinError(7, 'joiner', [8], [new Error('inner')]) },
   { Class: WorkerLost, code: 'E_WORKER_LOST', make: () => new WorkerLost(9, 'threads', 1, null) },
   { Class: ManagerLost, code: 'E_MANAGER_LOST', make: () => new ManagerLost(10, 'm1', 'node1', 0, 'missed heartbeats') },
+  { Class: BlockWalltimeReached, code: 'E_BLOCK_WALLTIME', make: () => new BlockWalltimeReached(11, 'node1', '3', 'the block reached its walltime') },
+  { Class: WalltimeExceedsBlock, code: 'E_WALLTIME_EXCEEDS_BLOCK', make: () => new WalltimeExceedsBlock(12, 'simulate', 7200, 3600, 'executor htex', 5000) },
   { Class: ProtocolError, code: 'E_PROTOCOL', make: () => new ProtocolError('bad frame') },
   {
     Class: VersionMismatch,
