@@ -89,7 +89,8 @@ const walltime: Check<string> = (value, path) => {
 /** Directive lines: each must be one line; blank entries are dropped. */
 const schedulerOptions: Check<string> = anyOf(
   'a string or an array of strings (directive lines)',
-  (value, path) => string(value, path).trim(),
+  // '' means none, as workerInit's does (a config built with `cond ? '#SBATCH ...' : ''`).
+  (value, path) => (value === '' ? '' : string(value, path).trim()),
   (value, path) =>
     arrayOf(string)(value, path)
       .map((line, i) => {
