@@ -26,6 +26,9 @@ import type { ManagerOptions } from './cli.js'
 import type { WorkerPool } from './pool.js'
 import { PrefetchPolicy } from './prefetch.js'
 import { Scheduler } from './scheduler.js'
+import { toResultTuple, type ResultTupleWire } from '../protocol/task.js'
+import { decode, encode } from '../serialize/codec.js'
+import { encodeError } from '../serialize/errors.js'
 import { createPool, workerSetups } from './workers.js'
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLost: 4 } as const
@@ -33,6 +36,10 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLos
 const MAX_RESULTS_PER_MESSAGE = 4096
 const MAX_BATCH = 256
 const BASH_WALLTIME_GRACE_MS = 3000
+/** How a scheduler ends a job: a bash app's command that died of these at the block's end was ended by it. */
+const SCHEDULER_SIGNALS = new Set(['SIGTERM', 'SIGKILL'])
+/** The same seen through a shell that reported its child's death as an exit code (128 + signal). */
+const SCHEDULER_SIGNAL_EXITS = new Set([143, 137])
 const INTERCHANGE_RECONNECT_GRACE_MS = 500
 
 export function runManager(options: ManagerOptions): Promise<number> {
@@ -110,7 +117,12 @@ class Manager {
         maxBatch: MAX_BATCH,
         bashGraceMs: BASH_WALLTIME_GRACE_MS,
         where: `manager ${options.managerId}`,
-        ...(options.blockEnd ? { explainFailure: (taskId: number, error: unknown) => this.explainFailure(taskId, error) } : {}),
+        ...(options.blockEnd
+          ? {
+              explainFailure: (taskId: number, error: unknown) => this.explainFailure(taskId, error),
+              explainAnswer: (payload: Uint8Array) => this.explainAnswer(payload),
+            }
+          : {}),
       },
       logger,
       () => this.afterTurn(),
@@ -177,6 +189,31 @@ class Manager {
     if (now < end.endMs - margin) return error
     const why = `${(error as Error).message}; the block's end was ${new Date(end.endMs).toISOString()} (from ${end.source})`
     return new BlockWalltimeReached(taskId, `manager ${this.options.managerId} on ${this.host}`, this.options.blockId, why)
+  }
+
+  /**
+   * A worker's answer at (or within the margin of) the block's end. A scheduler ending a job
+   * signals every process in it, so a bash app's command can die of that signal, and its worker
+   * report the failure, before this manager handles its own SIGTERM (seen on Slurm): such a
+   * failure is reported as stopped by the block's walltime too. Earlier answers pass undecoded.
+   */
+  private explainAnswer(payload: Uint8Array): Uint8Array {
+    const end = this.options.blockEnd!
+    if (Date.now() < end.endMs - (this.options.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS)) return payload
+    let tuple: ResultTupleWire
+    try {
+      tuple = decode<ResultTupleWire>(payload)
+    } catch {
+      return payload
+    }
+    if (!Array.isArray(tuple) || tuple[2] !== 0) return payload
+    const error = tuple[3]
+    const props = error.props as { signal?: unknown; exitCode?: unknown } | undefined
+    const killed = typeof props?.signal === 'string' ? SCHEDULER_SIGNALS.has(props.signal) : SCHEDULER_SIGNAL_EXITS.has(props?.exitCode as number)
+    if (error.code !== ErrorCode.BASH_EXIT || !killed) return payload
+    const why = `${error.message}; the block's end was ${new Date(end.endMs).toISOString()} (from ${end.source})`
+    const stopped = new BlockWalltimeReached(tuple[0], `manager ${this.options.managerId} on ${this.host}`, this.options.blockId, why)
+    return encode(toResultTuple({ id: tuple[0], try: tuple[1], ok: false, error: encodeError(stopped) }))
   }
 
   private onMessage(frames: Buffer[]): void {

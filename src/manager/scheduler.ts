@@ -34,6 +34,11 @@ export interface SchedulerOptions {
    * lost or a shutdown at its block's end into BlockWalltimeReached.
    */
   explainFailure?: (taskId: number, error: unknown) => unknown
+  /**
+   * Looks at a worker's answer (an encoded result tuple) and may replace it: the manager turns a
+   * bash app killed by the scheduler's signal at its block's end into BlockWalltimeReached.
+   */
+  explainAnswer?: (payload: Uint8Array) => Uint8Array
 }
 
 export class Scheduler {
@@ -146,7 +151,7 @@ export class Scheduler {
       answered.add(index)
       this.running--
       this.heldBytes -= task.payload.byteLength
-      this.results.push({ id: task.id, try: task.try, payload })
+      this.results.push({ id: task.id, try: task.try, payload: this.options.explainAnswer ? this.options.explainAnswer(payload) : payload })
     })
     this.scheduleTurn()
   }
@@ -162,7 +167,7 @@ export class Scheduler {
       const payload = answers[i]
       if (payload) {
         this.heldBytes -= task.payload.byteLength
-        this.results.push({ id: task.id, try: task.try, payload })
+        this.results.push({ id: task.id, try: task.try, payload: this.options.explainAnswer ? this.options.explainAnswer(payload) : payload })
       }
       else this.fail(task, new ExecutorError(this.options.where, `a worker returned no result for task #${task.id}`))
     })

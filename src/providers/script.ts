@@ -53,7 +53,8 @@ export interface BlockSetupParts {
 /**
  * Environment, block clock, workerInit and the exit record, in that order. The exit record is
  * written by an EXIT trap ("<code> <epoch seconds>"), so it exists for a command that failed as
- * well as one that succeeded; only a SIGKILL (a scheduler's hard stop) leaves none.
+ * well as one that succeeded; a SIGTERM records 143; only a SIGKILL (a scheduler's hard stop)
+ * leaves none.
  */
 export function blockSetup(parts: BlockSetupParts): string {
   const lines = [exportLines(parts.env), ...blockClock(parts.walltimeSeconds)]
@@ -63,5 +64,10 @@ export function blockSetup(parts: BlockSetupParts): string {
   )
   lines.push(...workerInitSection(parts.blockId, parts.workerInit, 'tsflow_record_exit $tsflow_init_status'))
   lines.push(`trap 'tsflow_record_exit $?' EXIT`)
+  // A scheduler ends a job (walltime, cancel) with SIGTERM to the batch shell. Untrapped, bash
+  // dies at once and its EXIT trap records the last finished command's status, 0, as though the
+  // block had ended well (seen on Slurm at a TIMEOUT). Trapped, the record says 143 (128 + TERM),
+  // or there is none if the SIGKILL after the grace period comes first.
+  lines.push(`trap 'exit 143' TERM`)
   return lines.join('\n')
 }
