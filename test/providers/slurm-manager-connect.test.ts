@@ -60,4 +60,24 @@ if (typeof cluster === 'string') {
     await waitFor(() => queued(jobId) === '', `job ${jobId} to leave the queue`, 30_000, 200)
     t.pass(`job ${jobId} left the queue`)
   })
+
+  t.test('address 127.0.0.1, which the nodes cannot reach: the managers say so and the task fails with their words', async (t) => {
+    const executor = new HighThroughputExecutor({
+      address: '127.0.0.1',
+      maxWorkersPerNode: 1,
+      strategy: 'none',
+      strategyPeriodMs: 500,
+      provider: new SlurmProvider({ partition: cluster.partition, initBlocks: 1, maxBlocks: 1, walltime: '00:05:00' }),
+    })
+    const kernel = new DataFlowKernel({ runDir: join(scratch, 'loopback'), executors: [executor] })
+    t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+    await kernel.start()
+    const error = await apps.double.with({ dfk: kernel })(1).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    )
+    t.ok(error instanceof ProviderError, `a ProviderError, not a hang or a result (got ${String(error)})`)
+    t.match(error!.message, /could not connect to the interchange at tcp:\/\/127\.0\.0\.1:\d+ from tsfslurm\d/)
+    t.match(error!.message, /check that this node can reach that address \(the executor's address option; 127\.0\.0\.1 only works on the workflow's own host\)/)
+  })
 }
