@@ -50,7 +50,7 @@ if (typeof cluster === 'string') {
     )
     t.ok(error instanceof ProviderError, `a ProviderError, not a hang or a result (got ${String(error)})`)
     t.match(error!.message, /provider slurm: block 0 failed before any manager connected/)
-    t.match(error!.message, /block 0 was running \(job \d+; slurm says RUNNING\)/)
+    t.match(error!.message, /block 0 was running \(job \d+; slurm says RUNNING: on tsfslurm\d\)/)
     t.match(error!.message, /none of its managers connected within 2 s/)
     t.match(error!.message, new RegExp(`check that the nodes can reach ${cluster.controllerAddress.replace(/\./g, '\\.')}:\\d+ \\(executor option address\\)`))
     t.match(error!.message, /managerConnectTimeoutMs/)
