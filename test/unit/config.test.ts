@@ -263,5 +263,6 @@ t.test("Parsl's option names get tsflow's, with the unit when it differs", async
   t.match(htex({ max_workers: 4 }), /that is Parsl's name: use 'maxWorkersPerNode'/)
   t.match(htex({ max_workers_per_node: 4 }), /use 'maxWorkersPerNode'/)
   t.match(htex({ worker_debug: true }), /that is Parsl's name: use 'logLevel' \(logLevel: 'debug'\)/)
+  t.match(slurm({ walltime: '1:00' }), /walltime must be a walltime "HH:MM:SS" or "D-HH:MM:SS" \(got "1:00"\); two fields are ambiguous .*: write "00:01:00" or "01:00:00"/)
   t.match(htex({ constructor: 1 }), /^executors\[0\]\.constructor is not a known option \(known:/, 'no prototype lookups')
 })
