@@ -31,6 +31,11 @@ export class Channel {
   private lostTimer: NodeJS.Timeout | undefined
   private connectedOnce = false
 
+  /** True once the socket has connected at least once. */
+  get everConnected(): boolean {
+    return this.connectedOnce
+  }
+
   constructor(private readonly options: ChannelOptions) {
     this.socket = new Dealer({
       routingId: options.routingId,

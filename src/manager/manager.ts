@@ -140,8 +140,13 @@ class Manager {
       onLost: (ms) =>
         void this.stop(
           ExitCode.interchangeLost,
-          `the connection to the interchange at ${options.interchange} is closed (or was never made) and has not come back for ${ms} ms; ` +
-            `presuming it gone, stopping ${options.workers} workers and exiting`,
+          this.channel.everConnected
+            ? `the connection to the interchange at ${options.interchange} is closed and has not come back for ${ms} ms; ` +
+                `presuming it gone, stopping ${options.workers} workers and exiting`
+            : // Never connected: most often an address this node cannot reach (loopback, another network).
+              `could not connect to the interchange at ${options.interchange} from ${this.host} for ${ms} ms; check that this node ` +
+                `can reach that address (the executor's address option; 127.0.0.1 only works on the workflow's own host) and that the workflow is still running; ` +
+                `stopping ${options.workers} workers and exiting`,
           { stderr: true, lingerMs: 0 },
         ),
     })

@@ -67,7 +67,12 @@ const workerInit: Check<string> = anyOf(
 export function parseWalltime(value: unknown, path: string): number {
   const text = string(value, path).trim()
   const match = /^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$/.exec(text)
-  if (!match) throw new ConfigError(path, `must be a walltime "HH:MM:SS" or "D-HH:MM:SS" (got ${JSON.stringify(value)})`)
+  if (!match) {
+    // Two fields read as MM:SS on Slurm but HH:MM elsewhere: say which we would not guess.
+    const two = /^(\d+):([0-5]\d)$/.exec(text)
+    const hint = two ? `; two fields are ambiguous (minutes:seconds to Slurm, hours:minutes to others): write "00:${two[1]!.padStart(2, '0')}:${two[2]}" or "${two[1]!.padStart(2, '0')}:${two[2]}:00"` : ''
+    throw new ConfigError(path, `must be a walltime "HH:MM:SS" or "D-HH:MM:SS" (got ${JSON.stringify(value)})${hint}`)
+  }
   const [, days = '0', hours, minutes, seconds] = match
   const total = Number(days) * 86400 + Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds)
   if (total <= 0) throw new ConfigError(path, `must be longer than zero (got ${JSON.stringify(value)})`)
@@ -89,7 +94,8 @@ const walltime: Check<string> = (value, path) => {
 /** Directive lines: each must be one line; blank entries are dropped. */
 const schedulerOptions: Check<string> = anyOf(
   'a string or an array of strings (directive lines)',
-  (value, path) => string(value, path).trim(),
+  // '' means none, as workerInit's does (a config built with `cond ? '#SBATCH ...' : ''`).
+  (value, path) => (value === '' ? '' : string(value, path).trim()),
   (value, path) =>
     arrayOf(string)(value, path)
       .map((line, i) => {

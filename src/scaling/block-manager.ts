@@ -10,6 +10,8 @@ export interface BlockActivity {
   idleSinceMs?: number
   /** when the block reaches its walltime, as its managers reported it (ms, same clock) */
   endMs?: number
+  /** some manager of the block has registered at some point (it may have left since) */
+  everConnected?: boolean
 }
 
 export interface BlockInfo {
@@ -26,6 +28,8 @@ export interface BlockInfo {
   readonly scaleInRequested: boolean
   /** drain() was asked for this block (near its walltime): it takes no new tasks and ends on its own */
   readonly drainRequested: boolean
+  /** ended by tsflow because it ran for managerConnectTimeoutMs with no manager connecting */
+  readonly neverConnected?: boolean
 }
 
 export interface BlockManagerOptions {
@@ -56,9 +60,18 @@ export interface BlockManagerOptions {
    * it. Without this a vanished job would count as capacity forever. Default 120 s.
    */
   unknownGraceMs?: number
+  /**
+   * How long a block may be 'running' (by the provider's word) with no manager of it ever
+   * registering before it is cancelled and ended as failed, with a message naming `describeWait`:
+   * managers that cannot reach the interchange, or a workerInit that never finishes, would
+   * otherwise hold the allocation and leave tasks waiting. Needs `activity`; undefined: no limit.
+   */
+  connectTimeoutMs?: number
+  /** What the managers of a running block need (e.g. "check that the nodes can reach ..."), for that message. */
+  describeWait?: () => string
 }
 
-type BlockRecord = { -readonly [K in keyof BlockInfo]: BlockInfo[K] } & { unknownSinceMs?: number }
+type BlockRecord = { -readonly [K in keyof BlockInfo]: BlockInfo[K] } & { unknownSinceMs?: number; runningSinceMs?: number }
 
 const DEFAULT_UNKNOWN_GRACE_MS = 120_000
 
@@ -207,6 +220,7 @@ export class BlockManager {
     const byJob = new Map(tracked.map((record) => [record.jobId!, record]))
     const statuses = await this.provider.status([...byJob.keys()])
     const lost: BlockRecord[] = []
+    const silent: BlockRecord[] = []
     for (const status of statuses) {
       const record = byJob.get(status.jobId)
       if (!record) continue
@@ -215,6 +229,10 @@ export class BlockManager {
         if (this.givenUp(record)) lost.push(record)
       } else {
         delete record.unknownSinceMs
+      }
+      if (status.state === 'running') {
+        record.runningSinceMs ??= this.now()
+        if (this.neverConnected(record)) silent.push(record)
       }
       if (status.state === record.state) continue
       if (isFinalBlockState(status.state)) {
@@ -226,6 +244,7 @@ export class BlockManager {
       }
     }
     if (lost.length > 0) await this.giveUp(lost)
+    if (silent.length > 0) await this.giveUpSilent(silent)
     this.forgetOldBlocks()
   }
 
@@ -301,6 +320,38 @@ export class BlockManager {
     const grace = this.options.unknownGraceMs ?? DEFAULT_UNKNOWN_GRACE_MS
     if (record.unknownSinceMs === undefined || this.now() - record.unknownSinceMs < grace) return false
     return (this.options.activity?.(record.blockId)?.connectedManagers ?? 0) === 0
+  }
+
+  /** True when a block has been running for connectTimeoutMs and no manager of it ever registered. */
+  private neverConnected(record: BlockRecord): boolean {
+    const limit = this.options.connectTimeoutMs
+    if (limit === undefined || !this.options.activity || record.scaleInRequested || record.drainRequested) return false
+    if (this.now() - record.runningSinceMs! < limit) return false
+    const activity = this.options.activity(record.blockId)
+    return !activity?.everConnected && (activity?.connectedManagers ?? 0) === 0
+  }
+
+  /** Cancels and fails blocks whose managers never connected, saying what to check. */
+  private async giveUpSilent(records: BlockRecord[]): Promise<void> {
+    const seconds = Math.round(this.options.connectTimeoutMs! / 1000)
+    const jobIds = records.flatMap((record) => (record.jobId === undefined ? [] : [record.jobId]))
+    for (const record of records) record.scaleInRequested = true
+    let cancelled = 'its job was cancelled'
+    try {
+      await this.provider.cancel(jobIds)
+    } catch (error) {
+      cancelled = `cancelling its job failed: ${(error as Error).message}`
+    }
+    const advice = this.options.describeWait?.() ?? 'check that its managers can start and reach the interchange'
+    for (const record of records) {
+      const said = record.message ? `; ${record.message}` : ''
+      record.neverConnected = true
+      const message =
+        `block ${record.blockId} was running (job ${record.jobId}${said}) but none of its managers connected within ${seconds} s; ` +
+        `${advice}; ${cancelled}`
+      this.logger.error(message)
+      this.end(record, 'failed', message, undefined)
+    }
   }
 
   /**

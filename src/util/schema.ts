@@ -129,11 +129,15 @@ export function object<S extends Shape>(shape: S): Check<Validated<S>> {
       const inner = (value as Record<string, unknown>)[key]
       const check = Object.hasOwn(shape, key) ? shape[key] : undefined
       if (!check) {
-        const suggestion = nearest(key, Object.keys(shape))
-        throw new ConfigError(
-          join(path, key),
-          `is not a known option${suggestion ? `; did you mean '${suggestion}'?` : ''} (known: ${Object.keys(shape).join(', ')})`,
-        )
+        const parsl = Object.hasOwn(PARSL_NAMES, key) ? PARSL_NAMES[key] : undefined
+        const hint =
+          parsl && Object.hasOwn(shape, parsl[0])
+            ? `; that is Parsl's name: use '${parsl[0]}'${parsl[1] ? ` (${parsl[1]})` : ''}`
+            : (() => {
+                const suggestion = nearest(key, Object.keys(shape))
+                return suggestion ? `; did you mean '${suggestion}'?` : ''
+              })()
+        throw new ConfigError(join(path, key), `is not a known option${hint} (known: ${Object.keys(shape).join(', ')})`)
       }
       if (inner !== undefined) out[key] = check(inner, join(path, key))
     }
@@ -153,7 +157,26 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 // The closest known key, if close enough to be a likely typo: a small edit distance, or a
 // shared start of at least four letters ('retry' -> 'retries').
+/**
+ * Parsl option names whose tsflow name is not a plain camelCase spelling of them, or whose unit
+ * differs (Parsl counts seconds where tsflow counts ms): [tsflow option, note]. Users switching
+ * from Parsl copy their configs; edit distance alone would suggest the wrong option or unit.
+ */
+const PARSL_NAMES: Record<string, readonly [string, string?]> = {
+  max_workers: ['maxWorkersPerNode'],
+  max_workers_per_node: ['maxWorkersPerNode'],
+  worker_debug: ['logLevel', "logLevel: 'debug'"],
+  heartbeat_threshold: ['heartbeatThresholdMs', "milliseconds; Parsl's is in seconds"],
+  heartbeat_period: ['heartbeatPeriodMs', "milliseconds; Parsl's is in seconds"],
+  cmd_timeout: ['cmdTimeoutMs', "milliseconds; Parsl's is in seconds"],
+  max_idletime: ['maxIdleTimeMs', "milliseconds; Parsl's is in seconds"],
+  strategy_period: ['strategyPeriodMs', "milliseconds; Parsl's is in seconds"],
+  mem_per_node: ['memPerNode', 'GB, as in Parsl'],
+}
+
 function nearest(word: string, candidates: string[]): string | undefined {
+  // Parsl's snake_case names: compare without the underscores (nodes_per_block -> nodesPerBlock).
+  word = word.replace(/_/g, '')
   const lower = word.toLowerCase()
   let best: string | undefined
   let bestDistance = Infinity

@@ -173,6 +173,13 @@ t.test('schedulerOptions lines follow the scheduler\'s own directives verbatim',
   t.match(readFileSync(join(h.dir, 'scripts', 'block-so.sh'), 'utf8'), /#BASHBATCH tasks=1\n#BASHBATCH --gres=gpu:1\n#BASHBATCH --comment=x\n/)
 })
 
+t.test('an empty schedulerOptions string means none, like an empty workerInit', async (t) => {
+  const h = await started(t, { schedulerOptions: '', workerInit: '' })
+  const jobId = await h.provider.submit('true', 'empty')
+  t.equal((await h.final(jobId)).state, 'completed')
+  t.match(readFileSync(join(h.dir, 'scripts', 'block-empty.sh'), 'utf8'), /#BASHBATCH tasks=1\n(?!#BASHBATCH)/)
+})
+
 t.test('a job the scheduler forgot is resolved by its exit record, never guessed', async (t) => {
   const h = await started(t)
   const ok = await h.provider.submit('exit 0', 'gone-ok')

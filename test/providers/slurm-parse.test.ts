@@ -69,7 +69,7 @@ t.test('squeue -O output recorded on the two-node cluster', async (t) => {
   t.match(info('7'), { state: 'failed', nativeState: 'PENDING', message: /never start.*PartitionNodeLimit/ })
   t.match(info('17'), { state: 'failed', message: /never start.*DependencyNeverSatisfied/ })
   t.match(info('8'), { state: 'failed', message: /BadConstraints/ })
-  t.match(info('37'), { state: 'running', nativeState: 'RUNNING' })
+  t.match(info('37'), { state: 'running', nativeState: 'RUNNING', message: 'on tsfslurm[1-2]' })
   t.equal(jobs.get('37')!.nodeList, 'tsfslurm[1-2]')
 })
 

@@ -251,3 +251,18 @@ t.test('registered executor types can be named in specs', async (t) => {
   t.equal(configError({ executors: [{ type: 'nope' }] }).message, "executors[0].type must be one of 'threads', 'htex', 'fake' (got \"nope\")")
   t.match(configError({ executors: [7] }).message, /\{ type: 'threads' \| 'htex' \| 'fake', \.\.\. \}$/, 'the entry message lists registered types')
 })
+
+t.test("Parsl's option names get tsflow's, with the unit when it differs", async (t) => {
+  const htex = (options: Record<string, unknown>) => configError({ executors: [{ type: 'htex', label: 'h', ...options }] }).message
+  const slurm = (options: Record<string, unknown>) => htex({ provider: { type: 'slurm', partition: 'debug', ...options } })
+  t.match(slurm({ nodes_per_block: 2 }), /^executors\[0\]\.provider\.nodes_per_block is not a known option; did you mean 'nodesPerBlock'\?/)
+  t.match(slurm({ init_blocks: 1 }), /did you mean 'initBlocks'\?/)
+  t.match(slurm({ scheduler_options: '#SBATCH --x' }), /did you mean 'schedulerOptions'\?/)
+  t.match(slurm({ cmd_timeout: 10 }), /cmd_timeout is not a known option; that is Parsl's name: use 'cmdTimeoutMs' \(milliseconds; Parsl's is in seconds\)/)
+  t.match(htex({ heartbeat_threshold: 120 }), /that is Parsl's name: use 'heartbeatThresholdMs' \(milliseconds; Parsl's is in seconds\)/)
+  t.match(htex({ max_workers: 4 }), /that is Parsl's name: use 'maxWorkersPerNode'/)
+  t.match(htex({ max_workers_per_node: 4 }), /use 'maxWorkersPerNode'/)
+  t.match(htex({ worker_debug: true }), /that is Parsl's name: use 'logLevel' \(logLevel: 'debug'\)/)
+  t.match(slurm({ walltime: '1:00' }), /walltime must be a walltime "HH:MM:SS" or "D-HH:MM:SS" \(got "1:00"\); two fields are ambiguous .*: write "00:01:00" or "01:00:00"/)
+  t.match(htex({ constructor: 1 }), /^executors\[0\]\.constructor is not a known option \(known:/, 'no prototype lookups')
+})

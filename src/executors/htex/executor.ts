@@ -203,6 +203,10 @@ export class HighThroughputExecutor implements Executor {
       drain: (blockIds) => this.send({ t: 'drain', blockIds }),
       onBlockEnded: (block) => this.blockEnded(block),
       logger: host.logger.child('blocks'),
+      ...(options.managerConnectTimeoutMs > 0 ? { connectTimeoutMs: options.managerConnectTimeoutMs } : {}),
+      describeWait: () =>
+        `check that the nodes can reach ${options.address}:${this.interchange?.workerPort} (executor option address) and that ` +
+        `workerInit finishes (the block's .err file in ${join(host.runDir, 'submit_scripts')}); raise managerConnectTimeoutMs if managers need longer to start`,
     })
     this.strategy = new Strategy({
       strategy: options.strategy,
@@ -503,7 +507,7 @@ export class HighThroughputExecutor implements Executor {
   private activity(blockId: string): BlockActivity | undefined {
     const block = this.blockManagers.get(blockId)
     if (!block) return { connectedManagers: 0 }
-    const activity: BlockActivity = { connectedManagers: block.managers.size }
+    const activity: BlockActivity = { connectedManagers: block.managers.size, everConnected: true }
     // Spread dispatch keeps every block busy while work is outstanding, so a block is idle only when
     // nothing is; packed dispatch leaves blocks idle under a small load, and those may go.
     if (block.idleSinceMs !== undefined && (this.pending.size === 0 || this.options!.managerSelector === 'packed')) activity.idleSinceMs = block.idleSinceMs
@@ -531,7 +535,9 @@ export class HighThroughputExecutor implements Executor {
     // Waiting tasks can still run if another block may yet start, unless blocks keep failing to
     // start (the strategy replaces each one, so there is always another in the queue).
     const othersInPlay = (this.blocks?.activeCount ?? 0) > 0
-    if (othersInPlay && this.consecutiveBlockFailures < BLOCK_FAILURES_BEFORE_GIVING_UP) return
+    // Managers that never connected most likely never will (the address, a firewall): another
+    // block would wait just as long, so the waiting tasks fail now.
+    if (othersInPlay && this.consecutiveBlockFailures < BLOCK_FAILURES_BEFORE_GIVING_UP && !block.neverConnected) return
     // No manager could start: waiting tasks would never run. Fail them now, with the
     // scheduler's message and the block's stderr, rather than let them wait forever.
     const what = this.consecutiveBlockFailures === 1 ? `block ${block.blockId}` : `${this.consecutiveBlockFailures} blocks in a row (last: block ${block.blockId})`

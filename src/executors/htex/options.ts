@@ -89,6 +89,14 @@ export interface HighThroughputExecutorOptions {
    * process's node, its flags and tsflow's manager script, by absolute path (a shared file system).
    */
   managerCommand?: string
+  /**
+   * How long a block may run (by the scheduler's word; queue time does not count) with none of its
+   * managers connecting before it is cancelled as failed, ms. Managers that cannot reach `address`
+   * (a firewall, an address the nodes do not route to) or a workerInit that never ends would
+   * otherwise hold the allocation while tasks wait; when no manager is connected at all, the
+   * waiting tasks then fail with the reason. Default 300000 (5 min); 0: no limit.
+   */
+  managerConnectTimeoutMs?: number
   /** Most tasks in one message to the interchange. Default 2048. */
   maxBatchSize?: number
   /** Log level of the interchange and managers. Default: the kernel's. */
@@ -118,9 +126,13 @@ export interface ResolvedHtexOptions {
   walltimeMarginMs: number
   managerLaunchPrefix: string | undefined
   managerCommand: string | undefined
+  managerConnectTimeoutMs: number
   maxBatchSize: number
   logLevel: LogLevel | undefined
 }
+
+/** Five minutes: managers that start slowly (a long workerInit, a cold shared file system) still connect. */
+export const DEFAULT_MANAGER_CONNECT_TIMEOUT_MS = 300_000
 
 // The options a manager receives are checked by the manager spec's own checks, so the executor
 // and `tsflow-manager` refuse the same values for the same reasons.
@@ -217,6 +229,7 @@ const schema = object({
   walltimeMarginMs: interchangeSpec.fields.walltimeMarginMs.check,
   managerLaunchPrefix: string,
   managerCommand: string,
+  managerConnectTimeoutMs: nonNegativeInt,
   maxBatchSize: positiveInt,
   logLevel: oneOf(...LOG_LEVELS),
 })
@@ -252,6 +265,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     walltimeMarginMs: o.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS,
     managerLaunchPrefix: o.managerLaunchPrefix,
     managerCommand: o.managerCommand?.trim() || undefined,
+    managerConnectTimeoutMs: o.managerConnectTimeoutMs ?? DEFAULT_MANAGER_CONNECT_TIMEOUT_MS,
     maxBatchSize: o.maxBatchSize ?? 2048,
     logLevel: o.logLevel,
   }

@@ -12,6 +12,7 @@ import { isFinalBlockState, type BlockState, type BlockStatus, type ExecutionPro
 import { blockOptionShape, formatWalltime, resolveBlockOptions, type ResolvedBlockOptions } from '../options.js'
 import { blockSetup } from '../script.js'
 import { describeFailure, runCommand, type CommandResult } from './command.js'
+import { cancelOnExit, forgetOnExit, runSync, type ExitCancellable } from './exit-cancel.js'
 import { loadTemplate, renderTemplate } from './template.js'
 
 /** What a scheduler says about one job, already mapped through its state table. */
@@ -65,7 +66,7 @@ const DEFAULT_STATUS_CACHE_MS = 1000
  *   a failed query is 'unknown' with the command's stderr;
  * - cancel and a bounded shutdown that cancels every live job it started.
  */
-export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOptionsView implements ExecutionProvider {
+export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOptionsView implements ExecutionProvider, ExitCancellable {
   abstract readonly label: string
   /** The names plain-object configs may use as `type` (the first is the canonical one). */
   protected abstract readonly typeNames: readonly string[]
@@ -88,6 +89,11 @@ export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOpti
   protected abstract cancelJobs(jobIds: readonly string[]): Promise<void>
   /** The scheduler's record of jobs that left its queue (sacct, qacct, qstat -x), when it has one. */
   protected queryFinished?(jobIds: readonly string[]): Promise<Map<string, JobInfo>>
+  /**
+   * The command lines that cancel these jobs (scancel, qdel), run synchronously when the workflow
+   * is killed by a signal or exits without cleanup() (exit-cancel.ts). Without it, such jobs stay.
+   */
+  protected cancelCommandLines?(jobIds: readonly string[]): [string, string[]][]
   /** How the user submits the written script by hand, for the comment at its top. */
   protected abstract readonly submitCommand: string
 
@@ -177,6 +183,7 @@ export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOpti
     const jobId = await this.submitJob(block)
     const job: ClusterJob = { ...block, jobId, cancelRequested: false, lastQueriedMs: 0 }
     this.jobs.set(jobId, job)
+    cancelOnExit(this)
     this.logger.info(`block ${blockId} submitted as job ${jobId} (${block.scriptPath})`)
     if (this.closed) {
       // shutdown() ran while this block was being submitted and could not see it: stop it here.
@@ -216,10 +223,22 @@ export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOpti
     if (this.closed) return
     this.closed = true
     const live = [...this.jobs.values()].filter((job) => !(job.last && isFinalBlockState(job.last.state))).map((job) => job.jobId)
-    if (live.length === 0) return
+    if (live.length === 0) return forgetOnExit(this)
     this.logger.info(`shutdown: cancelling ${live.length} job(s)`)
-    const cancelling = this.cancel(live).catch((error: unknown) => this.logger.error('shutdown: cancel failed', error))
+    const cancelling = this.cancel(live).then(
+      () => forgetOnExit(this),
+      (error: unknown) => this.logger.error('shutdown: cancel failed', error),
+    )
     await settledWithin(cancelling, this.options.cmdTimeoutMs + 1000)
+  }
+
+  cancelNow(): void {
+    const live = [...this.jobs.values()].filter((job) => !(job.last && isFinalBlockState(job.last.state)) && !job.cancelRequested).map((job) => job.jobId)
+    if (live.length === 0 || !this.cancelCommandLines) return
+    for (const job of live) this.jobs.get(job)!.cancelRequested = true
+    // Bounded: the process is going away and a stuck scheduler must not keep it.
+    const timeoutMs = Math.min(this.options.cmdTimeoutMs, 10_000)
+    for (const [command, args] of this.cancelCommandLines(live)) runSync(command, args, timeoutMs)
   }
 
   describe(): Record<string, unknown> {

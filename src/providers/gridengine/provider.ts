@@ -196,6 +196,11 @@ export class GridEngineProvider extends ClusterProvider<typeof schedulerShape> {
     return infos
   }
 
+  /** qdel, run synchronously when the workflow is killed (see ClusterProvider). */
+  protected override cancelCommandLines(jobIds: readonly string[]): [string, string[]][] {
+    return [['qdel', [...jobIds]]]
+  }
+
   protected async cancelJobs(jobIds: readonly string[]): Promise<void> {
     const args = [...jobIds]
     const result = await this.run('qdel', args)

@@ -143,6 +143,11 @@ export class PBSProProvider extends ClusterProvider<typeof pbsShape> {
     return answers
   }
 
+  /** qdel, run synchronously when the workflow is killed (see ClusterProvider). */
+  protected override cancelCommandLines(jobIds: readonly string[]): [string, string[]][] {
+    return [['qdel', [...jobIds]]]
+  }
+
   /**
    * qdel; ids PBS calls unknown or finished need nothing more. Any other refusal (typically a
    * MoM that does not answer) is retried once with `-W force`, which removes the job from the

@@ -294,6 +294,8 @@ export function jobInfo(record: SlurmJobRecord, walltime = ''): JobInfo {
     if (reason && state === 'failed') parts.push(`reason ${reason}`)
   }
   if (record.signal !== undefined) parts.push(`ended by signal ${record.signal}`)
+  // Where it runs: the first thing to check when its managers do not connect.
+  if (state === 'running' && record.nodeList) parts.push(`on ${record.nodeList}`)
   const info: JobInfo = { state, nativeState: native }
   if (parts.length > 0) info.message = parts.join('; ')
   if (record.exitCode !== undefined) info.exitCode = record.exitCode

@@ -171,6 +171,10 @@ export class SlurmProvider extends ClusterProvider<typeof slurmShape> {
     return found
   }
 
+  protected override cancelCommandLines(jobIds: readonly string[]): [string, string[]][] {
+    return [...byCluster(jobIds)].map(([cluster, ids]) => ['scancel', [...clusterArgs(cluster), ...ids]])
+  }
+
   protected async cancelJobs(jobIds: readonly string[]): Promise<void> {
     for (const [cluster, ids] of byCluster(jobIds)) {
       // scancel ignores ids it does not know (exit 0); anything else is a real failure.
