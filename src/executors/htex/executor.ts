@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Dealer } from 'zeromq'
 import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch, WalltimeExceedsBlock } from '../../errors.js'
 import { decode } from '../../serialize/codec.js'
@@ -8,22 +7,19 @@ import { decodeError } from '../../serialize/errors.js'
 import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
 import { splitBatch } from '../../protocol/split.js'
 import { fromResultTuple } from '../../protocol/task.js'
-import { workerExecArgv } from '../../runtime/exec-argv.js'
-import { applyCurve, generateCurveKeys, loadCurveKeys, MANAGER_KEY_FILES } from '../../transport/curve.js'
+import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
-import { shellQuote } from '../../launchers/shell.js'
 import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
 import { settledWithin, deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
 import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../base.js'
-import { managerSpec } from '../../protocol/manager.js'
 import { Heartbeat } from '../../transport/heartbeat.js'
 import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
 import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
+import { managerCommand, managerFiles } from './manager-launch.js'
 
-const MANAGER_BIN = fileURLToPath(new URL('../../bin/manager.js', import.meta.url))
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
 // failed with the blocks' own explanation instead of waiting forever.
 const BLOCK_FAILURES_BEFORE_GIVING_UP = 3
@@ -197,8 +193,8 @@ export class HighThroughputExecutor implements Executor {
     await options.provider.init({ scriptDir: join(host.runDir, 'submit_scripts'), logger: host.logger.child('provider') })
     this.blocks = new BlockManager({
       provider: options.provider,
-      command: (blockId) => this.managerCommand(blockId),
-      files: () => this.managerFiles(),
+      command: (blockId) => managerCommand(options, { blockId, workerPort: this.interchange!.workerPort, runDir: host.runDir, logLevel: host.logger.level }),
+      files: () => managerFiles(options, host.runDir),
       activity: (blockId) => this.activity(blockId),
       drain: (blockIds) => this.send({ t: 'drain', blockIds }),
       onBlockEnded: (block) => this.blockEnded(block),
@@ -238,43 +234,6 @@ export class HighThroughputExecutor implements Executor {
     }
     const perNode = managers > 0 ? Math.max(1, Math.round(workers / managers)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
     return perNode * this.options!.provider.nodesPerBlock
-  }
-
-  /**
-   * The key files a manager reads when encryption is on (never server.secret), for providers whose
-   * nodes do not share this host's filesystem (Kubernetes ships them in a Secret).
-   */
-  private managerFiles(): Record<string, string> | undefined {
-    if (!this.options!.encrypted) return undefined
-    const dir = join(this.host!.runDir, 'curve')
-    return Object.fromEntries(MANAGER_KEY_FILES.map((name) => [join(dir, name), readFileSync(join(dir, name), 'utf8')]))
-  }
-
-  /** The command each node of a block runs: the manager, pointed at this interchange. */
-  private managerCommand(blockId: string): string {
-    const o = this.options!
-    const flags = managerSpec.encode({
-      interchange: tcpEndpoint(o.address === '0.0.0.0' || o.address === '::' || o.address === '*' ? '127.0.0.1' : o.address, this.interchange!.workerPort),
-      blockId,
-      workerMode: o.workerMode,
-      maxWorkersPerNode: o.maxWorkersPerNode,
-      coresPerWorker: o.coresPerWorker,
-      memPerWorker: o.memPerWorker,
-      prefetchCapacity: o.prefetchCapacity,
-      cpuAffinity: o.cpuAffinity,
-      ...(o.accelerators.length > 0 ? { accelerators: o.accelerators, acceleratorEnv: o.acceleratorEnv } : {}),
-      heartbeatPeriodMs: o.heartbeatPeriodMs,
-      heartbeatThresholdMs: o.heartbeatThresholdMs,
-      walltimeSeconds: o.provider.walltimeSeconds,
-      walltimeMarginMs: o.provider.walltimeSeconds !== undefined ? o.walltimeMarginMs : undefined,
-      curveDir: o.encrypted ? join(this.host!.runDir, 'curve') : undefined,
-      logDir: this.host!.runDir,
-      logLevel: o.logLevel ?? this.host!.logger.level,
-    })
-    const program = o.managerCommand ?? [process.execPath, ...workerExecArgv(), MANAGER_BIN].map((word) => shellQuote(word)).join(' ')
-    // managerCommand is shell text the user wrote (it may hold flags and quoting of its own).
-    const command = [program, ...flags.map((word) => shellQuote(word))].join(' ')
-    return o.managerLaunchPrefix ? `${o.managerLaunchPrefix} ${command}` : command
   }
 
   submit(task: ExecutorTask): void {

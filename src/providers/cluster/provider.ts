@@ -1,8 +1,8 @@
+import { checkBlockId, checkEnvNames, launchedCommand } from '../submit-checks.js'
 import { BlockOptionsView } from '../block-options-view.js'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { ConfigError, ProviderError } from '../../errors.js'
-import { isEnvName } from '../../launchers/shell.js'
 import type { Launcher } from '../../launchers/base.js'
 import { settledWithin } from '../../util/deferred.js'
 import { readTail } from '../../util/file-tail.js'
@@ -44,8 +44,6 @@ interface ClusterJob extends BlockScript {
   lastQueriedMs: number
 }
 
-/** Block ids become file names, job names and script text: keep them to a safe alphabet. */
-const BLOCK_ID = /^[A-Za-z0-9_.-]{1,64}$/
 /** Statuses younger than this are answered from the cache (the strategy and the executor both poll). */
 const DEFAULT_STATUS_CACHE_MS = 1000
 
@@ -141,27 +139,16 @@ export abstract class ClusterProvider<S extends Shape = Shape> extends BlockOpti
 
   async submit(command: string, blockId: string, options: SubmitOptions = {}): Promise<string> {
     const context = this.ready()
-    if (!BLOCK_ID.test(blockId)) {
-      throw new ProviderError(this.label, `block id ${JSON.stringify(blockId)} must be 1-64 characters from A-Z a-z 0-9 _ . -`)
-    }
+    checkBlockId(this.label, blockId)
     for (const job of this.jobs.values()) {
       if (job.blockId === blockId && !(job.last && isFinalBlockState(job.last.state))) {
         throw new ProviderError(this.label, `block ${blockId} is already submitted (job ${job.jobId}); block ids must be unique`)
       }
     }
     const env: Record<string, string> = { TSFLOW_BLOCK_ID: blockId, ...options.env }
-    const badName = Object.keys(env).find((name) => !isEnvName(name))
-    if (badName !== undefined) {
-      throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid in bash (use letters, digits and _)`)
-    }
+    checkEnvNames(this.label, blockId, env)
     const tasksPerNode = options.tasksPerNode ?? 1
-    let launched: string
-    try {
-      launched = this.options.launcher.wrap(command, tasksPerNode, this.options.nodesPerBlock)
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      throw new ProviderError(this.label, `cannot build the command of block ${blockId}: ${error.message}`, { cause: error })
-    }
+    const launched = launchedCommand(this.label, blockId, this.options.launcher, command, tasksPerNode, this.options.nodesPerBlock)
     const base = joinPath(context.scriptDir, `block-${blockId}`)
     const block: BlockScript = {
       blockId,

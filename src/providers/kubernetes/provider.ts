@@ -1,3 +1,4 @@
+import { checkBlockId, checkEnvNames, launchedCommand } from '../submit-checks.js'
 import { BlockOptionsView } from '../block-options-view.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
@@ -102,7 +103,6 @@ const schema = object({
   gracePeriodSeconds: number(1, 3600, 'a number of seconds from 1 to 3600'),
 })
 
-const BLOCK_ID = /^[A-Za-z0-9_.-]{1,64}$/
 const DEFAULT_GRACE_SECONDS = 10
 const SHUTDOWN_POLL_MS = 200
 
@@ -250,9 +250,7 @@ export class KubernetesProvider extends BlockOptionsView implements ExecutionPro
   async submit(command: string, blockId: string, options: SubmitOptions = {}): Promise<string> {
     const context = this.ready()
     const k8s = this.k8s!
-    if (!BLOCK_ID.test(blockId)) {
-      throw new ProviderError(this.label, `block id ${JSON.stringify(blockId)} must be 1-64 characters from A-Z a-z 0-9 _ . -`)
-    }
+    checkBlockId(this.label, blockId)
     const name = podName(k8s.podNamePrefix, this.runId, blockId)
     const existing = this.blocks.get(name)
     if (existing && existing.blockId !== blockId) {
@@ -267,17 +265,8 @@ export class KubernetesProvider extends BlockOptionsView implements ExecutionPro
       ...(walltime !== undefined ? { TSFLOW_BLOCK_WALLTIME_S: String(walltime) } : {}),
       ...options.env,
     }
-    const badName = Object.keys(env).find((key) => !isEnvName(key))
-    if (badName !== undefined) {
-      throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid (use letters, digits and _)`)
-    }
-    let launched: string
-    try {
-      launched = this.options.launcher.wrap(command, options.tasksPerNode ?? 1, 1)
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      throw new ProviderError(this.label, `cannot build the command of block ${blockId}: ${error.message}`, { cause: error })
-    }
+    checkEnvNames(this.label, blockId, env)
+    const launched = launchedCommand(this.label, blockId, this.options.launcher, command, options.tasksPerNode ?? 1, 1)
     const files = shippedFiles(options.files)
     const badPath = files.find((file) => !file.path.startsWith('/') || file.path.endsWith('/'))
     if (badPath) throw new ProviderError(this.label, `file ${JSON.stringify(badPath.path)} for block ${blockId} must be an absolute file path`)

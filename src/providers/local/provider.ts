@@ -1,3 +1,4 @@
+import { checkBlockId, checkEnvNames, launchedCommand } from '../submit-checks.js'
 import { BlockOptionsView } from '../block-options-view.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs'
@@ -5,7 +6,6 @@ import { join as joinPath } from 'node:path'
 import { ConfigError, ProviderError } from '../../errors.js'
 import { literal, object, optional } from '../../util/schema.js'
 import { SingleNodeLauncher } from '../../launchers/launchers.js'
-import { isEnvName } from '../../launchers/shell.js'
 import { settledWithin } from '../../util/deferred.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
 import type { BlockStatus, ExecutionProvider, ProviderContext, SubmitOptions } from '../base.js'
@@ -21,8 +21,6 @@ export interface LocalProviderOptions extends BlockOptions {
 
 const schema = object({ type: optional(literal('local' as const)), ...blockOptionShape })
 
-/** Block ids become file names and appear in the script: keep them to a safe alphabet. */
-const BLOCK_ID = /^[A-Za-z0-9_.-]{1,64}$/
 /** Time a block's processes get between SIGTERM and SIGKILL. */
 const KILL_GRACE_MS = 2000
 const GROUP_POLL_MS = 20
@@ -88,26 +86,15 @@ export class LocalProvider extends BlockOptionsView implements ExecutionProvider
 
   async submit(command: string, blockId: string, options: SubmitOptions = {}): Promise<string> {
     const context = this.ready()
-    if (!BLOCK_ID.test(blockId)) {
-      throw new ProviderError(this.label, `block id ${JSON.stringify(blockId)} must be 1-64 characters from A-Z a-z 0-9 _ . -`)
-    }
+    checkBlockId(this.label, blockId)
     for (const block of this.blocks.values()) {
       if (block.blockId === blockId && !block.exit) {
         throw new ProviderError(this.label, `block ${blockId} is already running (job ${block.jobId}); block ids must be unique`)
       }
     }
     const env: Record<string, string> = { TSFLOW_BLOCK_ID: blockId, ...options.env }
-    const badName = Object.keys(env).find((name) => !isEnvName(name))
-    if (badName !== undefined) {
-      throw new ProviderError(this.label, `environment variable name ${JSON.stringify(badName)} for block ${blockId} is not valid in bash (use letters, digits and _)`)
-    }
-    let launched: string
-    try {
-      launched = this.options.launcher.wrap(command, options.tasksPerNode ?? 1, this.options.nodesPerBlock)
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      throw new ProviderError(this.label, `cannot build the command of block ${blockId}: ${error.message}`, { cause: error })
-    }
+    checkEnvNames(this.label, blockId, env)
+    const launched = launchedCommand(this.label, blockId, this.options.launcher, command, options.tasksPerNode ?? 1, this.options.nodesPerBlock)
 
     const base = joinPath(context.scriptDir, `block-${blockId}`)
     const paths = { scriptPath: `${base}.sh`, stdoutPath: `${base}.out`, stderrPath: `${base}.err` }
