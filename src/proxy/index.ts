@@ -1,0 +1,5 @@
+// tsflow/proxy: the data layer (docs/proxy.md). Loaded by remote processes too: no kernel imports.
+export { connectors, connectorFromConfig, isConnector, isObjectKey, keyText } from './connector.js'
+export type { Connector, ConnectorConfig, ObjectKey } from './connector.js'
+export { LocalConnector, type LocalConnectorOptions } from './local.js'
+export { FileConnector, type FileConnectorOptions } from './file.js'
