@@ -3,3 +3,6 @@ export { connectors, connectorFromConfig, isConnector, isObjectKey, keyText } fr
 export type { Connector, ConnectorConfig, ObjectKey } from './connector.js'
 export { LocalConnector, type LocalConnectorOptions } from './local.js'
 export { FileConnector, type FileConnectorOptions } from './file.js'
+export { registerSerializer, serializerNames, type Serializer } from './serializer.js'
+export { Store, getStore, registerStore, unregisterStore } from './store.js'
+export type { PutOptions, StoreConfig, StoreOptions } from './store.js'
