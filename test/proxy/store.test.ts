@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ErrorCode, ObjectNotFound } from 'tsflow'
-import { FileConnector, getStore, LocalConnector, registerSerializer, Store, type StoreConfig } from 'tsflow/proxy'
+import { FileConnector, getStore, LocalConnector, registerSerializer, Store, type Connector, type StoreConfig, type StoreOptions } from 'tsflow/proxy'
 
 let n = 0
-const open = (t: Test, connector = new LocalConnector(), options = {}) => {
+const open = (t: Test, connector: Connector = new LocalConnector(), options: StoreOptions = {}) => {
   const store = new Store(`store-test-${process.pid}-${n++}`, connector, options)
   t.teardown(() => store.close())
   return store
