@@ -31,6 +31,11 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   /** stores `bytes` under `key` (replacing what was there) or under a new key; resolves to the key */
   put(bytes: Uint8Array, key?: K): Promise<K>
   get(key: K): Promise<Uint8Array>
+  /**
+   * The same as `get`, blocking: only connectors whose back end can answer synchronously (local,
+   * file) have it. It lets a proxy resolve on a plain property access.
+   */
+  getSync?(key: K): Uint8Array
   exists(key: K): Promise<boolean>
   evict(key: K): Promise<void>
   putBatch(values: readonly Uint8Array[]): Promise<K[]>

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
@@ -92,6 +92,18 @@ export class FileConnector implements Connector {
       return await readFile(path)
     } catch (error) {
       // Evicted between the marker check and the read.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFound(this.label, keyText(key), 'evicted while being read')
+      throw new ConnectorError(this.label, `cannot read object ${keyText(key)}: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  getSync(key: ObjectKey): Uint8Array {
+    const path = this.path(key)
+    try {
+      if (!existsSync(`${path}${READY}`)) throw new ObjectNotFound(this.label, keyText(key))
+      return readFileSync(path)
+    } catch (error) {
+      if (error instanceof ObjectNotFound) throw error
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFound(this.label, keyText(key), 'evicted while being read')
       throw new ConnectorError(this.label, `cannot read object ${keyText(key)}: ${(error as Error).message}`, { cause: error })
     }

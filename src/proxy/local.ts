@@ -43,6 +43,10 @@ export class LocalConnector implements Connector {
   }
 
   async get(key: ObjectKey): Promise<Uint8Array> {
+    return this.getSync(key)
+  }
+
+  getSync(key: ObjectKey): Uint8Array {
     const bytes = this.objects.get(key.id)
     if (!bytes) throw new ObjectNotFound(this.label, keyText(key))
     return bytes

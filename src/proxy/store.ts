@@ -1,6 +1,7 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 
 export interface StoreOptions {
@@ -18,6 +19,13 @@ export interface StoreConfig {
   connector: ConnectorConfig
   cacheSize: number
   serializer: string
+}
+
+export interface ProxyOptions {
+  /** evict the object once a proxy resolved it: for a value read exactly once (default false) */
+  evict?: boolean
+  /** a serializer other than the store's default */
+  serializer?: string
 }
 
 export interface PutOptions {
@@ -102,6 +110,52 @@ export class Store {
     const value = this.serializerFor(options.serializer).decode(await this.connector.get(key))
     this.remember(key.id, value)
     return value as T
+  }
+
+  /**
+   * `get`, blocking, for connectors that can answer synchronously (local, file); others throw a
+   * UsageError saying to await instead. Proxies use it to resolve on a plain property access.
+   */
+  getSync<T = unknown>(key: ObjectKey, options: PutOptions = {}): T {
+    this.checkOpen()
+    if (this.cache.has(key.id)) return this.touch(key.id) as T
+    if (!this.connector.getSync) {
+      throw new UsageError(
+        `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
+          `(task arguments will be resolved for you)`,
+      )
+    }
+    const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
+    this.remember(key.id, value)
+    return value as T
+  }
+
+  /**
+   * Stores the value and gives a lazy proxy of it: only the proxy's small factory (store config,
+   * key) needs to travel; the value is fetched where the proxy is first used. `null`, `undefined`
+   * and values the serializer refuses are refused here, not when the proxy is resolved.
+   */
+  async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
+    refuseUnproxyable(value)
+    const key = await this.put(value, options)
+    return proxyOf<T>(this.factory(key, options))
+  }
+
+  async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
+    values.forEach(refuseUnproxyable)
+    const keys = await this.putBatch(values, options)
+    return keys.map((key) => proxyOf<T>(this.factory(key, options)))
+  }
+
+  /** A proxy of an object already stored under `key`. */
+  proxyFromKey<T>(key: ObjectKey, options: ProxyOptions = {}): T {
+    return proxyOf<T>(this.factory(key, options))
+  }
+
+  private factory(key: ObjectKey, options: ProxyOptions): ProxyFactory {
+    const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
+    if (options.serializer !== undefined) factory.serializer = options.serializer
+    return factory
   }
 
   async getBatch<T = unknown>(keys: readonly ObjectKey[], options: PutOptions = {}): Promise<T[]> {

@@ -36,6 +36,15 @@ export function connectorConformance(t: Test, target: ConnectorTarget): void {
     await c.evict(empty)
   })
 
+  t.test(`${target.name}: getSync, where the connector has it, answers like get`, async (t) => {
+    const c = await open(t)
+    if (!c.getSync) return t.pass(`${c.type} has no getSync`)
+    const key = await c.put(bytesOf(6, 5))
+    t.same([...c.getSync(key)], [6, 5])
+    await c.evict(key)
+    t.throws(() => c.getSync!(key), ObjectNotFound, 'a missing key is ObjectNotFound')
+  })
+
   t.test(`${target.name}: put under a given key replaces, and the caller's buffer is not kept`, async (t) => {
     const c = await open(t)
     const key = c.newKey()
