@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -76,4 +78,45 @@ t.test('file: errors name the directory and key', async (t) => {
   writeFileSync(blocker, '')
   t.throws(() => new FileConnector({ directory: join(blocker, 'sub') }), { code: ErrorCode.CONNECTOR, message: /a-file\/sub/ })
   t.throws(() => new FileConnector({} as never), { code: ErrorCode.CONFIG, message: /connector\.directory/ })
+})
+
+t.test('file: a reader in another process sees whole objects only while this one rewrites', async (t) => {
+  const c = new FileConnector({ directory: freshDir() })
+  const key: ObjectKey = { id: 'shared' }
+  const size = 1 << 20
+  await c.put(new Uint8Array(size).fill(1), key)
+  const connectorUrl = new URL('../../dist/proxy/index.js', import.meta.url).href
+  // The child reads until told to stop, then prints what it saw.
+  const script = `
+    const { FileConnector } = await import(${JSON.stringify(connectorUrl)})
+    const c = new FileConnector({ directory: ${JSON.stringify(c.directory)} })
+    let whole = 0, torn = 0, stop = false
+    process.stdin.on('data', () => { stop = true }).resume()
+    while (!stop) {
+      const b = await c.get({ id: 'shared' })
+      if (b.length !== ${size} || b.some((x) => x !== b[0])) torn++
+      else whole++
+      if ((whole + torn) % 10 === 0) process.stdout.write('reads ' + (whole + torn) + '\\n')
+    }
+    console.log(JSON.stringify({ whole, torn }))
+    process.exit(0)
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk))
+  const exited = once(child, 'exit')
+  const reads = () => Number(/reads (\d+)\n(?!.*reads)/s.exec(output)?.[1] ?? 0)
+  // Keep rewriting until the reader has read many times during the rewrites (bounded).
+  for (let round = 2; reads() < 100 && round < 5000 && child.exitCode === null; round++) {
+    await c.put(new Uint8Array(size).fill(round % 250), key)
+  }
+  child.stdin.write('stop\n')
+  await exited
+  const seen = JSON.parse(output.trim().split('\n').at(-1)!) as { whole: number; torn: number }
+  t.ok(seen.whole >= 100, 'the reader read while the file was being rewritten')
+  t.equal(seen.torn, 0, `no torn read in the other process (${seen.whole} whole reads)`)
+  t.ok(seen.whole > 0)
 })
