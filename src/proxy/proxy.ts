@@ -1,4 +1,6 @@
 import { ProxyResolveError, UsageError } from '../errors.js'
+import { addExtension } from 'msgpackr'
+import { isEncoding } from '../serialize/codec.js'
 import { keyText, type ObjectKey } from './connector.js'
 import { Store, type StoreConfig } from './store.js'
 
@@ -108,13 +110,17 @@ export function proxyOf<T>(factory: ProxyFactory): T {
   const handler: ProxyHandler<object> = {
     get(_, property) {
       if (property === STATE) return state
+      // msgpackr reads `constructor` first to pick an encoding; answering the wire class sends
+      // the factory (extension below) and leaves the target where it is.
+      if (property === 'constructor' && isEncoding()) return ProxyWire
       // Not thenable before it is resolved: `await proxy` (and returning one from an async
       // function) must give the proxy, not resolve it. A target cannot have a callable `then`
       // (the codec refuses functions and promises), so nothing is hidden.
       if (property === 'then' && !state.resolved) return undefined
       const real = target()
       if (property === Symbol.toPrimitive && typeof state.target !== 'object') return () => state.target
-      return forward(real, Reflect.get(real, property, real))
+      const value = Reflect.get(real, property, real)
+      return property === 'constructor' ? value : forward(real, value)
     },
     set: (_, property, value) => Reflect.set(target(), property, value),
     has: (_, property) => property === STATE || Reflect.has(target(), property),
@@ -129,6 +135,24 @@ export function proxyOf<T>(factory: ProxyFactory): T {
   }
   return new Proxy({}, handler) as T
 }
+
+/**
+ * The codec's stand-in class for proxies: `instanceof ProxyWire` is true for any proxy, asked
+ * without resolving it. Encoded, a proxy is its factory (a few hundred bytes, whatever the
+ * target's size); decoded, a new unresolved proxy of the same object.
+ */
+class ProxyWire {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isProxy(value)
+  }
+}
+// 0x20..0x27 are the codec's (File, refused types); 0x28 is the proxy's.
+addExtension({
+  Class: ProxyWire,
+  type: 0x28,
+  write: (proxy: object) => stateOf(proxy)!.factory,
+  read: (factory: ProxyFactory) => proxyOf(factory),
+})
 
 export function isProxy(value: unknown): boolean {
   return stateOf(value) !== undefined

@@ -171,3 +171,26 @@ t.test('values that cannot be proxied are refused when the proxy is made', async
   t.same(batch.map((b) => b.i), [0, 1], 'proxyBatch')
   await t.rejects(store.proxyBatch([1, null]), { code: ErrorCode.USAGE })
 })
+
+t.test('encoded with the codec, a proxy is its factory: the target stays in the store', async (t) => {
+  const { encode, decode, refusedReason } = await import('../../dist/serialize/codec.js')
+  const connector = new LocalConnector()
+  const store = open(t, connector)
+  const big = new Float64Array(1_000_000) // 8 MB
+  big[7] = 7
+  const p = await store.proxy(big)
+  t.equal(refusedReason(p), undefined, 'the submit-time check does not resolve it')
+  const bytes = encode({ args: [p, 1] })
+  t.notOk(isResolved(p), 'encoding does not resolve it')
+  t.ok(bytes.length < 1000, `a few hundred bytes travel (${bytes.length}), not 8 MB`)
+  const decoded = decode<{ args: [Float64Array, number] }>(bytes)
+  const copy = decoded.args[0]
+  t.ok(isProxy(copy), 'decoded as a proxy')
+  t.notOk(isResolved(copy))
+  t.same(factoryOf(copy), factoryOf(p), 'with the same factory')
+  t.equal(copy[7], 7, 'which resolves to the target')
+  t.ok(copy instanceof Float64Array)
+  await resolve(p)
+  t.ok(encode(p).length < 1000, 'a resolved proxy travels as its factory too')
+  t.equal(p.constructor, Float64Array, 'outside encode, constructor is the target class')
+})
