@@ -41,6 +41,7 @@ export const ErrorCode = {
   CONNECTOR: 'E_CONNECTOR',
   OBJECT_NOT_FOUND: 'E_OBJECT_NOT_FOUND',
   PROXY_RESOLVE: 'E_PROXY_RESOLVE',
+  PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -493,6 +494,23 @@ export class ProxyResolveError extends TsflowError {
     super(ErrorCode.PROXY_RESOLVE, `proxy of store '${store}' could not resolve key ${key}${why}`, options)
     this.store = store
     this.key = key
+  }
+}
+
+/** A proxy future's value was not set within its timeout; names the store and key. */
+export class ProxyFutureTimeout extends TsflowError {
+  static override readonly codes = [ErrorCode.PROXY_FUTURE_TIMEOUT]
+  readonly store: string
+  readonly key: string
+  readonly timeoutMs: number
+  constructor(store: string, key: string, timeoutMs: number) {
+    super(
+      ErrorCode.PROXY_FUTURE_TIMEOUT,
+      `no value was set for key ${key} of store '${store}' within ${timeoutMs} ms; did its producer fail, or does it need a longer timeoutMs?`,
+    )
+    this.store = store
+    this.key = key
+    this.timeoutMs = timeoutMs
   }
 }
 

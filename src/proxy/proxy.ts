@@ -1,4 +1,4 @@
-import { ProxyResolveError, UsageError } from '../errors.js'
+import { ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
 import { addExtension } from 'msgpackr'
 import { isEncoding } from '../serialize/codec.js'
 import { keyText, type ObjectKey } from './connector.js'
@@ -16,6 +16,28 @@ export interface ProxyFactory {
   evict: boolean
   /** the serializer it was stored with, when not the store's default */
   serializer?: string
+  /** a proxy future's: an async resolve waits up to this long for the value to be set */
+  waitMs?: number
+}
+
+/**
+ * Reads the value, waiting for it when `waitMs` is set (a proxy future whose producer may not
+ * have set it yet): the connector is polled with a growing interval, and a value still missing at
+ * the deadline is a ProxyFutureTimeout naming the store and key.
+ */
+export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string): Promise<T> {
+  if (waitMs === undefined) return store.get<T>(key, { serializer })
+  const deadline = Date.now() + waitMs
+  for (let interval = 5; ; interval = Math.min(interval * 2, 200)) {
+    try {
+      return await store.get<T>(key, { serializer })
+    } catch (error) {
+      if (!(error instanceof ObjectNotFound)) throw error
+      const left = deadline - Date.now()
+      if (left <= 0) throw new ProxyFutureTimeout(store.name, keyText(key), waitMs)
+      await new Promise((done) => setTimeout(done, Math.min(interval, left)))
+    }
+  }
 }
 
 interface ProxyState {
@@ -68,7 +90,7 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
     let target: unknown
     try {
       const store = storeOf(factory)
-      target = await store.get(factory.key, { serializer: factory.serializer })
+      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer)
     } catch (error) {
       state.pending = undefined
       throw failure(factory, error)

@@ -1,7 +1,7 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
-import { proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
+import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 
 export interface StoreOptions {
@@ -152,9 +152,21 @@ export class Store {
     return proxyOf<T>(this.factory(key, options))
   }
 
-  private factory(key: ObjectKey, options: ProxyOptions): ProxyFactory {
+  /**
+   * A value to be set later, by a producer, under a key made now: its proxies can be handed to a
+   * consumer before the producer finishes, and wait for the value when resolved with
+   * `resolve`/`extract` (a sync use before the value is set fails with ObjectNotFound as cause).
+   */
+  future<T>(options: FutureOptions = {}): ProxyFuture<T> {
+    this.checkOpen()
+    return new ProxyFuture<T>(this, this.connector.newKey(), options)
+  }
+
+  /** @internal the factory of a proxy of `key` */
+  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }): ProxyFactory {
     const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
     if (options.serializer !== undefined) factory.serializer = options.serializer
+    if (options.waitMs !== undefined) factory.waitMs = options.waitMs
     return factory
   }
 
@@ -211,6 +223,44 @@ export class Store {
     this.cache.clear()
     if (registry.get(this.name) === this) registry.delete(this.name)
     await this.connector.close()
+  }
+}
+
+export interface FutureOptions extends ProxyOptions {
+  /** how long `result()` and a proxy's async resolve wait for the value (default 60 000 ms) */
+  timeoutMs?: number
+}
+
+/** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
+export class ProxyFuture<T> {
+  readonly timeoutMs: number
+  constructor(
+    readonly store: Store,
+    readonly key: ObjectKey,
+    private readonly options: FutureOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 60_000
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+  }
+
+  /** A proxy of the value to come; it can travel before the value is set. */
+  proxy(): T {
+    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs }))
+  }
+
+  /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
+  async setResult(value: T): Promise<void> {
+    refuseUnproxyable(value)
+    await this.store.set(this.key, value, { serializer: this.options.serializer })
+  }
+
+  async done(): Promise<boolean> {
+    return this.store.exists(this.key)
+  }
+
+  /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
+  async result(timeoutMs = this.timeoutMs): Promise<T> {
+    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
   }
 }
 

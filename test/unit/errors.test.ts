@@ -9,6 +9,7 @@ import {
   ConnectorError,
   ObjectNotFound,
   ProxyResolveError,
+  ProxyFutureTimeout,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -85,6 +86,7 @@ const cases: Case[] = [
   { Class: UsageError, code: 'E_USAGE', make: () => new UsageError('--workers expects a positive integer') },
   { Class: ConnectorError, code: 'E_CONNECTOR', make: () => new ConnectorError('file(/tmp/x)', 'EACCES') },
   { Class: ObjectNotFound, code: 'E_OBJECT_NOT_FOUND', make: () => new ObjectNotFound('local', 'k1') },
+  { Class: ProxyFutureTimeout, code: 'E_PROXY_FUTURE_TIMEOUT', make: () => new ProxyFutureTimeout('data', "'k1'", 500) },
   { Class: ProxyResolveError, code: 'E_PROXY_RESOLVE', make: () => new ProxyResolveError('data', 'k1', { cause: new Error('gone') }) },
 ]
 
