@@ -2,22 +2,20 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { DataFlowKernel, ErrorCode, ThreadPoolExecutor } from 'tsflow'
+import { ErrorCode } from 'tsflow'
 import { factoryOf, FileConnector, isResolved, Store } from 'tsflow/proxy'
 import * as apps from '../fixtures/proxy-apps.js'
+import { EXECUTOR_KINDS, startKernel } from '../helpers/executors.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-proxy-tasks-'))
-let kernel: DataFlowKernel | undefined
-let store: Store | undefined
+const store = new Store(`tasks-${process.pid}`, new FileConnector({ directory: join(scratch, 'objects') }))
 t.teardown(async () => {
-  await kernel?.cleanup({ deadlineMs: 5000 })
-  await store?.close()
+  await store.close()
   rmSync(scratch, { recursive: true, force: true })
 })
 
-t.test('a proxy argument travels as its factory and arrives resolved in the task (thread executor)', async (t) => {
-  store = new Store(`tasks-${process.pid}`, new FileConnector({ directory: join(scratch, 'objects') }))
-  kernel = await new DataFlowKernel({ runDir: join(scratch, 'runinfo'), executors: [new ThreadPoolExecutor({ maxThreads: 2 })] }).start()
+for (const kind of EXECUTOR_KINDS) t.test(`${kind}: a proxy argument travels as its factory and arrives resolved in the task`, async (t) => {
+  const kernel = await startKernel(t, kind)
   const data = new Float64Array(100_000).fill(1)
   const proxy = await store.proxy(data)
   const seen = await apps.inspect.with({ dfk: kernel })(proxy, 5)
