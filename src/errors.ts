@@ -38,6 +38,10 @@ export const ErrorCode = {
   PROVIDER: 'E_PROVIDER',
   JOIN: 'E_JOIN',
   USAGE: 'E_USAGE',
+  CONNECTOR: 'E_CONNECTOR',
+  OBJECT_NOT_FOUND: 'E_OBJECT_NOT_FOUND',
+  PROXY_RESOLVE: 'E_PROXY_RESOLVE',
+  PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -452,6 +456,61 @@ export class UsageError extends TsflowError {
   static override readonly codes = [ErrorCode.USAGE]
   constructor(message: string, options?: TsflowErrorOptions) {
     super(ErrorCode.USAGE, message, options)
+  }
+}
+
+/** A data connector failed (I/O, a back end that does not answer); the message names the connector and where it points. */
+export class ConnectorError extends TsflowError {
+  static override readonly codes = [ErrorCode.CONNECTOR]
+  readonly connector: string
+  constructor(connector: string, message: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.CONNECTOR, `connector ${connector}: ${message}`, options)
+    this.connector = connector
+  }
+}
+
+/** A key that a connector or store does not hold: never put, already evicted, or written by a writer that crashed. */
+export class ObjectNotFound extends TsflowError {
+  static override readonly codes = [ErrorCode.OBJECT_NOT_FOUND]
+  readonly connector: string
+  readonly key: string
+  constructor(connector: string, key: string, detail?: string) {
+    super(
+      ErrorCode.OBJECT_NOT_FOUND,
+      `connector ${connector} has no object ${key}${detail ? ` (${detail})` : ''}; it was never stored, was evicted, or its writer did not finish`,
+    )
+    this.connector = connector
+    this.key = key
+  }
+}
+
+/** A proxy could not resolve its target; names the store and key, and the connector's error is the `cause`. */
+export class ProxyResolveError extends TsflowError {
+  static override readonly codes = [ErrorCode.PROXY_RESOLVE]
+  readonly store: string
+  readonly key: string
+  constructor(store: string, key: string, options?: TsflowErrorOptions) {
+    const why = options?.cause instanceof Error ? `: ${options.cause.message}` : ''
+    super(ErrorCode.PROXY_RESOLVE, `proxy of store '${store}' could not resolve key ${key}${why}`, options)
+    this.store = store
+    this.key = key
+  }
+}
+
+/** A proxy future's value was not set within its timeout; names the store and key. */
+export class ProxyFutureTimeout extends TsflowError {
+  static override readonly codes = [ErrorCode.PROXY_FUTURE_TIMEOUT]
+  readonly store: string
+  readonly key: string
+  readonly timeoutMs: number
+  constructor(store: string, key: string, timeoutMs: number) {
+    super(
+      ErrorCode.PROXY_FUTURE_TIMEOUT,
+      `no value was set for key ${key} of store '${store}' within ${timeoutMs} ms; did its producer fail, or does it need a longer timeoutMs?`,
+    )
+    this.store = store
+    this.key = key
+    this.timeoutMs = timeoutMs
   }
 }
 

@@ -1,5 +1,6 @@
 import { Future } from './future.js'
 import { isPlainObject } from '../util/schema.js'
+import { isProxy } from '../proxy/proxy.js'
 import { refusedReason } from '../serialize/codec.js'
 
 /**
@@ -50,6 +51,8 @@ export function collectFutures(value: unknown, found: Future<unknown>[], refuse 
 }
 
 function walk(value: object, found: Future<unknown>[], refuse: boolean): void {
+  // A lazy proxy travels as its factory: looking inside (even instanceof) would fetch its target.
+  if (isProxy(value)) return
   if (value instanceof Future) {
     found.push(value)
     return
@@ -96,11 +99,13 @@ function walk(value: object, found: Future<unknown>[], refuse: boolean): void {
  */
 export function substituteFutures(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
+  if (isProxy(value)) return value
   if (value instanceof Future) return value.settledResult()
   return copy(value, new Map())
 }
 
 function copy(value: object, copies: Map<object, unknown>): unknown {
+  if (isProxy(value)) return value
   if (value instanceof Future) return value.settledResult()
   const array = Array.isArray(value)
   if (!array && !isPlainObject(value)) return value

@@ -5,6 +5,8 @@ import { cachedFunction, resolveFunction, type FunctionDescriptor } from '../ser
 import { TaskKind, type ResultWire, type TaskBatchWire, type TaskWire } from '../protocol/task.js'
 import { runBashCommand } from './bash.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
+// Also registers the codec extension that decodes proxies, in every process that runs tasks.
+import { isProxy, isResolved, resolve as resolveProxy } from '../proxy/proxy.js'
 
 type AnyFunction = (this: TaskContext, ...args: unknown[]) => unknown
 
@@ -171,7 +173,24 @@ class EarlyResults {
   }
 }
 
+/** The task's arguments that are proxies not yet resolved (docs/proxy.md). */
+function unresolvedProxies(args: readonly unknown[]): unknown[] {
+  let found: unknown[] | undefined
+  for (const arg of args) if (isProxy(arg) && !isResolved(arg)) (found ??= []).push(arg)
+  return found ?? []
+}
+
 function runOne(fn: AnyFunction, task: TaskWire, descriptor: FunctionDescriptor): ResultWire | Promise<ResultWire> {
+  // Proxy arguments are fetched together before the call, so the function sees them resolved
+  // and any connector works (a sync first use needs a connector that can read synchronously).
+  // Tasks without proxies keep the synchronous path.
+  const proxies = unresolvedProxies(task.args)
+  if (proxies.length > 0) {
+    return Promise.all(proxies.map((proxy) => resolveProxy(proxy))).then(
+      () => runOne(fn, task, descriptor),
+      (error: unknown) => failed(task, error),
+    )
+  }
   const context: TaskContext = {
     taskId: task.id,
     tryNumber: task.try,

@@ -83,6 +83,8 @@ function functionReason(fn: unknown): string {
 export function refusedReason(value: unknown): string | undefined {
   if (typeof value === 'function') return functionReason(value)
   if (typeof value !== 'object' || value === null) return undefined
+  // A lazy proxy (proxy/) travels as its factory; `instanceof` here would fetch its target.
+  if ((value as Record<symbol, unknown>)[PROXY_STATE] !== undefined) return undefined
   for (const [Class, message] of refused) if (value instanceof Class) return message(value)
   return undefined
 }
@@ -95,12 +97,26 @@ const packr = new Packr({
   },
 } as unknown as ConstructorParameters<typeof Packr>[0])
 
+const PROXY_STATE = Symbol.for('tsflow.proxy.state')
+
+// Depth of encode() calls under way. A lazy proxy (proxy/) reads it to tell msgpackr's type probes
+// (`value.constructor`) apart from a user's use, and answer the probe without fetching its target.
+let encoding = 0
+
+/** Whether an encode() is running now (synchronous, so exact). */
+export function isEncoding(): boolean {
+  return encoding > 0
+}
+
 export function encode(value: unknown): Buffer {
+  encoding++
   try {
     return packr.pack(value)
   } catch (error) {
     if (error instanceof SerializationError) throw error
     throw new SerializationError(`value could not be encoded: ${(error as Error).message}`, { cause: error })
+  } finally {
+    encoding--
   }
 }
 

@@ -6,6 +6,10 @@ import {
   brandAsTsflowError,
   CheckpointError,
   ConfigError,
+  ConnectorError,
+  ObjectNotFound,
+  ProxyResolveError,
+  ProxyFutureTimeout,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -80,6 +84,10 @@ const cases: Case[] = [
   { Class: InterchangeLost, code: 'E_INTERCHANGE_LOST', make: () => new InterchangeLost('gone') },
   { Class: ProviderError, code: 'E_PROVIDER', make: () => new ProviderError('slurm', 'sbatch failed') },
   { Class: UsageError, code: 'E_USAGE', make: () => new UsageError('--workers expects a positive integer') },
+  { Class: ConnectorError, code: 'E_CONNECTOR', make: () => new ConnectorError('file(/tmp/x)', 'EACCES') },
+  { Class: ObjectNotFound, code: 'E_OBJECT_NOT_FOUND', make: () => new ObjectNotFound('local', 'k1') },
+  { Class: ProxyFutureTimeout, code: 'E_PROXY_FUTURE_TIMEOUT', make: () => new ProxyFutureTimeout('data', "'k1'", 500) },
+  { Class: ProxyResolveError, code: 'E_PROXY_RESOLVE', make: () => new ProxyResolveError('data', 'k1', { cause: new Error('gone') }) },
 ]
 
 t.test('ErrorCode', async (t) => {

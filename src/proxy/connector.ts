@@ -1,0 +1,79 @@
+import { PluginRegistry } from '../util/registry.js'
+import { isPlainObject } from '../util/schema.js'
+
+/**
+ * Where a connector keeps one object. Keys are small plain objects (they travel inside proxies,
+ * so they must encode with msgpack and stay a few bytes); `id` is always there, a connector may
+ * add its own fields (an owner address, a segment name).
+ */
+export interface ObjectKey {
+  readonly id: string
+  readonly [field: string]: string | number
+}
+
+/** A connector's plain-object config: `{ type, ...options }`, enough to rebuild it in another process. */
+export interface ConnectorConfig {
+  type: string
+  [option: string]: unknown
+}
+
+/**
+ * The connector plug-in interface: byte storage under keys, nothing else (serialization, caching
+ * and proxies are the Store's). Every method is async; a missing key makes `get`/`getBatch`
+ * reject with `ObjectNotFound` (E_OBJECT_NOT_FOUND), any other failure is a `ConnectorError`
+ * (E_CONNECTOR) naming the connector and its address. `evict` of a missing key is not an error.
+ */
+export interface Connector<K extends ObjectKey = ObjectKey> {
+  /** the registered type name, as in `toConfig().type` */
+  readonly type: string
+  /** how errors name this connector, e.g. `file(/scratch/objects)` */
+  readonly label: string
+  /** stores `bytes` under `key` (replacing what was there) or under a new key; resolves to the key */
+  put(bytes: Uint8Array, key?: K): Promise<K>
+  get(key: K): Promise<Uint8Array>
+  /**
+   * The same as `get`, blocking: only connectors whose back end can answer synchronously (local,
+   * file) have it. It lets a proxy resolve on a plain property access.
+   */
+  getSync?(key: K): Uint8Array
+  exists(key: K): Promise<boolean>
+  evict(key: K): Promise<void>
+  putBatch(values: readonly Uint8Array[]): Promise<K[]>
+  getBatch(keys: readonly K[]): Promise<Uint8Array[]>
+  /** a fresh key for an object to be put later (proxy futures); nothing is stored yet */
+  newKey(): K
+  /** releases the connector's resources; objects a shared back end holds stay there */
+  close(): Promise<void>
+  toConfig(): ConnectorConfig
+}
+
+export function isConnector(value: unknown): value is Connector {
+  if (typeof value !== 'object' || value === null) return false
+  const c = value as Record<string, unknown>
+  return ['put', 'get', 'exists', 'evict', 'putBatch', 'getBatch', 'close', 'toConfig'].every((m) => typeof c[m] === 'function')
+}
+
+/**
+ * The connector types by name, so a config (`{ type: 'file', directory }`) read in a worker or
+ * manager rebuilds the same connector there. Each connector module registers itself.
+ */
+export const connectors = new PluginRegistry<Connector>({
+  what: "a connector (e.g. new FileConnector({ directory: '/scratch/objects' }))",
+  isInstance: isConnector,
+  validate: () => {},
+})
+
+/** Rebuilds a connector from its `toConfig()`; errors name `path` (default `connector`). */
+export function connectorFromConfig(config: ConnectorConfig | Connector, path = 'connector'): Connector {
+  return connectors.option(config, path)
+}
+
+/** A key as errors print it: `id` alone, or `id (field=value, ...)` when the connector added fields. */
+export function keyText(key: ObjectKey): string {
+  const extra = Object.entries(key).filter(([field]) => field !== 'id')
+  return extra.length === 0 ? `'${key.id}'` : `'${key.id}' (${extra.map(([f, v]) => `${f}=${v}`).join(', ')})`
+}
+
+export function isObjectKey(value: unknown): value is ObjectKey {
+  return isPlainObject(value) && typeof value.id === 'string'
+}

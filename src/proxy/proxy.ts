@@ -1,0 +1,206 @@
+import { ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
+import { addExtension } from 'msgpackr'
+import { isEncoding } from '../serialize/codec.js'
+import { keyText, type ObjectKey } from './connector.js'
+import { Store, type StoreConfig } from './store.js'
+
+/**
+ * What a proxy needs to find its target in any process: plain data (this, not the target, is what
+ * will travel with a task). The store is rebuilt from its config where no store of that name is
+ * registered yet.
+ */
+export interface ProxyFactory {
+  store: StoreConfig
+  key: ObjectKey
+  /** evict the object from the store once this proxy resolved it (the one reader owns it) */
+  evict: boolean
+  /** the serializer it was stored with, when not the store's default */
+  serializer?: string
+  /** a proxy future's: an async resolve waits up to this long for the value to be set */
+  waitMs?: number
+}
+
+/**
+ * Reads the value, waiting for it when `waitMs` is set (a proxy future whose producer may not
+ * have set it yet): the connector is polled with a growing interval, and a value still missing at
+ * the deadline is a ProxyFutureTimeout naming the store and key.
+ */
+export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string): Promise<T> {
+  if (waitMs === undefined) return store.get<T>(key, { serializer })
+  const deadline = Date.now() + waitMs
+  for (let interval = 5; ; interval = Math.min(interval * 2, 200)) {
+    try {
+      return await store.get<T>(key, { serializer })
+    } catch (error) {
+      if (!(error instanceof ObjectNotFound)) throw error
+      const left = deadline - Date.now()
+      if (left <= 0) throw new ProxyFutureTimeout(store.name, keyText(key), waitMs)
+      await new Promise((done) => setTimeout(done, Math.min(interval, left)))
+    }
+  }
+}
+
+interface ProxyState {
+  readonly factory: ProxyFactory
+  resolved: boolean
+  target: unknown
+  pending?: Promise<unknown>
+}
+
+const STATE = Symbol.for('tsflow.proxy.state')
+
+function stateOf(value: unknown): ProxyState | undefined {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined
+  return (value as { [STATE]?: ProxyState })[STATE]
+}
+
+function stateOrThrow(value: unknown, what: string): ProxyState {
+  const state = stateOf(value)
+  if (!state) throw new UsageError(`${what}() takes a proxy (made by store.proxy()), not ${value === null ? 'null' : typeof value}`)
+  return state
+}
+
+function storeOf(factory: ProxyFactory): Store {
+  return Store.fromConfig(factory.store)
+}
+
+function failure(factory: ProxyFactory, error: unknown): ProxyResolveError {
+  return new ProxyResolveError(factory.store.name, keyText(factory.key), { cause: error })
+}
+
+function settle(state: ProxyState, target: unknown): unknown {
+  state.target = target
+  state.resolved = true
+  state.pending = undefined
+  return target
+}
+
+function evictAfterResolve(factory: ProxyFactory): Promise<void> {
+  // The value is already in hand: a failed evict must not fail the reader. It leaves the object
+  // behind, which the store's owner sees when it checks the connector is empty.
+  return storeOf(factory)
+    .evict(factory.key)
+    .catch(() => {})
+}
+
+async function resolveAsync(state: ProxyState): Promise<unknown> {
+  if (state.resolved) return state.target
+  state.pending ??= (async () => {
+    const { factory } = state
+    let target: unknown
+    try {
+      const store = storeOf(factory)
+      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer)
+    } catch (error) {
+      state.pending = undefined
+      throw failure(factory, error)
+    }
+    if (factory.evict) await evictAfterResolve(factory)
+    return settle(state, target)
+  })()
+  return state.pending
+}
+
+function resolveSync(state: ProxyState): unknown {
+  if (state.resolved) return state.target
+  const { factory } = state
+  let target: unknown
+  try {
+    target = storeOf(factory).getSync(factory.key, { serializer: factory.serializer })
+  } catch (error) {
+    throw failure(factory, error)
+  }
+  if (factory.evict) void evictAfterResolve(factory)
+  return settle(state, target)
+}
+
+// Bound once per property read so methods that need their real receiver (Map, Set, typed arrays,
+// Date: internal slots) work through the proxy.
+function forward(target: object, value: unknown): unknown {
+  return typeof value === 'function' ? value.bind(target) : value
+}
+
+/** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
+export function proxyOf<T>(factory: ProxyFactory): T {
+  const state: ProxyState = { factory, resolved: false, target: undefined }
+  const target = (): object => {
+    const value = resolveSync(state)
+    return typeof value === 'object' && value !== null ? value : Object(value)
+  }
+  // The proxy's own target is an empty stand-in: the real one is not known until resolved.
+  // Descriptors are reported configurable, since the stand-in has none of the real properties.
+  const handler: ProxyHandler<object> = {
+    get(_, property) {
+      if (property === STATE) return state
+      // msgpackr reads `constructor` first to pick an encoding; answering the wire class sends
+      // the factory (extension below) and leaves the target where it is.
+      if (property === 'constructor' && isEncoding()) return ProxyWire
+      // Not thenable before it is resolved: `await proxy` (and returning one from an async
+      // function) must give the proxy, not resolve it. A target cannot have a callable `then`
+      // (the codec refuses functions and promises), so nothing is hidden.
+      if (property === 'then' && !state.resolved) return undefined
+      const real = target()
+      if (property === Symbol.toPrimitive && typeof state.target !== 'object') return () => state.target
+      const value = Reflect.get(real, property, real)
+      return property === 'constructor' ? value : forward(real, value)
+    },
+    set: (_, property, value) => Reflect.set(target(), property, value),
+    has: (_, property) => property === STATE || Reflect.has(target(), property),
+    deleteProperty: (_, property) => Reflect.deleteProperty(target(), property),
+    ownKeys: () => Reflect.ownKeys(target()),
+    getOwnPropertyDescriptor(_, property) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(target(), property)
+      return descriptor && { ...descriptor, configurable: true }
+    },
+    defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
+    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+  }
+  return new Proxy({}, handler) as T
+}
+
+/**
+ * The codec's stand-in class for proxies: `instanceof ProxyWire` is true for any proxy, asked
+ * without resolving it. Encoded, a proxy is its factory (a few hundred bytes, whatever the
+ * target's size); decoded, a new unresolved proxy of the same object.
+ */
+class ProxyWire {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isProxy(value)
+  }
+}
+// 0x20..0x27 are the codec's (File, refused types); 0x28 is the proxy's.
+addExtension({
+  Class: ProxyWire,
+  type: 0x28,
+  write: (proxy: object) => stateOf(proxy)!.factory,
+  read: (factory: ProxyFactory) => proxyOf(factory),
+})
+
+export function isProxy(value: unknown): boolean {
+  return stateOf(value) !== undefined
+}
+
+export function isResolved(proxy: unknown): boolean {
+  return stateOrThrow(proxy, 'isResolved').resolved
+}
+
+/** Fetches the target now (any connector); a failure is a ProxyResolveError naming store and key. */
+export async function resolve(proxy: unknown): Promise<void> {
+  await resolveAsync(stateOrThrow(proxy, 'resolve'))
+}
+
+/** The target itself, resolving first when needed (for code that must not see a proxy). */
+export async function extract<T>(proxy: T): Promise<T> {
+  return (await resolveAsync(stateOrThrow(proxy, 'extract'))) as T
+}
+
+/** The plain-data factory of a proxy: its store config, key and evict flag. */
+export function factoryOf(proxy: unknown): ProxyFactory {
+  return stateOrThrow(proxy, 'factoryOf').factory
+}
+
+/** Values a proxy cannot stand for, refused when the proxy is made. */
+export function refuseUnproxyable(value: unknown): void {
+  if (value === null || value === undefined) throw new UsageError(`cannot proxy ${value}: there is nothing to fetch later; pass it directly`)
+  if (isProxy(value)) throw new UsageError('cannot proxy a proxy; pass the proxy itself')
+}

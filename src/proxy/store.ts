@@ -1,0 +1,282 @@
+import { ConfigError, UsageError } from '../errors.js'
+import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
+import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
+import { getSerializer, serializerNames, type Serializer } from './serializer.js'
+
+export interface StoreOptions {
+  /** how many decoded objects `get` keeps, least recently used dropped first (default 16; 0: none) */
+  cacheSize?: number
+  /** the registered serializer's name (default 'msgpack', tsflow's codec) */
+  serializer?: string
+  /** put the store in this process's registry, so `getStore(name)` finds it (default true) */
+  register?: boolean
+}
+
+/** Everything needed to rebuild a store in another process: plain JSON. */
+export interface StoreConfig {
+  name: string
+  connector: ConnectorConfig
+  cacheSize: number
+  serializer: string
+}
+
+export interface ProxyOptions {
+  /** evict the object once a proxy resolved it: for a value read exactly once (default false) */
+  evict?: boolean
+  /** a serializer other than the store's default */
+  serializer?: string
+}
+
+export interface PutOptions {
+  /** a serializer other than the store's default; `get` must be given the same one */
+  serializer?: string
+}
+
+const serializerName: Check<string> = (value, path) => {
+  const name = string(value, path)
+  if (!getSerializer(name)) throw new ConfigError(path, `must be a registered serializer: ${serializerNames().map((s) => `'${s}'`).join(', ')} (got '${name}')`)
+  return name
+}
+const optionsSchema = object({ cacheSize: optional(nonNegativeInt), serializer: optional(serializerName), register: optional(boolean) })
+const DEFAULT_CACHE_SIZE = 16
+
+// The stores of this process by name: a proxy names its store, and resolving it in a worker finds
+// (or rebuilds from the config the proxy carries) the store there.
+const registry = new Map<string, Store>()
+
+/**
+ * A named place for objects: a connector for the bytes, a serializer for the values, and an LRU
+ * cache of decoded values. Stores are cheap to rebuild from `toConfig()` in any process.
+ */
+export class Store {
+  readonly name: string
+  readonly connector: Connector
+  readonly cacheSize: number
+  readonly serializerName: string
+  private readonly serializer: Serializer
+  // Map keeps insertion order: the first entry is the least recently used.
+  private readonly cache = new Map<string, unknown>()
+  private closed = false
+
+  constructor(name: string, connector: Connector | ConnectorConfig, options: StoreOptions = {}) {
+    if (typeof name !== 'string' || name === '') throw new ConfigError('store.name', 'must be a non-empty string')
+    const checked = optionsSchema(options, 'store')
+    this.name = name
+    this.connector = connectorFromConfig(connector, 'store.connector')
+    this.cacheSize = checked.cacheSize ?? DEFAULT_CACHE_SIZE
+    this.serializerName = checked.serializer ?? 'msgpack'
+    this.serializer = getSerializer(this.serializerName)!
+    if (checked.register !== false) registerStore(this)
+  }
+
+  private serializerFor(name: string | undefined): Serializer {
+    if (name === undefined) return this.serializer
+    const serializer = getSerializer(name)
+    if (!serializer) throw new UsageError(`store '${this.name}': no serializer named '${name}' (registered: ${serializerNames().join(', ')})`)
+    return serializer
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new UsageError(`store '${this.name}' is closed`)
+  }
+
+  /** Serializes and stores a value; resolves to its key. */
+  async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
+    this.checkOpen()
+    return this.connector.put(this.serializerFor(options.serializer).encode(value))
+  }
+
+  /** Stores under a key made earlier (`connector.newKey()`), e.g. for a proxy future. */
+  async set(key: ObjectKey, value: unknown, options: PutOptions = {}): Promise<void> {
+    this.checkOpen()
+    this.cache.delete(key.id)
+    await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+  }
+
+  async putBatch(values: readonly unknown[], options: PutOptions = {}): Promise<ObjectKey[]> {
+    this.checkOpen()
+    const serializer = this.serializerFor(options.serializer)
+    return this.connector.putBatch(values.map((value) => serializer.encode(value)))
+  }
+
+  /**
+   * The value under `key`, from the cache or the connector. A missing key rejects with
+   * `ObjectNotFound`. Cached values are shared: treat what `get` returns as read-only.
+   */
+  async get<T = unknown>(key: ObjectKey, options: PutOptions = {}): Promise<T> {
+    this.checkOpen()
+    if (this.cache.has(key.id)) return this.touch(key.id) as T
+    const value = this.serializerFor(options.serializer).decode(await this.connector.get(key))
+    this.remember(key.id, value)
+    return value as T
+  }
+
+  /**
+   * `get`, blocking, for connectors that can answer synchronously (local, file); others throw a
+   * UsageError saying to await instead. Proxies use it to resolve on a plain property access.
+   */
+  getSync<T = unknown>(key: ObjectKey, options: PutOptions = {}): T {
+    this.checkOpen()
+    if (this.cache.has(key.id)) return this.touch(key.id) as T
+    if (!this.connector.getSync) {
+      throw new UsageError(
+        `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
+          `(task arguments will be resolved for you)`,
+      )
+    }
+    const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
+    this.remember(key.id, value)
+    return value as T
+  }
+
+  /**
+   * Stores the value and gives a lazy proxy of it: only the proxy's small factory (store config,
+   * key) needs to travel; the value is fetched where the proxy is first used. `null`, `undefined`
+   * and values the serializer refuses are refused here, not when the proxy is resolved.
+   */
+  async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
+    refuseUnproxyable(value)
+    const key = await this.put(value, options)
+    return proxyOf<T>(this.factory(key, options))
+  }
+
+  async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
+    values.forEach(refuseUnproxyable)
+    const keys = await this.putBatch(values, options)
+    return keys.map((key) => proxyOf<T>(this.factory(key, options)))
+  }
+
+  /** A proxy of an object already stored under `key`. */
+  proxyFromKey<T>(key: ObjectKey, options: ProxyOptions = {}): T {
+    return proxyOf<T>(this.factory(key, options))
+  }
+
+  /**
+   * A value to be set later, by a producer, under a key made now: its proxies can be handed to a
+   * consumer before the producer finishes, and wait for the value when resolved with
+   * `resolve`/`extract` (a sync use before the value is set fails with ObjectNotFound as cause).
+   */
+  future<T>(options: FutureOptions = {}): ProxyFuture<T> {
+    this.checkOpen()
+    return new ProxyFuture<T>(this, this.connector.newKey(), options)
+  }
+
+  /** @internal the factory of a proxy of `key` */
+  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }): ProxyFactory {
+    const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
+    if (options.serializer !== undefined) factory.serializer = options.serializer
+    if (options.waitMs !== undefined) factory.waitMs = options.waitMs
+    return factory
+  }
+
+  async getBatch<T = unknown>(keys: readonly ObjectKey[], options: PutOptions = {}): Promise<T[]> {
+    return Promise.all(keys.map((key) => this.get<T>(key, options)))
+  }
+
+  async exists(key: ObjectKey): Promise<boolean> {
+    this.checkOpen()
+    return this.cache.has(key.id) || this.connector.exists(key)
+  }
+
+  /** Removes the object from the cache and the connector; a missing key is not an error. */
+  async evict(key: ObjectKey): Promise<void> {
+    this.checkOpen()
+    this.cache.delete(key.id)
+    await this.connector.evict(key)
+  }
+
+  /** whether `get` would answer from the cache */
+  isCached(key: ObjectKey): boolean {
+    return this.cache.has(key.id)
+  }
+
+  private touch(id: string): unknown {
+    const value = this.cache.get(id)
+    this.cache.delete(id)
+    this.cache.set(id, value)
+    return value
+  }
+
+  private remember(id: string, value: unknown): void {
+    if (this.cacheSize === 0) return
+    this.cache.delete(id)
+    this.cache.set(id, value)
+    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!)
+  }
+
+  toConfig(): StoreConfig {
+    return { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
+  }
+
+  /** The registered store of that name, or a new one built (and registered) from the config. */
+  static fromConfig(config: StoreConfig): Store {
+    const known = registry.get(config.name)
+    if (known) return known
+    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer })
+  }
+
+  /** Leaves the registry and closes the connector. Objects stay where the connector keeps them. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.cache.clear()
+    if (registry.get(this.name) === this) registry.delete(this.name)
+    await this.connector.close()
+  }
+}
+
+export interface FutureOptions extends ProxyOptions {
+  /** how long `result()` and a proxy's async resolve wait for the value (default 60 000 ms) */
+  timeoutMs?: number
+}
+
+/** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
+export class ProxyFuture<T> {
+  readonly timeoutMs: number
+  constructor(
+    readonly store: Store,
+    readonly key: ObjectKey,
+    private readonly options: FutureOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 60_000
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+  }
+
+  /** A proxy of the value to come; it can travel before the value is set. */
+  proxy(): T {
+    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs }))
+  }
+
+  /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
+  async setResult(value: T): Promise<void> {
+    refuseUnproxyable(value)
+    await this.store.set(this.key, value, { serializer: this.options.serializer })
+  }
+
+  async done(): Promise<boolean> {
+    return this.store.exists(this.key)
+  }
+
+  /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
+  async result(timeoutMs = this.timeoutMs): Promise<T> {
+    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
+  }
+}
+
+/** Adds a store to this process's registry; another open store under the same name is refused. */
+export function registerStore(store: Store, options: { replace?: boolean } = {}): void {
+  const known = registry.get(store.name)
+  if (known && known !== store && !options.replace) {
+    throw new UsageError(`a store named '${store.name}' is already registered in this process; close it first, or use another name`)
+  }
+  registry.set(store.name, store)
+}
+
+export function getStore(name: string): Store | undefined {
+  return registry.get(name)
+}
+
+export function unregisterStore(name: string): void {
+  registry.delete(name)
+}
