@@ -18,6 +18,11 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /**
+   * made by an executor's `proxy` option, not by the user: the worker hands the task the target
+   * itself, and the caller's future gets the value (docs/proxy.md "Executor option")
+   */
+  auto?: true
 }
 
 /**
@@ -120,8 +125,18 @@ function forward(target: object, value: unknown): unknown {
   return typeof value === 'function' ? value.bind(target) : value
 }
 
+// How many proxies this thread has made (decoded ones included). Task runners compare it before
+// and after a batch arrives, and look for proxies nested in arguments only when it moved.
+let made = 0
+
+/** The number of proxies made in this thread so far (a counter, for cheap "any new proxies?" checks). */
+export function proxiesMade(): number {
+  return made
+}
+
 /** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
 export function proxyOf<T>(factory: ProxyFactory): T {
+  made++
   const state: ProxyState = { factory, resolved: false, target: undefined }
   const target = (): object => {
     const value = resolveSync(state)

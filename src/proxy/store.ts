@@ -1,3 +1,4 @@
+import { addExtension } from 'msgpackr'
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
@@ -191,6 +192,11 @@ export class Store {
     return this.cache.has(key.id)
   }
 
+  /** Drops the cached value only; the object stays in the connector (workers do this when a task ends). */
+  uncache(key: ObjectKey): void {
+    this.cache.delete(key.id)
+  }
+
   private touch(id: string): unknown {
     const value = this.cache.get(id)
     this.cache.delete(id)
@@ -261,6 +267,17 @@ export class ProxyFuture<T> {
   /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
   async result(timeoutMs = this.timeoutMs): Promise<T> {
     return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
+  }
+
+  // Passed to a task (the producer), a future travels as its store config, key and options and is
+  // rebuilt there, so the task can setResult(). 0x2f: the last of tsflow's codec range (0x20..0x2f).
+  static {
+    addExtension({
+      Class: ProxyFuture,
+      type: 0x2f,
+      write: (future: ProxyFuture<unknown>) => ({ store: future.store.toConfig(), key: future.key, options: { ...future.options, timeoutMs: future.timeoutMs } }),
+      read: (wire: { store: StoreConfig; key: ObjectKey; options: FutureOptions }) => new ProxyFuture(Store.fromConfig(wire.store), wire.key, wire.options),
+    })
   }
 }
 
