@@ -168,7 +168,9 @@ export function proxyOf<T>(factory: ProxyFactory): T {
       return descriptor && { ...descriptor, configurable: true }
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
-    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+    // While an encode runs, msgpackr tries `value instanceof Class` for each codec extension
+    // registered after the proxy's own: answered from the stand-in class, so none of them fetches.
+    getPrototypeOf: () => (isEncoding() ? ProxyWire.prototype : Reflect.getPrototypeOf(target())),
   }
   return new Proxy({}, handler) as T
 }

@@ -240,13 +240,22 @@ export interface FutureOptions extends ProxyOptions {
 /** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
 export class ProxyFuture<T> {
   readonly timeoutMs: number
+  // A future decoded in a task holds its store's config until first used: the connector types a
+  // task's modules register may not be loaded yet when its arguments are decoded.
+  private storeOrConfig: Store | StoreConfig
   constructor(
-    readonly store: Store,
+    store: Store | StoreConfig,
     readonly key: ObjectKey,
     private readonly options: FutureOptions,
   ) {
+    this.storeOrConfig = store
     this.timeoutMs = options.timeoutMs ?? 60_000
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+  }
+
+  get store(): Store {
+    if (!(this.storeOrConfig instanceof Store)) this.storeOrConfig = Store.fromConfig(this.storeOrConfig)
+    return this.storeOrConfig
   }
 
   /** A proxy of the value to come; it can travel before the value is set. */
@@ -275,8 +284,12 @@ export class ProxyFuture<T> {
     addExtension({
       Class: ProxyFuture,
       type: 0x2f,
-      write: (future: ProxyFuture<unknown>) => ({ store: future.store.toConfig(), key: future.key, options: { ...future.options, timeoutMs: future.timeoutMs } }),
-      read: (wire: { store: StoreConfig; key: ObjectKey; options: FutureOptions }) => new ProxyFuture(Store.fromConfig(wire.store), wire.key, wire.options),
+      write: (future: ProxyFuture<unknown>) => ({
+        store: future.storeOrConfig instanceof Store ? future.storeOrConfig.toConfig() : future.storeOrConfig,
+        key: future.key,
+        options: { ...future.options, timeoutMs: future.timeoutMs },
+      }),
+      read: (wire: { store: StoreConfig; key: ObjectKey; options: FutureOptions }) => new ProxyFuture(wire.store, wire.key, wire.options),
     })
   }
 }
