@@ -1,4 +1,7 @@
 import type { TaskContextWire } from '../protocol/task.js'
+// Every built-in connector type is registered wherever tasks run, so a proxy (or the executor
+// option) works for apps whose modules never import tsflow/proxy, and for apps sent as source.
+import '../proxy/index.js'
 import { isAutoProxy, largerThan, putLarge } from '../proxy/auto.js'
 // Also registers the codec extension that decodes proxies, in every process that runs tasks.
 import { extract, factoryOf, isProxy, isResolved, proxiesMade } from '../proxy/proxy.js'
