@@ -8,14 +8,16 @@ import { Store } from './store.js'
 // shared borrows or one mutable borrow at a time; sending an owned proxy moves it. The rules are
 // checked at run time (BorrowError, E_BORROW): JavaScript has no borrow checker.
 
-declare const KIND: unique symbol
+// `__ownership` is a type-only brand telling the three kinds apart in TypeScript; no proxy has
+// it at run time (use ownershipOf()). A string key, not a symbol, so that declaration files of
+// user code can always name it.
 
 /** The one owner of a stored object: evicts it when disposed (`using`, `dispose()`), or, as a backstop, when garbage-collected. */
-export type OwnedProxy<T> = T & Disposable & AsyncDisposable & { readonly [KIND]: 'owned' }
+export type OwnedProxy<T> = T & Disposable & AsyncDisposable & { readonly __ownership: 'owned' }
 /** A shared borrow of an owned proxy: read-only by intent; released with `release()` or `using`. */
-export type RefProxy<T> = T & Disposable & { readonly [KIND]: 'ref' }
+export type RefProxy<T> = T & Disposable & { readonly __ownership: 'ref' }
 /** The one mutable borrow of an owned proxy: may `update()` the object; released with `release()` or `using`. */
-export type RefMutProxy<T> = T & Disposable & { readonly [KIND]: 'mut' }
+export type RefMutProxy<T> = T & Disposable & { readonly __ownership: 'mut' }
 /** A borrow of either kind. */
 export type Borrow<T> = RefProxy<T> | RefMutProxy<T>
 
