@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -315,3 +315,25 @@ for (const kind of EXECUTOR_KINDS)
     t.equal((await failure(() => owned[0])).rule, 'moved', 'the sender gave it up')
     t.notOk(await fileExists(owned), 'the task disposed it: evicted')
   })
+
+t.test('the stage pattern of docs/proxy.md: outputs owned, borrowed by the next stage, disposed after it', async (t) => {
+  const kernel = await startKernel(t, 'threads')
+  const directory = join(scratch, 'stages')
+  const stages = new Store(`ownership-stages-${process.pid}`, new FileConnector({ directory }))
+  t.teardown(() => stages.close())
+  const step = apps.stage.with({ dfk: kernel })
+  let previous: OwnedProxy<Uint8Array>[] = []
+  for (const [count, bytes] of [
+    [4, 1000],
+    [2, 10],
+    [1, 5],
+  ] as const) {
+    const outputs = await Promise.all(Array.from({ length: count }, () => submitScoped(step, stages.toConfig(), previous.map((p) => borrow(p)), bytes)))
+    for (const p of previous) t.same(borrowCount(p), { shared: 0, mut: 0 }, 'every borrow of the last stage was released')
+    await Promise.all(previous.map((p) => dispose(p)))
+    previous = outputs
+  }
+  t.equal(previous[0]![0], 20, 'the last stage read both outputs of the one before')
+  await Promise.all(previous.map((p) => dispose(p)))
+  t.same(readdirSync(directory), [], 'nothing left in the store')
+})
