@@ -230,6 +230,17 @@ t.test('borrowsIn and releaseWhenSettled', async (t) => {
   fail(new Error('task failed'))
   await pending.catch(() => {})
   t.same(borrowCount(owned), { shared: 0, mut: 0 }, 'released when it settled, before the awaiting code went on, also on failure')
+
+  const thrown = await failure(() =>
+    submitScoped((_data: number[]) => {
+      throw new Error('refused at submit')
+    }, borrow(owned)),
+  )
+  t.match(thrown.message, 'refused at submit')
+  t.same(borrowCount(owned), { shared: 0, mut: 0 }, 'submitScoped releases at once when the call throws')
+  const mut = mutBorrow(owned)
+  t.equal(await submitScoped(async (data: number[]) => data.length, { nested: [mut] } as never), undefined)
+  t.same(borrowCount(owned), { shared: 0, mut: 0 }, 'any function returning a promise-like will do; nested borrows are found')
   await dispose(owned)
 })
 
