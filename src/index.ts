@@ -4,6 +4,7 @@
  */
 export { app, bashApp, joinApp, type App, type FutureArgs, type Resolvable, type Joined, type CallOptionsWithKernel } from './app/app.js'
 export { main, isMainModule } from './app/main.js'
+export { submitScoped } from './app/scoped.js'
 export { AppFuture, DataFuture, Future } from './dataflow/future.js'
 export { File } from './data/file.js'
 export { DataFlowKernel, load, dfk, clear, type CleanupOptions } from './dataflow/kernel.js'
@@ -45,7 +46,7 @@ export { PROTOCOL_VERSION, TSFLOW_VERSION } from './protocol/version.js'
 // The data layer (also `tsflow/proxy`): the classes at the top level, everything under `proxy`
 // (`proxy.resolve`, `proxy.extract`, ...), where generic names cannot clash with the rest.
 export * as proxy from './proxy/index.js'
-export { Store, ProxyFuture, LocalConnector, FileConnector } from './proxy/index.js'
-export type { Connector, ConnectorConfig, ObjectKey, StoreConfig, StoreOptions, ProxyOptions } from './proxy/index.js'
+export { Store, ProxyFuture, LocalConnector, FileConnector, ContextLifetime, LeaseLifetime, StaticLifetime } from './proxy/index.js'
+export type { Connector, ConnectorConfig, ObjectKey, StoreConfig, StoreOptions, ProxyOptions, OwnedProxy, RefProxy, RefMutProxy } from './proxy/index.js'
 export type { ExecutorProxyOptions } from './executors/proxying.js'
 export * from './errors.js'
