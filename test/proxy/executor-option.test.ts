@@ -126,6 +126,14 @@ t.test('bad option values are refused naming the option path', async (t) => {
       t.match(error?.message, message, what)
     }
   }
+  // A plain-object executor config goes through the same check.
+  t.throws(
+    () => new DataFlowKernel({ executors: [{ type: 'threads', proxy: { store: { name: 'bad', connector: { type: 'file', directory } }, threshold: '12 apples' } }] }),
+    /executors\[0\]\.proxy\.threshold must be a size in bytes/,
+  )
+  const described = new ThreadPoolExecutor({ proxy: { store: { name: 'bad', connector: { type: 'file', directory } }, threshold: '2MB' } })
+  described.validate('executors[0]')
+  t.same(described.describe().proxy, { threshold: 2_000_000 }, 'describe() reports the threshold in bytes')
   const local = new Store(`local-${process.pid}`, new proxy.LocalConnector())
   t.teardown(() => local.close())
   t.throws(() => new DataFlowKernel({ executors: [new ThreadPoolExecutor({ proxy: { store: local } })] }), /executors\[0\]\.proxy\.store\.connector is a 'local' connector/)
