@@ -6,7 +6,6 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { FileConnector, isResolved, Store, SyncBridge, unregisterStore, withSyncGet, type Connector, type ObjectKey } from 'tsflow/proxy'
-import { EchoConnector } from '../fixtures/bridge-connector.mjs'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-sync-bridge-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
