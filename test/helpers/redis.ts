@@ -26,6 +26,8 @@ export interface RedisServer {
 }
 
 export interface StartRedisOptions {
+  /** this port instead of a free one (e.g. to restart a server where clients expect it); no retry */
+  port?: number
   /** extra `--name value` arguments, e.g. `['--maxmemory', '1gb']` */
   args?: string[]
   /** how long to wait for the server to answer PING (default 20 s) */
@@ -86,9 +88,10 @@ export function ping(host: string, port: number, timeoutMs = 1000): Promise<bool
 }
 
 // redis-server runs under a small bash guard that reads our stdin: if this test process dies
-// (even by SIGKILL, when no teardown runs), the pipe closes and the guard kills the server, so no
-// redis-server outlives its test. The guard prints the server's pid first.
-const GUARD = 'redis-server "$@" & r=$!; echo "$r"; read -r _; kill -9 "$r" 2>/dev/null; wait "$r" 2>/dev/null; exit 0'
+// (even by SIGKILL, when no teardown runs), the pipe closes and the guard kills the server and
+// removes its directory, so nothing outlives the test. The guard prints the server's pid first.
+const GUARD =
+  '"$@" & r=$!; echo "$r"; read -r _; kill -9 "$r" 2>/dev/null; wait "$r" 2>/dev/null; rm -rf -- "$TSFLOW_REDIS_DIR"; exit 0'
 
 /**
  * Starts a redis-server of its own on a free port, in a fresh temporary directory, with
@@ -103,14 +106,14 @@ export async function startRedis(t: Test, options: StartRedisOptions = {}): Prom
   t.teardown(() => server?.stop())
   const failures: string[] = []
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const port = await freePort()
+    const port = options.port ?? (await freePort())
     const started = await startOn(binary, port, options)
     if (typeof started !== 'string') {
       server = started
       return started
     }
     failures.push(`port ${port}: ${started}`)
-    if (!/address already in use/i.test(started)) break
+    if (options.port !== undefined || !/address already in use/i.test(started)) break
   }
   throw new Error(`redis-server did not start (${binary}):\n${failures.join('\n')}`)
 }
@@ -123,7 +126,10 @@ async function startOn(binary: string, port: number, options: StartRedisOptions)
     ...['--daemonize', 'no', '--protected-mode', 'no'],
     ...(options.args ?? []),
   ]
-  const guard = spawn('bash', ['-c', GUARD, 'redis-guard', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const guard = spawn('bash', ['-c', GUARD, 'redis-guard', binary, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, TSFLOW_REDIS_DIR: dir },
+  })
   guard.stdout.setEncoding('utf8')
   let stdout = ''
   let stderr = ''

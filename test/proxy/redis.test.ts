@@ -190,5 +190,12 @@ else {
     }
     t.equal(syncError?.code, ErrorCode.CONNECTOR, 'getSync fails the same way')
     t.match(syncError?.message, `redis(${doomed.host}:${doomed.port})`)
+
+    // A server back on the same address is used by the next call (nothing was persisted).
+    await startRedis(t, { port: doomed.port })
+    await t.rejects(c.get(key), ObjectNotFound, 'the next call reconnects: the object is gone with the old server')
+    await c.put(Uint8Array.of(5), key)
+    t.same([...(await c.get(key))], [5])
+    t.same([...c.getSync(key)], [5], 'and so does the sync bridge')
   })
 }
