@@ -59,6 +59,8 @@ type Client = ReturnType<typeof createClient>
 interface Connection {
   client: Client
   commands: Commands
+  /** lost, timed out or closed: never used again */
+  retired: boolean
 }
 
 /**
@@ -78,7 +80,8 @@ export class RedisConnector implements Connector {
   readonly keyPrefix: string
   readonly connectTimeoutMs: number
   readonly commandTimeoutMs: number
-  private connection: Promise<Connection> | undefined
+  private current: Connection | undefined
+  private connecting: Promise<Connection> | undefined
   private bridge: SyncBridge | undefined
   private closed = false
 
@@ -121,11 +124,15 @@ export class RedisConnector implements Connector {
   /** The open connection, made now if there is none (bounded by connectTimeoutMs). */
   private connect(): Promise<Connection> {
     if (this.closed) return Promise.reject(new ConnectorError(this.label, 'is closed'))
-    this.connection ??= this.open().catch((error: unknown) => {
-      this.connection = undefined
-      throw error
-    })
-    return this.connection
+    if (this.current && !this.current.retired) return Promise.resolve(this.current)
+    // Callers arriving while a connect is under way share it; a failed connect is not retried.
+    this.connecting ??= this.open()
+      .then((connection) => {
+        if (!connection.retired && !this.closed) this.current = connection
+        return connection
+      })
+      .finally(() => (this.connecting = undefined))
+    return this.connecting
   }
 
   private async open(): Promise<Connection> {
@@ -137,7 +144,7 @@ export class RedisConnector implements Connector {
     // A command sent while the connection is down fails now instead of waiting for a reconnect.
     const client: Client = createClient({ ...where, disableOfflineQueue: true })
     const commands = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as Commands
-    const connection: Connection = { client, commands }
+    const connection: Connection = { client, commands, retired: false }
     // Errors also reject the commands they concern; the event itself only retires the
     // connection (never an unhandled 'error'), so the next command connects afresh.
     client.on('error', () => this.retire(connection))
@@ -155,14 +162,8 @@ export class RedisConnector implements Connector {
   }
 
   private retire(connection: Connection): void {
-    if (this.connection !== undefined) {
-      void this.connection.then(
-        (current) => {
-          if (current === connection) this.connection = undefined
-        },
-        () => {},
-      )
-    }
+    connection.retired = true
+    if (this.current === connection) this.current = undefined
     if (connection.client.isOpen) connection.client.destroy()
   }
 
@@ -227,10 +228,10 @@ export class RedisConnector implements Connector {
     if (this.closed) return
     this.closed = true
     await this.bridge?.close()
-    const pending = this.connection
-    this.connection = undefined
-    const connection = await pending?.catch(() => undefined)
+    const connection = this.current ?? (await this.connecting?.catch(() => undefined))
+    this.current = undefined
     if (!connection?.client.isOpen) return
+    connection.retired = true
     // close() lets the commands already sent finish; bounded, then the socket is destroyed.
     await bounded(connection.client.close(), this.commandTimeoutMs, () => {}).catch(() => {})
     if (connection.client.isOpen) connection.client.destroy()

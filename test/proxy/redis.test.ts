@@ -168,6 +168,25 @@ else {
     t.notOk(await store.exists(factoryOf(once).key), 'evicted after the task resolved it')
   })
 
+  t.test('redis: a hung server (SIGSTOP) fails commands after commandTimeoutMs and connects after connectTimeoutMs', async (t) => {
+    const hung = await startRedis(t)
+    const c = new RedisConnector({ host: hung.host, port: hung.port, connectTimeoutMs: 500, commandTimeoutMs: 500 })
+    t.teardown(() => c.close())
+    const key = await c.put(Uint8Array.of(3))
+    process.kill(hung.pid, 'SIGSTOP')
+    t.teardown(() => process.kill(hung.pid, 'SIGCONT'))
+    const error = await failureOf(c.get(key), 'a read from a stopped server')
+    t.ok(error instanceof ConnectorError)
+    t.match(error.message, `redis(${hung.host}:${hung.port})`)
+    t.match(error.message, /no answer within 500 ms \(commandTimeoutMs\)/)
+    // The timed-out connection was dropped; the kernel still accepts the TCP connection of the
+    // next call, but the stopped server never answers its handshake.
+    const again = await failureOf(c.exists(key), 'a second read from a stopped server')
+    t.match(again.message, /no answer within 500 ms \(connectTimeoutMs\)/)
+    process.kill(hung.pid, 'SIGCONT')
+    t.same([...(await c.get(key))], [3], 'once the server runs again, the next call works')
+  })
+
   t.test('redis: a server killed mid-use makes the next reads fail with ConnectorError, no hang', async (t) => {
     const doomed = await startRedis(t)
     const c = new RedisConnector({ host: doomed.host, port: doomed.port, connectTimeoutMs: 2000, commandTimeoutMs: 5000 })
