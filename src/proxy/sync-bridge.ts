@@ -128,8 +128,6 @@ export class SyncBridge {
   }
 }
 
-const BRIDGED = Symbol.for('tsflow.proxy.syncBridge')
-
 /**
  * Gives a connector without `getSync` a blocking one through a `SyncBridge` (started on the
  * first synchronous read, closed with the connector), so proxies of its objects resolve on a
@@ -140,26 +138,24 @@ const BRIDGED = Symbol.for('tsflow.proxy.syncBridge')
 export function withSyncGet<C extends Connector>(connector: C, options: SyncBridgeOptions = {}): C & { getSync(key: ObjectKey): Uint8Array } {
   if (connector.getSync) return connector as C & { getSync(key: ObjectKey): Uint8Array }
   let bridge: SyncBridge | undefined
+  let closed = false
   const close = connector.close.bind(connector)
   Object.defineProperties(connector, {
     getSync: {
-      value: (key: ObjectKey) => (bridge ??= new SyncBridge(connector.toConfig(), connector.label, options)).get(key),
+      value: (key: ObjectKey) => {
+        if (closed) throw new ConnectorError(connector.label, `is closed (reading ${keyText(key)})`)
+        return (bridge ??= new SyncBridge(connector.toConfig(), connector.label, options)).get(key)
+      },
       configurable: true,
     },
     close: {
       value: async () => {
+        closed = true
         await bridge?.close()
         await close()
       },
       configurable: true,
     },
-    [BRIDGED]: { value: () => bridge, configurable: true },
   })
   return connector as C & { getSync(key: ObjectKey): Uint8Array }
-}
-
-/** @internal the bridge `withSyncGet` gave a connector, once started (tests look at it) */
-export function syncBridgeOf(connector: Connector): SyncBridge | undefined {
-  const of = (connector as unknown as { [BRIDGED]?: () => SyncBridge | undefined })[BRIDGED]
-  return of?.()
 }

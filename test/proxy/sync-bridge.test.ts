@@ -126,6 +126,9 @@ t.test('withSyncGet: a proxy of an async-only connector resolves on a plain prop
   t.equal(file.getSync, FileConnector.prototype.getSync)
   await store.close()
   t.throws(() => connector.getSync({ id: 'x' }), { code: ErrorCode.CONNECTOR, message: /closed/ }, 'closing the connector closed its bridge')
+  const unused = withSyncGet(new AsyncOnly(fileConnector()))
+  await unused.close()
+  t.throws(() => unused.getSync({ id: 'x' }), { code: ErrorCode.CONNECTOR, message: /closed/ }, 'a closed connector starts no bridge')
 })
 
 t.test('the bridge thread does not keep a process alive', async (t) => {
