@@ -151,16 +151,16 @@ else {
     t.ok(error?.cause instanceof ObjectNotFound, 'ObjectNotFound came back through the bridge as the cause')
   })
 
-  t.test('redis: a task in a worker thread rebuilds the connector from its config and resolves the proxy', async (t) => {
-    const kernel = await startKernel(t, 'threads')
-    const store = new Store(`redis-tasks-${process.pid}`, open())
+  for (const kind of ['threads', 'htex-processes'] as const) t.test(`redis: a task (${kind}) rebuilds the connector from its config and resolves the proxy`, async (t) => {
+    const kernel = await startKernel(t, kind)
+    const store = new Store(`redis-tasks-${kind}-${process.pid}`, open())
     t.teardown(() => store.close())
     const data = new Float64Array(100_000).fill(2)
     const proxy = await store.proxy(data)
     t.same(await apps.inspect.with({ dfk: kernel })(proxy, 1), { isProxy: true, resolved: true, sum: 200_001 }, 'resolved in the worker')
     t.notOk(isResolved(proxy), 'the caller never fetched it')
     // A nested proxy is not resolved before the call: a plain property read in the worker
-    // thread goes through that thread's own sync bridge.
+    // goes through the worker's own sync bridge.
     const inner = await store.proxy({ value: 'nested' })
     t.same(await redisApps.readNested.with({ dfk: kernel })({ inner }), { isProxy: true, before: false, value: 'nested', after: true })
     const once = await store.proxy({ value: 'once' }, { evict: true })
