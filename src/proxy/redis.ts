@@ -174,6 +174,9 @@ export class RedisConnector implements Connector {
       // A command that timed out leaves the connection in an unknown state: it is dropped.
       return await bounded(command(connection.commands), this.commandTimeoutMs, () => this.retire(connection))
     } catch (error) {
+      // After a failure the connection may be on its way down (a server answers a protocol error,
+      // then hangs up): the next call starts on a fresh one rather than on this one.
+      this.retire(connection)
       if (error instanceof TimedOut) throw new ConnectorError(this.label, `${what}: no answer within ${this.commandTimeoutMs} ms (commandTimeoutMs)`)
       if (error instanceof TsflowError) throw error
       throw new ConnectorError(this.label, `${what}: ${(error as Error).message}`, { cause: error })

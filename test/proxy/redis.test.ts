@@ -131,6 +131,18 @@ else {
     await c.evict(key)
   })
 
+  t.test("redis: a value over the server's proto-max-bulk-len fails with ConnectorError; the next call works", async (t) => {
+    // 1 MB limit here (512 MB by default) so the test stays small.
+    const small = await startRedis(t, { args: ['--proto-max-bulk-len', '1mb'] })
+    const c = new RedisConnector({ host: small.host, port: small.port })
+    t.teardown(() => c.close())
+    const error = await failureOf(c.put(new Uint8Array(2 << 20)), 'a put over the limit')
+    t.ok(error instanceof ConnectorError, error.message)
+    t.match(error.message, `redis(${small.host}:${small.port})`)
+    const key = await c.put(new Uint8Array(1000).fill(1))
+    t.equal((await c.get(key)).length, 1000)
+  })
+
   t.test('redis: a proxy resolves on a plain property access (sync bridge)', async (t) => {
     const store = new Store(`redis-sync-${process.pid}`, open())
     t.teardown(() => store.close())
