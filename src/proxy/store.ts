@@ -1,6 +1,6 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
-import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 
@@ -26,11 +26,24 @@ export interface ProxyOptions {
   evict?: boolean
   /** a serializer other than the store's default */
   serializer?: string
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
 }
 
 export interface PutOptions {
   /** a serializer other than the store's default; `get` must be given the same one */
   serializer?: string
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
+}
+
+// Hints only when there are any, so connectors see exactly the old calls otherwise.
+function hintsOf(options: { tags?: readonly string[] }): PutHints | undefined {
+  if (options.tags === undefined) return undefined
+  if (!Array.isArray(options.tags) || !options.tags.every((tag) => typeof tag === 'string' && tag !== '')) {
+    throw new ConfigError('tags', `must be an array of non-empty strings (got ${JSON.stringify(options.tags)})`)
+  }
+  return { tags: options.tags }
 }
 
 const serializerName: Check<string> = (value, path) => {
@@ -84,20 +97,26 @@ export class Store {
   /** Serializes and stores a value; resolves to its key. */
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
     this.checkOpen()
-    return this.connector.put(this.serializerFor(options.serializer).encode(value))
+    const hints = hintsOf(options)
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    return hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes)
   }
 
   /** Stores under a key made earlier (`connector.newKey()`), e.g. for a proxy future. */
   async set(key: ObjectKey, value: unknown, options: PutOptions = {}): Promise<void> {
     this.checkOpen()
     this.cache.delete(key.id)
-    await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+    const hints = hintsOf(options)
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
   }
 
   async putBatch(values: readonly unknown[], options: PutOptions = {}): Promise<ObjectKey[]> {
     this.checkOpen()
     const serializer = this.serializerFor(options.serializer)
-    return this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    const hints = hintsOf(options)
+    const encoded = values.map((value) => serializer.encode(value))
+    return hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded)
   }
 
   /**
@@ -159,7 +178,8 @@ export class Store {
    */
   future<T>(options: FutureOptions = {}): ProxyFuture<T> {
     this.checkOpen()
-    return new ProxyFuture<T>(this, this.connector.newKey(), options)
+    const hints = hintsOf(options)
+    return new ProxyFuture<T>(this, hints ? this.connector.newKey(hints) : this.connector.newKey(), options)
   }
 
   /** @internal the factory of a proxy of `key` */
@@ -251,7 +271,7 @@ export class ProxyFuture<T> {
   /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
   async setResult(value: T): Promise<void> {
     refuseUnproxyable(value)
-    await this.store.set(this.key, value, { serializer: this.options.serializer })
+    await this.store.set(this.key, value, { serializer: this.options.serializer, tags: this.options.tags })
   }
 
   async done(): Promise<boolean> {
