@@ -1,4 +1,4 @@
-import { ConfigError, ConnectorError, UsageError } from '../errors.js'
+import { ConfigError, ConnectorError, ObjectNotFound, UsageError } from '../errors.js'
 import { arrayOf, integer, isPlainObject, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 
@@ -162,9 +162,19 @@ export class MultiConnector implements Connector {
     return this.wrap(child, await child.connector.put(bytes, key, hints))
   }
 
+  // A missing key names this connector (what the user configured) and the child it went to.
+  private missing(error: unknown, child: Child): unknown {
+    if (!(error instanceof ObjectNotFound)) return error
+    return new ObjectNotFound(this.label, error.key, `looked in child '${child.name}', ${child.connector.label}`)
+  }
+
   async get(key: ObjectKey): Promise<Uint8Array> {
     const { child, childKey } = this.child(key)
-    return child.connector.get(childKey)
+    try {
+      return await child.connector.get(childKey)
+    } catch (error) {
+      throw this.missing(error, child)
+    }
   }
 
   getSync(key: ObjectKey): Uint8Array {
@@ -172,7 +182,11 @@ export class MultiConnector implements Connector {
     if (!child.connector.getSync) {
       throw new UsageError(`connector ${child.connector.label} (child '${child.name}' of ${this.label}) cannot be read synchronously; await resolve(proxy) before using it`)
     }
-    return child.connector.getSync(childKey)
+    try {
+      return child.connector.getSync(childKey)
+    } catch (error) {
+      throw this.missing(error, child)
+    }
   }
 
   async exists(key: ObjectKey): Promise<boolean> {
@@ -215,7 +229,12 @@ export class MultiConnector implements Connector {
     const values: Uint8Array[] = new Array(keys.length)
     await Promise.all(
       [...groups].map(async ([child, group]) => {
-        const got = await child.connector.getBatch(group.keys)
+        let got: Uint8Array[]
+        try {
+          got = await child.connector.getBatch(group.keys)
+        } catch (error) {
+          throw this.missing(error, child)
+        }
         group.indices.forEach((i, j) => (values[i] = got[j]!))
       }),
     )
