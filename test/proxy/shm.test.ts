@@ -2,8 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
-import { listSharedMemory, openSharedMemory, unlinkSharedMemory } from 'tsflow/native'
-import { ShmConnector, Store, type ObjectKey } from 'tsflow/proxy'
+import { createSharedMemory, listSharedMemory, openSharedMemory, renameSharedMemory, unlinkSharedMemory } from 'tsflow/native'
+import { NativeError } from 'tsflow'
+import { factoryOf, isResolved, ShmConnector, Store, type ObjectKey } from 'tsflow/proxy'
+import * as apps from '../fixtures/proxy-apps.js'
+import { startKernel } from '../helpers/executors.js'
 import { waitFor } from '../helpers/wait.js'
 import { connectorConformance } from './connector-conformance.js'
 
@@ -90,6 +93,51 @@ t.test('shm: a store over shm resolves proxies synchronously', async (t) => {
   t.equal(proxy.answer, 42, 'a plain property access resolves it (getSync)')
   t.same(proxy.list, [1, 2, 3])
 })
+
+t.test('native seam: renameSharedMemory replaces atomically, listSharedMemory filters by prefix', async (t) => {
+  const prefix = `tsflow-${base}_native-`
+  const a = `/${prefix}a`
+  const b = `/${prefix}b`
+  t.teardown(() => [a, b].forEach((name) => listSharedMemory(name.slice(1)).length && unlinkSharedMemory(name)))
+  createSharedMemory(a, 8)[0] = 1
+  createSharedMemory(b, 8)[0] = 2
+  const oldB = openSharedMemory(b)
+  t.same(listSharedMemory(prefix).sort(), [a, b])
+  renameSharedMemory(a, b)
+  t.same(listSharedMemory(prefix), [b], 'the source name is gone')
+  t.equal(openSharedMemory(b)[0], 1, 'the target name now opens the renamed segment')
+  t.equal(oldB[0], 2, 'a mapping of the replaced segment keeps working')
+  const error = t.throws(() => renameSharedMemory(a, b), NativeError) as NativeError
+  t.equal(error.syscall, 'rename')
+  t.match(error.message, `'${a}' does not exist`)
+  t.throws(() => renameSharedMemory('no-slash', b), TypeError, 'names are checked like the other shm calls')
+})
+
+t.test("shm: with the 'bytes' serializer a store hands out the mapping itself", async (t) => {
+  const c = new ShmConnector({ prefix: freshPrefix() })
+  const store = new Store(`shm-bytes-${process.pid}`, c, { serializer: 'bytes', cacheSize: 0 })
+  t.teardown(() => store.close())
+  const key = await store.put(new Uint8Array(1 << 20).fill(3))
+  const value = await store.get<Uint8Array>(key)
+  c.getSync(key)[5] = 99
+  t.equal(value[5], 99, 'the value a store get returned is the shared segment, not a copy')
+})
+
+for (const kind of ['threads', 'htex-processes'] as const) {
+  t.test(`shm: proxies resolve in tasks (${kind}), and evict: true unlinks from the worker`, async (t) => {
+    const c = new ShmConnector({ prefix: freshPrefix() })
+    const store = new Store(`shm-tasks-${kind}-${process.pid}`, c)
+    t.teardown(() => store.close())
+    const kernel = await startKernel(t, kind)
+    const data = await store.proxy(new Float64Array(100_000).fill(1))
+    t.same(await apps.inspect.with({ dfk: kernel })(data, 5), { isProxy: true, resolved: true, sum: 100_005 })
+    t.notOk(isResolved(data), 'the caller never mapped it')
+    const once = await store.proxy({ value: 'once' }, { evict: true })
+    t.equal(await apps.readKey.with({ dfk: kernel })(once), 'once')
+    t.notOk(await c.exists(factoryOf(once).key), 'the worker evicted (unlinked) it after resolving')
+    t.equal(c.segments().length, 1, 'only the first object is left, until the store closes')
+  })
+}
 
 t.test('shm: close unlinks what this instance put; a rebuilt instance owns only its own', async (t) => {
   const prefix = freshPrefix()
