@@ -1,5 +1,6 @@
 import { nanoid } from 'nanoid'
 import { constants as osConstants } from 'node:os'
+import { isMainThread } from 'node:worker_threads'
 import { ConfigError, ConnectorError, NativeError, ObjectNotFound } from '../errors.js'
 import {
   createSharedMemory,
@@ -45,23 +46,33 @@ const SAFE_ID = /^[A-Za-z0-9_-]+$/
 const NAME_MAX = 255
 const TMP_SUFFIX_MAX = TMP.length + 10 + 1 + 10
 
-// Each segment starts with a small header: magic, the writer's pid (for cleanup of a crashed
-// writer's leftovers), and the data length (checked against the segment size on read). 16 bytes
-// keep the data 16-byte aligned, so typed arrays can view it in place.
-const HEADER = 16
+// Each segment starts with a 32-byte header (which keeps the data 16-byte aligned, so typed
+// arrays can view it in place): magic u32 | writer pid u32 | data length u64 (checked against
+// the segment size on read) | flags u32 | reserved. The pid lets cleanup find a dead writer's
+// leftovers and the exit backstop find its own process's objects, whichever thread wrote them.
+const HEADER = 32
 const MAGIC = 0x6c667374 // 'tsfl' little-endian
+const FLAG_UNLINK_ON_EXIT = 1
 
-// Names put by any connector of this process (thread) and not evicted: the exit backstop's list.
-const processOwned = new Set<string>()
+// The exit backstop. Objects belong to the process that wrote them, whichever thread did, so only
+// the main thread hooks 'exit': a worker thread that ends (a pool shrinking) must not take away
+// objects the process still hands out. On exit it unlinks, under every prefix a main-thread
+// connector used, the segments this pid wrote with unlinkOnExit, and its half-written temporary
+// ones. 'exit' handlers must be synchronous, and these calls are. A process killed by a signal it
+// does not handle (SIGKILL, or SIGTERM without a handler) never gets here: ShmConnector.cleanup().
+const exitPrefixes = new Set<string>()
 let exitHookInstalled = false
-function installExitHook(): void {
+function watchOnExit(prefix: string): void {
+  exitPrefixes.add(prefix)
   if (exitHookInstalled) return
   exitHookInstalled = true
-  // 'exit' handlers must be synchronous, and unlink is. A process killed by a signal it does not
-  // handle (SIGKILL, or SIGTERM without a handler) does not get here: ShmConnector.cleanup().
   process.on('exit', () => {
-    for (const name of processOwned) unlinkQuietly(name)
-    processOwned.clear()
+    for (const prefix of exitPrefixes) {
+      for (const name of listSharedMemory(`${SHM_NAME_PREFIX}${prefix}-`)) {
+        const header = headerOf(name)
+        if (header?.pid === process.pid && (header.temporary || header.flags & FLAG_UNLINK_ON_EXIT)) unlinkQuietly(name)
+      }
+    }
   })
 }
 
@@ -130,6 +141,7 @@ export class ShmConnector implements Connector {
     if (!nativeAvailable()) {
       throw new ConnectorError(this.label, "needs tsflow's native addon, which does not load here (see docs/native.md: npm rebuild tsflow)")
     }
+    if (this.unlinkOnExit && isMainThread) watchOnExit(this.prefix)
   }
 
   get label(): string {
@@ -169,6 +181,7 @@ export class ShmConnector implements Connector {
         segment.writeUInt32LE(MAGIC, 0)
         segment.writeUInt32LE(process.pid, 4)
         segment.writeBigUInt64LE(BigInt(bytes.byteLength), 8)
+        segment.writeUInt32LE(this.unlinkOnExit ? FLAG_UNLINK_ON_EXIT : 0, 16)
         segment.set(bytes, HEADER)
         renameSharedMemory(temporary, name)
       } catch (error) {
@@ -179,10 +192,6 @@ export class ShmConnector implements Connector {
       this.fail('write', key, error)
     }
     this.owned.add(name)
-    if (this.unlinkOnExit) {
-      processOwned.add(name)
-      installExitHook()
-    }
     return key
   }
 
@@ -225,7 +234,6 @@ export class ShmConnector implements Connector {
       if (!isMissing(error)) this.fail('evict', key, error)
     }
     this.owned.delete(name)
-    processOwned.delete(name)
   }
 
   async putBatch(values: readonly Uint8Array[]): Promise<ObjectKey[]> {
@@ -243,10 +251,7 @@ export class ShmConnector implements Connector {
 
   /** Unlinks the segments this instance put and did not evict. */
   async close(): Promise<void> {
-    for (const name of this.owned) {
-      unlinkQuietly(name)
-      processOwned.delete(name)
-    }
+    for (const name of this.owned) unlinkQuietly(name)
     this.owned.clear()
   }
 
@@ -263,26 +268,33 @@ export class ShmConnector implements Connector {
     const { prefix, all = false } = object({ prefix: optional(prefixCheck), all: optional(boolean) })(options, 'cleanup')
     const removed: string[] = []
     for (const name of listSharedMemory(prefix === undefined ? SHM_NAME_PREFIX : `${SHM_NAME_PREFIX}${prefix}-`)) {
-      const writer = writerOf(name)
+      const header = headerOf(name)
       // Not one of ours (no header): another program's segment that happens to share the prefix.
-      if (writer === undefined || (!all && isAlive(writer))) continue
+      if (header === undefined || (!all && isAlive(header.pid))) continue
       if (unlinkQuietly(name)) removed.push(name)
     }
     return removed
   }
 }
 
-// The pid of the process that wrote a segment, from a temporary name or a published header;
-// undefined for a segment that is not a tsflow object.
-function writerOf(name: string): number | undefined {
+interface Header {
+  pid: number
+  flags: number
+  temporary: boolean
+}
+
+// Who wrote a segment: from a temporary name (its header may not be written yet) or a published
+// segment's header; undefined for a segment that is not a tsflow object.
+function headerOf(name: string): Header | undefined {
   const temporary = name.lastIndexOf(TMP)
   if (temporary !== -1) {
     const pid = Number(name.slice(temporary + TMP.length).split('-')[0])
-    return Number.isInteger(pid) ? pid : undefined
+    return Number.isInteger(pid) ? { pid, flags: 0, temporary: true } : undefined
   }
   try {
     const segment = openSharedMemory(name)
-    return segment.length >= HEADER && segment.readUInt32LE(0) === MAGIC ? segment.readUInt32LE(4) : undefined
+    if (segment.length < HEADER || segment.readUInt32LE(0) !== MAGIC) return undefined
+    return { pid: segment.readUInt32LE(4), flags: segment.readUInt32LE(16), temporary: false }
   } catch {
     return undefined
   }

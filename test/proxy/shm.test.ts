@@ -70,7 +70,7 @@ t.test('shm: get maps the segment, it does not copy it (100 MB)', async (t) => {
   // by a third mapping made directly. A copy would see none of it.
   first[size - 1] = 42
   t.equal(second[size - 1], 42, 'a write through one get shows in the other')
-  t.equal(openSharedMemory(c.segmentName(key))[16 + size - 1], 42, 'and in the segment itself')
+  t.equal(openSharedMemory(c.segmentName(key))[32 + size - 1], 42, 'and in the segment itself')
   t.equal(second[0], 7)
   await c.evict(key)
   t.equal(first[0], 7, 'a mapping stays readable after evict (only the name goes)')
@@ -177,14 +177,25 @@ t.test('shm: a process that exits normally leaves nothing; one killed by SIGKILL
     const c = new ShmConnector({ prefix: ${JSON.stringify(prefix)} })
     const d = new ShmConnector(c.toConfig())
     const keys = [await c.put(new Uint8Array(1000).fill(1)), await d.put(Uint8Array.of(2)), ...(await c.putBatch([Uint8Array.of(3)]))]
+    // A worker thread of this process puts one more and is terminated (no 'exit' in the thread).
+    const { Worker } = await import('node:worker_threads')
+    const thread = new Worker(\`
+      Promise.all([import('node:worker_threads'), import(\${JSON.stringify(${JSON.stringify(distUrl('proxy/index.js'))})})]).then(async ([{ parentPort }, { ShmConnector }]) => {
+        const key = await new ShmConnector(\${JSON.stringify(c.toConfig())}).put(Uint8Array.of(4))
+        parentPort.postMessage(key)
+        setInterval(() => {}, 1000)
+      })
+    \`, { eval: true })
+    keys.push(await new Promise((resolve) => thread.once('message', resolve)))
+    await thread.terminate()
     process.stdout.write(JSON.stringify(keys) + '\\n')
     ${exit}
   `
   const normal = child(t, body('setTimeout(() => {}, 10)'))
   const [code] = await normal.exited
   t.equal(code, 0)
-  t.equal(JSON.parse(normal.output()).length, 3, 'the child put three objects')
-  t.same(ours(prefix), [], 'a normal exit unlinked them (no close called)')
+  t.equal(JSON.parse(normal.output()).length, 4, 'the child put four objects, one from a worker thread')
+  t.same(ours(prefix), [], "a normal exit unlinked them, the terminated thread's too (no close called)")
 
   const killed = child(t, body('setInterval(() => {}, 1000)'))
   await waitFor(() => killed.output().includes('\n'), 'the child to put its objects')
@@ -194,8 +205,8 @@ t.test('shm: a process that exits normally leaves nothing; one killed by SIGKILL
   t.same(ShmConnector.cleanup({ prefix }), [], 'cleanup keeps the segments of a writer that is still running')
   killed.process.kill('SIGKILL')
   await killed.exited
-  t.equal(ours(prefix).length, 3, 'SIGKILL left its segments behind')
-  t.equal(ShmConnector.cleanup({ prefix }).length, 3, "cleanup removes a dead writer's segments")
+  t.equal(ours(prefix).length, 4, 'SIGKILL left its segments behind')
+  t.equal(ShmConnector.cleanup({ prefix }).length, 4, "cleanup removes a dead writer's segments")
   t.same(ours(prefix), [])
 
   const keeper = child(t, body('').replace('{ prefix:', '{ unlinkOnExit: false, prefix:'))
