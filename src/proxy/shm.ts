@@ -21,9 +21,9 @@ export interface ShmConnectorOptions {
    */
   prefix?: string
   /**
-   * Unlink, when this process (or worker thread) exits normally, the segments it put and did not
-   * evict (default true). Set it to false in a process whose objects must outlive it, e.g. a
-   * short-lived producer whose consumers read later; then someone must evict them.
+   * Unlink, when this process exits normally, the segments it put (from any of its threads) and
+   * did not evict (default true). Set it to false in a process whose objects must outlive it,
+   * e.g. a short-lived producer whose consumers read later; then someone must evict them.
    */
   unlinkOnExit?: boolean
 }
