@@ -1,4 +1,4 @@
-import { nanoid } from 'nanoid'
+import { customAlphabet, nanoid } from 'nanoid'
 import { constants as osConstants } from 'node:os'
 import { isMainThread } from 'node:worker_threads'
 import { ConfigError, ConnectorError, NativeError, ObjectNotFound } from '../errors.js'
@@ -17,7 +17,8 @@ import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectK
 export interface ShmConnectorOptions {
   /**
    * Part of every segment name, `/tsflow-<prefix>-<id>`, so segments can be told apart and
-   * cleaned up by run (letters, digits and '_', at most 64; default 'default').
+   * cleaned up by run (letters, digits and '_', at most 64). Default: a new random one, like a
+   * local connector's name; it travels in the config, so workers use the same.
    */
   prefix?: string
   /**
@@ -35,6 +36,7 @@ const prefixCheck: Check<string> = (value, path) => {
   }
   return value
 }
+const randomPrefix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12)
 const optionsSchema = object({ type: optional(string), prefix: optional(prefixCheck), unlinkOnExit: optional(boolean) })
 
 /** Every segment this connector makes is named `/tsflow-<prefix>-<id>` (a temporary one adds `.tmp-<pid>-<nonce>`). */
@@ -123,9 +125,13 @@ export interface ShmCleanupOptions {
  * readers that already mapped it; renaming avoids both.)
  *
  * Cleanup: `evict` unlinks the segment; `close()` unlinks what this instance put and did not evict
- * (a connector rebuilt from the config in a worker owns only what that worker put); and a
- * process's segments are unlinked when it exits normally (option `unlinkOnExit`). A process killed
- * by SIGKILL leaves its segments: `ShmConnector.cleanup()` removes those of dead writers.
+ * (a connector rebuilt from the config in a worker owns only what that worker put) plus what
+ * writers that are gone left under the prefix; and a process's segments are unlinked when it
+ * exits normally (option `unlinkOnExit`). A process killed by a signal (HTEX stops its workers
+ * with SIGTERM) leaves its segments: `close()` of a connector with that prefix, or
+ * `ShmConnector.cleanup()`, removes those of dead writers. (No signal handlers are installed:
+ * they would change how every tsflow process dies, e.g. a worker busy in sync code ignoring
+ * SIGTERM until it yields.)
  */
 export class ShmConnector implements Connector {
   readonly type = 'shm'
@@ -135,7 +141,7 @@ export class ShmConnector implements Connector {
 
   constructor(options: ShmConnectorOptions = {}) {
     const checked = optionsSchema(options, 'connector')
-    this.prefix = checked.prefix ?? 'default'
+    this.prefix = checked.prefix ?? randomPrefix()
     this.unlinkOnExit = checked.unlinkOnExit ?? true
     if (process.platform !== 'linux') throw new ConnectorError(this.label, `needs Linux POSIX shared memory (/dev/shm); this is ${process.platform}`)
     if (!nativeAvailable()) {
@@ -249,10 +255,15 @@ export class ShmConnector implements Connector {
     return listSharedMemory(`${SHM_NAME_PREFIX}${this.prefix}-`).filter((name) => !name.includes(TMP))
   }
 
-  /** Unlinks the segments this instance put and did not evict. */
+  /**
+   * Unlinks the segments this instance put and did not evict, and, under this prefix, those whose
+   * writer process has ended without removing them (an HTEX worker stopped by SIGTERM): closing
+   * the store after the executors have shut down leaves nothing of the run behind.
+   */
   async close(): Promise<void> {
     for (const name of this.owned) unlinkQuietly(name)
     this.owned.clear()
+    ShmConnector.cleanup({ prefix: this.prefix })
   }
 
   toConfig(): ConnectorConfig {

@@ -4,7 +4,9 @@ import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { createSharedMemory, listSharedMemory, openSharedMemory, renameSharedMemory, unlinkSharedMemory } from 'tsflow/native'
 import { NativeError } from 'tsflow'
-import { factoryOf, isResolved, ShmConnector, Store, type ObjectKey } from 'tsflow/proxy'
+import { dispose, factoryOf, isResolved, ShmConnector, Store, type ObjectKey } from 'tsflow/proxy'
+import { makeOwned } from '../fixtures/ownership-apps.js'
+import { makeProxy } from '../fixtures/shm-apps.js'
 import * as apps from '../fixtures/proxy-apps.js'
 import { startKernel } from '../helpers/executors.js'
 import { waitFor } from '../helpers/wait.js'
@@ -138,6 +140,27 @@ for (const kind of ['threads', 'htex-processes'] as const) {
     t.equal(c.segments().length, 1, 'only the first object is left, until the store closes')
   })
 }
+
+t.test('shm: objects a worker process puts come back as proxies, and go when disposed or when the worker exits', async (t) => {
+  const c = new ShmConnector({ prefix: freshPrefix() })
+  const store = new Store(`shm-results-${process.pid}`, c)
+  t.teardown(() => store.close())
+  const kernel = await startKernel(t, 'htex-processes')
+  const owned = await makeOwned.with({ dfk: kernel })(store.toConfig(), 1000, 3)
+  t.equal(c.segments().length, 1, 'the worker process put the result in shm')
+  t.equal(owned.reduce((a, b) => a + b, 0), 3000, 'the caller reads it (owned proxy, resolved synchronously)')
+  await dispose(owned)
+  t.same(c.segments(), [], 'disposing the owned proxy unlinked it')
+  const plain = await makeProxy.with({ dfk: kernel })(store.toConfig(), 1000, 2)
+  t.equal(plain[999], 2)
+  t.equal(c.segments().length, 1, 'a plain proxy result stays while its writer runs')
+  await new ShmConnector(c.toConfig() as never).close()
+  t.equal(c.segments().length, 1, "closing a connector of the same prefix leaves it: its writer is alive and owns it")
+  await kernel.cleanup({ deadlineMs: 10_000 })
+  // HTEX stops its worker processes with SIGTERM: no 'exit' handler runs there.
+  await store.close()
+  t.same(c.segments(), [], "closing the store after the executor stopped removed the stopped worker's object")
+})
 
 t.test('shm: close unlinks what this instance put; a rebuilt instance owns only its own', async (t) => {
   const prefix = freshPrefix()
