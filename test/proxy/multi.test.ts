@@ -11,6 +11,7 @@ import {
   isResolved,
   LocalConnector,
   MultiConnector,
+  RedisConnector,
   ShmConnector,
   Store,
   type ObjectKey,
@@ -18,6 +19,7 @@ import {
 } from 'tsflow/proxy'
 import * as apps from '../fixtures/proxy-apps.js'
 import { startKernel } from '../helpers/executors.js'
+import { redisMissing, startRedis } from '../helpers/redis.js'
 import { connectorConformance } from './connector-conformance.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-multi-connector-'))
@@ -47,6 +49,31 @@ connectorConformance(t, {
 connectorConformance(t, {
   name: 'multi(shm, local)',
   create: () => new MultiConnector({ connectors: { big: { connector: shm(), policy: { minSize: 2 } }, small: { connector: new LocalConnector() } } }),
+})
+
+// Small objects in a real redis-server, large ones in shm: the mix the connector is for.
+const missing = redisMissing()
+t.test('multi(redis, shm) on a real redis-server', { skip: missing }, async (t) => {
+  const redis = await startRedis(t)
+  const make = () =>
+    new MultiConnector({
+      connectors: {
+        small: { connector: new RedisConnector({ host: redis.host, port: redis.port, keyPrefix: `multi${process.pid}-${fresh()}:` }), policy: { maxSize: 1024 } },
+        big: { connector: shm() },
+      },
+    })
+  connectorConformance(t, { name: 'multi(redis, shm)', create: make })
+  t.test('routing and sync reads across both', async (t) => {
+    const c = make()
+    t.teardown(() => c.close())
+    const small = await c.put(new Uint8Array(1024).fill(1))
+    const big = await c.put(new Uint8Array(1025).fill(2))
+    t.same([small.via, big.via], ['small', 'big'])
+    t.equal(c.getSync(small)[1023], 1, 'getSync through the redis child (its sync bridge)')
+    t.equal(c.getSync(big)[1024], 2, 'and the shm child')
+    await c.evict(small)
+    await c.evict(big)
+  })
 })
 
 t.test('multi: routes by size, highest priority first, and the key says where', async (t) => {
