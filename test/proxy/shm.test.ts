@@ -239,6 +239,16 @@ t.test('shm: a process that exits normally leaves nothing; one killed by SIGKILL
   for (const key of left) await reader.evict(key)
 })
 
+t.test('shm: cleanup leaves segments that are not tsflow objects alone', async (t) => {
+  const prefix = freshPrefix()
+  const foreign = `/tsflow-${prefix}-foreign`
+  t.teardown(() => unlinkSharedMemory(foreign))
+  createSharedMemory(foreign, 64).fill(1)
+  t.same(ShmConnector.cleanup({ prefix, all: true }), [], 'no tsflow header: not ours, even with all')
+  t.same(ours(prefix), [foreign])
+  t.throws(() => ShmConnector.cleanup({ prefix: 'a-b' }), { code: ErrorCode.CONFIG, message: /cleanup\.prefix/ })
+})
+
 t.test('shm: a writer killed mid-put leaves no visible object, only a temporary segment', async (t) => {
   const prefix = freshPrefix()
   const size = 32 * 2 ** 20
