@@ -87,5 +87,8 @@ t.test('the proxy API is exported from tsflow too, as the proxy namespace plus t
   t.equal(tsflow.FileConnector, proxyModule.FileConnector)
   t.equal(tsflow.LocalConnector, proxyModule.LocalConnector)
   t.equal(tsflow.ProxyFuture, proxyModule.ProxyFuture)
+  t.equal(tsflow.RedisConnector, proxyModule.RedisConnector)
+  t.equal(tsflow.ShmConnector, proxyModule.ShmConnector)
+  t.equal(tsflow.MultiConnector, proxyModule.MultiConnector)
   t.equal(tsflow.proxy.resolve, proxyModule.resolve)
 })
