@@ -138,3 +138,23 @@ t.test('bad option values are refused naming the option path', async (t) => {
   t.teardown(() => local.close())
   t.throws(() => new DataFlowKernel({ executors: [new ThreadPoolExecutor({ proxy: { store: local } })] }), /executors\[0\]\.proxy\.store\.connector is a 'local' connector/)
 })
+
+// Shared memory: objects are segments in /dev/shm (watched there), zero-copy for readers on the node.
+for (const kind of ['threads', 'htex-processes'] as const) {
+  t.test(`${kind}: the option with the shm connector leaves no segment behind`, async (t) => {
+    const prefix = `opt${process.pid}${kind.replace('-', '')}`
+    const connector = new proxy.ShmConnector({ prefix })
+    const store = new Store(`shm-option-${kind}-${process.pid}`, connector)
+    t.teardown(() => store.close())
+    const seen = new Set<string>()
+    const watcher = watch('/dev/shm', (_event, name) => {
+      if (name?.startsWith(`tsflow-${prefix}-`) && !name.includes('.tmp')) seen.add(name)
+    })
+    t.teardown(() => watcher.close())
+    const kernel = await startKernel(t, kind, { proxy: { store, threshold: '100kB' } })
+    const dfk = { dfk: kernel }
+    t.equal(await apps.sum.with(dfk)(apps.ones.with(dfk)(50_000)), 50_000, 'a large result, then the same as a large argument')
+    await waitFor(() => seen.size >= 2, 'the segments of the result and of the argument')
+    t.same(connector.segments(), [], 'no segment is left')
+  })
+}
