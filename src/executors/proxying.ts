@@ -64,20 +64,35 @@ export const proxyOption: Check<ResolvedProxyOption> = (value, path) => {
   return { store: checked.store, threshold: checked.threshold ?? DEFAULT_PROXY_THRESHOLD }
 }
 
+/** One stored argument, shared by every outstanding task that passed the same object. */
+interface StoredArgument {
+  value: unknown
+  /** resolves to the proxy (rejects when the put failed) */
+  proxy: Promise<unknown>
+  key?: ObjectKey
+  /** outstanding tasks using it; evicted when the last is reported */
+  uses: number
+}
+
 /**
  * The caller's side of the option, one per executor: replaces arguments larger than the threshold
  * by proxies before a task is encoded, tells workers (the task's `ctx.px`) to do the same with
- * results, fetches result proxies back so futures get values, and evicts what it put when a task
- * is reported. Tasks whose arguments are all small stay synchronous.
+ * results, fetches result proxies back so futures get values, and evicts what it put when the
+ * tasks that used it are reported. Tasks whose arguments are all small stay synchronous.
  */
 export class ExecutorProxying {
   readonly threshold: number
   readonly store: Store
   private readonly owned: boolean
   private readonly px: NonNullable<TaskContextWire['px']>
-  /** keys of the arguments proxied for each task, evicted when the task is reported */
-  private readonly keys = new Map<number, ObjectKey[]>()
-  /** puts and result fetches under way, which shutdown waits for */
+  /**
+   * Stored arguments by the object passed: an object passed to many tasks (a fan-out) is stored
+   * once and evicted when the last of them is reported.
+   */
+  private readonly stored = new Map<unknown, StoredArgument>()
+  /** the stored arguments each task uses */
+  private readonly uses = new Map<number, StoredArgument[]>()
+  /** puts, fetches and evictions under way, which shutdown waits for */
   private readonly busy = new Set<Promise<unknown>>()
   /** tasks whose large arguments are being put, by id */
   private readonly preparing = new Map<number, ExecutorTask>()
@@ -101,52 +116,69 @@ export class ExecutorProxying {
 
   /**
    * The task as it travels: large top-level arguments replaced by proxies (the kernel's task is
-   * not changed, so a retry proxies again) and `ctx.px` set. A promise only when something had to
-   * be put; it rejects (having evicted what it put) when the store fails.
+   * not changed, so a retry proxies again) and `ctx.px` set. A promise only when an argument is
+   * being put; it rejects when the store fails. What the task uses is released by `settled`.
    */
   prepare(task: ExecutorTask): ExecutorTask | Promise<ExecutorTask> {
     const ctx: TaskContextWire = task.ctx ? { ...task.ctx, px: this.px } : { px: this.px }
     let args: unknown[] | undefined
-    let puts: Promise<void>[] | undefined
-    const keys: ObjectKey[] = []
+    let used: StoredArgument[] | undefined
     for (let i = 0; i < task.args.length; i++) {
       const value = task.args[i]
       // Numbers, booleans and the like are never large; proxies already travel as their factory.
       if ((typeof value !== 'object' && typeof value !== 'string') || value === null || isProxy(value)) continue
-      let large: boolean | Uint8Array
-      try {
-        large = largerThan(value, this.threshold)
-      } catch {
-        continue // unencodable: the executor's encoder fails the task with a message naming it
+      let stored = this.stored.get(value)
+      if (stored === undefined) {
+        let large: boolean | Uint8Array
+        try {
+          large = largerThan(value, this.threshold)
+        } catch {
+          continue // unencodable: the executor's encoder fails the task with a message naming it
+        }
+        if (large === false) continue
+        stored = this.put(value, large)
       }
-      if (large === false) continue
-      const copy = (args ??= [...task.args])
-      // evict: the worker drops it once resolved; `settled` evicts it in any case.
-      const put = putLarge(this.store, value, large, true).then((proxy) => {
-        keys.push(factoryOf(proxy).key)
-        copy[i] = proxy
-      })
-      ;(puts ??= []).push(put)
+      stored.uses++
+      ;(used ??= []).push(stored)
+      ;(args ??= [...task.args])[i] = stored
     }
-    if (!puts) return { ...task, ctx }
-    const prepared = Promise.all(puts).then(
-      () => {
-        this.keys.set(task.id, keys)
-        return { ...task, args: args!, ctx }
+    if (!used) return { ...task, ctx }
+    this.uses.set(task.id, used)
+    const copy = args!
+    return this.track(
+      Promise.all(
+        copy.map(async (arg, i) => {
+          if (used.includes(arg as StoredArgument)) copy[i] = await (arg as StoredArgument).proxy
+        }),
+      ).then(() => ({ ...task, args: copy, ctx })),
+    )
+  }
+
+  private put(value: unknown, measured: true | Uint8Array): StoredArgument {
+    const stored: StoredArgument = { value, uses: 0, proxy: undefined as unknown as Promise<unknown> }
+    // Not evict-on-resolve: other tasks may read the same object; it goes when its last task is reported.
+    stored.proxy = putLarge(this.store, value, measured, false).then(
+      (proxy) => {
+        stored.key = factoryOf(proxy).key
+        // Every task that used it was reported while it was being put.
+        if (stored.uses === 0) this.evict([stored.key])
+        return proxy
       },
-      async (error: unknown) => {
-        await Promise.allSettled(puts!)
-        this.evict(keys)
+      (error: unknown) => {
+        // A later task passing the same object tries again.
+        if (this.stored.get(value) === stored) this.stored.delete(value)
         throw error
       },
     )
-    return this.track(prepared)
+    stored.proxy.catch(() => {}) // each task awaiting it sees the error
+    this.stored.set(value, stored)
+    return stored
   }
 
   /**
    * Prepares a submitted task and hands it to `ready`: at once when no argument had to be put,
-   * else once the puts are done, unless the task was dropped meanwhile (`drop`, `settled`: its
-   * puts are then evicted). `failed` gets the store's error.
+   * else once the puts are done, unless the task was dropped meanwhile (`drop`, `settled`).
+   * `failed` gets the store's error.
    */
   submit(task: ExecutorTask, ready: (task: ExecutorTask) => void, failed: (error: Error) => void): void {
     const prepared = this.prepare(task)
@@ -155,7 +187,6 @@ export class ExecutorProxying {
     prepared.then(
       (done) => {
         if (this.preparing.delete(task.id)) ready(done)
-        else this.settled(task.id)
       },
       (error: unknown) => {
         if (this.preparing.delete(task.id)) failed(error as Error)
@@ -177,46 +208,65 @@ export class ExecutorProxying {
     return tasks
   }
 
-  /** The task was reported (any outcome): evict the arguments proxied for it. */
+  /** The task was reported (any outcome): its stored arguments are released (evicted in the background when unused). */
   settled(taskId: number): void {
     this.preparing.delete(taskId)
-    const keys = this.keys.get(taskId)
-    if (!keys) return
-    this.keys.delete(taskId)
-    this.evict(keys)
+    void this.release(taskId)
+  }
+
+  /** Releases the task's stored arguments; evicts (and returns the eviction of) those no outstanding task uses. */
+  private release(taskId: number): Promise<unknown> | undefined {
+    const used = this.uses.get(taskId)
+    if (!used) return undefined
+    this.uses.delete(taskId)
+    const unused: ObjectKey[] = []
+    for (const stored of used) {
+      if (--stored.uses > 0) continue
+      if (this.stored.get(stored.value) === stored) this.stored.delete(stored.value)
+      // Still being put: evicted once it is (see put).
+      if (stored.key) unused.push(stored.key)
+    }
+    return unused.length > 0 ? this.evict(unused) : undefined
   }
 
   /**
-   * The outcome as the kernel should see it: a result the worker stored (an automatic proxy) is
-   * fetched and evicted, so the future gets the value itself. A promise only then.
+   * The outcome of a task that ran, as the kernel should see it: its stored arguments released
+   * (and evicted when unused) before the future settles, and a result the worker stored (an
+   * automatic proxy) fetched and evicted, so the future gets the value itself. A promise only
+   * when there is such work.
    */
-  outcome(outcome: TaskOutcome): TaskOutcome | Promise<TaskOutcome> {
-    if (!outcome.ok || !isAutoProxy(outcome.value)) return outcome
+  outcome(taskId: number, outcome: TaskOutcome): TaskOutcome | Promise<TaskOutcome> {
+    const released = this.release(taskId)
+    if (!outcome.ok || !isAutoProxy(outcome.value)) return released ? this.track(released.then(() => outcome)) : outcome
     const proxy = outcome.value
     const fetched = extract(proxy).then(
       (value): TaskOutcome => ({ ok: true, value }),
       (error: unknown): TaskOutcome => {
         // Not fetched, so not evicted by the read: evict it here, unless it is gone already.
-        if (!(error instanceof Error && error.cause instanceof ObjectNotFound)) this.evict([factoryOf(proxy).key])
+        if (!(error instanceof Error && error.cause instanceof ObjectNotFound)) void this.evict([factoryOf(proxy).key])
         return { ok: false, error: error as Error }
       },
     )
-    return this.track(fetched)
+    return this.track(released ? Promise.all([fetched, released]).then(([done]) => done) : fetched)
   }
 
-  /** Waits (up to `deadlineMs`) for puts and fetches under way, then closes the store if the executor built it. */
+  /** The outcome of a try no longer wanted: a result the worker stored is evicted unread. */
+  discard(outcome: TaskOutcome): TaskOutcome {
+    if (outcome.ok && isAutoProxy(outcome.value)) void this.evict([factoryOf(outcome.value).key])
+    return outcome
+  }
+
+  /** Waits (up to `deadlineMs`) for work under way, releases what is left, then closes the store if the executor built it. */
   async close(deadlineMs: number): Promise<void> {
     await settledWithin(Promise.allSettled([...this.busy]), deadlineMs)
-    for (const taskId of [...this.keys.keys()]) this.settled(taskId)
+    for (const taskId of [...this.uses.keys()]) this.settled(taskId)
     await settledWithin(Promise.allSettled([...this.busy]), deadlineMs)
     if (this.owned) await this.store.close()
   }
 
-  private evict(keys: readonly ObjectKey[]): void {
-    for (const key of keys) {
-      // A failed evict leaves the object behind (seen when the connector is checked); it must not fail the task.
-      this.track(this.store.evict(key).catch(() => {}))
-    }
+  private evict(keys: readonly ObjectKey[]): Promise<unknown> {
+    // A failed evict leaves the object behind (seen when the connector is checked); it must not fail the task.
+    return this.track(Promise.all(keys.map((key) => this.store.evict(key).catch(() => {}))))
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {

@@ -123,7 +123,8 @@ export function largerThan(value: unknown, threshold: number): boolean | Uint8Ar
 
 /**
  * Stores a value `largerThan` found large and returns an automatic proxy of it (`auto: true`).
- * `evict`: evicted by whoever resolves it (the worker for an argument, the caller for a result).
+ * `evict`: evicted by whoever resolves it (results: the caller reads and evicts; arguments are
+ * shared and evicted by the executor instead).
  */
 export async function putLarge<T>(store: Store, value: T, measured: true | Uint8Array, evict: boolean): Promise<T> {
   // The store's msgpack serializer is the codec that made `measured`: its bytes go as they are.

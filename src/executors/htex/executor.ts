@@ -419,7 +419,8 @@ export class HighThroughputExecutor implements Executor {
             outcome = { ok: false, error: error as Error }
           }
           // With the proxy option, a large result arrives as a proxy: fetched (and evicted) first.
-          const fetched = this.proxying ? this.proxying.outcome(outcome) : outcome
+          // (A stale try's stored result is evicted unread; its arguments belong to the current try.)
+          const fetched = !this.proxying ? outcome : this.pending.get(id)?.try === tryNumber ? this.proxying.outcome(id, outcome) : this.proxying.discard(outcome)
           if (fetched instanceof Promise) void fetched.then((settled) => this.report(id, tryNumber, settled))
           else this.report(id, tryNumber, fetched)
         }

@@ -358,7 +358,7 @@ export class ThreadPoolExecutor implements Executor {
       outcome = { ok: false, error: error as Error }
     }
     // With the proxy option, a large result arrives as a proxy: fetched (and evicted) first.
-    const fetched = this.proxying ? this.proxying.outcome(outcome) : outcome
+    const fetched = this.proxying ? this.proxying.outcome(task.id, outcome) : outcome
     if (fetched instanceof Promise) void fetched.then((settled) => this.report(task, settled))
     else this.report(task, fetched)
   }
