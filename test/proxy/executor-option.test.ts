@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { DataFlowKernel, ErrorCode, HighThroughputExecutor, proxy, Store, ThreadPoolExecutor } from 'tsflow'
 import { FileConnector, isProxy } from 'tsflow/proxy'
 import * as apps from '../fixtures/proxy-exec-apps.js'
-import { EXECUTOR_KINDS, startKernel } from '../helpers/executors.js'
+import { EXECUTOR_KINDS, makeExecutor, startKernel } from '../helpers/executors.js'
 import { waitFor } from '../helpers/wait.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-proxy-option-'))
@@ -167,3 +167,16 @@ for (const kind of ['threads', 'htex-processes'] as const) {
     t.same(connector.segments(), [], 'no segment is left')
   })
 }
+
+t.test('a retried task stores its argument again and leaves nothing behind', async (t) => {
+  const directory = join(scratch, 'retry-objects')
+  const { puts, left } = watchPuts(t, directory)
+  const run = mkdtempSync(join(scratch, 'retry-run-'))
+  const store = { name: `retry-${process.pid}`, connector: { type: 'file', directory } }
+  let kernel: DataFlowKernel | undefined
+  t.teardown(() => kernel?.cleanup({ deadlineMs: 5000 }))
+  kernel = await new DataFlowKernel({ runDir: run, retries: 1, executors: [makeExecutor('htex-processes', { proxy: { store, threshold: 1000 } })] }).start()
+  t.equal(await apps.flaky.with({ dfk: kernel })(new Float64Array(10_000)), 10_000, 'the retry succeeded')
+  await waitFor(() => puts.size >= 2, 'a put for each try')
+  t.same(left(), [], 'nothing is left after the retried task')
+})
