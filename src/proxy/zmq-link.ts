@@ -1,0 +1,132 @@
+// The reading side of the zmq peer connector: one DEALER per owner endpoint, reused, with
+// concurrent requests told apart by a request id, each bounded by the connector's timeout.
+import type * as Zmq from 'zeromq'
+import { ConnectorError } from '../errors.js'
+import { Outbox } from '../transport/sockets.js'
+import { Op, Status, WIRE_VERSION, zeromq } from './zmq-server.js'
+
+export interface Reply {
+  status: number
+  payload: Buffer | undefined
+}
+
+interface Pending {
+  resolve(reply: Reply): void
+  reject(error: Error): void
+  timer: NodeJS.Timeout
+  /** replies the link had received when this request was sent */
+  heardBefore: number
+}
+
+export type OpName = keyof typeof Op
+
+/** The connector label errors about an owner carry: `zmq(tcp://host:port)`. */
+export const ownerLabel = (endpoint: string) => `zmq(${endpoint})`
+
+/**
+ * Requests to one owner. A request that gets no answer within `timeoutMs` fails with a
+ * ConnectorError naming the owner; if nothing at all came back from the owner since it was sent,
+ * the owner is taken as unreachable: the socket is closed (dropping what it queued) and every
+ * request waiting on it fails too. A dropped connection (owner process ended) fails the waiting
+ * requests at once.
+ */
+export class OwnerLink {
+  private readonly socket: Zmq.Dealer
+  private readonly outbox: Outbox
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
+  private heard = 0
+  private dead: Error | undefined
+
+  constructor(
+    readonly endpoint: string,
+    private readonly timeoutMs: number,
+    /** called once when the link gives up, so the connector makes a fresh one next time */
+    private readonly onDead: (link: OwnerLink) => void,
+  ) {
+    const { Dealer } = zeromq()
+    this.socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, reconnectInterval: 100, reconnectMaxInterval: 1000 })
+    // A connection that was up and dropped: the owner's process ended or closed its connector.
+    // Its answers to what we asked before can no longer come.
+    this.socket.events.on('disconnect', () => this.fail(new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)')))
+    this.socket.connect(endpoint)
+    this.outbox = new Outbox(this.socket, (error) => this.fail(new ConnectorError(ownerLabel(endpoint), `cannot send to the owner: ${(error as Error).message}`, { cause: error })))
+    void this.receive()
+  }
+
+  get closed(): boolean {
+    return this.dead !== undefined
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const [requestId, status, payload] of this.socket) {
+        this.heard++
+        if (!requestId || requestId.length !== 4 || !status) continue
+        const id = requestId.readUInt32BE(0)
+        const waiting = this.pending.get(id)
+        if (!waiting) continue // answered after its timeout: dropped
+        this.pending.delete(id)
+        clearTimeout(waiting.timer)
+        waiting.resolve({ status: status[0]!, payload })
+      }
+    } catch (error) {
+      if (!this.dead) this.fail(new ConnectorError(ownerLabel(this.endpoint), `receiving from the owner failed: ${(error as Error).message}`, { cause: error }))
+    }
+  }
+
+  /** Sends one request; resolves to the owner's reply, rejects with a ConnectorError naming the owner. */
+  request(op: OpName, keyId: string, what: string, payload?: Uint8Array): Promise<Reply> {
+    if (this.dead) return Promise.reject(this.dead)
+    const id = this.nextId
+    this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1
+    const requestId = Buffer.allocUnsafe(4)
+    requestId.writeUInt32BE(id, 0)
+    return new Promise<Reply>((resolve, reject) => {
+      const heardBefore = this.heard
+      const timer = setTimeout(() => this.expire(id, what), this.timeoutMs)
+      this.pending.set(id, { resolve, reject, timer, heardBefore })
+      const frames: Uint8Array[] = [requestId, Uint8Array.of(WIRE_VERSION, Op[op]), Buffer.from(keyId, 'utf8')]
+      if (payload !== undefined) frames.push(payload)
+      this.outbox.send(frames)
+    })
+  }
+
+  private expire(id: number, what: string): void {
+    const waiting = this.pending.get(id)
+    if (!waiting) return
+    this.pending.delete(id)
+    const error = new ConnectorError(
+      ownerLabel(this.endpoint),
+      `no answer from the owner within ${this.timeoutMs} ms (${what}); the process that stored the object may have ended, ` +
+        `or ${this.endpoint} is not reachable from here (check the connector's address/interface option); timeoutMs sets this bound`,
+    )
+    waiting.reject(error)
+    // Silence since the send: the owner is gone or unreachable, so stop queueing to it.
+    if (this.heard === waiting.heardBefore) this.fail(error)
+  }
+
+  /** Fails every waiting request with `error` and closes the socket; later requests get the same error. */
+  fail(error: Error): void {
+    if (this.dead) return
+    this.dead = error
+    for (const [id, waiting] of this.pending) {
+      this.pending.delete(id)
+      clearTimeout(waiting.timer)
+      waiting.reject(error)
+    }
+    this.socket.close()
+    this.onDead(this)
+  }
+
+  close(reason: string): void {
+    this.fail(new ConnectorError(ownerLabel(this.endpoint), reason))
+  }
+}
+
+export function replyError(endpoint: string, reply: Reply, what: string): ConnectorError {
+  const detail = reply.payload ? reply.payload.toString('utf8') : `status ${reply.status}`
+  return new ConnectorError(ownerLabel(endpoint), `the owner refused ${what}: ${detail}`)
+}
+
+export { Status }
