@@ -1,5 +1,5 @@
 import { createServer } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { connectorFromConfig, factoryOf, Store, ZmqConnector, type ObjectKey, type ZmqKey } from 'tsflow/proxy'
 import * as apps from '../fixtures/zmq-apps.js'
@@ -8,7 +8,7 @@ import { startPeer } from '../helpers/zmq-peer.js'
 import { connectorConformance } from './connector-conformance.js'
 
 /** A connector closed when `t` ends. */
-const open = (test: typeof t, options: ConstructorParameters<typeof ZmqConnector>[0] = {}) => {
+const open = (test: Test, options: ConstructorParameters<typeof ZmqConnector>[0] = {}) => {
   const connector = new ZmqConnector(options)
   test.teardown(() => connector.close())
   return connector
