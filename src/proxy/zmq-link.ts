@@ -20,6 +20,9 @@ interface Pending {
 
 export type OpName = keyof typeof Op
 
+/** how long a link to an owner stays open with no request waiting */
+export const LINK_IDLE_MS = 1000
+
 /** The connector label errors about an owner carry: `zmq(tcp://host:port)`. */
 export const ownerLabel = (endpoint: string) => `zmq(${endpoint})`
 
@@ -36,6 +39,8 @@ export class OwnerLink {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private heard = 0
+  private receiving = false
+  private idleTimer: NodeJS.Timeout | undefined
   private dead: Error | undefined
 
   constructor(
@@ -49,18 +54,23 @@ export class OwnerLink {
     // A connection that was up and dropped: the owner's process ended or closed its connector.
     // Its answers to what we asked before can no longer come.
     this.socket.events.on('disconnect', () => this.fail(new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)')))
+    // (The monitor behind `events` keeps the process alive while the socket is open: hence the
+    // idle close below.)
     this.socket.connect(endpoint)
     this.outbox = new Outbox(this.socket, (error) => this.fail(new ConnectorError(ownerLabel(endpoint), `cannot send to the owner: ${(error as Error).message}`, { cause: error })))
-    void this.receive()
   }
 
   get closed(): boolean {
     return this.dead !== undefined
   }
 
+  // Receives only while requests wait: an idle link has no read in progress that would keep the
+  // process alive (a reader need not close its connector for its process to exit).
   private async receive(): Promise<void> {
+    this.receiving = true
     try {
-      for await (const [requestId, status, payload] of this.socket) {
+      while (this.pending.size > 0 && !this.dead) {
+        const [requestId, status, payload] = await this.socket.receive()
         this.heard++
         if (!requestId || requestId.length !== 4 || !status) continue
         const id = requestId.readUInt32BE(0)
@@ -69,9 +79,12 @@ export class OwnerLink {
         this.pending.delete(id)
         clearTimeout(waiting.timer)
         waiting.resolve({ status: status[0]!, payload })
+        if (this.pending.size === 0) this.idle()
       }
     } catch (error) {
       if (!this.dead) this.fail(new ConnectorError(ownerLabel(this.endpoint), `receiving from the owner failed: ${(error as Error).message}`, { cause: error }))
+    } finally {
+      this.receiving = false
     }
   }
 
@@ -82,6 +95,7 @@ export class OwnerLink {
     this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1
     const requestId = Buffer.allocUnsafe(4)
     requestId.writeUInt32BE(id, 0)
+    clearTimeout(this.idleTimer)
     return new Promise<Reply>((resolve, reject) => {
       const heardBefore = this.heard
       const timer = setTimeout(() => this.expire(id, what), this.timeoutMs)
@@ -89,7 +103,20 @@ export class OwnerLink {
       const frames: Uint8Array[] = [requestId, Uint8Array.of(WIRE_VERSION, Op[op]), Buffer.from(keyId, 'utf8')]
       if (payload !== undefined) frames.push(payload)
       this.outbox.send(frames)
+      if (!this.receiving) void this.receive()
     })
+  }
+
+  /**
+   * No request waits: close the link after LINK_IDLE_MS unless one comes, so a reader that never
+   * closes its connector still lets its process exit (the socket's monitor would keep it alive).
+   */
+  private idle(): void {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = setTimeout(() => {
+      if (this.pending.size === 0) this.close('closed after being idle')
+    }, LINK_IDLE_MS)
+    this.idleTimer.unref()
   }
 
   private expire(id: number, what: string): void {
@@ -102,14 +129,17 @@ export class OwnerLink {
         `or ${this.endpoint} is not reachable from here (check the connector's address/interface option); timeoutMs sets this bound`,
     )
     waiting.reject(error)
-    // Silence since the send: the owner is gone or unreachable, so stop queueing to it.
-    if (this.heard === waiting.heardBefore) this.fail(error)
+    // Silence since the send: the owner is gone or unreachable, so stop queueing to it. And a
+    // link left with a read in progress but nothing to wait for is closed, so that read does not
+    // keep the process alive; the next request opens a fresh link.
+    if (this.heard === waiting.heardBefore || this.pending.size === 0) this.fail(error)
   }
 
   /** Fails every waiting request with `error` and closes the socket; later requests get the same error. */
   fail(error: Error): void {
     if (this.dead) return
     this.dead = error
+    clearTimeout(this.idleTimer)
     for (const [id, waiting] of this.pending) {
       this.pending.delete(id)
       clearTimeout(waiting.timer)

@@ -27,8 +27,16 @@ export const Status = { ok: 0, missing: 1, failed: 2 } as const
 // read from memory, not over a socket, whichever connector instance holds the key.
 const servers = new Map<string, ObjectServer>()
 
+// Endpoints of servers this process closed: asking them would only wait for the timeout.
+const closedHere = new Set<string>()
+
 export function localServer(endpoint: string): ObjectServer | undefined {
   return servers.get(endpoint)
+}
+
+/** whether `endpoint` was served by a connector of this process that has been closed since */
+export function closedLocally(endpoint: string): boolean {
+  return closedHere.has(endpoint)
 }
 
 /** Objects of this process, served to peers over one ROUTER socket bound at `endpoint`. */
@@ -66,6 +74,7 @@ export class ObjectServer {
       // socket closed under us. Either way the reader's own timeout reports it.
     })
     servers.set(this.endpoint, this)
+    closedHere.delete(this.endpoint)
     void this.serve()
   }
 
@@ -111,6 +120,7 @@ export class ObjectServer {
     if (this.closed) return
     this.closed = true
     if (servers.get(this.endpoint) === this) servers.delete(this.endpoint)
+    closedHere.add(this.endpoint)
     this.objects.clear()
     this.socket.close()
   }

@@ -5,7 +5,7 @@ import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
 import { integer, object, optional, positiveInt, string } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
 import { OwnerLink, ownerLabel, replyError, Status, type OpName, type Reply } from './zmq-link.js'
-import { localServer, ObjectServer } from './zmq-server.js'
+import { closedLocally, localServer, ObjectServer } from './zmq-server.js'
 
 export interface ZmqConnectorOptions {
   /** the IP address this process listens on and advertises in its keys (default 127.0.0.1); not a wildcard */
@@ -126,6 +126,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
 
   private async ask(owner: string, op: OpName, key: ObjectKey, payload?: Uint8Array): Promise<Reply> {
     const what = `${op} of object ${keyText(key)}`
+    if (closedLocally(owner)) throw new ConnectorError(ownerLabel(owner), `cannot ${what}: its owner, a connector of this process, was closed and its objects are gone`)
     const reply = await this.link(owner).request(op, key.id, what, payload)
     if (reply.status === Status.failed) throw replyError(owner, reply, what)
     return reply

@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { connectorFromConfig, factoryOf, Store, ZmqConnector, type ObjectKey, type ZmqKey } from 'tsflow/proxy'
@@ -187,8 +190,40 @@ t.test('zmq: close() stops serving; the objects it owned are gone', async (t) =>
   await owner.close()
   const error = await failure(reader.get(key))
   t.ok(error instanceof ConnectorError, 'reading an object of a closed owner is a ConnectorError')
-  t.match(error?.message, `zmq(${key.owner})`)
+  t.match(error?.message, new RegExp(`zmq\\(${key.owner.replace(/\./g, '\\.')}\\).*was closed and its objects are gone`), 'at once, in the owner process')
   await t.rejects(owner.put(Uint8Array.of(1)), { code: ErrorCode.CONNECTOR, message: /is closed/ })
+
+  // Another process finds nobody listening: a ConnectorError within its bound.
+  const peer = await startPeer(t, { timeoutMs: 300 })
+  const remote = new ZmqConnector()
+  const remoteKey = await remote.put(Uint8Array.of(3))
+  t.same(await peer.call({ op: 'get', key: remoteKey }), { length: 1, first: 3, uniform: true })
+  await remote.close()
+  const reply = await peer.raw({ op: 'get', key: remoteKey })
+  t.match(reply.error, { code: ErrorCode.CONNECTOR, message: `zmq(${remoteKey.owner})` }, 'the reader elsewhere fails naming the owner')
+})
+
+t.test('zmq: a reader that never closes its connector does not keep its process alive', async (t) => {
+  const owner = open(t)
+  const key = await owner.put(Uint8Array.of(1, 2, 3))
+  const script = `
+    import { ZmqConnector } from 'tsflow/proxy'
+    const reader = new ZmqConnector()
+    const bytes = await reader.get(${JSON.stringify(key)})
+    console.log(bytes.length)
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('.', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk))
+  // Bounded, so a regression fails here instead of hanging the file.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  t.teardown(() => clearTimeout(guard))
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null]
+  t.equal(output.trim(), '3', 'it read the object')
+  t.same({ code, signal }, { code: 0, signal: null }, 'and exited on its own')
 })
 
 t.test('zmq: tasks in HTEX worker processes read, own and produce objects', async (t) => {
