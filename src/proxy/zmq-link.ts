@@ -1,5 +1,6 @@
 // The reading side of the zmq peer connector: one DEALER per owner endpoint, reused, with
 // concurrent requests told apart by a request id, each bounded by the connector's timeout.
+import { isMainThread } from 'node:worker_threads'
 import type * as Zmq from 'zeromq'
 import { ConnectorError } from '../errors.js'
 import { Outbox } from '../transport/sockets.js'
@@ -52,10 +53,13 @@ export class OwnerLink {
     const { Dealer } = zeromq()
     this.socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, reconnectInterval: 100, reconnectMaxInterval: 1000 })
     // A connection that was up and dropped: the owner's process ended or closed its connector.
-    // Its answers to what we asked before can no longer come.
-    this.socket.events.on('disconnect', () => this.fail(new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)')))
-    // (The monitor behind `events` keeps the process alive while the socket is open: hence the
-    // idle close below.)
+    // Its answers to what we asked before can no longer come. The monitor behind `events` keeps
+    // the process alive while the socket is open (hence the idle close below), and a pool thread
+    // that is blocked or terminated before the monitor wound down aborts the process, so worker
+    // threads go without it and rely on the timeout.
+    if (isMainThread) {
+      this.socket.events.on('disconnect', () => this.fail(new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)')))
+    }
     this.socket.connect(endpoint)
     this.outbox = new Outbox(this.socket, (error) => this.fail(new ConnectorError(ownerLabel(endpoint), `cannot send to the owner: ${(error as Error).message}`, { cause: error })))
   }
@@ -113,6 +117,9 @@ export class OwnerLink {
    */
   private idle(): void {
     clearTimeout(this.idleTimer)
+    // A pool thread may be blocked or terminated right after its task, and a socket left open
+    // then is never closed: there, close as soon as nothing waits.
+    if (!isMainThread) return this.close('closed after its last request (worker thread)')
     this.idleTimer = setTimeout(() => {
       if (this.pending.size === 0) this.close('closed after being idle')
     }, LINK_IDLE_MS)

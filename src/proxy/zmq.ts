@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import { isMainThread } from 'node:worker_threads'
 import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
 import { integer, object, optional, positiveInt, string } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
@@ -98,7 +99,17 @@ export class ZmqConnector implements Connector<ZmqKey> {
   /** This process's server, started on first need (put, newKey): binding is synchronous. */
   private serve(): ObjectServer {
     this.checkOpen()
-    return (this.server ??= new ObjectServer(this.address(), this.port, this.label))
+    if (this.server) return this.server
+    // Thread pools (piscina) block an idle thread's event loop until its next task, so a server
+    // there would not answer; and a thread's sockets must not outlive it.
+    if (!isMainThread) {
+      throw new ConnectorError(
+        this.label,
+        'cannot own objects in a worker thread (an idle pool thread cannot answer requests); put them from the main thread of a process ' +
+          "(the workflow, an HTEX worker process: workerMode 'processes'), or use another connector. Reading, and setting a proxy future made elsewhere, work here",
+      )
+    }
+    return (this.server = new ObjectServer(this.address(), this.port, this.label))
   }
 
   newKey(): ZmqKey {

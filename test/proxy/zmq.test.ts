@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { connectorFromConfig, factoryOf, Store, ZmqConnector, type ObjectKey, type ZmqKey } from 'tsflow/proxy'
 import * as apps from '../fixtures/zmq-apps.js'
-import { startKernel } from '../helpers/executors.js'
+import { EXECUTOR_KINDS, startKernel } from '../helpers/executors.js'
 import { startPeer } from '../helpers/zmq-peer.js'
 import { connectorConformance } from './connector-conformance.js'
 
@@ -226,25 +226,32 @@ t.test('zmq: a reader that never closes its connector does not keep its process 
   t.same({ code, signal }, { code: 0, signal: null }, 'and exited on its own')
 })
 
-t.test('zmq: tasks in HTEX worker processes read, own and produce objects', async (t) => {
-  const kernel = await startKernel(t, 'htex-processes')
-  const store = new Store(`zmq-tasks-${process.pid}`, new ZmqConnector())
+for (const kind of EXECUTOR_KINDS) t.test(`zmq: tasks (${kind}) read, own and produce objects`, async (t) => {
+  const kernel = await startKernel(t, kind)
+  const store = new Store(`zmq-tasks-${kind}-${process.pid}`, new ZmqConnector())
   t.teardown(() => store.close())
 
   // Owned here, read by the worker.
   const data = await store.proxy({ rows: [1, 2, 3, 4] })
   t.equal(await apps.total.with({ dfk: kernel })(data), 10, 'the worker fetched the proxy target from this process')
 
-  // Owned by the worker, read here.
-  const { key, pid } = await apps.stash.with({ dfk: kernel })(`zmq-stash-${process.pid}`, store.connector.toConfig(), [5, 6])
-  t.not(pid, process.pid)
-  t.not((key as ZmqKey).owner, (store.connector as ZmqConnector).endpoint, 'the worker process serves its own object')
-  t.same(await store.get(key as ObjectKey), { rows: [5, 6] }, 'this process fetched it from the worker')
+  // Owned by the worker, read here. A worker thread cannot own objects: a pool thread is blocked
+  // between tasks, so it could not answer.
+  const stashed = apps.stash.with({ dfk: kernel })(`zmq-stash-${process.pid}`, store.connector.toConfig(), [5, 6])
+  if (kind === 'htex-processes') {
+    const { key, pid } = await stashed
+    t.not(pid, process.pid)
+    t.not((key as ZmqKey).owner, (store.connector as ZmqConnector).endpoint, 'the worker process serves its own object')
+    t.same(await store.get(key as ObjectKey), { rows: [5, 6] }, 'this process fetched it from the worker')
+  } else {
+    await t.rejects(stashed, { code: ErrorCode.CONNECTOR, message: /cannot own objects in a worker thread/ }, 'a put in a worker thread is refused')
+  }
 
   // A consumer task started before its producer task; the producer's set goes to this process.
   const future = store.future<{ rows: number[] }>({ timeoutMs: 30_000 })
   const consumer = apps.total.with({ dfk: kernel })(future.proxy())
   const producer = apps.produce.with({ dfk: kernel })(factoryOf(future.proxy()), { rows: [10, 20] })
-  t.not(await producer, process.pid, 'the producer ran in a worker process')
+  if (kind === 'htex-processes') t.not(await producer, process.pid, 'the producer ran in a worker process')
+  else await producer
   t.equal(await consumer, 30, 'the consumer waited for the value and read it')
 })
