@@ -80,6 +80,18 @@ t.test('zmq: two processes fetch each other objects from the owner', async (t) =
   t.ok(bytes.length === 2000 && bytes.every((b) => b === 4), 'this process reads the peer object')
   t.ok(await here.exists(theirs), 'exists asks the owner')
 
+  // Many requests at once on the one link to the peer: each answer reaches its own request.
+  const sizes = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 300_000 : 50) + i)
+  const keys: ZmqKey[] = []
+  for (const [i, size] of sizes.entries()) keys.push((await peer.call<{ key: ZmqKey }>({ op: 'put', size, fill: i })).key)
+  const batch = await here.getBatch(keys)
+  t.same(
+    batch.map((b) => [b.length, b[0], b.every((x) => x === b[0])]),
+    sizes.map((size, i) => [size, i, true]),
+    'concurrent reads of large and small objects each got their own bytes',
+  )
+  await Promise.all(keys.map((key) => here.evict(key)))
+
   // Evict from a process that does not own the object: the owner drops it.
   await here.evict(theirs)
   t.same(await peer.call({ op: 'size' }), { size: 0 }, 'the owner no longer holds it')
