@@ -1,5 +1,6 @@
 // The zmq peer connector across real hosts: network namespaces on a private bridge
 // (test/helpers/netns.ts), each peer process listening on its own host's eth0 address.
+import { execFileSync } from 'node:child_process'
 import t from 'tap'
 import { ConnectorError, ErrorCode } from 'tsflow'
 import { factoryOf, Store, ZmqConnector, type ZmqKey } from 'tsflow/proxy'
@@ -50,6 +51,26 @@ if (why) {
     t.same(await peer.call({ op: 'resolve', factory: factoryOf(proxy) }), { value: { made: 'in the root namespace' } })
     const key = (await peer.call<{ key: ZmqKey }>({ op: 'put', size: 1000, fill: 2 })).key
     t.equal((await store.connector.get(key)).length, 1000, `read from ${two.name}`)
+  })
+
+  t.test('an owner cut off by a blackhole route: bounded failure, and reads work again once it is lifted', async (t) => {
+    const owner = await startPeer(t, options, one.name)
+    const reader = await startPeer(t, options, two.name)
+    const key = (await owner.call<{ key: ZmqKey }>({ op: 'put', size: 1000, fill: 6 })).key
+    t.same(await reader.call({ op: 'get', key }), { length: 1000, first: 6, uniform: true }, 'read while the route is there')
+    // The connection stays established, the owner stays alive: packets just vanish.
+    const route = ['netns', 'exec', two.name, 'ip', 'route']
+    execFileSync('ip', [...route, 'add', 'blackhole', `${one.address}/32`])
+    let lifted = false
+    t.teardown(() => {
+      if (!lifted) execFileSync('ip', [...route, 'del', 'blackhole', `${one.address}/32`])
+    })
+    const reply = await reader.raw({ op: 'get', key })
+    t.match(reply.error, { code: ErrorCode.CONNECTOR, message: `zmq(${owner.endpoint})` }, 'a ConnectorError naming the owner')
+    t.match((reply.error as { message: string }).message, /no answer from the owner within 3000 ms/)
+    execFileSync('ip', [...route, 'del', 'blackhole', `${one.address}/32`])
+    lifted = true
+    t.same(await reader.call({ op: 'get', key }), { length: 1000, first: 6, uniform: true }, 'a fresh link reads again')
   })
 
   t.test('an address on the bridge with no host behind it fails within the bound, naming it', async (t) => {
