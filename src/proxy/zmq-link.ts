@@ -49,16 +49,39 @@ export class OwnerLink {
     private readonly timeoutMs: number,
     /** called once when the link gives up, so the connector makes a fresh one next time */
     private readonly onDead: (link: OwnerLink) => void,
+    /** the owner's CURVE public key (from the object key) and this reader's key pair, when the owner encrypts */
+    curve?: { serverKey: string; publicKey: string; secretKey: string },
   ) {
     const { Dealer } = zeromq()
     this.socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, reconnectInterval: 100, reconnectMaxInterval: 1000 })
+    if (curve) {
+      this.socket.curveServerKey = curve.serverKey
+      this.socket.curvePublicKey = curve.publicKey
+      this.socket.curveSecretKey = curve.secretKey
+    }
     // A connection that was up and dropped: the owner's process ended or closed its connector.
     // Its answers to what we asked before can no longer come. The monitor behind `events` keeps
     // the process alive while the socket is open (hence the idle close below), and a pool thread
     // that is blocked or terminated before the monitor wound down aborts the process, so worker
     // threads go without it and rely on the timeout.
     if (isMainThread) {
-      this.socket.events.on('disconnect', () => this.fail(new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)')))
+      // A connection dropped before its handshake completed is a refused handshake (an owner with
+      // encrypt: true and a key without its pk, or a pk that is not the owner's), not an ending owner.
+      let greeted = false
+      const refused = (detail: string) =>
+        new ConnectorError(
+          ownerLabel(endpoint),
+          `the owner refused the connection handshake (${detail}): ` +
+            (curve ? "the key's owner public key (pk) is not this owner's" : 'the owner encrypts (encrypt: true) and the key has no owner public key (pk)'),
+        )
+      const events = this.socket.events
+      events.on('handshake', () => (greeted = true))
+      events.on('handshake:error:protocol', (event) => this.fail(refused(event.error.message)))
+      events.on('handshake:error:auth', (event) => this.fail(refused(event.error.message)))
+      events.on('handshake:error:other', (event) => this.fail(refused(event.error.message)))
+      events.on('disconnect', () =>
+        this.fail(greeted ? new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)') : refused('closed before it completed')),
+      )
     }
     this.socket.connect(endpoint)
     this.outbox = new Outbox(this.socket, (error) => this.fail(new ConnectorError(ownerLabel(endpoint), `cannot send to the owner: ${(error as Error).message}`, { cause: error })))

@@ -47,12 +47,27 @@ export class ObjectServer {
   private readonly outbox: Outbox
   private closed = false
 
-  /** Binds `tcp://address:port` (port 0: any free port) synchronously; ConnectorError naming `label` if it cannot. */
-  constructor(address: string, port: number, label: string) {
-    const { Router } = zeromq()
+  /** the CURVE public key readers must know (it travels in the keys), when encrypting */
+  readonly publicKey: string | undefined
+
+  /**
+   * Binds `tcp://address:port` (port 0: any free port) synchronously; ConnectorError naming
+   * `label` if it cannot. `encrypt`: CURVE with a key pair made now, for this server only.
+   */
+  constructor(address: string, port: number, label: string, encrypt = false) {
+    const { Router, curveKeyPair } = zeromq()
     // linger 0: closing drops unsent replies instead of holding the process; no high-water marks,
     // so a burst of requests is queued rather than dropped by the ROUTER.
     const socket = new Router({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 })
+    if (encrypt) {
+      // Any reader may connect (no ZAP handler): what it can reach is decided by the keys it
+      // holds; CURVE keeps those keys and the objects from eavesdroppers and proves the owner.
+      const pair = curveKeyPair()
+      socket.curveServer = true
+      socket.curvePublicKey = pair.publicKey
+      socket.curveSecretKey = pair.secretKey
+      this.publicKey = pair.publicKey
+    }
     const host = isIP(address) === 6 ? `[${address}]` : address
     try {
       socket.bindSync(`tcp://${host}:${port === 0 ? '*' : port}`)

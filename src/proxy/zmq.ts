@@ -3,10 +3,10 @@ import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { isMainThread } from 'node:worker_threads'
 import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
-import { integer, object, optional, positiveInt, string } from '../util/schema.js'
+import { boolean, integer, object, optional, positiveInt, string } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
 import { OwnerLink, ownerLabel, replyError, Status, type OpName, type Reply } from './zmq-link.js'
-import { closedLocally, localServer, ObjectServer } from './zmq-server.js'
+import { closedLocally, localServer, ObjectServer, zeromq } from './zmq-server.js'
 
 export interface ZmqConnectorOptions {
   /** the IP address this process listens on and advertises in its keys (default 127.0.0.1); not a wildcard */
@@ -17,9 +17,14 @@ export interface ZmqConnectorOptions {
   port?: number
   /** the bound on every request to another process, in ms (default 10 000) */
   timeoutMs?: number
+  /** serve this process's objects over CURVE encryption; its keys then carry the server's public key (default false) */
+  encrypt?: boolean
 }
 
-/** A key of the zmq connector: `owner` is the endpoint of the process that keeps the object. */
+/**
+ * A key of the zmq connector: `owner` is the endpoint of the process that keeps the object; an
+ * owner with `encrypt: true` adds `pk`, its CURVE public key (40 z85 characters).
+ */
 export interface ZmqKey extends ObjectKey {
   readonly id: string
   readonly owner: string
@@ -31,9 +36,11 @@ const optionsSchema = object({
   interface: optional(string),
   port: optional(integer(0, 65535)),
   timeoutMs: optional(positiveInt),
+  encrypt: optional(boolean),
 })
 const DEFAULT_TIMEOUT_MS = 10_000
 const ENDPOINT = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/
+const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
 
 /**
  * A peer-to-peer connector: each process serves the objects it put from its own memory over a
@@ -45,9 +52,12 @@ export class ZmqConnector implements Connector<ZmqKey> {
   readonly type = 'zmq'
   readonly timeoutMs: number
   readonly port: number
+  readonly encrypt: boolean
   private readonly options: { address?: string; interface?: string }
   private server: ObjectServer | undefined
   private readonly links = new Map<string, OwnerLink>()
+  // This reader's CURVE key pair, made when it first reads from an encrypting owner.
+  private readerKeys: { publicKey: string; secretKey: string } | undefined
   private closed = false
 
   constructor(options: ZmqConnectorOptions = {}) {
@@ -66,6 +76,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
     if (checked.interface !== undefined) this.options.interface = checked.interface
     this.port = checked.port ?? 0
     this.timeoutMs = checked.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.encrypt = checked.encrypt ?? false
   }
 
   /** `zmq(tcp://host:port)` once this process serves objects, else the address it would listen on */
@@ -109,11 +120,12 @@ export class ZmqConnector implements Connector<ZmqKey> {
           "(the workflow, an HTEX worker process: workerMode 'processes'), or use another connector. Reading, and setting a proxy future made elsewhere, work here",
       )
     }
-    return (this.server = new ObjectServer(this.address(), this.port, this.label))
+    return (this.server = new ObjectServer(this.address(), this.port, this.label, this.encrypt))
   }
 
   newKey(): ZmqKey {
-    return { id: randomUUID(), owner: this.serve().endpoint }
+    const server = this.serve()
+    return server.publicKey === undefined ? { id: randomUUID(), owner: server.endpoint } : { id: randomUUID(), owner: server.endpoint, pk: server.publicKey }
   }
 
   private ownerOf(key: ObjectKey): string {
@@ -121,16 +133,31 @@ export class ZmqConnector implements Connector<ZmqKey> {
     if (typeof owner !== 'string' || !ENDPOINT.test(owner)) {
       throw new ConnectorError(this.label, `key ${keyText(key)} has no owner endpoint (tcp://host:port); it was not made by a zmq connector`)
     }
+    if (key.pk !== undefined && (typeof key.pk !== 'string' || !Z85_KEY.test(key.pk))) {
+      throw new ConnectorError(this.label, `key ${keyText(key)} has a malformed owner public key (pk: 40 z85 characters)`)
+    }
     return owner
   }
 
-  private link(owner: string): OwnerLink {
-    let link = this.links.get(owner)
+  /** The link to `owner`; one per owner and public key (a restarted owner has a new key). */
+  private link(owner: string, pk: string | undefined): OwnerLink {
+    const name = pk === undefined ? owner : `${owner} ${pk}`
+    let link = this.links.get(name)
     if (!link || link.closed) {
-      link = new OwnerLink(owner, this.timeoutMs, (dead) => {
-        if (this.links.get(owner) === dead) this.links.delete(owner)
-      })
-      this.links.set(owner, link)
+      let curve: ConstructorParameters<typeof OwnerLink>[3]
+      if (pk !== undefined) {
+        this.readerKeys ??= zeromq().curveKeyPair()
+        curve = { serverKey: pk, ...this.readerKeys }
+      }
+      link = new OwnerLink(
+        owner,
+        this.timeoutMs,
+        (dead) => {
+          if (this.links.get(name) === dead) this.links.delete(name)
+        },
+        curve,
+      )
+      this.links.set(name, link)
     }
     return link
   }
@@ -138,7 +165,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
   private async ask(owner: string, op: OpName, key: ObjectKey, payload?: Uint8Array): Promise<Reply> {
     const what = `${op} of object ${keyText(key)}`
     if (closedLocally(owner)) throw new ConnectorError(ownerLabel(owner), `cannot ${what}: its owner, a connector of this process, was closed and its objects are gone`)
-    const reply = await this.link(owner).request(op, key.id, what, payload)
+    const reply = await this.link(owner, key.pk as string | undefined).request(op, key.id, what, payload)
     if (reply.status === Status.failed) throw replyError(owner, reply, what)
     return reply
   }
@@ -217,6 +244,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
   toConfig(): ConnectorConfig {
     const config: ConnectorConfig = { type: this.type, ...this.options, timeoutMs: this.timeoutMs }
     if (this.port !== 0) config.port = this.port
+    if (this.encrypt) config.encrypt = true
     return config
   }
 }

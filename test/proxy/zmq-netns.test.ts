@@ -42,12 +42,13 @@ if (why) {
     t.same(await owner.call({ op: 'get', key: futureKey }), { length: 100, first: 8, uniform: true }, 'the bytes went to the owner host')
   })
 
-  t.test('this process (on the bridge) and a host read each other objects', async (t) => {
-    const store = new Store(`zmq-netns-${process.pid}`, new ZmqConnector({ address: hosts.rootAddress, timeoutMs: 3000 }))
+  t.test('this process (on the bridge) and a host read each other objects, encrypted', async (t) => {
+    const store = new Store(`zmq-netns-${process.pid}`, new ZmqConnector({ address: hosts.rootAddress, timeoutMs: 3000, encrypt: true }))
     t.teardown(() => store.close())
-    const peer = await startPeer(t, options, two.name)
+    const peer = await startPeer(t, { ...options, encrypt: true }, two.name)
     const proxy = await store.proxy({ made: 'in the root namespace' })
     t.equal(factoryOf(proxy).key.owner, (store.connector as ZmqConnector).endpoint)
+    t.type(factoryOf(proxy).key.pk, 'string', 'the key carries the owner public key')
     t.same(await peer.call({ op: 'resolve', factory: factoryOf(proxy) }), { value: { made: 'in the root namespace' } })
     const key = (await peer.call<{ key: ZmqKey }>({ op: 'put', size: 1000, fill: 2 })).key
     t.equal((await store.connector.get(key)).length, 1000, `read from ${two.name}`)

@@ -115,6 +115,33 @@ t.test('zmq: two processes fetch each other objects from the owner', async (t) =
   await peer.call({ op: 'close' })
 })
 
+t.test('zmq: encrypt: true serves over CURVE; keys carry the owner public key', async (t) => {
+  const here = open(t, { encrypt: true, timeoutMs: 500 })
+  t.same(here.toConfig(), { type: 'zmq', timeoutMs: 500, encrypt: true })
+  const peer = await startPeer(t, { encrypt: true, timeoutMs: 5000 })
+  const mine = await here.put(new Uint8Array(5000).fill(2))
+  t.match(mine.pk, /^.{40}$/, 'the key carries a 40-character public key')
+  t.ok(JSON.stringify(mine).length < 200, 'and stays small')
+  t.same(await peer.call({ op: 'get', key: mine }), { length: 5000, first: 2, uniform: true }, 'the peer reads over CURVE')
+  const theirs = (await peer.call<{ key: ZmqKey }>({ op: 'put', size: 3000, fill: 5 })).key
+  t.not(theirs.pk, mine.pk, 'each owner has its own key pair')
+  t.equal((await here.get(theirs)).length, 3000, 'this process reads the peer object over CURVE')
+  await here.evict(theirs)
+  t.same(await peer.call({ op: 'size' }), { size: 0 }, 'and evicts it')
+
+  // Without the owner public key, or with another one, there is no way in: bounded failures.
+  const { pk: _, ...plain } = theirs
+  const refused = await failure(here.get(plain as ZmqKey))
+  t.ok(refused instanceof ConnectorError, 'a plaintext request to an encrypting owner fails')
+  t.match(refused?.message, `zmq(${peer.endpoint})`)
+  t.match(refused?.message, /refused the connection handshake.*the key has no owner public key/, 'saying why')
+  const forged = await failure(here.get({ ...theirs, pk: mine.pk! }))
+  t.ok(forged instanceof ConnectorError, 'a request encrypted for another key fails')
+  t.match(forged?.message, `zmq(${peer.endpoint})`)
+  t.match(forged?.message, /refused the connection handshake.*is not this owner's/, 'saying why')
+  await t.rejects(here.get({ ...theirs, pk: 'short' }), { code: ErrorCode.CONNECTOR, message: /malformed owner public key/ })
+})
+
 t.test('zmq: a proxy future made here gets its value from a producer in another process', async (t) => {
   const store = new Store(`zmq-future-${process.pid}`, new ZmqConnector())
   t.teardown(() => store.close())
