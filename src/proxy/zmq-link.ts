@@ -65,22 +65,21 @@ export class OwnerLink {
     // that is blocked or terminated before the monitor wound down aborts the process, so worker
     // threads go without it and rely on the timeout.
     if (isMainThread) {
-      // A connection dropped before its handshake completed is a refused handshake (an owner with
-      // encrypt: true and a key without its pk, or a pk that is not the owner's), not an ending owner.
+      // A connection dropped before its handshake completed: either the owner refused it (an
+      // owner with encrypt: true and a key without its pk, or a pk that is not the owner's) or
+      // the owner was ending just then; the socket cannot tell which, so the error says both.
       let greeted = false
-      const refused = (detail: string) =>
-        new ConnectorError(
-          ownerLabel(endpoint),
-          `the owner refused the connection handshake (${detail}): ` +
-            (curve ? "the key's owner public key (pk) is not this owner's" : 'the owner encrypts (encrypt: true) and the key has no owner public key (pk)'),
-        )
+      const hint = curve ? "the key's owner public key (pk) is not this owner's" : 'the owner encrypts (encrypt: true) and the key has no owner public key (pk)'
+      const refused = (detail: string) => new ConnectorError(ownerLabel(endpoint), `the owner refused the connection handshake (${detail}): ${hint}`)
+      const dropped = (detail: string) =>
+        new ConnectorError(ownerLabel(endpoint), `the connection to the owner was dropped during its handshake (${detail}): the owner's process may be ending, or ${hint}`)
       const events = this.socket.events
       events.on('handshake', () => (greeted = true))
       events.on('handshake:error:protocol', (event) => this.fail(refused(event.error.message)))
       events.on('handshake:error:auth', (event) => this.fail(refused(event.error.message)))
-      events.on('handshake:error:other', (event) => this.fail(refused(event.error.message)))
+      events.on('handshake:error:other', (event) => this.fail(dropped(event.error.message)))
       events.on('disconnect', () =>
-        this.fail(greeted ? new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)') : refused('closed before it completed')),
+        this.fail(greeted ? new ConnectorError(ownerLabel(endpoint), 'the owner closed the connection (its process ended or closed its connector)') : dropped('disconnected')),
       )
     }
     this.socket.connect(endpoint)

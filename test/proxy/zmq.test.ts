@@ -134,11 +134,11 @@ t.test('zmq: encrypt: true serves over CURVE; keys carry the owner public key', 
   const refused = await failure(here.get(plain as ZmqKey))
   t.ok(refused instanceof ConnectorError, 'a plaintext request to an encrypting owner fails')
   t.match(refused?.message, `zmq(${peer.endpoint})`)
-  t.match(refused?.message, /refused the connection handshake.*the key has no owner public key/, 'saying why')
+  t.match(refused?.message, /handshake.*the key has no owner public key/, 'saying why')
   const forged = await failure(here.get({ ...theirs, pk: mine.pk! }))
   t.ok(forged instanceof ConnectorError, 'a request encrypted for another key fails')
   t.match(forged?.message, `zmq(${peer.endpoint})`)
-  t.match(forged?.message, /refused the connection handshake.*is not this owner's/, 'saying why')
+  t.match(forged?.message, /handshake.*is not this owner's/, 'saying why')
   await t.rejects(here.get({ ...theirs, pk: 'short' }), { code: ErrorCode.CONNECTOR, message: /malformed owner public key/ })
 })
 
@@ -194,7 +194,10 @@ t.test('zmq: an owner killed with SIGKILL mid-use fails the readers with a Conne
   peer.child.kill('SIGKILL')
   for (const outcome of await Promise.all(inFlight)) {
     if (typeof outcome === 'number') t.equal(outcome, 20 * 1024 * 1024, 'answered before the kill')
-    else t.ok(outcome instanceof ConnectorError && (outcome as Error).message.includes(peer.endpoint), `failed naming the owner: ${(outcome as Error).message}`)
+    else {
+      t.ok(outcome instanceof ConnectorError && (outcome as Error).message.includes(`zmq(${peer.endpoint})`), 'failed naming the owner')
+      t.match((outcome as Error).message, /the owner closed the connection|no answer from the owner|dropped during its handshake/, 'saying the owner went away')
+    }
   }
   const after = await failure(c.get(key))
   t.ok(after instanceof ConnectorError, 'a read after the kill is a ConnectorError')
