@@ -54,6 +54,7 @@ export class OwnerLink {
   ) {
     const { Dealer } = zeromq()
     this.socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, reconnectInterval: 100, reconnectMaxInterval: 1000 })
+    if (endpoint.startsWith('tcp://[')) this.socket.ipv6 = true
     if (curve) {
       this.socket.curveServerKey = curve.serverKey
       this.socket.curvePublicKey = curve.publicKey

@@ -68,6 +68,7 @@ export class ObjectServer {
       socket.curveSecretKey = pair.secretKey
       this.publicKey = pair.publicKey
     }
+    if (isIP(address) === 6) socket.ipv6 = true
     const host = isIP(address) === 6 ? `[${address}]` : address
     try {
       socket.bindSync(`tcp://${host}:${port === 0 ? '*' : port}`)

@@ -61,6 +61,12 @@ t.test('zmq: options are checked and name the option', async (t) => {
   const missing = open(t, { interface: 'nosuchif0' })
   t.throws(() => missing.newKey(), { code: ErrorCode.CONNECTOR, message: /no network interface 'nosuchif0'.*lo/ })
 
+  const six = open(t, { address: '::1' })
+  const sixKey = await six.put(Uint8Array.of(6))
+  t.match(sixKey.owner, /^tcp:\/\/\[::1\]:\d+$/, 'an IPv6 address is bracketed in the endpoint')
+  const sixReader = await startPeer(t)
+  t.same(await sixReader.call({ op: 'get', key: sixKey }), { length: 1, first: 6, uniform: true }, 'and read over IPv6 from another process')
+
   const first = open(t)
   const port = Number(/:(\d+)$/.exec(first.endpoint)![1])
   const clash = open(t, { port })
