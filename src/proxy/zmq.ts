@@ -6,6 +6,7 @@ import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
 import { boolean, integer, object, optional, positiveInt, string } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
 import { OwnerLink, ownerLabel, replyError, Status, type OpName, type Reply } from './zmq-link.js'
+import { SyncBridge } from './sync-bridge.js'
 import { closedLocally, localServer, ObjectServer, zeromq } from './zmq-server.js'
 
 export interface ZmqConnectorOptions {
@@ -39,6 +40,8 @@ const optionsSchema = object({
   encrypt: optional(boolean),
 })
 const DEFAULT_TIMEOUT_MS = 10_000
+// A blocking read through the bridge thread: the request's own bound plus the thread's start.
+const BRIDGE_START_MARGIN_MS = 5000
 const ENDPOINT = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/
 const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
 
@@ -58,6 +61,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
   private readonly links = new Map<string, OwnerLink>()
   // This reader's CURVE key pair, made when it first reads from an encrypting owner.
   private readerKeys: { publicKey: string; secretKey: string } | undefined
+  private bridge: SyncBridge | undefined
   private closed = false
 
   constructor(options: ZmqConnectorOptions = {}) {
@@ -183,18 +187,38 @@ export class ZmqConnector implements Connector<ZmqKey> {
     return key
   }
 
+  /** The object from this thread's own servers; undefined when another process (or thread) owns it. */
+  private localGet(owner: string, key: ZmqKey): Uint8Array | undefined {
+    const local = localServer(owner)
+    if (!local) return undefined
+    const bytes = local.objects.get(key.id)
+    if (!bytes) throw new ObjectNotFound(ownerLabel(owner), keyText(key))
+    return bytes
+  }
+
   async get(key: ZmqKey): Promise<Uint8Array> {
     this.checkOpen()
     const owner = this.ownerOf(key)
-    const local = localServer(owner)
-    if (local) {
-      const bytes = local.objects.get(key.id)
-      if (!bytes) throw new ObjectNotFound(ownerLabel(owner), keyText(key))
-      return bytes
-    }
+    const local = this.localGet(owner, key)
+    if (local) return local
     const reply = await this.ask(owner, 'get', key)
     if (reply.status === Status.missing) throw new ObjectNotFound(ownerLabel(owner), keyText(key))
     return reply.payload ?? new Uint8Array(0)
+  }
+
+  /**
+   * `get`, blocking. This process's own objects come from memory; another owner's through a
+   * SyncBridge thread (started on first use, closed with the connector) running this connector
+   * rebuilt from its config. The owner is never this thread, which the wait blocks.
+   */
+  getSync(key: ZmqKey): Uint8Array {
+    this.checkOpen()
+    const owner = this.ownerOf(key)
+    const local = this.localGet(owner, key)
+    if (local) return local
+    if (closedLocally(owner)) throw new ConnectorError(ownerLabel(owner), `cannot get object ${keyText(key)}: its owner, a connector of this process, was closed and its objects are gone`)
+    this.bridge ??= new SyncBridge(this.toConfig(), this.label, { timeoutMs: this.timeoutMs + BRIDGE_START_MARGIN_MS })
+    return this.bridge.get(key)
   }
 
   async exists(key: ZmqKey): Promise<boolean> {
@@ -239,6 +263,7 @@ export class ZmqConnector implements Connector<ZmqKey> {
     for (const link of [...this.links.values()]) link.close(`the connector ${this.label} was closed while waiting for the owner's answer`)
     this.links.clear()
     this.server?.close()
+    await this.bridge?.close()
   }
 
   toConfig(): ConnectorConfig {

@@ -148,6 +148,24 @@ t.test('zmq: encrypt: true serves over CURVE; keys carry the owner public key', 
   await t.rejects(here.get({ ...theirs, pk: 'short' }), { code: ErrorCode.CONNECTOR, message: /malformed owner public key/ })
 })
 
+t.test('zmq: getSync reads another owner through the sync bridge; a proxy resolves on a property read', async (t) => {
+  const here = open(t, { timeoutMs: 1000 })
+  const peer = await startPeer(t)
+  const key = (await peer.call<{ key: ZmqKey }>({ op: 'put', size: 4000, fill: 3 })).key
+  const bytes = here.getSync(key)
+  t.ok(bytes.length === 4000 && bytes.every((b) => b === 3), 'the bytes, read blocking from the other process')
+  await here.evict(key)
+  t.throws(() => here.getSync(key), ObjectNotFound, 'a missing remote object is ObjectNotFound through the bridge too')
+  const nowhere = { id: 'k', owner: `tcp://127.0.0.1:${await deadPort()}` }
+  t.throws(() => here.getSync(nowhere), { code: ErrorCode.CONNECTOR, message: `zmq(${nowhere.owner})` }, 'an unreachable owner is a ConnectorError naming it')
+
+  const { factory } = await peer.call<{ factory: ReturnType<typeof factoryOf> }>({ op: 'proxy', value: { rows: [7, 8] } })
+  const store = Store.fromConfig(factory.store)
+  t.teardown(() => store.close())
+  const proxy = store.proxyFromKey<{ rows: number[] }>(factory.key)
+  t.same(proxy.rows, [7, 8], 'a plain property read resolved the proxy of an object another process owns')
+})
+
 t.test('zmq: a proxy future made here gets its value from a producer in another process', async (t) => {
   const store = new Store(`zmq-future-${process.pid}`, new ZmqConnector())
   t.teardown(() => store.close())
