@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { Dealer } from 'zeromq'
 import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
 import { connectorFromConfig, factoryOf, Store, ZmqConnector, type ObjectKey, type ZmqKey } from 'tsflow/proxy'
@@ -267,6 +268,19 @@ t.test('zmq: close() stops serving; the objects it owned are gone', async (t) =>
   await remote.close()
   const reply = await peer.raw({ op: 'get', key: remoteKey })
   t.match(reply.error, { code: ErrorCode.CONNECTOR, message: `zmq(${remoteKey.owner})` }, 'the reader elsewhere fails naming the owner')
+})
+
+t.test('zmq: a request in another wire version is answered with an error naming both', async (t) => {
+  const here = open(t)
+  const key = await here.put(Uint8Array.of(1))
+  const socket = new Dealer({ linger: 0 })
+  t.teardown(() => socket.close())
+  socket.connect(here.endpoint)
+  await socket.send([Buffer.from([0, 0, 0, 1]), Uint8Array.of(99, 0x67), key.id])
+  const [requestId, status, detail] = await socket.receive()
+  t.same([...requestId!], [0, 0, 0, 1], 'the answer carries the request id')
+  t.equal(status![0], 2, 'a failure status')
+  t.match(detail!.toString(), /wire version 1, the request another \(99\)/)
 })
 
 t.test('zmq: a reader that never closes its connector does not keep its process alive', async (t) => {
