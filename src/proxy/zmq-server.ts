@@ -1,10 +1,10 @@
 // The serving side of the zmq peer connector (zmq.ts): one ROUTER socket per owning connector
 // answers get/put/exists/evict for the objects this process keeps in memory.
 import { createRequire } from 'node:module'
+import { isIP } from 'node:net'
 import type * as Zmq from 'zeromq'
 import { ConnectorError } from '../errors.js'
 import { Outbox, portOf, tcpEndpoint } from '../transport/sockets.js'
-import { isIP } from 'node:net'
 
 /**
  * The zeromq module, loaded on first use: importing `tsflow/proxy` (workers do) must not load a
