@@ -46,7 +46,7 @@ export { PROTOCOL_VERSION, TSFLOW_VERSION } from './protocol/version.js'
 // The data layer (also `tsflow/proxy`): the classes at the top level, everything under `proxy`
 // (`proxy.resolve`, `proxy.extract`, ...), where generic names cannot clash with the rest.
 export * as proxy from './proxy/index.js'
-export { Store, ProxyFuture, LocalConnector, FileConnector, RedisConnector, ShmConnector, MultiConnector } from './proxy/index.js'
+export { Store, ProxyFuture, LocalConnector, FileConnector, RedisConnector, ShmConnector, MultiConnector, ZmqConnector } from './proxy/index.js'
 export { ContextLifetime, LeaseLifetime, StaticLifetime } from './proxy/index.js'
 export type { Connector, ConnectorConfig, ObjectKey, StoreConfig, StoreOptions, ProxyOptions, OwnedProxy, RefProxy, RefMutProxy } from './proxy/index.js'
 export type { ExecutorProxyOptions } from './executors/proxying.js'

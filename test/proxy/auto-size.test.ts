@@ -90,5 +90,6 @@ t.test('the proxy API is exported from tsflow too, as the proxy namespace plus t
   t.equal(tsflow.RedisConnector, proxyModule.RedisConnector)
   t.equal(tsflow.ShmConnector, proxyModule.ShmConnector)
   t.equal(tsflow.MultiConnector, proxyModule.MultiConnector)
+  t.equal(tsflow.ZmqConnector, proxyModule.ZmqConnector)
   t.equal(tsflow.proxy.resolve, proxyModule.resolve)
 })
