@@ -82,8 +82,9 @@ export function forgetTargets(proxies: readonly unknown[]): void {
 }
 
 /**
- * A task's result as it goes back (undefined: as it is; else the proxy to send instead): with the executor option on (`px`), a result larger than the
- * threshold is stored here and replaced by an automatic proxy (the caller fetches and evicts it).
+ * A task's result as it goes back (undefined: as it is; else what to send instead): with the
+ * executor option on (`px`), a result larger than the threshold is stored here and replaced by an
+ * automatic proxy (the caller fetches and evicts it); if the store fails, the value itself.
  * A proxy the task returns goes back as it is (its factory travels). A value the codec refuses is
  * left for the result encoder, which fails the task with a message naming it.
  */
@@ -96,5 +97,7 @@ export function storeLargeResult(value: unknown, px: TaskContextWire['px']): Pro
     return undefined
   }
   if (large === false) return undefined
-  return putLarge(Store.fromConfig(px.store as unknown as StoreConfig), value, large, true)
+  // A store that cannot take it (full, unreachable, or a zmq connector in a worker thread, which
+  // cannot own objects): the result goes back with the task, as without the option.
+  return putLarge(Store.fromConfig(px.store as unknown as StoreConfig), value, large, true).catch(() => value)
 }

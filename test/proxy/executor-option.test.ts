@@ -180,3 +180,17 @@ t.test('a retried task stores its argument again and leaves nothing behind', asy
   await waitFor(() => puts.size >= 2, 'a put for each try')
   t.same(left(), [], 'nothing is left after the retried task')
 })
+
+// The peer connector: the caller serves the arguments it put; HTEX worker processes serve the
+// results they put; a worker thread cannot own objects, so its large result comes back inline.
+for (const kind of EXECUTOR_KINDS) {
+  t.test(`${kind}: the option with the zmq connector`, async (t) => {
+    const store = new Store(`zmq-option-${kind}-${process.pid}`, new proxy.ZmqConnector({ address: '127.0.0.1' }))
+    t.teardown(() => store.close())
+    const kernel = await startKernel(t, kind, { proxy: { store, threshold: '100kB' } })
+    const dfk = { dfk: kernel }
+    const result = await apps.ones.with(dfk)(50_000)
+    t.ok(result instanceof Float64Array && result.length === 50_000, 'a large result arrives as the value')
+    t.equal(await apps.sum.with(dfk)(result), 50_000, 'and goes to the next task as a large argument')
+  })
+}
