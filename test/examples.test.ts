@@ -3,10 +3,10 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -48,4 +48,48 @@ t.test("the README shows the example files' code as they are", async (t) => {
   const blocks = [...readme.matchAll(/```(ts|js)\n([\s\S]*?)```/g)].map((m) => m[2])
   t.ok(blocks.includes(readFileSync(join(root, 'examples/ensemble.ts'), 'utf8')), 'README has examples/ensemble.ts verbatim')
   t.ok(blocks.includes(readFileSync(join(root, 'examples/ensemble.mjs'), 'utf8')), 'README has examples/ensemble.mjs verbatim')
+})
+
+// The data-layer examples (docs/proxy.md), run as a user runs them: each must print its results
+// and leave nothing in its store directory (which they print), nor in a temp dir of their own.
+async function runExample(t: Test, name: string): Promise<{ stdout: string; left: string[] }> {
+  const dir = mkdtempSync(join(cwd, `${name}-`))
+  const tmp = mkdtempSync(join(cwd, 'tmp-'))
+  const { stdout } = await run(process.execPath, [join(root, `out/examples/${name}.js`)], { cwd: dir, env: { ...env, TMPDIR: tmp }, timeout: 90_000 })
+  const match = /files left in (\S+): (\d+)/.exec(stdout)
+  t.ok(match, stdout)
+  t.equal(match?.[2], '0', 'the example says its store directory is empty')
+  t.same(readdirSync(tmp), [], 'nothing left in the temp dir')
+  return { stdout, left: readdirSync(resolvePath(dir, match?.[1] ?? '.')) }
+}
+
+t.test('examples/proxy-large-data.ts: proxies through a file store, a lifetime and evict-on-resolve', async (t) => {
+  const { stdout, left } = await runExample(t, 'proxy-large-data')
+  t.match(stdout, /a proxy travels as \d{2,3} bytes instead of 16000000 bytes/)
+  t.match(stdout, /means of the four quarters: 499\.5 499\.5 499\.5 499\.5/)
+  t.match(stdout, /fetched in the caller: false/)
+  t.match(stdout, /objects in the store during the stage: 1\n/)
+  t.match(stdout, /max of the doubled samples: 1998/)
+  t.same(left, [], 'the store directory is empty')
+})
+
+t.test('examples/proxy-executor-option.ts: the same without changing the apps', async (t) => {
+  const { stdout, left } = await runExample(t, 'proxy-executor-option')
+  t.match(stdout, /the task sees: \[object Float64Array\] of 2000000/)
+  t.match(stdout, /mean of the small array: 1\n/)
+  t.match(stdout, /mean of the large array: 4\.5/)
+  t.match(stdout, /the future gives: \[object Float64Array\], mean 9/)
+  t.match(stdout, /fan-out means: 4\.5 4\.5 4\.5 4\.5/)
+  // describe, meanOf, doubled (argument and result), meanOf(twice), the fan-out (stored once)
+  t.match(stdout, /objects that went through the store: 6\n/)
+  t.same(left, [], 'the store directory is empty')
+})
+
+t.test('examples/owned-proxy.ts: borrows into tasks with submitScoped, disposed with using', async (t) => {
+  const { stdout, left } = await runExample(t, 'owned-proxy')
+  t.match(stdout, /sums through shared borrows: 499500000 499500000 499500000; borrows out now: 0/)
+  t.match(stdout, /after the mutable borrow, the owner reads data\[999\] = 499\.5/)
+  t.match(stdout, /refused: E_BORROW: cannot dispose an owned proxy while it has 1 borrow\(s\)/)
+  t.match(stdout, /histogram made in a task: 200000 200000 200000 200000 200000; objects in the store: 2/)
+  t.same(left, [], 'the store directory is empty')
 })
