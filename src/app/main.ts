@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { inWorker } from '../runtime/context.js'
 import { dfk, type DataFlowKernel } from '../dataflow/kernel.js'
+import { openStores } from '../proxy/store.js'
 
 /**
  * True when the module with this `import.meta` is the script node was started with, and this
@@ -37,9 +38,11 @@ export function main(meta: ImportMeta, body: () => unknown): Promise<void> | und
     .then(
       async () => {
         const kernel = activeKernel()
-        if (!kernel) return
-        await kernel.waitForCurrentTasks()
-        await kernel.cleanup()
+        if (kernel) {
+          await kernel.waitForCurrentTasks()
+          await kernel.cleanup()
+        }
+        warnOpenStores()
       },
       async (error: unknown) => {
         console.error(error)
@@ -59,5 +62,19 @@ function activeKernel(): DataFlowKernel | undefined {
     return dfk()
   } catch {
     return undefined
+  }
+}
+
+/**
+ * A store whose connector holds the process open (zmq serving its objects) and was never closed
+ * would make the script hang after its body returned, silently: say which and what to do.
+ */
+function warnOpenStores(): void {
+  for (const store of openStores()) {
+    if (store.connector.keepsProcessAlive !== true) continue
+    console.error(
+      `tsflow: the workflow body returned, but store '${store.name}' is still open and its connector ${store.connector.label} ` +
+        'keeps this process running (it serves its objects until closed); await store.close() at the end of the body',
+    )
   }
 }

@@ -1,9 +1,9 @@
 import { ConfigError, ObjectNotFound } from '../errors.js'
 import { isAutoProxy, largerThan, putLarge } from '../proxy/auto.js'
-import { connectors, type ObjectKey } from '../proxy/connector.js'
+import { connectorFromConfig, connectors, isConnector, type Connector, type ObjectKey } from '../proxy/connector.js'
 import { extract, factoryOf, isProxy } from '../proxy/proxy.js'
 import { getStore, Store, type StoreConfig } from '../proxy/store.js'
-import { isPlainObject, join, nonNegativeInt, object, string, type Check } from '../util/schema.js'
+import { isPlainObject, join, nearest, nonNegativeInt, object, string, type Check } from '../util/schema.js'
 import { sizeBytes } from '../util/size.js'
 import { settledWithin } from '../util/deferred.js'
 import type { TaskContextWire } from '../protocol/task.js'
@@ -13,10 +13,11 @@ import type { ExecutorTask, TaskOutcome } from './base.js'
 export interface ExecutorProxyOptions {
   /**
    * Where large arguments and results go: a Store, or a store config (`{ name, connector }`,
-   * e.g. `{ name: 'big', connector: { type: 'file', directory: '/scratch/objects' } }`) the
-   * executor builds when it starts. Its connector must be one the workers reach (not `local`).
+   * e.g. `{ name: 'big', connector: { type: 'file', directory: '/scratch/objects' } }`; a connector
+   * instance there is taken by its config) the executor builds when it starts and closes at
+   * shutdown. Its connector must be one the workers reach (not `local`).
    */
-  store: Store | (Partial<StoreConfig> & Pick<StoreConfig, 'name' | 'connector'>)
+  store: Store | (Partial<Omit<StoreConfig, 'connector'>> & { name: string; connector: StoreConfig['connector'] | Connector })
   /** An argument or result that encodes to more than this travels as a proxy: bytes, or a size like '1MB'. Default '1MB'. */
   threshold?: number | string
 }
@@ -43,15 +44,26 @@ const storeOption: Check<Store | StoreConfig> = (value, path) => {
   if (!isPlainObject(value)) throw new ConfigError(path, `must be a Store or a store config { name, connector } (got ${value === null ? 'null' : typeof value})`)
   const config = storeConfigShape(value, path)
   if (config.name === undefined) throw new ConfigError(join(path, 'name'), 'is required (the store name workers find it by)')
-  const connector = config.connector
   const connectorPath = join(path, 'connector')
+  // A connector instance is taken by its config: the executor builds (and closes) its own.
+  const connector = isConnector(config.connector) ? config.connector.toConfig() : config.connector
   if (!isPlainObject(connector) || typeof connector.type !== 'string') {
     throw new ConfigError(connectorPath, `must be a connector config { type, ...options } (registered types: ${connectors.names().join(', ')})`)
   }
   if (!connectors.names().includes(connector.type)) {
-    throw new ConfigError(join(connectorPath, 'type'), `must be a registered connector type: ${connectors.names().map((n) => `'${n}'`).join(', ')} (got '${connector.type}')`)
+    const suggestion = nearest(connector.type, connectors.names())
+    throw new ConfigError(
+      join(connectorPath, 'type'),
+      `must be a registered connector type: ${connectors.names().map((n) => `'${n}'`).join(', ')} (got '${connector.type}')${suggestion ? `; did you mean '${suggestion}'?` : ''}`,
+    )
   }
   if (connector.type === 'local') throw new ConfigError(connectorPath, LOCAL_REFUSED)
+  // Build it once now, so a bad connector option is reported here, under its full path, rather
+  // than when the executor starts, as `connector.<option>`. Connectors connect lazily: nothing
+  // is opened but what the constructor makes (a file connector's directory).
+  void connectorFromConfig(connector as StoreConfig['connector'], connectorPath)
+    .close()
+    .catch(() => {})
   return { name: config.name, connector: connector as StoreConfig['connector'], cacheSize: config.cacheSize ?? 16, serializer: config.serializer ?? 'msgpack' }
 }
 
@@ -59,6 +71,7 @@ const optionShape = object({ store: storeOption, threshold: sizeBytes })
 
 /** The config check of the `proxy` option; errors name `executors[0].proxy.threshold` and so on. */
 export const proxyOption: Check<ResolvedProxyOption> = (value, path) => {
+  if (value instanceof Store) throw new ConfigError(path, `must be { store, threshold? }, not a Store itself: write proxy: { store } (got the Store '${value.name}')`)
   const checked = optionShape(value, path)
   if (checked.store === undefined) throw new ConfigError(join(path, 'store'), 'is required: a Store, or a store config { name, connector }')
   return { store: checked.store, threshold: checked.threshold ?? DEFAULT_PROXY_THRESHOLD }

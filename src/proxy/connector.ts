@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js'
 import { PluginRegistry } from '../util/registry.js'
 import { isPlainObject } from '../util/schema.js'
 
@@ -56,6 +57,11 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   getBatch(keys: readonly K[]): Promise<Uint8Array[]>
   /** a fresh key for an object to be put later (proxy futures); nothing is stored yet */
   newKey(hints?: PutHints): K
+  /**
+   * true while this connector keeps the process running (a zmq connector serving its objects
+   * holds a socket open until closed); `main()` warns about such stores left open
+   */
+  readonly keepsProcessAlive?: boolean
   /** releases the connector's resources; objects a shared back end holds stay there */
   close(): Promise<void>
   toConfig(): ConnectorConfig
@@ -79,7 +85,17 @@ export const connectors = new PluginRegistry<Connector>({
 
 /** Rebuilds a connector from its `toConfig()`; errors name `path` (default `connector`). */
 export function connectorFromConfig(config: ConnectorConfig | Connector, path = 'connector'): Connector {
-  return connectors.option(config, path)
+  try {
+    return connectors.option(config, path)
+  } catch (error) {
+    // Connector constructors check their options under the generic path `connector`; say where
+    // the config really sits (`executors[0].proxy.store.connector.directory`, not `connector.directory`).
+    if (error instanceof ConfigError && path !== 'connector' && /^connector(?=$|[.[])/.test(error.path)) {
+      const problem = error.message.slice(error.path.length + 1)
+      throw new ConfigError(path + error.path.slice('connector'.length), problem, { cause: error.cause })
+    }
+    throw error
+  }
 }
 
 /** A key as errors print it: `id` alone, or `id (field=value, ...)` when the connector added fields. */

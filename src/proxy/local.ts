@@ -13,6 +13,12 @@ const optionsSchema = object({ type: optional(string), name: optional(string) })
 // The objects of each named local space, for this process only: a LocalConnector rebuilt from
 // its config in the same process (a thread executor's caller side, tests) sees the same objects.
 const spaces = new Map<string, Map<string, Uint8Array>>()
+// The spaces this thread has put into: a miss in one it never wrote is almost always a proxy
+// that crossed into a worker thread or process, which the error then says.
+const written = new Set<string>()
+const ELSEWHERE =
+  "nothing was ever put into it here: a local connector's objects live in the memory of the thread that put them, " +
+  "where worker threads and processes cannot read them; for tasks use a connector the workers reach ('file', 'shm' on one node, 'redis', 'zmq')"
 
 /** Objects in this process's memory. Fast and test-friendly; other processes cannot read them. */
 export class LocalConnector implements Connector {
@@ -39,6 +45,7 @@ export class LocalConnector implements Connector {
   async put(bytes: Uint8Array, key: ObjectKey = this.newKey()): Promise<ObjectKey> {
     // A copy, so a caller reusing its buffer cannot change a stored object.
     this.objects.set(key.id, Uint8Array.prototype.slice.call(bytes))
+    written.add(this.name)
     return key
   }
 
@@ -48,7 +55,7 @@ export class LocalConnector implements Connector {
 
   getSync(key: ObjectKey): Uint8Array {
     const bytes = this.objects.get(key.id)
-    if (!bytes) throw new ObjectNotFound(this.label, keyText(key))
+    if (!bytes) throw new ObjectNotFound(this.label, keyText(key), written.has(this.name) ? undefined : ELSEWHERE)
     return bytes
   }
 

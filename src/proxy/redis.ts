@@ -229,6 +229,11 @@ export class RedisConnector implements Connector {
     })
   }
 
+  /** true while connected: the open socket keeps the process running until close() */
+  get keepsProcessAlive(): boolean {
+    return !this.closed && this.current?.client.isOpen === true
+  }
+
   /** Disconnects (and ends the sync bridge); the objects stay in the server for other readers. */
   async close(): Promise<void> {
     if (this.closed) return

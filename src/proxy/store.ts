@@ -375,6 +375,11 @@ export function registerStore(store: Store, options: { replace?: boolean } = {})
   registry.set(store.name, store)
 }
 
+/** The stores registered (and so not closed) in this process. */
+export function openStores(): Store[] {
+  return [...registry.values()]
+}
+
 export function getStore(name: string): Store | undefined {
   return registry.get(name)
 }

@@ -252,6 +252,11 @@ export class ZmqConnector implements Connector<ZmqKey> {
     return this.server?.objects.size ?? 0
   }
 
+  /** true from the first put (the server starts) until close(): the server's socket keeps the process running */
+  get keepsProcessAlive(): boolean {
+    return this.server !== undefined && !this.closed
+  }
+
   /**
    * Stops serving and closes the links to other owners. The objects this connector owned are
    * gone (no other process can read them afterwards); requests still waiting fail with a

@@ -174,7 +174,8 @@ const PARSL_NAMES: Record<string, readonly [string, string?]> = {
   mem_per_node: ['memPerNode', 'GB, as in Parsl'],
 }
 
-function nearest(word: string, candidates: string[]): string | undefined {
+/** The candidate closest to `word` (a typo, or a Parsl snake_case name), if one is close enough. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
   // Parsl's snake_case names: compare without the underscores (nodes_per_block -> nodesPerBlock).
   word = word.replace(/_/g, '')
   const lower = word.toLowerCase()
@@ -237,7 +238,8 @@ export function pluginOption<T>(kind: PluginKind<T>): Check<T> {
       instance = kind.create(value, {})
     } else if (isPlainObject(value)) {
       if (typeof value.type !== 'string' || !types.includes(value.type)) {
-        throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})`)
+        const suggestion = typeof value.type === 'string' ? nearest(value.type, types) : undefined
+        throw new ConfigError(join(path, 'type'), `must be one of ${known} (got ${JSON.stringify(value.type)})${suggestion ? `; did you mean '${suggestion}'?` : ''}`)
       }
       instance = kind.create(value.type, value)
     } else {
