@@ -72,6 +72,14 @@ const serializerName: Check<string> = (value, path) => {
   if (!getSerializer(name)) throw new ConfigError(path, `must be a registered serializer: ${serializerNames().map((s) => `'${s}'`).join(', ')} (got '${name}')`)
   return name
 }
+// Call options (proxy, put, owned, future, ...) are checked for unknown keys only: a misspelt
+// `{ evicted: true }` from JavaScript would otherwise leave the object in the store, silently.
+const anyValue: Check<unknown> = (value) => value
+const callOptionsSchema = object({ evict: optional(boolean), serializer: anyValue, lifetime: anyValue, tags: anyValue, timeoutMs: anyValue, cache: anyValue })
+function checkCallOptions(options: object, method: string): void {
+  callOptionsSchema(options, `store.${method}() options`)
+}
+
 const optionsSchema = object({ cacheSize: optional(nonNegativeInt), serializer: optional(serializerName), register: optional(boolean) })
 const DEFAULT_CACHE_SIZE = 16
 
@@ -117,6 +125,7 @@ export class Store {
 
   /** Serializes and stores a value; resolves to its key. */
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
+    checkCallOptions(options, 'put')
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
     const hints = hintsOf(options)
@@ -128,6 +137,7 @@ export class Store {
 
   /** Stores under a key made earlier (`connector.newKey()`), e.g. for a proxy future. */
   async set(key: ObjectKey, value: unknown, options: PutOptions = {}): Promise<void> {
+    checkCallOptions(options, 'set')
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
     this.cache.delete(key.id)
@@ -138,6 +148,7 @@ export class Store {
   }
 
   async putBatch(values: readonly unknown[], options: PutOptions = {}): Promise<ObjectKey[]> {
+    checkCallOptions(options, 'putBatch')
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
@@ -198,12 +209,14 @@ export class Store {
    * and values the serializer refuses are refused here, not when the proxy is resolved.
    */
   async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
+    checkCallOptions(options, 'proxy')
     refuseUnproxyable(value)
     const key = await this.put(value, options)
     return proxyOf<T>(this.factory(key, options))
   }
 
   async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
+    checkCallOptions(options, 'proxyBatch')
     values.forEach(refuseUnproxyable)
     const keys = await this.putBatch(values, options)
     return keys.map((key) => proxyOf<T>(this.factory(key, options)))
@@ -214,6 +227,7 @@ export class Store {
    * evicts it when disposed; `borrow`/`mutBorrow` lend it out, sending it to a task moves it.
    */
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
+    checkCallOptions(options, 'owned')
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
     return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
@@ -230,6 +244,7 @@ export class Store {
    * `resolve`/`extract` (a sync use before the value is set fails with ObjectNotFound as cause).
    */
   future<T>(options: FutureOptions = {}): ProxyFuture<T> {
+    checkCallOptions(options, 'future')
     this.checkOpen()
     const hints = hintsOf(options)
     return new ProxyFuture<T>(this, hints ? this.connector.newKey(hints) : this.connector.newKey(), options)

@@ -130,9 +130,12 @@ export function object<S extends Shape>(shape: S): Check<Validated<S>> {
       const check = Object.hasOwn(shape, key) ? shape[key] : undefined
       if (!check) {
         const parsl = Object.hasOwn(PARSL_NAMES, key) ? PARSL_NAMES[key] : undefined
+        const proxystore = Object.hasOwn(PROXYSTORE_NAMES, key) ? PROXYSTORE_NAMES[key] : undefined
         const hint =
           parsl && Object.hasOwn(shape, parsl[0])
             ? `; that is Parsl's name: use '${parsl[0]}'${parsl[1] ? ` (${parsl[1]})` : ''}`
+            : proxystore && Object.hasOwn(shape, proxystore)
+            ? `; that is ProxyStore's name: use '${proxystore}'`
             : (() => {
                 const suggestion = nearest(key, Object.keys(shape))
                 return suggestion ? `; did you mean '${suggestion}'?` : ''
@@ -172,6 +175,14 @@ const PARSL_NAMES: Record<string, readonly [string, string?]> = {
   max_idletime: ['maxIdleTimeMs', "milliseconds; Parsl's is in seconds"],
   strategy_period: ['strategyPeriodMs', "milliseconds; Parsl's is in seconds"],
   mem_per_node: ['memPerNode', 'GB, as in Parsl'],
+}
+
+/** The same for ProxyStore's names (its users bring its connector options along). */
+const PROXYSTORE_NAMES: Record<string, string> = {
+  store_dir: 'directory',
+  hostname: 'host',
+  cache_size: 'cacheSize',
+  key_prefix: 'keyPrefix',
 }
 
 /** The candidate closest to `word` (a typo, or a Parsl snake_case name), if one is close enough. */

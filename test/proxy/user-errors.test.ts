@@ -36,8 +36,20 @@ t.test("a 'local' store's proxy passed to a task says why the worker cannot read
 t.test('a connector option error names where the option is', async (t) => {
   t.throws(() => new Store('s', { type: 'file' }), { code: ErrorCode.CONFIG, message: /^store\.connector\.directory is required/ })
   t.throws(() => new Store('s', { type: 'files', directory: scratch }), { code: ErrorCode.CONFIG, message: /^store\.connector\.type must be one of .*did you mean 'file'\?/ })
-  t.throws(() => new Store('s', { type: 'redis', hostname: 'db01' }), { message: /^store\.connector\.hostname is not a known option; did you mean 'host'\?/ })
+  t.throws(() => new Store('s', { type: 'redis', hostnme: 'db01' }), { message: /^store\.connector\.hostnme is not a known option; did you mean 'host'\?/ })
   t.throws(() => new FileConnector({} as never), { message: /^connector\.directory is required/ }, 'a connector made by hand keeps its own path')
+})
+
+t.test("misspelt call options and ProxyStore's option names are refused, not ignored", async (t) => {
+  const store = new Store(`options-user-${process.pid}`, new LocalConnector())
+  t.teardown(() => store.close())
+  // From JavaScript a typo in { evict: true } would leave the object in the store for good.
+  await t.rejects(store.proxy([1], { evicted: true } as never), { code: ErrorCode.CONFIG, message: /^store\.proxy\(\) options\.evicted is not a known option; did you mean 'evict'\?/ })
+  await t.rejects(store.proxy([1], { evict: 'yes' } as never), { message: /^store\.proxy\(\) options\.evict must be true or false/ })
+  t.throws(() => store.future({ timeout: 5 } as never), { message: /^store\.future\(\) options\.timeout is not a known option; did you mean 'timeoutMs'\?/ })
+  t.equal((store.connector as LocalConnector).size, 0, 'nothing was stored by the refused calls')
+  t.throws(() => new FileConnector({ store_dir: scratch } as never), { message: /^connector\.store_dir is not a known option; that is ProxyStore's name: use 'directory'/ })
+  t.throws(() => new Store('s', { type: 'redis', hostname: 'db01' }), { message: /hostname is not a known option; that is ProxyStore's name: use 'host'/ })
 })
 
 t.test('executor option mistakes are refused at config time, naming the path and the fix', async (t) => {
