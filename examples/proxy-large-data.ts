@@ -27,30 +27,27 @@ main(import.meta, async () => {
   await using kernel = await load()
   // Any directory the workers can read: here inside the run directory, next to tsflow.log.
   const directory = join(kernel.runDir, 'objects')
-  const store = new Store('large-data', new FileConnector({ directory }))
-  try {
-    const samples = Float64Array.from({ length: 2_000_000 }, (_, i) => i % 1000) // 16 MB
+  // `await using`: the store is closed at the end of the body (after the lifetime below ended).
+  await using store = new Store('large-data', new FileConnector({ directory }))
+  const samples = Float64Array.from({ length: 2_000_000 }, (_, i) => i % 1000) // 16 MB
 
-    {
-      // Everything stored with this lifetime is evicted when the block ends (`await using`).
-      await using stage = new ContextLifetime(store, { name: 'stage-1' })
-      const shared = await store.proxy(samples, { lifetime: stage }) // `await`: the put happens now
-      console.log(`a proxy travels as ${JSON.stringify(factoryOf(shared)).length} bytes instead of ${samples.byteLength} bytes`)
+  {
+    // Everything stored with this lifetime is evicted when the block ends (`await using`).
+    await using stage = new ContextLifetime(store, { name: 'stage-1' })
+    const shared = await store.proxy(samples, { lifetime: stage }) // `await`: the put happens now
+    console.log(`a proxy travels as ${JSON.stringify(factoryOf(shared)).length} bytes instead of ${samples.byteLength} bytes`)
 
-      // Four tasks read the same stored array; the caller never fetches it.
-      const quarter = samples.length / 4
-      const means = await Promise.all([0, 1, 2, 3].map((q) => meanOf(shared, q * quarter, (q + 1) * quarter)))
-      console.log(`means of the four quarters: ${means.join(' ')}`)
-      console.log(`fetched in the caller: ${isResolved(shared)}`)
-      console.log(`objects in the store during the stage: ${readdirSync(directory).filter((f) => f.endsWith('.ready')).length}`)
-    } // the lifetime ends here: the shared array is evicted
+    // Four tasks read the same stored array; the caller never fetches it.
+    const quarter = samples.length / 4
+    const means = await Promise.all([0, 1, 2, 3].map((q) => meanOf(shared, q * quarter, (q + 1) * quarter)))
+    console.log(`means of the four quarters: ${means.join(' ')}`)
+    console.log(`fetched in the caller: ${isResolved(shared)}`)
+    console.log(`objects in the store during the stage: ${readdirSync(directory).filter((f) => f.endsWith('.ready')).length}`)
+  } // the lifetime ends here: the shared array is evicted
 
-    // A value read exactly once: the reader evicts it as soon as it has it.
-    const once = await store.proxy(samples.map((x) => x * 2), { evict: true })
-    console.log(`max of the doubled samples: ${await maxOf(once)}`)
+  // A value read exactly once: the reader evicts it as soon as it has it.
+  const once = await store.proxy(samples.map((x) => x * 2), { evict: true })
+  console.log(`max of the doubled samples: ${await maxOf(once)}`)
 
-    console.log(`files left in ${directory}: ${readdirSync(directory).length}`)
-  } finally {
-    await store.close() // the store must be closed; its objects stay unless evicted
-  }
-}) // the kernel is cleaned up when `kernel` goes out of scope
+  console.log(`files left in ${directory}: ${readdirSync(directory).length}`)
+}) // the store, then the kernel, are closed as their `await using` scope ends

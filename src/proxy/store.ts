@@ -309,6 +309,14 @@ export class Store {
     return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer })
   }
 
+  /**
+   * `await using store = new Store(...)` closes it at the end of the scope (ProxyStore's
+   * `with Store(...)`); owned proxies and lifetimes declared after it are disposed before it.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
   /** Leaves the registry and closes the connector. Objects stay where the connector keeps them. */
   async close(): Promise<void> {
     if (this.closed) return

@@ -52,6 +52,19 @@ t.test("misspelt call options and ProxyStore's option names are refused, not ign
   t.throws(() => new Store('s', { type: 'redis', hostname: 'db01' }), { message: /hostname is not a known option; that is ProxyStore's name: use 'host'/ })
 })
 
+t.test('`await using store` closes the store, after the owned proxies declared later are disposed', async (t) => {
+  const directory = join(scratch, 'using')
+  let outside: Store | undefined
+  {
+    await using store = new Store(`using-user-${process.pid}`, new FileConnector({ directory }))
+    outside = store
+    await using _owned = await store.owned(new Float64Array(100))
+    t.equal(readdirSync(directory).length, 2, 'the object and its ready marker')
+  }
+  t.same(readdirSync(directory), [], 'the owned proxy evicted its object before the store closed')
+  await t.rejects(outside!.put(1), { code: ErrorCode.USAGE, message: /is closed/ })
+})
+
 t.test('executor option mistakes are refused at config time, naming the path and the fix', async (t) => {
   const directory = join(scratch, 'option')
   const file = new FileConnector({ directory })
