@@ -44,6 +44,7 @@ export const ErrorCode = {
   PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
+  NOT_PROXIABLE: 'E_NOT_PROXIABLE',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -496,6 +497,17 @@ export class ProxyResolveError extends TsflowError {
     super(ErrorCode.PROXY_RESOLVE, `proxy of store '${store}' could not resolve key ${key}${why}`, options)
     this.store = store
     this.key = key
+  }
+}
+
+/**
+ * A value a proxy cannot stand for (null, undefined, a boolean, a proxy), refused when the proxy
+ * is made; `skipNonProxiable` passes such values through instead.
+ */
+export class NotProxiable extends TsflowError {
+  static override readonly codes = [ErrorCode.NOT_PROXIABLE]
+  constructor(message: string) {
+    super(ErrorCode.NOT_PROXIABLE, message)
   }
 }
 

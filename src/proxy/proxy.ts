@@ -1,4 +1,4 @@
-import { ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
+import { NotProxiable, ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
 import { addExtension } from 'msgpackr'
 import { isEncoding } from '../serialize/codec.js'
 import { keyText, type ObjectKey } from './connector.js'
@@ -24,6 +24,8 @@ export interface ProxyFactory {
    * receiver rebuilds the same kind. Absent for plain proxies.
    */
   kind?: ProxyKind
+  /** the target is an array: the proxy's stand-in is one too, so `Array.isArray` is true unresolved */
+  array?: boolean
 }
 
 /** The ownership kinds (docs/proxy.md, "Ownership"): an owned proxy, a shared borrow, a mutable borrow. */
@@ -158,9 +160,21 @@ function forward(target: object, value: unknown): unknown {
   return typeof value === 'function' ? value.bind(target) : value
 }
 
-/** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
-export function proxyOf<T>(factory: ProxyFactory): T {
-  return guardedProxyOf<T>({ factory, resolved: false, target: undefined })
+/**
+ * Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`).
+ * `populated` holds the target already in hand (`populateTarget`): the proxy starts resolved.
+ */
+export function proxyOf<T>(factory: ProxyFactory, populated?: { value: unknown }): T {
+  return guardedProxyOf<T>({ factory, resolved: populated !== undefined, target: populated?.value })
+}
+
+// Node's util.inspect looks through a proxy at its stand-in without running traps (so printing
+// never fetches): the stand-in answers for the proxy here.
+const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+type Inspect = (value: unknown, options: object) => string
+function describe(state: ProxyState, _depth: number, options: object, inspect: Inspect): string {
+  if (state.resolved) return inspect(state.target, options)
+  return `[Proxy unresolved: store '${state.factory.store.name}', key ${keyText(state.factory.key)}]`
 }
 
 /** @internal the proxy of a state made by the caller (ownership.ts sets `guard` first) */
@@ -170,7 +184,10 @@ export function guardedProxyOf<T>(state: ProxyState): T {
     return typeof value === 'object' && value !== null ? value : Object(value)
   }
   // The proxy's own target is an empty stand-in: the real one is not known until resolved.
-  // Descriptors are reported configurable, since the stand-in has none of the real properties.
+  // Descriptors are reported configurable, since the stand-in has none of the real properties;
+  // an array stand-in's own `length` is the exception (it cannot be reported configurable).
+  const standIn: object = state.factory.array ? [] : {}
+  Object.defineProperty(standIn, INSPECT, { value: (depth: number, options: object, inspect: Inspect) => describe(state, depth, options, inspect), configurable: true })
   const handler: ProxyHandler<object> = {
     get(_, property) {
       if (property === STATE) return state
@@ -189,7 +206,11 @@ export function guardedProxyOf<T>(state: ProxyState): T {
       // (the codec refuses functions and promises), so nothing is hidden.
       if (property === 'then' && !state.resolved) return undefined
       const real = target()
-      if (property === Symbol.toPrimitive && typeof state.target !== 'object') return () => state.target
+      if (typeof state.target !== 'object') {
+        if (property === Symbol.toPrimitive) return () => state.target
+        // JSON.stringify sees a proxy as an object: a primitive target serializes as itself.
+        if (property === 'toJSON') return () => state.target
+      }
       const value = Reflect.get(real, property, real)
       return property === 'constructor' ? value : forward(real, value)
     },
@@ -199,12 +220,13 @@ export function guardedProxyOf<T>(state: ProxyState): T {
     ownKeys: () => Reflect.ownKeys(target()),
     getOwnPropertyDescriptor(_, property) {
       const descriptor = Reflect.getOwnPropertyDescriptor(target(), property)
-      return descriptor && { ...descriptor, configurable: true }
+      if (descriptor && !(property === 'length' && Array.isArray(standIn))) descriptor.configurable = true
+      return descriptor
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
     getPrototypeOf: () => Reflect.getPrototypeOf(target()),
   }
-  return new Proxy({}, handler) as T
+  return new Proxy(standIn, handler) as T
 }
 
 /**
@@ -251,8 +273,17 @@ export function factoryOf(proxy: unknown): ProxyFactory {
   return stateOrThrow(proxy, 'factoryOf').factory
 }
 
+/**
+ * Whether a proxy can stand for the value: not null or undefined (nothing to fetch), not a boolean
+ * (a proxy is an object, so `if (proxy)` would always be true), not already a proxy.
+ */
+export function isProxiable(value: unknown): boolean {
+  return value !== null && value !== undefined && typeof value !== 'boolean' && !isProxy(value)
+}
+
 /** Values a proxy cannot stand for, refused when the proxy is made. */
 export function refuseUnproxyable(value: unknown): void {
-  if (value === null || value === undefined) throw new UsageError(`cannot proxy ${value}: there is nothing to fetch later; pass it directly`)
-  if (isProxy(value)) throw new UsageError('cannot proxy a proxy; pass the proxy itself')
+  if (value === null || value === undefined) throw new NotProxiable(`cannot proxy ${value}: there is nothing to fetch later; pass it directly`)
+  if (typeof value === 'boolean') throw new NotProxiable(`cannot proxy a boolean (${value}): a proxy is an object, so it would always be truthy; pass it directly`)
+  if (isProxy(value)) throw new NotProxiable('cannot proxy a proxy; pass the proxy itself')
 }

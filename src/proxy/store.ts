@@ -3,8 +3,9 @@ import { boolean, nonNegativeInt, object, optional, string, type Check } from '.
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
-import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
+import { factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
+import { lockedProxy, type ProxyLocker } from './utils.js'
 
 export interface StoreOptions {
   /** how many decoded objects `get` keeps, least recently used dropped first (default 16; 0: none) */
@@ -13,6 +14,11 @@ export interface StoreOptions {
   serializer?: string
   /** put the store in this process's registry, so `getStore(name)` finds it (default true) */
   register?: boolean
+  /**
+   * the default of `proxy()`'s `populateTarget`: a new proxy starts resolved with the value it was
+   * made from, here (default false; travels in the config)
+   */
+  populateTarget?: boolean
 }
 
 /** Everything needed to rebuild a store in another process: plain JSON. */
@@ -21,6 +27,8 @@ export interface StoreConfig {
   connector: ConnectorConfig
   cacheSize: number
   serializer: string
+  /** present only when true */
+  populateTarget?: boolean
 }
 
 export interface ProxyOptions {
@@ -30,6 +38,13 @@ export interface ProxyOptions {
   serializer?: string
   /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
   lifetime?: Lifetime
+  /**
+   * the proxy starts resolved, its target the value given (no fetch where it was made; a copy
+   * that travels still fetches). Default: the store's `populateTarget`
+   */
+  populateTarget?: boolean
+  /** give back values a proxy cannot stand for (null, undefined, booleans, proxies) unchanged instead of throwing NotProxiable */
+  skipNonProxiable?: boolean
 }
 
 export interface PutOptions {
@@ -49,6 +64,13 @@ export interface GetOptions {
 export interface OwnedOptions {
   /** a serializer other than the store's default */
   serializer?: string
+  /** give back values a proxy cannot stand for unchanged instead of throwing NotProxiable */
+  skipNonProxiable?: boolean
+}
+
+export interface CloseOptions {
+  /** evict first every object this store instance put (or made a future for) that is still there (default false) */
+  clear?: boolean
 }
 
 const serializerName: Check<string> = (value, path) => {
@@ -56,7 +78,12 @@ const serializerName: Check<string> = (value, path) => {
   if (!getSerializer(name)) throw new ConfigError(path, `must be a registered serializer: ${serializerNames().map((s) => `'${s}'`).join(', ')} (got '${name}')`)
   return name
 }
-const optionsSchema = object({ cacheSize: optional(nonNegativeInt), serializer: optional(serializerName), register: optional(boolean) })
+const optionsSchema = object({
+  cacheSize: optional(nonNegativeInt),
+  serializer: optional(serializerName),
+  register: optional(boolean),
+  populateTarget: optional(boolean),
+})
 const DEFAULT_CACHE_SIZE = 16
 
 // The stores of this process by name: a proxy names its store, and resolving it in a worker finds
@@ -72,7 +99,10 @@ export class Store {
   readonly connector: Connector
   readonly cacheSize: number
   readonly serializerName: string
+  readonly populateTarget: boolean
   private readonly serializer: Serializer
+  // What this instance put and has not evicted, by id: what close({ clear: true }) evicts.
+  private readonly written = new Map<string, ObjectKey>()
   // Map keeps insertion order: the first entry is the least recently used.
   private readonly cache = new Map<string, unknown>()
   private closed = false
@@ -85,6 +115,7 @@ export class Store {
     this.cacheSize = checked.cacheSize ?? DEFAULT_CACHE_SIZE
     this.serializerName = checked.serializer ?? 'msgpack'
     this.serializer = getSerializer(this.serializerName)!
+    this.populateTarget = checked.populateTarget ?? false
     if (checked.register !== false) registerStore(this)
   }
 
@@ -104,6 +135,7 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
     const key = await this.connector.put(this.serializerFor(options.serializer).encode(value))
+    this.written.set(key.id, key)
     await this.bind(lifetime, [key])
     return key
   }
@@ -114,6 +146,7 @@ export class Store {
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
     this.cache.delete(key.id)
     await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+    this.written.set(key.id, key)
     await this.bind(lifetime, [key])
   }
 
@@ -122,6 +155,7 @@ export class Store {
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
     const keys = await this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    for (const key of keys) this.written.set(key.id, key)
     await this.bind(lifetime, keys)
     return keys
   }
@@ -176,15 +210,28 @@ export class Store {
    * and values the serializer refuses are refused here, not when the proxy is resolved.
    */
   async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
+    if (options.skipNonProxiable && !isProxiable(value)) return value
     refuseUnproxyable(value)
     const key = await this.put(value, options)
-    return proxyOf<T>(this.factory(key, options))
+    return proxyOf<T>(this.factory(key, options, value), this.populated(value, options))
   }
 
+  /** `proxy` for many values in one connector call; with `skipNonProxiable`, those stay as they are in place. */
   async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
-    values.forEach(refuseUnproxyable)
-    const keys = await this.putBatch(values, options)
-    return keys.map((key) => proxyOf<T>(this.factory(key, options)))
+    const chosen = options.skipNonProxiable ? values.filter(isProxiable) : values
+    chosen.forEach(refuseUnproxyable)
+    const keys = await this.putBatch(chosen, options)
+    const proxies = chosen.map((value, i) => proxyOf<T>(this.factory(keys[i]!, options, value), this.populated(value, options)))
+    return options.skipNonProxiable ? values.map((value) => (isProxiable(value) ? proxies.shift()! : value)) : proxies
+  }
+
+  /** `proxy`, wrapped in a ProxyLocker (utils.ts) so nothing resolves it until `unlock()` */
+  async lockedProxy<T>(value: T, options: ProxyOptions = {}): Promise<ProxyLocker<T> | T> {
+    return lockedProxy(this, value, options)
+  }
+
+  private populated(value: unknown, options: ProxyOptions): { value: unknown } | undefined {
+    return (options.populateTarget ?? this.populateTarget) ? { value } : undefined
   }
 
   /**
@@ -192,9 +239,10 @@ export class Store {
    * evicts it when disposed; `borrow`/`mutBorrow` lend it out, sending it to a task moves it.
    */
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
+    if (options.skipNonProxiable && !isProxiable(value)) return value as OwnedProxy<T>
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer })
-    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }, value))
   }
 
   /** A proxy of an object already stored under `key`. */
@@ -209,12 +257,15 @@ export class Store {
    */
   future<T>(options: FutureOptions = {}): ProxyFuture<T> {
     this.checkOpen()
-    return new ProxyFuture<T>(this, this.connector.newKey(), options)
+    const key = this.connector.newKey()
+    this.written.set(key.id, key)
+    return new ProxyFuture<T>(this, key, options)
   }
 
   /** @internal the factory of a proxy of `key` */
-  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }): ProxyFactory {
+  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }, value?: unknown): ProxyFactory {
     const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
+    if (Array.isArray(value)) factory.array = true
     if (options.serializer !== undefined) factory.serializer = options.serializer
     if (options.waitMs !== undefined) factory.waitMs = options.waitMs
     return factory
@@ -234,6 +285,7 @@ export class Store {
     this.checkOpen()
     this.cache.delete(key.id)
     await this.connector.evict(key)
+    this.written.delete(key.id)
   }
 
   /** whether `get` would answer from the cache */
@@ -255,24 +307,43 @@ export class Store {
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!)
   }
 
+  /** `await using store = new Store(...)` closes it at the end of the scope (objects stay). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
   toConfig(): StoreConfig {
-    return { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
+    const config: StoreConfig = { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
+    if (this.populateTarget) config.populateTarget = true
+    return config
   }
 
   /** The registered store of that name, or a new one built (and registered) from the config. */
   static fromConfig(config: StoreConfig): Store {
     const known = registry.get(config.name)
     if (known) return known
-    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer })
+    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget })
   }
 
-  /** Leaves the registry and closes the connector. Objects stay where the connector keeps them. */
-  async close(): Promise<void> {
+  /**
+   * Leaves the registry and closes the connector. Objects stay where the connector keeps them,
+   * unless `clear`: then what this instance put first goes (a missing one is not an error).
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return
+    let failed: PromiseRejectedResult | undefined
+    if (options.clear) {
+      const keys = [...this.written.values()]
+      this.written.clear()
+      const evictions = await Promise.allSettled(keys.map((key) => this.connector.evict(key)))
+      failed = evictions.find((result) => result.status === 'rejected')
+    }
     this.closed = true
     this.cache.clear()
     if (registry.get(this.name) === this) registry.delete(this.name)
     await this.connector.close()
+    // The store is closed either way; an eviction that failed is reported after.
+    if (failed) throw failed.reason
   }
 }
 
@@ -323,10 +394,17 @@ export function registerStore(store: Store, options: { replace?: boolean } = {})
   registry.set(store.name, store)
 }
 
-export function getStore(name: string): Store | undefined {
-  return registry.get(name)
+/**
+ * The registered store of that name, or undefined. Given a proxy: the store it resolves from
+ * (the registered one, or one rebuilt, and registered, from the config the proxy carries).
+ */
+export function getStore(nameOrProxy: string | object): Store | undefined {
+  if (typeof nameOrProxy !== 'string') return Store.fromConfig(factoryOf(nameOrProxy).store)
+  return registry.get(nameOrProxy)
 }
 
-export function unregisterStore(name: string): void {
-  registry.delete(name)
+/** Removes a store (by name, or the store itself) from the registry; an unknown one is not an error. */
+export function unregisterStore(nameOrStore: string | Store): void {
+  if (typeof nameOrStore === 'string') registry.delete(nameOrStore)
+  else if (registry.get(nameOrStore.name) === nameOrStore) registry.delete(nameOrStore.name)
 }
