@@ -1,0 +1,259 @@
+// What a ProxyStore user (or a test ported from ProxyStore's suite) expects of tsflow/proxy:
+// docs/proxy.md, "Coming from ProxyStore". Each block names the ProxyStore behaviour it mirrors.
+import { inspect } from 'node:util'
+import t, { type Test } from 'tap'
+import { ErrorCode, NotProxiable } from 'tsflow'
+import {
+  ContextLifetime,
+  extract,
+  getKey,
+  getOrCreateStore,
+  getStore,
+  getStoreOf,
+  isProxiable,
+  isProxy,
+  isResolved,
+  LocalConnector,
+  lockedProxy,
+  ProxyLocker,
+  registerStore,
+  resolve,
+  resolveAsync,
+  Store,
+  storeRegistration,
+  unregisterStore,
+  type StoreOptions,
+} from 'tsflow/proxy'
+import { decode, encode } from '../../dist/serialize/codec.js'
+import { waitFor } from '../helpers/wait.js'
+
+let n = 0
+const unique = (what: string) => `parity-${what}-${process.pid}-${n++}`
+const open = (t: Test, options: StoreOptions = {}, connector = new LocalConnector()) => {
+  const store = new Store(unique('store'), connector, options)
+  t.teardown(() => store.close())
+  return store
+}
+
+t.test('non-proxiable values: null, undefined, booleans, proxies; skipNonProxiable passes them through', async (t) => {
+  const store = open(t)
+  const p = await store.proxy('value')
+  for (const value of [null, undefined, true, false, p]) {
+    t.notOk(isProxiable(value), `${String(value)} is not proxiable`)
+    await t.rejects(store.proxy(value), NotProxiable)
+    await t.rejects(store.proxy(value, { skipNonProxiable: false }), { code: ErrorCode.NOT_PROXIABLE })
+    t.equal(await store.proxy(value, { skipNonProxiable: true }), value, `${String(value)} comes back as it is`)
+    t.equal(await store.owned(value, { skipNonProxiable: true }), value, 'owned too')
+  }
+  await t.rejects(store.proxy(false), { message: /always be truthy/ }, 'the message says why a boolean is refused')
+  t.ok(isProxiable(0) && isProxiable('') && isProxiable([]), 'falsy values that are not booleans are proxiable')
+
+  const mixed = [null, 'string', false, true, [1, 2, 3], 'string'] as const
+  const out = await store.proxyBatch<unknown>([...mixed], { skipNonProxiable: true })
+  t.same(
+    out.map((v) => isProxy(v)),
+    [false, true, false, false, true, true],
+    'proxyBatch proxies the proxiable ones in place',
+  )
+  t.equal(out[0], null)
+  t.equal(out[2], false)
+  t.same(await extract(out[4]), [1, 2, 3])
+  t.equal(String(out[5]), 'string')
+  t.equal(store.connector instanceof LocalConnector && store.connector.size, 4, 'only the proxiable ones (and the first proxy) were stored')
+  await t.rejects(store.proxyBatch<unknown>(['string', null, 'string']), NotProxiable, 'one bad value fails the batch')
+})
+
+t.test('populateTarget: a new proxy starts resolved with the value given; the store sets the default', async (t) => {
+  const connector = new LocalConnector()
+  const store = open(t, {}, connector)
+  t.notOk(isResolved(await store.proxy('value')), 'off by default')
+  const value = [1, 2, 3]
+  const p = await store.proxy(value, { populateTarget: true })
+  t.ok(isResolved(p), 'resolved when made')
+  t.equal(await extract(p), value, 'the target is the value given, not a copy')
+  const copy = decode(encode(p)) as number[]
+  t.notOk(isResolved(copy), 'a copy that travels is unresolved: only the factory went')
+  t.same([...copy], [1, 2, 3])
+
+  const populating = open(t, { populateTarget: true }, connector)
+  t.ok(isResolved(await populating.proxy('value')))
+  t.notOk(isResolved(await populating.proxy('value', { populateTarget: false })), 'per proxy overrides the store')
+  const batch = await populating.proxyBatch(['a', 'b'])
+  t.ok(batch.every((b) => isResolved(b)), 'proxyBatch too')
+  t.equal(populating.toConfig().populateTarget, true, 'the default travels in the config')
+  t.equal(store.toConfig().populateTarget, undefined, 'and is absent when off')
+  t.throws(() => new Store(unique('bad'), new LocalConnector(), { populateTarget: 'yes' as never }), { code: ErrorCode.CONFIG, message: /store\.populateTarget/ })
+})
+
+t.test('getKey, getStore(proxy), getStoreOf: a proxy names its key and its store', async (t) => {
+  const store = open(t)
+  const key = await store.put('value')
+  const p = store.proxyFromKey<string>(key)
+  t.same(getKey(p), key)
+  t.equal(getStore(p), store, 'getStore accepts a proxy')
+  t.equal(getStoreOf(p), store)
+  t.throws(() => getKey({}), { code: ErrorCode.USAGE })
+  t.throws(() => getStore({}), { code: ErrorCode.USAGE })
+
+  // A proxy whose store is not registered here rebuilds it from its config (as in a worker).
+  const local = new LocalConnector()
+  const other = new Store(unique('other'), local, { register: false, cacheSize: 0 })
+  t.teardown(() => other.close())
+  const q = await other.proxy([1, 2, 3])
+  t.equal(getStore(other.name), undefined)
+  const rebuilt = getStoreOf(q)
+  t.teardown(() => rebuilt.close())
+  t.not(rebuilt, other)
+  t.equal(getStore(other.name), rebuilt, 'registered once rebuilt')
+  t.equal(rebuilt.cacheSize, 0, 'with the options of the store that made the proxy')
+  t.same(await extract(q), [1, 2, 3])
+  t.notOk(rebuilt.isCached(getKey(q)))
+})
+
+t.test('registry: unregisterStore by store or name, getOrCreateStore, storeRegistration scopes', async (t) => {
+  const a = new Store(unique('a'), new LocalConnector(), { register: false })
+  const b = new Store(unique('b'), new LocalConnector(), { register: false })
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  registerStore(a)
+  t.equal(getStore(a.name), a)
+  unregisterStore(a)
+  t.equal(getStore(a.name), undefined, 'by the store itself')
+  unregisterStore('not a store name')
+
+  const created = getOrCreateStore(a.toConfig())
+  t.teardown(() => created.close())
+  t.not(created, a)
+  t.equal(getStore(a.name), created, 'registered')
+  t.equal(getOrCreateStore(a.toConfig()), created, 'found the second time')
+  unregisterStore(created)
+  const loose = getOrCreateStore(b.toConfig(), { register: false })
+  t.teardown(() => loose.close())
+  t.equal(getStore(b.name), undefined, 'register: false')
+
+  {
+    using _ = storeRegistration(a, b)
+    t.equal(getStore(a.name), a)
+    t.equal(getStore(b.name), b)
+    const impostor = new Store(a.name, new LocalConnector(), { register: false })
+    t.teardown(() => impostor.close())
+    t.throws(() => storeRegistration(impostor), { code: ErrorCode.USAGE, message: /already registered/ })
+    t.equal(getStore(a.name), a, 'a refused registration changes nothing')
+  }
+  t.equal(getStore(a.name), undefined, 'the scope unregistered them')
+  t.equal(getStore(b.name), undefined)
+})
+
+t.test('store.close({ clear }) evicts what the store put; close() alone keeps it; `await using` closes', async (t) => {
+  const connector = new LocalConnector()
+  const keeper = new Store(unique('keep'), new LocalConnector({ name: connector.name }))
+  const key = await keeper.put('kept')
+  await keeper.close()
+  t.equal(connector.size, 1, 'close() leaves objects')
+
+  const store = new Store(unique('clear'), connector)
+  await store.put('a')
+  await store.putBatch(['b', 'c'])
+  const p = await store.proxy('d')
+  const gone = await store.put('e')
+  await store.evict(gone)
+  const future = store.future<string>()
+  await future.setResult('f')
+  t.equal(connector.size, 6)
+  await store.close({ clear: true })
+  t.equal(connector.size, 1, 'everything this store put went; the other store object stayed')
+  t.ok(await connector.exists(key))
+  t.equal(getStore(store.name), undefined)
+  t.ok(isProxy(p))
+
+  let name = ''
+  {
+    await using scoped = new Store(unique('scoped'), new LocalConnector())
+    name = scoped.name
+    t.equal(getStore(name), scoped)
+  }
+  t.equal(getStore(name), undefined, 'closed at the end of the scope')
+  await connector.evict(key)
+})
+
+t.test('resolveAsync starts the fetch; the proxy is then resolved without a sync read', async (t) => {
+  const store = open(t)
+  const p = await store.proxy({ value: 1 })
+  t.notOk(isResolved(p))
+  resolveAsync(p)
+  await waitFor(() => isResolved(p), 'the background resolve')
+  t.equal(p.value, 1)
+  resolveAsync(p)
+  t.ok(isResolved(p), 'a no-op once resolved')
+  t.throws(() => resolveAsync('nope'), { code: ErrorCode.USAGE })
+
+  const missing = await store.proxy('gone')
+  await store.evict(getKey(missing))
+  resolveAsync(missing)
+  await t.rejects(resolve(missing), { code: ErrorCode.PROXY_RESOLVE }, 'a failure surfaces at the next use, not as an unhandled rejection')
+})
+
+t.test('ProxyLocker / lockedProxy: nothing resolves it until unlock; it travels locked', async (t) => {
+  const connector = new LocalConnector()
+  const store = open(t, {}, connector)
+  const locker = (await store.lockedProxy([1, 2, 3])) as ProxyLocker<number[]>
+  t.ok(locker instanceof ProxyLocker)
+  t.same(Object.keys(locker), [], 'a walk over the locker finds nothing to touch')
+  t.notOk(isResolved(locker.unlock()))
+  const moved = decode(encode({ arg: locker })) as { arg: ProxyLocker<number[]> }
+  t.ok(moved.arg instanceof ProxyLocker, 'decoded as a locker')
+  t.notOk(isResolved(moved.arg.unlock()), 'of an unresolved proxy')
+  t.same([...moved.arg.unlock()], [1, 2, 3])
+  t.equal(await lockedProxy(store, null, { skipNonProxiable: true }), null)
+  await t.rejects(lockedProxy(store, null), NotProxiable)
+  t.throws(() => new ProxyLocker([1]), { code: ErrorCode.USAGE })
+  await using lifetime = new ContextLifetime(store)
+  const inLifetime = (await store.lockedProxy('v', { lifetime })) as ProxyLocker<string>
+  await lifetime.close()
+  t.notOk(await store.exists(getKey(inLifetime.unlock())), 'lifetime applies to locked proxies too')
+})
+
+t.test('a proxy looks like its target: Array.isArray, JSON, ==, template strings, numbers, inspect', async (t) => {
+  const store = open(t)
+  const list = await store.proxy([1, 2, 3])
+  t.ok(Array.isArray(list), 'Array.isArray is true for a proxy of an array')
+  t.notOk(isResolved(list), '... without resolving it')
+  t.equal(list.length, 3)
+  t.same(Object.getOwnPropertyNames(list).sort(), ['0', '1', '2', 'length'])
+  t.same(list.concat([4]), [1, 2, 3, 4])
+  t.same([0].concat(list), [0, 1, 2, 3], 'concat spreads it as an array')
+  t.equal(JSON.stringify(list), '[1,2,3]')
+  t.same(list.map((x) => x * 2), [2, 4, 6])
+  t.same([...list].reverse(), [3, 2, 1])
+  t.ok(list.includes(2) && !list.includes(-2), 'contains')
+  list[1] = -1
+  t.equal(list[1], -1, 'setitem')
+  list.splice(1, 1)
+  t.same([...list], [1, 3], 'delitem')
+  t.notOk(Array.isArray(await store.proxy({ a: 1 })), 'not for other objects')
+  const owned = await store.owned([4, 5])
+  t.ok(Array.isArray(owned), 'owned proxies too')
+
+  const text = await store.proxy('value')
+  t.ok(text == 'value', 'loose equality with a primitive target') // eslint-disable-line eqeqeq
+  t.equal(`${text}!`, 'value!')
+  t.equal(text.toUpperCase(), 'VALUE')
+  t.equal(text.length, 5)
+  t.equal(JSON.stringify(text), '"value"', 'JSON of a primitive target is the primitive')
+  const num = await store.proxy(41)
+  t.equal(JSON.stringify({ num }), '{"num":41}')
+  t.equal((num as unknown as number) + 1, 42)
+  t.equal((num as unknown as number) * 2, 82)
+  t.ok((num as unknown as number) > 40)
+  t.equal(num.toFixed(1), '41.0')
+  t.equal(Number(num), 41)
+  const date = await store.proxy(new Date(0))
+  t.equal(date.getTime(), 0)
+  t.ok(date instanceof Date, 'instanceof')
+  t.equal(JSON.stringify(date), '"1970-01-01T00:00:00.000Z"')
+
+  const unresolved = await store.proxy({ a: 1 })
+  t.match(inspect(unresolved), /Proxy unresolved: store 'parity-store-\d+-\d+', key/, 'printing an unresolved proxy does not fetch it')
+  t.notOk(isResolved(unresolved))
+  await resolve(unresolved)
+  t.equal(inspect(unresolved), inspect({ a: 1 }), 'a resolved one prints as its target')
+})
