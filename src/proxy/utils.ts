@@ -82,6 +82,12 @@ export class ProxyLocker<T> {
   unlock(): T {
     return this.#proxy
   }
+
+  // The codec asks `value instanceof ProxyLocker` of every object it encodes, proxies included: a
+  // brand check runs no proxy trap, so encoding a proxy never resolves it here.
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && #proxy in value
+  }
 }
 // 0x29: the codec's extension for a locker (0x28 is the proxy's); the inner proxy uses its own.
 addExtension({

@@ -200,6 +200,10 @@ t.test('ProxyLocker / lockedProxy: nothing resolves it until unlock; it travels 
   t.same(Object.keys(locker), [], 'a walk over the locker finds nothing to touch')
   t.notOk(isResolved(locker.unlock()))
   const moved = decode(encode({ arg: locker })) as { arg: ProxyLocker<number[]> }
+  t.notOk(isResolved(locker.unlock()), 'encoding did not resolve the proxy here')
+  const plain = await store.proxy({ a: 1 })
+  encode([plain])
+  t.notOk(isResolved(plain), 'nor does encoding a plain proxy (the locker class is asked of it too)')
   t.ok(moved.arg instanceof ProxyLocker, 'decoded as a locker')
   t.notOk(isResolved(moved.arg.unlock()), 'of an unresolved proxy')
   t.same([...moved.arg.unlock()], [1, 2, 3])
