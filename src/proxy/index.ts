@@ -7,6 +7,7 @@ export { registerSerializer, serializerNames, type Serializer } from './serializ
 export { Store, getStore, registerStore, unregisterStore } from './store.js'
 export type { PutOptions, StoreConfig, StoreOptions } from './store.js'
 export { extract, factoryOf, isProxiable, isProxy, isResolved, resolve, type ProxyFactory } from './proxy.js'
+export { StoreMetrics, type Metrics, type MetricsKey, type TimeStats } from './metrics.js'
 export { getKey, getOrCreateStore, getStoreOf, lockedProxy, ProxyLocker, resolveAsync, storeRegistration } from './utils.js'
 export type { ProxyOptions } from './store.js'
 export { ProxyFuture, type FutureOptions } from './store.js'

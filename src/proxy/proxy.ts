@@ -127,9 +127,11 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
     let target: unknown
     try {
       const store = storeOf(factory)
+      const started = performance.now()
       // Owned data can change under its key (update, a mutable borrow in another process), so
       // guarded proxies read the connector, never the store's cache.
       target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined)
+      store.metrics?.addTime('proxy.resolve', factory.key, performance.now() - started)
     } catch (error) {
       state.pending = undefined
       throw failure(factory, error)
@@ -146,7 +148,10 @@ function resolveSync(state: ProxyState): unknown {
   const { factory } = state
   let target: unknown
   try {
-    target = storeOf(factory).getSync(factory.key, { serializer: factory.serializer, cache: state.guard === undefined })
+    const store = storeOf(factory)
+    const started = performance.now()
+    target = store.getSync(factory.key, { serializer: factory.serializer, cache: state.guard === undefined })
+    store.metrics?.addTime('proxy.resolve', factory.key, performance.now() - started)
   } catch (error) {
     throw failure(factory, error)
   }

@@ -6,6 +6,7 @@ import { ownedFromFactory, type OwnedProxy } from './ownership.js'
 import { factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 import { lockedProxy, type ProxyLocker } from './utils.js'
+import { StoreMetrics } from './metrics.js'
 
 export interface StoreOptions {
   /** how many decoded objects `get` keeps, least recently used dropped first (default 16; 0: none) */
@@ -19,6 +20,8 @@ export interface StoreOptions {
    * made from, here (default false; travels in the config)
    */
   populateTarget?: boolean
+  /** record per-key timings, cache hits and sizes in `store.metrics` (metrics.ts; default false; travels in the config) */
+  metrics?: boolean
 }
 
 /** Everything needed to rebuild a store in another process: plain JSON. */
@@ -29,6 +32,8 @@ export interface StoreConfig {
   serializer: string
   /** present only when true */
   populateTarget?: boolean
+  /** present only when true */
+  metrics?: boolean
 }
 
 export interface ProxyOptions {
@@ -83,6 +88,7 @@ const optionsSchema = object({
   serializer: optional(serializerName),
   register: optional(boolean),
   populateTarget: optional(boolean),
+  metrics: optional(boolean),
 })
 const DEFAULT_CACHE_SIZE = 16
 
@@ -100,6 +106,8 @@ export class Store {
   readonly cacheSize: number
   readonly serializerName: string
   readonly populateTarget: boolean
+  /** per-key operation metrics, when made with `metrics: true` */
+  readonly metrics: StoreMetrics | undefined
   private readonly serializer: Serializer
   // What this instance put and has not evicted, by id: what close({ clear: true }) evicts.
   private readonly written = new Map<string, ObjectKey>()
@@ -116,6 +124,7 @@ export class Store {
     this.serializerName = checked.serializer ?? 'msgpack'
     this.serializer = getSerializer(this.serializerName)!
     this.populateTarget = checked.populateTarget ?? false
+    this.metrics = checked.metrics ? new StoreMetrics() : undefined
     if (checked.register !== false) registerStore(this)
   }
 
@@ -134,8 +143,10 @@ export class Store {
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
+    const started = performance.now()
     const key = await this.connector.put(this.serializerFor(options.serializer).encode(value))
     this.written.set(key.id, key)
+    this.metrics?.addTime('store.put', key, performance.now() - started)
     await this.bind(lifetime, [key])
     return key
   }
@@ -144,9 +155,11 @@ export class Store {
   async set(key: ObjectKey, value: unknown, options: PutOptions = {}): Promise<void> {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
+    const started = performance.now()
     this.cache.delete(key.id)
     await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
     this.written.set(key.id, key)
+    this.metrics?.addTime('store.set', key, performance.now() - started)
     await this.bind(lifetime, [key])
   }
 
@@ -154,8 +167,10 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
+    const started = performance.now()
     const keys = await this.connector.putBatch(values.map((value) => serializer.encode(value)))
     for (const key of keys) this.written.set(key.id, key)
+    this.metrics?.addTime('store.putBatch', keys, performance.now() - started)
     await this.bind(lifetime, keys)
     return keys
   }
@@ -179,10 +194,10 @@ export class Store {
   async get<T = unknown>(key: ObjectKey, options: GetOptions = {}): Promise<T> {
     this.checkOpen()
     const cache = options.cache !== false
-    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
-    const value = this.serializerFor(options.serializer).decode(await this.connector.get(key))
-    if (cache) this.remember(key.id, value)
-    return value as T
+    if (cache && this.cache.has(key.id)) return this.cacheHit<T>(key)
+    const started = performance.now()
+    const bytes = await this.connector.get(key)
+    return this.decoded<T>(key, bytes, options, cache, started)
   }
 
   /**
@@ -192,15 +207,37 @@ export class Store {
   getSync<T = unknown>(key: ObjectKey, options: GetOptions = {}): T {
     this.checkOpen()
     const cache = options.cache !== false
-    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
+    if (cache && this.cache.has(key.id)) return this.cacheHit<T>(key)
     if (!this.connector.getSync) {
       throw new UsageError(
         `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
           `(task arguments will be resolved for you), or give the connector a blocking read with withSyncGet(connector)`,
       )
     }
-    const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
+    const started = performance.now()
+    return this.decoded<T>(key, this.connector.getSync(key), options, cache, started)
+  }
+
+  private cacheHit<T>(key: ObjectKey): T {
+    this.metrics?.addCounter('store.get.cacheHits', key)
+    this.metrics?.addTime('store.get', key, 0)
+    return this.touch(key.id) as T
+  }
+
+  // The second half of get/getSync, once the connector answered `started` ms ago.
+  private decoded<T>(key: ObjectKey, bytes: Uint8Array, options: GetOptions, cache: boolean, started: number): T {
+    const read = performance.now()
+    const value = this.serializerFor(options.serializer).decode(bytes)
     if (cache) this.remember(key.id, value)
+    const metrics = this.metrics
+    if (metrics) {
+      const end = performance.now()
+      metrics.addCounter('store.get.cacheMisses', key)
+      metrics.addAttribute('store.get.objectSize', key, bytes.byteLength)
+      metrics.addTime('store.get.connector', key, read - started)
+      metrics.addTime('store.get.deserialize', key, end - read)
+      metrics.addTime('store.get', key, end - started)
+    }
     return value as T
   }
 
@@ -212,16 +249,21 @@ export class Store {
   async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
     if (options.skipNonProxiable && !isProxiable(value)) return value
     refuseUnproxyable(value)
+    const started = performance.now()
     const key = await this.put(value, options)
-    return proxyOf<T>(this.factory(key, options, value), this.populated(value, options))
+    const proxy = proxyOf<T>(this.factory(key, options, value), this.populated(value, options))
+    this.metrics?.addTime('store.proxy', key, performance.now() - started)
+    return proxy
   }
 
   /** `proxy` for many values in one connector call; with `skipNonProxiable`, those stay as they are in place. */
   async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
     const chosen = options.skipNonProxiable ? values.filter(isProxiable) : values
     chosen.forEach(refuseUnproxyable)
+    const started = performance.now()
     const keys = await this.putBatch(chosen, options)
     const proxies = chosen.map((value, i) => proxyOf<T>(this.factory(keys[i]!, options, value), this.populated(value, options)))
+    this.metrics?.addTime('store.proxyBatch', keys, performance.now() - started)
     return options.skipNonProxiable ? values.map((value) => (isProxiable(value) ? proxies.shift()! : value)) : proxies
   }
 
@@ -277,15 +319,20 @@ export class Store {
 
   async exists(key: ObjectKey): Promise<boolean> {
     this.checkOpen()
-    return this.cache.has(key.id) || this.connector.exists(key)
+    const started = performance.now()
+    const found = this.cache.has(key.id) || (await this.connector.exists(key))
+    this.metrics?.addTime('store.exists', key, performance.now() - started)
+    return found
   }
 
   /** Removes the object from the cache and the connector; a missing key is not an error. */
   async evict(key: ObjectKey): Promise<void> {
     this.checkOpen()
+    const started = performance.now()
     this.cache.delete(key.id)
     await this.connector.evict(key)
     this.written.delete(key.id)
+    this.metrics?.addTime('store.evict', key, performance.now() - started)
   }
 
   /** whether `get` would answer from the cache */
@@ -315,6 +362,7 @@ export class Store {
   toConfig(): StoreConfig {
     const config: StoreConfig = { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
     if (this.populateTarget) config.populateTarget = true
+    if (this.metrics) config.metrics = true
     return config
   }
 
@@ -322,7 +370,7 @@ export class Store {
   static fromConfig(config: StoreConfig): Store {
     const known = registry.get(config.name)
     if (known) return known
-    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget })
+    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, metrics: config.metrics })
   }
 
   /**

@@ -39,7 +39,7 @@ export function getOrCreateStore(config: StoreConfig, options: { register?: bool
   const known = getStore(config.name)
   if (known) return known
   if (options.register === false) {
-    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, register: false })
+    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, metrics: config.metrics, register: false })
   }
   return Store.fromConfig(config)
 }

@@ -20,6 +20,7 @@ import {
   resolve,
   resolveAsync,
   Store,
+  StoreMetrics,
   storeRegistration,
   unregisterStore,
   type StoreOptions,
@@ -260,4 +261,51 @@ t.test('a proxy looks like its target: Array.isArray, JSON, ==, template strings
   t.notOk(isResolved(unresolved))
   await resolve(unresolved)
   t.equal(inspect(unresolved), inspect({ a: 1 }), 'a resolved one prints as its target')
+})
+
+t.test('metrics: per-key operation times, cache hits and misses, sizes; by key, proxy or batch', async (t) => {
+  t.equal(open(t).metrics, undefined, 'off by default')
+  const store = open(t, { metrics: true })
+  const metrics = store.metrics!
+  t.ok(metrics instanceof StoreMetrics)
+  t.equal(store.toConfig().metrics, true, 'travels in the config')
+  const key = await store.put('value')
+  t.ok(await store.exists(key))
+  t.equal(await store.get(key), 'value')
+  t.equal(await store.get(key), 'value')
+  t.ok(await store.exists(key))
+  await store.set(key, 'value')
+  await store.evict(key)
+  const m = metrics.getMetrics(key)!
+  t.equal(m.counters['store.get.cacheHits'], 1)
+  t.equal(m.counters['store.get.cacheMisses'], 1)
+  t.equal(m.attributes['store.get.objectSize'], encode('value').byteLength)
+  t.equal(m.times['store.get']!.count, 2)
+  t.equal(m.times['store.get.connector']!.count, 1, 'only the miss read the connector')
+  t.equal(m.times['store.get.deserialize']!.count, 1)
+  t.equal(m.times['store.put']!.count, 1)
+  t.equal(m.times['store.set']!.count, 1)
+  t.equal(m.times['store.exists']!.count, 2)
+  t.equal(m.times['store.evict']!.count, 1)
+  const stats = m.times['store.get']!
+  t.ok(stats.minMs <= stats.avgMs && stats.avgMs <= stats.maxMs && stats.totalMs >= 0)
+
+  const p = await store.proxy('value')
+  t.equal(`${p}`, 'value')
+  const pm = metrics.getMetrics(p)!
+  t.equal(pm.times['store.proxy']!.count, 1, 'by proxy')
+  t.equal(pm.times['proxy.resolve']!.count, 1)
+  t.equal(pm.times['store.get']!.count, 1)
+
+  const values = ['value1', 'value2', 'value3']
+  const keys = await store.putBatch(values)
+  t.equal(metrics.getMetrics(keys)!.times['store.putBatch']!.count, 1, 'a batch by its keys')
+  const proxies = await store.proxyBatch(values)
+  t.equal(metrics.getMetrics(proxies)!.times['store.proxyBatch']!.count, 1, 'or by its proxies')
+  for (const proxy of proxies) await resolve(proxy)
+  t.ok(proxies.every((proxy) => metrics.getMetrics(proxy)!.times['proxy.resolve']!.count === 1))
+  t.equal(metrics.getMetrics({ id: 'never-used' }), undefined)
+  t.equal(metrics.aggregateTimes()['store.put']!.count, 2, 'aggregated over keys')
+  t.ok(metrics.aggregateTimes()['proxy.resolve']!.count >= 4)
+  t.throws(() => new Store(unique('bad'), new LocalConnector(), { metrics: 1 as never }), { code: ErrorCode.CONFIG, message: /store\.metrics/ })
 })
