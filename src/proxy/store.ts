@@ -289,6 +289,8 @@ export class Store {
 
   /** A proxy of an object already stored under `key`. */
   proxyFromKey<T>(key: ObjectKey, options: ProxyOptions = {}): T {
+    // The object exists already: a lifetime given here takes it on, as `proxy` would.
+    checkLifetime(options.lifetime, 'proxyFromKey.lifetime')?.addKey(key, this)
     return proxyOf<T>(this.factory(key, options))
   }
 
