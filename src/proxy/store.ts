@@ -1,6 +1,6 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
-import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
 import { factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
@@ -50,6 +50,8 @@ export interface ProxyOptions {
   populateTarget?: boolean
   /** give back values a proxy cannot stand for (null, undefined, booleans, proxies) unchanged instead of throwing NotProxiable */
   skipNonProxiable?: boolean
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
 }
 
 export interface PutOptions {
@@ -57,6 +59,8 @@ export interface PutOptions {
   serializer?: string
   /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
   lifetime?: Lifetime
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
 }
 
 export interface GetOptions {
@@ -69,6 +73,8 @@ export interface GetOptions {
 export interface OwnedOptions {
   /** a serializer other than the store's default */
   serializer?: string
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
   /** give back values a proxy cannot stand for unchanged instead of throwing NotProxiable */
   skipNonProxiable?: boolean
 }
@@ -76,6 +82,15 @@ export interface OwnedOptions {
 export interface CloseOptions {
   /** evict first every object this store instance put (or made a future for) that is still there (default false) */
   clear?: boolean
+}
+
+// Hints only when there are any, so connectors see exactly the old calls otherwise.
+function hintsOf(options: { tags?: readonly string[] }): PutHints | undefined {
+  if (options.tags === undefined) return undefined
+  if (!Array.isArray(options.tags) || !options.tags.every((tag) => typeof tag === 'string' && tag !== '')) {
+    throw new ConfigError('tags', `must be an array of non-empty strings (got ${JSON.stringify(options.tags)})`)
+  }
+  return { tags: options.tags }
 }
 
 const serializerName: Check<string> = (value, path) => {
@@ -143,8 +158,10 @@ export class Store {
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
+    const hints = hintsOf(options)
     const started = performance.now()
-    const key = await this.connector.put(this.serializerFor(options.serializer).encode(value))
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    const key = await (hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes))
     this.written.set(key.id, key)
     this.metrics?.addTime('store.put', key, performance.now() - started)
     await this.bind(lifetime, [key])
@@ -157,7 +174,9 @@ export class Store {
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
     const started = performance.now()
     this.cache.delete(key.id)
-    await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+    const hints = hintsOf(options)
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
     this.written.set(key.id, key)
     this.metrics?.addTime('store.set', key, performance.now() - started)
     await this.bind(lifetime, [key])
@@ -167,8 +186,10 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
+    const hints = hintsOf(options)
     const started = performance.now()
-    const keys = await this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    const encoded = values.map((value) => serializer.encode(value))
+    const keys = await (hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded))
     for (const key of keys) this.written.set(key.id, key)
     this.metrics?.addTime('store.putBatch', keys, performance.now() - started)
     await this.bind(lifetime, keys)
@@ -283,7 +304,7 @@ export class Store {
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
     if (options.skipNonProxiable && !isProxiable(value)) return value as OwnedProxy<T>
     refuseUnproxyable(value)
-    const key = await this.put(value, { serializer: options.serializer })
+    const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
     return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }, value))
   }
 
@@ -301,7 +322,8 @@ export class Store {
    */
   future<T>(options: FutureOptions = {}): ProxyFuture<T> {
     this.checkOpen()
-    const key = this.connector.newKey()
+    const hints = hintsOf(options)
+    const key = hints ? this.connector.newKey(hints) : this.connector.newKey()
     this.written.set(key.id, key)
     return new ProxyFuture<T>(this, key, options)
   }
@@ -422,7 +444,7 @@ export class ProxyFuture<T> {
   /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
   async setResult(value: T): Promise<void> {
     refuseUnproxyable(value)
-    await this.store.set(this.key, value, { serializer: this.options.serializer })
+    await this.store.set(this.key, value, { serializer: this.options.serializer, tags: this.options.tags })
   }
 
   async done(): Promise<boolean> {
