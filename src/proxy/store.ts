@@ -1,4 +1,4 @@
-import { ConfigError, UsageError } from '../errors.js'
+import { ConfigError, ObjectNotFound, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
@@ -68,6 +68,8 @@ export interface GetOptions {
   serializer?: string
   /** false: read the connector even when the value is cached, and do not cache it (default true) */
   cache?: boolean
+  /** `get` answers this instead of rejecting with ObjectNotFound when the key is missing (given, even as undefined) */
+  default?: unknown
 }
 
 export interface OwnedOptions {
@@ -217,7 +219,13 @@ export class Store {
     const cache = options.cache !== false
     if (cache && this.cache.has(key.id)) return this.cacheHit<T>(key)
     const started = performance.now()
-    const bytes = await this.connector.get(key)
+    let bytes: Uint8Array
+    try {
+      bytes = await this.connector.get(key)
+    } catch (error) {
+      if (error instanceof ObjectNotFound && 'default' in options) return options.default as T
+      throw error
+    }
     return this.decoded<T>(key, bytes, options, cache, started)
   }
 

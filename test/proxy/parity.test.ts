@@ -16,6 +16,7 @@ import {
   LocalConnector,
   lockedProxy,
   ProxyLocker,
+  registerSerializer,
   registerStore,
   resolve,
   resolveAsync,
@@ -324,4 +325,29 @@ t.test('proxyFromKey: a lifetime given takes the object on; options are checked 
   const k = await none.put('v')
   t.equal(await none.get(k), 'v')
   t.notOk(none.isCached(k), 'cacheSize 0 caches nothing')
+})
+
+t.test('get with a default for a missing key; a custom serializer that breaks is named', async (t) => {
+  const store = open(t)
+  const key = await store.put('value')
+  await store.evict(key)
+  await t.rejects(store.get(key), { code: ErrorCode.OBJECT_NOT_FOUND }, 'without a default: ObjectNotFound')
+  t.equal(await store.get(key, { default: 'alt' }), 'alt')
+  t.equal(await store.get(key, { default: undefined }), undefined, 'undefined is a default too')
+  t.equal(await store.exists(key), false)
+
+  registerSerializer('parity-identity', { encode: (value) => value as Uint8Array, decode: (bytes) => bytes })
+  const raw = new Uint8Array([65, 66, 67])
+  const rawKey = await store.put(raw, { serializer: 'parity-identity' })
+  t.same(await store.get(rawKey, { serializer: 'parity-identity' }), raw)
+  await t.rejects(store.put([1, 2, 3], { serializer: 'parity-identity' }), { code: ErrorCode.SERIALIZATION, message: /'parity-identity' must encode to a Uint8Array/ })
+  await t.rejects(store.putBatch([[1, 2, 3]], { serializer: 'parity-identity' }), { code: ErrorCode.SERIALIZATION })
+  registerSerializer('parity-broken', {
+    encode: (value) => encode(value),
+    decode: () => {
+      throw new Error('bad bytes')
+    },
+  })
+  const bad = await store.put('value', { serializer: 'parity-broken' })
+  await t.rejects(store.get(bad, { serializer: 'parity-broken' }), { code: ErrorCode.SERIALIZATION, message: /'parity-broken' could not decode.*bad bytes/ })
 })
