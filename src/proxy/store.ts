@@ -126,8 +126,10 @@ export class Store {
   /** per-key operation metrics, when made with `metrics: true` */
   readonly metrics: StoreMetrics | undefined
   private readonly serializer: Serializer
-  // What this instance put and has not evicted, by id: what close({ clear: true }) evicts.
-  private readonly written = new Map<string, ObjectKey>()
+  // What this instance put and has not evicted, by id: what close({ clear: true }) evicts. A key
+  // evicted by another process stays listed until then, so a store rebuilt from its config (a
+  // worker's, which may put many results that the caller evicts) keeps no list.
+  private written: Map<string, ObjectKey> | undefined = new Map()
   // Map keeps insertion order: the first entry is the least recently used.
   private readonly cache = new Map<string, unknown>()
   private closed = false
@@ -164,7 +166,7 @@ export class Store {
     const started = performance.now()
     const bytes = this.serializerFor(options.serializer).encode(value)
     const key = await (hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes))
-    this.written.set(key.id, key)
+    this.written?.set(key.id, key)
     this.metrics?.addTime('store.put', key, performance.now() - started)
     await this.bind(lifetime, [key])
     return key
@@ -179,7 +181,7 @@ export class Store {
     const hints = hintsOf(options)
     const bytes = this.serializerFor(options.serializer).encode(value)
     await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
-    this.written.set(key.id, key)
+    this.written?.set(key.id, key)
     this.metrics?.addTime('store.set', key, performance.now() - started)
     await this.bind(lifetime, [key])
   }
@@ -192,7 +194,7 @@ export class Store {
     const started = performance.now()
     const encoded = values.map((value) => serializer.encode(value))
     const keys = await (hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded))
-    for (const key of keys) this.written.set(key.id, key)
+    for (const key of keys) this.written?.set(key.id, key)
     this.metrics?.addTime('store.putBatch', keys, performance.now() - started)
     await this.bind(lifetime, keys)
     return keys
@@ -332,7 +334,7 @@ export class Store {
     this.checkOpen()
     const hints = hintsOf(options)
     const key = hints ? this.connector.newKey(hints) : this.connector.newKey()
-    this.written.set(key.id, key)
+    this.written?.set(key.id, key)
     return new ProxyFuture<T>(this, key, options)
   }
 
@@ -363,7 +365,7 @@ export class Store {
     const started = performance.now()
     this.cache.delete(key.id)
     await this.connector.evict(key)
-    this.written.delete(key.id)
+    this.written?.delete(key.id)
     this.metrics?.addTime('store.evict', key, performance.now() - started)
   }
 
@@ -402,7 +404,9 @@ export class Store {
   static fromConfig(config: StoreConfig): Store {
     const known = registry.get(config.name)
     if (known) return known
-    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, metrics: config.metrics })
+    const store = new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, metrics: config.metrics })
+    store.written = undefined
+    return store
   }
 
   /**
@@ -413,6 +417,7 @@ export class Store {
     if (this.closed) return
     let failed: PromiseRejectedResult | undefined
     if (options.clear) {
+      if (!this.written) throw new UsageError(`store '${this.name}' was rebuilt from its config, so it does not know what it put; close({ clear: true }) the store that made the objects`)
       const keys = [...this.written.values()]
       this.written.clear()
       const evictions = await Promise.allSettled(keys.map((key) => this.connector.evict(key)))

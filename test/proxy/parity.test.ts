@@ -74,6 +74,7 @@ t.test('populateTarget: a new proxy starts resolved with the value given; the st
   t.ok(isResolved(p), 'resolved when made')
   t.equal(await extract(p), value, 'the target is the value given, not a copy')
   const copy = decode(encode(p)) as number[]
+  t.ok(Array.isArray(copy), 'a copy is an array-like proxy too')
   t.notOk(isResolved(copy), 'a copy that travels is unresolved: only the factory went')
   t.same([...copy], [1, 2, 3])
 
@@ -166,6 +167,10 @@ t.test('store.close({ clear }) evicts what the store put; close() alone keeps it
   t.ok(await connector.exists(key))
   t.equal(getStore(store.name), undefined)
   t.ok(isProxy(p))
+
+  const rebuilt = Store.fromConfig({ ...keeper.toConfig(), name: unique('rebuilt') })
+  await t.rejects(rebuilt.close({ clear: true }), { code: ErrorCode.USAGE, message: /rebuilt from its config/ }, 'a rebuilt store does not track what it put')
+  await rebuilt.close()
 
   let name = ''
   {
