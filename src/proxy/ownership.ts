@@ -186,8 +186,8 @@ function newRef<T>(kind: 'ref' | 'mut', factory: ProxyFactory, owner: OwnerGuard
 }
 
 /** @internal store.owned(): the owned proxy of an object just stored */
-export function ownedFromFactory<T>(factory: ProxyFactory): OwnedProxy<T> {
-  return newOwned<T>(factory)
+export function ownedFromFactory<T>(factory: ProxyFactory, populated?: { value: unknown }): OwnedProxy<T> {
+  return newOwned<T>(factory, populated)
 }
 
 /** @internal the codec's reader for an owned proxy or borrow that arrived from another process */

@@ -79,6 +79,8 @@ export interface OwnedOptions {
   tags?: readonly string[]
   /** give back values a proxy cannot stand for unchanged instead of throwing NotProxiable */
   skipNonProxiable?: boolean
+  /** the owned proxy starts resolved with the value given (default: the store's `populateTarget`) */
+  populateTarget?: boolean
 }
 
 export interface CloseOptions {
@@ -303,7 +305,7 @@ export class Store {
     return lockedProxy(this, value, options)
   }
 
-  private populated(value: unknown, options: ProxyOptions): { value: unknown } | undefined {
+  private populated(value: unknown, options: { populateTarget?: boolean }): { value: unknown } | undefined {
     return (options.populateTarget ?? this.populateTarget) ? { value } : undefined
   }
 
@@ -315,7 +317,7 @@ export class Store {
     if (options.skipNonProxiable && !isProxiable(value)) return value as OwnedProxy<T>
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
-    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }, value))
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }, value), this.populated(value, options))
   }
 
   /** A proxy of an object already stored under `key`. */

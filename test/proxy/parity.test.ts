@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import { ErrorCode, NotProxiable } from 'tsflow'
 import {
   ContextLifetime,
+  dispose,
   extract,
   getKey,
   getOrCreateStore,
@@ -84,6 +85,14 @@ t.test('populateTarget: a new proxy starts resolved with the value given; the st
   const batch = await populating.proxyBatch(['a', 'b'])
   t.ok(batch.every((b) => isResolved(b)), 'proxyBatch too')
   t.equal(populating.toConfig().populateTarget, true, 'the default travels in the config')
+  const owned = await store.owned('mine', { populateTarget: true })
+  t.ok(isResolved(owned), 'owned proxies too')
+  t.equal(`${owned}`, 'mine')
+  const lazy = await store.owned('mine')
+  t.notOk(isResolved(lazy))
+  const byDefault = await populating.owned('mine')
+  t.ok(isResolved(byDefault), "with the store's default")
+  await Promise.all([owned, lazy, byDefault].map((o) => dispose(o)))
   t.equal(store.toConfig().populateTarget, undefined, 'and is absent when off')
   t.throws(() => new Store(unique('bad'), new LocalConnector(), { populateTarget: 'yes' as never }), { code: ErrorCode.CONFIG, message: /store\.populateTarget/ })
 })
