@@ -19,6 +19,8 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /** a proxy future's polling, when not the default (`FutureOptions`) */
+  poll?: Poll
   /**
    * Only on the wire: the ownership kind of an owned proxy or borrow (ownership.ts), so the
    * receiver rebuilds the same kind. Absent for plain proxies.
@@ -44,15 +46,23 @@ export interface ProxyGuard {
   drop(): Promise<void> | undefined
 }
 
+/** How a proxy future polls: the first interval, its growth factor, and its cap, in ms. */
+export interface Poll {
+  ms: number
+  backoff: number
+  maxMs: number
+}
+export const DEFAULT_POLL: Poll = { ms: 5, backoff: 2, maxMs: 200 }
+
 /**
  * Reads the value, waiting for it when `waitMs` is set (a proxy future whose producer may not
  * have set it yet): the connector is polled with a growing interval, and a value still missing at
  * the deadline is a ProxyFutureTimeout naming the store and key.
  */
-export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string, cache = true): Promise<T> {
+export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string, cache = true, poll = DEFAULT_POLL): Promise<T> {
   if (waitMs === undefined) return store.get<T>(key, { serializer, cache })
   const deadline = Date.now() + waitMs
-  for (let interval = 5; ; interval = Math.min(interval * 2, 200)) {
+  for (let interval = poll.ms; ; interval = Math.min(interval * poll.backoff, poll.maxMs)) {
     try {
       return await store.get<T>(key, { serializer, cache })
     } catch (error) {
@@ -130,7 +140,7 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
       const started = performance.now()
       // Owned data can change under its key (update, a mutable borrow in another process), so
       // guarded proxies read the connector, never the store's cache.
-      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined)
+      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined, factory.poll)
       store.metrics?.addTime('proxy.resolve', factory.key, performance.now() - started)
     } catch (error) {
       state.pending = undefined

@@ -3,7 +3,7 @@ import { boolean, nonNegativeInt, object, optional, string, type Check } from '.
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
-import { factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
+import { DEFAULT_POLL, factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type Poll, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 import { lockedProxy, type ProxyLocker } from './utils.js'
 import { StoreMetrics } from './metrics.js'
@@ -341,11 +341,12 @@ export class Store {
   }
 
   /** @internal the factory of a proxy of `key` */
-  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }, value?: unknown): ProxyFactory {
+  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number; poll?: Poll }, value?: unknown): ProxyFactory {
     const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
     if (Array.isArray(value)) factory.array = true
     if (options.serializer !== undefined) factory.serializer = options.serializer
     if (options.waitMs !== undefined) factory.waitMs = options.waitMs
+    if (options.poll !== undefined) factory.poll = options.poll
     return factory
   }
 
@@ -437,6 +438,22 @@ export class Store {
 export interface FutureOptions extends ProxyOptions {
   /** how long `result()` and a proxy's async resolve wait for the value (default 60 000 ms) */
   timeoutMs?: number
+  /** the first wait between polls for the value (default 5 ms) */
+  pollMs?: number
+  /** each wait is the last one times this (default 2; 1: a fixed interval) */
+  pollBackoff?: number
+  /** the longest wait between polls (default 200 ms) */
+  pollMaxMs?: number
+}
+
+// Checked once, when the future is made; present on the proxies' factories only when not the default.
+function pollOf(options: FutureOptions): Poll | undefined {
+  if (options.pollMs === undefined && options.pollBackoff === undefined && options.pollMaxMs === undefined) return undefined
+  const poll: Poll = { ms: options.pollMs ?? DEFAULT_POLL.ms, backoff: options.pollBackoff ?? DEFAULT_POLL.backoff, maxMs: options.pollMaxMs ?? Math.max(DEFAULT_POLL.maxMs, options.pollMs ?? 0) }
+  if (!(poll.ms > 0 && Number.isFinite(poll.ms))) throw new ConfigError('future.pollMs', `must be a positive number of ms (got ${options.pollMs})`)
+  if (!(poll.backoff >= 1 && Number.isFinite(poll.backoff))) throw new ConfigError('future.pollBackoff', `must be a number >= 1 (got ${options.pollBackoff})`)
+  if (!(poll.maxMs >= poll.ms && Number.isFinite(poll.maxMs))) throw new ConfigError('future.pollMaxMs', `must be a number of ms >= pollMs (got ${options.pollMaxMs})`)
+  return poll
 }
 
 /** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
@@ -449,11 +466,15 @@ export class ProxyFuture<T> {
   ) {
     this.timeoutMs = options.timeoutMs ?? 60_000
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+    this.poll = pollOf(options)
   }
+
+  /** the polling options given, checked (undefined: the default) */
+  readonly poll: Poll | undefined
 
   /** A proxy of the value to come; it can travel before the value is set. */
   proxy(): T {
-    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs }))
+    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs, poll: this.poll }))
   }
 
   /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
@@ -468,7 +489,7 @@ export class ProxyFuture<T> {
 
   /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
   async result(timeoutMs = this.timeoutMs): Promise<T> {
-    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
+    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer, true, this.poll)
   }
 }
 

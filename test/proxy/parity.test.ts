@@ -7,6 +7,7 @@ import {
   ContextLifetime,
   dispose,
   extract,
+  factoryOf,
   getKey,
   getOrCreateStore,
   getStore,
@@ -25,6 +26,7 @@ import {
   StoreMetrics,
   storeRegistration,
   unregisterStore,
+  type ObjectKey,
   type StoreOptions,
 } from 'tsflow/proxy'
 import { decode, encode } from '../../dist/serialize/codec.js'
@@ -364,4 +366,34 @@ t.test('get with a default for a missing key; a custom serializer that breaks is
   })
   const bad = await store.put('value', { serializer: 'parity-broken' })
   await t.rejects(store.get(bad, { serializer: 'parity-broken' }), { code: ErrorCode.SERIALIZATION, message: /'parity-broken' could not decode.*bad bytes/ })
+})
+
+t.test('future polling options: checked, carried by the proxies, and used', async (t) => {
+  // Counts reads, so the poll schedule shows without timing anything.
+  class CountingConnector extends LocalConnector {
+    gets = 0
+    override async get(key: ObjectKey): Promise<Uint8Array> {
+      this.gets++
+      return super.get(key)
+    }
+  }
+  const connector = new CountingConnector()
+  const store = open(t, {}, connector)
+  t.equal(factoryOf(store.future().proxy()).poll, undefined, 'the default is not sent')
+  const future = store.future<string>({ pollMs: 100, pollBackoff: 1, timeoutMs: 250 })
+  t.same(factoryOf(future.proxy()).poll, { ms: 100, backoff: 1, maxMs: 200 })
+  await t.rejects(future.result(), { code: ErrorCode.PROXY_FUTURE_TIMEOUT })
+  // Reads at 0, >=100, >=200 and at the deadline: never more than 4 (the default schedule,
+  // 5 ms doubling, reads 7 times in 250 ms).
+  t.ok(connector.gets >= 2 && connector.gets <= 4, `4 reads at most with a 100 ms interval (got ${connector.gets})`)
+
+  const waiting = store.future<string>({ pollMs: 1, pollBackoff: 1.5, pollMaxMs: 10 })
+  const result = waiting.result()
+  const proxy = waiting.proxy()
+  await waiting.setResult('ready')
+  t.equal(await result, 'ready')
+  t.equal(await extract(proxy), 'ready')
+  t.throws(() => store.future({ pollMs: 0 }), { code: ErrorCode.CONFIG, message: /future\.pollMs/ })
+  t.throws(() => store.future({ pollBackoff: 0.5 }), { code: ErrorCode.CONFIG, message: /future\.pollBackoff/ })
+  t.throws(() => store.future({ pollMs: 50, pollMaxMs: 10 }), { code: ErrorCode.CONFIG, message: /future\.pollMaxMs/ })
 })
