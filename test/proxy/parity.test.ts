@@ -380,12 +380,12 @@ t.test('future polling options: checked, carried by the proxies, and used', asyn
   const connector = new CountingConnector()
   const store = open(t, {}, connector)
   t.equal(factoryOf(store.future().proxy()).poll, undefined, 'the default is not sent')
-  const future = store.future<string>({ pollMs: 100, pollBackoff: 1, timeoutMs: 250 })
-  t.same(factoryOf(future.proxy()).poll, { ms: 100, backoff: 1, maxMs: 200 })
+  const future = store.future<string>({ pollMs: 200, pollBackoff: 1, timeoutMs: 250 })
+  t.same(factoryOf(future.proxy()).poll, { ms: 200, backoff: 1, maxMs: 200 })
   await t.rejects(future.result(), { code: ErrorCode.PROXY_FUTURE_TIMEOUT })
-  // Reads at 0, >=100, >=200 and at the deadline: never more than 4 (the default schedule,
-  // 5 ms doubling, reads 7 times in 250 ms).
-  t.ok(connector.gets >= 2 && connector.gets <= 4, `4 reads at most with a 100 ms interval (got ${connector.gets})`)
+  // Reads at 0, >=200, at the deadline, and once more if a timer fired a hair early by
+  // Date.now(): at most 4. The default schedule (5 ms doubling) reads 7 times in 250 ms.
+  t.ok(connector.gets >= 2 && connector.gets <= 4, `4 reads at most with a 200 ms interval (got ${connector.gets})`)
 
   const waiting = store.future<string>({ pollMs: 1, pollBackoff: 1.5, pollMaxMs: 10 })
   const result = waiting.result()
@@ -396,4 +396,22 @@ t.test('future polling options: checked, carried by the proxies, and used', asyn
   t.throws(() => store.future({ pollMs: 0 }), { code: ErrorCode.CONFIG, message: /future\.pollMs/ })
   t.throws(() => store.future({ pollBackoff: 0.5 }), { code: ErrorCode.CONFIG, message: /future\.pollBackoff/ })
   t.throws(() => store.future({ pollMs: 50, pollMaxMs: 10 }), { code: ErrorCode.CONFIG, message: /future\.pollMaxMs/ })
+})
+
+t.test('numeric and string targets take part in operators through Symbol.toPrimitive', async (t) => {
+  const store = open(t)
+  const n = (await store.proxy(6)) as unknown as number
+  t.same([n - 1, n * 2, n / 4, n % 4, n ** 2, -n, +n, ~n, n | 1, n & 3, n << 1], [5, 12, 1.5, 2, 36, -6, 6, -7, 7, 2, 12])
+  t.ok(n > 5 && n < 7 && n >= 6 && n <= 6, 'comparisons')
+  t.equal(Math.max(n, 1), 6)
+  t.same([10, 20, 30, 40, 50, 60, 70][n], 70, 'as an index')
+  const big = (await store.proxy(2n ** 70n)) as unknown as bigint
+  t.equal(big + 1n, 2n ** 70n + 1n, 'bigint targets too')
+  const s = await store.proxy('a,b,c')
+  t.same(s.split(','), ['a', 'b', 'c'])
+  t.equal(s + '!', 'a,b,c!')
+  t.ok(s > 'a' && s < 'b')
+  t.same([...s].length, 5, 'iteration of a string target')
+  t.equal(Object.prototype.toString.call(await store.proxy(new Map())), '[object Map]')
+  t.equal(Object.prototype.toString.call(await store.proxy([1])), '[object Array]')
 })
