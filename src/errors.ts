@@ -44,7 +44,6 @@ export const ErrorCode = {
   PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
-  NOT_PROXIABLE: 'E_NOT_PROXIABLE',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -502,12 +501,14 @@ export class ProxyResolveError extends TsflowError {
 
 /**
  * A value a proxy cannot stand for (null, undefined, a boolean, a proxy), refused when the proxy
- * is made; `skipNonProxiable` passes such values through instead.
+ * is made; `skipNonProxiable` passes such values through instead. A kind of UsageError that keeps
+ * its code (`E_USAGE`, what this refusal always was), told apart by `notProxiable`, which
+ * survives the wire as an own property.
  */
-export class NotProxiable extends TsflowError {
-  static override readonly codes = [ErrorCode.NOT_PROXIABLE]
-  constructor(message: string) {
-    super(ErrorCode.NOT_PROXIABLE, message)
+export class NotProxiable extends UsageError {
+  readonly notProxiable = true
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return super[Symbol.hasInstance](value) && (value as { notProxiable?: unknown }).notProxiable === true
   }
 }
 

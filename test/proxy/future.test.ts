@@ -48,7 +48,7 @@ t.test('a future whose value never comes times out with an error naming store an
     t.ok((e as Error).cause instanceof ObjectNotFound, 'with ObjectNotFound as cause')
   }
   t.throws(() => store.future({ timeoutMs: -1 }), { code: ErrorCode.CONFIG, message: /future\.timeoutMs/ })
-  await t.rejects(future.setResult(null as never), { code: ErrorCode.NOT_PROXIABLE })
+  await t.rejects(future.setResult(null as never), { code: ErrorCode.USAGE })
 })
 
 t.test('future with evict: the value goes once the proxy resolved it', async (t) => {

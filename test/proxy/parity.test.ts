@@ -2,7 +2,7 @@
 // docs/proxy.md, "Coming from ProxyStore". Each block names the ProxyStore behaviour it mirrors.
 import { inspect } from 'node:util'
 import t, { type Test } from 'tap'
-import { ErrorCode, NotProxiable } from 'tsflow'
+import { ErrorCode, NotProxiable, UsageError } from 'tsflow'
 import {
   ContextLifetime,
   dispose,
@@ -30,6 +30,7 @@ import {
   type StoreOptions,
 } from 'tsflow/proxy'
 import { decode, encode } from '../../dist/serialize/codec.js'
+import { decodeError, encodeError } from '../../dist/serialize/errors.js'
 import { waitFor } from '../helpers/wait.js'
 
 let n = 0
@@ -46,11 +47,15 @@ t.test('non-proxiable values: null, undefined, booleans, proxies; skipNonProxiab
   for (const value of [null, undefined, true, false, p]) {
     t.notOk(isProxiable(value), `${String(value)} is not proxiable`)
     await t.rejects(store.proxy(value), NotProxiable)
-    await t.rejects(store.proxy(value, { skipNonProxiable: false }), { code: ErrorCode.NOT_PROXIABLE })
+    await t.rejects(store.proxy(value, { skipNonProxiable: false }), { code: ErrorCode.USAGE, notProxiable: true })
     t.equal(await store.proxy(value, { skipNonProxiable: true }), value, `${String(value)} comes back as it is`)
     t.equal(await store.owned(value, { skipNonProxiable: true }), value, 'owned too')
   }
   await t.rejects(store.proxy(false), { message: /always be truthy/ }, 'the message says why a boolean is refused')
+  const refused = await store.proxy(null).catch((error: unknown) => error)
+  t.ok(refused instanceof UsageError, 'NotProxiable is a kind of UsageError (E_USAGE, as this refusal always was)')
+  t.notOk(new UsageError('other') instanceof NotProxiable, 'other usage errors are not NotProxiable')
+  t.ok(decodeError(decode(encode(encodeError(refused)))) instanceof NotProxiable, 'and it stays one across the wire')
   t.ok(isProxiable(0) && isProxiable('') && isProxiable([]), 'falsy values that are not booleans are proxiable')
 
   const mixed = [null, 'string', false, true, [1, 2, 3], 'string'] as const

@@ -161,15 +161,15 @@ t.test('connectors without a sync read: sync use says to await, await works', as
 
 t.test('values that cannot be proxied are refused when the proxy is made', async (t) => {
   const store = open(t)
-  await t.rejects(store.proxy(null), { code: ErrorCode.NOT_PROXIABLE, message: /cannot proxy null/ })
-  await t.rejects(store.proxy(undefined), { code: ErrorCode.NOT_PROXIABLE })
+  await t.rejects(store.proxy(null), { code: ErrorCode.USAGE, message: /cannot proxy null/ })
+  await t.rejects(store.proxy(undefined), { code: ErrorCode.USAGE })
   await t.rejects(store.proxy(() => 1), { code: ErrorCode.SERIALIZATION })
   await t.rejects(store.proxy(Promise.resolve(1)), { code: ErrorCode.SERIALIZATION })
   const p = await store.proxy(1)
-  await t.rejects(store.proxy(p), { code: ErrorCode.NOT_PROXIABLE, message: /proxy of a proxy|cannot proxy a proxy/ })
+  await t.rejects(store.proxy(p), { code: ErrorCode.USAGE, message: /proxy of a proxy|cannot proxy a proxy/ })
   const batch = await store.proxyBatch([{ i: 0 }, { i: 1 }])
   t.same(batch.map((b) => b.i), [0, 1], 'proxyBatch')
-  await t.rejects(store.proxyBatch([1, null]), { code: ErrorCode.NOT_PROXIABLE })
+  await t.rejects(store.proxyBatch([1, null]), { code: ErrorCode.USAGE })
 })
 
 t.test('encoded with the codec, a proxy is its factory: the target stays in the store', async (t) => {

@@ -11,7 +11,6 @@ import {
   ProxyResolveError,
   ProxyFutureTimeout,
   BorrowError,
-  NotProxiable,
   LifetimeEnded,
   DependencyError,
   ErrorCode,
@@ -92,7 +91,6 @@ const cases: Case[] = [
   { Class: ProxyFutureTimeout, code: 'E_PROXY_FUTURE_TIMEOUT', make: () => new ProxyFutureTimeout('data', "'k1'", 500) },
   { Class: ProxyResolveError, code: 'E_PROXY_RESOLVE', make: () => new ProxyResolveError('data', 'k1', { cause: new Error('gone') }) },
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
-  { Class: NotProxiable, code: 'E_NOT_PROXIABLE', make: () => new NotProxiable('cannot proxy null') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
 ]
 
