@@ -202,6 +202,10 @@ export function guardedProxyOf<T>(state: ProxyState): T {
   // Descriptors are reported configurable, since the stand-in has none of the real properties;
   // an array stand-in's own `length` is the exception (it cannot be reported configurable).
   const standIn: object = state.factory.array ? [] : {}
+  // The array stand-in's own `length` cannot be configured away, so every trap keeps reporting
+  // it (a Proxy invariant), even for a target that is no longer an array (`update` to an object).
+  const arrayStandIn = Array.isArray(standIn)
+  const isLength = (property: string | symbol): boolean => arrayStandIn && property === 'length'
   Object.defineProperty(standIn, INSPECT, { value: (depth: number, options: object, inspect: Inspect) => describe(state, depth, options, inspect), configurable: true })
   const handler: ProxyHandler<object> = {
     get(_, property) {
@@ -230,13 +234,21 @@ export function guardedProxyOf<T>(state: ProxyState): T {
       return property === 'constructor' ? value : forward(real, value)
     },
     set: (_, property, value) => Reflect.set(target(), property, value),
-    has: (_, property) => property === STATE || Reflect.has(target(), property),
-    deleteProperty: (_, property) => Reflect.deleteProperty(target(), property),
-    ownKeys: () => Reflect.ownKeys(target()),
+    has: (_, property) => property === STATE || isLength(property) || Reflect.has(target(), property),
+    deleteProperty: (_, property) => !isLength(property) && Reflect.deleteProperty(target(), property),
+    ownKeys() {
+      const keys = Reflect.ownKeys(target())
+      if (arrayStandIn && !keys.includes('length')) keys.push('length')
+      return keys
+    },
     getOwnPropertyDescriptor(_, property) {
       const descriptor = Reflect.getOwnPropertyDescriptor(target(), property)
-      if (descriptor && !(property === 'length' && Array.isArray(standIn))) descriptor.configurable = true
-      return descriptor
+      if (!isLength(property)) {
+        if (descriptor) descriptor.configurable = true
+        return descriptor
+      }
+      // Shaped as the stand-in's own `length` (writable data, not enumerable, not configurable).
+      return { value: descriptor && 'value' in descriptor ? descriptor.value : undefined, writable: true, enumerable: false, configurable: false }
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
     getPrototypeOf: () => Reflect.getPrototypeOf(target()),

@@ -26,6 +26,7 @@ import {
   StoreMetrics,
   storeRegistration,
   unregisterStore,
+  update,
   type ObjectKey,
   type StoreOptions,
 } from 'tsflow/proxy'
@@ -257,8 +258,14 @@ t.test('a proxy looks like its target: Array.isArray, JSON, ==, template strings
   list.splice(1, 1)
   t.same([...list], [1, 3], 'delitem')
   t.notOk(Array.isArray(await store.proxy({ a: 1 })), 'not for other objects')
-  const owned = await store.owned([4, 5])
+  const owned = await store.owned<unknown>([4, 5])
   t.ok(Array.isArray(owned), 'owned proxies too')
+  await update(owned, { a: 1 })
+  t.same(Object.keys(owned), ['a'], 'updated to an object, it still answers (the stand-in keeps its length)')
+  t.same({ ...(owned as object) }, { a: 1 })
+  t.ok('a' in (owned as object) && delete (owned as { a?: number }).a)
+  t.same(Object.getOwnPropertyNames(owned), ['length'])
+  await dispose(owned)
 
   const text = await store.proxy('value')
   t.ok(text == 'value', 'loose equality with a primitive target') // eslint-disable-line eqeqeq
