@@ -147,6 +147,12 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
       throw failure(factory, error)
     }
     if (factory.evict) await evictAfterResolve(factory)
+    // A sync use (or update) may have resolved it meanwhile, and may have written to that target
+    // already: it stays the target.
+    if (state.resolved) {
+      state.pending = undefined
+      return state.target
+    }
     return settle(state, target)
   })()
   return state.pending

@@ -210,6 +210,15 @@ t.test('resolveAsync starts the fetch; the proxy is then resolved without a sync
   t.ok(isResolved(p), 'a no-op once resolved')
   t.throws(() => resolveAsync('nope'), { code: ErrorCode.USAGE })
 
+  // A sync use while the background fetch runs resolves it first; that target stays.
+  const uncached = open(t, { cacheSize: 0 })
+  const q = await uncached.proxy({ count: 0 })
+  resolveAsync(q)
+  q.count = 1
+  // The local connector's read needs no I/O: one turn of the event loop lets the fetch land.
+  await new Promise((done) => setImmediate(done))
+  t.equal(q.count, 1, 'the write made through the first target is not lost when the fetch lands')
+
   const missing = await store.proxy('gone')
   await store.evict(getKey(missing))
   resolveAsync(missing)
