@@ -22,6 +22,11 @@ export interface ProxyFactory {
   /** a proxy future's polling, when not the default (`FutureOptions`) */
   poll?: Poll
   /**
+   * made by an executor's `proxy` option, not by the user: the worker hands the task the target
+   * itself, and the caller's future gets the value (docs/proxy.md "Executor option")
+   */
+  auto?: true
+  /**
    * Only on the wire: the ownership kind of an owned proxy or borrow (ownership.ts), so the
    * receiver rebuilds the same kind. Absent for plain proxies.
    */
@@ -181,6 +186,15 @@ function forward(target: object, value: unknown): unknown {
   return typeof value === 'function' ? value.bind(target) : value
 }
 
+// How many proxies this thread has made (decoded ones included). Task runners compare it before
+// and after a batch arrives, and look for proxies nested in arguments only when it moved.
+let made = 0
+
+/** The number of proxies made in this thread so far (a counter, for cheap "any new proxies?" checks). */
+export function proxiesMade(): number {
+  return made
+}
+
 /**
  * Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`).
  * `populated` holds the target already in hand (`populateTarget`): the proxy starts resolved.
@@ -200,6 +214,7 @@ function describe(state: ProxyState, _depth: number, options: object, inspect: I
 
 /** @internal the proxy of a state made by the caller (ownership.ts sets `guard` first) */
 export function guardedProxyOf<T>(state: ProxyState): T {
+  made++
   const target = (): object => {
     const value = resolveSync(state)
     return typeof value === 'object' && value !== null ? value : Object(value)
@@ -257,7 +272,9 @@ export function guardedProxyOf<T>(state: ProxyState): T {
       return { value: descriptor && 'value' in descriptor ? descriptor.value : undefined, writable: true, enumerable: false, configurable: false }
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
-    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+    // While an encode runs, msgpackr tries `value instanceof Class` for each codec extension
+    // registered after the proxy's own: answered from the stand-in class, so none of them fetches.
+    getPrototypeOf: () => (isEncoding() ? ProxyWire.prototype : Reflect.getPrototypeOf(target())),
   }
   return new Proxy(standIn, handler) as T
 }
