@@ -168,9 +168,10 @@ export class Store {
     const hints = hintsOf(options)
     const started = performance.now()
     const bytes = this.serializerFor(options.serializer).encode(value)
+    const encoded = performance.now()
     const key = await (hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes))
     this.written?.set(key.id, key)
-    this.metrics?.addTime('store.put', key, performance.now() - started)
+    if (this.metrics) this.recordPut('store.put', key, bytes.byteLength, started, encoded)
     await this.bind(lifetime, [key])
     return key
   }
@@ -183,9 +184,10 @@ export class Store {
     this.cache.delete(key.id)
     const hints = hintsOf(options)
     const bytes = this.serializerFor(options.serializer).encode(value)
+    const encoded = performance.now()
     await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
     this.written?.set(key.id, key)
-    this.metrics?.addTime('store.set', key, performance.now() - started)
+    if (this.metrics) this.recordPut('store.set', key, bytes.byteLength, started, encoded)
     await this.bind(lifetime, [key])
   }
 
@@ -196,9 +198,10 @@ export class Store {
     const hints = hintsOf(options)
     const started = performance.now()
     const encoded = values.map((value) => serializer.encode(value))
+    const encodedAt = performance.now()
     const keys = await (hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded))
     for (const key of keys) this.written?.set(key.id, key)
-    this.metrics?.addTime('store.putBatch', keys, performance.now() - started)
+    if (this.metrics) this.recordPut('store.putBatch', keys, encoded.reduce((sum, bytes) => sum + bytes.byteLength, 0), started, encodedAt)
     await this.bind(lifetime, keys)
     return keys
   }
@@ -250,6 +253,16 @@ export class Store {
     }
     const started = performance.now()
     return this.decoded<T>(key, this.connector.getSync(key), options, cache, started)
+  }
+
+  // `name` took `started`..now, of which the serializer `started`..`encoded`, the connector the rest.
+  private recordPut(name: string, keys: ObjectKey | ObjectKey[], bytes: number, started: number, encoded: number): void {
+    const metrics = this.metrics!
+    const end = performance.now()
+    metrics.addTime(name, keys, end - started)
+    metrics.addTime(`${name}.serialize`, keys, encoded - started)
+    metrics.addTime(`${name}.connector`, keys, end - encoded)
+    metrics.addAttribute(`${name}.objectSize`, keys, bytes)
   }
 
   private cacheHit<T>(key: ObjectKey): T {

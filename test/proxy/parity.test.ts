@@ -322,7 +322,12 @@ t.test('metrics: per-key operation times, cache hits and misses, sizes; by key, 
   t.equal(m.times['store.get.connector']!.count, 1, 'only the miss read the connector')
   t.equal(m.times['store.get.deserialize']!.count, 1)
   t.equal(m.times['store.put']!.count, 1)
+  t.equal(m.times['store.put.serialize']!.count, 1)
+  t.equal(m.times['store.put.connector']!.count, 1)
+  t.equal(m.attributes['store.put.objectSize'], encode('value').byteLength)
   t.equal(m.times['store.set']!.count, 1)
+  t.equal(m.times['store.set.connector']!.count, 1)
+  t.equal(m.attributes['store.set.objectSize'], encode('value').byteLength)
   t.equal(m.times['store.exists']!.count, 2)
   t.equal(m.times['store.evict']!.count, 1)
   const stats = m.times['store.get']!
@@ -338,6 +343,8 @@ t.test('metrics: per-key operation times, cache hits and misses, sizes; by key, 
   const values = ['value1', 'value2', 'value3']
   const keys = await store.putBatch(values)
   t.equal(metrics.getMetrics(keys)!.times['store.putBatch']!.count, 1, 'a batch by its keys')
+  t.equal(metrics.getMetrics(keys)!.times['store.putBatch.serialize']!.count, 1)
+  t.equal(metrics.getMetrics(keys)!.attributes['store.putBatch.objectSize'], values.reduce((sum, v) => sum + encode(v).byteLength, 0))
   const proxies = await store.proxyBatch(values)
   t.equal(metrics.getMetrics(proxies)!.times['store.proxyBatch']!.count, 1, 'or by its proxies')
   for (const proxy of proxies) await resolve(proxy)
