@@ -1,0 +1,167 @@
+/**
+ * What workflow-memory writes and prints after the runs: per-run memory figures from the sampler's
+ * CSV, the summary table (per mode: makespan, peak memory above the run's baseline), the plot of
+ * memory over time, and the check that the store holds nothing afterwards.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import type { ConnectorConfig, ObjectKey, Store } from 'tsflow/proxy'
+import { formatBytes } from '../lib/args.js'
+import type { MemorySample } from '../lib/meminfo.js'
+import { writeVegaLiteSvg } from '../lib/vega.js'
+import { RESULT_COLUMNS, type RunResult } from './workflow.js'
+
+export function csvLine(values: readonly unknown[]): string {
+  return `${values.map((v) => (typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(6) : String(v))).join(',')}\n`
+}
+
+export function resultLine(result: RunResult): string {
+  return csvLine(RESULT_COLUMNS.map((column) => result[column]))
+}
+
+export function readMemoryCsv(file: string): MemorySample[] {
+  const [header, ...lines] = readFileSync(file, 'utf8').trim().split('\n')
+  const columns = header!.split(',')
+  return lines
+    .filter((line) => line.trim() !== '')
+    .map((line) => Object.fromEntries(line.split(',').map((value, i) => [columns[i]!, Number(value)])) as unknown as MemorySample)
+}
+
+export interface RunMemory {
+  result: RunResult
+  index: number
+  /** used memory at the run's start (last sample at or before it) */
+  baselineBytes: number
+  /** highest used memory sampled between the run's start and end */
+  peakBytes: number
+  samples: number
+}
+
+export function runMemory(results: readonly RunResult[], samples: readonly MemorySample[]): RunMemory[] {
+  return results.map((result, index) => {
+    const start = result.workflow_start_timestamp
+    const end = result.workflow_end_timestamp
+    const before = samples.filter((s) => s.unix_timestamp <= start).at(-1) ?? samples.find((s) => s.unix_timestamp >= start)
+    const during = samples.filter((s) => s.unix_timestamp >= start && s.unix_timestamp <= end)
+    const baselineBytes = before?.used_bytes ?? NaN
+    const peakBytes = Math.max(baselineBytes, ...during.map((s) => s.used_bytes))
+    return { result, index, baselineBytes, peakBytes, samples: during.length }
+  })
+}
+
+export interface ModeSummary {
+  mode: string
+  runs: number
+  makespanMeanS: number
+  makespanStdS: number
+  peakAboveBaselineMeanBytes: number
+  peakAboveBaselineMaxBytes: number
+}
+
+export function summarize(runs: readonly RunMemory[]): ModeSummary[] {
+  const modes = [...new Set(runs.map((r) => r.result.data_management))]
+  return modes.map((mode) => {
+    const mine = runs.filter((r) => r.result.data_management === mode)
+    const makespans = mine.map((r) => r.result.workflow_makespan_s)
+    const mean = makespans.reduce((a, b) => a + b, 0) / makespans.length
+    const std = Math.sqrt(makespans.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, makespans.length - 1))
+    const peaks = mine.map((r) => r.peakBytes - r.baselineBytes)
+    return {
+      mode,
+      runs: mine.length,
+      makespanMeanS: mean,
+      makespanStdS: makespans.length > 1 ? std : 0,
+      peakAboveBaselineMeanBytes: peaks.reduce((a, b) => a + b, 0) / peaks.length,
+      peakAboveBaselineMaxBytes: Math.max(...peaks),
+    }
+  })
+}
+
+export function summaryTable(summaries: readonly ModeSummary[]): string {
+  const rows = [
+    ['mode', 'runs', 'makespan mean (s)', '± std', 'peak above baseline, mean', 'max'],
+    ...summaries.map((s) => [s.mode, String(s.runs), s.makespanMeanS.toFixed(3), s.makespanStdS.toFixed(3), formatBytes(s.peakAboveBaselineMeanBytes), formatBytes(s.peakAboveBaselineMaxBytes)]),
+  ]
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
+  const render = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')
+  return [render(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(render)].join('\n')
+}
+
+/**
+ * Two panels: the system's used memory over the whole benchmark with each run shaded from its
+ * start to its end (colour: mode); and, per mode, every run's memory above its baseline against
+ * the time since its start, with a rule at each run's end.
+ */
+export async function plotMemory(file: string, title: string, runs: readonly RunMemory[], samples: readonly MemorySample[]): Promise<void> {
+  const t0 = samples[0]?.unix_timestamp ?? 0
+  const mb = (bytes: number) => bytes / 1e6
+  const timeline = samples.map((s) => ({ t: s.unix_timestamp - t0, used: mb(s.used_bytes) }))
+  const spans = runs.map((r) => ({ mode: r.result.data_management, run: r.index + 1, start: r.result.workflow_start_timestamp - t0, end: r.result.workflow_end_timestamp - t0 }))
+  const overlay = runs.flatMap((r) => {
+    const start = r.result.workflow_start_timestamp
+    const end = r.result.workflow_end_timestamp
+    const margin = Math.min(0.5, (end - start) * 0.1)
+    return samples
+      .filter((s) => s.unix_timestamp >= start - margin && s.unix_timestamp <= end + margin)
+      .map((s) => ({ mode: r.result.data_management, run: r.index + 1, t: s.unix_timestamp - start, above: mb(s.used_bytes - r.baselineBytes) }))
+  })
+  const ends = runs.map((r) => ({ mode: r.result.data_management, run: r.index + 1, t: r.result.workflow_makespan_s }))
+  const colour = { field: 'mode', type: 'nominal', title: 'data management', scale: { domain: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] } }
+  await writeVegaLiteSvg(file, {
+    title: { text: title, subtitle: 'system memory used (/proc/meminfo, sampled by a separate process)' },
+    vconcat: [
+      {
+        width: 760,
+        height: 220,
+        title: 'whole benchmark: shaded from each run\u2019s start to its end',
+        layer: [
+          { data: { values: spans }, mark: { type: 'rect', opacity: 0.2 }, encoding: { x: { field: 'start', type: 'quantitative', title: 'seconds since the first sample' }, x2: { field: 'end' }, color: colour } },
+          { data: { values: spans }, mark: { type: 'rule', strokeWidth: 1 }, encoding: { x: { field: 'start', type: 'quantitative' }, color: colour } },
+          { data: { values: timeline }, mark: { type: 'line', color: '#222', strokeWidth: 1.2 }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'used', type: 'quantitative', title: 'used memory (MB)', scale: { zero: false } } } },
+        ],
+      },
+      {
+        width: 760,
+        height: 220,
+        title: 'each run: memory above its start, against time since its start (dashed: its end)',
+        layer: [
+          { data: { values: overlay }, mark: { type: 'line', strokeWidth: 1.2, opacity: 0.85 }, encoding: { x: { field: 't', type: 'quantitative', title: 'seconds since the run started' }, y: { field: 'above', type: 'quantitative', title: 'used memory above baseline (MB)' }, color: colour, detail: { field: 'run', type: 'nominal' } } },
+          { data: { values: ends }, mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.6 }, encoding: { x: { field: 't', type: 'quantitative' }, color: colour } },
+        ],
+      },
+    ],
+  })
+}
+
+export interface StoreCheck {
+  check: 'store-empty'
+  connector: string
+  empty: boolean
+  /** objects the runs stored (proxies made and returned) */
+  objectsMade: number
+  /** of those, how many the connector still has */
+  objectsLeft: number
+  /** for connectors whose contents can be listed (file): every entry left, ours or not */
+  entriesLeft?: string[]
+}
+
+/**
+ * After the runs: the connector must hold none of the objects the runs stored; a file connector's
+ * directory must be empty too (catches objects whose key the bench never saw, and partial writes).
+ */
+export async function checkStoreEmpty(store: Store, config: ConnectorConfig, madeKeys: ReadonlyMap<string, ObjectKey>): Promise<StoreCheck> {
+  const keys = [...madeKeys.values()]
+  const present = await Promise.all(keys.map((key) => store.connector.exists(key)))
+  const objectsLeft = present.filter(Boolean).length
+  const check: StoreCheck = { check: 'store-empty', connector: store.connector.label, empty: objectsLeft === 0, objectsMade: keys.length, objectsLeft }
+  if (config.type === 'file' && typeof config.directory === 'string' && existsSync(config.directory)) {
+    check.entriesLeft = readdirSync(config.directory)
+    if (check.entriesLeft.length > 0) check.empty = false
+  }
+  return check
+}
+
+export function storeCheckText(check: StoreCheck): string {
+  if (check.empty) return `store empty: yes (${check.connector}: ${check.objectsMade} objects stored during the runs, 0 left)`
+  const entries = check.entriesLeft?.length ? `; entries left: ${check.entriesLeft.slice(0, 10).join(', ')}${check.entriesLeft.length > 10 ? ', ...' : ''}` : ''
+  return `store empty: NO (${check.connector}: ${check.objectsLeft} of ${check.objectsMade} objects left${entries})`
+}
