@@ -19,19 +19,20 @@ import { join, resolve } from 'node:path'
 import { DataFlowKernel } from 'tsflow'
 import { Store, type ConnectorConfig, type ObjectKey } from 'tsflow/proxy'
 import { BenchUsage, formatBytes, parseArgs, parseBytes, parseNumber, usage, type FlagSpec } from './lib/args.js'
-import { onCleanup, runCleanups } from './lib/cleanup.js'
+import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
 import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers } from './lib/data-flags.js'
 import { startMemorySampler } from './lib/memory-sampler.js'
 import { appendResult, machine } from './lib/results.js'
 import { OWNERSHIP_MISSING, ownership } from './workflow-memory/ownership.js'
-import { checkStoreEmpty, plotMemory, readMemoryCsv, resultLine, runMemory, storeCheckText, summarize, summaryTable, csvLine, type StoreCheck } from './workflow-memory/report.js'
+import { checkStoreEmpty, storeCheckText, type StoreCheck } from './lib/store-check.js'
+import { csvLine, plotMemory, readMemoryCsv, resultLine, runMemory, summarize, summaryTable } from './workflow-memory/report.js'
 import { warmUp } from './workflow-memory/tasks.js'
 import { MODES, RESULT_COLUMNS, runWorkflow, validateShape, type Mode, type RunResult, type WorkflowContext } from './workflow-memory/workflow.js'
 
 const FLAGS = {
-  'data-management': { default: [...MODES], list: true, choices: MODES, help: 'modes to run, each --repeat times (default: all; owned-proxy is skipped if this tsflow lacks the ownership API)' },
-  'stage-task-counts': { default: ['1', '3', '1', '1'], list: true, help: 'tasks in each stage' },
-  'stage-bytes-sizes': { default: ['1000', '10000', '10000', '10000', '1000'], list: true, help: 'initial data size, then each stage\'s output size (one more than stages; 100MB, 10KiB accepted)' },
+  'data-management': { default: [...MODES], list: true, commas: true, choices: MODES, help: 'modes to run, each --repeat times (default: all; owned-proxy is skipped if this tsflow lacks the ownership API)' },
+  'stage-task-counts': { default: ['1', '3', '1', '1'], list: true, commas: true, help: 'tasks in each stage' },
+  'stage-bytes-sizes': { default: ['1000', '10000', '10000', '10000', '1000'], list: true, commas: true, help: 'initial data size, then each stage\'s output size (one more than stages; 100MB, 10KiB accepted)' },
   'stage-repeat': { default: '1', help: 'times the stages are repeated within one run' },
   'task-sleep': { default: '1.0', help: 'seconds each task sleeps' },
   repeat: { default: '5', help: 'runs per mode' },
@@ -90,6 +91,8 @@ async function bench(argv: string[]): Promise<number> {
   mkdirSync(runDir, { recursive: true })
   const usesStore = modes.some((mode) => mode !== 'none')
   let store: Store | undefined
+  // every key the runs stored: checked at the end, evicted on an interrupted run
+  const madeKeys = new Map<string, ObjectKey>()
   let config: ConnectorConfig | undefined
   if (usesStore) {
     config = await connectorConfig(flags.connector, flags, runDir)
@@ -97,10 +100,13 @@ async function bench(argv: string[]): Promise<number> {
     // Cache size 0 (as the seed): a cache would keep objects alive from run to run.
     store = new Store(`workflow-memory-${process.pid}`, buildConnector(config), { cacheSize: 0, serializer: 'bytes' })
     onCleanup(() => store!.close())
+    // On an interrupted run, what the runs stored is evicted before the store closes.
+    onCleanup(() => Promise.all([...madeKeys.values()].map((key) => store!.evict(key))))
   }
   const connectorLabel = config?.type ?? 'none'
 
   const kernel = await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start()
+  const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys }
   onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
   // Workers start (and import the task module) before the first measured run.
   await Promise.all(Array.from({ length: choice.workers * 2 }, (_, i) => warmUp.with({ dfk: kernel })(i)))
@@ -118,7 +124,6 @@ async function bench(argv: string[]): Promise<number> {
   // A baseline before the first run.
   await new Promise((r) => setTimeout(r, Math.max(200, interval * 2000)))
 
-  const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys: new Map<string, ObjectKey>() }
   const results: RunResult[] = []
   for (const mode of modes) {
     for (let run = 0; run < repeat; run++) {
@@ -165,7 +170,7 @@ try {
   if (error instanceof BenchUsage) {
     console.error(`workflow-memory: ${error.message}\n(see --help)`)
     process.exitCode = 2
-  } else {
+  } else if (!stopping()) {
     console.error(error)
     process.exitCode = 1
   }

@@ -14,6 +14,8 @@ export interface FlagSpec {
   default: string | string[]
   /** takes one or more values (argparse nargs='+') */
   list?: boolean
+  /** a list flag whose values may also be given comma-separated ("1,3,1,1") */
+  commas?: boolean
   /** allowed values */
   choices?: readonly string[]
   help: string
@@ -37,13 +39,12 @@ export function parseArgs<S extends Record<string, FlagSpec>>(argv: readonly str
       throw new BenchUsage(`unknown flag --${name}${near ? ` (did you mean --${near}?)` : ''}; known: ${known()}`)
     }
     const values: string[] = []
-    if (eq >= 0) values.push(...(flag.list ? arg.slice(eq + 1).split(/[ ,]+/).filter(Boolean) : [arg.slice(eq + 1)]))
+    if (eq >= 0) values.push(arg.slice(eq + 1))
     else if (flag.list) while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) values.push(argv[++i]!)
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) values.push(argv[++i]!)
     if (values.length === 0) throw new BenchUsage(`--${name} needs ${flag.list ? 'one or more values' : 'a value'}`)
     if (flag.list) {
-      // "1,3,1,1" is accepted as well as "1 3 1 1".
-      const split = values.flatMap((v) => v.split(',')).filter(Boolean)
+      const split = flag.commas ? values.flatMap((v) => v.split(/[ ,]+/)).filter(Boolean) : values
       for (const v of split) checkChoice(name, flag, v)
       out[name] = split
     } else {

@@ -22,6 +22,11 @@ export function onCleanup(step: Step): void {
   }
 }
 
+/** True once a signal (or the end of the bench) started the clean-up: errors after it are its echo. */
+export function stopping(): boolean {
+  return running !== undefined
+}
+
 /** Runs every registered step once, newest first; a failing step is reported, not fatal. */
 export function runCleanups(): Promise<void> {
   running ??= (async () => {
