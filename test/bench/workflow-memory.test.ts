@@ -1,0 +1,121 @@
+// Smoke test of bench/workflow-memory (the compiled bench in out/): tiny sizes, short sleeps.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import * as proxyApi from 'tsflow/proxy'
+import { FileConnector, Store } from 'tsflow/proxy'
+import { isAlive, waitFor } from '../helpers/wait.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const BENCH = join(root, 'out/bench/workflow-memory.js')
+const RESULT_COLUMNS = 'executor,connector,data_management,stage_task_counts,stage_bytes_sizes,stage_repeat,task_sleep,workflow_start_timestamp,workflow_end_timestamp,workflow_makespan_s'
+const MEMORY_COLUMNS = 'unix_timestamp,total_bytes,available_bytes,used_bytes,free_bytes'
+const hasOwnership = typeof (proxyApi as Record<string, unknown>).borrow === 'function'
+
+const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-wm-'))
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+
+interface Ran {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[], onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BENCH, '--history', 'false', ...args], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+      onStdout?.(stdout, child)
+    })
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const runDirOf = (stdout: string) => /run directory (\S+)/.exec(stdout)?.[1] ?? ''
+const samplerOf = (stdout: string) => Number(/memory sampler pid (\d+)/.exec(stdout)?.[1])
+
+t.test('a run per mode: results.csv and results-memory.csv with the seed columns, a plot, an empty store', async (t) => {
+  const modes = ['none', 'default-proxy', 'manual-proxy', ...(hasOwnership ? ['owned-proxy'] : [])]
+  const out = await run(['--run-dir', join(scratch, 'a'), '--data-management', ...modes, '--stage-task-counts', '2', '1', '--stage-bytes-sizes', '10KB', '2KiB', '1000', '--task-sleep', '0.01', '--repeat', '2', '--memory-profile-interval', '0.02', '--workers', '2'])
+  t.equal(out.code, 0, out.stderr)
+  t.match(out.stdout, /store empty: yes \(file\(.*\): \d+ objects stored during the runs, 0 left\)/)
+  const dir = runDirOf(out.stdout)
+  const results = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split('\n')
+  t.equal(results[0], RESULT_COLUMNS)
+  t.equal(results.length, 1 + modes.length * 2, 'one line per run')
+  const rows = results.slice(1).map((line) => line.split(','))
+  t.same([...new Set(rows.map((r) => r[2]))], modes)
+  t.ok(rows.every((r) => r[3] === '2-1' && r[4] === '10000-2048-1000' && r[5] === '1' && Number(r[6]) === 0.01), 'stages and human sizes as the seed writes them')
+  t.ok(rows.every((r) => Number(r[9]) > 0 && Math.abs(Number(r[8]) - Number(r[7]) - Number(r[9])) < 1e-3), 'makespan = end - start')
+  const memory = readFileSync(join(dir, 'results-memory.csv'), 'utf8').trim().split('\n')
+  t.equal(memory[0], MEMORY_COLUMNS)
+  t.ok(memory.length > 10, 'sampled while the runs went on')
+  const [ts, total, , used] = memory[1]!.split(',').map(Number)
+  t.ok(ts! > 1.7e9 && total! > used! && used! > 0, 'plausible samples')
+  t.match(readFileSync(join(dir, 'memory.svg'), 'utf8'), /^<svg/)
+  t.match(JSON.parse(readFileSync(join(dir, 'store-check.json'), 'utf8')), { check: 'store-empty', empty: true, objectsLeft: 0 })
+  t.same(readdirSync(join(dir, 'objects')), [], 'no file left in the connector directory')
+  t.match(out.stdout, /mode\s+runs\s+makespan mean/, 'the summary table')
+  await waitFor(() => !isAlive(samplerOf(out.stdout)), 'the sampler to be gone')
+})
+
+t.test('shapes the stage rules refuse, and the sizes count', async (t) => {
+  const bad = await run(['--stage-task-counts', '2', '3', '--stage-bytes-sizes', '1', '1', '1', '--run-dir', join(scratch, 'b')])
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, /stage 1 has 3 tasks but follows a stage of 2; a stage of several tasks must follow a stage of one task \(fan-out\) or of the same number \(1:1\)/)
+  const count = await run(['--stage-task-counts', '1', '3', '--stage-bytes-sizes', '1KB', '1KB', '--run-dir', join(scratch, 'b')])
+  t.equal(count.code, 2)
+  t.match(count.stderr, /--stage-bytes-sizes needs 3 values/)
+  const size = await run(['--stage-task-counts', '1', '--stage-bytes-sizes', '1KB', '10XB', '--run-dir', join(scratch, 'b')])
+  t.match(size.stderr, /10XB: not a size/)
+  const local = await run(['--connector', 'local', '--data-management', 'default-proxy', '--run-dir', join(scratch, 'b')])
+  t.equal(local.code, 2)
+  t.match(local.stderr, /--connector local keeps objects in this process only/)
+})
+
+t.test('owned-proxy', { skip: hasOwnership ? 'the ownership API is here: covered by the first test' : false }, async (t) => {
+  const out = await run(['--data-management', 'owned-proxy', '--run-dir', join(scratch, 'c')])
+  t.equal(out.code, 2)
+  t.match(out.stderr, /owned-proxy needs tsflow's ownership API/)
+})
+
+t.test('Ctrl-C: the sampler and the executor stop, stored objects are evicted', async (t) => {
+  let watching = false
+  const out = await run(
+    ['--run-dir', join(scratch, 'd'), '--data-management', 'default-proxy', '--stage-task-counts', '1', '1', '--stage-bytes-sizes', '1KB', '1KB', '1KB', '--task-sleep', '0.3', '--repeat', '50', '--memory-profile-interval', '0.05'],
+    (stdout, child) => {
+      const dir = runDirOf(stdout)
+      if (watching || !dir || !/run 1\/50/.test(stdout)) return
+      watching = true
+      // Interrupt while a run has objects stored (default-proxy keeps them until the run ends).
+      const objects = join(dir, 'objects')
+      void waitFor(() => existsSync(objects) && readdirSync(objects).some((name) => name.endsWith('.ready')), 'an object stored', 10_000, 5).then(() => child.kill('SIGINT'))
+    },
+  )
+  t.equal(out.code, 130, out.stderr)
+  t.match(out.stderr, /SIGINT: stopping/)
+  t.notMatch(out.stderr, /ShutdownError/, 'the cancelled task is not reported as a failure')
+  await waitFor(() => !isAlive(samplerOf(out.stdout)), 'the sampler to be gone', 5000)
+  t.same(readdirSync(join(runDirOf(out.stdout), 'objects')), [], 'what the runs stored was evicted')
+})
+
+t.test('the store check sees an object left behind', async (t) => {
+  const { checkStoreEmpty, storeCheckText } = (await import(join(root, 'out/bench/lib/store-check.js'))) as typeof import('../../bench/lib/store-check.js')
+  const directory = join(scratch, 'left')
+  const store = new Store(`wm-check-${process.pid}`, new FileConnector({ directory }))
+  t.teardown(() => store.close())
+  const key = await store.put(new Uint8Array(8))
+  const check = await checkStoreEmpty(store, store.connector.toConfig(), new Map([['k', key]]))
+  t.match(check, { empty: false, objectsMade: 1, objectsLeft: 1 })
+  t.match(storeCheckText(check), /store empty: NO \(file\(.*\): 1 of 1 objects left; entries left: /)
+  await store.evict(key)
+  t.match(await checkStoreEmpty(store, store.connector.toConfig(), new Map([['k', key]])), { empty: true, objectsLeft: 0 })
+})
