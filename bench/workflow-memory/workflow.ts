@@ -156,14 +156,8 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
       if (mode === 'none') {
         futures = perTask.map((inputs) => submitNoProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
       } else if (owner) {
-        futures = perTask.map((inputs) => {
-          const borrowed = inputs.map((input) => owner.borrow(input))
-          const future = submitProxy(outputBytes, shape.taskSleep, shape.fill, ...(borrowed as Uint8Array[]))
-          // The borrows end when the task's future settles (ProxyStore's scoped submit).
-          const release = () => Promise.all(borrowed.map((ref) => owner.dispose(ref)))
-          void future.then(release, release)
-          return future
-        })
+        // Each task gets borrows of its inputs, given back when its future settles (scoped submit).
+        futures = perTask.map((inputs) => owner.submitScoped(submitProxy as (...args: unknown[]) => AppFuture<unknown>, outputBytes, shape.taskSleep, shape.fill, ...inputs.map((input) => owner.borrow(input))))
       } else {
         futures = perTask.map((inputs) => submitProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
       }

@@ -13,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BENCH = join(root, 'out/bench/workflow-memory.js')
 const RESULT_COLUMNS = 'executor,connector,data_management,stage_task_counts,stage_bytes_sizes,stage_repeat,task_sleep,workflow_start_timestamp,workflow_end_timestamp,workflow_makespan_s'
 const MEMORY_COLUMNS = 'unix_timestamp,total_bytes,available_bytes,used_bytes,free_bytes'
-const hasOwnership = typeof (proxyApi as Record<string, unknown>).borrow === 'function'
+const hasOwnership = typeof (proxyApi as Record<string, unknown>).ownedProxy === 'function'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-wm-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
