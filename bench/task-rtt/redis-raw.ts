@@ -7,7 +7,7 @@ import { BenchUsage } from '../lib/args.js'
 
 interface RawClient {
   connect(): Promise<unknown>
-  set(key: string, value: Uint8Array): Promise<unknown>
+  set(key: string, value: Buffer): Promise<unknown>
   del(key: string): Promise<unknown>
   quit?(): Promise<unknown>
   close?(): Promise<unknown>
@@ -44,8 +44,10 @@ export async function redisRaw(host: string, port: number): Promise<RedisRaw> {
   return {
     async roundTrip(data) {
       const key = `tsflow-task-rtt-raw-${process.pid}-${counter++}`
+      // The client takes a Buffer (a view of the same memory, no copy).
+      const value = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       const started = performance.now()
-      await client.set(key, data)
+      await client.set(key, value)
       const back = (await getBytes(key)) as Uint8Array | null
       const seconds = (performance.now() - started) / 1000
       await client.del(key)
