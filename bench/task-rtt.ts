@@ -34,7 +34,7 @@ const TRANSPORTS = ['direct', ...CONNECTOR_TRANSPORTS] as const
 
 const FLAGS = {
   sizes: { default: ['1KB', '10KB', '100KB', '1MB', '10MB', '100MB'], list: true, commas: true, help: 'argument (and result) sizes' },
-  transports: { default: [], list: true, commas: true, choices: TRANSPORTS, help: 'direct and connectors to measure (default: direct and every connector this tsflow has; multi only with --connector-config)' },
+  transports: { default: [], list: true, commas: true, choices: TRANSPORTS, help: 'direct and connectors to measure (default: direct and every connector this tsflow has)' },
   baselines: { default: 'true', choices: ['true', 'false'], help: 'also measure memcpy and (with redis) redis-raw' },
   repeat: { default: '5', help: 'measured round trips per transport and size' },
   warmup: { default: '2', help: 'unmeasured round trips first' },
@@ -42,7 +42,7 @@ const FLAGS = {
   ...EXECUTOR_FLAGS,
   workers: { default: '1', help: 'threads (threads) or workers per node (htex); one task runs at a time' },
   ...CONNECTOR_OPTION_FLAGS,
-  'connector-config': { default: [], list: true, help: 'a connector config as JSON ({"type": ..., ...}), one per connector type, replacing the one built from the flags (needed for multi)' },
+  'connector-config': { default: [], list: true, help: 'a connector config as JSON ({"type": ..., ...}), one per connector type, replacing the one built from the flags' },
   history: { default: 'true', choices: ['true', 'false'], help: 'append the medians to bench/results/task-rtt.jsonl' },
 } satisfies Record<string, FlagSpec>
 
@@ -98,9 +98,9 @@ async function bench(argv: string[]): Promise<number> {
     const missing = transports.filter((t) => t !== 'direct' && !registered.has(t))
     if (missing.length) throw new BenchUsage(`--transports: connector${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not in this tsflow build (registered: ${[...registered].join(', ')})`)
   } else {
-    transports = TRANSPORTS.filter((t) => t === 'direct' || (registered.has(t) && (t !== 'multi' || configs.has('multi'))))
+    transports = TRANSPORTS.filter((t) => t === 'direct' || registered.has(t))
     const skipped = CONNECTOR_TRANSPORTS.filter((t) => !transports.includes(t))
-    if (skipped.length) console.log(`note: not measured: ${skipped.map((t) => (registered.has(t) ? `${t} (needs --connector-config)` : `${t} (not in this build)`)).join(', ')}`)
+    if (skipped.length) console.log(`note: not measured (not in this tsflow build): ${skipped.join(', ')}`)
   }
 
   const runDir = resolvePath(flags['run-dir'], `task-rtt-${stamp()}`)

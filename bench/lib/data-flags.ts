@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor } from 'tsflow'
 import { connectorFromConfig, type Connector, type ConnectorConfig } from 'tsflow/proxy'
-import { BenchUsage, parseNumber, type FlagSpec } from './args.js'
+import { BenchUsage, parseBytes, parseNumber, type FlagSpec } from './args.js'
 import { onCleanup } from './cleanup.js'
 import { startRedisServer } from './redis-server.js'
 
@@ -24,11 +24,12 @@ export const CONNECTOR_OPTION_FLAGS = {
   'file-dir': { default: '', help: 'file connector directory (default: <run dir>/objects)' },
   'redis-host': { default: '', help: 'redis connector host (with neither host nor port, a private redis-server is started on a free port)' },
   'redis-port': { default: '', help: 'redis connector port' },
-  'shm-prefix': { default: '', help: 'shm connector: name prefix of its segments (passed as option "prefix")' },
+  'shm-prefix': { default: '', help: 'shm connector: name prefix of its segments (option "prefix"; default bench_<pid>, so the end-of-run check can list them)' },
+  'multi-threshold': { default: '1MB', help: 'multi connector without --connector-config: objects below this size go to a file connector, the rest to shm' },
   'zmq-host': { default: '', help: 'zmq connector: address this node serves its objects on (passed as option "host")' },
   'zmq-port': { default: '', help: 'zmq connector: port (passed as option "port"; default the connector\'s)' },
   'connector-option': { default: [], list: true, help: 'extra connector options as key=value (JSON values allowed), merged into the config' },
-  'connector-config': { default: '', help: 'the whole connector config as JSON ({"type": ..., ...}); overrides --connector and its options (needed for multi)' },
+  'connector-config': { default: '', help: 'the whole connector config as JSON ({"type": ..., ...}); overrides --connector and its options' },
 } satisfies Record<string, FlagSpec>
 
 export interface ExecutorChoice {
@@ -94,10 +95,14 @@ export async function connectorConfig(type: string, flags: ConnectorFlags, scrat
     }
     config = { type, host: host || '127.0.0.1', ...(port !== undefined ? { port } : {}) }
   } else if (type === 'multi') {
-    throw new BenchUsage(`--connector multi needs --connector-config '{"type":"multi", ...}' (its sub-connectors and routing policy)`)
+    // Routes by size, as the issue describes: small objects to files, large ones to shared memory.
+    const threshold = parseBytes(flags['multi-threshold'], '--multi-threshold')
+    const small = await connectorConfig('file', { ...flags, 'connector-option': [], 'file-dir': flags['file-dir'] || join(scratch, 'objects-small') }, scratch)
+    const large = await connectorConfig('shm', { ...flags, 'connector-option': [], 'shm-prefix': `${flags['shm-prefix'] || `bench_${process.pid}`}_multi` }, scratch)
+    config = { type, connectors: { small: { connector: small, policy: { maxSize: Math.max(0, threshold - 1) } }, large: { connector: large, policy: { minSize: threshold } } } }
   } else {
     config = { type }
-    if (type === 'shm' && flags['shm-prefix'] !== '') config.prefix = flags['shm-prefix']
+    if (type === 'shm') config.prefix = flags['shm-prefix'] || `bench_${process.pid}`
     if (type === 'zmq' && flags['zmq-host'] !== '') config.host = flags['zmq-host']
     if (type === 'zmq' && flags['zmq-port'] !== '') config.port = parseNumber(flags['zmq-port'], '--zmq-port', { min: 0, integer: true })
   }

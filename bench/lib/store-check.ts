@@ -10,24 +10,41 @@ export interface StoreCheck {
   objectsMade: number
   /** of those, how many the connector still has */
   objectsLeft: number
-  /** for connectors whose contents can be listed (file): every entry left, ours or not */
+  /** for connectors whose contents can be listed (file, shm, multi): every entry left, ours or not */
   entriesLeft?: string[]
 }
 
 /**
- * After the runs: the connector must hold none of the objects the runs stored; a file connector's
- * directory must be empty too (catches objects whose key the bench never saw, and partial writes).
+ * After the runs: the connector must hold none of the objects the runs stored; where its contents
+ * can be listed (file, shm, multi of those) it must hold nothing at all (catches objects whose key
+ * the bench never saw, and partial writes).
  */
 export async function checkStoreEmpty(store: Store, config: ConnectorConfig, madeKeys: ReadonlyMap<string, ObjectKey>): Promise<StoreCheck> {
   const keys = [...madeKeys.values()]
   const present = await Promise.all(keys.map((key) => store.connector.exists(key)))
   const objectsLeft = present.filter(Boolean).length
   const check: StoreCheck = { check: 'store-empty', connector: store.connector.label, empty: objectsLeft === 0, objectsMade: keys.length, objectsLeft }
-  if (config.type === 'file' && typeof config.directory === 'string' && existsSync(config.directory)) {
-    check.entriesLeft = readdirSync(config.directory)
-    if (check.entriesLeft.length > 0) check.empty = false
+  const listed = listEntries(config)
+  if (listed !== undefined) {
+    check.entriesLeft = listed
+    if (listed.length > 0) check.empty = false
   }
   return check
+}
+
+/**
+ * What a connector holds, for the connectors whose contents can be listed from here: a file
+ * connector's directory, an shm connector's segments of its prefix in /dev/shm, and the children
+ * of a multi connector. undefined: not listable (redis, zmq, local).
+ */
+export function listEntries(config: ConnectorConfig): string[] | undefined {
+  if (config.type === 'file' && typeof config.directory === 'string') return existsSync(config.directory) ? readdirSync(config.directory) : []
+  if (config.type === 'shm' && typeof config.prefix === 'string' && existsSync('/dev/shm')) return readdirSync('/dev/shm').filter((name) => name.startsWith(`tsflow-${config.prefix}-`))
+  if (config.type === 'multi' && typeof config.connectors === 'object' && config.connectors !== null) {
+    const lists = Object.values(config.connectors as Record<string, { connector: ConnectorConfig }>).map((child) => listEntries(child.connector))
+    return lists.every((list) => list === undefined) ? undefined : lists.flatMap((list) => list ?? [])
+  }
+  return undefined
 }
 
 export function storeCheckText(check: StoreCheck): string {
