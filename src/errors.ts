@@ -42,6 +42,8 @@ export const ErrorCode = {
   OBJECT_NOT_FOUND: 'E_OBJECT_NOT_FOUND',
   PROXY_RESOLVE: 'E_PROXY_RESOLVE',
   PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
+  BORROW: 'E_BORROW',
+  LIFETIME_ENDED: 'E_LIFETIME_ENDED',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -511,6 +513,37 @@ export class ProxyFutureTimeout extends TsflowError {
     this.store = store
     this.key = key
     this.timeoutMs = timeoutMs
+  }
+}
+
+/** Which ownership rule a BorrowError is about (docs/proxy.md, "Ownership"). */
+export type BorrowRule = 'borrowed' | 'mut-borrowed' | 'moved' | 'disposed' | 'released' | 'not-owned' | 'read-only'
+
+/**
+ * An owned proxy or a borrow of it was used against the ownership rules: a second borrow next to
+ * a mutable one, dispose/move/update while borrowed, use after move, dispose or release. `rule`
+ * names which; the message names the store and key.
+ */
+export class BorrowError extends TsflowError {
+  static override readonly codes = [ErrorCode.BORROW]
+  readonly rule: BorrowRule
+  readonly store: string
+  readonly key: string
+  constructor(rule: BorrowRule, store: string, key: string, message: string) {
+    super(ErrorCode.BORROW, `${message} (object ${key} of store '${store}')`)
+    this.rule = rule
+    this.store = store
+    this.key = key
+  }
+}
+
+/** A lifetime that has ended (closed, or its lease expired) was given a new object. */
+export class LifetimeEnded extends TsflowError {
+  static override readonly codes = [ErrorCode.LIFETIME_ENDED]
+  readonly lifetime: string
+  constructor(lifetime: string, detail = '') {
+    super(ErrorCode.LIFETIME_ENDED, `lifetime ${lifetime} has ended${detail ? ` (${detail})` : ''}; it takes no new objects, make a new lifetime`)
+    this.lifetime = lifetime
   }
 }
 

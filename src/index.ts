@@ -4,6 +4,7 @@
  */
 export { app, bashApp, joinApp, type App, type FutureArgs, type Resolvable, type Joined, type CallOptionsWithKernel } from './app/app.js'
 export { main, isMainModule } from './app/main.js'
+export { submitScoped } from './app/scoped.js'
 export { AppFuture, DataFuture, Future } from './dataflow/future.js'
 export { File } from './data/file.js'
 export { DataFlowKernel, load, dfk, clear, type CleanupOptions } from './dataflow/kernel.js'

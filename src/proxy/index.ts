@@ -9,3 +9,25 @@ export type { PutOptions, StoreConfig, StoreOptions } from './store.js'
 export { extract, factoryOf, isProxy, isResolved, resolve, type ProxyFactory } from './proxy.js'
 export type { ProxyOptions } from './store.js'
 export { ProxyFuture, type FutureOptions } from './store.js'
+export { ContextLifetime, LeaseLifetime, StaticLifetime, isLifetime, type Lifetime, type LeaseLifetimeOptions } from './lifetimes.js'
+export {
+  borrow,
+  borrowCount,
+  borrowsIn,
+  clone,
+  dispose,
+  intoOwned,
+  isUsable,
+  mutBorrow,
+  ownedProxy,
+  ownershipOf,
+  release,
+  releaseWhenSettled,
+  update,
+  type Borrow,
+  type OwnedProxy,
+  type RefMutProxy,
+  type RefProxy,
+} from './ownership.js'
+export type { GetOptions, OwnedOptions } from './store.js'
+export type { ProxyKind } from './proxy.js'

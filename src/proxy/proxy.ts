@@ -2,6 +2,7 @@ import { ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } fro
 import { addExtension } from 'msgpackr'
 import { isEncoding } from '../serialize/codec.js'
 import { keyText, type ObjectKey } from './connector.js'
+import { reviveGuarded } from './ownership.js'
 import { Store, type StoreConfig } from './store.js'
 
 /**
@@ -18,6 +19,27 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /**
+   * Only on the wire: the ownership kind of an owned proxy or borrow (ownership.ts), so the
+   * receiver rebuilds the same kind. Absent for plain proxies.
+   */
+  kind?: ProxyKind
+}
+
+/** The ownership kinds (docs/proxy.md, "Ownership"): an owned proxy, a shared borrow, a mutable borrow. */
+export type ProxyKind = 'owned' | 'ref' | 'mut'
+
+/**
+ * What an owned proxy or a borrow adds to a plain proxy (implemented in ownership.ts): a check
+ * before every use, what the codec sends, and what `Symbol.dispose` does.
+ */
+export interface ProxyGuard {
+  /** throws a BorrowError when the proxy may no longer be used; `action` names what was tried */
+  check(action: string): void
+  /** the factory the codec sends (an owned proxy moves to the receiver here) */
+  wire(): ProxyFactory
+  /** `Symbol.dispose`: throws at once when a rule forbids it; the eviction, if any, is returned */
+  drop(): Promise<void> | undefined
 }
 
 /**
@@ -25,12 +47,12 @@ export interface ProxyFactory {
  * have set it yet): the connector is polled with a growing interval, and a value still missing at
  * the deadline is a ProxyFutureTimeout naming the store and key.
  */
-export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string): Promise<T> {
-  if (waitMs === undefined) return store.get<T>(key, { serializer })
+export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string, cache = true): Promise<T> {
+  if (waitMs === undefined) return store.get<T>(key, { serializer, cache })
   const deadline = Date.now() + waitMs
   for (let interval = 5; ; interval = Math.min(interval * 2, 200)) {
     try {
-      return await store.get<T>(key, { serializer })
+      return await store.get<T>(key, { serializer, cache })
     } catch (error) {
       if (!(error instanceof ObjectNotFound)) throw error
       const left = deadline - Date.now()
@@ -40,16 +62,20 @@ export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number
   }
 }
 
-interface ProxyState {
+/** @internal a proxy's own state; ownership.ts reads and resets it */
+export interface ProxyState {
   readonly factory: ProxyFactory
   resolved: boolean
   target: unknown
   pending?: Promise<unknown>
+  /** set for owned proxies and borrows (and for a plain proxy taken by intoOwned) */
+  guard?: ProxyGuard
 }
 
 const STATE = Symbol.for('tsflow.proxy.state')
 
-function stateOf(value: unknown): ProxyState | undefined {
+/** @internal */
+export function stateOf(value: unknown): ProxyState | undefined {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined
   return (value as { [STATE]?: ProxyState })[STATE]
 }
@@ -68,11 +94,19 @@ function failure(factory: ProxyFactory, error: unknown): ProxyResolveError {
   return new ProxyResolveError(factory.store.name, keyText(factory.key), { cause: error })
 }
 
-function settle(state: ProxyState, target: unknown): unknown {
+/** @internal also used by ownership.ts (a borrow shares its owner's target; update sets it) */
+export function settle(state: ProxyState, target: unknown): unknown {
   state.target = target
   state.resolved = true
   state.pending = undefined
   return target
+}
+
+/** @internal drops the target held (moved, disposed, or changed in the store by a mutable borrow) */
+export function forget(state: ProxyState): void {
+  state.target = undefined
+  state.resolved = false
+  state.pending = undefined
 }
 
 function evictAfterResolve(factory: ProxyFactory): Promise<void> {
@@ -84,13 +118,16 @@ function evictAfterResolve(factory: ProxyFactory): Promise<void> {
 }
 
 async function resolveAsync(state: ProxyState): Promise<unknown> {
+  state.guard?.check('resolve')
   if (state.resolved) return state.target
   state.pending ??= (async () => {
     const { factory } = state
     let target: unknown
     try {
       const store = storeOf(factory)
-      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer)
+      // Owned data can change under its key (update, a mutable borrow in another process), so
+      // guarded proxies read the connector, never the store's cache.
+      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined)
     } catch (error) {
       state.pending = undefined
       throw failure(factory, error)
@@ -102,11 +139,12 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
 }
 
 function resolveSync(state: ProxyState): unknown {
+  state.guard?.check('use')
   if (state.resolved) return state.target
   const { factory } = state
   let target: unknown
   try {
-    target = storeOf(factory).getSync(factory.key, { serializer: factory.serializer })
+    target = storeOf(factory).getSync(factory.key, { serializer: factory.serializer, cache: state.guard === undefined })
   } catch (error) {
     throw failure(factory, error)
   }
@@ -122,7 +160,11 @@ function forward(target: object, value: unknown): unknown {
 
 /** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
 export function proxyOf<T>(factory: ProxyFactory): T {
-  const state: ProxyState = { factory, resolved: false, target: undefined }
+  return guardedProxyOf<T>({ factory, resolved: false, target: undefined })
+}
+
+/** @internal the proxy of a state made by the caller (ownership.ts sets `guard` first) */
+export function guardedProxyOf<T>(state: ProxyState): T {
   const target = (): object => {
     const value = resolveSync(state)
     return typeof value === 'object' && value !== null ? value : Object(value)
@@ -132,6 +174,13 @@ export function proxyOf<T>(factory: ProxyFactory): T {
   const handler: ProxyHandler<object> = {
     get(_, property) {
       if (property === STATE) return state
+      // `using` reads these when the declaration runs: answered without resolving the target.
+      if (state.guard !== undefined && (property === Symbol.dispose || property === Symbol.asyncDispose)) {
+        const guard = state.guard
+        if (property === Symbol.asyncDispose) return async () => guard.drop()
+        // A sync dispose cannot wait for the eviction; `await using` or `await dispose()` can.
+        return () => void guard.drop()?.catch(() => {})
+      }
       // msgpackr reads `constructor` first to pick an encoding; answering the wire class sends
       // the factory (extension below) and leaves the target where it is.
       if (property === 'constructor' && isEncoding()) return ProxyWire
@@ -172,8 +221,11 @@ class ProxyWire {
 addExtension({
   Class: ProxyWire,
   type: 0x28,
-  write: (proxy: object) => stateOf(proxy)!.factory,
-  read: (factory: ProxyFactory) => proxyOf(factory),
+  write: (proxy: object) => {
+    const state = stateOf(proxy)!
+    return state.guard ? state.guard.wire() : state.factory
+  },
+  read: (factory: ProxyFactory) => (factory.kind === undefined ? proxyOf(factory) : reviveGuarded(factory)),
 })
 
 export function isProxy(value: unknown): boolean {

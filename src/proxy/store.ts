@@ -1,6 +1,8 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { checkLifetime, type Lifetime } from './lifetimes.js'
+import { ownedFromFactory, type OwnedProxy } from './ownership.js'
 import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 
@@ -26,10 +28,26 @@ export interface ProxyOptions {
   evict?: boolean
   /** a serializer other than the store's default */
   serializer?: string
+  /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
+  lifetime?: Lifetime
 }
 
 export interface PutOptions {
   /** a serializer other than the store's default; `get` must be given the same one */
+  serializer?: string
+  /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
+  lifetime?: Lifetime
+}
+
+export interface GetOptions {
+  /** the serializer the object was stored with, when not the store's default */
+  serializer?: string
+  /** false: read the connector even when the value is cached, and do not cache it (default true) */
+  cache?: boolean
+}
+
+export interface OwnedOptions {
+  /** a serializer other than the store's default */
   serializer?: string
 }
 
@@ -84,31 +102,52 @@ export class Store {
   /** Serializes and stores a value; resolves to its key. */
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
     this.checkOpen()
-    return this.connector.put(this.serializerFor(options.serializer).encode(value))
+    const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
+    const key = await this.connector.put(this.serializerFor(options.serializer).encode(value))
+    await this.bind(lifetime, [key])
+    return key
   }
 
   /** Stores under a key made earlier (`connector.newKey()`), e.g. for a proxy future. */
   async set(key: ObjectKey, value: unknown, options: PutOptions = {}): Promise<void> {
     this.checkOpen()
+    const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
     this.cache.delete(key.id)
     await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+    await this.bind(lifetime, [key])
   }
 
   async putBatch(values: readonly unknown[], options: PutOptions = {}): Promise<ObjectKey[]> {
     this.checkOpen()
+    const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
-    return this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    const keys = await this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    await this.bind(lifetime, keys)
+    return keys
+  }
+
+  // A lease can run out while the bytes are written: the objects it refuses then are evicted
+  // again, so nothing outlives a lifetime that ended.
+  private async bind(lifetime: Lifetime | undefined, keys: readonly ObjectKey[]): Promise<void> {
+    if (!lifetime) return
+    try {
+      for (const key of keys) lifetime.addKey(key, this)
+    } catch (error) {
+      await Promise.allSettled(keys.map((key) => this.evict(key)))
+      throw error
+    }
   }
 
   /**
    * The value under `key`, from the cache or the connector. A missing key rejects with
    * `ObjectNotFound`. Cached values are shared: treat what `get` returns as read-only.
    */
-  async get<T = unknown>(key: ObjectKey, options: PutOptions = {}): Promise<T> {
+  async get<T = unknown>(key: ObjectKey, options: GetOptions = {}): Promise<T> {
     this.checkOpen()
-    if (this.cache.has(key.id)) return this.touch(key.id) as T
+    const cache = options.cache !== false
+    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
     const value = this.serializerFor(options.serializer).decode(await this.connector.get(key))
-    this.remember(key.id, value)
+    if (cache) this.remember(key.id, value)
     return value as T
   }
 
@@ -116,9 +155,10 @@ export class Store {
    * `get`, blocking, for connectors that can answer synchronously (local, file); others throw a
    * UsageError saying to await instead. Proxies use it to resolve on a plain property access.
    */
-  getSync<T = unknown>(key: ObjectKey, options: PutOptions = {}): T {
+  getSync<T = unknown>(key: ObjectKey, options: GetOptions = {}): T {
     this.checkOpen()
-    if (this.cache.has(key.id)) return this.touch(key.id) as T
+    const cache = options.cache !== false
+    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
     if (!this.connector.getSync) {
       throw new UsageError(
         `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
@@ -126,7 +166,7 @@ export class Store {
       )
     }
     const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
-    this.remember(key.id, value)
+    if (cache) this.remember(key.id, value)
     return value as T
   }
 
@@ -145,6 +185,16 @@ export class Store {
     values.forEach(refuseUnproxyable)
     const keys = await this.putBatch(values, options)
     return keys.map((key) => proxyOf<T>(this.factory(key, options)))
+  }
+
+  /**
+   * Stores the value and gives its owned proxy (ownership.ts): the one owner of the object, which
+   * evicts it when disposed; `borrow`/`mutBorrow` lend it out, sending it to a task moves it.
+   */
+  async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
+    refuseUnproxyable(value)
+    const key = await this.put(value, { serializer: options.serializer })
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
   }
 
   /** A proxy of an object already stored under `key`. */
@@ -170,7 +220,7 @@ export class Store {
     return factory
   }
 
-  async getBatch<T = unknown>(keys: readonly ObjectKey[], options: PutOptions = {}): Promise<T[]> {
+  async getBatch<T = unknown>(keys: readonly ObjectKey[], options: GetOptions = {}): Promise<T[]> {
     return Promise.all(keys.map((key) => this.get<T>(key, options)))
   }
 

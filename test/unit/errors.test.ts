@@ -10,6 +10,8 @@ import {
   ObjectNotFound,
   ProxyResolveError,
   ProxyFutureTimeout,
+  BorrowError,
+  LifetimeEnded,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -88,6 +90,8 @@ const cases: Case[] = [
   { Class: ObjectNotFound, code: 'E_OBJECT_NOT_FOUND', make: () => new ObjectNotFound('local', 'k1') },
   { Class: ProxyFutureTimeout, code: 'E_PROXY_FUTURE_TIMEOUT', make: () => new ProxyFutureTimeout('data', "'k1'", 500) },
   { Class: ProxyResolveError, code: 'E_PROXY_RESOLVE', make: () => new ProxyResolveError('data', 'k1', { cause: new Error('gone') }) },
+  { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
+  { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
 ]
 
 t.test('ErrorCode', async (t) => {
