@@ -23,14 +23,13 @@ import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
 import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers } from './lib/data-flags.js'
 import { startMemorySampler } from './lib/memory-sampler.js'
 import { appendResult, machine } from './lib/results.js'
-import { OWNERSHIP_MISSING, ownership } from './workflow-memory/ownership.js'
 import { checkStoreEmpty, storeCheckText, type StoreCheck } from './lib/store-check.js'
 import { csvLine, plotMemory, readMemoryCsv, resultLine, runMemory, summarize, summaryTable } from './workflow-memory/report.js'
 import { warmUp } from './workflow-memory/tasks.js'
 import { MODES, RESULT_COLUMNS, runWorkflow, validateShape, type Mode, type RunResult, type WorkflowContext } from './workflow-memory/workflow.js'
 
 const FLAGS = {
-  'data-management': { default: [...MODES], list: true, commas: true, choices: MODES, help: 'modes to run, each --repeat times (default: all; owned-proxy is skipped if this tsflow lacks the ownership API)' },
+  'data-management': { default: [...MODES], list: true, commas: true, choices: MODES, help: 'modes to run, each --repeat times' },
   'stage-task-counts': { default: ['1', '3', '1', '1'], list: true, commas: true, help: 'tasks in each stage' },
   'stage-bytes-sizes': { default: ['1000', '10000', '10000', '10000', '1000'], list: true, commas: true, help: 'initial data size, then each stage\'s output size (one more than stages; 100MB, 10KiB accepted)' },
   'stage-repeat': { default: '1', help: 'times the stages are repeated within one run' },
@@ -75,17 +74,7 @@ async function bench(argv: string[]): Promise<number> {
   const interval = parseNumber(flags['memory-profile-interval'], '--memory-profile-interval')
   if (interval <= 0) throw new BenchUsage('--memory-profile-interval must be > 0')
   const choice = executorChoice(flags)
-  const explicitModes = argv.some((arg) => arg.startsWith('--data-management'))
-  let modes = [...new Set(flags['data-management'])] as Mode[]
-  if (modes.includes('owned-proxy')) {
-    try {
-      ownership()
-    } catch (error) {
-      if (explicitModes) throw error
-      modes = modes.filter((mode) => mode !== 'owned-proxy')
-      console.log(`note: ${OWNERSHIP_MISSING}; owned-proxy skipped`)
-    }
-  }
+  const modes = [...new Set(flags['data-management'])] as Mode[]
 
   const runDir = resolve(flags['run-dir'], `workflow-memory-${stamp()}`)
   mkdirSync(runDir, { recursive: true })

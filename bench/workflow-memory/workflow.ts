@@ -9,10 +9,9 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import type { AppFuture, DataFlowKernel } from 'tsflow'
-import { factoryOf, isProxy, type ObjectKey, type Store } from 'tsflow/proxy'
+import { submitScoped, type AppFuture, type DataFlowKernel } from 'tsflow'
+import { borrow, dispose, factoryOf, intoOwned, isProxy, ownedProxy, type ObjectKey, type OwnedProxy, type Store } from 'tsflow/proxy'
 import { BenchUsage } from '../lib/args.js'
-import { ownership, type Ownership } from './ownership.js'
 import { makeData, taskNoProxy, taskProxy } from './tasks.js'
 
 export const MODES = ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] as const
@@ -122,7 +121,8 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
   const { stageTaskCounts: counts, stageBytesSizes: sizes } = shape
   validateShape(counts, sizes)
   if (mode !== 'none' && !store) throw new Error(`mode ${mode} needs a store`)
-  const owner: Ownership | undefined = mode === 'owned-proxy' ? ownership() : undefined
+  const owned = mode === 'owned-proxy'
+  const drop = (proxies: readonly unknown[]) => Promise.all(proxies.map((proxy) => dispose(proxy as OwnedProxy<Uint8Array>)))
   const remember = (proxies: readonly unknown[]) => {
     for (const proxy of proxies) {
       try {
@@ -130,7 +130,7 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
         const key = keyOf(proxy)
         context.madeKeys.set(JSON.stringify(key), key)
       } catch {
-        // an owned proxy may not expose a plain factory; the connector listing still checks it
+        // not a proxy with a factory: nothing stored to look up
       }
     }
   }
@@ -145,7 +145,7 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
   for (let repeat = 0; repeat < shape.stageRepeat; repeat++) {
     const initial = Array.from({ length: counts[0]! }, () => makeData(sizes[0]!, shape.fill))
     if (mode === 'none') current = initial
-    else if (owner) current = await Promise.all(initial.map((data) => owner.owned(store!, data)))
+    else if (owned) current = await Promise.all(initial.map((data) => ownedProxy(store!, data)))
     else current = await Promise.all(initial.map((data) => store!.proxy(data)))
     if (mode !== 'none') remember(current)
 
@@ -155,9 +155,9 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
       let futures: AppFuture<unknown>[]
       if (mode === 'none') {
         futures = perTask.map((inputs) => submitNoProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
-      } else if (owner) {
+      } else if (owned) {
         // Each task gets borrows of its inputs, given back when its future settles (scoped submit).
-        futures = perTask.map((inputs) => owner.submitScoped(submitProxy as (...args: unknown[]) => AppFuture<unknown>, outputBytes, shape.taskSleep, shape.fill, ...inputs.map((input) => owner.borrow(input))))
+        futures = perTask.map((inputs) => submitScoped(submitProxy, outputBytes, shape.taskSleep, shape.fill, ...inputs.map((input) => borrow(input as OwnedProxy<Uint8Array>))))
       } else {
         futures = perTask.map((inputs) => submitProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
       }
@@ -168,12 +168,12 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
 
       if (mode === 'default-proxy') evictAtEnd.push(...current)
       else if (mode === 'manual-proxy') await evictAll(store!, current)
-      else if (owner) await Promise.all(current.map((owned) => owner.dispose(owned)))
-      current = owner ? outputs.map((proxy) => owner.intoOwned(proxy)) : outputs
+      else if (owned) await drop(current)
+      current = owned ? outputs.map((proxy) => intoOwned(proxy)) : outputs
     }
     // The last stage's outputs are the run's results: dropped at the end of the repeat.
     if (mode === 'manual-proxy') await evictAll(store!, current)
-    else if (owner) await Promise.all(current.map((owned) => owner.dispose(owned)))
+    else if (owned) await drop(current)
     else if (mode === 'default-proxy') evictAtEnd.push(...current)
     current = []
   }

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import * as proxyApi from 'tsflow/proxy'
 import { FileConnector, Store } from 'tsflow/proxy'
 import { isAlive, waitFor } from '../helpers/wait.js'
 
@@ -13,7 +12,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BENCH = join(root, 'out/bench/workflow-memory.js')
 const RESULT_COLUMNS = 'executor,connector,data_management,stage_task_counts,stage_bytes_sizes,stage_repeat,task_sleep,workflow_start_timestamp,workflow_end_timestamp,workflow_makespan_s'
 const MEMORY_COLUMNS = 'unix_timestamp,total_bytes,available_bytes,used_bytes,free_bytes'
-const hasOwnership = typeof (proxyApi as Record<string, unknown>).ownedProxy === 'function'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-wm-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
@@ -43,7 +41,7 @@ const runDirOf = (stdout: string) => /run directory (\S+)/.exec(stdout)?.[1] ?? 
 const samplerOf = (stdout: string) => Number(/memory sampler pid (\d+)/.exec(stdout)?.[1])
 
 t.test('a run per mode: results.csv and results-memory.csv with the seed columns, a plot, an empty store', async (t) => {
-  const modes = ['none', 'default-proxy', 'manual-proxy', ...(hasOwnership ? ['owned-proxy'] : [])]
+  const modes = ['none', 'default-proxy', 'manual-proxy', 'owned-proxy']
   const out = await run(['--run-dir', join(scratch, 'a'), '--data-management', ...modes, '--stage-task-counts', '2', '1', '--stage-bytes-sizes', '10KB', '2KiB', '1000', '--task-sleep', '0.01', '--repeat', '2', '--memory-profile-interval', '0.02', '--workers', '2'])
   t.equal(out.code, 0, out.stderr)
   t.match(out.stdout, /store empty: yes \(file\(.*\): \d+ objects stored during the runs, 0 left\)/)
@@ -79,12 +77,6 @@ t.test('shapes the stage rules refuse, and the sizes count', async (t) => {
   const local = await run(['--connector', 'local', '--data-management', 'default-proxy', '--run-dir', join(scratch, 'b')])
   t.equal(local.code, 2)
   t.match(local.stderr, /--connector local keeps objects in this process only/)
-})
-
-t.test('owned-proxy', { skip: hasOwnership ? 'the ownership API is here: covered by the first test' : false }, async (t) => {
-  const out = await run(['--data-management', 'owned-proxy', '--run-dir', join(scratch, 'c')])
-  t.equal(out.code, 2)
-  t.match(out.stderr, /owned-proxy needs tsflow's ownership API/)
 })
 
 t.test('Ctrl-C: the sampler and the executor stop, stored objects are evicted', async (t) => {
