@@ -5,6 +5,7 @@
  * registered fails with the registry's error naming the known types.
  */
 import { mkdirSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor } from 'tsflow'
 import { connectorFromConfig, type Connector, type ConnectorConfig } from 'tsflow/proxy'
@@ -16,7 +17,7 @@ export const CONNECTOR_TYPES = ['file', 'redis', 'shm', 'zmq', 'local', 'multi']
 
 export const EXECUTOR_FLAGS = {
   executor: { default: 'threads', choices: ['threads', 'htex'], help: 'threads: the embedded local default (ThreadPoolExecutor); htex: local HighThroughputExecutor, 1 block' },
-  workers: { default: '4', help: 'threads (threads) or workers per node (htex)' },
+  workers: { default: '4', help: 'threads (threads) or workers (htex; all started, even beyond one per CPU)' },
   'worker-mode': { default: 'processes', choices: ['processes', 'threads'], help: 'htex workers as processes or threads' },
 } satisfies Record<string, FlagSpec>
 
@@ -48,7 +49,10 @@ export function executorChoice(flags: { executor: string; workers: string; 'work
 
 export function makeExecutor(choice: ExecutorChoice): Executor {
   if (choice.kind === 'threads') return new ThreadPoolExecutor({ maxThreads: choice.workers })
-  return new HighThroughputExecutor({ maxWorkersPerNode: choice.workers, workerMode: choice.workerMode, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }) })
+  // Exactly `workers` workers, also beyond one per CPU (HTEX caps workers at CPUs / coresPerWorker):
+  // these tasks sleep or move data, they do not compute.
+  const coresPerWorker = Math.min(1, cpus().length / choice.workers)
+  return new HighThroughputExecutor({ maxWorkersPerNode: choice.workers, coresPerWorker, workerMode: choice.workerMode, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }) })
 }
 
 /** How the results name an executor: `threads(4)`, `htex(4 processes)`. */
