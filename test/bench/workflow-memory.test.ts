@@ -99,6 +99,19 @@ t.test('Ctrl-C: the sampler and the executor stop, stored objects are evicted', 
   t.same(readdirSync(join(runDirOf(out.stdout), 'objects')), [], 'what the runs stored was evicted')
 })
 
+t.test('the sampler stops by itself when the bench is killed (SIGKILL: no clean-up runs)', async (t) => {
+  let sampler = 0
+  const out = await run(['--run-dir', join(scratch, 'e'), '--data-management', 'none', '--stage-task-counts', '1', '--stage-bytes-sizes', '1KB', '1KB', '--task-sleep', '30', '--repeat', '1'], (stdout, child) => {
+    if (sampler === 0 && samplerOf(stdout) > 0) {
+      sampler = samplerOf(stdout)
+      child.kill('SIGKILL')
+    }
+  })
+  t.equal(out.code, null, 'killed')
+  t.ok(sampler > 0)
+  await waitFor(() => !isAlive(sampler), 'the orphaned sampler to exit', 5000)
+})
+
 t.test('the store check sees an object left behind', async (t) => {
   const { checkStoreEmpty, storeCheckText } = (await import(join(root, 'out/bench/lib/store-check.js'))) as typeof import('../../bench/lib/store-check.js')
   const directory = join(scratch, 'left')
