@@ -32,8 +32,9 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   put(bytes: Uint8Array, key?: K): Promise<K>
   get(key: K): Promise<Uint8Array>
   /**
-   * The same as `get`, blocking: only connectors whose back end can answer synchronously (local,
-   * file) have it. It lets a proxy resolve on a plain property access.
+   * The same as `get`, blocking: connectors whose back end can answer synchronously (local, file)
+   * have it, socket-based ones through a SyncBridge (redis; `withSyncGet` adds one). It lets a
+   * proxy resolve on a plain property access.
    */
   getSync?(key: K): Uint8Array
   exists(key: K): Promise<boolean>

@@ -31,3 +31,5 @@ export {
 } from './ownership.js'
 export type { GetOptions, OwnedOptions } from './store.js'
 export type { ProxyKind } from './proxy.js'
+export { RedisConnector, type RedisConnectorOptions } from './redis.js'
+export { SyncBridge, withSyncGet, type SyncBridgeOptions } from './sync-bridge.js'

@@ -152,8 +152,8 @@ export class Store {
   }
 
   /**
-   * `get`, blocking, for connectors that can answer synchronously (local, file); others throw a
-   * UsageError saying to await instead. Proxies use it to resolve on a plain property access.
+   * `get`, blocking, for connectors that can answer synchronously (local, file, redis and others
+   * through a SyncBridge); others throw a UsageError saying to await instead. Proxies use it to resolve on a plain property access.
    */
   getSync<T = unknown>(key: ObjectKey, options: GetOptions = {}): T {
     this.checkOpen()
@@ -162,7 +162,7 @@ export class Store {
     if (!this.connector.getSync) {
       throw new UsageError(
         `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
-          `(task arguments will be resolved for you)`,
+          `(task arguments will be resolved for you), or give the connector a blocking read with withSyncGet(connector)`,
       )
     }
     const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
