@@ -97,7 +97,8 @@ export async function connectorConfig(type: string, flags: ConnectorFlags, scrat
       host = server.host
       port = server.port
     }
-    config = { type, host: host || '127.0.0.1', ...(port !== undefined ? { port } : {}) }
+    // A key prefix of this bench's own, so the end-of-run check can list what is left.
+    config = { type, host: host || '127.0.0.1', ...(port !== undefined ? { port } : {}), keyPrefix: `tsflow-bench-${process.pid}:` }
   } else if (type === 'multi') {
     // Routes by size, as the issue describes: small objects to files, large ones to shared memory.
     const threshold = parseBytes(flags['multi-threshold'], '--multi-threshold')

@@ -10,13 +10,13 @@ export interface StoreCheck {
   objectsMade: number
   /** of those, how many the connector still has */
   objectsLeft: number
-  /** for connectors whose contents can be listed (file, shm, multi): every entry left, ours or not */
+  /** for connectors whose contents can be listed (file, shm, redis, multi): every entry left, ours or not */
   entriesLeft?: string[]
 }
 
 /**
  * After the runs: the connector must hold none of the objects the runs stored; where its contents
- * can be listed (file, shm, multi of those) it must hold nothing at all (catches objects whose key
+ * can be listed (file, shm, redis by key prefix, multi of those) it must hold nothing at all (catches objects whose key
  * the bench never saw, and partial writes).
  */
 export async function checkStoreEmpty(store: Store, config: ConnectorConfig, madeKeys: ReadonlyMap<string, ObjectKey>): Promise<StoreCheck> {
@@ -24,7 +24,7 @@ export async function checkStoreEmpty(store: Store, config: ConnectorConfig, mad
   const present = await Promise.all(keys.map((key) => store.connector.exists(key)))
   const objectsLeft = present.filter(Boolean).length
   const check: StoreCheck = { check: 'store-empty', connector: store.connector.label, empty: objectsLeft === 0, objectsMade: keys.length, objectsLeft }
-  const listed = listEntries(config)
+  const listed = config.type === 'redis' ? await listRedis(config) : listEntries(config)
   if (listed !== undefined) {
     check.entriesLeft = listed
     if (listed.length > 0) check.empty = false
@@ -45,6 +45,19 @@ export function listEntries(config: ConnectorConfig): string[] | undefined {
     return lists.every((list) => list === undefined) ? undefined : lists.flatMap((list) => list ?? [])
   }
   return undefined
+}
+
+/** The keys under a redis connector's key prefix (KEYS: fine for a bench's server, not for a busy one). */
+async function listRedis(config: ConnectorConfig): Promise<string[] | undefined> {
+  if (typeof config.keyPrefix !== 'string' || config.keyPrefix === '') return undefined
+  const { createClient } = await import('redis')
+  const client = config.url !== undefined ? createClient({ url: String(config.url) }) : createClient({ socket: { host: String(config.host ?? '127.0.0.1'), port: Number(config.port ?? 6379) }, database: Number(config.db ?? 0) })
+  await client.connect()
+  try {
+    return await client.keys(`${config.keyPrefix}*`)
+  } finally {
+    await client.close()
+  }
 }
 
 export function storeCheckText(check: StoreCheck): string {

@@ -1,12 +1,14 @@
 // Smoke test of bench/task-rtt (the compiled bench in out/): two small sizes, few round trips.
 import { execFile } from 'node:child_process'
+import { createConnection } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { connectors } from 'tsflow/proxy'
+import { connectors, RedisConnector, Store } from 'tsflow/proxy'
+import { redisMissing, startRedis } from '../helpers/redis.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-rtt-'))
@@ -36,4 +38,27 @@ t.test('a connector this build lacks is refused by name', async (t) => {
   )
   t.equal(failed?.code, 2)
   t.match(failed?.stderr, new RegExp(`connector ${missing} not in this tsflow build`))
+})
+
+t.test('redis: the bench starts and stops its own redis-server, measures redis-raw, and the check lists keys left behind', { skip: redisMissing() ?? false }, async (t) => {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--sizes', '1KB', '--repeat', '1', '--warmup', '0', '--transports', 'redis'], { timeout: 60_000 })
+  const port = Number(/private redis-server on 127\.0\.0\.1:(\d+)/.exec(stdout)?.[1])
+  t.ok(port > 0)
+  t.match(stdout, /store empty: yes \(redis\(127\.0\.0\.1:\d+\): 2 objects stored during the runs, 0 left\)/)
+  const dir = /run directory (\S+)/.exec(stdout)![1]!
+  t.same(new Set(readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',')[1])), new Set(['redis', 'memcpy', 'redis-raw']))
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(false)))
+    socket.once('error', () => resolve(true))
+  })
+  t.ok(refused, 'the private redis-server is gone')
+
+  const redis = await startRedis(t)
+  const { checkStoreEmpty } = (await import(join(root, 'out/bench/lib/store-check.js'))) as typeof import('../../bench/lib/store-check.js')
+  const store = new Store(`rtt-check-${process.pid}`, new RedisConnector({ host: redis.host, port: redis.port, keyPrefix: 'bench-check:' }))
+  t.teardown(() => store.close())
+  await store.put(new Uint8Array(4))
+  const check = await checkStoreEmpty(store, store.connector.toConfig(), new Map())
+  t.match(check, { empty: false, objectsMade: 0 })
+  t.equal(check.entriesLeft?.length, 1, 'a key the bench did not know of is listed by its prefix')
 })
