@@ -2,7 +2,8 @@
  * bench/task-rtt: the round trip of one task whose argument and result are 1 KB .. 100 MB, passed
  * directly (through the executor) versus through each connector (the argument as a proxy, the
  * result as a proxy of a new object in the same store), with two baselines:
- *  - memcpy: a raw in-memory copy of the same size (Buffer.copy), the floor for shm;
+ *  - memcpy: a raw in-memory copy of the same size (Buffer.copy) into new memory, the floor for
+ *    shm (memcpy-warm: into memory touched before, the copy alone);
  *  - redis-raw: one SET and one GET of the same bytes with the same redis client, as
  *    redis-benchmark measures (only with redis among the transports).
  * `local` is measured in this process without a task (proxy, resolve, proxy, resolve): the
@@ -31,11 +32,12 @@ import { makeData } from './workflow-memory/tasks.js'
 
 const CONNECTOR_TRANSPORTS = ['file', 'shm', 'redis', 'zmq', 'multi', 'local'] as const
 const TRANSPORTS = ['direct', ...CONNECTOR_TRANSPORTS] as const
+const BASELINES = ['memcpy', 'memcpy-warm', 'redis-raw']
 
 const FLAGS = {
   sizes: { default: ['1KB', '10KB', '100KB', '1MB', '10MB', '100MB'], list: true, commas: true, help: 'argument (and result) sizes' },
   transports: { default: [], list: true, commas: true, choices: TRANSPORTS, help: 'direct and connectors to measure (default: direct and every connector this tsflow has)' },
-  baselines: { default: 'true', choices: ['true', 'false'], help: 'also measure memcpy and (with redis) redis-raw' },
+  baselines: { default: 'true', choices: ['true', 'false'], help: 'also measure memcpy, memcpy-warm and (with redis) redis-raw' },
   repeat: { default: '5', help: 'measured round trips per transport and size' },
   warmup: { default: '2', help: 'unmeasured round trips first' },
   'run-dir': { default: 'runs/', help: 'results go to <run-dir>/task-rtt-<date>/' },
@@ -125,7 +127,7 @@ async function bench(argv: string[]): Promise<number> {
   const kernel = needsKernel ? await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start() : undefined
   if (kernel) onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
   const label = executorLabel(choice)
-  const measured = [...transports, ...(flags.baselines === 'true' ? ['memcpy', ...(raw ? ['redis-raw'] : [])] : [])]
+  const measured = [...transports, ...(flags.baselines === 'true' ? ['memcpy', 'memcpy-warm', ...(raw ? ['redis-raw'] : [])] : [])]
   console.log(`run directory ${runDir}\nexecutor ${label}; transports ${measured.join(', ')}; sizes ${sizes.map(formatBytes).join(', ')}; ${warmup} warm-up + ${repeat} measured round trips each`)
 
   const resultsFile = join(runDir, 'results.csv')
@@ -133,9 +135,12 @@ async function bench(argv: string[]): Promise<number> {
   const rows: Row[] = []
 
   const roundTrip = async (transport: string, data: Uint8Array, copy: Uint8Array): Promise<number> => {
-    if (transport === 'memcpy') {
+    if (transport === 'memcpy' || transport === 'memcpy-warm') {
+      const source = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       const started = performance.now()
-      Buffer.from(data.buffer, data.byteOffset, data.byteLength).copy(copy)
+      // memcpy: into new memory (its pages are touched for the first time, as in any transfer);
+      // memcpy-warm: into a buffer allocated and touched before, the copy alone.
+      source.copy(transport === 'memcpy' ? Buffer.allocUnsafeSlow(data.byteLength) : copy)
       return (performance.now() - started) / 1000
     }
     if (transport === 'redis-raw') return raw!.roundTrip(data)
@@ -168,7 +173,7 @@ async function bench(argv: string[]): Promise<number> {
 
   for (const size of sizes) {
     const data = makeData(size, 'random')
-    const copy = new Uint8Array(size)
+    const copy = new Uint8Array(size).fill(1)
     for (const transport of measured) {
       for (let i = 0; i < warmup; i++) await roundTrip(transport, data, copy)
       const times: number[] = []
@@ -208,15 +213,16 @@ async function bench(argv: string[]): Promise<number> {
     if (x && y) console.log(`${a} / ${b} at ${formatBytes(largest)}: ${(x.median_s / y.median_s).toFixed(2)}x`)
   }
   ratio('shm', 'memcpy')
+  ratio('shm', 'memcpy-warm')
   ratio('redis', 'redis-raw')
   ratio('direct', 'memcpy')
 
   const svg = join(runDir, 'task-rtt.svg')
   await writeVegaLiteSvg(svg, {
-    title: { text: `task-rtt: one task, argument and result of each size (${label})`, subtitle: 'median round trip; dashed: baselines (memcpy: one raw copy; redis-raw: SET + GET)' },
+    title: { text: `task-rtt: one task, argument and result of each size (${label})`, subtitle: 'median round trip; dashed: baselines (memcpy: one copy into new memory, memcpy-warm: into touched memory; redis-raw: SET + GET)' },
     width: 620,
     height: 380,
-    data: { values: summaries.map((s) => ({ ...s, baseline: s.transport === 'memcpy' || s.transport === 'redis-raw' ? 'baseline' : 'task' })) },
+    data: { values: summaries.map((s) => ({ ...s, baseline: BASELINES.includes(s.transport) ? 'baseline' : 'task' })) },
     encoding: {
       x: { field: 'size_bytes', type: 'quantitative', scale: { type: 'log' }, title: 'argument and result size (bytes)' },
       y: { field: 'median_s', type: 'quantitative', scale: { type: 'log' }, title: 'round trip (s)' },

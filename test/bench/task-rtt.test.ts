@@ -19,10 +19,10 @@ t.test('direct and every connector of this build, with the memcpy baseline, as C
   const dir = /run directory (\S+)/.exec(stdout)![1]!
   const rows = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split('\n')
   t.equal(rows[0], 'executor,transport,size_bytes,repetition,round_trip_s')
-  t.equal(rows.length, 1 + 4 * 2 * 2, 'direct, file, local and memcpy: 2 sizes x 2 round trips')
+  t.equal(rows.length, 1 + 5 * 2 * 2, 'direct, file, local, memcpy and memcpy-warm: 2 sizes x 2 round trips')
   const summary = readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split('\n')
   t.equal(summary[0], 'executor,transport,size_bytes,repetitions,median_s,min_s,max_s,mb_per_s')
-  t.same(new Set(summary.slice(1).map((line) => line.split(',')[1])), new Set(['direct', 'file', 'local', 'memcpy']))
+  t.same(new Set(summary.slice(1).map((line) => line.split(',')[1])), new Set(['direct', 'file', 'local', 'memcpy', 'memcpy-warm']))
   t.same(new Set(summary.slice(1).map((line) => line.split(',')[2])), new Set(['1000', '65536']))
   t.ok(summary.slice(1).every((line) => Number(line.split(',')[4]) > 0), 'positive medians')
   t.equal(stdout.match(/store empty: yes/g)?.length, 2, 'file and local both left empty')
@@ -46,7 +46,7 @@ t.test('redis: the bench starts and stops its own redis-server, measures redis-r
   t.ok(port > 0)
   t.match(stdout, /store empty: yes \(redis\(127\.0\.0\.1:\d+\): 2 objects stored during the runs, 0 left\)/)
   const dir = /run directory (\S+)/.exec(stdout)![1]!
-  t.same(new Set(readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',')[1])), new Set(['redis', 'memcpy', 'redis-raw']))
+  t.same(new Set(readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',')[1])), new Set(['redis', 'memcpy', 'memcpy-warm', 'redis-raw']))
   const refused = await new Promise<boolean>((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(false)))
     socket.once('error', () => resolve(true))
