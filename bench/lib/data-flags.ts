@@ -27,8 +27,9 @@ export const CONNECTOR_OPTION_FLAGS = {
   'redis-port': { default: '', help: 'redis connector port' },
   'shm-prefix': { default: '', help: 'shm connector: name prefix of its segments (option "prefix"; default bench_<pid>, so the end-of-run check can list them)' },
   'multi-threshold': { default: '1MB', help: 'multi connector without --connector-config: objects below this size go to a file connector, the rest to shm' },
-  'zmq-host': { default: '', help: 'zmq connector: address this node serves its objects on (passed as option "host")' },
-  'zmq-port': { default: '', help: 'zmq connector: port (passed as option "port"; default the connector\'s)' },
+  'zmq-address': { default: '', help: 'zmq connector: the IP address each process serves its objects on (option "address"; default the connector\'s, 127.0.0.1)' },
+  'zmq-interface': { default: '', help: 'zmq connector: a network interface whose address to use, looked up in each process (option "interface")' },
+  'zmq-port': { default: '', help: 'zmq connector: the port (option "port"; default any free port)' },
   'connector-option': { default: [], list: true, help: 'extra connector options as key=value (JSON values allowed), merged into the config' },
   'connector-config': { default: '', help: 'the whole connector config as JSON ({"type": ..., ...}); overrides --connector and its options' },
 } satisfies Record<string, FlagSpec>
@@ -108,7 +109,8 @@ export async function connectorConfig(type: string, flags: ConnectorFlags, scrat
   } else {
     config = { type }
     if (type === 'shm') config.prefix = flags['shm-prefix'] || `bench_${process.pid}`
-    if (type === 'zmq' && flags['zmq-host'] !== '') config.host = flags['zmq-host']
+    if (type === 'zmq' && flags['zmq-address'] !== '') config.address = flags['zmq-address']
+    if (type === 'zmq' && flags['zmq-interface'] !== '') config.interface = flags['zmq-interface']
     if (type === 'zmq' && flags['zmq-port'] !== '') config.port = parseNumber(flags['zmq-port'], '--zmq-port', { min: 0, integer: true })
   }
   for (const option of flags['connector-option']) {
