@@ -20,7 +20,7 @@ import { DataFlowKernel } from 'tsflow'
 import { Store, type ConnectorConfig, type ObjectKey } from 'tsflow/proxy'
 import { BenchUsage, formatBytes, parseArgs, parseBytes, parseNumber, usage, type FlagSpec } from './lib/args.js'
 import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
-import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers } from './lib/data-flags.js'
+import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers, zmqUnfit } from './lib/data-flags.js'
 import { startMemorySampler } from './lib/memory-sampler.js'
 import { appendResult, machine } from './lib/results.js'
 import { checkStoreEmpty, storeCheckText, type StoreCheck } from './lib/store-check.js'
@@ -86,17 +86,20 @@ async function bench(argv: string[]): Promise<number> {
   if (usesStore) {
     config = await connectorConfig(flags.connector, flags, runDir)
     refuseLocalWithWorkers(config.type, 'the tasks')
+    const unfit = zmqUnfit(config.type, choice)
+    if (unfit) throw new BenchUsage(unfit)
     // Cache size 0 (as the seed): a cache would keep objects alive from run to run.
     store = new Store(`workflow-memory-${process.pid}`, buildConnector(config), { cacheSize: 0, serializer: 'bytes' })
     onCleanup(() => store!.close())
-    // On an interrupted run, what the runs stored is evicted before the store closes.
-    onCleanup(() => Promise.all([...madeKeys.values()].map((key) => store!.evict(key))))
   }
   const connectorLabel = config?.type ?? 'none'
 
   const kernel = await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start()
   const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys }
   onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
+  // On an interrupted run, what the runs stored is evicted; this runs before the kernel stops
+  // (clean-up goes newest first), while workers that own objects (zmq) still answer.
+  if (store) onCleanup(() => Promise.all([...madeKeys.values()].map((key) => store!.evict(key))))
   // Workers start (and import the task module) before the first measured run.
   await Promise.all(Array.from({ length: choice.workers * 2 }, (_, i) => warmUp.with({ dfk: kernel })(i)))
 

@@ -140,3 +140,13 @@ export function refuseLocalWithWorkers(type: string, what: string): void {
     throw new BenchUsage(`--connector local keeps objects in this process only; ${what} run on worker threads or processes that cannot see them: use file, redis, shm or zmq`)
   }
 }
+
+/**
+ * The zmq connector serves each process's objects from that process's main thread; a task on a
+ * worker thread cannot own (put) objects, so tasks that store their outputs need HTEX worker
+ * processes. Undefined when fine, else why not.
+ */
+export function zmqUnfit(type: string, choice: ExecutorChoice): string | undefined {
+  if (type !== 'zmq' || (choice.kind === 'htex' && choice.workerMode === 'processes')) return undefined
+  return 'the zmq connector cannot own objects in worker threads, and the tasks store their outputs: use --executor htex (worker processes)'
+}
