@@ -117,6 +117,9 @@ async function bench(argv: string[]): Promise<number> {
     const store = new Store(`task-rtt-${type}-${process.pid}`, buildConnector(config), { cacheSize: 0, serializer: 'bytes' })
     const keys = new Map<string, ObjectKey>()
     onCleanup(() => store.close())
+    // After an interrupt, what was stored is evicted once the kernel stopped (newest first), or for
+    // zmq before, while the worker processes that own objects still answer.
+    if (type !== 'zmq') onCleanup(() => Promise.all([...keys.values()].map((key) => store.evict(key))))
     stores.set(type, { store, config, keys })
   }
   let raw: RedisRaw | undefined
@@ -128,9 +131,8 @@ async function bench(argv: string[]): Promise<number> {
   const needsKernel = transports.some((t) => t !== 'local')
   const kernel = needsKernel ? await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start() : undefined
   if (kernel) onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
-  // After an interrupt, what was stored is evicted before the kernel stops (newest first), while
-  // workers that own objects (zmq) still answer.
-  for (const { store, keys } of stores.values()) onCleanup(() => Promise.all([...keys.values()].map((key) => store.evict(key))))
+  const zmq = stores.get('zmq')
+  if (zmq) onCleanup(() => Promise.all([...zmq.keys.values()].map((key) => zmq.store.evict(key))))
   const label = executorLabel(choice)
   const measured = [...transports, ...(flags.baselines === 'true' ? ['memcpy', 'memcpy-warm', ...(raw ? ['redis-raw'] : [])] : [])]
   console.log(`run directory ${runDir}\nexecutor ${label}; transports ${measured.join(', ')}; sizes ${sizes.map(formatBytes).join(', ')}; ${warmup} warm-up + ${repeat} measured round trips each`)

@@ -82,6 +82,7 @@ async function bench(argv: string[]): Promise<number> {
   let store: Store | undefined
   // every key the runs stored: checked at the end, evicted on an interrupted run
   const madeKeys = new Map<string, ObjectKey>()
+  const evictMade = () => Promise.all([...madeKeys.values()].map((key) => store!.evict(key)))
   let config: ConnectorConfig | undefined
   if (usesStore) {
     config = await connectorConfig(flags.connector, flags, runDir)
@@ -91,15 +92,17 @@ async function bench(argv: string[]): Promise<number> {
     // Cache size 0 (as the seed): a cache would keep objects alive from run to run.
     store = new Store(`workflow-memory-${process.pid}`, buildConnector(config), { cacheSize: 0, serializer: 'bytes' })
     onCleanup(() => store!.close())
+    // An interrupted run's objects are evicted after the kernel stopped (clean-up runs newest
+    // first), so no task still running stores one more; with zmq, before (below), while the worker
+    // processes that own objects still answer (what a killed worker owned goes with it).
+    if (config.type !== 'zmq') onCleanup(evictMade)
   }
   const connectorLabel = config?.type ?? 'none'
 
   const kernel = await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start()
   const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys }
   onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
-  // On an interrupted run, what the runs stored is evicted; this runs before the kernel stops
-  // (clean-up goes newest first), while workers that own objects (zmq) still answer.
-  if (store) onCleanup(() => Promise.all([...madeKeys.values()].map((key) => store!.evict(key))))
+  if (config?.type === 'zmq') onCleanup(evictMade)
   // Workers start (and import the task module) before the first measured run.
   await Promise.all(Array.from({ length: choice.workers * 2 }, (_, i) => warmUp.with({ dfk: kernel })(i)))
 
