@@ -87,8 +87,8 @@ export function summaryTable(summaries: readonly ModeSummary[]): string {
 
 /**
  * Two panels: the system's used memory over the whole benchmark with each run shaded from its
- * start to its end (colour: mode); and, per mode, every run's memory above its baseline against
- * the time since its start, with a rule at each run's end.
+ * start to its end (colour: mode); and one chart per mode of every run's memory above its
+ * baseline against the time since its start, with a rule at each run's end.
  */
 export async function plotMemory(file: string, title: string, runs: readonly RunMemory[], samples: readonly MemorySample[]): Promise<void> {
   const t0 = samples[0]?.unix_timestamp ?? 0
@@ -119,13 +119,18 @@ export async function plotMemory(file: string, title: string, runs: readonly Run
         ],
       },
       {
-        width: 760,
-        height: 220,
-        title: 'each run: memory above its start, against time since its start (dashed: its end)',
-        layer: [
-          { data: { values: overlay }, mark: { type: 'line', strokeWidth: 1.2, opacity: 0.85 }, encoding: { x: { field: 't', type: 'quantitative', title: 'seconds since the run started' }, y: { field: 'above', type: 'quantitative', title: 'used memory above baseline (MB)' }, color: colour, detail: { field: 'run', type: 'nominal' } } },
-          { data: { values: ends }, mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.6 }, encoding: { x: { field: 't', type: 'quantitative' }, color: colour } },
-        ],
+        // One small chart per mode, so runs of different modes do not hide each other.
+        data: { values: [...overlay.map((row) => ({ ...row, kind: 'sample' })), ...ends.map((row) => ({ ...row, kind: 'end' }))] },
+        title: 'per mode, each run: memory above its start against time since its start (dashed: its end)',
+        facet: { column: { field: 'mode', type: 'nominal', title: null, sort: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] } },
+        spec: {
+          width: 170,
+          height: 200,
+          layer: [
+            { transform: [{ filter: "datum.kind === 'sample'" }], mark: { type: 'line', strokeWidth: 1.2, opacity: 0.85 }, encoding: { x: { field: 't', type: 'quantitative', title: 'seconds since the run started' }, y: { field: 'above', type: 'quantitative', title: 'used memory above start (MB)' }, color: colour, detail: { field: 'run', type: 'nominal' } } },
+            { transform: [{ filter: "datum.kind === 'end'" }], mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.6 }, encoding: { x: { field: 't', type: 'quantitative' }, color: colour } },
+          ],
+        },
       },
     ],
   })
