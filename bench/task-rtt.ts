@@ -16,6 +16,7 @@
  * transport and size), task-rtt.svg (log-log), prints the medians, and appends a JSON line per
  * transport and size to bench/results/task-rtt.jsonl unless --history false.
  */
+import { spawnSync } from 'node:child_process'
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { DataFlowKernel } from 'tsflow'
@@ -102,7 +103,10 @@ async function bench(argv: string[]): Promise<number> {
     const unfit = zmqUnfit(transports.includes('zmq') ? 'zmq' : '', choice)
     if (unfit) throw new BenchUsage(unfit)
   } else {
-    transports = TRANSPORTS.filter((t) => t === 'direct' || (registered.has(t) && !zmqUnfit(t, choice)))
+    // Without a server given, redis is measured only where a private redis-server can be started.
+    const redisReachable = flags['redis-host'] !== '' || flags['redis-port'] !== '' || configs.has('redis') || spawnSync('redis-server', ['--version']).status === 0
+    if (registered.has('redis') && !redisReachable) console.log('note: redis not measured: no redis-server on PATH and no --redis-host/--redis-port')
+    transports = TRANSPORTS.filter((t) => t === 'direct' || (registered.has(t) && !zmqUnfit(t, choice) && (t !== 'redis' || redisReachable)))
     if (registered.has('zmq') && zmqUnfit('zmq', choice)) console.log('note: zmq not measured: it needs --executor htex (worker processes own the results they store)')
     const skipped = CONNECTOR_TRANSPORTS.filter((t) => !registered.has(t))
     if (skipped.length) console.log(`note: not measured (not in this tsflow build): ${skipped.join(', ')}`)
