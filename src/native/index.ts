@@ -12,7 +12,7 @@
  */
 
 import { constants as bufferConstants } from 'node:buffer'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -355,6 +355,39 @@ export function sharedMemorySize(name: string): number {
     () => native.shmSize(name),
     (error) => shmProblem(name, error) ?? `could not read the size of shared memory segment '${name}'`,
   )
+}
+
+// POSIX has no call to rename or list shared memory segments. On Linux, glibc's shm_open keeps
+// "/name" as the file /dev/shm/name (a tmpfs), so both go through that directory.
+const SHM_DIRECTORY = '/dev/shm'
+
+/**
+ * Renames segment `from` to `to` atomically (rename(2) within /dev/shm), replacing any segment
+ * named `to`: a process opening `to` gets the old segment or the new one, never neither or a
+ * mix. Mappings of the replaced segment stay valid. Linux only.
+ */
+export function renameSharedMemory(from: string, to: string): void {
+  checkShmName(from, 'from')
+  checkShmName(to, 'to')
+  try {
+    renameSync(join(SHM_DIRECTORY, from.slice(1)), join(SHM_DIRECTORY, to.slice(1)))
+  } catch (error) {
+    const errno = -((error as NodeJS.ErrnoException).errno ?? -E.EIO)
+    const problem = errno === E.ENOENT ? `shared memory segment '${from}' does not exist` : `could not rename shared memory segment '${from}' to '${to}'`
+    throw new NativeError(`${problem} (rename: ${(error as Error).message})`, 'rename', errno)
+  }
+}
+
+/** The names ('/name') of this machine's shared memory segments starting with '/' + `prefix`. Linux only. */
+export function listSharedMemory(prefix = ''): string[] {
+  let files: string[]
+  try {
+    files = readdirSync(SHM_DIRECTORY)
+  } catch (error) {
+    const errno = -((error as NodeJS.ErrnoException).errno ?? -E.EIO)
+    throw new NativeError(`could not list shared memory segments in ${SHM_DIRECTORY} (readdir: ${(error as Error).message})`, 'readdir', errno)
+  }
+  return files.filter((file) => file.startsWith(prefix)).map((file) => `/${file}`)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,6 +11,15 @@ export interface ObjectKey {
   readonly [field: string]: string | number
 }
 
+/**
+ * What a put may say about its object besides its bytes (and size). Only routing connectors
+ * (`multi`) read it; every other connector ignores it, so passing it is always safe.
+ */
+export interface PutHints {
+  /** labels a routing policy can match, e.g. `['checkpoint']` */
+  readonly tags?: readonly string[]
+}
+
 /** A connector's plain-object config: `{ type, ...options }`, enough to rebuild it in another process. */
 export interface ConnectorConfig {
   type: string
@@ -28,21 +37,25 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   readonly type: string
   /** how errors name this connector, e.g. `file(/scratch/objects)` */
   readonly label: string
-  /** stores `bytes` under `key` (replacing what was there) or under a new key; resolves to the key */
-  put(bytes: Uint8Array, key?: K): Promise<K>
+  /**
+   * stores `bytes` under `key` (replacing what was there) or under a new key; resolves to the key.
+   * `hints` describe the object for connectors that route (multi); others ignore them.
+   */
+  put(bytes: Uint8Array, key?: K, hints?: PutHints): Promise<K>
   get(key: K): Promise<Uint8Array>
   /**
-   * The same as `get`, blocking: connectors whose back end can answer synchronously (local, file)
-   * have it, socket-based ones through a SyncBridge (redis; `withSyncGet` adds one). It lets a
+   * The same as `get`, blocking: connectors whose back end can answer synchronously (local, file,
+   * shm) have it, socket-based ones through a SyncBridge (redis, zmq for other owners; `withSyncGet` adds one). It lets a
    * proxy resolve on a plain property access.
    */
   getSync?(key: K): Uint8Array
   exists(key: K): Promise<boolean>
   evict(key: K): Promise<void>
-  putBatch(values: readonly Uint8Array[]): Promise<K[]>
+  /** `hints` apply to every value of the batch */
+  putBatch(values: readonly Uint8Array[], hints?: PutHints): Promise<K[]>
   getBatch(keys: readonly K[]): Promise<Uint8Array[]>
   /** a fresh key for an object to be put later (proxy futures); nothing is stored yet */
-  newKey(): K
+  newKey(hints?: PutHints): K
   /** releases the connector's resources; objects a shared back end holds stay there */
   close(): Promise<void>
   toConfig(): ConnectorConfig

@@ -1,6 +1,6 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
-import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
+import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
 import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
@@ -30,6 +30,8 @@ export interface ProxyOptions {
   serializer?: string
   /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
   lifetime?: Lifetime
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
 }
 
 export interface PutOptions {
@@ -37,6 +39,8 @@ export interface PutOptions {
   serializer?: string
   /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
   lifetime?: Lifetime
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
 }
 
 export interface GetOptions {
@@ -49,6 +53,17 @@ export interface GetOptions {
 export interface OwnedOptions {
   /** a serializer other than the store's default */
   serializer?: string
+  /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
+  tags?: readonly string[]
+}
+
+// Hints only when there are any, so connectors see exactly the old calls otherwise.
+function hintsOf(options: { tags?: readonly string[] }): PutHints | undefined {
+  if (options.tags === undefined) return undefined
+  if (!Array.isArray(options.tags) || !options.tags.every((tag) => typeof tag === 'string' && tag !== '')) {
+    throw new ConfigError('tags', `must be an array of non-empty strings (got ${JSON.stringify(options.tags)})`)
+  }
+  return { tags: options.tags }
 }
 
 const serializerName: Check<string> = (value, path) => {
@@ -103,7 +118,9 @@ export class Store {
   async put(value: unknown, options: PutOptions = {}): Promise<ObjectKey> {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
-    const key = await this.connector.put(this.serializerFor(options.serializer).encode(value))
+    const hints = hintsOf(options)
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    const key = await (hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes))
     await this.bind(lifetime, [key])
     return key
   }
@@ -113,7 +130,9 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
     this.cache.delete(key.id)
-    await this.connector.put(this.serializerFor(options.serializer).encode(value), key)
+    const hints = hintsOf(options)
+    const bytes = this.serializerFor(options.serializer).encode(value)
+    await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
     await this.bind(lifetime, [key])
   }
 
@@ -121,7 +140,9 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
-    const keys = await this.connector.putBatch(values.map((value) => serializer.encode(value)))
+    const hints = hintsOf(options)
+    const encoded = values.map((value) => serializer.encode(value))
+    const keys = await (hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded))
     await this.bind(lifetime, keys)
     return keys
   }
@@ -193,7 +214,7 @@ export class Store {
    */
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
     refuseUnproxyable(value)
-    const key = await this.put(value, { serializer: options.serializer })
+    const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
     return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
   }
 
@@ -209,7 +230,8 @@ export class Store {
    */
   future<T>(options: FutureOptions = {}): ProxyFuture<T> {
     this.checkOpen()
-    return new ProxyFuture<T>(this, this.connector.newKey(), options)
+    const hints = hintsOf(options)
+    return new ProxyFuture<T>(this, hints ? this.connector.newKey(hints) : this.connector.newKey(), options)
   }
 
   /** @internal the factory of a proxy of `key` */
@@ -301,7 +323,7 @@ export class ProxyFuture<T> {
   /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
   async setResult(value: T): Promise<void> {
     refuseUnproxyable(value)
-    await this.store.set(this.key, value, { serializer: this.options.serializer })
+    await this.store.set(this.key, value, { serializer: this.options.serializer, tags: this.options.tags })
   }
 
   async done(): Promise<boolean> {
