@@ -56,9 +56,11 @@ export function makeExecutor(choice: ExecutorChoice): Executor {
   return new HighThroughputExecutor({ maxWorkersPerNode: choice.workers, coresPerWorker, workerMode: choice.workerMode, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }) })
 }
 
-/** How the results name an executor: `threads(4)`, `htex(4 processes)`. */
+/** How the results name an executor: `threads(4)`, `htex(4 worker processes)`, `htex(1 worker thread)`. */
 export function executorLabel(choice: ExecutorChoice): string {
-  return choice.kind === 'threads' ? `threads(${choice.workers})` : `htex(${choice.workers} ${choice.workerMode})`
+  // No commas: the label is a CSV field.
+  const kind = choice.workers === 1 ? choice.workerMode.replace(/e?s$/, '') : choice.workerMode
+  return choice.kind === 'threads' ? `threads(${choice.workers})` : `htex(${choice.workers} worker ${kind})`
 }
 
 function optionValue(text: string): unknown {

@@ -1,7 +1,7 @@
 // Smoke test of bench/task-rtt (the compiled bench in out/): two small sizes, few round trips.
 import { execFile } from 'node:child_process'
 import { createConnection } from 'node:net'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,29 +15,32 @@ const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-rtt-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 
 t.test('direct and every connector of this build, with the memcpy baseline, as CSV and SVG; stores left empty', async (t) => {
-  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--sizes', '1KB', '64KiB', '--repeat', '2', '--warmup', '1', '--transports', 'direct', 'file', 'local'], { timeout: 60_000 })
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--sizes', '1KB', '64KiB', '--repeat', '2', '--warmup', '1', '--transports', 'direct', 'file', 'local', 'shm', 'multi'], { timeout: 60_000 })
   const dir = /run directory (\S+)/.exec(stdout)![1]!
   const rows = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split('\n')
   t.equal(rows[0], 'executor,transport,size_bytes,repetition,round_trip_s')
-  t.equal(rows.length, 1 + 5 * 2 * 2, 'direct, file, local, memcpy and memcpy-warm: 2 sizes x 2 round trips')
+  t.equal(rows.length, 1 + 7 * 2 * 2, 'direct, file, local, shm, multi, memcpy and memcpy-warm: 2 sizes x 2 round trips')
   const summary = readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split('\n')
   t.equal(summary[0], 'executor,transport,size_bytes,repetitions,median_s,min_s,max_s,mb_per_s')
-  t.same(new Set(summary.slice(1).map((line) => line.split(',')[1])), new Set(['direct', 'file', 'local', 'memcpy', 'memcpy-warm']))
+  t.same(new Set(summary.slice(1).map((line) => line.split(',')[1])), new Set(['direct', 'file', 'local', 'shm', 'multi', 'memcpy', 'memcpy-warm']))
   t.same(new Set(summary.slice(1).map((line) => line.split(',')[2])), new Set(['1000', '65536']))
   t.ok(summary.slice(1).every((line) => Number(line.split(',')[4]) > 0), 'positive medians')
-  t.equal(stdout.match(/store empty: yes/g)?.length, 2, 'file and local both left empty')
+  t.equal(stdout.match(/store empty: yes/g)?.length, 4, 'file, local, shm and multi all left empty')
+  t.same(readdirSync('/dev/shm').filter((name) => name.startsWith(`tsflow-bench_${/shm\(bench_(\d+)\)/.exec(stdout)?.[1]}`)), [], 'no shm segment left')
   t.match(readFileSync(join(dir, 'task-rtt.svg'), 'utf8'), /^<svg/)
 })
 
-t.test('a connector this build lacks is refused by name', async (t) => {
-  const missing = ['shm', 'redis', 'zmq'].find((type) => !connectors.names().includes(type))
-  if (!missing) return t.pass('every connector is registered')
-  const failed = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--transports', missing]).then(
+t.test('HTEX with the zmq peer connector (workers own the results they store); zmq refused on threads', async (t) => {
+  t.ok(connectors.names().includes('zmq'))
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--executor', 'htex', '--sizes', '1KB', '--repeat', '1', '--warmup', '0', '--baselines', 'false', '--transports', 'zmq'], { timeout: 60_000 })
+  t.match(stdout, /executor htex\(1 worker process\)/)
+  t.match(stdout, /store empty: yes \(zmq\(tcp:\/\/127\.0\.0\.1:\d+\): 2 objects stored during the runs, 0 left\)/)
+  const failed = await promisify(execFile)(process.execPath, [join(root, 'out/bench/task-rtt.js'), '--history', 'false', '--run-dir', scratch, '--transports', 'zmq']).then(
     () => undefined,
     (error: { code: number; stderr: string }) => error,
   )
   t.equal(failed?.code, 2)
-  t.match(failed?.stderr, new RegExp(`connector ${missing} not in this tsflow build`))
+  t.match(failed?.stderr, /the zmq connector cannot own objects in worker threads/)
 })
 
 t.test('redis: the bench starts and stops its own redis-server, measures redis-raw, and the check lists keys left behind', { skip: redisMissing() ?? false }, async (t) => {
