@@ -63,7 +63,8 @@ export function usage(command: string, summary: string, spec: Record<string, Fla
   const lines = Object.entries(spec).map(([name, flag]) => {
     const value = flag.list ? ' V [V ...]' : ' V'
     const shown = Array.isArray(flag.default) ? flag.default.join(' ') : flag.default
-    return `  --${name}${value}`.padEnd(34) + `${flag.help}${shown !== '' ? ` (default: ${shown})` : ''}`
+    const choices = flag.choices ? ` [${flag.choices.join('|')}]` : ''
+    return `  --${name}${value}`.padEnd(34) + `${flag.help}${choices}${shown !== '' ? ` (default: ${shown})` : ''}`
   })
   return `Usage: ${command} [options]\n\n${summary}\n\nOptions:\n${lines.join('\n')}\n`
 }
