@@ -10,7 +10,8 @@
  *     --stage-task-counts 8 1 --stage-bytes-sizes 10MB 1MB 1MB --task-sleep 1.0 --repeat 5
  *
  * Writes to <run-dir>/workflow-memory-<date>/: results.csv (one line per run), results-memory.csv
- * (the sampler's lines), memory.svg, summary.json; prints a table per mode (makespan, peak memory
+ * (the sampler's lines), results-process-memory.csv (resident memory of the bench's own process
+ * tree, which other tenants do not disturb), memory.svg, summary.json; prints a table per mode (makespan, peak memory
  * above each run's baseline) and whether the store was left empty (exit status 1 if not). Appends
  * the summary to bench/results/workflow-memory.jsonl unless --history false.
  */
@@ -23,8 +24,8 @@ import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
 import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers, zmqUnfit } from './lib/data-flags.js'
 import { startMemorySampler } from './lib/memory-sampler.js'
 import { appendResult, machine } from './lib/results.js'
-import { checkStoreEmpty, storeCheckText, type StoreCheck } from './lib/store-check.js'
-import { csvLine, plotMemory, readMemoryCsv, resultLine, runMemory, summarize, summaryTable } from './workflow-memory/report.js'
+import { checkStoreEmpty, storeCheckText, storedPlaces, type StoreCheck } from './lib/store-check.js'
+import { csvLine, plotMemory, readMemoryCsv, readNumbersCsv, resultLine, runMemory, summarize, summaryTable, type TreeSample } from './workflow-memory/report.js'
 import { warmUp } from './workflow-memory/tasks.js'
 import { MODES, RESULT_COLUMNS, runWorkflow, validateShape, type Mode, type RunResult, type WorkflowContext } from './workflow-memory/workflow.js'
 
@@ -108,8 +109,9 @@ async function bench(argv: string[]): Promise<number> {
 
   const resultsFile = join(runDir, 'results.csv')
   const memoryFile = join(runDir, 'results-memory.csv')
+  const treeFile = join(runDir, 'results-process-memory.csv')
   writeFileSync(resultsFile, csvLine(RESULT_COLUMNS))
-  const sampler = await startMemorySampler(interval, memoryFile)
+  const sampler = await startMemorySampler(interval, memoryFile, treeFile, storedPlaces(config))
   console.log(`run directory ${runDir}`)
   console.log(`memory sampler pid ${sampler.pid}, every ${interval} s`)
   console.log(
@@ -140,7 +142,7 @@ async function bench(argv: string[]): Promise<number> {
   } else console.log('store empty: yes (no store used: mode none only)')
 
   const samples = readMemoryCsv(memoryFile)
-  const memory = runMemory(results, samples)
+  const memory = runMemory(results, samples, readNumbersCsv<TreeSample>(treeFile))
   const summaries = summarize(memory)
   console.log(`\n${summaryTable(summaries)}\n`)
   const svg = join(runDir, 'memory.svg')
@@ -154,7 +156,7 @@ async function bench(argv: string[]): Promise<number> {
     runDir,
   }
   writeFileSync(join(runDir, 'summary.json'), `${JSON.stringify({ machine: machine(), ...summary }, null, 2)}\n`)
-  console.log(`results ${resultsFile}\nmemory ${memoryFile}\nplot ${svg}`)
+  console.log(`results ${resultsFile}\nmemory ${memoryFile} (system), ${treeFile} (the bench's processes)\nplot ${svg}`)
   if (flags.history === 'true') console.log(`summary appended to ${appendResult('workflow-memory', summary)}`)
   return check && !check.empty ? 1 : 0
 }

@@ -47,6 +47,17 @@ export function listEntries(config: ConnectorConfig): string[] | undefined {
   return undefined
 }
 
+/** The files that hold a connector's objects, for the memory sampler's stored_bytes (file, shm, multi of those). */
+export function storedPlaces(config: ConnectorConfig | undefined): { directory: string; prefix: string }[] {
+  if (!config) return []
+  if (config.type === 'file' && typeof config.directory === 'string') return [{ directory: config.directory, prefix: '' }]
+  if (config.type === 'shm' && typeof config.prefix === 'string') return [{ directory: '/dev/shm', prefix: `tsflow-${config.prefix}-` }]
+  if (config.type === 'multi' && typeof config.connectors === 'object' && config.connectors !== null) {
+    return Object.values(config.connectors as Record<string, { connector: ConnectorConfig }>).flatMap((child) => storedPlaces(child.connector))
+  }
+  return []
+}
+
 /** The keys under a redis connector's key prefix (KEYS: fine for a bench's server, not for a busy one). */
 async function listRedis(config: ConnectorConfig): Promise<string[] | undefined> {
   if (typeof config.keyPrefix !== 'string' || config.keyPrefix === '') return undefined

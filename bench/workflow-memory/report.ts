@@ -17,12 +17,24 @@ export function resultLine(result: RunResult): string {
   return csvLine(RESULT_COLUMNS.map((column) => result[column]))
 }
 
-export function readMemoryCsv(file: string): MemorySample[] {
+/** A CSV of numbers with a header line, as the sampler writes them. */
+export function readNumbersCsv<T>(file: string): T[] {
   const [header, ...lines] = readFileSync(file, 'utf8').trim().split('\n')
   const columns = header!.split(',')
   return lines
     .filter((line) => line.trim() !== '')
-    .map((line) => Object.fromEntries(line.split(',').map((value, i) => [columns[i]!, Number(value)])) as unknown as MemorySample)
+    .map((line) => Object.fromEntries(line.split(',').map((value, i) => [columns[i]!, Number(value)])) as T)
+}
+
+export function readMemoryCsv(file: string): MemorySample[] {
+  return readNumbersCsv<MemorySample>(file)
+}
+
+export interface TreeSample {
+  unix_timestamp: number
+  tree_rss_bytes: number
+  processes: number
+  stored_bytes: number
 }
 
 export interface RunMemory {
@@ -33,17 +45,29 @@ export interface RunMemory {
   /** highest used memory sampled between the run's start and end */
   peakBytes: number
   samples: number
+  /** the same for the resident memory of the bench's process tree */
+  treeBaselineBytes: number
+  treePeakBytes: number
+  /** highest bytes the store held in files (file, shm) during the run */
+  storedPeakBytes: number
 }
 
-export function runMemory(results: readonly RunResult[], samples: readonly MemorySample[]): RunMemory[] {
+/** Baseline (last sample at or before `start`) and peak (highest from start to end) of a series. */
+function baselineAndPeak<S extends { unix_timestamp: number }>(samples: readonly S[], value: (s: S) => number, start: number, end: number): { baseline: number; peak: number; during: number } {
+  const before = samples.filter((s) => s.unix_timestamp <= start).at(-1) ?? samples.find((s) => s.unix_timestamp >= start)
+  const during = samples.filter((s) => s.unix_timestamp >= start && s.unix_timestamp <= end)
+  const baseline = before ? value(before) : NaN
+  return { baseline, peak: Math.max(baseline, ...during.map(value)), during: during.length }
+}
+
+export function runMemory(results: readonly RunResult[], samples: readonly MemorySample[], tree: readonly TreeSample[] = []): RunMemory[] {
   return results.map((result, index) => {
     const start = result.workflow_start_timestamp
     const end = result.workflow_end_timestamp
-    const before = samples.filter((s) => s.unix_timestamp <= start).at(-1) ?? samples.find((s) => s.unix_timestamp >= start)
-    const during = samples.filter((s) => s.unix_timestamp >= start && s.unix_timestamp <= end)
-    const baselineBytes = before?.used_bytes ?? NaN
-    const peakBytes = Math.max(baselineBytes, ...during.map((s) => s.used_bytes))
-    return { result, index, baselineBytes, peakBytes, samples: during.length }
+    const system = baselineAndPeak(samples, (s) => s.used_bytes, start, end)
+    const own = baselineAndPeak(tree, (s) => s.tree_rss_bytes, start, end)
+    const stored = baselineAndPeak(tree, (s) => s.stored_bytes, start, end)
+    return { result, index, baselineBytes: system.baseline, peakBytes: system.peak, samples: system.during, treeBaselineBytes: own.baseline, treePeakBytes: own.peak, storedPeakBytes: stored.peak }
   })
 }
 
@@ -54,6 +78,11 @@ export interface ModeSummary {
   makespanStdS: number
   peakAboveBaselineMeanBytes: number
   peakAboveBaselineMaxBytes: number
+  /** the bench's own processes: resident memory peak above the run's start, mean over runs */
+  treePeakAboveBaselineMeanBytes: number
+  treePeakAboveBaselineMaxBytes: number
+  /** most bytes the store held in files (file, shm connectors) at once, mean over runs */
+  storedPeakMeanBytes: number
 }
 
 export function summarize(runs: readonly RunMemory[]): ModeSummary[] {
@@ -64,6 +93,7 @@ export function summarize(runs: readonly RunMemory[]): ModeSummary[] {
     const mean = makespans.reduce((a, b) => a + b, 0) / makespans.length
     const std = Math.sqrt(makespans.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, makespans.length - 1))
     const peaks = mine.map((r) => r.peakBytes - r.baselineBytes)
+    const treePeaks = mine.map((r) => r.treePeakBytes - r.treeBaselineBytes)
     return {
       mode,
       runs: mine.length,
@@ -71,14 +101,27 @@ export function summarize(runs: readonly RunMemory[]): ModeSummary[] {
       makespanStdS: makespans.length > 1 ? std : 0,
       peakAboveBaselineMeanBytes: peaks.reduce((a, b) => a + b, 0) / peaks.length,
       peakAboveBaselineMaxBytes: Math.max(...peaks),
+      treePeakAboveBaselineMeanBytes: treePeaks.reduce((a, b) => a + b, 0) / treePeaks.length,
+      treePeakAboveBaselineMaxBytes: Math.max(...treePeaks),
+      storedPeakMeanBytes: mine.reduce((a, r) => a + r.storedPeakBytes, 0) / mine.length,
     }
   })
 }
 
 export function summaryTable(summaries: readonly ModeSummary[]): string {
   const rows = [
-    ['mode', 'runs', 'makespan mean (s)', '± std', 'peak above baseline, mean', 'max'],
-    ...summaries.map((s) => [s.mode, String(s.runs), s.makespanMeanS.toFixed(3), s.makespanStdS.toFixed(3), formatBytes(s.peakAboveBaselineMeanBytes), formatBytes(s.peakAboveBaselineMaxBytes)]),
+    ['mode', 'runs', 'makespan mean (s)', '± std', 'system: peak above start, mean', 'max', 'bench processes: RSS peak above start, mean', 'max', 'store files: peak, mean'],
+    ...summaries.map((s) => [
+      s.mode,
+      String(s.runs),
+      s.makespanMeanS.toFixed(3),
+      s.makespanStdS.toFixed(3),
+      formatBytes(s.peakAboveBaselineMeanBytes),
+      formatBytes(s.peakAboveBaselineMaxBytes),
+      Number.isFinite(s.treePeakAboveBaselineMeanBytes) ? formatBytes(s.treePeakAboveBaselineMeanBytes) : '-',
+      Number.isFinite(s.treePeakAboveBaselineMaxBytes) ? formatBytes(s.treePeakAboveBaselineMaxBytes) : '-',
+      Number.isFinite(s.storedPeakMeanBytes) ? formatBytes(s.storedPeakMeanBytes) : '-',
+    ]),
   ]
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
   const render = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')
