@@ -142,11 +142,12 @@ async function bench(argv: string[]): Promise<number> {
   } else console.log('store empty: yes (no store used: mode none only)')
 
   const samples = readMemoryCsv(memoryFile)
-  const memory = runMemory(results, samples, readNumbersCsv<TreeSample>(treeFile))
+  const tree = readNumbersCsv<TreeSample>(treeFile)
+  const memory = runMemory(results, samples, tree)
   const summaries = summarize(memory)
   console.log(`\n${summaryTable(summaries)}\n`)
   const svg = join(runDir, 'memory.svg')
-  await plotMemory(svg, `workflow-memory: stages ${counts.join(' ')}, sizes ${sizes.map(formatBytes).join(' / ')}, ${executorLabel(choice)}, ${connectorLabel}`, memory, samples)
+  await plotMemory(svg, `workflow-memory: stages ${counts.join(' ')}, sizes ${sizes.map(formatBytes).join(' / ')}, ${executorLabel(choice)}, ${connectorLabel}`, memory, samples, tree)
   const summary = {
     flags,
     executor: executorLabel(choice),

@@ -129,14 +129,19 @@ export function summaryTable(summaries: readonly ModeSummary[]): string {
 }
 
 /**
- * Two panels: the system's used memory over the whole benchmark with each run shaded from its
- * start to its end (colour: mode); and one chart per mode of every run's memory above its
+ * Panels: the system's used memory over the whole benchmark with each run shaded from its start
+ * to its end (colour: mode); the bench's own processes' RSS and the store's files over the same
+ * time; and one chart per mode of every run's memory above its
  * baseline against the time since its start, with a rule at each run's end.
  */
-export async function plotMemory(file: string, title: string, runs: readonly RunMemory[], samples: readonly MemorySample[]): Promise<void> {
+export async function plotMemory(file: string, title: string, runs: readonly RunMemory[], samples: readonly MemorySample[], tree: readonly TreeSample[] = []): Promise<void> {
   const t0 = samples[0]?.unix_timestamp ?? 0
   const mb = (bytes: number) => bytes / 1e6
   const timeline = samples.map((s) => ({ t: s.unix_timestamp - t0, used: mb(s.used_bytes) }))
+  const own = tree.flatMap((s) => [
+    { t: s.unix_timestamp - t0, series: 'bench processes (RSS)', mb: mb(s.tree_rss_bytes) },
+    { t: s.unix_timestamp - t0, series: 'store files (file, shm)', mb: mb(s.stored_bytes) },
+  ])
   const spans = runs.map((r) => ({ mode: r.result.data_management, run: r.index + 1, start: r.result.workflow_start_timestamp - t0, end: r.result.workflow_end_timestamp - t0 }))
   const overlay = runs.flatMap((r) => {
     const start = r.result.workflow_start_timestamp
@@ -150,6 +155,7 @@ export async function plotMemory(file: string, title: string, runs: readonly Run
   const colour = { field: 'mode', type: 'nominal', title: 'data management', scale: { domain: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] } }
   await writeVegaLiteSvg(file, {
     title: { text: title, subtitle: 'system memory used (/proc/meminfo, sampled by a separate process)' },
+    config: { legend: { labelLimit: 0 } },
     vconcat: [
       {
         width: 760,
@@ -161,6 +167,19 @@ export async function plotMemory(file: string, title: string, runs: readonly Run
           { data: { values: timeline }, mark: { type: 'line', color: '#222', strokeWidth: 1.2 }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'used', type: 'quantitative', title: 'used memory (MB)', scale: { zero: false } } } },
         ],
       },
+      ...(own.length === 0
+        ? []
+        : [
+            {
+              width: 760,
+              height: 160,
+              title: 'the bench\u2019s own processes and what the store holds in files (not moved by other tenants)',
+              layer: [
+                { data: { values: spans }, mark: { type: 'rect', opacity: 0.2 }, encoding: { x: { field: 'start', type: 'quantitative', title: 'seconds since the first sample' }, x2: { field: 'end' }, color: colour } },
+                { data: { values: own }, mark: { type: 'line', strokeWidth: 1.2 }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'mb', type: 'quantitative', title: 'MB' }, strokeDash: { field: 'series', type: 'nominal', title: null } } },
+              ],
+            },
+          ]),
       {
         // One small chart per mode, so runs of different modes do not hide each other.
         data: { values: [...overlay.map((row) => ({ ...row, kind: 'sample' })), ...ends.map((row) => ({ ...row, kind: 'end' }))] },
