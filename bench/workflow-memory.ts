@@ -27,10 +27,11 @@ import { appendResult, machine } from './lib/results.js'
 import { checkStoreEmpty, storeCheckText, storedPlaces, type StoreCheck } from './lib/store-check.js'
 import { csvLine, plotMemory, readMemoryCsv, readNumbersCsv, resultLine, runMemory, summarize, summaryTable, type TreeSample } from './workflow-memory/report.js'
 import { warmUp } from './workflow-memory/tasks.js'
-import { MODES, RESULT_COLUMNS, runWorkflow, validateShape, type Mode, type RunResult, type WorkflowContext } from './workflow-memory/workflow.js'
+import { ALL_MODES, MODES, RESULT_COLUMNS, runWorkflow, validateShape, type Mode, type RunResult, type WorkflowContext } from './workflow-memory/workflow.js'
 
 const FLAGS = {
-  'data-management': { default: [...MODES], list: true, commas: true, choices: MODES, help: 'modes to run, each --repeat times' },
+  'data-management': { default: [...MODES], list: true, commas: true, choices: ALL_MODES, help: 'modes to run, each --repeat times (executor-proxy, not in the seed: mode none on an executor with the proxy option)' },
+  'executor-proxy-threshold': { default: '1MB', help: 'executor-proxy: the executor option\'s threshold' },
   'stage-task-counts': { default: ['1', '3', '1', '1'], list: true, commas: true, help: 'tasks in each stage' },
   'stage-bytes-sizes': { default: ['1000', '10000', '10000', '10000', '1000'], list: true, commas: true, help: 'initial data size, then each stage\'s output size (one more than stages; 100MB, 10KiB accepted)' },
   'stage-repeat': { default: '1', help: 'times the stages are repeated within one run' },
@@ -100,12 +101,16 @@ async function bench(argv: string[]): Promise<number> {
   }
   const connectorLabel = config?.type ?? 'none'
 
-  const kernel = await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors: [makeExecutor(choice)] }).start()
-  const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys }
+  // executor-proxy needs a second executor, the same but with the proxy option on our store.
+  const twoExecutors = modes.includes('executor-proxy') ? { plain: 'plain', proxied: 'proxied' } : undefined
+  const threshold = parseBytes(flags['executor-proxy-threshold'], '--executor-proxy-threshold')
+  const executors = twoExecutors ? [makeExecutor(choice, { label: twoExecutors.plain }), makeExecutor(choice, { label: twoExecutors.proxied, proxy: { store: store!, threshold } })] : [makeExecutor(choice)]
+  const kernel = await new DataFlowKernel({ runDir: join(runDir, 'runinfo'), executors }).start()
+  const context: WorkflowContext = { kernel, store, executorLabel: executorLabel(choice), connectorLabel, madeKeys, ...(twoExecutors ? { executors: twoExecutors } : {}) }
   onCleanup(() => kernel.cleanup({ deadlineMs: 10_000 }))
   if (config?.type === 'zmq') onCleanup(evictMade)
   // Workers start (and import the task module) before the first measured run.
-  await Promise.all(Array.from({ length: choice.workers * 2 }, (_, i) => warmUp.with({ dfk: kernel })(i)))
+  for (const executor of executors) await Promise.all(Array.from({ length: choice.workers * 2 }, (_, i) => warmUp.with({ dfk: kernel, executors: [executor.label] })(i)))
 
   const resultsFile = join(runDir, 'results.csv')
   const memoryFile = join(runDir, 'results-memory.csv')
@@ -127,7 +132,7 @@ async function bench(argv: string[]): Promise<number> {
       const result = await runWorkflow(context, mode, shape)
       results.push(result)
       appendFileSync(resultsFile, resultLine(result))
-      console.log(`${mode.padEnd(13)} run ${run + 1}/${repeat}: makespan ${result.workflow_makespan_s.toFixed(3)} s`)
+      console.log(`${mode.padEnd(14)} run ${run + 1}/${repeat}: makespan ${result.workflow_makespan_s.toFixed(3)} s`)
       // Lets memory settle (and the sampler see it) between runs.
       await new Promise((r) => setTimeout(r, Math.max(100, interval * 2000)))
     }

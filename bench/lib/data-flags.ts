@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
-import { HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor } from 'tsflow'
+import { HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor, type ExecutorProxyOptions } from 'tsflow'
 import { connectorFromConfig, type Connector, type ConnectorConfig } from 'tsflow/proxy'
 import { BenchUsage, parseBytes, parseNumber, type FlagSpec } from './args.js'
 import { onCleanup } from './cleanup.js'
@@ -48,12 +48,18 @@ export function executorChoice(flags: { executor: string; workers: string; 'work
   }
 }
 
-export function makeExecutor(choice: ExecutorChoice): Executor {
-  if (choice.kind === 'threads') return new ThreadPoolExecutor({ maxThreads: choice.workers })
+export interface ExecutorExtras {
+  label?: string
+  /** the executor option that proxies large arguments and results through a store */
+  proxy?: ExecutorProxyOptions
+}
+
+export function makeExecutor(choice: ExecutorChoice, extras: ExecutorExtras = {}): Executor {
+  if (choice.kind === 'threads') return new ThreadPoolExecutor({ maxThreads: choice.workers, ...extras })
   // Exactly `workers` workers, also beyond one per CPU (HTEX caps workers at CPUs / coresPerWorker):
   // these tasks sleep or move data, they do not compute.
   const coresPerWorker = Math.min(1, cpus().length / choice.workers)
-  return new HighThroughputExecutor({ maxWorkersPerNode: choice.workers, coresPerWorker, workerMode: choice.workerMode, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }) })
+  return new HighThroughputExecutor({ maxWorkersPerNode: choice.workers, coresPerWorker, workerMode: choice.workerMode, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }), ...extras })
 }
 
 /** How the results name an executor: `threads(4)`, `htex(4 worker processes)`, `htex(1 worker thread)`. */

@@ -152,7 +152,7 @@ export async function plotMemory(file: string, title: string, runs: readonly Run
       .map((s) => ({ mode: r.result.data_management, run: r.index + 1, t: s.unix_timestamp - start, above: mb(s.used_bytes - r.baselineBytes) }))
   })
   const ends = runs.map((r) => ({ mode: r.result.data_management, run: r.index + 1, t: r.result.workflow_makespan_s }))
-  const colour = { field: 'mode', type: 'nominal', title: 'data management', scale: { domain: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] } }
+  const colour = { field: 'mode', type: 'nominal', title: 'data management', scale: { domain: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy', 'executor-proxy'] } }
   await writeVegaLiteSvg(file, {
     title: { text: title, subtitle: 'system memory used (/proc/meminfo, sampled by a separate process)' },
     config: { legend: { labelLimit: 0 } },
@@ -184,7 +184,7 @@ export async function plotMemory(file: string, title: string, runs: readonly Run
         // One small chart per mode, so runs of different modes do not hide each other.
         data: { values: [...overlay.map((row) => ({ ...row, kind: 'sample' })), ...ends.map((row) => ({ ...row, kind: 'end' }))] },
         title: 'per mode, each run: memory above its start against time since its start (dashed: its end)',
-        facet: { column: { field: 'mode', type: 'nominal', title: null, sort: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] } },
+        facet: { column: { field: 'mode', type: 'nominal', title: null, sort: ['none', 'default-proxy', 'manual-proxy', 'owned-proxy', 'executor-proxy'] } },
         spec: {
           width: 170,
           height: 200,

@@ -5,7 +5,8 @@
  *  - default-proxy: as proxies, all evicted only after the whole run;
  *  - manual-proxy: as proxies, each stage's inputs evicted once the stage is done;
  *  - owned-proxy: owned proxies, borrowed into the tasks (borrows released when each task's future
- *    settles), results taken into ownership, each stage's inputs dropped (evicted) after the stage.
+ *    settles), results taken into ownership, each stage's inputs dropped (evicted) after the stage;
+ *  - executor-proxy (an addition): the bytes of mode none, on an executor with the `proxy` option.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -14,8 +15,15 @@ import { borrow, dispose, factoryOf, intoOwned, isProxy, ownedProxy, type Object
 import { BenchUsage } from '../lib/args.js'
 import { makeData, taskNoProxy, taskProxy } from './tasks.js'
 
+/** The seed's modes, run by default. */
 export const MODES = ['none', 'default-proxy', 'manual-proxy', 'owned-proxy'] as const
-export type Mode = (typeof MODES)[number]
+/**
+ * Also accepted (not run by default, not in the seed): `executor-proxy`, the tasks of mode none on
+ * an executor with tsflow's `proxy: { store, threshold }` option, which proxies large arguments
+ * and results itself.
+ */
+export const ALL_MODES = [...MODES, 'executor-proxy'] as const
+export type Mode = (typeof ALL_MODES)[number]
 
 export const RESULT_COLUMNS = [
   'executor',
@@ -59,6 +67,8 @@ export interface WorkflowContext {
   connectorLabel: string
   /** every key a run stored: the end-of-bench check looks each one up */
   madeKeys: Map<string, ObjectKey>
+  /** executor labels when executor-proxy runs too: the plain executor and the one with the proxy option */
+  executors?: { plain: string; proxied: string }
 }
 
 /**
@@ -134,8 +144,10 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
       }
     }
   }
-  const submitNoProxy = taskNoProxy.with({ dfk: kernel })
-  const submitProxy = taskProxy.with({ dfk: kernel })
+  const on = context.executors ? { executors: [mode === 'executor-proxy' ? context.executors.proxied : context.executors.plain] } : {}
+  const submitNoProxy = taskNoProxy.with({ dfk: kernel, ...on })
+  const submitProxy = taskProxy.with({ dfk: kernel, ...on })
+  const bytesOnly = mode === 'none' || mode === 'executor-proxy'
 
   gc()
   const start = Date.now() / 1000
@@ -144,16 +156,16 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
   let current: unknown[] = []
   for (let repeat = 0; repeat < shape.stageRepeat; repeat++) {
     const initial = Array.from({ length: counts[0]! }, () => makeData(sizes[0]!, shape.fill))
-    if (mode === 'none') current = initial
+    if (bytesOnly) current = initial
     else if (owned) current = await Promise.all(initial.map((data) => ownedProxy(store!, data)))
     else current = await Promise.all(initial.map((data) => store!.proxy(data)))
-    if (mode !== 'none') remember(current)
+    if (!bytesOnly) remember(current)
 
     for (let stage = 0; stage < counts.length; stage++) {
       const perTask = stageInputs(current, counts[stage]!)
       const outputBytes = sizes[stage + 1]!
       let futures: AppFuture<unknown>[]
-      if (mode === 'none') {
+      if (bytesOnly) {
         futures = perTask.map((inputs) => submitNoProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
       } else if (owned) {
         // Each task gets borrows of its inputs, given back when its future settles (scoped submit).
@@ -162,7 +174,7 @@ export async function runWorkflow(context: WorkflowContext, mode: Mode, shape: W
         futures = perTask.map((inputs) => submitProxy(outputBytes, shape.taskSleep, shape.fill, ...(inputs as Uint8Array[])))
       }
       const outputs = await Promise.all(futures)
-      if (mode === 'none') {
+      if (bytesOnly) {
         for (const output of outputs) if (!(output instanceof Uint8Array) || output.byteLength !== outputBytes) throw new Error(`a task returned ${Object.prototype.toString.call(output)} instead of ${outputBytes} bytes`)
       } else remember(outputs)
 

@@ -41,8 +41,8 @@ const runDirOf = (stdout: string) => /run directory (\S+)/.exec(stdout)?.[1] ?? 
 const samplerOf = (stdout: string) => Number(/memory sampler pid (\d+)/.exec(stdout)?.[1])
 
 t.test('a run per mode: results.csv and results-memory.csv with the seed columns, a plot, an empty store', async (t) => {
-  const modes = ['none', 'default-proxy', 'manual-proxy', 'owned-proxy']
-  const out = await run(['--run-dir', join(scratch, 'a'), '--data-management', ...modes, '--stage-task-counts', '2', '1', '--stage-bytes-sizes', '10KB', '2KiB', '1000', '--task-sleep', '0.01', '--repeat', '2', '--memory-profile-interval', '0.02', '--workers', '2'])
+  const modes = ['none', 'default-proxy', 'manual-proxy', 'owned-proxy', 'executor-proxy']
+  const out = await run(['--run-dir', join(scratch, 'a'), '--executor-proxy-threshold', '1KB', '--data-management', ...modes, '--stage-task-counts', '2', '1', '--stage-bytes-sizes', '10KB', '2KiB', '1000', '--task-sleep', '0.01', '--repeat', '2', '--memory-profile-interval', '0.02', '--workers', '2'])
   t.equal(out.code, 0, out.stderr)
   t.match(out.stdout, /store empty: yes \(file\(.*\): \d+ objects stored during the runs, 0 left\)/)
   const dir = runDirOf(out.stdout)
