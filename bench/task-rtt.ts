@@ -240,7 +240,7 @@ async function bench(argv: string[]): Promise<number> {
       x: { field: 'size_bytes', type: 'quantitative', scale: { type: 'log' }, title: 'argument and result size (bytes)' },
       y: { field: 'median_s', type: 'quantitative', scale: { type: 'log' }, title: 'round trip (s)' },
       color: { field: 'transport', type: 'nominal', title: 'transport' },
-      strokeDash: { field: 'baseline', type: 'nominal', title: null, scale: { domain: ['task', 'baseline'], range: [[1, 0], [5, 3]] } },
+      strokeDash: { field: 'baseline', type: 'nominal', legend: null, scale: { domain: ['task', 'baseline'], range: [[1, 0], [5, 3]] } },
     },
     layer: [{ mark: { type: 'line', point: true } }],
   })
