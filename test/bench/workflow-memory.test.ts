@@ -87,35 +87,36 @@ t.test('shapes the stage rules refuse, and the sizes count', async (t) => {
   t.throws(() => refuseLocalWithWorkers('local', 'the tasks'), /--connector local keeps objects in this process only/)
 })
 
-t.test('Ctrl-C: the sampler and the executor stop, stored objects are evicted', async (t) => {
+// Both interruptions run at once: each mostly waits (for a run, for the sampler to start).
+t.test('interrupted: Ctrl-C and SIGKILL leave no sampler, Ctrl-C evicts what was stored', async (t) => {
   let watching = false
-  const out = await run(
-    ['--run-dir', join(scratch, 'd'), '--data-management', 'default-proxy', '--stage-task-counts', '1', '1', '--stage-bytes-sizes', '1KB', '1KB', '1KB', '--task-sleep', '0.3', '--repeat', '50', '--memory-profile-interval', '0.05'],
-    (stdout, child) => {
-      const dir = runDirOf(stdout)
-      if (watching || !dir || !/run 1\/50/.test(stdout)) return
-      watching = true
-      // Interrupt while a run has objects stored (default-proxy keeps them until the run ends).
-      const objects = join(dir, 'objects')
-      void waitFor(() => existsSync(objects) && readdirSync(objects).some((name) => name.endsWith('.ready')), 'an object stored', 10_000, 5).then(() => child.kill('SIGINT'))
-    },
-  )
-  t.equal(out.code, 130, out.stderr)
-  t.match(out.stderr, /SIGINT: stopping/)
-  t.notMatch(out.stderr, /ShutdownError/, 'the cancelled task is not reported as a failure')
-  await waitFor(() => !isAlive(samplerOf(out.stdout)), 'the sampler to be gone', 5000)
-  t.same(readdirSync(join(runDirOf(out.stdout), 'objects')), [], 'what the runs stored was evicted')
-})
-
-t.test('the sampler stops by itself when the bench is killed (SIGKILL: no clean-up runs)', async (t) => {
   let sampler = 0
-  const out = await run(['--run-dir', join(scratch, 'e'), '--data-management', 'none', '--stage-task-counts', '1', '--stage-bytes-sizes', '1KB', '1KB', '--task-sleep', '30', '--repeat', '1'], (stdout, child) => {
-    if (sampler === 0 && samplerOf(stdout) > 0) {
-      sampler = samplerOf(stdout)
-      child.kill('SIGKILL')
-    }
-  })
-  t.equal(out.code, null, 'killed')
+  const [interrupted, killed] = await Promise.all([
+    run(
+      ['--run-dir', join(scratch, 'd'), '--data-management', 'default-proxy', '--stage-task-counts', '1', '1', '--stage-bytes-sizes', '1KB', '1KB', '1KB', '--task-sleep', '0.3', '--repeat', '50', '--memory-profile-interval', '0.05'],
+      (stdout, child) => {
+        const dir = runDirOf(stdout)
+        if (watching || !dir || !/run 1\/50/.test(stdout)) return
+        watching = true
+        // Interrupt while a run has objects stored (default-proxy keeps them until the run ends).
+        const objects = join(dir, 'objects')
+        void waitFor(() => existsSync(objects) && readdirSync(objects).some((name) => name.endsWith('.ready')), 'an object stored', 10_000, 5).then(() => child.kill('SIGINT'))
+      },
+    ),
+    // SIGKILL: no clean-up runs; the sampler stops by itself when its IPC channel closes.
+    run(['--run-dir', join(scratch, 'e'), '--data-management', 'none', '--stage-task-counts', '1', '--stage-bytes-sizes', '1KB', '1KB', '--task-sleep', '30', '--repeat', '1'], (stdout, child) => {
+      if (sampler === 0 && samplerOf(stdout) > 0) {
+        sampler = samplerOf(stdout)
+        child.kill('SIGKILL')
+      }
+    }),
+  ])
+  t.equal(interrupted.code, 130, interrupted.stderr)
+  t.match(interrupted.stderr, /SIGINT: stopping/)
+  t.notMatch(interrupted.stderr, /ShutdownError/, 'the cancelled task is not reported as a failure')
+  await waitFor(() => !isAlive(samplerOf(interrupted.stdout)), 'the sampler to be gone after Ctrl-C', 5000)
+  t.same(readdirSync(join(runDirOf(interrupted.stdout), 'objects')), [], 'what the runs stored was evicted')
+  t.equal(killed.code, null, 'killed')
   t.ok(sampler > 0)
   await waitFor(() => !isAlive(sampler), 'the orphaned sampler to exit', 5000)
 })
