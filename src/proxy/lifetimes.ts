@@ -73,12 +73,22 @@ abstract class BoundObjects implements Lifetime {
     return n
   }
 
-  addKey(key: ObjectKey, store: Store | undefined = this.defaultStore): void {
+  /**
+   * Binds the objects under these keys: `addKey(key)`, `addKey(key, store)`, or several keys as
+   * ProxyStore's `add_key(*keys)` takes them (`addKey(k1, k2, store?)`); a store given last is
+   * theirs, else the lifetime's store.
+   */
+  addKey(...keysAndStore: Array<ObjectKey | Store | undefined>): void {
     if (this.done()) throw new LifetimeEnded(this.label)
+    const last = keysAndStore.at(-1)
+    const given = last instanceof Store || (last === undefined && keysAndStore.length > 1)
+    const store = (given ? (keysAndStore.pop() as Store | undefined) : undefined) ?? this.defaultStore
     if (!store) throw new UsageError(`${this.label}: addKey() needs the store the key belongs to`)
-    let keys = this.objects.get(store)
-    if (!keys) this.objects.set(store, (keys = new Map()))
-    keys.set(key.id, key)
+    const keys = keysAndStore as ObjectKey[]
+    if (!keys.every((key) => typeof key?.id === 'string')) throw new UsageError(`${this.label}: addKey() takes object keys (and the store they belong to, last)`)
+    let bound = this.objects.get(store)
+    if (!bound) this.objects.set(store, (bound = new Map()))
+    for (const key of keys) bound.set(key.id, key)
   }
 
   addProxy(...proxies: unknown[]): void {

@@ -443,3 +443,18 @@ t.test('numeric and string targets take part in operators through Symbol.toPrimi
   t.equal(Object.prototype.toString.call(await store.proxy(new Map())), '[object Map]')
   t.equal(Object.prototype.toString.call(await store.proxy([1])), '[object Array]')
 })
+
+t.test('lifetime.addKey takes several keys, as add_key(*keys) does; the store may come last', async (t) => {
+  const store = open(t)
+  const other = open(t)
+  const [k1, k2, k3] = await store.putBatch(['a', 'b', 'c'])
+  const k4 = await other.put('d')
+  const lifetime = new ContextLifetime(store)
+  lifetime.addKey(k1!, k2!)
+  lifetime.addKey(k3!, store)
+  lifetime.addKey(k4, other)
+  t.throws(() => lifetime.addKey('nope' as never), { code: ErrorCode.USAGE, message: /takes object keys/ })
+  await lifetime.close()
+  for (const key of [k1!, k2!, k3!]) t.notOk(await store.exists(key))
+  t.notOk(await other.exists(k4), 'a key of another store, named last')
+})
