@@ -4,7 +4,7 @@ import { boolean, nonNegativeInt, object, optional, string, type Check } from '.
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
-import { DEFAULT_POLL, factoryOf, getWaiting, isProxiable, proxyOf, refuseUnproxyable, type Poll, type ProxyFactory } from './proxy.js'
+import { DEFAULT_POLL, factoryOf, getWaiting, isProxiable, isProxy, proxyOf, refuseUnproxyable, type Poll, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
 import { lockedProxy, type ProxyLocker } from './utils.js'
 import { StoreMetrics } from './metrics.js'
@@ -550,7 +550,10 @@ export function registerStore(store: Store, options: { replace?: boolean } = {})
  * (the registered one, or one rebuilt, and registered, from the config the proxy carries).
  */
 export function getStore(nameOrProxy: string | object): Store | undefined {
-  if (typeof nameOrProxy !== 'string') return Store.fromConfig(factoryOf(nameOrProxy).store)
+  if (typeof nameOrProxy !== 'string') {
+    if (!isProxy(nameOrProxy)) throw new UsageError(`getStore() takes a store name or a proxy, not ${nameOrProxy === null ? 'null' : typeof nameOrProxy}`)
+    return Store.fromConfig(factoryOf(nameOrProxy).store)
+  }
   return registry.get(nameOrProxy)
 }
 

@@ -113,7 +113,7 @@ t.test('getKey, getStore(proxy), getStoreOf: a proxy names its key and its store
   t.equal(getStore(p), store, 'getStore accepts a proxy')
   t.equal(getStoreOf(p), store)
   t.throws(() => getKey({}), { code: ErrorCode.USAGE })
-  t.throws(() => getStore({}), { code: ErrorCode.USAGE })
+  t.throws(() => getStore({}), { code: ErrorCode.USAGE, message: /getStore\(\) takes a store name or a proxy/ })
 
   // A proxy whose store is not registered here rebuilds it from its config (as in a worker).
   const local = new LocalConnector()
