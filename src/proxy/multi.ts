@@ -1,6 +1,7 @@
-import { ConfigError, ConnectorError, ObjectNotFound, UsageError } from '../errors.js'
+import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
 import { arrayOf, integer, isPlainObject, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
+import { withSyncGet } from './sync-bridge.js'
 
 /**
  * Which objects a child connector takes. Every field is optional; an empty policy takes anything.
@@ -177,13 +178,16 @@ export class MultiConnector implements Connector {
     }
   }
 
+  /**
+   * Through the child holding the key. A child without `getSync` of its own gets one from a
+   * SyncBridge (`withSyncGet`) on its first synchronous read, so a proxy resolves on a plain
+   * property access whichever child holds its object; the bridge closes with the child.
+   */
   getSync(key: ObjectKey): Uint8Array {
     const { child, childKey } = this.child(key)
-    if (!child.connector.getSync) {
-      throw new UsageError(`connector ${child.connector.label} (child '${child.name}' of ${this.label}) cannot be read synchronously; await resolve(proxy) before using it`)
-    }
+    const connector = withSyncGet(child.connector) // as it is when it has getSync
     try {
-      return child.connector.getSync(childKey)
+      return connector.getSync(childKey)
     } catch (error) {
       throw this.missing(error, child)
     }

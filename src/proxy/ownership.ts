@@ -270,14 +270,21 @@ export async function dispose(proxy: OwnedProxy<unknown> | Borrow<unknown>): Pro
 /**
  * A new owned object with a copy of the owned proxy's value under a new key. A resolved owner
  * is copied from its target (changes not yet written with `update` included), an unresolved
- * one from the stored bytes, without decoding them.
+ * one from the stored bytes, without decoding them. The copy is put with the original's tags,
+ * so a routing connector (multi) places it by the same policy.
  */
 export async function clone<T>(owned: OwnedProxy<T>): Promise<OwnedProxy<T>> {
   const owner = ownerOf(owned, 'clone')
   owner.check('clone')
   const { factory, state } = owner
   const store = Store.fromConfig(factory.store)
-  const key = state.resolved ? await store.put(state.target, { serializer: factory.serializer }) : await store.connector.put(await store.connector.get(factory.key))
+  const tags = factory.tags
+  let key
+  if (state.resolved) key = await store.put(state.target, { serializer: factory.serializer, tags })
+  else {
+    const bytes = await store.connector.get(factory.key)
+    key = await (tags ? store.connector.put(bytes, undefined, { tags }) : store.connector.put(bytes))
+  }
   return newOwned<T>({ ...factory, key })
 }
 

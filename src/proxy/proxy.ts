@@ -19,6 +19,8 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /** the tags it was stored with, when any: `clone` puts the copy with them (multi routes it the same way) */
+  tags?: readonly string[]
   /**
    * Only on the wire: the ownership kind of an owned proxy or borrow (ownership.ts), so the
    * receiver rebuilds the same kind. Absent for plain proxies.
