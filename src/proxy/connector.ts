@@ -45,7 +45,7 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   get(key: K): Promise<Uint8Array>
   /**
    * The same as `get`, blocking: connectors whose back end can answer synchronously (local, file,
-   * shm) have it, socket-based ones through a SyncBridge (redis; `withSyncGet` adds one). It lets a
+   * shm) have it, socket-based ones through a SyncBridge (redis, zmq for other owners; `withSyncGet` adds one). It lets a
    * proxy resolve on a plain property access.
    */
   getSync?(key: K): Uint8Array
