@@ -81,6 +81,8 @@ export class MultiConnector implements Connector {
   readonly type = 'multi'
   private readonly children: Child[]
   private readonly byName = new Map<string, Child>()
+  /** present when every child has `evictSync`, so having it always means it works */
+  readonly evictSync?: (key: ObjectKey) => void
 
   constructor(options: MultiConnectorOptions) {
     if (!isPlainObject(options)) throw new ConfigError('connector', 'must be an object with `connectors`')
@@ -103,6 +105,12 @@ export class MultiConnector implements Connector {
     })
     for (const child of this.children) this.byName.set(child.name, child)
     this.children.sort((a, b) => (b.policy.priority ?? 0) - (a.policy.priority ?? 0) || a.order - b.order)
+    if (this.children.every((c) => c.connector.evictSync)) {
+      this.evictSync = (key) => {
+        const { child, childKey } = this.child(key)
+        child.connector.evictSync!(childKey)
+      }
+    }
   }
 
   get label(): string {
