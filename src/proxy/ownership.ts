@@ -94,12 +94,30 @@ class OwnerGuard extends Guard {
 
   // A moved proxy has nothing left to evict here; disposing twice is harmless.
   drop(): Promise<void> | undefined {
-    if (this.status !== 'live') return undefined
+    if (!this.end()) return undefined
+    return evictObject(this.factory)
+  }
+
+  /**
+   * `drop`, evicting before it returns where the connector can (`evictSync`): for the task
+   * runtime, whose thread may block waiting for work right after (a pool thread), leaving an
+   * asynchronous eviction stalled until the next task.
+   */
+  dropNow(): Promise<void> | undefined {
+    if (!this.end()) return undefined
+    const store = Store.fromConfig(this.factory.store)
+    if (!store.connector.evictSync) return store.evict(this.factory.key)
+    store.connector.evictSync(this.factory.key)
+    return undefined
+  }
+
+  private end(): boolean {
+    if (this.status !== 'live') return false
     this.checkNotBorrowed('dispose')
     this.status = 'disposed'
     owners.unregister(this)
     forget(this.state)
-    return evictObject(this.factory)
+    return true
   }
 
   collected(): void {
@@ -190,9 +208,21 @@ export function ownedFromFactory<T>(factory: ProxyFactory): OwnedProxy<T> {
   return newOwned<T>(factory)
 }
 
+// How many owned proxies this thread has decoded: the task runtime compares it around decoding a
+// batch, so only batches that brought some are looked through after their tasks (owned-args.ts).
+let ownedArrivals = 0
+
+/** @internal the number of owned proxies decoded in this thread so far */
+export function ownedArrivalCount(): number {
+  return ownedArrivals
+}
+
 /** @internal the codec's reader for an owned proxy or borrow that arrived from another process */
 export function reviveGuarded(factory: ProxyFactory): unknown {
-  if (factory.kind === 'owned') return newOwned(factory)
+  if (factory.kind === 'owned') {
+    ownedArrivals++
+    return newOwned(factory)
+  }
   if (factory.kind === 'ref' || factory.kind === 'mut') return newRef(factory.kind, factory, undefined)
   throw new UsageError(`a proxy arrived with an unknown ownership kind '${String(factory.kind)}'`)
 }
@@ -244,6 +274,23 @@ export function mutBorrow<T>(owned: OwnedProxy<T>): RefMutProxy<T> {
   if (owner.shared > 0) owner.fail('borrowed', `cannot mutably borrow an owned proxy while it has ${owner.shared} borrow(s); release them first`)
   owner.mut = 1
   return newRef<T>('mut', owner.factory, owner) as RefMutProxy<T>
+}
+
+/**
+ * @internal Disposes an owned proxy that is still usable and not borrowed, evicting synchronously
+ * where its connector can; false (and nothing done) otherwise. The task runtime drops the owned
+ * arguments a task kept with it (runtime/owned-args.ts). An asynchronous eviction's failure is
+ * ignored: nobody is waiting for it.
+ */
+export function dropOwnedNow(value: unknown): boolean {
+  const guard = stateOf(value)?.guard
+  if (!(guard instanceof OwnerGuard) || guard.status !== 'live' || guard.borrowed) return false
+  try {
+    guard.dropNow()?.catch(() => {})
+  } catch {
+    // a failed synchronous eviction: the object stays, as after a failed dispose
+  }
+  return true
 }
 
 /** Gives a borrow back to its owner (idempotent); using the borrow afterwards throws E_BORROW. */
