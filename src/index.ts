@@ -43,4 +43,11 @@ export { PluginRegistry, type PluginType } from './util/registry.js'
 export type { Executor, ExecutorHost, ExecutorTask, TaskOutcome, ResourceSpec } from './executors/base.js'
 export { taskContext, type TaskContext } from './runtime/context.js'
 export { PROTOCOL_VERSION, TSFLOW_VERSION } from './protocol/version.js'
+// The data layer (also `tsflow/proxy`): the classes at the top level, everything under `proxy`
+// (`proxy.resolve`, `proxy.extract`, ...), where generic names cannot clash with the rest.
+export * as proxy from './proxy/index.js'
+export { Store, ProxyFuture, LocalConnector, FileConnector, RedisConnector, ShmConnector, MultiConnector, ZmqConnector } from './proxy/index.js'
+export { ContextLifetime, LeaseLifetime, StaticLifetime } from './proxy/index.js'
+export type { Connector, ConnectorConfig, ObjectKey, StoreConfig, StoreOptions, ProxyOptions, OwnedProxy, RefProxy, RefMutProxy } from './proxy/index.js'
+export type { ExecutorProxyOptions } from './executors/proxying.js'
 export * from './errors.js'

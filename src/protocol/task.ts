@@ -28,6 +28,11 @@ export interface TaskContextWire {
   pty?: PtyOptions
   cwd?: string
   env?: Record<string, string>
+  /**
+   * The executor's `proxy` option, when on: results that encode to more than `threshold` bytes
+   * are put in this store (a StoreConfig, proxy/store.ts) by the worker and sent as a proxy.
+   */
+  px?: { store: { name: string; [field: string]: unknown }; threshold: number }
 }
 
 export interface TaskWire {

@@ -22,6 +22,11 @@ export interface ProxyFactory {
   /** the tags it was stored with, when any: `clone` puts the copy with them (multi routes it the same way) */
   tags?: readonly string[]
   /**
+   * made by an executor's `proxy` option, not by the user: the worker hands the task the target
+   * itself, and the caller's future gets the value (docs/proxy.md "Executor option")
+   */
+  auto?: true
+  /**
    * Only on the wire: the ownership kind of an owned proxy or borrow (ownership.ts), so the
    * receiver rebuilds the same kind. Absent for plain proxies.
    */
@@ -160,6 +165,15 @@ function forward(target: object, value: unknown): unknown {
   return typeof value === 'function' ? value.bind(target) : value
 }
 
+// How many proxies this thread has made (decoded ones included). Task runners compare it before
+// and after a batch arrives, and look for proxies nested in arguments only when it moved.
+let made = 0
+
+/** The number of proxies made in this thread so far (a counter, for cheap "any new proxies?" checks). */
+export function proxiesMade(): number {
+  return made
+}
+
 /** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
 export function proxyOf<T>(factory: ProxyFactory): T {
   return guardedProxyOf<T>({ factory, resolved: false, target: undefined })
@@ -167,6 +181,7 @@ export function proxyOf<T>(factory: ProxyFactory): T {
 
 /** @internal the proxy of a state made by the caller (ownership.ts sets `guard` first) */
 export function guardedProxyOf<T>(state: ProxyState): T {
+  made++
   const target = (): object => {
     const value = resolveSync(state)
     return typeof value === 'object' && value !== null ? value : Object(value)
@@ -204,7 +219,9 @@ export function guardedProxyOf<T>(state: ProxyState): T {
       return descriptor && { ...descriptor, configurable: true }
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
-    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+    // While an encode runs, msgpackr tries `value instanceof Class` for each codec extension
+    // registered after the proxy's own: answered from the stand-in class, so none of them fetches.
+    getPrototypeOf: () => (isEncoding() ? ProxyWire.prototype : Reflect.getPrototypeOf(target())),
   }
   return new Proxy({}, handler) as T
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { createClient, RESP_TYPES } from 'redis'
+// The client library is loaded on first connect: this module is loaded wherever tasks run and by
+// `import 'tsflow'`, and node-redis takes ~100 ms to load.
+import type { createClient } from 'redis'
 import { ConfigError, ConnectorError, ObjectNotFound, TsflowError } from '../errors.js'
 import { nonNegativeInt, object, optional, positiveInt, string } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
@@ -141,6 +143,7 @@ export class RedisConnector implements Connector {
       this.url !== undefined
         ? { url: this.url, socket }
         : { socket: { host: this.host, port: this.port, ...socket }, ...(this.db === 0 ? {} : { database: this.db }) }
+    const { createClient, RESP_TYPES } = await import('redis')
     // A command sent while the connection is down fails now instead of waiting for a reconnect.
     const client: Client = createClient({ ...where, disableOfflineQueue: true })
     const commands = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as Commands

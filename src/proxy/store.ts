@@ -1,3 +1,4 @@
+import { addExtension } from 'msgpackr'
 import { ConfigError, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
@@ -264,6 +265,11 @@ export class Store {
     return this.cache.has(key.id)
   }
 
+  /** Drops the cached value only; the object stays in the connector (workers do this when a task ends). */
+  uncache(key: ObjectKey): void {
+    this.cache.delete(key.id)
+  }
+
   private touch(id: string): unknown {
     const value = this.cache.get(id)
     this.cache.delete(id)
@@ -307,13 +313,22 @@ export interface FutureOptions extends ProxyOptions {
 /** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
 export class ProxyFuture<T> {
   readonly timeoutMs: number
+  // A future decoded in a task holds its store's config until first used: the connector types a
+  // task's modules register may not be loaded yet when its arguments are decoded.
+  private storeOrConfig: Store | StoreConfig
   constructor(
-    readonly store: Store,
+    store: Store | StoreConfig,
     readonly key: ObjectKey,
     private readonly options: FutureOptions,
   ) {
+    this.storeOrConfig = store
     this.timeoutMs = options.timeoutMs ?? 60_000
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+  }
+
+  get store(): Store {
+    if (!(this.storeOrConfig instanceof Store)) this.storeOrConfig = Store.fromConfig(this.storeOrConfig)
+    return this.storeOrConfig
   }
 
   /** A proxy of the value to come; it can travel before the value is set. */
@@ -334,6 +349,21 @@ export class ProxyFuture<T> {
   /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
   async result(timeoutMs = this.timeoutMs): Promise<T> {
     return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
+  }
+
+  // Passed to a task (the producer), a future travels as its store config, key and options and is
+  // rebuilt there, so the task can setResult(). 0x2f: the last of tsflow's codec range (0x20..0x2f).
+  static {
+    addExtension({
+      Class: ProxyFuture,
+      type: 0x2f,
+      write: (future: ProxyFuture<unknown>) => ({
+        store: future.storeOrConfig instanceof Store ? future.storeOrConfig.toConfig() : future.storeOrConfig,
+        key: future.key,
+        options: { ...future.options, timeoutMs: future.timeoutMs },
+      }),
+      read: (wire: { store: StoreConfig; key: ObjectKey; options: FutureOptions }) => new ProxyFuture(wire.store, wire.key, wire.options),
+    })
   }
 }
 

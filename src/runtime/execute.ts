@@ -6,8 +6,7 @@ import { TaskKind, type ResultWire, type TaskBatchWire, type TaskWire } from '..
 import { runBashCommand } from './bash.js'
 import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from './owned-args.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
-// Also registers the codec extension that decodes proxies, in every process that runs tasks.
-import { isProxy, isResolved, resolve as resolveProxy } from '../proxy/proxy.js'
+import { batchMayHoldProxies, forgetTargets, proxiesIn, resolveArguments, storeLargeResult } from './proxies.js'
 
 type AnyFunction = (this: TaskContext, ...args: unknown[]) => unknown
 
@@ -43,11 +42,17 @@ export const HOLD_RESULTS_MS = 10
  */
 export function runBatch(batch: TaskBatchWire, hooks?: BatchHooks): (ResultWire | undefined)[] | Promise<(ResultWire | undefined)[]> {
   const fns: (AnyFunction | undefined)[] = batch.fns.map((descriptor) => cachedFunction(descriptor) as AnyFunction | undefined)
-  if (fns.includes(undefined)) return resolveThenRun(batch, fns, hooks)
-  return runResolved(batch, fns as AnyFunction[], [], hooks)
+  const proxies = batchMayHoldProxies()
+  if (fns.includes(undefined)) return resolveThenRun(batch, fns, hooks, proxies)
+  return runResolved(batch, fns as AnyFunction[], [], hooks, proxies)
 }
 
-async function resolveThenRun(batch: TaskBatchWire, fns: (AnyFunction | undefined)[], hooks: BatchHooks | undefined): Promise<(ResultWire | undefined)[]> {
+async function resolveThenRun(
+  batch: TaskBatchWire,
+  fns: (AnyFunction | undefined)[],
+  hooks: BatchHooks | undefined,
+  proxies: boolean,
+): Promise<(ResultWire | undefined)[]> {
   const failures: (unknown | undefined)[] = []
   await Promise.all(
     batch.fns.map(async (descriptor, index) => {
@@ -59,7 +64,7 @@ async function resolveThenRun(batch: TaskBatchWire, fns: (AnyFunction | undefine
       }
     }),
   )
-  return runResolved(batch, fns, failures, hooks)
+  return runResolved(batch, fns, failures, hooks, proxies)
 }
 
 function runResolved(
@@ -67,6 +72,7 @@ function runResolved(
   fns: (AnyFunction | undefined)[],
   failures: unknown[],
   hooks: BatchHooks | undefined,
+  proxies: boolean,
 ): (ResultWire | undefined)[] | Promise<(ResultWire | undefined)[]> {
   const results: (ResultWire | undefined)[] = new Array(batch.tasks.length)
   const early = hooks?.results ? new EarlyResults(results, hooks.results) : undefined
@@ -85,7 +91,7 @@ function runResolved(
       if (timed) clock = performance.now()
     }
     const start = clock
-    const outcome = fn ? runOne(fn, task, batch.fns[task.fn]!) : failed(task, failures[task.fn])
+    const outcome = fn ? runOne(fn, task, batch.fns[task.fn]!, proxies) : failed(task, failures[task.fn])
     if (outcome instanceof Promise) {
       ;(pending ??= []).push(
         outcome.then((result) => {
@@ -174,24 +180,26 @@ class EarlyResults {
   }
 }
 
-/** The task's arguments that are proxies not yet resolved (docs/proxy.md). */
-function unresolvedProxies(args: readonly unknown[]): unknown[] {
-  let found: unknown[] | undefined
-  for (const arg of args) if (isProxy(arg) && !isResolved(arg)) (found ??= []).push(arg)
-  return found ?? []
+function runOne(fn: AnyFunction, task: TaskWire, descriptor: FunctionDescriptor, mayHoldProxies: boolean): ResultWire | Promise<ResultWire> {
+  // Proxy arguments (nested ones too) are fetched together before the call, so the function sees
+  // them resolved and any connector works. Only batches in which proxies were decoded are looked
+  // through: tasks without proxies keep the synchronous path.
+  const proxies = mayHoldProxies ? proxiesIn(task.args) : undefined
+  if (proxies === undefined || proxies.length === 0) return call(fn, task, descriptor)
+  return resolveArguments(task.args, proxies).then(
+    () => {
+      const outcome = call(fn, task, descriptor)
+      if (!(outcome instanceof Promise)) {
+        forgetTargets(proxies)
+        return outcome
+      }
+      return outcome.finally(() => forgetTargets(proxies))
+    },
+    (error: unknown) => failed(task, error),
+  )
 }
 
-function runOne(fn: AnyFunction, task: TaskWire, descriptor: FunctionDescriptor): ResultWire | Promise<ResultWire> {
-  // Proxy arguments are fetched together before the call, so the function sees them resolved
-  // and any connector works (a sync first use needs a connector that can read synchronously).
-  // Tasks without proxies keep the synchronous path.
-  const proxies = unresolvedProxies(task.args)
-  if (proxies.length > 0) {
-    return Promise.all(proxies.map((proxy) => resolveProxy(proxy))).then(
-      () => runOne(fn, task, descriptor),
-      (error: unknown) => failed(task, error),
-    )
-  }
+function call(fn: AnyFunction, task: TaskWire, descriptor: FunctionDescriptor): ResultWire | Promise<ResultWire> {
   const context: TaskContext = {
     taskId: task.id,
     tryNumber: task.try,
@@ -242,8 +250,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
 }
 
-function succeeded(task: TaskWire, value: unknown): ResultWire {
-  return { id: task.id, try: task.try, ok: true, value }
+function succeeded(task: TaskWire, value: unknown): ResultWire | Promise<ResultWire> {
+  // With the executor's proxy option on, a large result goes back as a proxy (stored here).
+  const stored = task.ctx?.px ? storeLargeResult(value, task.ctx.px) : undefined
+  if (stored === undefined) return { id: task.id, try: task.try, ok: true, value }
+  return stored.then(
+    (proxy) => ({ id: task.id, try: task.try, ok: true, value: proxy }),
+    (error: unknown) => failed(task, error),
+  )
 }
 
 function failed(task: TaskWire, error: unknown): ResultWire {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor, type ExecutorProxyOptions } from 'tsflow'
 
 export const EXECUTOR_KINDS = ['threads', 'htex-processes', 'htex-threads'] as const
 export type ExecutorKind = (typeof EXECUTOR_KINDS)[number]
@@ -14,12 +14,16 @@ export interface KernelOptions {
   workers?: number
   /** HTEX prefetchCapacity (default: the executor's) */
   prefetch?: number
+  /** the executor option `proxy` (default: off) */
+  proxy?: ExecutorProxyOptions
 }
 
 export function makeExecutor(kind: ExecutorKind, options: KernelOptions = {}): Executor {
   const workers = options.workers ?? 2
-  if (kind === 'threads') return new ThreadPoolExecutor({ maxThreads: workers })
+  const proxy = options.proxy ? { proxy: options.proxy } : {}
+  if (kind === 'threads') return new ThreadPoolExecutor({ maxThreads: workers, ...proxy })
   return new HighThroughputExecutor({
+    ...proxy,
     workerMode: kind === 'htex-threads' ? 'threads' : 'processes',
     maxWorkersPerNode: workers,
     ...(options.prefetch !== undefined ? { prefetchCapacity: options.prefetch } : {}),

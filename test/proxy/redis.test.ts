@@ -171,10 +171,11 @@ else {
     const proxy = await store.proxy(data)
     t.same(await apps.inspect.with({ dfk: kernel })(proxy, 1), { isProxy: true, resolved: true, sum: 200_001 }, 'resolved in the worker')
     t.notOk(isResolved(proxy), 'the caller never fetched it')
-    // A nested proxy is not resolved before the call: a plain property read in the worker
-    // goes through the worker's own sync bridge.
+    // A proxy nested in arrays or plain objects is resolved before the call; one inside a Map is
+    // not looked for, so a plain property read in the worker goes through its own sync bridge.
     const inner = await store.proxy({ value: 'nested' })
-    t.same(await redisApps.readNested.with({ dfk: kernel })({ inner }), { isProxy: true, before: false, value: 'nested', after: true })
+    t.same(await redisApps.readNested.with({ dfk: kernel })({ inner }), { isProxy: true, before: true, value: 'nested', after: true })
+    t.same(await redisApps.readInMap.with({ dfk: kernel })(new Map([['inner', inner]])), { isProxy: true, before: false, value: 'nested', after: true })
     const once = await store.proxy({ value: 'once' }, { evict: true })
     t.equal(await apps.readKey.with({ dfk: kernel })(once), 'once')
     t.notOk(await store.exists(factoryOf(once).key), 'evicted after the task resolved it')

@@ -19,6 +19,7 @@ import { spawnInterchange, type RunningInterchange } from './interchange-process
 import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
 import { managerCommand, managerFiles } from './manager-launch.js'
+import { ExecutorProxying } from '../proxying.js'
 
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
 // failed with the blocks' own explanation instead of waiting forever.
@@ -78,6 +79,8 @@ export class HighThroughputExecutor implements Executor {
   private receiveFailures = 0
   /** the longest a task may declare: the provider's walltime less the margin, ms; Infinity if unknown */
   private longestTaskMs = Infinity
+  /** the `proxy` option's caller side, when on */
+  private proxying: ExecutorProxying | undefined
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
@@ -106,6 +109,7 @@ export class HighThroughputExecutor implements Executor {
       strategy: o.strategy,
       managerSelector: o.managerSelector,
       provider: o.provider.describe(),
+      ...(o.proxy ? { proxy: this.proxying?.describe() ?? { threshold: o.proxy.threshold } } : {}),
     }
   }
 
@@ -124,6 +128,7 @@ export class HighThroughputExecutor implements Executor {
     if (!this.options) this.validate(this.label)
     const options = this.options!
     options.address = await resolveAddress(options.address, `${this.path}.address`)
+    if (options.proxy) this.proxying = new ExecutorProxying(options.proxy)
     this.host = host
     this.logger = host.logger
     mkdirSync(host.runDir, { recursive: true })
@@ -252,6 +257,14 @@ export class HighThroughputExecutor implements Executor {
       })
       return
     }
+    // With the proxy option, large arguments are stored first (the task is buffered once they are).
+    if (this.proxying) this.proxying.submit(task, (ready) => this.buffered(ready), (error) => this.report(task.id, task.try, { ok: false, error }))
+    else this.buffered(task)
+  }
+
+  private buffered(task: ExecutorTask): void {
+    // Reported meanwhile (shut down while its arguments were being stored): nothing to send.
+    if (this.phase !== 'running') return
     this.buffer.push(task)
     if (!this.flushScheduled) {
       this.flushScheduled = true
@@ -291,6 +304,10 @@ export class HighThroughputExecutor implements Executor {
   cancel(taskId: number): boolean {
     const task = this.pending.get(taskId)
     if (!task) return false
+    if (this.proxying?.drop(taskId)) {
+      this.report(task.id, task.try, { ok: false, error: new TaskCancelled(task.id, task.appName) })
+      return true
+    }
     const buffered = this.buffer.findIndex((t) => t.id === taskId)
     if (buffered >= 0) {
       this.buffer.splice(buffered, 1)
@@ -401,7 +418,11 @@ export class HighThroughputExecutor implements Executor {
           } catch (error) {
             outcome = { ok: false, error: error as Error }
           }
-          this.report(id, tryNumber, outcome)
+          // With the proxy option, a large result arrives as a proxy: fetched (and evicted) first.
+          // (A stale try's stored result is evicted unread; its arguments belong to the current try.)
+          const fetched = !this.proxying ? outcome : this.pending.get(id)?.try === tryNumber ? this.proxying.outcome(id, outcome) : this.proxying.discard(outcome)
+          if (fetched instanceof Promise) void fetched.then((settled) => this.report(id, tryNumber, settled))
+          else this.report(id, tryNumber, fetched)
         }
         return
       case 'failed':
@@ -546,6 +567,7 @@ export class HighThroughputExecutor implements Executor {
     const task = this.pending.get(taskId)
     if (!task || task.try !== tryNumber) return
     this.pending.delete(taskId)
+    this.proxying?.settled(taskId)
     if (this.pending.size === 0) this.scheduleRelease()
     if (this.host) deliverOutcome(this.host, this.label, task, outcome)
   }
@@ -574,6 +596,8 @@ export class HighThroughputExecutor implements Executor {
     for (const task of [...this.pending.values()]) {
       this.report(task.id, task.try, { ok: false, error: new ShutdownError(`executor ${this.label} shut down while task #${task.id} was outstanding`) })
     }
+    // Evicts what was put for tasks and closes the store if the executor built it.
+    await this.proxying?.close(5000)
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }

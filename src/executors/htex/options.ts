@@ -21,6 +21,7 @@ import { strategyOptionShape } from '../../scaling/index.js'
 import { DEFAULT_DRAIN_LEAD_MS, DEFAULT_MAX_IDLE_TIME_MS, DEFAULT_STRATEGY, DEFAULT_STRATEGY_PERIOD_MS } from '../../scaling/strategy.js'
 import type { StrategyName } from '../../scaling/decide.js'
 import { isLoopback } from '../../transport/sockets.js'
+import { proxyOption, type ExecutorProxyOptions, type ResolvedProxyOption } from '../proxying.js'
 
 export interface HighThroughputExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'htex'. */
@@ -101,6 +102,11 @@ export interface HighThroughputExecutorOptions {
   maxBatchSize?: number
   /** Log level of the interchange and managers. Default: the kernel's. */
   logLevel?: LogLevel
+  /**
+   * Arguments and results that encode to more than `threshold` travel through `store` as proxies,
+   * not through the interchange (docs/proxy.md "Executor option"). Off by default.
+   */
+  proxy?: ExecutorProxyOptions
 }
 
 export interface ResolvedHtexOptions {
@@ -129,6 +135,7 @@ export interface ResolvedHtexOptions {
   managerConnectTimeoutMs: number
   maxBatchSize: number
   logLevel: LogLevel | undefined
+  proxy: ResolvedProxyOption | undefined
 }
 
 /** Five minutes: managers that start slowly (a long workerInit, a cold shared file system) still connect. */
@@ -232,6 +239,7 @@ const schema = object({
   managerConnectTimeoutMs: nonNegativeInt,
   maxBatchSize: positiveInt,
   logLevel: oneOf(...LOG_LEVELS),
+  proxy: proxyOption,
 })
 
 export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: string): ResolvedHtexOptions {
@@ -268,6 +276,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     managerConnectTimeoutMs: o.managerConnectTimeoutMs ?? DEFAULT_MANAGER_CONNECT_TIMEOUT_MS,
     maxBatchSize: o.maxBatchSize ?? 2048,
     logLevel: o.logLevel,
+    proxy: o.proxy,
   }
 }
 

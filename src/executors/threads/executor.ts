@@ -14,6 +14,7 @@ import type { Executor, ExecutorHost, ExecutorTask } from '../base.js'
 import { encodeTaskBatches } from '../batch.js'
 import { threadExecArgv } from '../../runtime/exec-argv.js'
 import { deliverOutcome } from '../report.js'
+import { ExecutorProxying, proxyOption, type ExecutorProxyOptions, type ResolvedProxyOption } from '../proxying.js'
 
 export interface ThreadPoolExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
@@ -22,6 +23,11 @@ export interface ThreadPoolExecutorOptions {
   maxThreads?: number
   /** Most tasks handed to a thread in one message under load. Default 256; 1 disables batching. */
   maxBatchSize?: number
+  /**
+   * Arguments and results that encode to more than `threshold` travel through `store` as proxies
+   * (docs/proxy.md "Executor option"). Off by default.
+   */
+  proxy?: ExecutorProxyOptions
 }
 
 const schema = object({
@@ -29,6 +35,7 @@ const schema = object({
   label: string,
   maxThreads: positiveInt,
   maxBatchSize: positiveInt,
+  proxy: proxyOption,
 })
 
 // Work one batch should carry, when the backlog allows: enough that the main thread's fixed cost
@@ -83,6 +90,8 @@ export class ThreadPoolExecutor implements Executor {
   private msPerTask: number | undefined
   private stopping = false
   private outstandingCount = 0
+  private proxyOption: ResolvedProxyOption | undefined
+  private proxying: ExecutorProxying | undefined
 
   constructor(options: ThreadPoolExecutorOptions = {}) {
     this.raw = options
@@ -95,6 +104,7 @@ export class ThreadPoolExecutor implements Executor {
     const options = schema(this.raw, path)
     if (options.maxThreads !== undefined) this.maxThreads = options.maxThreads
     if (options.maxBatchSize !== undefined) this.maxBatchSize = options.maxBatchSize
+    this.proxyOption = options.proxy
     // Two messages per thread: the next batch is already waiting when one finishes.
     this.maxRunsInFlight = this.maxThreads * 2
   }
@@ -104,13 +114,17 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   describe(): Record<string, unknown> {
-    return { type: this.type, label: this.label, maxThreads: this.maxThreads, maxBatchSize: this.maxBatchSize }
+    const described: Record<string, unknown> = { type: this.type, label: this.label, maxThreads: this.maxThreads, maxBatchSize: this.maxBatchSize }
+    if (this.proxying) described.proxy = this.proxying.describe()
+    else if (this.proxyOption) described.proxy = { threshold: this.proxyOption.threshold }
+    return described
   }
 
   async start(host: ExecutorHost): Promise<void> {
     if (this.pool) throw new ExecutorError(this.label, 'start() was called twice')
     this.validate(this.label)
     this.host = host
+    if (this.proxyOption) this.proxying = new ExecutorProxying(this.proxyOption)
     this.pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: this.maxThreads,
@@ -132,6 +146,16 @@ export class ThreadPoolExecutor implements Executor {
       this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} is shut down; task #${task.id} was not run`) })
       return
     }
+    // With the proxy option, large arguments are stored first (the task queues once they are).
+    if (this.proxying) this.proxying.submit(task, (ready) => this.enqueue(ready), (error) => this.report(task, { ok: false, error }))
+    else this.enqueue(task)
+  }
+
+  private enqueue(task: ExecutorTask): void {
+    if (this.stopping || !this.pool) {
+      this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} is shut down; task #${task.id} was not run`) })
+      return
+    }
     this.queue.push(task, task.priority)
     if (!this.flushScheduled) {
       this.flushScheduled = true
@@ -141,6 +165,11 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   cancel(taskId: number): boolean {
+    const preparing = this.proxying?.drop(taskId)
+    if (preparing) {
+      this.report(preparing, { ok: false, error: new TaskCancelled(preparing.id, preparing.appName) })
+      return true
+    }
     const queued = this.queue.remove((task) => task.id === taskId)
     if (queued) {
       this.report(queued, { ok: false, error: new TaskCancelled(queued.id, queued.appName) })
@@ -158,7 +187,7 @@ export class ThreadPoolExecutor implements Executor {
   async shutdown(deadlineMs: number): Promise<void> {
     if (this.stopping) return
     this.stopping = true
-    for (const task of this.queue.drain()) {
+    for (const task of [...(this.proxying?.dropAll() ?? []), ...this.queue.drain()]) {
       this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} shut down before task #${task.id} ran`) })
     }
     const inFlight = [...this.runs].map((run) => run.settled)
@@ -176,6 +205,8 @@ export class ThreadPoolExecutor implements Executor {
     for (const run of [...this.runs, ...this.awaiting]) {
       this.failRun(run, (task) => new ShutdownError(`executor ${this.label} shut down while task #${task.id} was running`))
     }
+    // Results being fetched from the store are reported, and what was put is evicted.
+    await this.proxying?.close(Math.max(deadlineMs, 5000))
     this.host?.logger.info('shut down')
   }
 
@@ -326,7 +357,10 @@ export class ThreadPoolExecutor implements Executor {
     } catch (error) {
       outcome = { ok: false, error: error as Error }
     }
-    this.report(task, outcome)
+    // With the proxy option, a large result arrives as a proxy: fetched (and evicted) first.
+    const fetched = this.proxying ? this.proxying.outcome(task.id, outcome) : outcome
+    if (fetched instanceof Promise) void fetched.then((settled) => this.report(task, settled))
+    else this.report(task, fetched)
   }
 
   private reportMissing(run: Run): void {
@@ -374,6 +408,7 @@ export class ThreadPoolExecutor implements Executor {
 
   private report(task: ExecutorTask, outcome: Parameters<ExecutorHost['taskDone']>[2]): void {
     this.outstandingCount--
+    this.proxying?.settled(task.id)
     // Never throws: a throwing settle handler must not stop the other results of the batch.
     if (this.host) deliverOutcome(this.host, this.label, task, outcome)
   }
