@@ -19,6 +19,8 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /** the tags it was stored with, when any: `clone` puts the copy with them (multi routes it the same way) */
+  tags?: readonly string[]
   /**
    * made by an executor's `proxy` option, not by the user: the worker hands the task the target
    * itself, and the caller's future gets the value (docs/proxy.md "Executor option")

@@ -216,7 +216,7 @@ export class Store {
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
-    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer, tags: options.tags }))
   }
 
   /** A proxy of an object already stored under `key`. */
@@ -240,6 +240,7 @@ export class Store {
     const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
     if (options.serializer !== undefined) factory.serializer = options.serializer
     if (options.waitMs !== undefined) factory.waitMs = options.waitMs
+    if (options.tags !== undefined && options.tags.length > 0) factory.tags = [...options.tags]
     return factory
   }
 
