@@ -22,7 +22,7 @@ import { join, resolve as resolvePath } from 'node:path'
 import { DataFlowKernel } from 'tsflow'
 import { connectors, extract, factoryOf, resolve, Store, type ConnectorConfig, type ObjectKey } from 'tsflow/proxy'
 import { BenchUsage, formatBytes, parseArgs, parseBytes, parseNumber, usage, type FlagSpec } from './lib/args.js'
-import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
+import { onCleanup, runBench } from './lib/cleanup.js'
 import { buildConnector, CONNECTOR_OPTION_FLAGS, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, zmqUnfit } from './lib/data-flags.js'
 import { appendResult, percentile } from './lib/results.js'
 import { checkStoreEmpty, storeCheckText, type StoreCheck } from './lib/store-check.js'
@@ -261,16 +261,4 @@ function table(summaries: readonly { transport: string; size_bytes: number; medi
   return [render(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(render)].join('\n')
 }
 
-try {
-  process.exitCode = await bench(process.argv.slice(2))
-} catch (error) {
-  if (error instanceof BenchUsage) {
-    console.error(`task-rtt: ${error.message}\n(see --help)`)
-    process.exitCode = 2
-  } else if (!stopping()) {
-    console.error(error)
-    process.exitCode = 1
-  }
-} finally {
-  await runCleanups()
-}
+await runBench('task-rtt', bench, BenchUsage)

@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path'
 import { DataFlowKernel } from 'tsflow'
 import { Store, type ConnectorConfig, type ObjectKey } from 'tsflow/proxy'
 import { BenchUsage, formatBytes, parseArgs, parseBytes, parseNumber, usage, type FlagSpec } from './lib/args.js'
-import { onCleanup, runCleanups, stopping } from './lib/cleanup.js'
+import { onCleanup, runBench } from './lib/cleanup.js'
 import { buildConnector, CONNECTOR_OPTION_FLAGS, CONNECTOR_TYPES, connectorConfig, EXECUTOR_FLAGS, executorChoice, executorLabel, makeExecutor, refuseLocalWithWorkers, zmqUnfit } from './lib/data-flags.js'
 import { startMemorySampler } from './lib/memory-sampler.js'
 import { appendResult, machine } from './lib/results.js'
@@ -167,16 +167,4 @@ async function bench(argv: string[]): Promise<number> {
   return check && !check.empty ? 1 : 0
 }
 
-try {
-  process.exitCode = await bench(process.argv.slice(2))
-} catch (error) {
-  if (error instanceof BenchUsage) {
-    console.error(`workflow-memory: ${error.message}\n(see --help)`)
-    process.exitCode = 2
-  } else if (!stopping()) {
-    console.error(error)
-    process.exitCode = 1
-  }
-} finally {
-  await runCleanups()
-}
+await runBench('workflow-memory', bench, BenchUsage)

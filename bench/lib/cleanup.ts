@@ -41,3 +41,23 @@ export function runCleanups(): Promise<void> {
   })()
   return running
 }
+
+/**
+ * A data-layer bench's entry: runs it, maps a usage error to exit code 2 with a hint, reports other
+ * errors unless a signal is already stopping the bench, and always runs the cleanups.
+ */
+export async function runBench(name: string, bench: (argv: string[]) => Promise<number>, usageError: new (...args: never[]) => Error): Promise<void> {
+  try {
+    process.exitCode = await bench(process.argv.slice(2))
+  } catch (error) {
+    if (error instanceof usageError) {
+      console.error(`${name}: ${error.message}\n(see --help)`)
+      process.exitCode = 2
+    } else if (!stopping()) {
+      console.error(error)
+      process.exitCode = 1
+    }
+  } finally {
+    await runCleanups()
+  }
+}

@@ -57,6 +57,10 @@ export class LocalConnector implements Connector {
   }
 
   async evict(key: ObjectKey): Promise<void> {
+    this.evictSync(key)
+  }
+
+  evictSync(key: ObjectKey): void {
     this.objects.delete(key.id)
   }
 

@@ -21,6 +21,8 @@ export interface ProxyFactory {
   waitMs?: number
   /** a proxy future's polling, when not the default (`FutureOptions`) */
   poll?: Poll
+  /** the tags it was stored with, when any: `clone` puts the copy with them (multi routes it the same way) */
+  tags?: readonly string[]
   /**
    * made by an executor's `proxy` option, not by the user: the worker hands the task the target
    * itself, and the caller's future gets the value (docs/proxy.md "Executor option")

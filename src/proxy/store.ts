@@ -331,7 +331,7 @@ export class Store {
     if (options.skipNonProxiable && !isProxiable(value)) return value as OwnedProxy<T>
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
-    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }, value), this.populated(value, options))
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer, tags: options.tags }, value), this.populated(value, options))
   }
 
   /** A proxy of an object already stored under `key`. */
@@ -361,6 +361,7 @@ export class Store {
     if (options.serializer !== undefined) factory.serializer = options.serializer
     if (options.waitMs !== undefined) factory.waitMs = options.waitMs
     if (options.poll !== undefined) factory.poll = options.poll
+    if (options.tags !== undefined && options.tags.length > 0) factory.tags = [...options.tags]
     return factory
   }
 
