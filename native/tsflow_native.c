@@ -155,7 +155,10 @@ static bool get_integer(napi_env env, napi_value value, const char *what, double
 }
 
 /* Finalizer of the external Buffer: the length travels in the hint, so no
- * allocation is needed per mapping. */
+ * allocation is needed per mapping. V8 already counts an external Buffer's
+ * length as external memory (which is what prompts collections), so the size is
+ * not reported again with napi_adjust_external_memory: that would count each
+ * mapping twice (measured; test/proxy/shm-memory.test.ts guards the behaviour). */
 static void unmap_finalizer(napi_env env, void *data, void *hint) {
   (void)env;
   munmap(data, (size_t)(uintptr_t)hint);

@@ -499,6 +499,19 @@ export class ProxyResolveError extends TsflowError {
   }
 }
 
+/**
+ * A value a proxy cannot stand for (null, undefined, a boolean, a proxy), refused when the proxy
+ * is made; `skipNonProxiable` passes such values through instead. A kind of UsageError that keeps
+ * its code (`E_USAGE`, what this refusal always was), told apart by `notProxiable`, which
+ * survives the wire as an own property.
+ */
+export class NotProxiable extends UsageError {
+  readonly notProxiable = true
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return super[Symbol.hasInstance](value) && (value as { notProxiable?: unknown }).notProxiable === true
+  }
+}
+
 /** A proxy future's value was not set within its timeout; names the store and key. */
 export class ProxyFutureTimeout extends TsflowError {
   static override readonly codes = [ErrorCode.PROXY_FUTURE_TIMEOUT]

@@ -52,6 +52,12 @@ export interface Connector<K extends ObjectKey = ObjectKey> {
   getSync?(key: K): Uint8Array
   exists(key: K): Promise<boolean>
   evict(key: K): Promise<void>
+  /**
+   * The same as `evict`, blocking: connectors that can remove an object without waiting on I/O
+   * callbacks (local, file, shm; multi when every child can) have it. It lets a process evict
+   * in an `exit` handler, where nothing asynchronous runs any more (`StaticLifetime`).
+   */
+  evictSync?(key: K): void
   /** `hints` apply to every value of the batch */
   putBatch(values: readonly Uint8Array[], hints?: PutHints): Promise<K[]>
   getBatch(keys: readonly K[]): Promise<Uint8Array[]>

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
@@ -124,6 +124,17 @@ export class FileConnector implements Connector {
     try {
       await rm(`${path}${READY}`, { force: true })
       await rm(path, { force: true })
+    } catch (error) {
+      throw new ConnectorError(this.label, `cannot evict object ${keyText(key)}: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  /** `evict`, blocking (marker first, then the data, as `evict`). */
+  evictSync(key: ObjectKey): void {
+    const path = this.path(key)
+    try {
+      rmSync(`${path}${READY}`, { force: true })
+      rmSync(path, { force: true })
     } catch (error) {
       throw new ConnectorError(this.label, `cannot evict object ${keyText(key)}: ${(error as Error).message}`, { cause: error })
     }

@@ -8,7 +8,9 @@ export { MultiConnector, type MultiChild, type MultiConnectorOptions, type Multi
 export { registerSerializer, serializerNames, type Serializer } from './serializer.js'
 export { Store, getStore, openStores, registerStore, unregisterStore } from './store.js'
 export type { PutOptions, StoreConfig, StoreOptions } from './store.js'
-export { extract, factoryOf, isProxy, isResolved, resolve, type ProxyFactory } from './proxy.js'
+export { extract, factoryOf, isProxiable, isProxy, isResolved, resolve, type ProxyFactory } from './proxy.js'
+export { StoreMetrics, type Metrics, type MetricsKey, type TimeStats } from './metrics.js'
+export { getKey, getOrCreateStore, getStoreOf, lockedProxy, ProxyLocker, resolveAsync, storeRegistration } from './utils.js'
 export type { ProxyOptions } from './store.js'
 export { ProxyFuture, type FutureOptions } from './store.js'
 export { ContextLifetime, LeaseLifetime, StaticLifetime, isLifetime, type Lifetime, type LeaseLifetimeOptions } from './lifetimes.js'
@@ -31,7 +33,7 @@ export {
   type RefMutProxy,
   type RefProxy,
 } from './ownership.js'
-export type { GetOptions, OwnedOptions } from './store.js'
+export type { CloseOptions, GetOptions, OwnedOptions } from './store.js'
 export type { ProxyKind } from './proxy.js'
 export { RedisConnector, type RedisConnectorOptions } from './redis.js'
 export { SyncBridge, withSyncGet, type SyncBridgeOptions } from './sync-bridge.js'

@@ -73,12 +73,22 @@ abstract class BoundObjects implements Lifetime {
     return n
   }
 
-  addKey(key: ObjectKey, store: Store | undefined = this.defaultStore): void {
+  /**
+   * Binds the objects under these keys: `addKey(key)`, `addKey(key, store)`, or several keys as
+   * ProxyStore's `add_key(*keys)` takes them (`addKey(k1, k2, store?)`); a store given last is
+   * theirs, else the lifetime's store.
+   */
+  addKey(...keysAndStore: Array<ObjectKey | Store | undefined>): void {
     if (this.done()) throw new LifetimeEnded(this.label)
+    const last = keysAndStore.at(-1)
+    const given = last instanceof Store || (last === undefined && keysAndStore.length > 1)
+    const store = (given ? (keysAndStore.pop() as Store | undefined) : undefined) ?? this.defaultStore
     if (!store) throw new UsageError(`${this.label}: addKey() needs the store the key belongs to`)
-    let keys = this.objects.get(store)
-    if (!keys) this.objects.set(store, (keys = new Map()))
-    keys.set(key.id, key)
+    const keys = keysAndStore as ObjectKey[]
+    if (!keys.every((key) => typeof key?.id === 'string')) throw new UsageError(`${this.label}: addKey() takes object keys (and the store they belong to, last)`)
+    let bound = this.objects.get(store)
+    if (!bound) this.objects.set(store, (bound = new Map()))
+    for (const key of keys) bound.set(key.id, key)
   }
 
   addProxy(...proxies: unknown[]): void {
@@ -106,6 +116,25 @@ abstract class BoundObjects implements Lifetime {
     const outcomes = await Promise.allSettled(held.map(({ store, key }) => store.evict(key)))
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
     if (failed) throw failed.reason
+  }
+
+  /**
+   * Evicts, blocking, what it holds in stores whose connector has `evictSync` (failures are
+   * skipped); objects of other connectors stay held. For `exit` handlers, where no async work runs.
+   */
+  protected evictAllSync(): void {
+    for (const [store, keys] of this.objects) {
+      const connector = store.connector
+      if (!connector.evictSync) continue
+      for (const [id, key] of keys) {
+        try {
+          connector.evictSync(key)
+        } catch {
+          // Best effort: the process is ending and nobody can be told.
+        }
+        keys.delete(id)
+      }
+    }
   }
 
   /** `using lifetime = ...`: ends it when the scope ends; the eviction runs on (use `await using` to wait). */
@@ -207,10 +236,12 @@ export class LeaseLifetime extends BoundObjects {
 let staticInstance: StaticLifetime | undefined
 
 /**
- * Objects that live as long as the process: one instance per process (`new StaticLifetime()`
- * always returns it). Its objects are evicted when the event loop runs dry (`beforeExit`), best
- * effort: `process.exit()`, a signal or a crash skip it (no async work can run then), and the
- * stores must still be open. `close()` evicts them earlier and ends it.
+ * Objects that live as long as the process: one instance per thread's module instance, i.e. per
+ * process for the main thread (`new StaticLifetime()` always returns it). Its objects are evicted
+ * when the event loop runs dry (`beforeExit`, any connector; the stores must still be open), and
+ * on `process.exit()` in an `exit` handler, where only connectors with `evictSync` (local, file,
+ * shm, multi over those) can still evict. A signal the process does not handle or a crash skips
+ * both (no handler runs). `close()` evicts them earlier and ends it.
  */
 export class StaticLifetime extends BoundObjects {
   constructor() {
@@ -221,5 +252,7 @@ export class StaticLifetime extends BoundObjects {
     process.on('beforeExit', () => {
       if (this.size > 0) void this.evictAll().catch(() => {})
     })
+    // process.exit() skips beforeExit; what can be evicted synchronously goes here.
+    process.on('exit', () => this.evictAllSync())
   }
 }

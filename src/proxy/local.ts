@@ -10,8 +10,8 @@ export interface LocalConnectorOptions {
 
 const optionsSchema = object({ type: optional(string), name: optional(string) })
 
-// The objects of each named local space, for this process only: a LocalConnector rebuilt from
-// its config in the same process (a thread executor's caller side, tests) sees the same objects.
+// The objects of each named local space, for this thread only (a worker thread loads its own copy
+// of this module): a LocalConnector rebuilt from its config in the same thread sees the same objects.
 const spaces = new Map<string, Map<string, Uint8Array>>()
 // The spaces this thread has put into: a miss in one it never wrote is almost always a proxy
 // that crossed into a worker thread or process, which the error then says.
@@ -20,7 +20,7 @@ const ELSEWHERE =
   "nothing was ever put into it here: a local connector's objects live in the memory of the thread that put them, " +
   "where worker threads and processes cannot read them; for tasks use a connector the workers reach ('file', 'shm' on one node, 'redis', 'zmq')"
 
-/** Objects in this process's memory. Fast and test-friendly; other processes cannot read them. */
+/** Objects in this thread's memory. Fast and test-friendly; other threads and processes cannot read them. */
 export class LocalConnector implements Connector {
   readonly type = 'local'
   readonly name: string
@@ -64,6 +64,10 @@ export class LocalConnector implements Connector {
   }
 
   async evict(key: ObjectKey): Promise<void> {
+    this.evictSync(key)
+  }
+
+  evictSync(key: ObjectKey): void {
     this.objects.delete(key.id)
   }
 

@@ -1,6 +1,7 @@
-import { ConfigError, ConnectorError, ObjectNotFound, UsageError } from '../errors.js'
+import { ConfigError, ConnectorError, ObjectNotFound } from '../errors.js'
 import { arrayOf, integer, isPlainObject, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
+import { withSyncGet } from './sync-bridge.js'
 
 /**
  * Which objects a child connector takes. Every field is optional; an empty policy takes anything.
@@ -80,6 +81,8 @@ export class MultiConnector implements Connector {
   readonly type = 'multi'
   private readonly children: Child[]
   private readonly byName = new Map<string, Child>()
+  /** present when every child has `evictSync`, so having it always means it works */
+  readonly evictSync?: (key: ObjectKey) => void
 
   constructor(options: MultiConnectorOptions) {
     if (!isPlainObject(options)) throw new ConfigError('connector', 'must be an object with `connectors`')
@@ -102,6 +105,12 @@ export class MultiConnector implements Connector {
     })
     for (const child of this.children) this.byName.set(child.name, child)
     this.children.sort((a, b) => (b.policy.priority ?? 0) - (a.policy.priority ?? 0) || a.order - b.order)
+    if (this.children.every((c) => c.connector.evictSync)) {
+      this.evictSync = (key) => {
+        const { child, childKey } = this.child(key)
+        child.connector.evictSync!(childKey)
+      }
+    }
   }
 
   get label(): string {
@@ -177,13 +186,16 @@ export class MultiConnector implements Connector {
     }
   }
 
+  /**
+   * Through the child holding the key. A child without `getSync` of its own gets one from a
+   * SyncBridge (`withSyncGet`) on its first synchronous read, so a proxy resolves on a plain
+   * property access whichever child holds its object; the bridge closes with the child.
+   */
   getSync(key: ObjectKey): Uint8Array {
     const { child, childKey } = this.child(key)
-    if (!child.connector.getSync) {
-      throw new UsageError(`connector ${child.connector.label} (child '${child.name}' of ${this.label}) cannot be read synchronously; await resolve(proxy) before using it`)
-    }
+    const connector = withSyncGet(child.connector) // as it is when it has getSync
     try {
-      return child.connector.getSync(childKey)
+      return connector.getSync(childKey)
     } catch (error) {
       throw this.missing(error, child)
     }

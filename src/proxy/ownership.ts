@@ -94,12 +94,30 @@ class OwnerGuard extends Guard {
 
   // A moved proxy has nothing left to evict here; disposing twice is harmless.
   drop(): Promise<void> | undefined {
-    if (this.status !== 'live') return undefined
+    if (!this.end()) return undefined
+    return evictObject(this.factory)
+  }
+
+  /**
+   * `drop`, evicting before it returns where the connector can (`evictSync`): for the task
+   * runtime, whose thread may block waiting for work right after (a pool thread), leaving an
+   * asynchronous eviction stalled until the next task.
+   */
+  dropNow(): Promise<void> | undefined {
+    if (!this.end()) return undefined
+    const store = Store.fromConfig(this.factory.store)
+    if (!store.connector.evictSync) return store.evict(this.factory.key)
+    store.connector.evictSync(this.factory.key)
+    return undefined
+  }
+
+  private end(): boolean {
+    if (this.status !== 'live') return false
     this.checkNotBorrowed('dispose')
     this.status = 'disposed'
     owners.unregister(this)
     forget(this.state)
-    return evictObject(this.factory)
+    return true
   }
 
   collected(): void {
@@ -186,13 +204,25 @@ function newRef<T>(kind: 'ref' | 'mut', factory: ProxyFactory, owner: OwnerGuard
 }
 
 /** @internal store.owned(): the owned proxy of an object just stored */
-export function ownedFromFactory<T>(factory: ProxyFactory): OwnedProxy<T> {
-  return newOwned<T>(factory)
+export function ownedFromFactory<T>(factory: ProxyFactory, populated?: { value: unknown }): OwnedProxy<T> {
+  return newOwned<T>(factory, populated)
+}
+
+// How many owned proxies this thread has decoded: the task runtime compares it around decoding a
+// batch, so only batches that brought some are looked through after their tasks (owned-args.ts).
+let ownedArrivals = 0
+
+/** @internal the number of owned proxies decoded in this thread so far */
+export function ownedArrivalCount(): number {
+  return ownedArrivals
 }
 
 /** @internal the codec's reader for an owned proxy or borrow that arrived from another process */
 export function reviveGuarded(factory: ProxyFactory): unknown {
-  if (factory.kind === 'owned') return newOwned(factory)
+  if (factory.kind === 'owned') {
+    ownedArrivals++
+    return newOwned(factory)
+  }
   if (factory.kind === 'ref' || factory.kind === 'mut') return newRef(factory.kind, factory, undefined)
   throw new UsageError(`a proxy arrived with an unknown ownership kind '${String(factory.kind)}'`)
 }
@@ -246,6 +276,23 @@ export function mutBorrow<T>(owned: OwnedProxy<T>): RefMutProxy<T> {
   return newRef<T>('mut', owner.factory, owner) as RefMutProxy<T>
 }
 
+/**
+ * @internal Disposes an owned proxy that is still usable and not borrowed, evicting synchronously
+ * where its connector can; false (and nothing done) otherwise. The task runtime drops the owned
+ * arguments a task kept with it (runtime/owned-args.ts). An asynchronous eviction's failure is
+ * ignored: nobody is waiting for it.
+ */
+export function dropOwnedNow(value: unknown): boolean {
+  const guard = stateOf(value)?.guard
+  if (!(guard instanceof OwnerGuard) || guard.status !== 'live' || guard.borrowed) return false
+  try {
+    guard.dropNow()?.catch(() => {})
+  } catch {
+    // a failed synchronous eviction: the object stays, as after a failed dispose
+  }
+  return true
+}
+
 /** Gives a borrow back to its owner (idempotent); using the borrow afterwards throws E_BORROW. */
 export function release(ref: Borrow<unknown> | RefProxy<unknown> | RefMutProxy<unknown>): void {
   const guard = stateOrThrow(ref, 'release').guard
@@ -270,14 +317,21 @@ export async function dispose(proxy: OwnedProxy<unknown> | Borrow<unknown>): Pro
 /**
  * A new owned object with a copy of the owned proxy's value under a new key. A resolved owner
  * is copied from its target (changes not yet written with `update` included), an unresolved
- * one from the stored bytes, without decoding them.
+ * one from the stored bytes, without decoding them. The copy is put with the original's tags,
+ * so a routing connector (multi) places it by the same policy.
  */
 export async function clone<T>(owned: OwnedProxy<T>): Promise<OwnedProxy<T>> {
   const owner = ownerOf(owned, 'clone')
   owner.check('clone')
   const { factory, state } = owner
   const store = Store.fromConfig(factory.store)
-  const key = state.resolved ? await store.put(state.target, { serializer: factory.serializer }) : await store.connector.put(await store.connector.get(factory.key))
+  const tags = factory.tags
+  let key
+  if (state.resolved) key = await store.put(state.target, { serializer: factory.serializer, tags })
+  else {
+    const bytes = await store.connector.get(factory.key)
+    key = await (tags ? store.connector.put(bytes, undefined, { tags }) : store.connector.put(bytes))
+  }
   return newOwned<T>({ ...factory, key })
 }
 

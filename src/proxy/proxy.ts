@@ -1,4 +1,4 @@
-import { ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
+import { NotProxiable, ObjectNotFound, ProxyFutureTimeout, ProxyResolveError, UsageError } from '../errors.js'
 import { addExtension } from 'msgpackr'
 import { isEncoding } from '../serialize/codec.js'
 import { keyText, type ObjectKey } from './connector.js'
@@ -19,6 +19,10 @@ export interface ProxyFactory {
   serializer?: string
   /** a proxy future's: an async resolve waits up to this long for the value to be set */
   waitMs?: number
+  /** a proxy future's polling, when not the default (`FutureOptions`) */
+  poll?: Poll
+  /** the tags it was stored with, when any: `clone` puts the copy with them (multi routes it the same way) */
+  tags?: readonly string[]
   /**
    * made by an executor's `proxy` option, not by the user: the worker hands the task the target
    * itself, and the caller's future gets the value (docs/proxy.md "Executor option")
@@ -29,6 +33,8 @@ export interface ProxyFactory {
    * receiver rebuilds the same kind. Absent for plain proxies.
    */
   kind?: ProxyKind
+  /** the target is an array: the proxy's stand-in is one too, so `Array.isArray` is true unresolved */
+  array?: boolean
 }
 
 /** The ownership kinds (docs/proxy.md, "Ownership"): an owned proxy, a shared borrow, a mutable borrow. */
@@ -47,15 +53,23 @@ export interface ProxyGuard {
   drop(): Promise<void> | undefined
 }
 
+/** How a proxy future polls: the first interval, its growth factor, and its cap, in ms. */
+export interface Poll {
+  ms: number
+  backoff: number
+  maxMs: number
+}
+export const DEFAULT_POLL: Poll = { ms: 5, backoff: 2, maxMs: 200 }
+
 /**
  * Reads the value, waiting for it when `waitMs` is set (a proxy future whose producer may not
  * have set it yet): the connector is polled with a growing interval, and a value still missing at
  * the deadline is a ProxyFutureTimeout naming the store and key.
  */
-export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string, cache = true): Promise<T> {
+export async function getWaiting<T>(store: Store, key: ObjectKey, waitMs: number | undefined, serializer?: string, cache = true, poll = DEFAULT_POLL): Promise<T> {
   if (waitMs === undefined) return store.get<T>(key, { serializer, cache })
   const deadline = Date.now() + waitMs
-  for (let interval = 5; ; interval = Math.min(interval * 2, 200)) {
+  for (let interval = poll.ms; ; interval = Math.min(interval * poll.backoff, poll.maxMs)) {
     try {
       return await store.get<T>(key, { serializer, cache })
     } catch (error) {
@@ -130,14 +144,22 @@ async function resolveAsync(state: ProxyState): Promise<unknown> {
     let target: unknown
     try {
       const store = storeOf(factory)
+      const started = performance.now()
       // Owned data can change under its key (update, a mutable borrow in another process), so
       // guarded proxies read the connector, never the store's cache.
-      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined)
+      target = await getWaiting(store, factory.key, factory.waitMs, factory.serializer, state.guard === undefined, factory.poll)
+      store.metrics?.addTime('proxy.resolve', factory.key, performance.now() - started)
     } catch (error) {
       state.pending = undefined
       throw failure(factory, error)
     }
     if (factory.evict) await evictAfterResolve(factory)
+    // A sync use (or update) may have resolved it meanwhile, and may have written to that target
+    // already: it stays the target.
+    if (state.resolved) {
+      state.pending = undefined
+      return state.target
+    }
     return settle(state, target)
   })()
   return state.pending
@@ -149,7 +171,10 @@ function resolveSync(state: ProxyState): unknown {
   const { factory } = state
   let target: unknown
   try {
-    target = storeOf(factory).getSync(factory.key, { serializer: factory.serializer, cache: state.guard === undefined })
+    const store = storeOf(factory)
+    const started = performance.now()
+    target = store.getSync(factory.key, { serializer: factory.serializer, cache: state.guard === undefined })
+    store.metrics?.addTime('proxy.resolve', factory.key, performance.now() - started)
   } catch (error) {
     throw failure(factory, error)
   }
@@ -172,9 +197,21 @@ export function proxiesMade(): number {
   return made
 }
 
-/** Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`). */
-export function proxyOf<T>(factory: ProxyFactory): T {
-  return guardedProxyOf<T>({ factory, resolved: false, target: undefined })
+/**
+ * Builds the lazy proxy of a factory: it resolves on first use (or on `resolve(proxy)`).
+ * `populated` holds the target already in hand (`populateTarget`): the proxy starts resolved.
+ */
+export function proxyOf<T>(factory: ProxyFactory, populated?: { value: unknown }): T {
+  return guardedProxyOf<T>({ factory, resolved: populated !== undefined, target: populated?.value })
+}
+
+// Node's util.inspect looks through a proxy at its stand-in without running traps (so printing
+// never fetches): the stand-in answers for the proxy here.
+const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+type Inspect = (value: unknown, options: object) => string
+function describe(state: ProxyState, _depth: number, options: object, inspect: Inspect): string {
+  if (state.resolved) return inspect(state.target, options)
+  return `[Proxy unresolved: store '${state.factory.store.name}', key ${keyText(state.factory.key)}]`
 }
 
 /** @internal the proxy of a state made by the caller (ownership.ts sets `guard` first) */
@@ -185,7 +222,14 @@ export function guardedProxyOf<T>(state: ProxyState): T {
     return typeof value === 'object' && value !== null ? value : Object(value)
   }
   // The proxy's own target is an empty stand-in: the real one is not known until resolved.
-  // Descriptors are reported configurable, since the stand-in has none of the real properties.
+  // Descriptors are reported configurable, since the stand-in has none of the real properties;
+  // an array stand-in's own `length` is the exception (it cannot be reported configurable).
+  const standIn: object = state.factory.array ? [] : {}
+  // The array stand-in's own `length` cannot be configured away, so every trap keeps reporting
+  // it (a Proxy invariant), even for a target that is no longer an array (`update` to an object).
+  const arrayStandIn = Array.isArray(standIn)
+  const isLength = (property: string | symbol): boolean => arrayStandIn && property === 'length'
+  Object.defineProperty(standIn, INSPECT, { value: (depth: number, options: object, inspect: Inspect) => describe(state, depth, options, inspect), configurable: true })
   const handler: ProxyHandler<object> = {
     get(_, property) {
       if (property === STATE) return state
@@ -204,24 +248,37 @@ export function guardedProxyOf<T>(state: ProxyState): T {
       // (the codec refuses functions and promises), so nothing is hidden.
       if (property === 'then' && !state.resolved) return undefined
       const real = target()
-      if (property === Symbol.toPrimitive && typeof state.target !== 'object') return () => state.target
+      if (typeof state.target !== 'object') {
+        if (property === Symbol.toPrimitive) return () => state.target
+        // JSON.stringify sees a proxy as an object: a primitive target serializes as itself.
+        if (property === 'toJSON') return () => state.target
+      }
       const value = Reflect.get(real, property, real)
       return property === 'constructor' ? value : forward(real, value)
     },
     set: (_, property, value) => Reflect.set(target(), property, value),
-    has: (_, property) => property === STATE || Reflect.has(target(), property),
-    deleteProperty: (_, property) => Reflect.deleteProperty(target(), property),
-    ownKeys: () => Reflect.ownKeys(target()),
+    has: (_, property) => property === STATE || isLength(property) || Reflect.has(target(), property),
+    deleteProperty: (_, property) => !isLength(property) && Reflect.deleteProperty(target(), property),
+    ownKeys() {
+      const keys = Reflect.ownKeys(target())
+      if (arrayStandIn && !keys.includes('length')) keys.push('length')
+      return keys
+    },
     getOwnPropertyDescriptor(_, property) {
       const descriptor = Reflect.getOwnPropertyDescriptor(target(), property)
-      return descriptor && { ...descriptor, configurable: true }
+      if (!isLength(property)) {
+        if (descriptor) descriptor.configurable = true
+        return descriptor
+      }
+      // Shaped as the stand-in's own `length` (writable data, not enumerable, not configurable).
+      return { value: descriptor && 'value' in descriptor ? descriptor.value : undefined, writable: true, enumerable: false, configurable: false }
     },
     defineProperty: (_, property, descriptor) => Reflect.defineProperty(target(), property, descriptor),
     // While an encode runs, msgpackr tries `value instanceof Class` for each codec extension
     // registered after the proxy's own: answered from the stand-in class, so none of them fetches.
     getPrototypeOf: () => (isEncoding() ? ProxyWire.prototype : Reflect.getPrototypeOf(target())),
   }
-  return new Proxy({}, handler) as T
+  return new Proxy(standIn, handler) as T
 }
 
 /**
@@ -268,8 +325,17 @@ export function factoryOf(proxy: unknown): ProxyFactory {
   return stateOrThrow(proxy, 'factoryOf').factory
 }
 
+/**
+ * Whether a proxy can stand for the value: not null or undefined (nothing to fetch), not a boolean
+ * (a proxy is an object, so `if (proxy)` would always be true), not already a proxy.
+ */
+export function isProxiable(value: unknown): boolean {
+  return value !== null && value !== undefined && typeof value !== 'boolean' && !isProxy(value)
+}
+
 /** Values a proxy cannot stand for, refused when the proxy is made. */
 export function refuseUnproxyable(value: unknown): void {
-  if (value === null || value === undefined) throw new UsageError(`cannot proxy ${value}: there is nothing to fetch later; pass it directly`)
-  if (isProxy(value)) throw new UsageError('cannot proxy a proxy; pass the proxy itself')
+  if (value === null || value === undefined) throw new NotProxiable(`cannot proxy ${value}: there is nothing to fetch later; pass it directly`)
+  if (typeof value === 'boolean') throw new NotProxiable(`cannot proxy a boolean (${value}): a proxy is an object, so it would always be truthy; pass it directly`)
+  if (isProxy(value)) throw new NotProxiable('cannot proxy a proxy; pass the proxy itself')
 }

@@ -28,7 +28,22 @@ const serializers = new Map<string, Serializer>([
  * tasks import), since only the name travels in a store's config.
  */
 export function registerSerializer(name: string, serializer: Serializer): void {
-  serializers.set(name, serializer)
+  // Checked here so a serializer's mistake is named at the store, not met as a connector's
+  // odd failure: encode must give bytes, and a decode failure says which serializer failed.
+  serializers.set(name, {
+    encode(value) {
+      const bytes = serializer.encode(value)
+      if (!(bytes instanceof Uint8Array)) throw new SerializationError(`serializer '${name}' must encode to a Uint8Array or Buffer, not ${bytes === null ? 'null' : typeof bytes}`)
+      return bytes
+    },
+    decode(bytes) {
+      try {
+        return serializer.decode(bytes)
+      } catch (error) {
+        throw new SerializationError(`serializer '${name}' could not decode ${bytes.byteLength} bytes: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+      }
+    },
+  })
 }
 
 export function serializerNames(): string[] {

@@ -233,6 +233,11 @@ export class ShmConnector implements Connector {
   }
 
   async evict(key: ObjectKey): Promise<void> {
+    this.evictSync(key)
+  }
+
+  /** `evict`, blocking (an unlink). */
+  evictSync(key: ObjectKey): void {
     const name = this.segmentName(key)
     try {
       unlinkSharedMemory(name)

@@ -1,11 +1,13 @@
 import { addExtension } from 'msgpackr'
-import { ConfigError, UsageError } from '../errors.js'
+import { ConfigError, ObjectNotFound, UsageError } from '../errors.js'
 import { boolean, nonNegativeInt, object, optional, string, type Check } from '../util/schema.js'
 import { connectorFromConfig, type Connector, type ConnectorConfig, type ObjectKey, type PutHints } from './connector.js'
 import { checkLifetime, type Lifetime } from './lifetimes.js'
 import { ownedFromFactory, type OwnedProxy } from './ownership.js'
-import { getWaiting, proxyOf, refuseUnproxyable, type ProxyFactory } from './proxy.js'
+import { DEFAULT_POLL, factoryOf, getWaiting, isProxiable, isProxy, proxyOf, refuseUnproxyable, type Poll, type ProxyFactory } from './proxy.js'
 import { getSerializer, serializerNames, type Serializer } from './serializer.js'
+import { lockedProxy, type ProxyLocker } from './utils.js'
+import { StoreMetrics } from './metrics.js'
 
 export interface StoreOptions {
   /** how many decoded objects `get` keeps, least recently used dropped first (default 16; 0: none) */
@@ -14,6 +16,13 @@ export interface StoreOptions {
   serializer?: string
   /** put the store in this process's registry, so `getStore(name)` finds it (default true) */
   register?: boolean
+  /**
+   * the default of `proxy()`'s `populateTarget`: a new proxy starts resolved with the value it was
+   * made from, here (default false; travels in the config)
+   */
+  populateTarget?: boolean
+  /** record per-key timings, cache hits and sizes in `store.metrics` (metrics.ts; default false; travels in the config) */
+  metrics?: boolean
 }
 
 /** Everything needed to rebuild a store in another process: plain JSON. */
@@ -22,6 +31,10 @@ export interface StoreConfig {
   connector: ConnectorConfig
   cacheSize: number
   serializer: string
+  /** present only when true */
+  populateTarget?: boolean
+  /** present only when true */
+  metrics?: boolean
 }
 
 export interface ProxyOptions {
@@ -31,6 +44,13 @@ export interface ProxyOptions {
   serializer?: string
   /** evict the object when this lifetime ends (lifetimes.ts); an ended one refuses it */
   lifetime?: Lifetime
+  /**
+   * the proxy starts resolved, its target the value given (no fetch where it was made; a copy
+   * that travels still fetches). Default: the store's `populateTarget`
+   */
+  populateTarget?: boolean
+  /** give back values a proxy cannot stand for (null, undefined, booleans, proxies) unchanged instead of throwing NotProxiable */
+  skipNonProxiable?: boolean
   /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
   tags?: readonly string[]
 }
@@ -49,6 +69,8 @@ export interface GetOptions {
   serializer?: string
   /** false: read the connector even when the value is cached, and do not cache it (default true) */
   cache?: boolean
+  /** `get` answers this instead of rejecting with ObjectNotFound when the key is missing (given, even as undefined) */
+  default?: unknown
 }
 
 export interface OwnedOptions {
@@ -56,6 +78,15 @@ export interface OwnedOptions {
   serializer?: string
   /** tags a routing connector (multi) matches against its policies; other connectors ignore them */
   tags?: readonly string[]
+  /** give back values a proxy cannot stand for unchanged instead of throwing NotProxiable */
+  skipNonProxiable?: boolean
+  /** the owned proxy starts resolved with the value given (default: the store's `populateTarget`) */
+  populateTarget?: boolean
+}
+
+export interface CloseOptions {
+  /** evict first every object this store instance put (or made a future for) that is still there (default false) */
+  clear?: boolean
 }
 
 // Hints only when there are any, so connectors see exactly the old calls otherwise.
@@ -75,12 +106,23 @@ const serializerName: Check<string> = (value, path) => {
 // Call options (proxy, put, owned, future, ...) are checked for unknown keys only: a misspelt
 // `{ evicted: true }` from JavaScript would otherwise leave the object in the store, silently.
 const anyValue: Check<unknown> = (value) => value
-const callOptionsSchema = object({ evict: optional(boolean), serializer: anyValue, lifetime: anyValue, tags: anyValue, timeoutMs: anyValue, cache: anyValue })
+const callOptionsSchema = object({
+  evict: optional(boolean),
+  ...Object.fromEntries(
+    ['serializer', 'lifetime', 'tags', 'populateTarget', 'skipNonProxiable', 'timeoutMs', 'pollMs', 'pollBackoff', 'pollMaxMs'].map((key) => [key, anyValue]),
+  ),
+})
 function checkCallOptions(options: object, method: string): void {
   callOptionsSchema(options, `store.${method}() options`)
 }
 
-const optionsSchema = object({ cacheSize: optional(nonNegativeInt), serializer: optional(serializerName), register: optional(boolean) })
+const optionsSchema = object({
+  cacheSize: optional(nonNegativeInt),
+  serializer: optional(serializerName),
+  register: optional(boolean),
+  populateTarget: optional(boolean),
+  metrics: optional(boolean),
+})
 const DEFAULT_CACHE_SIZE = 16
 
 // The stores of this process by name: a proxy names its store, and resolving it in a worker finds
@@ -96,7 +138,14 @@ export class Store {
   readonly connector: Connector
   readonly cacheSize: number
   readonly serializerName: string
+  readonly populateTarget: boolean
+  /** per-key operation metrics, when made with `metrics: true` */
+  readonly metrics: StoreMetrics | undefined
   private readonly serializer: Serializer
+  // What this instance put and has not evicted, by id: what close({ clear: true }) evicts. A key
+  // evicted by another process stays listed until then, so a store rebuilt from its config (a
+  // worker's, which may put many results that the caller evicts) keeps no list.
+  private written: Map<string, ObjectKey> | undefined = new Map()
   // Map keeps insertion order: the first entry is the least recently used.
   private readonly cache = new Map<string, unknown>()
   private closed = false
@@ -109,6 +158,8 @@ export class Store {
     this.cacheSize = checked.cacheSize ?? DEFAULT_CACHE_SIZE
     this.serializerName = checked.serializer ?? 'msgpack'
     this.serializer = getSerializer(this.serializerName)!
+    this.populateTarget = checked.populateTarget ?? false
+    this.metrics = checked.metrics ? new StoreMetrics() : undefined
     if (checked.register !== false) registerStore(this)
   }
 
@@ -129,8 +180,12 @@ export class Store {
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'put.lifetime')
     const hints = hintsOf(options)
+    const started = performance.now()
     const bytes = this.serializerFor(options.serializer).encode(value)
+    const encoded = performance.now()
     const key = await (hints ? this.connector.put(bytes, undefined, hints) : this.connector.put(bytes))
+    this.written?.set(key.id, key)
+    if (this.metrics) this.recordPut('store.put', key, bytes.byteLength, started, encoded)
     await this.bind(lifetime, [key])
     return key
   }
@@ -140,10 +195,14 @@ export class Store {
     checkCallOptions(options, 'set')
     this.checkOpen()
     const lifetime = checkLifetime(options.lifetime, 'set.lifetime')
+    const started = performance.now()
     this.cache.delete(key.id)
     const hints = hintsOf(options)
     const bytes = this.serializerFor(options.serializer).encode(value)
+    const encoded = performance.now()
     await (hints ? this.connector.put(bytes, key, hints) : this.connector.put(bytes, key))
+    this.written?.set(key.id, key)
+    if (this.metrics) this.recordPut('store.set', key, bytes.byteLength, started, encoded)
     await this.bind(lifetime, [key])
   }
 
@@ -153,8 +212,12 @@ export class Store {
     const lifetime = checkLifetime(options.lifetime, 'putBatch.lifetime')
     const serializer = this.serializerFor(options.serializer)
     const hints = hintsOf(options)
+    const started = performance.now()
     const encoded = values.map((value) => serializer.encode(value))
+    const encodedAt = performance.now()
     const keys = await (hints ? this.connector.putBatch(encoded, hints) : this.connector.putBatch(encoded))
+    for (const key of keys) this.written?.set(key.id, key)
+    if (this.metrics) this.recordPut('store.putBatch', keys, encoded.reduce((sum, bytes) => sum + bytes.byteLength, 0), started, encodedAt)
     await this.bind(lifetime, keys)
     return keys
   }
@@ -178,10 +241,16 @@ export class Store {
   async get<T = unknown>(key: ObjectKey, options: GetOptions = {}): Promise<T> {
     this.checkOpen()
     const cache = options.cache !== false
-    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
-    const value = this.serializerFor(options.serializer).decode(await this.connector.get(key))
-    if (cache) this.remember(key.id, value)
-    return value as T
+    if (cache && this.cache.has(key.id)) return this.cacheHit<T>(key)
+    const started = performance.now()
+    let bytes: Uint8Array
+    try {
+      bytes = await this.connector.get(key)
+    } catch (error) {
+      if (error instanceof ObjectNotFound && 'default' in options) return options.default as T
+      throw error
+    }
+    return this.decoded<T>(key, bytes, options, cache, started)
   }
 
   /**
@@ -191,15 +260,47 @@ export class Store {
   getSync<T = unknown>(key: ObjectKey, options: GetOptions = {}): T {
     this.checkOpen()
     const cache = options.cache !== false
-    if (cache && this.cache.has(key.id)) return this.touch(key.id) as T
+    if (cache && this.cache.has(key.id)) return this.cacheHit<T>(key)
     if (!this.connector.getSync) {
       throw new UsageError(
         `connector ${this.connector.label} cannot be read synchronously; await resolve(proxy) before using it ` +
           `(task arguments will be resolved for you), or give the connector a blocking read with withSyncGet(connector)`,
       )
     }
-    const value = this.serializerFor(options.serializer).decode(this.connector.getSync(key))
+    const started = performance.now()
+    return this.decoded<T>(key, this.connector.getSync(key), options, cache, started)
+  }
+
+  // `name` took `started`..now, of which the serializer `started`..`encoded`, the connector the rest.
+  private recordPut(name: string, keys: ObjectKey | ObjectKey[], bytes: number, started: number, encoded: number): void {
+    const metrics = this.metrics!
+    const end = performance.now()
+    metrics.addTime(name, keys, end - started)
+    metrics.addTime(`${name}.serialize`, keys, encoded - started)
+    metrics.addTime(`${name}.connector`, keys, end - encoded)
+    metrics.addAttribute(`${name}.objectSize`, keys, bytes)
+  }
+
+  private cacheHit<T>(key: ObjectKey): T {
+    this.metrics?.addCounter('store.get.cacheHits', key)
+    this.metrics?.addTime('store.get', key, 0)
+    return this.touch(key.id) as T
+  }
+
+  // The second half of get/getSync, once the connector answered `started` ms ago.
+  private decoded<T>(key: ObjectKey, bytes: Uint8Array, options: GetOptions, cache: boolean, started: number): T {
+    const read = performance.now()
+    const value = this.serializerFor(options.serializer).decode(bytes)
     if (cache) this.remember(key.id, value)
+    const metrics = this.metrics
+    if (metrics) {
+      const end = performance.now()
+      metrics.addCounter('store.get.cacheMisses', key)
+      metrics.addAttribute('store.get.objectSize', key, bytes.byteLength)
+      metrics.addTime('store.get.connector', key, read - started)
+      metrics.addTime('store.get.deserialize', key, end - read)
+      metrics.addTime('store.get', key, end - started)
+    }
     return value as T
   }
 
@@ -210,16 +311,34 @@ export class Store {
    */
   async proxy<T>(value: T, options: ProxyOptions = {}): Promise<T> {
     checkCallOptions(options, 'proxy')
+    if (options.skipNonProxiable && !isProxiable(value)) return value
     refuseUnproxyable(value)
+    const started = performance.now()
     const key = await this.put(value, options)
-    return proxyOf<T>(this.factory(key, options))
+    const proxy = proxyOf<T>(this.factory(key, options, value), this.populated(value, options))
+    this.metrics?.addTime('store.proxy', key, performance.now() - started)
+    return proxy
   }
 
+  /** `proxy` for many values in one connector call; with `skipNonProxiable`, those stay as they are in place. */
   async proxyBatch<T>(values: readonly T[], options: ProxyOptions = {}): Promise<T[]> {
     checkCallOptions(options, 'proxyBatch')
-    values.forEach(refuseUnproxyable)
-    const keys = await this.putBatch(values, options)
-    return keys.map((key) => proxyOf<T>(this.factory(key, options)))
+    const chosen = options.skipNonProxiable ? values.filter(isProxiable) : values
+    chosen.forEach(refuseUnproxyable)
+    const started = performance.now()
+    const keys = await this.putBatch(chosen, options)
+    const proxies = chosen.map((value, i) => proxyOf<T>(this.factory(keys[i]!, options, value), this.populated(value, options)))
+    this.metrics?.addTime('store.proxyBatch', keys, performance.now() - started)
+    return options.skipNonProxiable ? values.map((value) => (isProxiable(value) ? proxies.shift()! : value)) : proxies
+  }
+
+  /** `proxy`, wrapped in a ProxyLocker (utils.ts) so nothing resolves it until `unlock()` */
+  async lockedProxy<T>(value: T, options: ProxyOptions = {}): Promise<ProxyLocker<T> | T> {
+    return lockedProxy(this, value, options)
+  }
+
+  private populated(value: unknown, options: { populateTarget?: boolean }): { value: unknown } | undefined {
+    return (options.populateTarget ?? this.populateTarget) ? { value } : undefined
   }
 
   /**
@@ -228,13 +347,16 @@ export class Store {
    */
   async owned<T>(value: T, options: OwnedOptions = {}): Promise<OwnedProxy<T>> {
     checkCallOptions(options, 'owned')
+    if (options.skipNonProxiable && !isProxiable(value)) return value as OwnedProxy<T>
     refuseUnproxyable(value)
     const key = await this.put(value, { serializer: options.serializer, tags: options.tags })
-    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer }))
+    return ownedFromFactory<T>(this.factory(key, { serializer: options.serializer, tags: options.tags }, value), this.populated(value, options))
   }
 
   /** A proxy of an object already stored under `key`. */
   proxyFromKey<T>(key: ObjectKey, options: ProxyOptions = {}): T {
+    // The object exists already: a lifetime given here takes it on, as `proxy` would.
+    checkLifetime(options.lifetime, 'proxyFromKey.lifetime')?.addKey(key, this)
     return proxyOf<T>(this.factory(key, options))
   }
 
@@ -247,14 +369,19 @@ export class Store {
     checkCallOptions(options, 'future')
     this.checkOpen()
     const hints = hintsOf(options)
-    return new ProxyFuture<T>(this, hints ? this.connector.newKey(hints) : this.connector.newKey(), options)
+    const key = hints ? this.connector.newKey(hints) : this.connector.newKey()
+    this.written?.set(key.id, key)
+    return new ProxyFuture<T>(this, key, options)
   }
 
   /** @internal the factory of a proxy of `key` */
-  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number }): ProxyFactory {
+  factory(key: ObjectKey, options: ProxyOptions & { waitMs?: number; poll?: Poll }, value?: unknown): ProxyFactory {
     const factory: ProxyFactory = { store: this.toConfig(), key, evict: options.evict ?? false }
+    if (Array.isArray(value)) factory.array = true
     if (options.serializer !== undefined) factory.serializer = options.serializer
     if (options.waitMs !== undefined) factory.waitMs = options.waitMs
+    if (options.poll !== undefined) factory.poll = options.poll
+    if (options.tags !== undefined && options.tags.length > 0) factory.tags = [...options.tags]
     return factory
   }
 
@@ -264,14 +391,20 @@ export class Store {
 
   async exists(key: ObjectKey): Promise<boolean> {
     this.checkOpen()
-    return this.cache.has(key.id) || this.connector.exists(key)
+    const started = performance.now()
+    const found = this.cache.has(key.id) || (await this.connector.exists(key))
+    this.metrics?.addTime('store.exists', key, performance.now() - started)
+    return found
   }
 
   /** Removes the object from the cache and the connector; a missing key is not an error. */
   async evict(key: ObjectKey): Promise<void> {
     this.checkOpen()
+    const started = performance.now()
     this.cache.delete(key.id)
     await this.connector.evict(key)
+    this.written?.delete(key.id)
+    this.metrics?.addTime('store.evict', key, performance.now() - started)
   }
 
   /** whether `get` would answer from the cache */
@@ -298,38 +431,69 @@ export class Store {
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!)
   }
 
+  /** `await using store = new Store(...)` closes it at the end of the scope (objects stay). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
   toConfig(): StoreConfig {
-    return { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
+    const config: StoreConfig = { name: this.name, connector: this.connector.toConfig(), cacheSize: this.cacheSize, serializer: this.serializerName }
+    if (this.populateTarget) config.populateTarget = true
+    if (this.metrics) config.metrics = true
+    return config
   }
 
   /** The registered store of that name, or a new one built (and registered) from the config. */
   static fromConfig(config: StoreConfig): Store {
     const known = registry.get(config.name)
     if (known) return known
-    return new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer })
+    const store = new Store(config.name, config.connector, { cacheSize: config.cacheSize, serializer: config.serializer, populateTarget: config.populateTarget, metrics: config.metrics })
+    store.written = undefined
+    return store
   }
 
   /**
-   * `await using store = new Store(...)` closes it at the end of the scope (ProxyStore's
-   * `with Store(...)`); owned proxies and lifetimes declared after it are disposed before it.
+   * Leaves the registry and closes the connector. Objects stay where the connector keeps them,
+   * unless `clear`: then what this instance put first goes (a missing one is not an error).
    */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close()
-  }
-
-  /** Leaves the registry and closes the connector. Objects stay where the connector keeps them. */
-  async close(): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return
+    let failed: PromiseRejectedResult | undefined
+    if (options.clear) {
+      if (!this.written) throw new UsageError(`store '${this.name}' was rebuilt from its config, so it does not know what it put; close({ clear: true }) the store that made the objects`)
+      const keys = [...this.written.values()]
+      this.written.clear()
+      const evictions = await Promise.allSettled(keys.map((key) => this.connector.evict(key)))
+      failed = evictions.find((result) => result.status === 'rejected')
+    }
     this.closed = true
     this.cache.clear()
     if (registry.get(this.name) === this) registry.delete(this.name)
     await this.connector.close()
+    // The store is closed either way; an eviction that failed is reported after.
+    if (failed) throw failed.reason
   }
 }
 
 export interface FutureOptions extends ProxyOptions {
   /** how long `result()` and a proxy's async resolve wait for the value (default 60 000 ms) */
   timeoutMs?: number
+  /** the first wait between polls for the value (default 5 ms) */
+  pollMs?: number
+  /** each wait is the last one times this (default 2; 1: a fixed interval) */
+  pollBackoff?: number
+  /** the longest wait between polls (default 200 ms) */
+  pollMaxMs?: number
+}
+
+// Checked once, when the future is made; present on the proxies' factories only when not the default.
+function pollOf(options: FutureOptions): Poll | undefined {
+  if (options.pollMs === undefined && options.pollBackoff === undefined && options.pollMaxMs === undefined) return undefined
+  const poll: Poll = { ms: options.pollMs ?? DEFAULT_POLL.ms, backoff: options.pollBackoff ?? DEFAULT_POLL.backoff, maxMs: options.pollMaxMs ?? Math.max(DEFAULT_POLL.maxMs, options.pollMs ?? 0) }
+  if (!(poll.ms > 0 && Number.isFinite(poll.ms))) throw new ConfigError('future.pollMs', `must be a positive number of ms (got ${options.pollMs})`)
+  if (!(poll.backoff >= 1 && Number.isFinite(poll.backoff))) throw new ConfigError('future.pollBackoff', `must be a number >= 1 (got ${options.pollBackoff})`)
+  if (!(poll.maxMs >= poll.ms && Number.isFinite(poll.maxMs))) throw new ConfigError('future.pollMaxMs', `must be a number of ms >= pollMs (got ${options.pollMaxMs})`)
+  return poll
 }
 
 /** store.future(): a key now, its value later (ProxyStore's `Store.future`). */
@@ -346,7 +510,11 @@ export class ProxyFuture<T> {
     this.storeOrConfig = store
     this.timeoutMs = options.timeoutMs ?? 60_000
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 0) throw new ConfigError('future.timeoutMs', `must be a non-negative integer (got ${options.timeoutMs})`)
+    this.poll = pollOf(options)
   }
+
+  /** the polling options given, checked (undefined: the default) */
+  readonly poll: Poll | undefined
 
   get store(): Store {
     if (!(this.storeOrConfig instanceof Store)) this.storeOrConfig = Store.fromConfig(this.storeOrConfig)
@@ -355,7 +523,7 @@ export class ProxyFuture<T> {
 
   /** A proxy of the value to come; it can travel before the value is set. */
   proxy(): T {
-    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs }))
+    return proxyOf<T>(this.store.factory(this.key, { ...this.options, waitMs: this.timeoutMs, poll: this.poll }))
   }
 
   /** Sets the value (once is the rule; a second set replaces it for readers that have not resolved). */
@@ -370,7 +538,7 @@ export class ProxyFuture<T> {
 
   /** The value, waiting up to `timeoutMs` (default the future's) for it; then ProxyFutureTimeout. */
   async result(timeoutMs = this.timeoutMs): Promise<T> {
-    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer)
+    return getWaiting<T>(this.store, this.key, timeoutMs, this.options.serializer, true, this.poll)
   }
 
   // Passed to a task (the producer), a future travels as its store config, key and options and is
@@ -403,10 +571,20 @@ export function openStores(): Store[] {
   return [...registry.values()]
 }
 
-export function getStore(name: string): Store | undefined {
-  return registry.get(name)
+/**
+ * The registered store of that name, or undefined. Given a proxy: the store it resolves from
+ * (the registered one, or one rebuilt, and registered, from the config the proxy carries).
+ */
+export function getStore(nameOrProxy: string | object): Store | undefined {
+  if (typeof nameOrProxy !== 'string') {
+    if (!isProxy(nameOrProxy)) throw new UsageError(`getStore() takes a store name or a proxy, not ${nameOrProxy === null ? 'null' : typeof nameOrProxy}`)
+    return Store.fromConfig(factoryOf(nameOrProxy).store)
+  }
+  return registry.get(nameOrProxy)
 }
 
-export function unregisterStore(name: string): void {
-  registry.delete(name)
+/** Removes a store (by name, or the store itself) from the registry; an unknown one is not an error. */
+export function unregisterStore(nameOrStore: string | Store): void {
+  if (typeof nameOrStore === 'string') registry.delete(nameOrStore)
+  else if (registry.get(nameOrStore.name) === nameOrStore) registry.delete(nameOrStore.name)
 }

@@ -4,6 +4,7 @@ import { encodeError } from '../serialize/errors.js'
 import { cachedFunction, resolveFunction, type FunctionDescriptor } from '../serialize/function-ref.js'
 import { TaskKind, type ResultWire, type TaskBatchWire, type TaskWire } from '../protocol/task.js'
 import { runBashCommand } from './bash.js'
+import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from './owned-args.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
 import { batchMayHoldProxies, forgetTargets, proxiesIn, resolveArguments, storeLargeResult } from './proxies.js'
 
@@ -283,21 +284,28 @@ export function runEncodedBatch(
   early?: (encoded: Uint8Array) => void,
   started?: (taskId: number) => void,
 ): Uint8Array | Promise<Uint8Array> {
+  const mark = ownedArrivalMark()
   const batch = decode<TaskBatchWire>(bytes)
+  // Owned arguments the tasks kept are dropped once their results are encoded (owned-args.ts).
+  const owned = ownedArrived(mark)
   let sent = 0
   const hooks: BatchHooks = {}
   if (early) {
-    hooks.results = (_indexes, results) => {
+    hooks.results = (indexes, results) => {
       sent += results.length
       early(encodeResults(results))
+      if (owned) dropOwnedArguments(indexes.map((index) => batch.tasks[index]), results)
     }
   }
   if (started) hooks.started = (index) => started(batch.tasks[index]!.id)
   let slowest = 0
   hooks.slowest = (ms) => (slowest = ms)
   const results = runBatch(batch, hooks)
-  const answer = (all: (ResultWire | undefined)[]): Uint8Array =>
-    encodeAnswer(sent, (sent === 0 ? all : all.filter((result) => result !== undefined)) as ResultWire[], slowest)
+  const answer = (all: (ResultWire | undefined)[]): Uint8Array => {
+    const encoded = encodeAnswer(sent, (sent === 0 ? all : all.filter((result) => result !== undefined)) as ResultWire[], slowest)
+    if (owned) dropOwnedArguments(batch.tasks, all)
+    return encoded
+  }
   return results instanceof Promise ? results.then(answer) : answer(results)
 }
 

@@ -10,6 +10,7 @@
 import { SerializationError } from '../errors.js'
 import { HEAD_FIELDS, toResultTuple, type ResultWire, type TaskArgsWire, type TaskBatchHead, type TaskBatchWire, type TaskKindValue, type TaskWire } from '../protocol/task.js'
 import { runBatch, type BatchHooks } from '../runtime/execute.js'
+import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from '../runtime/owned-args.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
@@ -139,6 +140,7 @@ export function runWork(parts: Uint8Array[], hooks?: WorkHooks): Buffer | Promis
   const slots: (number | ResultWire)[] = new Array(count)
   // The batch position of each task, to name early results the way the manager knows them.
   const payloadOf: number[] = []
+  const mark = ownedArrivalMark()
   for (let i = 0; i < count; i++) {
     const at = i * HEAD_FIELDS
     const id = head.tasks[at]!
@@ -159,17 +161,27 @@ export function runWork(parts: Uint8Array[], hooks?: WorkHooks): Buffer | Promis
     tasks.push(task)
   }
   const batch: TaskBatchWire = { fns, tasks }
+  // Owned arguments the tasks kept are dropped once their results are encoded (owned-args.ts).
+  const owned = ownedArrived(mark)
   let slowest = 0
   const batchHooks: BatchHooks = { slowest: (ms) => (slowest = ms) }
   if (hooks) {
     const { results, started } = hooks
     if (results) {
-      batchHooks.results = (indexes, done) => results(indexes.map((index) => payloadOf[index]!), done.map(encodeResult))
+      batchHooks.results = (indexes, done) => {
+        results(indexes.map((index) => payloadOf[index]!), done.map(encodeResult))
+        if (owned) dropOwnedArguments(indexes.map((index) => tasks[index]), done)
+      }
     }
     if (started) batchHooks.started = () => started()
   }
   const results = runBatch(batch, batchHooks)
-  return results instanceof Promise ? results.then((done) => encodeAnswer(slots, done, slowest)) : encodeAnswer(slots, results, slowest)
+  const answer = (done: (ResultWire | undefined)[]): Buffer => {
+    const encoded = encodeAnswer(slots, done, slowest)
+    if (owned) dropOwnedArguments(tasks, done)
+    return encoded
+  }
+  return results instanceof Promise ? results.then(answer) : answer(results)
 }
 
 function encodeAnswer(slots: (number | ResultWire)[], results: (ResultWire | undefined)[], slowest: number): Buffer {

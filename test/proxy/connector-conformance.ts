@@ -45,6 +45,16 @@ export function connectorConformance(t: Test, target: ConnectorTarget): void {
     t.throws(() => c.getSync!(key), ObjectNotFound, 'a missing key is ObjectNotFound')
   })
 
+  t.test(`${target.name}: evictSync, where the connector has it, evicts like evict`, async (t) => {
+    const c = await open(t)
+    if (!c.evictSync) return t.pass(`${c.type} has no evictSync`)
+    const key = await c.put(bytesOf(4, 4))
+    t.equal(c.evictSync(key), undefined, 'it returns nothing (no promise)')
+    t.notOk(await c.exists(key), 'gone after evictSync')
+    await t.rejects(c.get(key), ObjectNotFound)
+    c.evictSync(key) // evicting a missing key is not an error
+  })
+
   t.test(`${target.name}: put under a given key replaces, and the caller's buffer is not kept`, async (t) => {
     const c = await open(t)
     const key = c.newKey()
