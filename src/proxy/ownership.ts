@@ -75,8 +75,10 @@ class OwnerGuard extends Guard {
   }
 
   checkNotBorrowed(action: string): void {
-    if (this.mut > 0) this.fail('borrowed', `cannot ${action} an owned proxy while it is mutably borrowed; release the borrow first`)
-    if (this.shared > 0) this.fail('borrowed', `cannot ${action} an owned proxy while it has ${this.shared} borrow(s); release them first`)
+    // The usual cause: a borrow given to a task by a plain app call, which never gives it back.
+    const hint = '(a borrow passed to a task comes back when the task settles only if it was called with submitScoped)'
+    if (this.mut > 0) this.fail('borrowed', `cannot ${action} an owned proxy while it is mutably borrowed; release the borrow first ${hint}`)
+    if (this.shared > 0) this.fail('borrowed', `cannot ${action} an owned proxy while it has ${this.shared} borrow(s); release them first ${hint}`)
   }
 
   // Encoding sends ownership along. A moved proxy may be encoded again (an executor can encode one

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { DataFlowKernel, ErrorCode, HighThroughputExecutor, ThreadPoolExecutor } from 'tsflow'
-import { FileConnector, LocalConnector, Store, ZmqConnector } from 'tsflow/proxy'
+import { DataFlowKernel, ErrorCode, HighThroughputExecutor, ThreadPoolExecutor, submitScoped } from 'tsflow'
+import { FileConnector, LocalConnector, Store, ZmqConnector, borrow, borrowCount, dispose } from 'tsflow/proxy'
 import * as apps from '../fixtures/proxy-apps.js'
 import { startKernel } from '../helpers/executors.js'
 import { redisMissing, startRedis } from '../helpers/redis.js'
@@ -138,4 +138,15 @@ t.test('a redis store left open: main() says why the script does not end', { ski
   const redis = await startRedis(t)
   const stderr = await leaveOpen(t, { type: 'redis', host: redis.host, port: redis.port })
   t.match(stderr, new RegExp(`store 'left-open' is still open and its connector redis\\(${redis.host}:${redis.port}\\) keeps this process running`))
+})
+
+t.test('disposing an owner whose borrow went to a task without submitScoped says what to use', async (t) => {
+  const kernel = await startKernel(t, 'threads')
+  const store = new Store(`scoped-user-${process.pid}`, new FileConnector({ directory: join(scratch, 'scoped') }))
+  t.teardown(() => store.close())
+  const owned = await store.owned(new Float64Array([1, 2, 3]))
+  t.same(await apps.inspect.with({ dfk: kernel })(borrow(owned), 0), { isProxy: true, resolved: true, sum: 6 })
+  await t.rejects(dispose(owned), { code: ErrorCode.BORROW, rule: 'borrowed', message: /has 1 borrow\(s\); release them first \(a borrow passed to a task comes back when the task settles only if it was called with submitScoped\)/ })
+  t.same(await submitScoped(apps.inspect.with({ dfk: kernel }), borrow(owned), 1), { isProxy: true, resolved: true, sum: 7 })
+  t.same(borrowCount(owned), { shared: 1, mut: 0 }, 'the scoped borrow came back; the other is still out')
 })
