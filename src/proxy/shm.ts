@@ -3,13 +3,13 @@ import { constants as osConstants } from 'node:os'
 import { isMainThread } from 'node:worker_threads'
 import { ConfigError, ConnectorError, NativeError, ObjectNotFound } from '../errors.js'
 import {
-  createSharedMemory,
   listSharedMemory,
   nativeAvailable,
   openSharedMemory,
   renameSharedMemory,
   sharedMemorySize,
   unlinkSharedMemory,
+  writeSharedMemory,
 } from '../native/index.js'
 import { boolean, object, optional, string, type Check } from '../util/schema.js'
 import { connectors, keyText, type Connector, type ConnectorConfig, type ObjectKey } from './connector.js'
@@ -182,13 +182,14 @@ export class ShmConnector implements Connector {
     const name = this.segmentName(key)
     const temporary = `${name}${TMP}${process.pid}-${nanoid(10).replace(/[^A-Za-z0-9]/g, 'x')}`
     try {
-      const segment = createSharedMemory(temporary, HEADER + bytes.byteLength)
+      const header = Buffer.alloc(HEADER)
+      header.writeUInt32LE(MAGIC, 0)
+      header.writeUInt32LE(process.pid, 4)
+      header.writeBigUInt64LE(BigInt(bytes.byteLength), 8)
+      header.writeUInt32LE(this.unlinkOnExit ? FLAG_UNLINK_ON_EXIT : 0, 16)
       try {
-        segment.writeUInt32LE(MAGIC, 0)
-        segment.writeUInt32LE(process.pid, 4)
-        segment.writeBigUInt64LE(BigInt(bytes.byteLength), 8)
-        segment.writeUInt32LE(this.unlinkOnExit ? FLAG_UNLINK_ON_EXIT : 0, 16)
-        segment.set(bytes, HEADER)
+        // write(2), not a fresh mapping: no page fault per page (see writeSharedMemory)
+        writeSharedMemory(temporary, [header, bytes])
         renameSharedMemory(temporary, name)
       } catch (error) {
         unlinkQuietly(temporary)

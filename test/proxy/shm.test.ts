@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
-import { createSharedMemory, listSharedMemory, openSharedMemory, renameSharedMemory, unlinkSharedMemory } from 'tsflow/native'
+import { createSharedMemory, listSharedMemory, openSharedMemory, renameSharedMemory, unlinkSharedMemory, writeSharedMemory } from 'tsflow/native'
 import { NativeError } from 'tsflow'
 import { dispose, factoryOf, isResolved, ShmConnector, Store, type ObjectKey } from 'tsflow/proxy'
 import { makeOwned } from '../fixtures/ownership-apps.js'
@@ -113,6 +113,18 @@ t.test('native seam: renameSharedMemory replaces atomically, listSharedMemory fi
   t.equal(error.syscall, 'rename')
   t.match(error.message, `'${a}' does not exist`)
   t.throws(() => renameSharedMemory('no-slash', b), TypeError, 'names are checked like the other shm calls')
+})
+
+t.test('native seam: writeSharedMemory writes its parts in order into a new segment and never over one', async (t) => {
+  const name = `/tsflow-${base}_write-a`
+  t.teardown(() => listSharedMemory(name.slice(1)).length && unlinkSharedMemory(name))
+  writeSharedMemory(name, [Uint8Array.of(1, 2), new Uint8Array(0), Uint8Array.of(3)])
+  t.same([...openSharedMemory(name)], [1, 2, 3], 'the segment holds the parts one after another')
+  const error = t.throws(() => writeSharedMemory(name, [Uint8Array.of(9)]), NativeError) as NativeError
+  t.equal(error.syscall, 'open')
+  t.match(error.message, `'${name}' already exists`)
+  t.same([...openSharedMemory(name)], [1, 2, 3], 'an existing segment is left as it was')
+  t.throws(() => writeSharedMemory('no-slash', []), TypeError, 'names are checked like the other shm calls')
 })
 
 t.test("shm: with the 'bytes' serializer a store hands out the mapping itself", async (t) => {
