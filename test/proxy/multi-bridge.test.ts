@@ -1,8 +1,9 @@
 import t from 'tap'
 import { ErrorCode } from 'tsflow'
 import { listSharedMemory, unlinkSharedMemory } from 'tsflow/native'
-import { factoryOf, isResolved, MultiConnector, RedisConnector, ShmConnector, Store, type Connector, type ObjectKey } from 'tsflow/proxy'
+import { factoryOf, isResolved, MultiConnector, RedisConnector, ShmConnector, Store, type Connector } from 'tsflow/proxy'
 import { redisMissing, startRedis } from '../helpers/redis.js'
+import { asyncOnly } from '../helpers/async-only.js'
 
 // A multi connector reads synchronously through the child holding the key; a child without a
 // getSync of its own gets a sync bridge on its first synchronous read.
@@ -12,30 +13,9 @@ t.teardown(() => {
   for (const name of listSharedMemory(`tsflow-${shmPrefix}`)) unlinkSharedMemory(name)
 })
 
-/**
- * A redis connector with its getSync hidden: what any async-only connector looks like to multi.
- * Its config is redis's, so a bridge thread rebuilds a real RedisConnector from it.
- */
-class AsyncOnly implements Connector {
-  readonly type = 'redis'
-  constructor(private readonly inner: RedisConnector) {}
-  get label() {
-    return this.inner.label
-  }
-  put = (bytes: Uint8Array, key?: ObjectKey) => this.inner.put(bytes, key)
-  get = (key: ObjectKey) => this.inner.get(key)
-  exists = (key: ObjectKey) => this.inner.exists(key)
-  evict = (key: ObjectKey) => this.inner.evict(key)
-  putBatch = (values: readonly Uint8Array[]) => this.inner.putBatch(values)
-  getBatch = (keys: readonly ObjectKey[]) => this.inner.getBatch(keys)
-  newKey = () => this.inner.newKey()
-  close = () => this.inner.close()
-  toConfig = () => this.inner.toConfig()
-}
-
 t.test('multi(async-only redis, shm): a proxy resolves on a plain property access in either child', { skip: redisMissing() ?? false }, async (t) => {
   const redis = await startRedis(t)
-  const small = new AsyncOnly(new RedisConnector({ host: redis.host, port: redis.port, keyPrefix: `mb${process.pid}:` }))
+  const small = asyncOnly(new RedisConnector({ host: redis.host, port: redis.port, keyPrefix: `mb${process.pid}:` }))
   const multi = new MultiConnector({
     connectors: {
       small: { connector: small, policy: { maxSize: 1024 } },

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ConnectorError, ErrorCode, ObjectNotFound } from 'tsflow'
-import { FileConnector, isResolved, Store, SyncBridge, unregisterStore, withSyncGet, type Connector, type ObjectKey } from 'tsflow/proxy'
+import { FileConnector, isResolved, Store, SyncBridge, unregisterStore, withSyncGet } from 'tsflow/proxy'
+import { asyncOnly } from '../helpers/async-only.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-sync-bridge-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
@@ -87,34 +88,16 @@ t.test('a read that takes longer than timeoutMs fails with ConnectorError; its l
   t.throws(() => new SyncBridge({ type: 'test-echo' }, 'x', { timeoutMs: 0 }), { code: ErrorCode.USAGE })
 })
 
-/** A connector without getSync: the file connector's async half. */
-class AsyncOnly implements Connector {
-  readonly type = 'file'
-  constructor(private readonly inner: FileConnector) {}
-  get label() {
-    return this.inner.label
-  }
-  put = (bytes: Uint8Array, key?: ObjectKey) => this.inner.put(bytes, key)
-  get = (key: ObjectKey) => this.inner.get(key)
-  exists = (key: ObjectKey) => this.inner.exists(key)
-  evict = (key: ObjectKey) => this.inner.evict(key)
-  putBatch = (values: readonly Uint8Array[]) => this.inner.putBatch(values)
-  getBatch = (keys: readonly ObjectKey[]) => this.inner.getBatch(keys)
-  newKey = () => this.inner.newKey()
-  close = () => this.inner.close()
-  toConfig = () => this.inner.toConfig()
-}
-
 t.test('withSyncGet: a proxy of an async-only connector resolves on a plain property access', async (t) => {
-  const asyncOnly = new AsyncOnly(fileConnector())
+  const fileAsyncOnly = asyncOnly(fileConnector())
   // Registered, so the proxy resolves through this store (not one rebuilt from the config).
-  const noBridge = new Store(`async-only-${process.pid}`, asyncOnly)
+  const noBridge = new Store(`async-only-${process.pid}`, fileAsyncOnly)
   const proxy = await noBridge.proxy({ answer: 42 })
   t.throws(() => proxy.answer, { code: ErrorCode.PROXY_RESOLVE }, 'without the bridge a sync use fails')
   unregisterStore(noBridge.name) // not closed: that would close the connector used below
 
-  const connector = withSyncGet(asyncOnly)
-  t.equal(connector, asyncOnly, 'the same connector, given getSync')
+  const connector = withSyncGet(fileAsyncOnly)
+  t.equal(connector, fileAsyncOnly, 'the same connector, given getSync')
   const store = new Store(`with-sync-get-${process.pid}`, connector)
   t.teardown(() => store.close())
   const again = await store.proxy({ answer: 42, nested: { list: [1, 2] } })
@@ -126,7 +109,7 @@ t.test('withSyncGet: a proxy of an async-only connector resolves on a plain prop
   t.equal(file.getSync, FileConnector.prototype.getSync)
   await store.close()
   t.throws(() => connector.getSync({ id: 'x' }), { code: ErrorCode.CONNECTOR, message: /closed/ }, 'closing the connector closed its bridge')
-  const unused = withSyncGet(new AsyncOnly(fileConnector()))
+  const unused = withSyncGet(asyncOnly(fileConnector()))
   await unused.close()
   t.throws(() => unused.getSync({ id: 'x' }), { code: ErrorCode.CONNECTOR, message: /closed/ }, 'a closed connector starts no bridge')
 })

@@ -20,6 +20,7 @@ import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
 import { managerCommand, managerFiles } from './manager-launch.js'
 import { ExecutorProxying } from '../proxying.js'
+import { ManagersByBlock } from './block-managers.js'
 
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
 // failed with the blocks' own explanation instead of waiting forever.
@@ -30,11 +31,6 @@ const IDLE_POLL_MS = 50
 // After the last outstanding task is reported, how long before asking the interchange for a
 // status reply that ends the receive holding the event loop (a busy loop re-submits sooner).
 const RELEASE_AFTER_MS = 50
-
-interface BlockManagers {
-  managers: Map<string, ManagerInfo>
-  idleSinceMs: number | undefined
-}
 
 /**
  * The high-throughput executor: tasks leave the workflow process in batches over ZeroMQ to an
@@ -63,7 +59,7 @@ export class HighThroughputExecutor implements Executor {
   private readonly functions = new FunctionTable()
   private flushScheduled = false
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
-  private readonly blockManagers = new Map<string, BlockManagers>()
+  private readonly managersByBlock = new ManagersByBlock()
   private consecutiveBlockFailures = 0
   /** workers per manager as last reported at registration; outlives the blocks for sizing */
   private reportedWorkersPerNode: number | undefined
@@ -120,7 +116,7 @@ export class HighThroughputExecutor implements Executor {
 
   /** Managers connected now, with their last reported state. */
   managers(): ManagerInfo[] {
-    return [...this.blockManagers.values()].flatMap((block) => [...block.managers.values()])
+    return this.managersByBlock.all()
   }
 
   async start(host: ExecutorHost): Promise<void> {
@@ -229,15 +225,9 @@ export class HighThroughputExecutor implements Executor {
    * Before any manager registered, the estimate of `workersPerNode` (this host's CPUs and memory).
    */
   private slotsPerBlock(): number {
-    let managers = 0
-    let workers = 0
-    for (const block of this.blockManagers.values()) {
-      for (const info of block.managers.values()) {
-        managers++
-        workers += info.workers
-      }
-    }
-    const perNode = managers > 0 ? Math.max(1, Math.round(workers / managers)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
+    const managers = this.managersByBlock.all()
+    const workers = managers.reduce((sum, info) => sum + info.workers, 0)
+    const perNode = managers.length > 0 ? Math.max(1, Math.round(workers / managers.length)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
     return perNode * this.options!.provider.nodesPerBlock
   }
 
@@ -443,7 +433,7 @@ export class HighThroughputExecutor implements Executor {
         this.markRunning(message.ids, message.tries)
         return
       case 'status_reply':
-        this.statusReply(message.managers)
+        this.managersByBlock.statusReply(message.managers)
         return
       case 'heartbeat':
         return
@@ -455,53 +445,25 @@ export class HighThroughputExecutor implements Executor {
   }
 
   private managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {
-    const block = this.blockManagers.get(info.blockId) ?? { managers: new Map<string, ManagerInfo>(), idleSinceMs: Date.now() }
-    this.blockManagers.set(info.blockId, block)
     if (event === 'registered') {
-      block.managers.set(info.managerId, info)
+      this.managersByBlock.registered(info)
       this.reportedWorkersPerNode = info.workers
       this.consecutiveBlockFailures = 0
       this.logger?.info(`manager ${info.managerId} on ${info.host} (block ${info.blockId}, ${info.workers} workers) registered`)
     } else {
-      block.managers.delete(info.managerId)
+      this.managersByBlock.removed(info)
       const log = event === 'lost' ? 'warn' : 'info'
       this.logger?.[log](`manager ${info.managerId} on ${info.host} (block ${info.blockId}) ${event}${reason ? `: ${reason}` : ''}`)
     }
   }
 
-  private statusReply(managers: ManagerInfo[]): void {
-    const now = Date.now()
-    const busy = new Map<string, boolean>()
-    for (const info of managers) {
-      const block = this.blockManagers.get(info.blockId) ?? { managers: new Map<string, ManagerInfo>(), idleSinceMs: now }
-      this.blockManagers.set(info.blockId, block)
-      block.managers.set(info.managerId, info)
-      busy.set(info.blockId, (busy.get(info.blockId) ?? false) || info.outstanding > 0)
-    }
-    for (const [blockId, block] of this.blockManagers) {
-      if (busy.get(blockId)) block.idleSinceMs = undefined
-      else block.idleSinceMs ??= now
-    }
-  }
-
-  private activity(blockId: string): BlockActivity | undefined {
-    const block = this.blockManagers.get(blockId)
-    if (!block) return { connectedManagers: 0 }
-    const activity: BlockActivity = { connectedManagers: block.managers.size, everConnected: true }
-    // Spread dispatch keeps every block busy while work is outstanding, so a block is idle only when
-    // nothing is; packed dispatch leaves blocks idle under a small load, and those may go.
-    if (block.idleSinceMs !== undefined && (this.pending.size === 0 || this.options!.managerSelector === 'packed')) activity.idleSinceMs = block.idleSinceMs
-    // The block ends when its first manager's time is up (they share the job; estimates may differ).
-    for (const info of block.managers.values()) {
-      if (info.endMs !== undefined && (activity.endMs === undefined || info.endMs < activity.endMs)) activity.endMs = info.endMs
-    }
-    return activity
+  private activity(blockId: string): BlockActivity {
+    return this.managersByBlock.activity(blockId, this.pending.size === 0 || this.options!.managerSelector === 'packed')
   }
 
   private blockEnded(block: BlockInfo): void {
     // A block some manager of which registered got off the ground: its end is not a failure to start.
-    const started = this.blockManagers.has(block.blockId)
-    this.blockManagers.delete(block.blockId)
+    const started = this.managersByBlock.forget(block.blockId)
     // Its managers may still be registered (killed ones send nothing): the interchange declares
     // them lost now rather than after the heartbeat threshold.
     if (this.phase === 'running') {
