@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
 import { DataFlowKernel, HighThroughputExecutor, ProviderError, SlurmProvider } from 'tsflow'
 import * as apps from '../fixtures/apps.js'
@@ -31,6 +31,17 @@ if (typeof cluster === 'string') {
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-slurm-connect-'))
   t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 
+  /** Starts a kernel on `executor` (cleaned up with `t`) and runs one task: its error, if it failed. */
+  const firstTaskError = async (t: Test, executor: HighThroughputExecutor, runDir: string): Promise<Error | undefined> => {
+    const kernel = new DataFlowKernel({ runDir: join(scratch, runDir), executors: [executor] })
+    t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
+    await kernel.start()
+    return apps.double.with({ dfk: kernel })(1).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    )
+  }
+
   t.test('a running block whose managers never connect fails the waiting task and is cancelled', async (t) => {
     const executor = new HighThroughputExecutor({
       address: cluster.controllerAddress,
@@ -41,13 +52,7 @@ if (typeof cluster === 'string') {
       // managers that cannot reach it.
       provider: new SlurmProvider({ partition: cluster.partition, initBlocks: 1, maxBlocks: 1, walltime: '00:05:00', workerInit: 'sleep 600' }),
     })
-    const kernel = new DataFlowKernel({ runDir: join(scratch, 'run'), executors: [executor] })
-    t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
-    await kernel.start()
-    const error = await apps.double.with({ dfk: kernel })(1).then(
-      () => undefined,
-      (e: unknown) => e as Error,
-    )
+    const error = await firstTaskError(t, executor, 'run')
     t.ok(error instanceof ProviderError, `a ProviderError, not a hang or a result (got ${String(error)})`)
     t.match(error!.message, /provider slurm: block 0 failed before any manager connected/)
     t.match(error!.message, /block 0 was running \(job \d+; slurm says RUNNING: on tsfslurm\d\)/)
@@ -69,13 +74,7 @@ if (typeof cluster === 'string') {
       strategyPeriodMs: 500,
       provider: new SlurmProvider({ partition: cluster.partition, initBlocks: 1, maxBlocks: 1, walltime: '00:05:00' }),
     })
-    const kernel = new DataFlowKernel({ runDir: join(scratch, 'loopback'), executors: [executor] })
-    t.teardown(() => kernel.cleanup({ deadlineMs: 5000 }))
-    await kernel.start()
-    const error = await apps.double.with({ dfk: kernel })(1).then(
-      () => undefined,
-      (e: unknown) => e as Error,
-    )
+    const error = await firstTaskError(t, executor, 'loopback')
     t.ok(error instanceof ProviderError, `a ProviderError, not a hang or a result (got ${String(error)})`)
     t.match(error!.message, /could not connect to the interchange at tcp:\/\/127\.0\.0\.1:\d+ from tsfslurm\d/)
     t.match(error!.message, /check that this node can reach that address \(the executor's address option; 127\.0\.0\.1 only works on the workflow's own host\)/)
