@@ -44,6 +44,7 @@ export const ErrorCode = {
   PROXY_FUTURE_TIMEOUT: 'E_PROXY_FUTURE_TIMEOUT',
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
+  PACKAGE_NOT_FOUND: 'E_PACKAGE_NOT_FOUND',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -557,6 +558,22 @@ export class LifetimeEnded extends TsflowError {
   constructor(lifetime: string, detail = '') {
     super(ErrorCode.LIFETIME_ENDED, `lifetime ${lifetime} has ended${detail ? ` (${detail})` : ''}; it takes no new objects, make a new lifetime`)
     this.lifetime = lifetime
+  }
+}
+
+/** A package an app imports (or a package it depends on) that Node's resolution cannot find. */
+export class PackageNotFound extends TsflowError {
+  static override readonly codes = [ErrorCode.PACKAGE_NOT_FOUND]
+  readonly packageName: string
+  readonly importer: string
+  constructor(packageName: string, importer: string, searched: string) {
+    super(
+      ErrorCode.PACKAGE_NOT_FOUND,
+      `package '${packageName}' imported by ${importer} is not installed (looked in node_modules from ${searched} up); ` +
+        `install it where the workflow runs (npm install ${packageName}) or list the packages by hand with modules: [...]`,
+    )
+    this.packageName = packageName
+    this.importer = importer
   }
 }
 

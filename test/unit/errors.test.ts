@@ -12,6 +12,7 @@ import {
   ProxyFutureTimeout,
   BorrowError,
   LifetimeEnded,
+  PackageNotFound,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -92,6 +93,7 @@ const cases: Case[] = [
   { Class: ProxyResolveError, code: 'E_PROXY_RESOLVE', make: () => new ProxyResolveError('data', 'k1', { cause: new Error('gone') }) },
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
+  { Class: PackageNotFound, code: 'E_PACKAGE_NOT_FOUND', make: () => new PackageNotFound('mathjs', '/w/flow.js', '/w') },
 ]
 
 t.test('ErrorCode', async (t) => {
