@@ -1,4 +1,5 @@
 import { AppNotFound, FunctionNotTransportable, WorkflowInWorker } from '../errors.js'
+import type { ImportsWire } from '../protocol/imports.js'
 
 /**
  * How an app's function reaches a worker.
@@ -9,10 +10,13 @@ import { AppNotFound, FunctionNotTransportable, WorkflowInWorker } from '../erro
  *
  * `src`: the function's source text, compiled on the worker. For self-contained functions
  * defined where no module file exists (REPL, eval, generated code).
+ *
+ * `im` (either kind): the packages shipped with the function (proxy imports, protocol/imports.ts),
+ * made available to the worker's module loader before the function is resolved.
  */
 export type FunctionDescriptor =
-  | { t: 'ref'; module: string; key: string; name: string }
-  | { t: 'src'; source: string; name: string }
+  | { t: 'ref'; module: string; key: string; name: string; im?: ImportsWire }
+  | { t: 'src'; source: string; name: string; im?: ImportsWire }
 
 export type TransportMode = 'auto' | 'reference' | 'source'
 type AnyFunction = (...args: never[]) => unknown
