@@ -1,0 +1,370 @@
+/**
+ * bench/proxy-imports: the seed's proxy-imports benchmark suite (../shared/docs/BENCHMARKS.md
+ * section 5; docs/proxy-imports.md "Benchmarks"). Methods file-system, local, pack, lazy,
+ * lazy-warm (run.ts says what each one does); "nodes" are HTEX blocks of the local provider.
+ *
+ *   node out/bench/proxy-imports.js scaling      # tasks per node x nodes, a heavy and a small package
+ *   node out/bench/proxy-imports.js simulated    # generated packages of N x 1,000 files
+ *   node out/bench/proxy-imports.js cloud-burst  # a worker on a host without the package (root)
+ *   node out/bench/proxy-imports.js inference    # a model by proxy + mathjs, split over the workers
+ *   node out/bench/proxy-imports.js simulated --sizes 15 --nodes 2 --tasks-per-node 8 --warm
+ *
+ * Writes <run-dir>/proxy-imports-<benchmark>-<date>/results.jsonl (one JSON line per
+ * configuration: ntasks, cumulative_time, times[], launch_time, end_time, method, module, nodes,
+ * sleep, setup, ...) and <benchmark>.svg, prints a table, and appends the lines to
+ * bench/results/proxy-imports-<benchmark>.jsonl unless --history false.
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { BenchUsage, formatBytes, parseArgs, parseNumber, usage, type FlagSpec } from './lib/args.js'
+import { onCleanup, runBench } from './lib/cleanup.js'
+import { appendResult, machine } from './lib/results.js'
+import { burstHostUp, burstUnavailable, onBurstHost } from './proxy-imports/cloud-burst.js'
+import { copyInstalled, makeSimulatedPackage, packageSize, writeAppModule } from './proxy-imports/generate.js'
+import { plotBars, plotLines, table } from './proxy-imports/report.js'
+import { disposeLazyState, importRow, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
+import { makeModel, type InferenceResult } from './proxy-imports/task-body.js'
+
+const BENCHMARKS = ['scaling', 'simulated', 'cloud-burst', 'inference'] as const
+type Benchmark = (typeof BENCHMARKS)[number]
+
+const NODE_ROOT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
+
+const FLAGS = {
+  methods: { default: ['file-system', 'pack', 'lazy'], list: true, commas: true, choices: METHODS, help: 'methods to compare (cloud-burst: lazy, and file-system once to show it fails)' },
+  warm: { default: 'false', choices: ['true', 'false'], help: 'also run local (a node-local install) and lazy-warm (lazy again on the warm node cache)' },
+  nodes: { default: ['1', '2'], list: true, commas: true, help: 'nodes (HTEX blocks, each its own manager); inference: the first value' },
+  'tasks-per-node': { default: ['1', '2', '4'], list: true, commas: true, help: 'tasks (= worker processes) per node; inference: the first value' },
+  modules: { default: ['mathjs', 'ms'], list: true, commas: true, help: 'scaling/cloud-burst: installed packages to import (the project\'s devDependencies mathjs, ms)' },
+  sizes: { default: ['1', '4'], list: true, commas: true, help: 'simulated/cloud-burst: generated packages of N x 1,000 files' },
+  'file-bytes': { default: '256', help: 'simulated: bytes per generated file' },
+  sleep: { default: '0', help: 'seconds each task sleeps after its import' },
+  repeat: { default: '1', help: 'runs of each configuration' },
+  'fs-root': { default: '', help: 'where the workflow\'s install is made (the file-system method imports from there; e.g. a network file system mount); default the temporary directory' },
+  'node-root': { default: NODE_ROOT, help: 'node-local directory for the local copy, the pack method\'s unpacked tar and the lazy node caches' },
+  samples: { default: '4000', help: 'inference: input rows, split over all workers' },
+  hidden: { default: '256', help: 'inference: hidden units of the model (its size)' },
+  'barrier-timeout': { default: '300', help: 'seconds the tasks of a configuration wait for each other to start' },
+  'run-dir': { default: 'runs/', help: 'results go to <run-dir>/proxy-imports-<benchmark>-<date>/' },
+  history: { default: 'true', choices: ['true', 'false'], help: 'append the result lines to bench/results/proxy-imports-<benchmark>.jsonl' },
+} satisfies Record<string, FlagSpec>
+
+const SUMMARY = `The seed's proxy-imports benchmarks: ${BENCHMARKS.join(', ')} (first argument).
+Each task imports a package by one of the methods: file-system (from the workflow's install),
+local (from a copy on a node-local directory), pack (the install packed into one tar before the run
+and unpacked by each block's workerInit), lazy (the executor option proxyImports: packed on the
+submit side, shipped through a store, unpacked once per node, loaded lazily), lazy-warm (lazy again
+with the node caches of the run before). Every task's import is its process's first: one worker
+process per task, a fresh executor per configuration.`
+
+function stamp(date = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}-${p(date.getHours())}-${p(date.getMinutes())}-${p(date.getSeconds())}`
+}
+
+const ints = (values: string[], flag: string) => values.map((v) => parseNumber(v, flag, { min: 1, integer: true }))
+
+/** Runs `methods` on one configuration; lazy-warm reuses the state of the lazy run just before it. */
+async function eachMethod(env: BenchEnv, methods: readonly Method[], base: Omit<Configuration, 'method'>, run: (config: Configuration, state: LazyState | undefined, record: boolean) => Promise<void>): Promise<void> {
+  let state: LazyState | undefined
+  try {
+    for (const method of methods) {
+      if (method === 'lazy' || method === 'lazy-warm') {
+        if (method === 'lazy' || !state) {
+          if (state) await disposeLazyState(env, state)
+          state = newLazyState(env)
+          // lazy-warm alone: a cold lazy run first fills the caches, not recorded.
+          if (method === 'lazy-warm') await run({ ...base, method: 'lazy' }, state, false)
+        }
+      }
+      await run({ ...base, method }, method === 'lazy' || method === 'lazy-warm' ? state : undefined, true)
+    }
+  } finally {
+    if (state) await disposeLazyState(env, state)
+  }
+}
+
+async function bench(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === undefined || first === '--help' || first === '-h') {
+    console.log(usage(`node out/bench/proxy-imports.js {${BENCHMARKS.join('|')}}`, SUMMARY, FLAGS))
+    return first === undefined ? 2 : 0
+  }
+  if (!(BENCHMARKS as readonly string[]).includes(first)) throw new BenchUsage(`unknown benchmark '${first}': one of ${BENCHMARKS.join(', ')}`)
+  const benchmark = first as Benchmark
+  const flags = parseArgs(rest, FLAGS)
+  if (flags === 'help') {
+    console.log(usage(`node out/bench/proxy-imports.js ${benchmark}`, SUMMARY, FLAGS))
+    return 0
+  }
+  let methods = [...new Set(flags.methods)] as Method[]
+  if (flags.warm === 'true') methods = [...new Set<Method>([...methods, 'local', 'lazy', 'lazy-warm'])]
+  methods.sort((a, b) => METHODS.indexOf(a) - METHODS.indexOf(b))
+  const nodes = ints(flags.nodes, '--nodes')
+  const perNode = ints(flags['tasks-per-node'], '--tasks-per-node')
+  const sizes = ints(flags.sizes, '--sizes')
+  const sleep = parseNumber(flags.sleep, '--sleep')
+  const repeat = parseNumber(flags.repeat, '--repeat', { min: 1, integer: true })
+  const barrierTimeoutMs = parseNumber(flags['barrier-timeout'], '--barrier-timeout', { min: 1 }) * 1000
+
+  let burst: ReturnType<typeof burstHostUp> | undefined
+  if (benchmark === 'cloud-burst') {
+    const why = burstUnavailable()
+    if (why) {
+      console.log(`cloud-burst skipped: ${why} (run it as root on Linux with iproute2)`)
+      return 0
+    }
+  }
+
+  const runDir = resolve(flags['run-dir'], `proxy-imports-${benchmark}-${stamp()}`)
+  mkdirSync(runDir, { recursive: true })
+  const fsRoot = resolve(flags['fs-root'] || tmpdir())
+  const nodeRoot = resolve(flags['node-root'])
+  for (const [flag, dir] of [['--fs-root', fsRoot], ['--node-root', nodeRoot]] as const) if (!existsSync(dir)) throw new BenchUsage(`${flag} ${dir}: no such directory`)
+  const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-'))
+  onCleanup(() => rmSync(scratch, { recursive: true, force: true }))
+  const install = mkdtempSync(join(fsRoot, 'tsflow-bench-pi-install-'))
+  onCleanup(() => rmSync(install, { recursive: true, force: true }))
+  const env: BenchEnv = { scratch, install, nodeRoot, nodePrefix: `tsflow-bench-pi-${process.pid}` }
+  onCleanup(() => removeNodeDirs(env))
+
+  // The workflow's install: the packages under test and their app modules.
+  const packages: { pkg: string; files?: number }[] = []
+  if (benchmark === 'scaling' || benchmark === 'cloud-burst' || benchmark === 'inference') {
+    const names = benchmark === 'inference' ? ['mathjs'] : flags.modules
+    await copyInstalled(install, names)
+    for (const pkg of names) packages.push({ pkg })
+  }
+  if (benchmark === 'simulated' || benchmark === 'cloud-burst') {
+    const fileBytes = parseNumber(flags['file-bytes'], '--file-bytes', { min: 1, integer: true })
+    for (const n of sizes) packages.push({ pkg: makeSimulatedPackage(install, n * 1000, fileBytes), files: n * 1000 })
+  }
+  for (const { pkg } of packages) writeAppModule(install, pkg)
+  const sizeOf = new Map(packages.map(({ pkg }) => [pkg, packageSize(install, pkg)]))
+
+  if (methods.includes('local') && benchmark !== 'cloud-burst') {
+    const local = join(nodeRoot, `${env.nodePrefix}-local`)
+    const started = performance.now()
+    cpSync(install, local, { recursive: true })
+    env.localCopyS = (performance.now() - started) / 1000
+    env.localInstall = local
+  }
+  if (methods.includes('pack') && benchmark !== 'cloud-burst') packInstall(env)
+
+  const resultsFile = join(runDir, 'results.jsonl')
+  const rows: Record<string, unknown>[] = []
+  const record = (row: Record<string, unknown>) => {
+    rows.push(row)
+    appendFileSync(resultsFile, `${JSON.stringify(row)}\n`)
+  }
+  console.log(`run directory ${runDir}\ninstall ${install}${flags['fs-root'] ? ' (--fs-root)' : ''}; node-local root ${nodeRoot}; methods ${methods.join(', ')}`)
+  for (const { pkg } of packages) {
+    const size = sizeOf.get(pkg)!
+    console.log(`package ${pkg}: ${size.files} files, ${formatBytes(size.bytes)}`)
+  }
+  if (env.packS !== undefined) console.log(`pack: the install packed into one tar in ${env.packS.toFixed(2)} s`)
+  if (env.localCopyS !== undefined) console.log(`local: the install copied to ${env.localInstall} in ${env.localCopyS.toFixed(2)} s`)
+
+  const show = (row: Record<string, unknown>) =>
+    console.log(
+      `${String(row.method).padEnd(11)} ${String(row.module).padEnd(22)} ${row.nodes} node(s) x ${row.tasks_per_node}: mean import ${Number(row.mean_import).toFixed(3)} s, max ${Number(row.max_import).toFixed(3)} s, ` +
+        `makespan ${Number(row.makespan).toFixed(2)} s, setup ${row.setup === null ? '-' : Number(row.setup).toFixed(2)} s`,
+    )
+
+  if (benchmark === 'scaling' || benchmark === 'simulated') {
+    for (let r = 0; r < repeat; r++) {
+      for (const { pkg, files } of packages) {
+        for (const n of nodes) {
+          for (const t of perNode) {
+            await eachMethod(env, methods, { pkg, nodes: n, tasksPerNode: t, sleep, barrierTimeoutMs }, async (config, state, keep) => {
+              const ran = await runImports(env, config, state)
+              if (!keep) return
+              const size = sizeOf.get(pkg)!
+              const row = importRow(benchmark, config, ran, { repetition: r, ...(files !== undefined ? { package_size: files } : {}), package_files: size.files, package_bytes: size.bytes })
+              record(row)
+              show(row)
+            })
+          }
+        }
+      }
+    }
+  } else if (benchmark === 'inference') {
+    await runInference(env, methods, nodes[0]!, perNode[0]!, flags, repeat, record)
+  } else {
+    burst = burstHostUp()
+    onCleanup(() => burst!.down())
+    const empty = join(scratch, 'empty')
+    mkdirSync(empty)
+    env.address = burst.bridgeAddress
+    const wrap = onBurstHost(burst, join(install, 'node_modules'), empty)
+    env.wrapCommand = (command) => wrap(command)
+    console.log(`host ${burst.name} (${burst.address}): its view of ${join(install, 'node_modules')} is an empty directory`)
+    const lazyMethods = methods.filter((m) => m === 'lazy' || m === 'lazy-warm')
+    if (lazyMethods.length === 0) lazyMethods.push('lazy')
+    if (methods.includes('file-system')) {
+      // Once, to show the premise: from its own directory the host cannot import the package.
+      const pkg = packages[0]!.pkg
+      try {
+        await runImports(env, { method: 'file-system', pkg, nodes: 1, tasksPerNode: 1, sleep: 0, barrierTimeoutMs }, undefined)
+        console.log(`file-system ${pkg}: imported on ${burst.name}, which should not have it: the package was not hidden`)
+        record({ benchmark, method: 'file-system', module: pkg, ok: true })
+      } catch (error) {
+        const message = (error as Error).message.split('\n')[0]!
+        console.log(`file-system ${pkg} on ${burst.name}: fails as expected (${message.slice(0, 160)})`)
+        record({ benchmark, method: 'file-system', module: pkg, ok: false, error: message })
+      }
+    }
+    for (let r = 0; r < repeat; r++) {
+      for (const { pkg, files } of packages) {
+        const probe = join(install, 'node_modules', pkg, 'package.json')
+        await eachMethod(env, lazyMethods, { pkg, nodes: 1, tasksPerNode: perNode[0]!, sleep: 0, barrierTimeoutMs }, async (config, state, keep) => {
+          const ran = await runImports(env, config, state, probe)
+          if (!keep) return
+          const size = sizeOf.get(pkg)!
+          const hidden = ran.results.every((x) => x.probe_exists === false)
+          if (!hidden) throw new Error(`cloud-burst: ${probe} was visible on ${burst!.name}: the package was not hidden`)
+          const row = importRow(benchmark, config, ran, {
+            repetition: r,
+            ok: true,
+            host: ran.results[0]!.host,
+            installed_on_worker: false,
+            ...(files !== undefined ? { package_size: files } : {}),
+            package_files: size.files,
+            package_bytes: size.bytes,
+            round_trip: Math.max(...ran.results.map((x) => x.ended)) / 1000 - ran.launch_time,
+          })
+          record(row)
+          show(row)
+        })
+      }
+    }
+  }
+
+  const plotted = rows.filter((row) => row.mean_import !== undefined || row.benchmark === 'inference')
+  const svg = join(runDir, `${benchmark}.svg`)
+  if (benchmark === 'scaling') {
+    console.log(`\n${table(plotted, ['method', 'module', 'nodes', 'tasks_per_node', 'mean_import', 'max_import', 'makespan', 'setup'])}`)
+    await plotLines(svg, plotted, {
+      title: 'proxy-imports scaling: mean import time per task',
+      subtitle: 'one worker process per task, every import a first import; dashes: nodes',
+      x: { field: 'tasks_per_node', title: 'tasks per node' },
+      y: { field: 'mean_import', title: 'mean import time (s)' },
+      column: 'module',
+      dash: 'nodes',
+    })
+  } else if (benchmark === 'simulated') {
+    console.log(`\n${table(plotted, ['method', 'package_size', 'nodes', 'tasks_per_node', 'mean_import', 'max_import', 'makespan', 'setup'])}`)
+    await plotLines(svg, plotted.map((row) => ({ ...row, shape: `${row.nodes} x ${row.tasks_per_node}` })), {
+      title: 'proxy-imports simulated packages: mean import time per task',
+      subtitle: 'a package of N x 1,000 small files whose entry imports all of them; dashes: nodes x tasks per node',
+      x: { field: 'package_size', title: 'package size (files)' },
+      y: { field: 'mean_import', title: 'mean import time (s)' },
+      dash: 'shape',
+    })
+    summarizeTargets(plotted)
+  } else if (benchmark === 'cloud-burst') {
+    console.log(`\n${table(plotted, ['method', 'module', 'package_files', 'package_bytes', 'mean_import', 'round_trip', 'setup'])}`)
+    const long = plotted.flatMap((row) => [
+      { ...row, what: 'import', seconds: row.mean_import },
+      { ...row, what: 'round trip', seconds: row.round_trip },
+    ])
+    await plotLines(svg, long, {
+      title: 'proxy-imports cloud burst: a worker on a host without the package',
+      subtitle: 'lazy: the package travels with the task; dashes: import time inside the task, round trip from submit',
+      x: { field: 'package_bytes', title: 'package size (bytes)', log: true },
+      y: { field: 'seconds', title: 'seconds' },
+      dash: 'what',
+    })
+  } else {
+    console.log(`\n${table(plotted, ['method', 'nodes', 'tasks_per_node', 'mean_import', 'mean_infer', 'makespan', 'setup'])}`)
+    await plotBars(svg, plotted, 'proxy-imports inference: makespan per method', 'makespan', 'makespan (s)', 'a model by proxy and mathjs, the inputs split over every worker')
+  }
+  writeFileSync(join(runDir, 'summary.json'), `${JSON.stringify({ machine: machine(), benchmark, flags, methods, install, nodeRoot, rows: rows.length }, null, 2)}\n`)
+  console.log(`results ${resultsFile}\nplot ${svg}`)
+  if (flags.history === 'true') {
+    let file = ''
+    for (const row of rows) file = appendResult(`proxy-imports-${benchmark}`, row)
+    if (file) console.log(`lines appended to ${file}`)
+  }
+  return 0
+}
+
+/** The issue's target figures, when the rows hold what they compare. */
+function summarizeTargets(rows: readonly Record<string, unknown>[]): void {
+  const mean = (method: string, size: unknown, n: unknown, t: unknown, field = 'mean_import') => {
+    const found = rows.filter((r) => r.method === method && r.package_size === size && r.nodes === n && r.tasks_per_node === t).map((r) => r[field] as number | null)
+    const values = found.filter((v): v is number => typeof v === 'number')
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined
+  }
+  const shapes = new Set(rows.map((r) => `${r.package_size}|${r.nodes}|${r.tasks_per_node}`))
+  for (const shape of shapes) {
+    const [size, n, t] = shape.split('|').map(Number)
+    const fs = mean('file-system', size, n, t)
+    const lazy = mean('lazy', size, n, t)
+    const warm = mean('lazy-warm', size, n, t)
+    const local = mean('local', size, n, t)
+    const lazySetup = mean('lazy', size, n, t, 'setup')
+    const packSetup = mean('pack', size, n, t, 'setup')
+    const parts: string[] = []
+    if (fs !== undefined && lazy !== undefined) parts.push(`file-system / lazy import ${(fs / lazy).toFixed(2)}x (target >= 3)`)
+    if (lazySetup !== undefined && packSetup !== undefined) parts.push(`setup lazy ${lazySetup.toFixed(2)} s vs pack ${packSetup.toFixed(2)} s (target: lazy lower)`)
+    if (warm !== undefined && local !== undefined) parts.push(`lazy-warm / local import ${(warm / local).toFixed(2)}x (target <= 1.5)`)
+    if (parts.length) console.log(`${size} files, ${n} node(s) x ${t}: ${parts.join('; ')}`)
+  }
+}
+
+async function runInference(env: BenchEnv, methods: readonly Method[], nodes: number, perNode: number, flags: { samples: string; hidden: string; sleep: string; 'barrier-timeout': string }, repeat: number, record: (row: Record<string, unknown>) => void): Promise<void> {
+  const samples = parseNumber(flags.samples, '--samples', { min: 1, integer: true })
+  const hidden = parseNumber(flags.hidden, '--hidden', { min: 1, integer: true })
+  const modelBytes = makeModel(64, hidden, 10)
+  const workers = nodes * perNode
+  const { FileConnector, Store } = await import('tsflow/proxy')
+  const modelDir = join(env.scratch, 'model-store')
+  const modelStore = new Store(`proxy-imports-model-${process.pid}`, new FileConnector({ directory: modelDir }), { cacheSize: 0, serializer: 'bytes' })
+  onCleanup(() => modelStore.close())
+  console.log(`model: a 64-${hidden}-10 perceptron, ${formatBytes(modelBytes.byteLength)} as JSON, passed by proxy; ${samples} rows over ${workers} workers`)
+  for (let r = 0; r < repeat; r++) {
+    await eachMethod(env, methods, { pkg: 'mathjs', nodes, tasksPerNode: perNode, sleep: 0, barrierTimeoutMs: 0 }, async (config, state, keep) => {
+      const model = await modelStore.proxy(modelBytes)
+      const ran = await runConfiguration<InferenceResult>(env, config, state, (apps, kernel) =>
+        Promise.all(
+          Array.from({ length: workers }, (_, index) => {
+            const rows = Math.floor(samples / workers) + (index < samples % workers ? 1 : 0)
+            return apps.inferenceApp.with({ dfk: kernel })({ index, rows, seed: 1000 + index, ...(config.method === 'pack' ? { packDir: join(env.nodeRoot, `${env.nodePrefix}-pack-{block}`) } : {}) }, model)
+          }),
+        ),
+      )
+      await modelStore.evict((await import('tsflow/proxy')).factoryOf(model).key)
+      if (!keep) return
+      const classified = ran.results.reduce((a, x) => a + x.rows, 0)
+      if (classified !== samples) throw new Error(`inference: ${classified} rows classified of ${samples}`)
+      const mean = (f: (x: InferenceResult) => number) => ran.results.reduce((a, x) => a + f(x), 0) / ran.results.length
+      const row = {
+        benchmark: 'inference',
+        ntasks: ran.results.length,
+        cumulative_time: ran.results.reduce((a, x) => a + x.import_s + x.infer_s, 0),
+        times: ran.results.map((x) => x.import_s),
+        launch_time: ran.launch_time,
+        end_time: ran.end_time,
+        method: config.method,
+        module: 'mathjs',
+        nodes,
+        tasks_per_node: perNode,
+        sleep: 0,
+        setup: ran.setup,
+        repetition: r,
+        samples,
+        model_bytes: modelBytes.byteLength,
+        mean_import: mean((x) => x.import_s),
+        mean_infer: mean((x) => x.infer_s),
+        makespan: ran.end_time - ran.launch_time,
+        setup_detail: ran.setup_detail,
+      }
+      record(row)
+      console.log(`${config.method.padEnd(11)} makespan ${row.makespan.toFixed(2)} s, mean import ${row.mean_import.toFixed(3)} s, mean inference ${row.mean_infer.toFixed(3)} s, setup ${row.setup === null ? '-' : row.setup.toFixed(2)} s`)
+    })
+  }
+}
+
+await runBench('proxy-imports', bench, BenchUsage)
