@@ -37,7 +37,7 @@ const FLAGS = {
   nodes: { default: ['1', '2'], list: true, commas: true, help: 'nodes (HTEX blocks, each its own manager); inference: the first value' },
   'tasks-per-node': { default: ['1', '2', '4'], list: true, commas: true, help: 'tasks (= worker processes) per node; inference: the first value' },
   modules: { default: ['mathjs', 'ms'], list: true, commas: true, help: 'scaling/cloud-burst: installed packages to import (the project\'s devDependencies mathjs, ms)' },
-  sizes: { default: ['1', '4'], list: true, commas: true, help: 'simulated/cloud-burst: generated packages of N x 1,000 files' },
+  sizes: { default: ['1', '4'], list: true, commas: true, help: 'simulated/cloud-burst: generated packages of N x 1,000 files (0.05: 50 files)' },
   'file-bytes': { default: '256', help: 'simulated: bytes per generated file' },
   sleep: { default: '0', help: 'seconds each task sleeps after its import' },
   repeat: { default: '1', help: 'runs of each configuration' },
@@ -103,7 +103,7 @@ async function bench(argv: string[]): Promise<number> {
   methods.sort((a, b) => METHODS.indexOf(a) - METHODS.indexOf(b))
   const nodes = ints(flags.nodes, '--nodes')
   const perNode = ints(flags['tasks-per-node'], '--tasks-per-node')
-  const sizes = ints(flags.sizes, '--sizes')
+  const sizes = flags.sizes.map((v) => Math.max(1, Math.round(parseNumber(v, '--sizes', { min: 0.001 }) * 1000)))
   const sleep = parseNumber(flags.sleep, '--sleep')
   const repeat = parseNumber(flags.repeat, '--repeat', { min: 1, integer: true })
   const barrierTimeoutMs = parseNumber(flags['barrier-timeout'], '--barrier-timeout', { min: 1 }) * 1000
@@ -138,7 +138,7 @@ async function bench(argv: string[]): Promise<number> {
   }
   if (benchmark === 'simulated' || benchmark === 'cloud-burst') {
     const fileBytes = parseNumber(flags['file-bytes'], '--file-bytes', { min: 1, integer: true })
-    for (const n of sizes) packages.push({ pkg: makeSimulatedPackage(install, n * 1000, fileBytes), files: n * 1000 })
+    for (const files of sizes) packages.push({ pkg: makeSimulatedPackage(install, files, fileBytes), files })
   }
   for (const { pkg } of packages) writeAppModule(install, pkg)
   const sizeOf = new Map(packages.map(({ pkg }) => [pkg, packageSize(install, pkg)]))
@@ -317,16 +317,17 @@ function summarizeTargets(rows: readonly Record<string, unknown>[]): void {
 async function runInference(env: BenchEnv, methods: readonly Method[], nodes: number, perNode: number, flags: { samples: string; hidden: string; sleep: string; 'barrier-timeout': string }, repeat: number, record: (row: Record<string, unknown>) => void): Promise<void> {
   const samples = parseNumber(flags.samples, '--samples', { min: 1, integer: true })
   const hidden = parseNumber(flags.hidden, '--hidden', { min: 1, integer: true })
-  const modelBytes = makeModel(64, hidden, 10)
+  const modelObject = makeModel(64, hidden, 10)
+  const modelBytes = Buffer.byteLength(JSON.stringify(modelObject))
   const workers = nodes * perNode
   const { FileConnector, Store } = await import('tsflow/proxy')
   const modelDir = join(env.scratch, 'model-store')
-  const modelStore = new Store(`proxy-imports-model-${process.pid}`, new FileConnector({ directory: modelDir }), { cacheSize: 0, serializer: 'bytes' })
+  const modelStore = new Store(`proxy-imports-model-${process.pid}`, new FileConnector({ directory: modelDir }), { cacheSize: 0 })
   onCleanup(() => modelStore.close())
-  console.log(`model: a 64-${hidden}-10 perceptron, ${formatBytes(modelBytes.byteLength)} as JSON, passed by proxy; ${samples} rows over ${workers} workers`)
+  console.log(`model: a 64-${hidden}-10 perceptron, ${formatBytes(modelBytes)} as JSON, passed by proxy; ${samples} rows over ${workers} workers`)
   for (let r = 0; r < repeat; r++) {
     await eachMethod(env, methods, { pkg: 'mathjs', nodes, tasksPerNode: perNode, sleep: 0, barrierTimeoutMs: 0 }, async (config, state, keep) => {
-      const model = await modelStore.proxy(modelBytes)
+      const model = await modelStore.proxy(modelObject)
       const ran = await runConfiguration<InferenceResult>(env, config, state, (apps, kernel) =>
         Promise.all(
           Array.from({ length: workers }, (_, index) => {
@@ -355,7 +356,7 @@ async function runInference(env: BenchEnv, methods: readonly Method[], nodes: nu
         setup: ran.setup,
         repetition: r,
         samples,
-        model_bytes: modelBytes.byteLength,
+        model_json_bytes: modelBytes,
         mean_import: mean((x) => x.import_s),
         mean_infer: mean((x) => x.infer_s),
         makespan: ran.end_time - ran.launch_time,

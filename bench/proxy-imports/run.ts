@@ -169,11 +169,7 @@ function makeExecutor(env: BenchEnv, config: Configuration, state: LazyState | u
   if (!state) return new HighThroughputExecutor(options)
   // The option is named as the proxy-imports design names it; a tsflow without it refuses it.
   const proxyImports = { store: state.store, packages: 'trace', cacheDir: state.cacheDir }
-  try {
-    return new HighThroughputExecutor({ ...options, ...({ proxyImports } as object) })
-  } catch (error) {
-    throw new BenchUsage(`the lazy methods need the executor option proxyImports, which this tsflow build refuses: ${(error as Error).message}`)
-  }
+  return new HighThroughputExecutor({ ...options, ...({ proxyImports } as object) })
 }
 
 /** The app module a method's workers import (local: the node-local copy of the install). */
@@ -221,7 +217,15 @@ export async function runConfiguration<R>(
   }
   const executor = makeExecutor(env, config, state)
   const runDir = join(env.scratch, 'runinfo')
-  const kernel = await new DataFlowKernel({ runDir, executors: [executor] }).start()
+  let kernel: DataFlowKernel
+  try {
+    kernel = await new DataFlowKernel({ runDir, executors: [executor] }).start()
+  } catch (error) {
+    if (state && /proxyImports is not a known option/.test(String((error as Error).message))) {
+      throw new BenchUsage(`the lazy methods need the executor option proxyImports, which this tsflow build does not have yet (${(error as Error).message.split(';')[0]})`)
+    }
+    throw error
+  }
   let launch = 0
   let results: R[]
   try {

@@ -153,6 +153,8 @@ export interface InferenceResult {
   rows: number
   /** predictions per class, a check that the work was done */
   counts: number[]
+  /** pack: the block's unpack time (workerInit), s */
+  unpack_s?: number
 }
 
 interface Mathjs {
@@ -173,7 +175,7 @@ function random(seed: number): () => number {
   }
 }
 
-/** The model: a two-layer perceptron, as JSON bytes (made on the submit side, passed by proxy). */
+/** The model: a two-layer perceptron (made on the submit side, passed by proxy). */
 export interface Model {
   inputs: number
   hidden: number
@@ -182,28 +184,27 @@ export interface Model {
   w2: number[][]
 }
 
-export function makeModel(inputs: number, hidden: number, classes: number, seed = 1): Uint8Array {
+export function makeModel(inputs: number, hidden: number, classes: number, seed = 1): Model {
   const next = random(seed)
   const layer = (rows: number, cols: number) => Array.from({ length: rows }, () => Array.from({ length: cols }, () => next() * 2 - 1))
-  const model: Model = { inputs, hidden, classes, w1: layer(inputs, hidden), w2: layer(hidden, classes) }
-  return new TextEncoder().encode(JSON.stringify(model))
+  return { inputs, hidden, classes, w1: layer(inputs, hidden), w2: layer(hidden, classes) }
 }
 
 /**
- * One inference task: imports the math library (per the method), decodes the model (its bytes
- * arrive as a proxy the worker resolved), classifies its rows: relu(x W1) W2, argmax.
+ * One inference task: imports the math library (per the method), reads the model (it arrives as a proxy the worker resolved before the call), classifies its rows: relu(x W1) W2, argmax.
  */
-export async function inferenceTask(spec: InferenceSpec, modelBytes: Uint8Array, load: () => Promise<unknown>): Promise<InferenceResult> {
+export async function inferenceTask(spec: InferenceSpec, model: Model, load: () => Promise<unknown>): Promise<InferenceResult> {
   const t0 = performance.now()
-  const math = (spec.packDir ? (await packedImport({ module: 'mathjs', index: spec.index, total: 0, barrierDir: '', barrierTimeoutMs: 0, sleep: 0, packDir: spec.packDir })).namespace : await load()) as unknown as Mathjs
+  const packed = spec.packDir ? await packedImport({ module: 'mathjs', index: spec.index, total: 0, barrierDir: '', barrierTimeoutMs: 0, sleep: 0, packDir: spec.packDir }) : undefined
+  const math = (packed ? packed.namespace : await load()) as unknown as Mathjs
   const import_s = (performance.now() - t0) / 1000
   const t1 = performance.now()
-  const model = JSON.parse(new TextDecoder().decode(modelBytes)) as Model
   const next = random(spec.seed)
   const inputs = Array.from({ length: spec.rows }, () => Array.from({ length: model.inputs }, () => next()))
   const hidden = math.map(math.multiply(math.matrix(inputs), math.matrix(model.w1)), (v) => (v > 0 ? v : 0))
   const scores = math.multiply(hidden, math.matrix(model.w2)).toArray()
   const counts = new Array<number>(model.classes).fill(0)
   for (const row of scores) counts[row.indexOf(Math.max(...row))]!++
-  return { index: spec.index, pid: process.pid, block: blockId(), import_s, infer_s: (performance.now() - t1) / 1000, rows: spec.rows, counts }
+  const infer_s = (performance.now() - t1) / 1000
+  return { index: spec.index, pid: process.pid, block: blockId(), import_s, infer_s, rows: spec.rows, counts, ...(packed?.unpack_s !== undefined ? { unpack_s: packed.unpack_s } : {}) }
 }
