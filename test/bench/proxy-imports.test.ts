@@ -49,7 +49,7 @@ t.test('scaling: file-system, local and pack on a small package, one first impor
     t.equal((row.times as number[]).length, 2)
     t.ok((row.end_time as number) > (row.launch_time as number))
   }
-  t.ok((rows[2]!.setup_detail as Record<string, number>).unpack_max > 0, 'pack: the blocks timed their unpacking in workerInit')
+  t.ok((rows[2]!.setup_detail as Record<string, number>).unpack_max! > 0, 'pack: the blocks timed their unpacking in workerInit')
   const dir = dirname(/^results (\S+)$/m.exec(ran.stdout)![1]!)
   t.match(readFileSync(join(dir, 'scaling.svg'), 'utf8'), /^<svg/)
   t.same(leftBehind(/tsflow-bench-pi-(\d+)-local/.exec(ran.stdout)?.[1]), [], 'no node-local directory left')
