@@ -16,7 +16,7 @@
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { BenchUsage, formatBytes, parseArgs, parseNumber, usage, type FlagSpec } from './lib/args.js'
 import { onCleanup, runBench } from './lib/cleanup.js'
 import { appendResult, machine } from './lib/results.js'
@@ -42,6 +42,8 @@ const FLAGS = {
   sleep: { default: '0', help: 'seconds each task sleeps after its import' },
   repeat: { default: '1', help: 'runs of each configuration' },
   'fs-root': { default: '', help: 'where the workflow\'s install is made (the file-system method imports from there; e.g. a network file system mount); default the temporary directory' },
+  'network-fs': { default: 'none', choices: ['none', 'auto', 'nfs', 'sshfs'], help: 'make the install in a directory served by a fake host and mounted over the network (bench/lib/network-fs.ts, root), and read it through the mount: file-system then imports over the network' },
+  'rtt-ms': { default: '0', help: '--network-fs: round-trip time added on the link, ms' },
   'node-root': { default: NODE_ROOT, help: 'node-local directory for the local copy, the pack method\'s unpacked tar and the lazy node caches' },
   samples: { default: '4000', help: 'inference: input rows, split over all workers' },
   hidden: { default: '256', help: 'inference: hidden units of the model (its size)' },
@@ -124,8 +126,13 @@ async function bench(argv: string[]): Promise<number> {
   for (const [flag, dir] of [['--fs-root', fsRoot], ['--node-root', nodeRoot]] as const) if (!existsSync(dir)) throw new BenchUsage(`${flag} ${dir}: no such directory`)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-'))
   onCleanup(() => rmSync(scratch, { recursive: true, force: true }))
-  const install = mkdtempSync(join(fsRoot, 'tsflow-bench-pi-install-'))
-  onCleanup(() => rmSync(install, { recursive: true, force: true }))
+  if (flags['network-fs'] !== 'none' && flags['fs-root'] !== '') throw new BenchUsage('--network-fs makes the install on its own mount: leave out --fs-root')
+  if (flags['network-fs'] !== 'none' && benchmark === 'cloud-burst') throw new BenchUsage('cloud-burst hides the install from its worker: --network-fs does not apply')
+  // Written here; read (by every method and the tracing) at env.install, the mount with --network-fs.
+  // With --network-fs, in a directory of its own that the fake host exports.
+  const exported = flags['network-fs'] !== 'none' ? mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-export-')) : undefined
+  const install = mkdtempSync(join(exported ?? fsRoot, 'tsflow-bench-pi-install-'))
+  onCleanup(() => rmSync(exported ?? install, { recursive: true, force: true }))
   const env: BenchEnv = { scratch, install, nodeRoot, nodePrefix: `tsflow-bench-pi-${process.pid}` }
   onCleanup(() => removeNodeDirs(env))
 
@@ -142,11 +149,17 @@ async function bench(argv: string[]): Promise<number> {
   }
   for (const { pkg } of packages) writeAppModule(install, pkg)
   const sizeOf = new Map(packages.map(({ pkg }) => [pkg, packageSize(install, pkg)]))
+  let fsLabel = flags['fs-root'] ? `--fs-root ${fsRoot}` : `local disk (${fsRoot})`
+  if (flags['network-fs'] !== 'none') {
+    const mounted = await mountInstall(install, flags['network-fs'], parseNumber(flags['rtt-ms'], '--rtt-ms'))
+    env.install = mounted.path
+    fsLabel = mounted.label
+  }
 
   if (methods.includes('local') && benchmark !== 'cloud-burst') {
     const local = join(nodeRoot, `${env.nodePrefix}-local`)
     const started = performance.now()
-    cpSync(install, local, { recursive: true })
+    cpSync(env.install, local, { recursive: true })
     env.localCopyS = (performance.now() - started) / 1000
     env.localInstall = local
   }
@@ -158,7 +171,7 @@ async function bench(argv: string[]): Promise<number> {
     rows.push(row)
     appendFileSync(resultsFile, `${JSON.stringify(row)}\n`)
   }
-  console.log(`run directory ${runDir}\ninstall ${install}${flags['fs-root'] ? ' (--fs-root)' : ''}; node-local root ${nodeRoot}; methods ${methods.join(', ')}`)
+  console.log(`run directory ${runDir}\ninstall ${env.install} (${fsLabel}); node-local root ${nodeRoot}; methods ${methods.join(', ')}`)
   for (const { pkg } of packages) {
     const size = sizeOf.get(pkg)!
     console.log(`package ${pkg}: ${size.files} files, ${formatBytes(size.bytes)}`)
@@ -181,7 +194,7 @@ async function bench(argv: string[]): Promise<number> {
               const ran = await runImports(env, config, state)
               if (!keep) return
               const size = sizeOf.get(pkg)!
-              const row = importRow(benchmark, config, ran, { repetition: r, ...(files !== undefined ? { package_size: files } : {}), package_files: size.files, package_bytes: size.bytes })
+              const row = importRow(benchmark, config, ran, { file_system: fsLabel, repetition: r, ...(files !== undefined ? { package_size: files } : {}), package_files: size.files, package_bytes: size.bytes })
               record(row)
               show(row)
             })
@@ -288,6 +301,28 @@ async function bench(argv: string[]): Promise<number> {
     if (file) console.log(`lines appended to ${file}`)
   }
   return 0
+}
+
+interface NetworkFsModule {
+  mountNetworkFs(options: { exportDir: string; kind?: string; rttMs?: number }): Promise<{ kind: string; mountPoint: string; rttMs: number; latencyBy?: string; notes: string[]; unmount(): void }>
+}
+
+/**
+ * --network-fs: serves the directory holding the install from a fake host and mounts it here
+ * (helper "netfs"'s bench/lib/network-fs.ts, loaded by URL so this bench builds without it).
+ */
+async function mountInstall(install: string, kind: string, rttMs: number): Promise<{ path: string; label: string }> {
+  let lib: NetworkFsModule
+  try {
+    lib = (await import(new URL('./lib/network-fs.js', import.meta.url).href)) as NetworkFsModule
+  } catch (error) {
+    throw new BenchUsage(`--network-fs needs bench/lib/network-fs.ts, which this checkout lacks (${(error as Error).message.split('\n')[0]})`)
+  }
+  const exportDir = dirname(install)
+  const mount = await lib.mountNetworkFs({ exportDir, kind, rttMs })
+  onCleanup(() => mount.unmount())
+  for (const note of mount.notes) console.log(`network fs note: ${note}`)
+  return { path: join(mount.mountPoint, basename(install)), label: `${mount.kind} mount ${mount.mountPoint}, rtt +${mount.rttMs} ms${mount.latencyBy ? ` (${mount.latencyBy})` : ''}` }
 }
 
 /** The issue's target figures, when the rows hold what they compare. */
