@@ -7,14 +7,15 @@
  *   node out/bench/proxy-imports.js simulated    # generated packages of N x 1,000 files
  *   node out/bench/proxy-imports.js cloud-burst  # a worker on a host without the package (root)
  *   node out/bench/proxy-imports.js inference    # a model by proxy + mathjs, split over the workers
- *   node out/bench/proxy-imports.js simulated --sizes 15 --nodes 2 --tasks-per-node 8 --warm
+ *   node out/bench/proxy-imports.js simulated --sizes 15 --nodes 2 --tasks-per-node 8 --warm true
+ *   node out/bench/proxy-imports.js plot <run dir>/results.jsonl <other run dir>/results.jsonl --out docs/figures
  *
  * Writes <run-dir>/proxy-imports-<benchmark>-<date>/results.jsonl (one JSON line per
  * configuration: ntasks, cumulative_time, times[], launch_time, end_time, method, module, nodes,
  * sleep, setup, ...) and <benchmark>.svg, prints a table, and appends the lines to
  * bench/results/proxy-imports-<benchmark>.jsonl unless --history false.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs'
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { BenchUsage, formatBytes, parseArgs, parseNumber, usage, type FlagSpec } from './lib/args.js'
@@ -22,7 +23,7 @@ import { onCleanup, runBench } from './lib/cleanup.js'
 import { appendResult, machine } from './lib/results.js'
 import { burstHostUp, burstUnavailable, onBurstHost } from './proxy-imports/cloud-burst.js'
 import { copyInstalled, makeSimulatedPackage, packageSize, writeAppModule } from './proxy-imports/generate.js'
-import { plotBars, plotLines, table } from './proxy-imports/report.js'
+import { report } from './proxy-imports/report.js'
 import { disposeLazyState, importRow, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
 import { makeModel, type InferenceResult } from './proxy-imports/task-body.js'
 
@@ -93,7 +94,8 @@ async function bench(argv: string[]): Promise<number> {
     console.log(usage(`node out/bench/proxy-imports.js {${BENCHMARKS.join('|')}}`, SUMMARY, FLAGS))
     return first === undefined ? 2 : 0
   }
-  if (!(BENCHMARKS as readonly string[]).includes(first)) throw new BenchUsage(`unknown benchmark '${first}': one of ${BENCHMARKS.join(', ')}`)
+  if (first === 'plot') return replot(rest)
+  if (!(BENCHMARKS as readonly string[]).includes(first)) throw new BenchUsage(`unknown benchmark '${first}': one of ${BENCHMARKS.join(', ')}, or plot`)
   const benchmark = first as Benchmark
   const flags = parseArgs(rest, FLAGS)
   if (flags === 'help') {
@@ -254,45 +256,8 @@ async function bench(argv: string[]): Promise<number> {
     }
   }
 
-  const plotted = rows.filter((row) => row.mean_import !== undefined || row.benchmark === 'inference')
   const svg = join(runDir, `${benchmark}.svg`)
-  if (benchmark === 'scaling') {
-    console.log(`\n${table(plotted, ['method', 'module', 'nodes', 'tasks_per_node', 'mean_import', 'max_import', 'makespan', 'setup'])}`)
-    await plotLines(svg, plotted, {
-      title: 'proxy-imports scaling: mean import time per task',
-      subtitle: 'one worker process per task, every import a first import; dashes: nodes',
-      x: { field: 'tasks_per_node', title: 'tasks per node' },
-      y: { field: 'mean_import', title: 'mean import time (s)' },
-      column: 'module',
-      dash: 'nodes',
-    })
-  } else if (benchmark === 'simulated') {
-    console.log(`\n${table(plotted, ['method', 'package_size', 'nodes', 'tasks_per_node', 'mean_import', 'max_import', 'makespan', 'setup'])}`)
-    await plotLines(svg, plotted.map((row) => ({ ...row, shape: `${row.nodes} x ${row.tasks_per_node}` })), {
-      title: 'proxy-imports simulated packages: mean import time per task',
-      subtitle: 'a package of N x 1,000 small files whose entry imports all of them; dashes: nodes x tasks per node',
-      x: { field: 'package_size', title: 'package size (files)' },
-      y: { field: 'mean_import', title: 'mean import time (s)' },
-      dash: 'shape',
-    })
-    summarizeTargets(plotted)
-  } else if (benchmark === 'cloud-burst') {
-    console.log(`\n${table(plotted, ['method', 'module', 'package_files', 'package_bytes', 'mean_import', 'round_trip', 'setup'])}`)
-    const long = plotted.flatMap((row) => [
-      { ...row, what: 'import', seconds: row.mean_import },
-      { ...row, what: 'round trip', seconds: row.round_trip },
-    ])
-    await plotLines(svg, long, {
-      title: 'proxy-imports cloud burst: a worker on a host without the package',
-      subtitle: 'lazy: the package travels with the task; dashes: import time inside the task, round trip from submit',
-      x: { field: 'package_bytes', title: 'package size (bytes)', log: true },
-      y: { field: 'seconds', title: 'seconds' },
-      dash: 'what',
-    })
-  } else {
-    console.log(`\n${table(plotted, ['method', 'nodes', 'tasks_per_node', 'mean_import', 'mean_infer', 'makespan', 'setup'])}`)
-    await plotBars(svg, plotted, 'proxy-imports inference: makespan per method', 'makespan', 'makespan (s)', 'a model by proxy and mathjs, the inputs split over every worker')
-  }
+  await report(benchmark, rows, svg)
   writeFileSync(join(runDir, 'summary.json'), `${JSON.stringify({ machine: machine(), benchmark, flags, methods, install, nodeRoot, rows: rows.length }, null, 2)}\n`)
   console.log(`results ${resultsFile}\nplot ${svg}`)
   if (flags.history === 'true') {
@@ -325,28 +290,30 @@ async function mountInstall(install: string, kind: string, rttMs: number): Promi
   return { path: join(mount.mountPoint, basename(install)), label: `${mount.kind} mount ${mount.mountPoint}, rtt +${mount.rttMs} ms${mount.latencyBy ? ` (${mount.latencyBy})` : ''}` }
 }
 
-/** The issue's target figures, when the rows hold what they compare. */
-function summarizeTargets(rows: readonly Record<string, unknown>[]): void {
-  const mean = (method: string, size: unknown, n: unknown, t: unknown, field = 'mean_import') => {
-    const found = rows.filter((r) => r.method === method && r.package_size === size && r.nodes === n && r.tasks_per_node === t).map((r) => r[field] as number | null)
-    const values = found.filter((v): v is number => typeof v === 'number')
-    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined
+/**
+ * `plot FILE... [--out DIR]`: redraws the tables and plots from results.jsonl files (several runs,
+ * e.g. one over a network file system and one on local disk, in one figure per benchmark).
+ */
+async function replot(args: string[]): Promise<number> {
+  const outAt = args.indexOf('--out')
+  const out = outAt >= 0 ? args[outAt + 1] : undefined
+  const files = args.filter((_, i) => outAt < 0 || (i !== outAt && i !== outAt + 1))
+  if (files.length === 0 || (outAt >= 0 && !out)) throw new BenchUsage('plot needs results.jsonl files (and --out DIR, default the first file\'s directory)')
+  const rows = files.flatMap((file) => {
+    if (!existsSync(file)) throw new BenchUsage(`plot: no such file ${file}`)
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)
+  })
+  const dir = resolve(out ?? dirname(files[0]!))
+  mkdirSync(dir, { recursive: true })
+  for (const benchmark of BENCHMARKS) {
+    const mine = rows.filter((row) => row.benchmark === benchmark)
+    if (mine.length === 0) continue
+    const svg = join(dir, `${benchmark}.svg`)
+    console.log(`${benchmark}: ${mine.length} lines`)
+    await report(benchmark, mine, svg)
+    console.log(`plot ${svg}`)
   }
-  const shapes = new Set(rows.map((r) => `${r.package_size}|${r.nodes}|${r.tasks_per_node}`))
-  for (const shape of shapes) {
-    const [size, n, t] = shape.split('|').map(Number)
-    const fs = mean('file-system', size, n, t)
-    const lazy = mean('lazy', size, n, t)
-    const warm = mean('lazy-warm', size, n, t)
-    const local = mean('local', size, n, t)
-    const lazySetup = mean('lazy', size, n, t, 'setup')
-    const packSetup = mean('pack', size, n, t, 'setup')
-    const parts: string[] = []
-    if (fs !== undefined && lazy !== undefined) parts.push(`file-system / lazy import ${(fs / lazy).toFixed(2)}x (target >= 3)`)
-    if (lazySetup !== undefined && packSetup !== undefined) parts.push(`setup lazy ${lazySetup.toFixed(2)} s vs pack ${packSetup.toFixed(2)} s (target: lazy lower)`)
-    if (warm !== undefined && local !== undefined) parts.push(`lazy-warm / local import ${(warm / local).toFixed(2)}x (target <= 1.5)`)
-    if (parts.length) console.log(`${size} files, ${n} node(s) x ${t}: ${parts.join('; ')}`)
-  }
+  return 0
 }
 
 async function runInference(env: BenchEnv, methods: readonly Method[], nodes: number, perNode: number, flags: { samples: string; hidden: string; sleep: string; 'barrier-timeout': string }, repeat: number, record: (row: Record<string, unknown>) => void): Promise<void> {
