@@ -13,29 +13,14 @@
  *   <root>.tmp-<pid>-<r>  where the holder extracts; only exists while a holder works (or crashed)
  */
 import { createHash, randomUUID } from 'node:crypto'
-import {
-  accessSync,
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  linkSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-} from 'node:fs'
+import { accessSync, closeSync, constants, existsSync, fstatSync, linkSync, openSync, readdirSync, readFileSync } from 'node:fs'
+import { renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs'
 import { link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname, tmpdir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
-import { x as extractTar } from 'tar'
+import { UnpackSync } from 'tar'
 import { PackageUnpackError, PackageUnpackTimeout, ProtocolError } from '../errors.js'
 import type { ShippedPackageWire } from '../protocol/imports.js'
 import { isObjectKey, keyText, type ObjectKey } from '../proxy/connector.js'
@@ -257,7 +242,14 @@ function takeOverSync(lock: string, seen: LockState): void {
 async function tryLock(lock: string): Promise<FileHandle | undefined> {
   try {
     const handle = await open(lock, 'wx')
-    await handle.writeFile(holderText())
+    try {
+      await handle.writeFile(holderText())
+    } catch (error) {
+      // (disk full) a lock without a holder would look live until stale: none at all instead
+      await handle.close().catch(() => {})
+      await unlink(lock).catch(() => {})
+      throw error
+    }
     return handle
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined
@@ -268,7 +260,13 @@ async function tryLock(lock: string): Promise<FileHandle | undefined> {
 function tryLockSync(lock: string): number | undefined {
   try {
     const fd = openSync(lock, 'wx')
-    writeSync(fd, holderText())
+    try {
+      writeSync(fd, holderText())
+    } catch (error) {
+      closeSync(fd)
+      rmSync(lock, { force: true })
+      throw error
+    }
     return fd
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined
@@ -321,8 +319,8 @@ const inFlight = new Map<string, Promise<string>>()
  */
 export async function ensureUnpacked(pkg: ShippedPackageWire, store: Store, cacheDir: string, options: UnpackOptions = {}): Promise<string> {
   const dir = packageDir(cacheDir, pkg)
-  if (isUnpacked(dir)) return used(dir)
   const checked = unpackOptionsSchema(options, 'ensureUnpacked options')
+  if (isUnpacked(dir)) return used(dir)
   const settings: Settings = {
     timeoutMs: checked.timeoutMs ?? DEFAULT_UNPACK_TIMEOUT_MS,
     staleLockMs: checked.staleLockMs ?? DEFAULT_STALE_LOCK_MS,
@@ -462,20 +460,23 @@ async function verified(bytes: Uint8Array, hash: string, fail: (reason: string, 
   throw fail(`the stored bytes (${bytes.byteLength}) do not match the manifest's sha256 ${want.slice(0, 16)}…: corrupted or replaced in the store`)
 }
 
-// tar reads gzip itself (magic 1f 8b). strict: a damaged archive is an error, not a warning;
-// entries escaping the directory are refused by tar; owners are not restored even as root.
-// Settles only once tar is done writing (it goes on after an error), so that removing the temp
-// dir afterwards is final.
-function extract(bytes: Uint8Array, cwd: string, onFile: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let failure: unknown
-    const unpack = extractTar({ cwd, strict: true, preserveOwner: false, onReadEntry: (entry) => entry.type !== 'Directory' && onFile() })
-    unpack.on('error', (error) => (failure ??= error))
-    const settle = (): void => (failure === undefined ? resolve() : reject(failure as Error))
-    unpack.on('finish', settle)
-    unpack.on('close', settle)
-    unpack.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-  })
+// tar's synchronous unpacker, fed 1 MiB at a time with a turn of the event loop in between: about
+// 3x faster than the asynchronous one for many small files (docs/proxy-imports.md), while the
+// lock's heartbeat still runs. tar reads gzip itself (magic 1f 8b); strict: a damaged archive is
+// an error, not a warning; entries escaping the directory are refused; owners are not restored
+// even as root. Nothing is in flight once it returns or throws, so removing the temp dir is final.
+const CHUNK = 1 << 20
+async function extract(bytes: Uint8Array, cwd: string, onFile: () => void): Promise<void> {
+  let failure: unknown
+  const unpack = new UnpackSync({ cwd, strict: true, preserveOwner: false, onReadEntry: (entry) => entry.type !== 'Directory' && onFile() })
+  unpack.on('error', (error) => (failure ??= error))
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let offset = 0; offset < buffer.byteLength && failure === undefined; offset += CHUNK) {
+    unpack.write(buffer.subarray(offset, offset + CHUNK))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  if (failure === undefined) unpack.end()
+  if (failure !== undefined) throw failure
 }
 
 async function writeDone(dir: string, record: Record<string, unknown>): Promise<void> {
