@@ -117,9 +117,12 @@ export function packageDir(cacheDir: string, pkg: ShippedPackageWire): string {
 const donePath = (dir: string): string => `${dir}.done`
 const lockPath = (dir: string): string => `${dir}.lock`
 
-/** The package root `dir` (from packageDir) is unpacked: its done marker exists. */
+/**
+ * The package root `dir` (from packageDir) is unpacked: its done marker exists (and the root,
+ * so that a marker whose files were lost is unpacked again instead of trusted).
+ */
 export function isUnpacked(dir: string): boolean {
-  return existsSync(donePath(dir))
+  return existsSync(donePath(dir)) && existsSync(dir)
 }
 
 // The done marker's mtime is the package's last use (what cleanImportsCache's olderThanMs
@@ -428,7 +431,17 @@ async function unpackHolding(pkg: ShippedPackageWire, store: Store, dir: string,
     }
     if (files === 0) throw fail(`the stored archive (${bytes.byteLength} bytes) holds no files`)
     try {
-      await rename(temp, dir)
+      try {
+        await rename(temp, dir)
+      } catch (error) {
+        // Another holder (after a mistaken takeover) put the same content in place first.
+        const code = (error as NodeJS.ErrnoException).code
+        if ((code === 'ENOTEMPTY' || code === 'EEXIST') && isUnpacked(dir)) {
+          await rm(temp, { recursive: true, force: true })
+          return
+        }
+        throw error
+      }
       renamed = true
       await writeDone(dir, { name: pkg.name, version: pkg.version, hash: pkg.hash, files, bytes: bytes.byteLength, unpackMs: performance.now() - started })
     } catch (error) {

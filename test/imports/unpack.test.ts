@@ -167,6 +167,13 @@ t.test('unpacks once: the files as packed, a done marker, no lock or temp dir; l
   t.equal(await ensureUnpacked(pkg, later, cacheDir), roots[0], 'the cache is reused')
   t.equal(getsOf(later), 0, 'without fetching')
   t.equal(waitUnpackedSync(pkg, cacheDir, 1000), roots[0], 'waitUnpackedSync returns at once when done')
+
+  // A marker whose root was lost is not trusted: unpacked again.
+  rmSync(roots[0]!, { recursive: true })
+  t.notOk(isUnpacked(roots[0]!))
+  t.equal(await ensureUnpacked(pkg, later, cacheDir), roots[0])
+  t.equal(getsOf(later), 1, 'fetched again')
+  assertSameFiles(t, roots[0]!, fix)
 })
 
 t.test('gzipped objects: the hash may be of the tar or of the stored bytes', async (t) => {
