@@ -3,7 +3,7 @@
 // reading a FIFO that stands in the store for the package's bytes), foreign and dead holders.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -129,7 +129,13 @@ async function fifoObject(store: Store, storeDir: string): Promise<{ key: { id: 
 
 t.test('names: the default cache directory, placeholders, package directories by name, version and hash', async (t) => {
   const uid = String(process.getuid!())
-  const shm = existsSync('/dev/shm')
+  let shm = false
+  try {
+    accessSync('/dev/shm', constants.W_OK)
+    shm = statSync('/dev/shm').isDirectory()
+  } catch {
+    // no writable /dev/shm: the temporary directory
+  }
   t.equal(defaultCacheDir(), shm ? `/dev/shm/tsflow-imports-${uid}` : join(tmpdir(), `tsflow-imports-${uid}`))
   t.equal(expandCacheDir(undefined, {}), defaultCacheDir(), 'no cacheDir: the default')
   t.equal(expandCacheDir('/scratch/{host}/b{block}/imports', { block: '3', host: 'n7' }), '/scratch/n7/b3/imports')
