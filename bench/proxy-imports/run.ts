@@ -14,7 +14,7 @@
  *    caches (a second run of a workflow).
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -285,6 +285,11 @@ export async function runImports(env: BenchEnv, config: Configuration, state: La
     if (again.length > 0) throw new Error(`${again.length} task(s) ran in a process that had imported ${config.pkg} before: the import times would be cached ones`)
     const pids = new Set(ran.results.map((r) => r.pid))
     if (pids.size !== total) throw new Error(`${total} tasks ran in only ${pids.size} worker processes`)
+    // Each method's package must come from where the method says (not silently from the install).
+    const install = realpathSync(env.install)
+    const expected = realpathSync(config.method === 'file-system' ? env.install : config.method === 'local' ? env.localInstall! : env.nodeRoot)
+    const stray = ran.results.find((r) => !r.resolved.startsWith(`${expected}/`) || (config.method !== 'file-system' && r.resolved.startsWith(`${install}/`)))
+    if (stray) throw new Error(`${config.method}: a task loaded ${config.pkg} from ${stray.resolved}, not from under ${expected}`)
     return ran
   } finally {
     rmSync(barrierDir, { recursive: true, force: true })

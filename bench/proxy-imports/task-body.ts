@@ -14,7 +14,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 export interface ImportSpec {
   /** the package imported (its bare name) */
@@ -55,6 +55,8 @@ export interface ImportResult {
   unpack_s?: number
   /** whether the probe path existed where the task ran */
   probe_exists?: boolean
+  /** the file the package's entry was loaded from (as the worker's module loader resolved it) */
+  resolved: string
 }
 
 const IMPORTED = Symbol.for('tsflow.bench.proxyImports.imported')
@@ -89,10 +91,11 @@ async function barrier(spec: ImportSpec): Promise<void> {
 }
 
 /** The pack method's import: through the importer module unpacked by the block's workerInit. */
-async function packedImport(spec: ImportSpec): Promise<{ namespace: Record<string, unknown>; unpack_s?: number }> {
+async function packedImport(spec: ImportSpec): Promise<{ namespace: Record<string, unknown>; unpack_s?: number; resolved: string }> {
   const dir = expandBlock(spec.packDir!)
-  const importer = (await import(pathToFileURL(join(dir, 'importers', `${spec.module.replace('/', '__')}.mjs`)).href)) as { load(): Promise<Record<string, unknown>> }
+  const importer = (await import(pathToFileURL(join(dir, 'importers', `${spec.module.replace('/', '__')}.mjs`)).href)) as { load(): Promise<Record<string, unknown>>; where(): string }
   const namespace = await importer.load()
+  const resolved = fileURLToPath(importer.where())
   let unpack_s: number | undefined
   try {
     const [start, end] = readFileSync(join(dir, '.unpack-time'), 'utf8').trim().split(/\s+/).map(Number)
@@ -100,11 +103,11 @@ async function packedImport(spec: ImportSpec): Promise<{ namespace: Record<strin
   } catch {
     // no timing written
   }
-  return { namespace, ...(unpack_s !== undefined ? { unpack_s } : {}) }
+  return { namespace, resolved, ...(unpack_s !== undefined ? { unpack_s } : {}) }
 }
 
 /** One scaling/simulated/cloud-burst task: barrier, the timed import, the optional sleep. */
-export async function importTask(spec: ImportSpec, load: () => Promise<unknown>): Promise<ImportResult> {
+export async function importTask(spec: ImportSpec, load: () => Promise<unknown>, where: () => string): Promise<ImportResult> {
   const started = Date.now()
   await barrier(spec)
   const first = !importedSet().has(spec.module)
@@ -112,11 +115,14 @@ export async function importTask(spec: ImportSpec, load: () => Promise<unknown>)
   const t0 = performance.now()
   let namespace: Record<string, unknown>
   let unpack_s: number | undefined
-  if (spec.packDir) ({ namespace, unpack_s } = await packedImport(spec))
+  let resolved: string | undefined
+  if (spec.packDir) ({ namespace, unpack_s, resolved } = await packedImport(spec))
   else namespace = (await load()) as Record<string, unknown>
   const exports = Object.keys(namespace).length
   const import_s = (performance.now() - t0) / 1000
   const import_end = Date.now()
+  // Where the loader took the package from (after the timed import, so it costs nothing there).
+  resolved ??= fileURLToPath(where())
   importedSet().add(spec.module)
   if (spec.sleep > 0) await sleep(spec.sleep * 1000)
   return {
@@ -133,6 +139,7 @@ export async function importTask(spec: ImportSpec, load: () => Promise<unknown>)
     exports,
     ...(unpack_s !== undefined ? { unpack_s } : {}),
     ...(spec.probe ? { probe_exists: existsSync(spec.probe) } : {}),
+    resolved,
   }
 }
 
