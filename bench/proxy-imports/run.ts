@@ -320,5 +320,6 @@ export function importRow(benchmark: string, config: Configuration, ran: Ran<Imp
     max_import: sorted.at(-1) ?? null,
     makespan: ran.end_time - ran.launch_time,
     blocks: [...new Set(ran.results.map((r) => r.block))].length,
+    loaded_from: ran.results[0]?.resolved ?? null,
   }
 }
