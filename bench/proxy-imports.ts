@@ -128,6 +128,10 @@ async function bench(argv: string[]): Promise<number> {
   for (const [flag, dir] of [['--fs-root', fsRoot], ['--node-root', nodeRoot]] as const) if (!existsSync(dir)) throw new BenchUsage(`${flag} ${dir}: no such directory`)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-'))
   onCleanup(() => rmSync(scratch, { recursive: true, force: true }))
+  // The executor's own packing (lazy) uses the default pack cache under $XDG_CACHE_HOME: a private
+  // one, set before any pack thread starts (threads keep the environment they started with), so
+  // the bench neither reads nor fills the user's cache.
+  process.env.XDG_CACHE_HOME = join(scratch, 'xdg-cache')
   if (flags['network-fs'] !== 'none' && flags['fs-root'] !== '') throw new BenchUsage('--network-fs makes the install on its own mount: leave out --fs-root')
   if (flags['network-fs'] !== 'none' && benchmark === 'cloud-burst') throw new BenchUsage('cloud-burst hides the install from its worker: --network-fs does not apply')
   // Written here; read (by every method and the tracing) at env.install, the mount with --network-fs.

@@ -208,12 +208,9 @@ export async function runConfiguration<R>(
   if (config.method === 'local') detail.copy_install = env.localCopyS ?? 0
   if (config.method === 'pack') detail.pack = env.packS ?? 0
   let shipped: number | undefined
-  const savedXdg = process.env.XDG_CACHE_HOME
   if (state) {
     shipped = await preShip(appFile, state)
     if (shipped !== undefined) detail.ship = shipped
-    // The executor's own packing then reads this configuration's pack cache, not the user's.
-    process.env.XDG_CACHE_HOME = state.packCache
   }
   const executor = makeExecutor(env, config, state)
   const runDir = join(env.scratch, 'runinfo')
@@ -242,10 +239,6 @@ export async function runConfiguration<R>(
     results = await submit(apps, kernel)
   } finally {
     await kernel.cleanup({ deadlineMs: 10_000 })
-    if (state) {
-      if (savedXdg === undefined) delete process.env.XDG_CACHE_HOME
-      else process.env.XDG_CACHE_HOME = savedXdg
-    }
     if (config.method === 'pack') removeNodeDirs(env, `${env.nodePrefix}-pack-`)
   }
   const end = Date.now()
