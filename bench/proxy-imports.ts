@@ -24,7 +24,7 @@ import { appendResult, machine } from './lib/results.js'
 import { burstHostUp, burstUnavailable, onBurstHost } from './proxy-imports/cloud-burst.js'
 import { copyInstalled, makeSimulatedPackage, packageSize, writeAppModule } from './proxy-imports/generate.js'
 import { report } from './proxy-imports/report.js'
-import { disposeLazyState, importRow, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
+import { disposeLazyState, importRow, lazyUnavailable, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
 import { makeModel, type InferenceResult } from './proxy-imports/task-body.js'
 
 const BENCHMARKS = ['scaling', 'simulated', 'cloud-burst', 'inference'] as const
@@ -33,7 +33,7 @@ type Benchmark = (typeof BENCHMARKS)[number]
 const NODE_ROOT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
 
 const FLAGS = {
-  methods: { default: ['file-system', 'pack', 'lazy'], list: true, commas: true, choices: METHODS, help: 'methods to compare (cloud-burst: lazy, and file-system once to show it fails)' },
+  methods: { default: ['file-system', 'pack', 'lazy'], list: true, commas: true, choices: METHODS, help: 'methods to compare (cloud-burst: lazy and lazy-warm, and file-system once to show it fails there)' },
   warm: { default: 'false', choices: ['true', 'false'], help: 'also run local (a node-local install) and lazy-warm (lazy again on the warm node cache)' },
   nodes: { default: ['1', '2'], list: true, commas: true, help: 'nodes (HTEX blocks, each its own manager); inference: the first value' },
   'tasks-per-node': { default: ['1', '2', '4'], list: true, commas: true, help: 'tasks (= worker processes) per node; inference: the first value' },
@@ -139,6 +139,10 @@ async function bench(argv: string[]): Promise<number> {
   const exported = flags['network-fs'] !== 'none' ? mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-export-')) : undefined
   const install = mkdtempSync(join(exported ?? fsRoot, 'tsflow-bench-pi-install-'))
   onCleanup(() => rmSync(exported ?? install, { recursive: true, force: true }))
+  if (methods.some((m) => m === 'lazy' || m === 'lazy-warm')) {
+    const why = lazyUnavailable(scratch)
+    if (why) throw new BenchUsage(why)
+  }
   const env: BenchEnv = { scratch, install, nodeRoot, nodePrefix: `tsflow-bench-pi-${process.pid}` }
   onCleanup(() => removeNodeDirs(env))
 
@@ -219,8 +223,8 @@ async function bench(argv: string[]): Promise<number> {
     const wrap = onBurstHost(burst, join(install, 'node_modules'), empty)
     env.wrapCommand = (command) => wrap(command)
     console.log(`host ${burst.name} (${burst.address}): its view of ${join(install, 'node_modules')} is an empty directory`)
+    // --methods file-system alone: only the check that the host cannot import the package.
     const lazyMethods = methods.filter((m) => m === 'lazy' || m === 'lazy-warm')
-    if (lazyMethods.length === 0) lazyMethods.push('lazy')
     if (methods.includes('file-system')) {
       // Once, to show the premise: from its own directory the host cannot import the package.
       const pkg = packages[0]!.pkg
@@ -234,7 +238,7 @@ async function bench(argv: string[]): Promise<number> {
         record({ benchmark, method: 'file-system', module: pkg, ok: false, error: message })
       }
     }
-    for (let r = 0; r < repeat; r++) {
+    for (let r = 0; r < (lazyMethods.length > 0 ? repeat : 0); r++) {
       for (const { pkg, files } of packages) {
         const probe = join(install, 'node_modules', pkg, 'package.json')
         await eachMethod(env, lazyMethods, { pkg, nodes: 1, tasksPerNode: perNode[0]!, sleep: 0, barrierTimeoutMs }, async (config, state, keep) => {

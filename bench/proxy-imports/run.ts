@@ -172,6 +172,21 @@ function makeExecutor(env: BenchEnv, config: Configuration, state: LazyState | u
   return new HighThroughputExecutor({ ...options, ...({ proxyImports } as object) })
 }
 
+/**
+ * Why the lazy methods cannot run with this tsflow build (no proxyImports option), or undefined:
+ * checked before any work, by the executor's own option check (which opens nothing).
+ */
+export function lazyUnavailable(scratch: string): string | undefined {
+  const probe = new HighThroughputExecutor({ ...({ proxyImports: { store: { name: 'probe', connector: { type: 'file', directory: scratch } }, packages: 'trace' } } as object) })
+  try {
+    ;(probe as unknown as { validate(path: string): void }).validate('executors[0]')
+    return undefined
+  } catch (error) {
+    const message = String((error as Error).message)
+    return /proxyImports is not a known option/.test(message) ? `the lazy methods need the executor option proxyImports, which this tsflow build does not have yet (${message.split(';')[0]})` : undefined
+  }
+}
+
 /** The app module a method's workers import (local: the node-local copy of the install). */
 export function appFileOf(env: BenchEnv, method: Method, pkg: string): string {
   return join(method === 'local' ? env.localInstall! : env.install, 'apps', `${fileNameOf(pkg)}.mjs`)
