@@ -35,8 +35,8 @@ const NODE_ROOT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
 const FLAGS = {
   methods: { default: ['file-system', 'pack', 'lazy'], list: true, commas: true, choices: METHODS, help: 'methods to compare (cloud-burst: lazy and lazy-warm, and file-system once to show it fails there)' },
   warm: { default: 'false', choices: ['true', 'false'], help: 'also run local (a node-local install) and lazy-warm (lazy again on the warm node cache)' },
-  nodes: { default: ['1', '2'], list: true, commas: true, help: 'nodes (HTEX blocks, each its own manager); inference: the first value' },
-  'tasks-per-node': { default: ['1', '2', '4'], list: true, commas: true, help: 'tasks (= worker processes) per node; inference: the first value' },
+  nodes: { default: ['1', '2'], list: true, commas: true, help: 'nodes (HTEX blocks, each its own manager); inference: the first value (default 2)' },
+  'tasks-per-node': { default: ['1', '2', '4'], list: true, commas: true, help: 'tasks (= worker processes) per node; inference: the first value (default 2)' },
   modules: { default: ['mathjs', 'ms'], list: true, commas: true, help: 'scaling/cloud-burst: installed packages to import (the project\'s devDependencies mathjs, ms)' },
   sizes: { default: ['1', '4'], list: true, commas: true, help: 'simulated/cloud-burst: generated packages of N x 1,000 files (0.05: 50 files)' },
   'file-bytes': { default: '256', help: 'simulated: bytes per generated file' },
@@ -213,7 +213,9 @@ async function bench(argv: string[]): Promise<number> {
       }
     }
   } else if (benchmark === 'inference') {
-    await runInference(env, methods, nodes[0]!, perNode[0]!, flags, repeat, record)
+    // Inference's own defaults: 2 nodes x 2 workers, unless the flags say otherwise.
+    const given = (flag: string) => rest.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
+    await runInference(env, methods, given('--nodes') ? nodes[0]! : 2, given('--tasks-per-node') ? perNode[0]! : 2, flags, repeat, record)
   } else {
     burst = burstHostUp()
     onCleanup(() => burst!.down())
