@@ -1,2 +1,16 @@
 // tsflow/imports: proxy imports (issue 9, in progress). Loaded by remote processes too: no kernel imports.
 export { bareSpecifiersOf, findPackageRoot, packageNameOf, traceImports, tracePackages, type TraceOptions, type TracedImports, type TracedPackage } from './trace.js'
+export {
+  createPackMemo,
+  defaultPackCacheDir,
+  PACK_MTIME,
+  PACKAGE_KEY_PREFIX,
+  packageKey,
+  PackMemo,
+  packPackage,
+  shipPackages,
+  type PackedPackage,
+  type PackOptions,
+  type ShipEvent,
+  type ShipOptions,
+} from './pack.js'

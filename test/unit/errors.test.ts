@@ -13,6 +13,7 @@ import {
   BorrowError,
   LifetimeEnded,
   PackageNotFound,
+  PackagePackError,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -94,6 +95,7 @@ const cases: Case[] = [
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
   { Class: PackageNotFound, code: 'E_PACKAGE_NOT_FOUND', make: () => new PackageNotFound('mathjs', '/w/flow.js', '/w') },
+  { Class: PackagePackError, code: 'E_PACKAGE_PACK', make: () => new PackagePackError('mathjs', '/w/node_modules/mathjs', 'EACCES') },
 ]
 
 t.test('ErrorCode', async (t) => {
