@@ -11,20 +11,18 @@
  * any install, and the hash only changes when content, names or executability change.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { availableParallelism, homedir } from 'node:os'
 import { join, posix } from 'node:path'
-import { promisify } from 'node:util'
-import { gzip } from 'node:zlib'
-import { Pack } from 'tar'
+import { Worker } from 'node:worker_threads'
+import { gzipSync } from 'node:zlib'
+import { PackSync } from 'tar'
 import { PackagePackError, UsageError } from '../errors.js'
 import type { ObjectKey } from '../proxy/connector.js'
 import type { Store } from '../proxy/store.js'
 import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import type { TracedImports, TracedPackage } from './trace.js'
-
-const gzipAsync = promisify(gzip)
 
 /** Every entry's mtime: a fixed date, so touching a file does not change its package's hash. */
 export const PACK_MTIME = new Date('2000-01-01T00:00:00Z')
@@ -73,7 +71,7 @@ interface Walked {
   paths: string[]
   /** absolute path -> lstat with the mode normalised and nlink 1, as node-tar reads it */
   stats: Map<string, Stats>
-  /** sha256 of every path's type, size, mtime, mode (and link target) */
+  /** sha256 of the root and every path's type and mode, size, mtime, ctime, inode (and link target) */
   fingerprint: string
 }
 
@@ -90,7 +88,9 @@ function normalisedMode(stats: Stats): number {
 function walk(pkg: TracedPackage, compress: boolean): Walked {
   const paths: string[] = []
   const stats = new Map<string, Stats>()
-  const fingerprint = createHash('sha256').update(`${FORMAT}\n${compress ? 'gzip' : 'tar'}\n`)
+  // The directory's own path is part of it: two packages whose files have the same names, sizes
+  // and times (written in the same instant by an install) must never share an entry.
+  const fingerprint = createHash('sha256').update(`${FORMAT}\n${compress ? 'gzip' : 'tar'}\n${pkg.root}\n`)
   const visit = (relative: string): void => {
     const dir = relative === '' ? pkg.root : join(pkg.root, relative)
     const names = readdirSync(dir).sort()
@@ -101,7 +101,7 @@ function walk(pkg: TracedPackage, compress: boolean): Walked {
       const entry = lstatSync(absolute)
       if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) continue
       const target = entry.isSymbolicLink() ? readlinkSync(absolute) : ''
-      fingerprint.update(`${path}\0${entry.mode}\0${entry.size}\0${entry.mtimeMs}\0${target}\n`)
+      fingerprint.update(`${path}\0${entry.mode}\0${entry.size}\0${entry.mtimeMs}\0${entry.ctimeMs}\0${entry.ino}\0${target}\n`)
       entry.mode = normalisedMode(entry)
       // one inode linked twice in the package would become a tar hard link: store each as a file
       entry.nlink = 1
@@ -116,18 +116,16 @@ function walk(pkg: TracedPackage, compress: boolean): Walked {
   return { paths, stats, fingerprint: fingerprint.digest('hex') }
 }
 
-/** The tar of a walked package, in memory (node-tar's async pack: file reads off the main thread). */
-async function tarOf(root: string, walked: Walked): Promise<Buffer> {
-  const pack = new Pack({ cwd: root, portable: true, mtime: PACK_MTIME, noDirRecurse: true, statCache: walked.stats, strict: true, jobs: 8 })
+/** The tar of a walked package, in memory (node-tar's synchronous pack: this runs in a pack thread). */
+function tarOf(root: string, walked: Walked): Buffer {
+  const pack = new PackSync({ cwd: root, portable: true, mtime: PACK_MTIME, noDirRecurse: true, statCache: walked.stats, strict: true })
   const chunks: Buffer[] = []
-  const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (chunk: Buffer) => chunks.push(chunk))
-    pack.on('end', () => resolve())
-    pack.on('error', reject)
-  })
+  let failed: unknown
+  pack.on('data', (chunk: Buffer) => chunks.push(chunk))
+  pack.on('error', (error: unknown) => (failed ??= error))
   for (const path of walked.paths) pack.add(path)
   pack.end()
-  await done
+  if (failed !== undefined) throw failed
   return Buffer.concat(chunks)
 }
 
@@ -143,17 +141,17 @@ function tarName(hash: string, compressed: boolean): string {
 }
 
 // What the pack cache has for this fingerprint, if its tar is still there whole.
-async function cacheLookup(dir: string, fingerprint: string): Promise<(CacheIndex & { file: string }) | undefined> {
+function cacheLookup(dir: string, fingerprint: string): (CacheIndex & { file: string }) | undefined {
   let index: CacheIndex
   try {
-    index = JSON.parse(await readFile(join(dir, `${fingerprint}.json`), 'utf8')) as CacheIndex
+    index = JSON.parse(readFileSync(join(dir, `${fingerprint}.json`), 'utf8')) as CacheIndex
   } catch {
     return undefined // absent or unreadable: pack again
   }
   if (index.format !== FORMAT || typeof index.hash !== 'string') return undefined
   const file = join(dir, tarName(index.hash, index.compressed))
   try {
-    if ((await stat(file)).size !== index.size) return undefined
+    if (statSync(file).size !== index.size) return undefined
   } catch {
     return undefined
   }
@@ -162,19 +160,19 @@ async function cacheLookup(dir: string, fingerprint: string): Promise<(CacheInde
 
 // Concurrent runs may write the same entry: each writes a unique temporary name and renames it,
 // so a reader sees a whole file or none; the tar before the index that points at it.
-async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
+function writeAtomically(path: string, data: Uint8Array | string): void {
   const temporary = `${path}.tmp-${process.pid}-${randomUUID()}`
   try {
-    await writeFile(temporary, data)
-    await rename(temporary, path)
+    writeFileSync(temporary, data)
+    renameSync(temporary, path)
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => {})
+    rmSync(temporary, { force: true })
     throw error
   }
 }
 
-// A package packed (or found in the pack cache), its bytes read only when asked for.
-interface PackRecord {
+/** @internal A package packed (or found in the pack cache); `bytes` absent on a cache hit. */
+export interface PackRecord {
   hash: string
   size: number
   compressed: boolean
@@ -183,30 +181,44 @@ interface PackRecord {
   bytes: Uint8Array | undefined
 }
 
-function failure(pkg: TracedPackage, error: unknown, what = 'cannot read it'): PackagePackError {
-  const reason = error instanceof Error ? error.message : String(error)
-  return new PackagePackError(pkg.name, pkg.root, `${what} (${reason})`, { cause: error })
+/** @internal What went wrong in a pack thread, rebuilt as a PackagePackError by the caller. */
+export class PackFailure extends Error {
+  constructor(
+    readonly what: string,
+    readonly causeMessage: string,
+    readonly causeCode: string | undefined,
+  ) {
+    super(`${what} (${causeMessage})`)
+  }
 }
 
-async function pack(pkg: TracedPackage, options: PackOptions): Promise<PackRecord> {
+function packFailure(error: unknown, what = 'cannot read it'): PackFailure {
+  return new PackFailure(what, error instanceof Error ? error.message : String(error), (error as NodeJS.ErrnoException | undefined)?.code)
+}
+
+/**
+ * @internal Packs one package, blocking (pack threads run it): the stat walk, a pack-cache lookup
+ * by its fingerprint, else the tar (gzipped when asked), its hash, and the cache entry.
+ */
+export function packSync(pkg: TracedPackage, options: PackOptions): PackRecord {
   const compressed = options.compress ?? false
   const cacheDir = options.packCacheDir === false ? undefined : (options.packCacheDir ?? defaultPackCacheDir())
   let walked: Walked
   try {
     walked = walk(pkg, compressed)
   } catch (error) {
-    throw failure(pkg, error)
+    throw packFailure(error)
   }
   if (cacheDir !== undefined) {
-    const hit = await cacheLookup(cacheDir, walked.fingerprint)
+    const hit = cacheLookup(cacheDir, walked.fingerprint)
     if (hit) return { hash: hit.hash, size: hit.size, compressed, cached: true, file: hit.file, bytes: undefined }
   }
   let bytes: Buffer
   try {
-    bytes = await tarOf(pkg.root, walked)
-    if (compressed) bytes = await gzipAsync(bytes, { level: 6 })
+    bytes = tarOf(pkg.root, walked)
+    if (compressed) bytes = gzipSync(bytes, { level: 6 })
   } catch (error) {
-    throw failure(pkg, error)
+    throw packFailure(error)
   }
   const hash = createHash('sha256').update(bytes).digest('hex')
   let file: string | undefined
@@ -215,13 +227,111 @@ async function pack(pkg: TracedPackage, options: PackOptions): Promise<PackRecor
     const index: CacheIndex = { format: FORMAT, hash, size: bytes.byteLength, compressed }
     try {
       mkdirSync(cacheDir, { recursive: true })
-      await writeAtomically(file, bytes)
-      await writeAtomically(join(cacheDir, `${walked.fingerprint}.json`), JSON.stringify(index))
+      writeAtomically(file, bytes)
+      writeAtomically(join(cacheDir, `${walked.fingerprint}.json`), JSON.stringify(index))
     } catch (error) {
-      throw failure(pkg, error, `cannot write the pack cache ${cacheDir} (set packCacheDir to a writable directory, or false)`)
+      throw packFailure(error, `cannot write the pack cache ${cacheDir} (set packCacheDir to a writable directory, or false)`)
     }
   }
   return { hash, size: bytes.byteLength, compressed, cached: false, file, bytes }
+}
+
+function failure(pkg: TracedPackage, error: unknown): PackagePackError {
+  if (error instanceof PackagePackError) return error
+  const { what, causeMessage, causeCode } = error instanceof PackFailure ? error : packFailure(error, 'cannot pack it')
+  const cause = Object.assign(new Error(causeMessage), causeCode === undefined ? {} : { code: causeCode })
+  return new PackagePackError(pkg.name, pkg.root, `${what} (${causeMessage})`, { cause })
+}
+
+// Packing runs on a few threads: node-tar's synchronous pack is much faster than its streaming
+// one for many small files, and on a thread it blocks neither the kernel's event loop nor the
+// other packages' packs. Idle threads end after a while and never keep the process alive.
+const POOL_SIZE = Math.max(1, Math.min(4, availableParallelism()))
+const IDLE_MS = 5_000
+const PACK_WORKER = new URL('./pack-worker.js', import.meta.url)
+
+interface PackJob {
+  pkg: TracedPackage
+  options: PackOptions
+  resolve: (record: PackRecord) => void
+  reject: (error: unknown) => void
+}
+
+/** @internal the messages of pack threads */
+export type PackReply = { record: PackRecord } | { failure: { what: string; causeMessage: string; causeCode: string | undefined } }
+
+class PackPool {
+  private readonly idle: Worker[] = []
+  private readonly queue: PackJob[] = []
+  private running = 0
+  private idleTimer: NodeJS.Timeout | undefined
+
+  run(pkg: TracedPackage, options: PackOptions): Promise<PackRecord> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ pkg: { ...pkg, dependencies: {} }, options: { compress: options.compress, packCacheDir: options.packCacheDir }, resolve, reject })
+      this.next()
+    })
+  }
+
+  private next(): void {
+    while (this.queue.length > 0 && (this.idle.length > 0 || this.running < POOL_SIZE)) {
+      const job = this.queue.shift()!
+      const worker = this.idle.pop() ?? this.spawn()
+      if (worker === undefined) {
+        job.reject(new PackFailure('cannot start a pack thread', 'worker_threads unavailable', undefined))
+        continue
+      }
+      this.running++
+      worker.ref()
+      const done = (reply: PackReply | Error): void => {
+        worker.off('message', done)
+        worker.off('error', done)
+        this.running--
+        if (reply instanceof Error) {
+          job.reject(packFailure(reply, 'the pack thread failed'))
+        } else {
+          // bytes arrive as a plain Uint8Array; a Buffer over the same memory, like a cache hit's readFile
+          const bytes = 'record' in reply ? reply.record.bytes : undefined
+          if (bytes) reply = { record: { ...(reply as { record: PackRecord }).record, bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } }
+          if ('record' in reply) job.resolve(reply.record)
+          else job.reject(new PackFailure(reply.failure.what, reply.failure.causeMessage, reply.failure.causeCode))
+          worker.unref()
+          this.idle.push(worker)
+        }
+        this.next()
+        this.scheduleIdleEnd()
+      }
+      worker.on('message', done)
+      worker.on('error', done)
+      worker.postMessage({ pkg: job.pkg, options: job.options })
+    }
+  }
+
+  private spawn(): Worker | undefined {
+    // No inherited node flags: the thread runs our plain JS, and some flags make Worker() throw.
+    const worker = new Worker(PACK_WORKER, { execArgv: [] })
+    worker.unref()
+    return worker
+  }
+
+  private scheduleIdleEnd(): void {
+    clearTimeout(this.idleTimer)
+    if (this.running > 0 || this.idle.length === 0) return
+    this.idleTimer = setTimeout(() => {
+      for (const worker of this.idle.splice(0)) void worker.terminate()
+    }, IDLE_MS)
+    this.idleTimer.unref()
+  }
+}
+
+const pool = new PackPool()
+
+async function pack(pkg: TracedPackage, options: PackOptions): Promise<PackRecord> {
+  try {
+    return await pool.run(pkg, options)
+  } catch (error) {
+    throw failure(pkg, error)
+  }
 }
 
 async function bytesOf(pkg: TracedPackage, record: PackRecord): Promise<Uint8Array> {
@@ -229,15 +339,16 @@ async function bytesOf(pkg: TracedPackage, record: PackRecord): Promise<Uint8Arr
   try {
     return await readFile(record.file!)
   } catch (error) {
-    throw failure(pkg, error, `cannot read its packed tar ${record.file}`)
+    throw failure(pkg, packFailure(error, `cannot read its packed tar ${record.file}`))
   }
 }
 
 /**
  * Packs one package's directory (its own `node_modules` left out) into a deterministic tar, or
- * takes it from the pack cache when nothing in the directory changed (same paths, sizes, mtimes
- * and modes). Symbolic links inside the package stay links, their targets as written (a link
- * pointing outside the package dangles where it is unpacked). A directory that cannot be read is
+ * takes it from the pack cache when nothing in the directory changed (same directory, and the
+ * same paths, modes, sizes, mtimes, ctimes and inodes). Symbolic links inside the package stay
+ * links, their targets as written (a link pointing outside the package dangles where it is
+ * unpacked). A directory that cannot be read is
  * PackagePackError (E_PACKAGE_PACK) naming the package, the directory and the cause.
  */
 export async function packPackage(pkg: TracedPackage, options: PackOptions = {}): Promise<PackedPackage> {

@@ -160,6 +160,21 @@ t.test('the pack cache: an unchanged package is not packed again; a changed one 
   t.ok((await packPackage(pkg, { packCacheDir, compress: true })).cached)
 })
 
+t.test('two directories whose files have the same names, sizes and times never share a pack-cache entry', async (t) => {
+  const dir = tempDir(t, 'work')
+  const packCacheDir = tempDir(t, 'cache')
+  const when = new Date('2022-03-04T05:06:07Z')
+  const packages = ['one', 'two'].map((name, i): TracedPackage => {
+    const root = join(dir, 'node_modules', name)
+    write(join(root, 'index.js'), `module.exports = ${i}\n`) // same size, other content
+    utimesSync(join(root, 'index.js'), when, when)
+    return { name, root, version: undefined, native: false, importedBy: 'test', dependencies: {} }
+  })
+  const [one, two] = [await packPackage(packages[0]!, { packCacheDir }), await packPackage(packages[1]!, { packCacheDir })]
+  t.notOk(two.cached, 'the second directory is packed, not taken for the first')
+  t.not(one.hash, two.hash)
+})
+
 t.test('concurrent packs of one package into one pack cache leave one whole entry', async (t) => {
   const dir = tempDir(t, 'work')
   const packCacheDir = tempDir(t, 'cache')
