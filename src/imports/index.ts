@@ -14,3 +14,17 @@ export {
   type ShipEvent,
   type ShipOptions,
 } from './pack.js'
+export {
+  cleanImportsCache,
+  DEFAULT_STALE_LOCK_MS,
+  DEFAULT_UNPACK_TIMEOUT_MS,
+  defaultCacheDir,
+  ensureUnpacked,
+  expandCacheDir,
+  isUnpacked,
+  packageDir,
+  unlinkImportsCache,
+  waitUnpackedSync,
+  type CleanOptions,
+  type UnpackOptions,
+} from './unpack.js'

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import * as tar from 'tar'
 import { PackagePackError } from 'tsflow'
-import { createPackMemo, packPackage, PACKAGE_KEY_PREFIX, shipPackages, traceImports, type ShipEvent, type TracedPackage } from 'tsflow/imports'
+import { createPackMemo, ensureUnpacked, packPackage, PACKAGE_KEY_PREFIX, shipPackages, traceImports, type ShipEvent, type TracedPackage } from 'tsflow/imports'
 import { FileConnector, Store } from 'tsflow/proxy'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -292,4 +292,24 @@ t.test('two versions of one package in a tree ship as two packages, each depende
   t.same(manifest.packages.find((p) => p.name === 'uses-v2')!.deps, { shared: hashOf('2.0.0') })
   t.same(manifest.roots, { 'uses-v1': manifest.packages.find((p) => p.name === 'uses-v1')!.hash, 'uses-v2': manifest.packages.find((p) => p.name === 'uses-v2')!.hash })
   t.notOk('cacheDir' in manifest, 'no cacheDir: the workers use their default')
+})
+
+t.test('what shipPackages puts, the worker side unpacks to the same files (tar and gzip)', async (t) => {
+  const dir = tempDir(t, 'work')
+  const pkg = { ...fixturePackage(dir), dependencies: {} } // shipped alone
+  const objects = tempDir(t, 'store')
+  const expected = listTree(pkg.root).filter((p) => p !== 'node_modules' && !p.startsWith('node_modules/'))
+  for (const compress of [false, true]) {
+    const store = new Store(`pack-test-${process.pid}-unpack-${compress}`, new FileConnector({ directory: objects }))
+    t.teardown(() => store.close())
+    const manifest = await shipPackages({ packages: [pkg], roots: { [pkg.name]: pkg.root } }, store, { compress, packCacheDir: false, memo: createPackMemo() })
+    t.equal(manifest.packages.length, 1)
+    // a worker's store: rebuilt from the manifest's config under another name
+    const worker = new Store(`pack-test-${process.pid}-worker-${compress}`, manifest.store.connector as { type: string }, { register: false })
+    t.teardown(() => worker.close())
+    const root = await ensureUnpacked(manifest.packages[0]!, worker, tempDir(t, 'node-cache'))
+    t.same(listTree(root), expected, `${compress ? 'gzip' : 'tar'}: unpacked with the same paths`)
+    t.equal(readFileSync(join(root, 'lib', 'a.js'), 'utf8'), readFileSync(join(pkg.root, 'lib', 'a.js'), 'utf8'))
+    t.equal(readlinkSync(join(root, 'alias.js')), 'lib/a.js')
+  }
 })
