@@ -276,16 +276,20 @@ class PackPool {
   private next(): void {
     while (this.queue.length > 0 && (this.idle.length > 0 || this.running < POOL_SIZE)) {
       const job = this.queue.shift()!
-      const worker = this.idle.pop() ?? this.spawn()
-      if (worker === undefined) {
-        job.reject(new PackFailure('cannot start a pack thread', 'worker_threads unavailable', undefined))
+      let worker: Worker
+      try {
+        worker = this.idle.pop() ?? this.spawn()
+      } catch (error) {
+        job.reject(packFailure(error, 'cannot start a pack thread'))
         continue
       }
       this.running++
       worker.ref()
+      const exited = (code: number): void => done(new Error(`the pack thread exited (code ${code}) while packing`))
       const done = (reply: PackReply | Error): void => {
         worker.off('message', done)
         worker.off('error', done)
+        worker.off('exit', exited)
         this.running--
         if (reply instanceof Error) {
           job.reject(packFailure(reply, 'the pack thread failed'))
@@ -303,14 +307,21 @@ class PackPool {
       }
       worker.on('message', done)
       worker.on('error', done)
+      worker.on('exit', exited)
       worker.postMessage({ pkg: job.pkg, options: job.options })
     }
   }
 
-  private spawn(): Worker | undefined {
+  private spawn(): Worker {
     // No inherited node flags: the thread runs our plain JS, and some flags make Worker() throw.
     const worker = new Worker(PACK_WORKER, { execArgv: [] })
     worker.unref()
+    // a thread that ends while idle (terminated, or it failed) is not handed another job
+    worker.on('exit', () => {
+      const at = this.idle.indexOf(worker)
+      if (at >= 0) this.idle.splice(at, 1)
+    })
+    worker.on('error', () => {}) // reported to the job in flight by its own listener
     return worker
   }
 
