@@ -1,6 +1,7 @@
 // tsflow/imports: proxy imports (issue 9, in progress). Loaded by remote processes too: no kernel imports.
 export { bareSpecifiersOf, findPackageRoot, packageNameOf, traceImports, tracePackages, type TraceOptions, type TracedImports, type TracedPackage } from './trace.js'
 export {
+  cleanPackCache,
   createPackMemo,
   defaultPackCacheDir,
   PACK_MTIME,
@@ -9,6 +10,7 @@ export {
   PackMemo,
   packPackage,
   shipPackages,
+  type CleanPackCacheOptions,
   type PackedPackage,
   type PackOptions,
   type ShipEvent,

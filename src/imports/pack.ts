@@ -11,7 +11,7 @@
  * any install, and the hash only changes when content, names or executability change.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, type Stats } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { availableParallelism, homedir } from 'node:os'
 import { join, posix } from 'node:path'
@@ -211,7 +211,16 @@ export function packSync(pkg: TracedPackage, options: PackOptions): PackRecord {
   }
   if (cacheDir !== undefined) {
     const hit = cacheLookup(cacheDir, walked.fingerprint)
-    if (hit) return { hash: hit.hash, size: hit.size, compressed, cached: true, file: hit.file, bytes: undefined }
+    if (hit) {
+      // the index's mtime is the entry's last use, for cleanPackCache
+      const now = new Date()
+      try {
+        utimesSync(join(cacheDir, `${walked.fingerprint}.json`), now, now)
+      } catch {
+        // removed meanwhile by a cleanup: the tar is still read below or packed again next time
+      }
+      return { hash: hit.hash, size: hit.size, compressed, cached: true, file: hit.file, bytes: undefined }
+    }
   }
   let bytes: Buffer
   try {
@@ -350,8 +359,12 @@ async function bytesOf(pkg: TracedPackage, record: PackRecord): Promise<Uint8Arr
   try {
     return await readFile(record.file!)
   } catch (error) {
-    throw failure(pkg, packFailure(error, `cannot read its packed tar ${record.file}`))
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw failure(pkg, packFailure(error, `cannot read its packed tar ${record.file}`))
   }
+  // A cleanPackCache removed the tar after the lookup: pack it again, here only.
+  const again = await pack(pkg, { compress: record.compressed, packCacheDir: false })
+  if (again.hash !== record.hash) throw failure(pkg, packFailure(new Error(`its hash is now ${again.hash}, not ${record.hash}`), 'it changed while being shipped'))
+  return again.bytes!
 }
 
 /**
@@ -380,6 +393,66 @@ export class PackMemo {
   readonly packs = new Map<string, Promise<PackRecord>>()
   /** @internal keys by store, then by hash */
   readonly puts = new WeakMap<Store, Map<string, Promise<ObjectKey>>>()
+}
+
+export interface CleanPackCacheOptions {
+  /** the pack cache (default defaultPackCacheDir()) */
+  packCacheDir?: string
+  /** remove only entries not used for this long (default 0: every entry) */
+  olderThanMs?: number
+}
+
+/**
+ * Removes pack-cache entries not used for `olderThanMs` (their index's mtime, refreshed on every
+ * hit), then every tar no remaining index points at, and temporary files older than an hour
+ * (a crashed writer's). Safe beside running packs: a lookup whose tar was removed packs again.
+ * Resolves to the files removed.
+ */
+export async function cleanPackCache(options: CleanPackCacheOptions = {}): Promise<string[]> {
+  const dir = options.packCacheDir ?? defaultPackCacheDir()
+  const olderThanMs = options.olderThanMs ?? 0
+  if (!Number.isFinite(olderThanMs) || olderThanMs < 0) throw new UsageError(`cleanPackCache: olderThanMs must be a number of ms >= 0 (got ${olderThanMs})`)
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
+  }
+  const now = Date.now()
+  const removed: string[] = []
+  const remove = (name: string): void => {
+    rmSync(join(dir, name), { force: true })
+    removed.push(join(dir, name))
+  }
+  const ageOf = (name: string): number | undefined => {
+    try {
+      return now - statSync(join(dir, name)).mtimeMs
+    } catch {
+      return undefined // removed meanwhile
+    }
+  }
+  const kept = new Set<string>()
+  for (const name of names.filter((n) => n.endsWith('.json') && !n.includes('.tmp-'))) {
+    const age = ageOf(name)
+    if (age === undefined) continue
+    if (age >= olderThanMs) {
+      remove(name)
+      continue
+    }
+    try {
+      const index = JSON.parse(readFileSync(join(dir, name), 'utf8')) as CacheIndex
+      kept.add(tarName(index.hash, index.compressed))
+    } catch {
+      remove(name) // unreadable: useless
+    }
+  }
+  for (const name of names) {
+    const isTar = /^[0-9a-f]{64}\.tar(\.gz)?$/.test(name)
+    if (isTar && !kept.has(name)) remove(name)
+    else if (name.includes('.tmp-') && (ageOf(name) ?? 0) > 3_600_000) remove(name)
+  }
+  return removed
 }
 
 export function createPackMemo(): PackMemo {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import * as tar from 'tar'
 import { PackagePackError } from 'tsflow'
-import { createPackMemo, ensureUnpacked, packPackage, PACKAGE_KEY_PREFIX, shipPackages, traceImports, type ShipEvent, type TracedPackage } from 'tsflow/imports'
+import { cleanPackCache, createPackMemo, ensureUnpacked, packPackage, PACKAGE_KEY_PREFIX, shipPackages, traceImports, type ShipEvent, type TracedPackage } from 'tsflow/imports'
 import { FileConnector, Store } from 'tsflow/proxy'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -312,4 +312,37 @@ t.test('what shipPackages puts, the worker side unpacks to the same files (tar a
     t.equal(readFileSync(join(root, 'lib', 'a.js'), 'utf8'), readFileSync(join(pkg.root, 'lib', 'a.js'), 'utf8'))
     t.equal(readlinkSync(join(root, 'alias.js')), 'lib/a.js')
   }
+})
+
+t.test('cleanPackCache removes entries not used for a while and the tars nothing points at; a removed tar is packed again', async (t) => {
+  const dir = tempDir(t, 'work')
+  const packCacheDir = tempDir(t, 'cache')
+  const used = fixturePackage(dir, 'used-pkg')
+  const unused = fixturePackage(dir, 'unused-pkg')
+  writeFileSync(join(unused.root, 'extra.js'), 'module.exports = 3\n') // other content, other tar
+  const [a, b] = [await packPackage(used, { packCacheDir }), await packPackage(unused, { packCacheDir })]
+  t.not(a.hash, b.hash)
+  // the unused entry was last used long ago; a hit refreshes the used one's
+  const long = new Date(Date.now() - 3_600_000)
+  for (const name of readdirSync(packCacheDir).filter((n) => n.endsWith('.json'))) utimesSync(join(packCacheDir, name), long, long)
+  t.ok((await packPackage(used, { packCacheDir })).cached)
+  const removed = await cleanPackCache({ packCacheDir, olderThanMs: 60_000 })
+  t.same(removed.map((f) => f.slice(packCacheDir.length + 1)).filter((n) => n.endsWith('.tar')), [`${b.hash}.tar`], "only the unused package's tar goes")
+  t.ok((await packPackage(used, { packCacheDir })).cached, 'the used entry stays')
+  t.notOk((await packPackage(unused, { packCacheDir })).cached, 'the removed one is packed again')
+  t.same(await cleanPackCache({ packCacheDir: join(dir, 'no-such-cache') }), [], 'a missing cache is empty')
+
+  // A cleanup between a run's lookup and its put: the tar is packed again for the put.
+  const objects = tempDir(t, 'store')
+  const store = new Store(`pack-test-${process.pid}-clean`, new FileConnector({ directory: objects }))
+  t.teardown(() => store.close())
+  const traced = { packages: [{ ...used, dependencies: {} }], roots: { [used.name]: used.root } }
+  const memo = createPackMemo()
+  const other = new Store(`pack-test-${process.pid}-clean-2`, new FileConnector({ directory: tempDir(t, 'store') }))
+  t.teardown(() => other.close())
+  await shipPackages(traced, other, { packCacheDir, memo }) // memoises the pack-cache hit
+  t.ok(await cleanPackCache({ packCacheDir }))
+  const manifest = await shipPackages(traced, store, { packCacheDir, memo })
+  const stored = await store.get<Uint8Array>(manifest.packages[0]!.key as { id: string }, { serializer: 'bytes', cache: false })
+  t.equal(sha256(stored), a.hash, 'the store got the right bytes')
 })
