@@ -13,6 +13,7 @@ import {
   BorrowError,
   LifetimeEnded,
   PackageNotFound,
+  ProxyImportFailed,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -94,6 +95,7 @@ const cases: Case[] = [
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
   { Class: PackageNotFound, code: 'E_PACKAGE_NOT_FOUND', make: () => new PackageNotFound('mathjs', '/w/flow.js', '/w') },
+  { Class: ProxyImportFailed, code: 'E_PROXY_IMPORT', make: () => new ProxyImportFailed('mathjs@1.0.0', 'file:///w/flow.js', 'store key not found') },
 ]
 
 t.test('ErrorCode', async (t) => {
