@@ -52,6 +52,7 @@ const sources: Record<string, Source> = {
     manifest: { main: 'lib/main.js' },
     files: { 'lib/main.js': "module.exports = { who: 'cjs-main', leaf: require('leaf').version }\n", 'extra.js': "module.exports = 'cjs-extra'\n" },
   },
+  scoped: { name: '@sc/scoped', version: '1.0.0', manifest: { main: 'lib/index.js' }, files: { 'lib/index.js': 'module.exports = { scoped: true }\n' } },
   gated: { name: 'gated', version: '1.0.0', manifest: { type: 'module', main: 'index.js' }, files: { 'index.js': "export const value = 'gated'\n" } },
   gatedCjs: { name: 'gated-cjs', version: '1.0.0', files: { 'index.js': "module.exports = { value: 'gated-cjs' }\n" } },
   unused: { name: 'unused', version: '1.0.0', files: { 'index.js': 'module.exports = 1\n' } },
@@ -65,12 +66,13 @@ import sub from 'esm-pkg/sub'
 import { kind } from 'cond'
 import cjsMain from 'cjs-main'
 import leaf from 'leaf'
+import scoped from '@sc/scoped'
 import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 ${typeScript ? "const language: string = 'typescript'" : "const language = 'javascript'"}
-export const staticSeen = { who, sub, kind, cjsMain, leaf: leaf.version, leafOfEsm, language }
+export const staticSeen = { who, sub, kind, cjsMain, leaf: leaf.version, leafOfEsm, scoped: scoped.scoped, language }
 export function viaRequire() {
-  return { cond: require('cond').kind, main: require('cjs-main'), extra: require('cjs-main/extra'), leaf: require('leaf').version }
+  return { cond: require('cond').kind, main: require('cjs-main'), extra: require('cjs-main/extra'), leaf: require('leaf').version, scoped: require('@sc/scoped').scoped }
 }
 export async function viaDynamic() { return (await import('gated')).value }
 export function viaGatedRequire() { return require('gated-cjs').value }
@@ -209,12 +211,12 @@ async function runChild(t: Test, run: Run, where: 'main' | 'thread', execArgv: s
 function checkOutcome(t: Test, out: Record<string, unknown>, language: string): void {
   t.same(
     out.static,
-    { who: 'esm-pkg', sub: 'esm-sub', kind: 'import', cjsMain: { who: 'cjs-main', leaf: '2.0.0' }, leaf: '1.0.0', leafOfEsm: '2.0.0', language },
-    'static imports: exports map and subpath, the import condition, a CommonJS main whose require follows its deps edge, and the app and a package each see their own version of leaf',
+    { who: 'esm-pkg', sub: 'esm-sub', kind: 'import', cjsMain: { who: 'cjs-main', leaf: '2.0.0' }, leaf: '1.0.0', leafOfEsm: '2.0.0', scoped: true, language },
+    'static imports: exports map and subpath, the import condition, a scoped name, a CommonJS main whose require follows its deps edge, and the app and a package each see their own version of leaf',
   )
   t.equal(out.gatedBeforeCall, false, 'a package only the function imports was not unpacked for the app module')
   t.equal(out.gatedCjsBeforeCall, false, 'nor a package only the function requires')
-  t.same(out.require, { cond: 'require', main: { who: 'cjs-main', leaf: '2.0.0' }, extra: 'cjs-extra', leaf: '1.0.0' }, 'require: the require condition, main, a subpath, the roots version')
+  t.same(out.require, { cond: 'require', main: { who: 'cjs-main', leaf: '2.0.0' }, extra: 'cjs-extra', leaf: '1.0.0', scoped: true }, 'require: the require condition, main, a subpath, the roots version, a scoped name')
   t.equal(out.dynamic, 'gated', 'a dynamic import inside the function waits for its package')
   t.equal(out.requireWaited, 'gated-cjs', 'a require inside the function blocks until its package is unpacked')
   t.equal(out.second, 'two', 'a second manifest adds its packages')
