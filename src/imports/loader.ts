@@ -11,13 +11,12 @@
  * the task's thread for `require`. Worker side: no kernel imports.
  */
 import Module, { register } from 'node:module'
-import { hostname } from 'node:os'
-import { join, resolve as resolvePath } from 'node:path'
+import { join } from 'node:path'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import { brandAsTsflowError, ErrorCode, ProxyImportFailed, TsflowError, UsageError } from '../errors.js'
 import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import { ImportMap, importerIn, label, resolveBase, type ImportMapping, type MappedPackage, type Redirect } from './redirect.js'
-import { defaultCacheDir, expandCacheDir, isUnpacked, packageDir } from './unpack.js'
+import { expandCacheDir, isUnpacked, packageDir } from './unpack.js'
 
 export interface ActivateOptions {
   /** the app's module (its URL or path), named in the error when a package it needs cannot be unpacked */
@@ -51,12 +50,18 @@ let thread: ThreadLoader | undefined
 export async function activateImports(manifest: ImportsWire, options: ActivateOptions = {}): Promise<void> {
   checkManifest(manifest)
   const loader = (thread ??= startThread())
-  const cacheDir = resolvePath(expandCacheDir(manifest.cacheDir ?? defaultCacheDir(), { block: process.env.TSFLOW_BLOCK_ID ?? 'local', host: hostname() }))
-  const pending: ShippedPackageWire[] = []
+  // {block} and {host} filled in where the task runs (TSFLOW_BLOCK_ID, the host name)
+  const cacheDir = expandCacheDir(manifest.cacheDir)
+  // Every package goes to the unpacker, unpacked ones too: its check of those marks them used
+  // for the cache's cleanup (unpack.ts); only the others keep this thread alive.
+  const queued: ShippedPackageWire[] = []
+  const pending: string[] = []
   const packages: MappedPackage[] = manifest.packages.map((pkg) => {
     const root = packageDir(cacheDir, pkg)
-    const unpacked = loader.outcomes.get(pkg.hash)?.type === 'done' || isUnpacked(root)
-    if (!unpacked) pending.push(pkg)
+    const settled = loader.outcomes.get(pkg.hash)?.type === 'done'
+    const unpacked = settled || isUnpacked(root)
+    if (!settled) queued.push(pkg)
+    if (!unpacked) pending.push(pkg.hash)
     const mapped: MappedPackage = { name: pkg.name, hash: pkg.hash, root, deps: pkg.deps ?? {}, unpacked }
     if (pkg.version !== undefined) mapped.version = pkg.version
     return mapped
@@ -64,11 +69,9 @@ export async function activateImports(manifest: ImportsWire, options: ActivateOp
   const mapping: ImportMapping = { cacheDir, packages, roots: manifest.roots }
   if (options.module !== undefined) mapping.app = options.module
   // Queued first, so that an import's request to hurry one of them finds it queued.
-  if (pending.length > 0) {
-    for (const pkg of pending) loader.pending.add(pkg.hash)
-    loader.unpacker.ref()
-    loader.unpacker.postMessage({ type: 'unpack', store: manifest.store, cacheDir, packages: pending })
-  }
+  for (const hash of pending) loader.pending.add(hash)
+  if (loader.pending.size > 0) loader.unpacker.ref()
+  if (queued.length > 0) loader.unpacker.postMessage({ type: 'unpack', store: manifest.store, cacheDir, packages: queued })
   loader.map.add(mapping)
   const id = loader.nextId++
   await new Promise<void>((acknowledged) => {

@@ -94,7 +94,7 @@ interface Tarball {
   size: number
 }
 
-/** Each source as an npm-style tar (entries under `package/`), named by its sha256. */
+/** Each source as a tar of its files (paths relative to the package root, as unpack.ts expects), named by its sha256. */
 function buildTars(dir: string): Record<string, Tarball> {
   const tars: Record<string, Tarball> = {}
   for (const [id, source] of Object.entries(sources)) {
@@ -106,7 +106,7 @@ function buildTars(dir: string): Record<string, Tarball> {
       writeFileSync(join(root, file), text)
     }
     const file = join(dir, `${id}.tar`)
-    createTar({ sync: true, cwd: join(dir, id), file, portable: true }, ['package'])
+    createTar({ sync: true, cwd: root, file, portable: true }, ['package.json', ...Object.keys(source.files)])
     const bytes = readFileSync(file)
     tars[id] = { source, file, hash: createHash('sha256').update(bytes).digest('hex'), size: bytes.byteLength }
   }
