@@ -169,6 +169,7 @@ async function prepareRun(t: Test, typeScript: boolean): Promise<Run> {
       importsUrl: pathToFileURL(join(repo, 'dist', 'imports', 'index.js')).href,
       unpackUrl: pathToFileURL(join(repo, 'dist', 'imports', 'unpack.js')).href,
       tsflowUrl: pathToFileURL(join(repo, 'dist', 'index.js')).href,
+      serializeErrorsUrl: pathToFileURL(join(repo, 'dist', 'serialize', 'errors.js')).href,
       appUrl: pathToFileURL(appFile).href,
       cacheDir,
       manifest,
@@ -224,9 +225,10 @@ function checkOutcome(t: Test, out: Record<string, unknown>, language: string): 
     ['import', 'brokenImport'],
     ['require', 'brokenRequire'],
   ] as const) {
-    const error = out[key] as { name?: string; code?: string; message?: string; tsflow?: boolean }
+    const error = out[key] as { name?: string; code?: string; message?: string; tsflow?: boolean; wireTsflow?: boolean }
     t.equal(error?.code, 'E_PROXY_IMPORT', `a failed unpack fails the ${what} with E_PROXY_IMPORT`)
     t.equal(error?.name, 'ProxyImportFailed', `${what}: the error's name`)
+    t.equal(error?.wireTsflow, true, `${what}: sent to the workflow as a task's error, it is a ProxyImportFailed there`)
     t.equal(error?.tsflow, true, `${what}: instanceof ProxyImportFailed (after importFailure for the loader thread's error)`)
     t.match(error?.message ?? '', /shipped package 'broken@1\.0\.0'/, `${what}: the message names the package`)
     t.match(error?.message ?? '', /app[/\\]app\.m(js|ts)/, `${what}: and the app's module`)
