@@ -16,6 +16,7 @@ export {
   type ShipEvent,
   type ShipOptions,
 } from './pack.js'
+export { activateImports, importFailure, REQUIRE_WAIT_MS, type ActivateOptions } from './loader.js'
 export {
   cleanImportsCache,
   DEFAULT_STALE_LOCK_MS,
