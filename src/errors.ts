@@ -45,6 +45,8 @@ export const ErrorCode = {
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
   PACKAGE_NOT_FOUND: 'E_PACKAGE_NOT_FOUND',
+  PACKAGE_PACK: 'E_PACKAGE_PACK',
+  PROXY_IMPORT: 'E_PROXY_IMPORT',
   PACKAGE_UNPACK: 'E_PACKAGE_UNPACK',
   PACKAGE_UNPACK_TIMEOUT: 'E_PACKAGE_UNPACK_TIMEOUT',
 } as const
@@ -573,6 +575,43 @@ export class PackageNotFound extends TsflowError {
       ErrorCode.PACKAGE_NOT_FOUND,
       `package '${packageName}' imported by ${importer} is not installed (looked in node_modules from ${searched} up); ` +
         `install it where the workflow runs (npm install ${packageName}) or list the packages by hand with modules: [...]`,
+    )
+    this.packageName = packageName
+    this.importer = importer
+  }
+}
+
+/** A traced package could not be packed for shipping (proxy imports): its directory could not be read. */
+export class PackagePackError extends TsflowError {
+  static override readonly codes = [ErrorCode.PACKAGE_PACK]
+  readonly packageName: string
+  readonly directory: string
+  constructor(packageName: string, directory: string, reason: string, options?: TsflowErrorOptions) {
+    super(
+      ErrorCode.PACKAGE_PACK,
+      `cannot pack package '${packageName}' from ${directory}: ${reason}; make its files readable, ` +
+        `or leave it out of proxy imports (list the packages to ship by hand with modules: [...])`,
+      options,
+    )
+    this.packageName = packageName
+    this.directory = directory
+  }
+}
+
+/**
+ * A package shipped with an app's tasks (proxy imports) could not be made available where the
+ * task runs: fetching or unpacking it failed, so importing it fails with this error.
+ */
+export class ProxyImportFailed extends TsflowError {
+  static override readonly codes = [ErrorCode.PROXY_IMPORT]
+  readonly packageName: string
+  readonly importer: string
+  constructor(packageName: string, importer: string, detail: string, options?: TsflowErrorOptions) {
+    super(
+      ErrorCode.PROXY_IMPORT,
+      `shipped package '${packageName}' imported by ${importer} is not available on this node: ${detail}; ` +
+        `check that the proxyImports store is reachable from the workers and still holds the package, and that the node cache directory is writable`,
+      options,
     )
     this.packageName = packageName
     this.importer = importer
