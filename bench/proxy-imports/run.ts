@@ -202,7 +202,7 @@ export interface Ran<R> {
   results: R[]
   launch_time: number
   end_time: number
-  /** seconds of setup outside the tasks (see setupOf) */
+  /** seconds of setup outside the tasks: pack: packing + slowest unpack; local: the copy; lazy: shipping; null: not measured */
   setup: number | null
   setup_detail: Record<string, number>
 }
