@@ -167,8 +167,9 @@ function makeExecutor(env: BenchEnv, config: Configuration, state: LazyState | u
     ...(env.address ? { address: env.address } : {}),
   }
   if (!state) return new HighThroughputExecutor(options)
-  // The option is named as the proxy-imports design names it; a tsflow without it refuses it.
-  const proxyImports = { store: state.store, packages: 'trace', cacheDir: state.cacheDir }
+  // The option is named as the proxy-imports design names it; a tsflow without it refuses it. The
+  // executor's packing uses this configuration's pack cache, which preShip filled.
+  const proxyImports = { store: state.store, packages: 'trace', cacheDir: state.cacheDir, packCacheDir: state.packCache }
   return new HighThroughputExecutor({ ...options, ...({ proxyImports } as object) })
 }
 
