@@ -1,0 +1,42 @@
+// examples/proxy-imports.ts, run as a user runs it (as root: its worker's node is a fake host, a
+// network namespace on which mathjs and its dependencies are hidden). Without proxy imports the
+// task must fail with the worker's import error naming the package.
+import { execFile, execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { netnsHostUnavailable } from '../../bench/lib/netns-host.js'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const example = join(root, 'out/examples/proxy-imports.js')
+const env = { ...process.env, NODE_OPTIONS: '' }
+
+/** The fake hosts the example makes are named tsfpi<pid>: none may outlive it. */
+function exampleHosts(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0]!)
+    .filter((name) => name.startsWith('tsfpi'))
+}
+
+const why = netnsHostUnavailable()
+if (why) {
+  t.test('examples/proxy-imports.ts', { skip: `skipped: its worker runs on a fake host, which ${why} (CI runs it as root)` }, () => {})
+} else {
+  const cwd = mkdtempSync(join(tmpdir(), 'tsflow-proxy-imports-example-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+
+  t.test('without proxy imports the worker cannot import the hidden package', async (t) => {
+    const { stdout } = await run(process.execPath, [example, '--without'], { cwd, env, timeout: 120_000 })
+    t.match(stdout, /hidden on the worker's node: mathjs, .*typed-function/)
+    t.match(stdout, /here: det\(\[1, 2; 3, 4\]\) \+ sqrt\(-4\) = -2 \+ 2i/, 'the submit side has mathjs')
+    t.match(stdout, /without proxy imports the task fails: .*Cannot find package '[^']*node_modules\/mathjs\b/)
+    t.match(stdout, /the worker's manager ran on: tsfpi\d+\n/)
+    t.notMatch(stdout, /in the task:/)
+    t.same(exampleHosts(), [], 'the fake host is gone')
+  })
+}
