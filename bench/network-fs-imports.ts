@@ -32,6 +32,7 @@ const spec = {
   'rtt-ms': { default: ['0'], list: true, commas: true, help: 'round-trip times to add on the link, one mount each' },
   repeat: { default: '3', help: 'imports per place: the first after dropping caches, the rest warm' },
   'drop-caches': { default: 'yes', choices: ['yes', 'no'], help: 'drop the page cache before each first import' },
+  'kernel-cache': { default: 'no', choices: ['yes', 'no'], help: "sshfs: keep file pages cached across opens (libfuse's kernel_cache)" },
   kind: { default: 'auto', choices: ['auto', 'nfs', 'sshfs'], help: 'network file system to use' },
   out: { default: results, help: 'JSON lines output' },
 } satisfies Record<string, FlagSpec>
@@ -108,7 +109,7 @@ async function bench(argv: string[]): Promise<number> {
   for (const rtt of flags['rtt-ms'].map(Number)) {
     let mount
     try {
-      mount = await mountNetworkFs({ exportDir, rttMs: rtt, kind: flags.kind as 'auto' })
+      mount = await mountNetworkFs({ exportDir, rttMs: rtt, kind: flags.kind as 'auto', kernelCache: flags['kernel-cache'] === 'yes' })
     } catch (error) {
       if (!(error instanceof NetworkFsUnavailable)) throw error
       console.log(`network-fs-imports: ${error.message}`)
@@ -116,7 +117,7 @@ async function bench(argv: string[]): Promise<number> {
     }
     try {
       for (const note of mount.notes) console.log(`(${note})`)
-      await measure(mount.kind, mount.mountPoint, rtt, { latency_by: mount.latencyBy })
+      await measure(mount.kind, mount.mountPoint, rtt, { latency_by: mount.latencyBy, kernel_cache: flags['kernel-cache'] === 'yes' })
     } finally {
       mount.unmount()
     }

@@ -52,6 +52,11 @@ export interface NetworkFsOptions {
   kind?: 'auto' | NetworkFsKind
   /** round-trip time to add on the link, in milliseconds (default 0) */
   rttMs?: number
+  /**
+   * sshfs: keep files' pages in the page cache across opens (libfuse's `kernel_cache`), as NFS
+   * does between changes; default false (FUSE's default: fetched again on every open)
+   */
+  kernelCache?: boolean
 }
 
 /** Thrown with a plain sentence when no network file system can be mounted here. */
@@ -155,6 +160,7 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
         [
           `port=${port}`,
           'ro',
+          ...(options.kernelCache ? ['kernel_cache'] : []),
           `IdentityFile=${join(work, 'client_key')}`,
           'StrictHostKeyChecking=no',
           'UserKnownHostsFile=/dev/null',
