@@ -31,7 +31,7 @@ main(import.meta, async () => {
 
   const host = netnsHostUp({ name: `tsfpi${process.pid % 10000}`, subnet: `10.234.${process.pid % 250}` })
   process.once('exit', () => host.down())
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (host.down(), process.exit(130)))
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (host.down(), process.exit(signal === 'SIGINT' ? 130 : 143)))
 
   // Blocks run on the fake host, with the packages hidden (the real LocalProvider otherwise).
   const provider = new LocalProvider({ initBlocks: 1, minBlocks: 1, maxBlocks: 1 })
