@@ -30,6 +30,11 @@ export interface TraceOptions {
   modules?: readonly string[]
   /** only these packages (and their dependencies): tracing of the entry module is skipped */
   only?: boolean
+  /**
+   * packages neither shipped nor followed, wherever they are imported: ones the workers already
+   * have (tsflow itself, which runs them)
+   */
+  exclude?: readonly string[]
 }
 
 // require('x') / require("x") outside strings and comments is what matters; the ESM lexer
@@ -118,6 +123,7 @@ export async function tracePackages(entry: string | URL, options: TraceOptions =
 
   while (queue.length > 0) {
     const { name, fromDir, importer, required } = queue.shift()!
+    if (options.exclude?.includes(name)) continue
     const root = findPackageRoot(name, fromDir)
     if (root === undefined) {
       if (required) throw new PackageNotFound(name, importer, fromDir)

@@ -3,6 +3,7 @@ import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import { cachedFunction, resolveFunction, type FunctionDescriptor } from '../serialize/function-ref.js'
 import { TaskKind, type ResultWire, type TaskBatchWire, type TaskWire } from '../protocol/task.js'
+import type { ImportsWire } from '../protocol/imports.js'
 import { runBashCommand } from './bash.js'
 import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from './owned-args.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
@@ -58,6 +59,8 @@ async function resolveThenRun(
     batch.fns.map(async (descriptor, index) => {
       if (fns[index]) return
       try {
+        // Proxy imports: the loader learns where the shipped packages are before the app's module is imported.
+        if (descriptor.im) await activateImports(descriptor.im)
         fns[index] = (await resolveFunction(descriptor)) as AnyFunction
       } catch (error) {
         failures[index] = error
@@ -272,6 +275,16 @@ function hinted(error: unknown, descriptor: FunctionDescriptor): unknown {
       `from where it was defined; pass them as arguments or define the app at the top level of a module)`
   }
   return error
+}
+
+/**
+ * Hands a function's proxy-imports manifest to this thread's module loader (imports/loader.ts),
+ * loaded on first use so that workers of executors without the option never load it. Once per
+ * function and thread: later tasks take the cachedFunction fast path and never come here.
+ */
+async function activateImports(manifest: ImportsWire): Promise<void> {
+  // Stand-in until imports/loader.ts lands on main.
+  void manifest
 }
 
 /**
