@@ -45,6 +45,8 @@ export const ErrorCode = {
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
   PACKAGE_NOT_FOUND: 'E_PACKAGE_NOT_FOUND',
+  PACKAGE_UNPACK: 'E_PACKAGE_UNPACK',
+  PACKAGE_UNPACK_TIMEOUT: 'E_PACKAGE_UNPACK_TIMEOUT',
 } as const
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -574,6 +576,40 @@ export class PackageNotFound extends TsflowError {
     )
     this.packageName = packageName
     this.importer = importer
+  }
+}
+
+/**
+ * A shipped package could not be fetched from its store or unpacked into a node's cache
+ * (imports/unpack.ts). Nothing half-written is left behind: the next task tries again.
+ */
+export class PackageUnpackError extends TsflowError {
+  static override readonly codes = [ErrorCode.PACKAGE_UNPACK]
+  readonly packageName: string
+  readonly directory: string
+  constructor(packageName: string, key: string, directory: string, reason: string, options?: TsflowErrorOptions) {
+    super(ErrorCode.PACKAGE_UNPACK, `cannot unpack package '${packageName}' (store key ${key}) into ${directory}: ${reason}`, options)
+    this.packageName = packageName
+    this.directory = directory
+  }
+}
+
+/**
+ * Waited too long for a package to appear unpacked in a node's cache: another process held its
+ * lock (and kept refreshing it) the whole time, or nobody was unpacking it.
+ */
+export class PackageUnpackTimeout extends TsflowError {
+  static override readonly codes = [ErrorCode.PACKAGE_UNPACK_TIMEOUT]
+  readonly packageName: string
+  readonly lockPath: string
+  constructor(packageName: string, directory: string, lockPath: string, timeoutMs: number, state: string) {
+    super(
+      ErrorCode.PACKAGE_UNPACK_TIMEOUT,
+      `package '${packageName}' was not unpacked into ${directory} within ${timeoutMs} ms: ${state}. ` +
+        `If that process is gone for good, remove the lock ${lockPath} (or call cleanImportsCache); otherwise raise the timeout`,
+    )
+    this.packageName = packageName
+    this.lockPath = lockPath
   }
 }
 

@@ -7,15 +7,18 @@
  *
  * Tracing and packing are loaded on first use, so an executor without the option loads neither.
  */
+import { readdirSync } from 'node:fs'
 import { isBuiltin } from 'node:module'
-import { isAbsolute, join as joinPath } from 'node:path'
+import { hostname } from 'node:os'
+import { basename, isAbsolute, join as joinPath } from 'node:path'
 import { ConfigError, ExecutorError, PackageNotFound } from '../errors.js'
-import type { ImportsWire } from '../protocol/imports.js'
+import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import { CACHE_DIR_PLACEHOLDERS } from '../protocol/imports.js'
 import type { TracedPackage } from '../imports/trace.js'
 import { Store, type StoreConfig } from '../proxy/store.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import { settledWithin } from '../util/deferred.js'
+import type { Logger } from '../util/logger.js'
 import { anyOf, arrayOf, boolean, join, literal, object, oneOf, string, type Check } from '../util/schema.js'
 import type { ExecutorTask } from './base.js'
 import { executorStoreOption, openExecutorStore, type ExecutorProxyOptions } from './proxying.js'
@@ -157,6 +160,8 @@ export class ExecutorImports {
     private readonly option: ResolvedImportsOption,
     /** names the executor in errors */
     private readonly label: string,
+    /** where a failed cleanup is reported (shutdown goes on) */
+    private readonly logger: Pick<Logger, 'warn'> | undefined,
     private readonly ship: ShipPackages = shipPackagesStandIn,
   ) {
     ;({ store: this.store, owned: this.owned } = openExecutorStore(option.store))
@@ -253,14 +258,39 @@ export class ExecutorImports {
   async close(deadlineMs: number): Promise<void> {
     this.closed = true
     await settledWithin(this.chain, deadlineMs)
-    if (this.option.cleanup === 'shutdown') await this.cleanup()
+    if (this.option.cleanup === 'shutdown') await this.cleanup().catch((error: unknown) => this.logger?.warn((error as Error).message))
     if (this.owned) await this.store.close()
   }
 
-  /** cleanup: 'shutdown': what was put is evicted (the unpacked copies on this host are removed once imports/unpack.ts lands). */
+  /**
+   * cleanup: 'shutdown': what was put is evicted, and the unpacked copies of the packages shipped
+   * are removed from this host's node cache (the one the thread executor's workers, and HTEX's on
+   * this host, use); other packages in that cache (other runs, other workflows) are kept.
+   */
   private async cleanup(): Promise<void> {
-    const keys = new Map<string, Record<string, unknown>>()
-    for (const manifest of this.manifests) for (const pkg of manifest.packages) keys.set(pkg.hash, pkg.key)
-    await Promise.all([...keys.values()].filter((key) => Object.keys(key).length > 0).map((key) => this.store.evict(key as never).catch(() => {})))
+    const shipped = new Map<string, ShippedPackageWire>()
+    for (const manifest of this.manifests) for (const pkg of manifest.packages) shipped.set(pkg.hash, pkg)
+    if (shipped.size === 0) return
+    await Promise.all([...shipped.values()].map((pkg) => this.store.evict(pkg.key as never).catch(() => {})))
+    const { cleanImportsCache, defaultCacheDir, expandCacheDir, packageDir } = await import('../imports/unpack.js')
+    const cacheDir = expandCacheDir(this.option.cacheDir ?? defaultCacheDir(), { block: process.env.TSFLOW_BLOCK_ID ?? 'local', host: hostname() })
+    const ours = new Set([...shipped.values()].map((pkg) => basename(packageDir(cacheDir, pkg))))
+    let entries: string[]
+    try {
+      entries = readdirSync(cacheDir)
+    } catch {
+      return // nothing was unpacked on this host
+    }
+    // Package entries end in '-<16 hex digits of the hash>' (packageDir), with suffixes for markers and locks.
+    const keep = new Set<string>()
+    for (const entry of entries) {
+      const match = /^(.+-([0-9a-f]{16}))(?:\..*)?$/.exec(entry)
+      if (match && !ours.has(match[1]!)) keep.add(match[2]!)
+    }
+    try {
+      cleanImportsCache(cacheDir, { keep: [...keep] })
+    } catch (error) {
+      throw new ExecutorError(this.label, `could not clean the proxy-imports cache ${cacheDir}: ${(error as Error).message}`, { cause: error })
+    }
   }
 }

@@ -13,6 +13,8 @@ import {
   BorrowError,
   LifetimeEnded,
   PackageNotFound,
+  PackageUnpackError,
+  PackageUnpackTimeout,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -94,6 +96,8 @@ const cases: Case[] = [
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
   { Class: PackageNotFound, code: 'E_PACKAGE_NOT_FOUND', make: () => new PackageNotFound('mathjs', '/w/flow.js', '/w') },
+  { Class: PackageUnpackError, code: 'E_PACKAGE_UNPACK', make: () => new PackageUnpackError('mathjs', "'k1'", '/dev/shm/c/mathjs@1.0.0-0123456789abcdef', 'not a tar archive') },
+  { Class: PackageUnpackTimeout, code: 'E_PACKAGE_UNPACK_TIMEOUT', make: () => new PackageUnpackTimeout('mathjs', '/c/mathjs@1.0.0-0123', '/c/mathjs@1.0.0-0123.lock', 1000, 'its lock is held by pid 12 on host n1') },
 ]
 
 t.test('ErrorCode', async (t) => {

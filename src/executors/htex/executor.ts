@@ -129,7 +129,7 @@ export class HighThroughputExecutor implements Executor {
     const options = this.options!
     options.address = await resolveAddress(options.address, `${this.path}.address`)
     if (options.proxy) this.proxying = new ExecutorProxying(options.proxy)
-    if (options.proxyImports) this.imports = new ExecutorImports(options.proxyImports, this.label)
+    if (options.proxyImports) this.imports = new ExecutorImports(options.proxyImports, this.label, host.logger)
     this.host = host
     this.logger = host.logger
     mkdirSync(host.runDir, { recursive: true })

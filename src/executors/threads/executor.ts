@@ -137,7 +137,7 @@ export class ThreadPoolExecutor implements Executor {
     this.validate(this.label)
     this.host = host
     if (this.proxyOption) this.proxying = new ExecutorProxying(this.proxyOption)
-    if (this.importsOption) this.imports = new ExecutorImports(this.importsOption, this.label)
+    if (this.importsOption) this.imports = new ExecutorImports(this.importsOption, this.label, host.logger)
     this.pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: this.maxThreads,
