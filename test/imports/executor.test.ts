@@ -1,7 +1,7 @@
 // The executor option proxyImports (issue 9): its config check, and the packages an app's module
 // imports travelling with its tasks to the thread executor and HTEX (worker processes and worker
 // threads), for an app module whose node_modules the workers cannot see when they run the task.
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -174,3 +174,49 @@ for (const kind of EXECUTOR_KINDS) {
     t.equal(connector.puts, putsAfterFirst, 'packed and put once for both apps')
   })
 }
+
+/** The unpacked copies of `name` in a node cache directory (their roots). */
+function unpackedCopies(cacheDir: string, name: string): string[] {
+  if (!existsSync(cacheDir)) return []
+  return readdirSync(cacheDir)
+    .filter((entry) => entry.startsWith(`${name}@`) && !entry.endsWith('.done') && statSync(join(cacheDir, entry)).isDirectory())
+    .map((entry) => join(cacheDir, entry))
+}
+
+t.test('a second run reuses the node cache: nothing is unpacked again', { todo: 'needs pack and loader' }, async (t) => {
+  const flow = workflowDir()
+  const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
+  const cacheDir = join(scratch, 'cache-reuse')
+  const run = async (t: Test): Promise<string> => {
+    const { store } = gatedStore(t)
+    const kernel = await startKernel(t, 'htex-processes', { proxyImports: { store, cacheDir } })
+    return mod.loud!.with({ dfk: kernel })('again')
+  }
+  await t.test('first run', async (t) => t.equal(await run(t), 'AGAIN-shipped!'))
+  const [copy] = unpackedCopies(cacheDir, 'shout-pkg')
+  t.ok(copy, 'the first run unpacked shout-pkg into the node cache')
+  const inode = statSync(join(copy!, 'suffix.txt')).ino
+  await t.test('second run', async (t) => t.equal(await run(t), 'AGAIN-shipped!'))
+  t.same(unpackedCopies(cacheDir, 'shout-pkg'), [copy], 'one copy still')
+  t.equal(statSync(join(copy!, 'suffix.txt')).ino, inode, 'the same files: not unpacked again')
+})
+
+t.test('tasks waiting for their packages are cancelled and shut down without hanging; cleanup: shutdown leaves nothing', { todo: 'needs pack and loader' }, async (t) => {
+  const flow = workflowDir()
+  const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> & { cancel?: () => boolean } }>
+  const { store, connector } = gatedStore(t)
+  const cacheDir = join(scratch, 'cache-cleanup')
+  const kernel = await startKernel(t, 'threads', { proxyImports: { store, cacheDir, cleanup: 'shutdown' } })
+  connector.hold()
+  const waiting = mod.loud!.with({ dfk: kernel })('x')
+  await waitFor(() => connector.puts > 0, 'the first put')
+  t.ok(waiting.cancel!(), 'a task waiting for its packages can be cancelled')
+  await t.rejects(waiting, { code: ErrorCode.CANCELLED })
+  connector.open()
+  t.equal(await mod.louder!.with({ dfk: kernel })('y'), 'Y-SHIPPED!-shipped!')
+  t.ok(unpackedCopies(cacheDir, 'shout-pkg').length > 0, 'unpacked on this host')
+  t.ok(readdirSync(connector.directory).length > 0, 'and in the store')
+  await kernel.cleanup({ deadlineMs: 5000 })
+  t.same(unpackedCopies(cacheDir, 'shout-pkg'), [], 'cleanup: shutdown removed the unpacked copies')
+  t.same(readdirSync(connector.directory), [], 'and evicted the packed packages')
+})
