@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs'
 import { isBuiltin } from 'node:module'
 import { hostname } from 'node:os'
 import { basename, isAbsolute, join as joinPath } from 'node:path'
-import { ConfigError, ExecutorError, PackageNotFound } from '../errors.js'
+import { ConfigError, ExecutorError, TsflowError } from '../errors.js'
 import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import { CACHE_DIR_PLACEHOLDERS } from '../protocol/imports.js'
 import type { TracedPackage } from '../imports/trace.js'
@@ -204,7 +204,8 @@ export class ExecutorImports {
         // Not remembered: a later task of the app tries again (the package may be installed by then).
         this.building.delete(fn)
         const failure =
-          error instanceof PackageNotFound || error instanceof ExecutorError
+          // PackageNotFound, a packing or store error: each names what is wrong already.
+          error instanceof TsflowError
             ? error
             : new ExecutorError(this.label, `the packages app ${fn.name} imports could not be shipped (proxyImports): ${(error as Error)?.message ?? error}`, { cause: error })
         for (const { failed } of waiting.values()) failed(failure)
