@@ -45,6 +45,7 @@ export const ErrorCode = {
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
   PACKAGE_NOT_FOUND: 'E_PACKAGE_NOT_FOUND',
+  PROXY_IMPORT: 'E_PROXY_IMPORT',
   PACKAGE_UNPACK: 'E_PACKAGE_UNPACK',
   PACKAGE_UNPACK_TIMEOUT: 'E_PACKAGE_UNPACK_TIMEOUT',
 } as const
@@ -573,6 +574,26 @@ export class PackageNotFound extends TsflowError {
       ErrorCode.PACKAGE_NOT_FOUND,
       `package '${packageName}' imported by ${importer} is not installed (looked in node_modules from ${searched} up); ` +
         `install it where the workflow runs (npm install ${packageName}) or list the packages by hand with modules: [...]`,
+    )
+    this.packageName = packageName
+    this.importer = importer
+  }
+}
+
+/**
+ * A package shipped with an app's tasks (proxy imports) could not be made available where the
+ * task runs: fetching or unpacking it failed, so importing it fails with this error.
+ */
+export class ProxyImportFailed extends TsflowError {
+  static override readonly codes = [ErrorCode.PROXY_IMPORT]
+  readonly packageName: string
+  readonly importer: string
+  constructor(packageName: string, importer: string, detail: string, options?: TsflowErrorOptions) {
+    super(
+      ErrorCode.PROXY_IMPORT,
+      `shipped package '${packageName}' imported by ${importer} is not available on this node: ${detail}; ` +
+        `check that the proxyImports store is reachable from the workers and still holds the package, and that the node cache directory is writable`,
+      options,
     )
     this.packageName = packageName
     this.importer = importer

@@ -1,4 +1,4 @@
-import { SerializationError, TsflowError } from '../errors.js'
+import { ProxyImportFailed, SerializationError, TsflowError } from '../errors.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import { cachedFunction, resolveFunction, type FunctionDescriptor } from '../serialize/function-ref.js'
@@ -60,8 +60,7 @@ async function resolveThenRun(
       if (fns[index]) return
       try {
         // Proxy imports: the loader learns where the shipped packages are before the app's module is imported.
-        if (descriptor.im) await activateImports(descriptor.im)
-        fns[index] = (await resolveFunction(descriptor)) as AnyFunction
+        fns[index] = (descriptor.im ? await resolveWithImports(descriptor, descriptor.im) : await resolveFunction(descriptor)) as AnyFunction
       } catch (error) {
         failures[index] = error
       }
@@ -278,13 +277,21 @@ function hinted(error: unknown, descriptor: FunctionDescriptor): unknown {
 }
 
 /**
- * Hands a function's proxy-imports manifest to this thread's module loader (imports/loader.ts),
- * loaded on first use so that workers of executors without the option never load it. Once per
- * function and thread: later tasks take the cachedFunction fast path and never come here.
+ * Resolves a function whose descriptor carries a proxy-imports manifest: the manifest goes to this
+ * thread's module loader (imports/loader.ts, loaded only here, so workers of executors without
+ * the option never load it) before the app's module is imported. Once per function and thread:
+ * later tasks take the cachedFunction fast path and never come here. A shipped package that could
+ * not be loaded fails the tasks with its ProxyImportFailed, not the AppNotFound wrapped around it.
  */
-async function activateImports(manifest: ImportsWire): Promise<void> {
-  // Stand-in until imports/loader.ts lands on main.
-  void manifest
+async function resolveWithImports(descriptor: FunctionDescriptor, manifest: ImportsWire): Promise<unknown> {
+  const { activateImports, importFailure } = await import('../imports/loader.js')
+  await activateImports(manifest, descriptor.t === 'ref' ? { module: descriptor.module } : {})
+  try {
+    return await resolveFunction(descriptor)
+  } catch (error) {
+    const cause = importFailure((error as Error)?.cause)
+    throw cause instanceof ProxyImportFailed ? cause : error
+  }
 }
 
 /**

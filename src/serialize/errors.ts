@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { brandAsTsflowError } from '../errors.js'
+import { brandAsTsflowError, ErrorCode } from '../errors.js'
 
 /**
  * Errors as they cross a thread or process boundary. Keeps what a user needs to debug a remote
@@ -38,7 +38,8 @@ export function encodeError(error: unknown, depth = 0): EncodedError {
   if (error.stack) encoded.stack = error.stack
   const code = (error as { code?: unknown }).code
   if (typeof code === 'string' || typeof code === 'number') encoded.code = code
-  if ((error as unknown as Record<symbol, unknown>)[BRAND]) encoded.tsflow = true
+  // A proxy-imports failure thrown on Node's loader thread arrives without its brand (imports/hooks.ts).
+  if ((error as unknown as Record<symbol, unknown>)[BRAND] || code === ErrorCode.PROXY_IMPORT) encoded.tsflow = true
   const props: Record<string, unknown> = {}
   let hasProps = false
   for (const key of Object.keys(error)) {

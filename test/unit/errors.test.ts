@@ -13,6 +13,7 @@ import {
   BorrowError,
   LifetimeEnded,
   PackageNotFound,
+  ProxyImportFailed,
   PackageUnpackError,
   PackageUnpackTimeout,
   DependencyError,
@@ -96,6 +97,7 @@ const cases: Case[] = [
   { Class: BorrowError, code: 'E_BORROW', make: () => new BorrowError('moved', 'data', "'k1'", 'owned proxy was moved') },
   { Class: LifetimeEnded, code: 'E_LIFETIME_ENDED', make: () => new LifetimeEnded("context 'c1'") },
   { Class: PackageNotFound, code: 'E_PACKAGE_NOT_FOUND', make: () => new PackageNotFound('mathjs', '/w/flow.js', '/w') },
+  { Class: ProxyImportFailed, code: 'E_PROXY_IMPORT', make: () => new ProxyImportFailed('mathjs@1.0.0', 'file:///w/flow.js', 'store key not found') },
   { Class: PackageUnpackError, code: 'E_PACKAGE_UNPACK', make: () => new PackageUnpackError('mathjs', "'k1'", '/dev/shm/c/mathjs@1.0.0-0123456789abcdef', 'not a tar archive') },
   { Class: PackageUnpackTimeout, code: 'E_PACKAGE_UNPACK_TIMEOUT', make: () => new PackageUnpackTimeout('mathjs', '/c/mathjs@1.0.0-0123', '/c/mathjs@1.0.0-0123.lock', 1000, 'its lock is held by pid 12 on host n1') },
 ]
