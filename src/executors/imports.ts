@@ -45,6 +45,11 @@ export interface ExecutorImportsOptions {
   /** Compress the packed packages (smaller transfers, slower packing). Default false. */
   compress?: boolean
   /**
+   * Where the packed packages are kept on the workflow's host across runs, so an unchanged package
+   * is not packed again: a directory, or false for no such cache. Default `~/.cache/tsflow/packs`.
+   */
+  packCacheDir?: string | false
+  /**
    * 'never' (default): the packed packages stay in the store and the unpacked copies in the node
    * cache, for later runs to reuse. 'shutdown': at shutdown the executor evicts what it put and
    * removes the unpacked copies from this host's cache.
@@ -58,6 +63,7 @@ export interface ResolvedImportsOption {
   modules: string[]
   cacheDir: string | undefined
   compress: boolean
+  packCacheDir: string | false | undefined
   cleanup: 'never' | 'shutdown'
 }
 
@@ -92,6 +98,7 @@ const optionShape = object({
   modules: arrayOf(packageName),
   cacheDir: cacheDirOption,
   compress: boolean,
+  packCacheDir: anyOf<string | false>('a directory or false', string as Check<string | false>, literal(false)),
   cleanup: oneOf('never', 'shutdown'),
 })
 
@@ -109,6 +116,7 @@ export const proxyImportsOption: Check<ResolvedImportsOption> = (value, path) =>
     modules: checked.modules ?? [],
     cacheDir: checked.cacheDir,
     compress: checked.compress ?? false,
+    packCacheDir: checked.packCacheDir,
     cleanup: checked.cleanup ?? 'never',
   }
 }
@@ -116,6 +124,8 @@ export const proxyImportsOption: Check<ResolvedImportsOption> = (value, path) =>
 /** What `shipPackages` (imports/pack.ts) is given besides the packages and the store. */
 interface ShipOptions {
   compress?: boolean
+  packCacheDir?: string | false
+  cacheDir?: string
 }
 type ShipPackages = (traced: TracedPackage[], store: Store, options: ShipOptions) => Promise<ImportsWire>
 
@@ -216,7 +226,7 @@ export class ExecutorImports {
   /** The manifest of one function's packages; undefined when it needs none. */
   private async manifest(fn: FunctionDescriptor, appModules: readonly string[] | undefined): Promise<ImportsWire | undefined> {
     if (this.closed) throw new ExecutorError(this.label, `shut down before the packages of app ${fn.name} were shipped`)
-    const { packages, modules, compress, cacheDir } = this.option
+    const { packages, modules, compress, cacheDir, packCacheDir } = this.option
     const listed = [...(packages === 'trace' ? [] : packages), ...modules, ...(appModules ?? [])]
     const exclude = NEVER_SHIPPED
     const { tracePackages } = await import('../imports/trace.js')
@@ -229,8 +239,8 @@ export class ExecutorImports {
       traced = await tracePackages(joinPath(process.cwd(), `[app ${fn.name}]`), { modules: listed, only: true, exclude })
     }
     if (traced.length === 0) return undefined
-    const wire = await this.ship(traced, this.store, { compress })
-    return cacheDir === undefined ? wire : { ...wire, cacheDir }
+    const wire = await this.ship(traced, this.store, { compress, ...(packCacheDir !== undefined ? { packCacheDir } : {}), ...(cacheDir !== undefined ? { cacheDir } : {}) })
+    return cacheDir === undefined || wire.cacheDir === cacheDir ? wire : { ...wire, cacheDir }
   }
 
   /** Drops a task waiting for its manifest (cancelled); it is returned when it was one. */

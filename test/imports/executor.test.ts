@@ -34,6 +34,9 @@ class GatedConnector extends FileConnector {
   }
 }
 
+// The packed-package cache across runs, here rather than in ~/.cache.
+const packCacheDir = join(scratch, 'packs')
+
 let stores = 0
 function gatedStore(t: Test): { store: Store; connector: GatedConnector } {
   const connector = new GatedConnector({ directory: join(scratch, `store-${++stores}`) })
@@ -113,6 +116,7 @@ t.test('config errors name the option path and say what to do', async (t) => {
     ['an unknown placeholder', { store, cacheDir: '/tmp/{node}' }, /^executors\[0\]\.proxyImports\.cacheDir holds \{node\}; the placeholders are \{block\} and \{host\}/],
     ['a cleanup typo', { store, cleanup: 'exit' }, /^executors\[0\]\.proxyImports\.cleanup must be one of 'never', 'shutdown'/],
     ['compress not a boolean', { store, compress: 'gzip' }, /^executors\[0\]\.proxyImports\.compress must be true or false/],
+    ['packCacheDir true', { store, packCacheDir: true }, /^executors\[0\]\.proxyImports\.packCacheDir must be a directory or false/],
   ]
   for (const [what, option, message] of cases) {
     for (const make of [() => new ThreadPoolExecutor({ proxyImports: option as never }), () => new HighThroughputExecutor({ proxyImports: option as never })]) {
@@ -129,7 +133,7 @@ t.test('a package that cannot be traced fails the task with PackageNotFound nami
   const mod = (await import(pathToFileURL(join(flow.dir, 'ghost.mjs')).href)) as Record<string, (...args: unknown[]) => unknown>
   for (const kind of ['threads', 'htex-processes'] as ExecutorKind[]) {
     const { store } = gatedStore(t)
-    const kernel = await startKernel(t, kind, { proxyImports: { store, cacheDir: join(scratch, `cache-ghost-${kind}`) } })
+    const kernel = await startKernel(t, kind, { proxyImports: { store, packCacheDir, cacheDir: join(scratch, `cache-ghost-${kind}`) } })
     const call = (name: string) => (mod[name] as unknown as { with: (o: object) => () => Promise<unknown> }).with({ dfk: kernel })()
     const traced = await call('haunted').then(() => undefined, (e: unknown) => e as PackageNotFound)
     t.ok(traced instanceof PackageNotFound, `${kind}: PackageNotFound`)
@@ -145,7 +149,7 @@ t.test('a package that cannot be traced fails the task with PackageNotFound nami
 
 t.test('an app with nothing to ship runs as without the option', async (t) => {
   const { store, connector } = gatedStore(t)
-  const kernel = await startKernel(t, 'threads', { proxyImports: { store } })
+  const kernel = await startKernel(t, 'threads', { proxyImports: { store, packCacheDir } })
   const flow = workflowDir()
   const mod = (await import(pathToFileURL(join(flow.dir, 'plain.mjs')).href)) as Record<string, { with: (o: object) => (...args: number[]) => Promise<number> }>
   t.equal(await mod.plainSum!.with({ dfk: kernel })(2, 3), 5, 'a module that imports only tsflow')
@@ -159,7 +163,7 @@ for (const kind of EXECUTOR_KINDS) {
     const flow = workflowDir()
     const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
     const { store, connector } = gatedStore(t)
-    const kernel = await startKernel(t, kind, { proxyImports: { store, cacheDir: join(scratch, `cache-${kind}`) } })
+    const kernel = await startKernel(t, kind, { proxyImports: { store, packCacheDir, cacheDir: join(scratch, `cache-${kind}`) } })
     connector.hold()
     const loud = mod.loud!.with({ dfk: kernel })('hi')
     // The packages are read and packed; once their bytes are being put, the workflow's install goes away.
@@ -189,7 +193,7 @@ t.test('a second run reuses the node cache: nothing is unpacked again', { todo: 
   const cacheDir = join(scratch, 'cache-reuse')
   const run = async (t: Test): Promise<string> => {
     const { store } = gatedStore(t)
-    const kernel = await startKernel(t, 'htex-processes', { proxyImports: { store, cacheDir } })
+    const kernel = await startKernel(t, 'htex-processes', { proxyImports: { store, packCacheDir, cacheDir } })
     return mod.loud!.with({ dfk: kernel })('again')
   }
   await t.test('first run', async (t) => t.equal(await run(t), 'AGAIN-shipped!'))
@@ -206,7 +210,7 @@ t.test('tasks waiting for their packages are cancelled and shut down without han
   const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> & { cancel?: () => boolean } }>
   const { store, connector } = gatedStore(t)
   const cacheDir = join(scratch, 'cache-cleanup')
-  const kernel = await startKernel(t, 'threads', { proxyImports: { store, cacheDir, cleanup: 'shutdown' } })
+  const kernel = await startKernel(t, 'threads', { proxyImports: { store, packCacheDir, cacheDir, cleanup: 'shutdown' } })
   connector.hold()
   const waiting = mod.loud!.with({ dfk: kernel })('x')
   await waitFor(() => connector.puts > 0, 'the first put')
