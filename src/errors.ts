@@ -45,6 +45,7 @@ export const ErrorCode = {
   BORROW: 'E_BORROW',
   LIFETIME_ENDED: 'E_LIFETIME_ENDED',
   PACKAGE_NOT_FOUND: 'E_PACKAGE_NOT_FOUND',
+  PACKAGE_PACK: 'E_PACKAGE_PACK',
   PROXY_IMPORT: 'E_PROXY_IMPORT',
   PACKAGE_UNPACK: 'E_PACKAGE_UNPACK',
   PACKAGE_UNPACK_TIMEOUT: 'E_PACKAGE_UNPACK_TIMEOUT',
@@ -577,6 +578,23 @@ export class PackageNotFound extends TsflowError {
     )
     this.packageName = packageName
     this.importer = importer
+  }
+}
+
+/** A traced package could not be packed for shipping (proxy imports): its directory could not be read. */
+export class PackagePackError extends TsflowError {
+  static override readonly codes = [ErrorCode.PACKAGE_PACK]
+  readonly packageName: string
+  readonly directory: string
+  constructor(packageName: string, directory: string, reason: string, options?: TsflowErrorOptions) {
+    super(
+      ErrorCode.PACKAGE_PACK,
+      `cannot pack package '${packageName}' from ${directory}: ${reason}; make its files readable, ` +
+        `or leave it out of proxy imports (list the packages to ship by hand with modules: [...])`,
+      options,
+    )
+    this.packageName = packageName
+    this.directory = directory
   }
 }
 

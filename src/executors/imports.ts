@@ -14,7 +14,8 @@ import { basename, isAbsolute, join as joinPath } from 'node:path'
 import { ConfigError, ExecutorError, TsflowError } from '../errors.js'
 import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import { CACHE_DIR_PLACEHOLDERS } from '../protocol/imports.js'
-import type { TracedPackage } from '../imports/trace.js'
+import type { TracedImports } from '../imports/trace.js'
+import type { PackMemo } from '../imports/pack.js'
 import { Store, type StoreConfig } from '../proxy/store.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import { settledWithin } from '../util/deferred.js'
@@ -121,25 +122,6 @@ export const proxyImportsOption: Check<ResolvedImportsOption> = (value, path) =>
   }
 }
 
-/** What `shipPackages` (imports/pack.ts) is given besides the packages and the store. */
-interface ShipOptions {
-  compress?: boolean
-  packCacheDir?: string | false
-  cacheDir?: string
-}
-type ShipPackages = (traced: TracedPackage[], store: Store, options: ShipOptions) => Promise<ImportsWire>
-
-/**
- * Stand-in for imports/pack.ts's `shipPackages` until it lands on main: names every package by a
- * placeholder and puts nothing. Replaced by the real one after the merge.
- */
-const shipPackagesStandIn: ShipPackages = async (traced, store) => {
-  const packages = traced.map((p) => ({ name: p.name, version: p.version, hash: `unpacked:${p.root}`, key: {}, size: 0, deps: {}, native: p.native }))
-  const roots: Record<string, string> = {}
-  for (const p of packages) if (!traced.find((t) => t.name === p.name)!.importedBy.startsWith('package ')) roots[p.name] = p.hash
-  return { store: store.toConfig() as unknown as ImportsWire['store'], packages, roots }
-}
-
 /** A task waiting for the manifest of its function. */
 interface Waiting {
   task: ExecutorTask
@@ -165,6 +147,7 @@ export class ExecutorImports {
   /** the last build: the next one starts after it */
   private chain: Promise<unknown> = Promise.resolve()
   private closed = false
+  private memo: PackMemo | undefined
 
   constructor(
     private readonly option: ResolvedImportsOption,
@@ -172,7 +155,6 @@ export class ExecutorImports {
     private readonly label: string,
     /** where a failed cleanup is reported (shutdown goes on) */
     private readonly logger: Pick<Logger, 'warn'> | undefined,
-    private readonly ship: ShipPackages = shipPackagesStandIn,
   ) {
     ;({ store: this.store, owned: this.owned } = openExecutorStore(option.store))
   }
@@ -229,18 +211,24 @@ export class ExecutorImports {
     const { packages, modules, compress, cacheDir, packCacheDir } = this.option
     const listed = [...(packages === 'trace' ? [] : packages), ...modules, ...(appModules ?? [])]
     const exclude = NEVER_SHIPPED
-    const { tracePackages } = await import('../imports/trace.js')
-    let traced: TracedPackage[]
+    const [{ traceImports }, { shipPackages, createPackMemo }] = await Promise.all([import('../imports/trace.js'), import('../imports/pack.js')])
+    let traced: TracedImports
     if (fn.t === 'ref' && fn.module.startsWith('file:')) {
-      traced = await tracePackages(fn.module, { modules: listed, only: packages !== 'trace', exclude })
+      traced = await traceImports(fn.module, { modules: listed, only: packages !== 'trace', exclude })
     } else {
       // No module file to read (source-transported apps): only the listed packages, found from the workflow's directory.
       if (listed.length === 0) return undefined
-      traced = await tracePackages(joinPath(process.cwd(), `[app ${fn.name}]`), { modules: listed, only: true, exclude })
+      traced = await traceImports(joinPath(process.cwd(), `[app ${fn.name}]`), { modules: listed, only: true, exclude })
     }
-    if (traced.length === 0) return undefined
-    const wire = await this.ship(traced, this.store, { compress, ...(packCacheDir !== undefined ? { packCacheDir } : {}), ...(cacheDir !== undefined ? { cacheDir } : {}) })
-    return cacheDir === undefined || wire.cacheDir === cacheDir ? wire : { ...wire, cacheDir }
+    if (traced.packages.length === 0) return undefined
+    // This executor's own memo: what it put is known put until its shutdown (which may evict it), not beyond.
+    this.memo ??= createPackMemo()
+    return shipPackages(traced, this.store, {
+      compress,
+      memo: this.memo,
+      ...(packCacheDir !== undefined ? { packCacheDir } : {}),
+      ...(cacheDir !== undefined ? { cacheDir } : {}),
+    })
   }
 
   /** Drops a task waiting for its manifest (cancelled); it is returned when it was one. */

@@ -1,5 +1,21 @@
 // tsflow/imports: proxy imports (issue 9, in progress). Loaded by remote processes too: no kernel imports.
-export { bareSpecifiersOf, findPackageRoot, packageNameOf, tracePackages, type TraceOptions, type TracedPackage } from './trace.js'
+export { bareSpecifiersOf, findPackageRoot, packageNameOf, traceImports, tracePackages, type TraceOptions, type TracedImports, type TracedPackage } from './trace.js'
+export {
+  cleanPackCache,
+  createPackMemo,
+  defaultPackCacheDir,
+  PACK_MTIME,
+  PACKAGE_KEY_PREFIX,
+  packageKey,
+  PackMemo,
+  packPackage,
+  shipPackages,
+  type CleanPackCacheOptions,
+  type PackedPackage,
+  type PackOptions,
+  type ShipEvent,
+  type ShipOptions,
+} from './pack.js'
 export { activateImports, importFailure, REQUIRE_WAIT_MS, type ActivateOptions } from './loader.js'
 export {
   cleanImportsCache,

@@ -23,6 +23,19 @@ export interface TracedPackage {
   native: boolean
   /** the module or package that first needed it */
   importedBy: string
+  /**
+   * its dependency edges: each dependency's name -> the directory Node finds for that name from
+   * this package (so two versions of one package in a tree keep their own dependents); a missing
+   * optional or peer dependency has no edge
+   */
+  dependencies: Record<string, string>
+}
+
+/** What tracing found: every package once, and the entry's own edges. */
+export interface TracedImports {
+  packages: TracedPackage[]
+  /** the packages the entry (or the `modules` list) imports: name -> package directory */
+  roots: Record<string, string>
 }
 
 export interface TraceOptions {
@@ -110,10 +123,21 @@ function hasNativeAddon(root: string): boolean {
  * PackageNotFound naming it and the entry; a missing *optional* or *peer* dependency is skipped.
  */
 export async function tracePackages(entry: string | URL, options: TraceOptions = {}): Promise<TracedPackage[]> {
+  return (await traceImports(entry, options)).packages
+}
+
+/**
+ * `tracePackages` with the dependency graph: each package's edges (`dependencies`) and the
+ * entry's (`roots`), both naming package directories, so each package can be shipped with the
+ * hashes of exactly the copies Node would load from it.
+ */
+export async function traceImports(entry: string | URL, options: TraceOptions = {}): Promise<TracedImports> {
   const entryPath = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : entry
   const entryDir = dirname(entryPath)
-  const traced = new Map<string, TracedPackage>()
-  const queue: { name: string; fromDir: string; importer: string; required: boolean }[] = []
+  const byRoot = new Map<string, TracedPackage>()
+  const roots: Record<string, string> = {}
+  // `from`: the package whose edge this is; undefined for the entry's own imports.
+  const queue: { name: string; fromDir: string; importer: string; required: boolean; from?: TracedPackage }[] = []
   if (!options.only) {
     for (const specifier of await bareSpecifiersOf(readFileSync(entryPath, 'utf8'))) {
       queue.push({ name: packageNameOf(specifier), fromDir: entryDir, importer: entryPath, required: true })
@@ -122,20 +146,23 @@ export async function tracePackages(entry: string | URL, options: TraceOptions =
   for (const name of options.modules ?? []) queue.push({ name: packageNameOf(name), fromDir: entryDir, importer: 'modules: [...]', required: true })
 
   while (queue.length > 0) {
-    const { name, fromDir, importer, required } = queue.shift()!
+    const { name, fromDir, importer, required, from } = queue.shift()!
     if (options.exclude?.includes(name)) continue
     const root = findPackageRoot(name, fromDir)
     if (root === undefined) {
       if (required) throw new PackageNotFound(name, importer, fromDir)
       continue
     }
-    if ([...traced.values()].some((p) => p.root === root)) continue
+    if (from) from.dependencies[name] = root
+    else roots[name] = root
+    if (byRoot.has(root)) continue
     const manifest = readManifest(root)
-    traced.set(`${name}@${root}`, { name, root, version: manifest.version, native: hasNativeAddon(root), importedBy: importer })
+    const traced: TracedPackage = { name, root, version: manifest.version, native: hasNativeAddon(root), importedBy: importer, dependencies: {} }
+    byRoot.set(root, traced)
     const dependencies = Object.keys(manifest.dependencies ?? {})
     const optional = [...Object.keys(manifest.optionalDependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]
-    for (const dependency of dependencies) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: !optional.includes(dependency) })
-    for (const dependency of optional) if (!dependencies.includes(dependency)) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: false })
+    for (const dependency of dependencies) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: !optional.includes(dependency), from: traced })
+    for (const dependency of optional) if (!dependencies.includes(dependency)) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: false, from: traced })
   }
-  return [...traced.values()]
+  return { packages: [...byRoot.values()], roots }
 }

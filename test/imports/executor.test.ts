@@ -158,22 +158,22 @@ t.test('an app with nothing to ship runs as without the option', async (t) => {
 })
 
 for (const kind of EXECUTOR_KINDS) {
-  // TODO(issue 9): on until imports/pack.ts and imports/loader.ts land on main
-  t.test(`${kind}: the task imports a package only the shipped copy can satisfy`, { todo: 'needs pack and loader' }, async (t) => {
+  t.test(`${kind}: the task imports a package only the shipped copy can satisfy`, async (t) => {
     const flow = workflowDir()
     const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
     const { store, connector } = gatedStore(t)
     const kernel = await startKernel(t, kind, { proxyImports: { store, packCacheDir, cacheDir: join(scratch, `cache-${kind}`) } })
     connector.hold()
     const loud = mod.loud!.with({ dfk: kernel })('hi')
-    // The packages are read and packed; once their bytes are being put, the workflow's install goes away.
-    await waitFor(() => connector.puts > 0, 'the first put')
+    // The packages are read and packed; once the bytes of both are being put, the workflow's install goes away.
+    await waitFor(() => connector.puts === 2, 'the puts of shout-pkg and bang-pkg')
     flow.hide()
-    t.teardown(() => flow.restore())
     connector.open()
     t.equal(await loud, 'HI-shipped!', 'computed by the shipped package (its dependency and its text file too)')
     const putsAfterFirst = connector.puts
     t.equal(putsAfterFirst, 2, 'shout-pkg and bang-pkg were put once each')
+    // The workflow's own install is back for tracing the second app; its packages are already in the store.
+    flow.restore()
     t.equal(await mod.louder!.with({ dfk: kernel })('a'), 'A-SHIPPED!-shipped!', 'a second app sharing the packages')
     t.equal(connector.puts, putsAfterFirst, 'packed and put once for both apps')
   })
@@ -187,7 +187,7 @@ function unpackedCopies(cacheDir: string, name: string): string[] {
     .map((entry) => join(cacheDir, entry))
 }
 
-t.test('a second run reuses the node cache: nothing is unpacked again', { todo: 'needs pack and loader' }, async (t) => {
+t.test('a second run reuses the node cache: nothing is unpacked again', async (t) => {
   const flow = workflowDir()
   const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
   const cacheDir = join(scratch, 'cache-reuse')
@@ -205,7 +205,7 @@ t.test('a second run reuses the node cache: nothing is unpacked again', { todo: 
   t.equal(statSync(join(copy!, 'suffix.txt')).ino, inode, 'the same files: not unpacked again')
 })
 
-t.test('tasks waiting for their packages are cancelled and shut down without hanging; cleanup: shutdown leaves nothing', { todo: 'needs pack and loader' }, async (t) => {
+t.test('tasks waiting for their packages are cancelled and shut down without hanging; cleanup: shutdown leaves nothing', async (t) => {
   const flow = workflowDir()
   const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> & { cancel?: () => boolean } }>
   const { store, connector } = gatedStore(t)
@@ -213,7 +213,7 @@ t.test('tasks waiting for their packages are cancelled and shut down without han
   const kernel = await startKernel(t, 'threads', { proxyImports: { store, packCacheDir, cacheDir, cleanup: 'shutdown' } })
   connector.hold()
   const waiting = mod.loud!.with({ dfk: kernel })('x')
-  await waitFor(() => connector.puts > 0, 'the first put')
+  await waitFor(() => connector.puts === 2, 'the puts of shout-pkg and bang-pkg')
   t.ok(waiting.cancel!(), 'a task waiting for its packages can be cancelled')
   await t.rejects(waiting, { code: ErrorCode.CANCELLED })
   connector.open()

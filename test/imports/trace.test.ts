@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { PackageNotFound } from 'tsflow'
-import { bareSpecifiersOf, packageNameOf, tracePackages } from 'tsflow/imports'
+import { bareSpecifiersOf, packageNameOf, traceImports, tracePackages } from 'tsflow/imports'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -66,6 +66,26 @@ t.test('packages are found as Node finds them and followed through their depende
   t.ok(traced.find((p) => p.name === '@scope/native')!.native, 'a package holding a .node file is marked native')
   t.notOk(traced.find((p) => p.name === 'shared')!.native)
   t.equal(traced.find((p) => p.name === 'app-dep')!.version, '1.2.3')
+})
+
+t.test('dependency edges: two versions of one package in a tree come out as two packages, each dependent pointing at the copy Node finds from it', async (t) => {
+  const dir = workspace(t)
+  const top = join(dir, 'node_modules')
+  writePackage(dir, 'uses-v1', { dependencies: { shared: '^1' } })
+  writePackage(dir, 'uses-v2', { dependencies: { shared: '^2', 'maybe-there': '^1' }, optionalDependencies: { 'maybe-there': '^1' } })
+  writePackage(dir, 'shared', { version: '1.0.0' })
+  // npm nests the second version under its dependent
+  writePackage(join(top, 'uses-v2'), 'shared', { version: '2.0.0' })
+  const flow = join(dir, 'flow.mjs')
+  writeFileSync(flow, "import a from 'uses-v1'\nimport b from 'uses-v2'\nimport s from 'shared'\n")
+  const { packages, roots } = await traceImports(flow)
+  const shared = packages.filter((p) => p.name === 'shared')
+  t.same(shared.map((p) => [p.version, p.root]).sort(), [['1.0.0', join(top, 'shared')], ['2.0.0', join(top, 'uses-v2', 'node_modules', 'shared')]], 'two packages, one per version')
+  t.same(roots, { 'uses-v1': join(top, 'uses-v1'), 'uses-v2': join(top, 'uses-v2'), shared: join(top, 'shared') }, "the entry's edges")
+  t.same(packages.find((p) => p.name === 'uses-v1')!.dependencies, { shared: join(top, 'shared') })
+  t.same(packages.find((p) => p.name === 'uses-v2')!.dependencies, { shared: join(top, 'uses-v2', 'node_modules', 'shared') }, 'the nested copy; the absent optional dependency has no edge')
+  t.same(shared.map((p) => p.dependencies), [{}, {}])
+  t.same((await tracePackages(flow)).map((p) => p.root), packages.map((p) => p.root), 'tracePackages gives the same packages')
 })
 
 t.test('a symlinked package (npm link, workspaces) is traced once, at its real path', async (t) => {
