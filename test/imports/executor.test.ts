@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
-import { DataFlowKernel, ErrorCode, HighThroughputExecutor, PackageNotFound, ThreadPoolExecutor, app } from 'tsflow'
+import { DataFlowKernel, ErrorCode, HighThroughputExecutor, PackageNotFound, ProxyImportFailed, ThreadPoolExecutor, app } from 'tsflow'
 import { FileConnector, LocalConnector, Store } from 'tsflow/proxy'
 import { EXECUTOR_KINDS, startKernel, type ExecutorKind } from '../helpers/executors.js'
 import { waitFor } from '../helpers/wait.js'
@@ -18,6 +18,8 @@ t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 /** A real FileConnector that can hold its puts until released and counts them. */
 class GatedConnector extends FileConnector {
   puts = 0
+  /** store altered bytes (their hash no longer matches the manifest) */
+  corrupt = false
   private held: Promise<void> | undefined
   private release: (() => void) | undefined
   hold(): void {
@@ -30,6 +32,7 @@ class GatedConnector extends FileConnector {
   override async put(bytes: Uint8Array, key?: Parameters<FileConnector['put']>[1]): ReturnType<FileConnector['put']> {
     this.puts++
     await this.held
+    if (this.corrupt) bytes = Uint8Array.from(bytes, (byte, i) => (i === 0 ? byte ^ 0xff : byte))
     return super.put(bytes, key)
   }
 }
@@ -224,3 +227,31 @@ t.test('tasks waiting for their packages are cancelled and shut down without han
   t.same(unpackedCopies(cacheDir, 'shout-pkg'), [], 'cleanup: shutdown removed the unpacked copies')
   t.same(readdirSync(connector.directory), [], 'and evicted the packed packages')
 })
+
+t.test('shutdown while a task waits for its packages: it fails with ShutdownError, nothing hangs', async (t) => {
+  const flow = workflowDir()
+  const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
+  const { store, connector } = gatedStore(t)
+  const kernel = await startKernel(t, 'htex-processes', { proxyImports: { store, packCacheDir, cacheDir: join(scratch, 'cache-shutdown') } })
+  connector.hold()
+  const waiting = mod.loud!.with({ dfk: kernel })('x')
+  await waitFor(() => connector.puts === 2, 'the puts of shout-pkg and bang-pkg')
+  const stopped = kernel.cleanup({ deadlineMs: 100 })
+  await t.rejects(waiting, { code: ErrorCode.SHUTDOWN })
+  connector.open()
+  await stopped
+})
+
+for (const kind of ['threads', 'htex-processes'] as ExecutorKind[]) {
+  t.test(`${kind}: a shipped package the worker cannot unpack fails the task with ProxyImportFailed naming it`, async (t) => {
+    const flow = workflowDir()
+    const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
+    const { store, connector } = gatedStore(t)
+    connector.corrupt = true
+    const kernel = await startKernel(t, kind, { proxyImports: { store, packCacheDir, cacheDir: join(scratch, `cache-corrupt-${kind}`) } })
+    const error = await mod.loud!.with({ dfk: kernel })('x').then(() => undefined, (e: unknown) => e as ProxyImportFailed)
+    t.ok(error instanceof ProxyImportFailed, `ProxyImportFailed (got ${error?.name}: ${error?.message})`)
+    t.match(error?.packageName, /^shout-pkg@1\.0\.0$/)
+    t.match(error?.message, /shipped package 'shout-pkg@1\.0\.0' imported by .*app\.mjs .*is not available on this node: .*do not match the manifest's sha256/)
+  })
+}
