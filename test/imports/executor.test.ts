@@ -70,7 +70,7 @@ function workflowDir(): { dir: string; hide: () => void; restore: () => void } {
       'module.exports = (s) => s.toUpperCase() + suffix + bang\n',
     'suffix.txt': '-shipped\n',
   })
-  writePackage(dir, 'bang-pkg', {}, { 'index.js': "module.exports = '!'\n" })
+  writePackage(dir, 'bang-pkg', {}, { 'index.js': "module.exports = '!'\n", 'where.js': 'module.exports = __dirname\n' })
   writeFileSync(
     join(dir, 'app.mjs'),
     "import { app } from 'tsflow'\nimport shout from 'shout-pkg'\n" +
@@ -255,3 +255,26 @@ for (const kind of ['threads', 'htex-processes'] as ExecutorKind[]) {
     t.match(error?.message, /shipped package 'shout-pkg@1\.0\.0' imported by .*app\.mjs .*is not available on this node: .*do not match the manifest's sha256/)
   })
 }
+
+t.test('packages: a list ships exactly those (and their dependencies); an app sent as source ships its modules, found from the working directory', async (t) => {
+  const flow = workflowDir()
+  const mod = (await import(pathToFileURL(join(flow.dir, 'app.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
+  const cwd = process.cwd()
+  process.chdir(flow.dir)
+  t.teardown(() => process.chdir(cwd))
+  const { store, connector } = gatedStore(t)
+  const cacheDir = join(scratch, 'cache-listed')
+  const kernel = await startKernel(t, 'threads', { proxyImports: { store, packCacheDir, cacheDir, packages: ['shout-pkg'] } })
+  const where = app(
+    async function whereBang() {
+      const name = 'bang-pkg/where.js'
+      return ((await import(name)) as { default: string }).default
+    },
+    { transport: 'source', modules: ['bang-pkg'] },
+  )
+  t.equal(await mod.loud!.with({ dfk: kernel })('ok'), 'OK-shipped!')
+  t.equal(connector.puts, 2, 'shout-pkg and its dependency bang-pkg')
+  const loadedFrom = await where.with({ dfk: kernel })()
+  t.ok(loadedFrom.startsWith(`${cacheDir}/bang-pkg@1.0.0-`), `the source app imported bang-pkg from the node cache (${loadedFrom})`)
+  t.equal(connector.puts, 2, 'nothing new to put')
+})
