@@ -34,7 +34,7 @@ main(import.meta, async () => {
   const hidden = await tracePackages(import.meta.url, { modules: ['mathjs'], only: true })
   console.log(`hidden on the worker's node: ${hidden.map((p) => p.name).join(', ')}`)
 
-  const host = netnsHostUp({ name: `tsfpi${process.pid % 10000}`, subnet: `10.234.${process.pid % 250}` })
+  const host = netnsHostUp({ name: `tsfex${process.pid % 10000}`, subnet: `10.237.${process.pid % 250}` })
   process.once('exit', () => (host.down(), rmSync(cacheDir, { recursive: true, force: true })))
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (host.down(), process.exit(signal === 'SIGINT' ? 130 : 143)))
 

@@ -54,14 +54,14 @@ export function netnsHostUnavailable(): string | undefined {
 export interface NetnsHostOptions {
   /** namespace name (at most 10 characters, so the veth names fit); default from the pid */
   name?: string
-  /** the link's /24, e.g. '10.232.17'; default from the pid */
+  /** the link's /24, e.g. '10.238.17'; default from the pid */
   subnet?: string
 }
 
 /** Makes the host; its `down()` must be registered for every exit path by the caller. */
 export function netnsHostUp(options: NetnsHostOptions = {}): NetnsHost {
   const name = (options.name ?? `tsfh${process.pid % 100000}`).slice(0, 10)
-  const subnet = options.subnet ?? `10.232.${process.pid % 250}`
+  const subnet = options.subnet ?? `10.238.${process.pid % 250}`
   const outside = `v${name}r`
   const inside = `v${name}h`
   const host: NetnsHost = {

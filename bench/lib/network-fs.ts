@@ -124,7 +124,7 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
     if (!isMountPoint(join(work, 'mnt'))) rmSync(work, { recursive: true, force: true })
   })
 
-  const host = netnsHostUp({ name: `tsfnfs${process.pid % 10000}`, subnet: `10.233.${process.pid % 250}` })
+  const host = netnsHostUp({ name: `tsfnfs${process.pid % 10000}`, subnet: `10.236.${process.pid % 250}` })
   stops.push(() => host.down())
   const notes: string[] = []
   const server = { name: host.name, address: host.address }
