@@ -24,7 +24,7 @@ import { appendResult, machine } from './lib/results.js'
 import { burstHostUp, burstUnavailable, onBurstHost } from './proxy-imports/cloud-burst.js'
 import { copyInstalled, makeSimulatedPackage, packageSize, writeAppModule } from './proxy-imports/generate.js'
 import { report } from './proxy-imports/report.js'
-import { disposeLazyState, importRow, lazyUnavailable, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
+import { disposeLazyState, importRow, METHODS, newLazyState, packInstall, removeNodeDirs, runConfiguration, runImports, type BenchEnv, type Configuration, type LazyState, type Method } from './proxy-imports/run.js'
 import { makeModel, type InferenceResult } from './proxy-imports/task-body.js'
 
 const BENCHMARKS = ['scaling', 'simulated', 'cloud-burst', 'inference'] as const
@@ -139,10 +139,6 @@ async function bench(argv: string[]): Promise<number> {
   const exported = flags['network-fs'] !== 'none' ? mkdtempSync(join(tmpdir(), 'tsflow-bench-pi-export-')) : undefined
   const install = mkdtempSync(join(exported ?? fsRoot, 'tsflow-bench-pi-install-'))
   onCleanup(() => rmSync(exported ?? install, { recursive: true, force: true }))
-  if (methods.some((m) => m === 'lazy' || m === 'lazy-warm')) {
-    const why = lazyUnavailable(scratch)
-    if (why) throw new BenchUsage(why)
-  }
   const env: BenchEnv = { scratch, install, nodeRoot, nodePrefix: `tsflow-bench-pi-${process.pid}` }
   onCleanup(() => removeNodeDirs(env))
 

@@ -53,7 +53,8 @@ export function burstHostUp(): BurstHost {
   const tag = `pi${process.pid % 100000}`
   const name = `tsf${tag}`
   const bridge = `br${tag}`.slice(0, 15)
-  const subnet = `10.233.${process.pid % 250}`
+  // 10.239: no other fake hosts of the project use it (tests, example, network FS)
+  const subnet = `10.239.${process.pid % 250}`
   const outside = `v${tag}r`.slice(0, 15)
   const inside = `v${tag}h`.slice(0, 15)
   const host: BurstHost = {

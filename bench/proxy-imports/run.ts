@@ -18,9 +18,8 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync } from 'node:f
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { DataFlowKernel, HighThroughputExecutor, LocalProvider, type Executor } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, type Executor, type ExecutorImportsOptions } from 'tsflow'
 import { FileConnector, Store } from 'tsflow/proxy'
-import { BenchUsage } from '../lib/args.js'
 import { fileNameOf } from './generate.js'
 import type { ImportResult, ImportSpec, InferenceResult, InferenceSpec } from './task-body.js'
 
@@ -167,25 +166,9 @@ function makeExecutor(env: BenchEnv, config: Configuration, state: LazyState | u
     ...(env.address ? { address: env.address } : {}),
   }
   if (!state) return new HighThroughputExecutor(options)
-  // The option is named as the proxy-imports design names it; a tsflow without it refuses it. The
-  // executor's packing uses this configuration's pack cache, which preShip filled.
-  const proxyImports = { store: state.store, packages: 'trace', cacheDir: state.cacheDir, packCacheDir: state.packCache }
-  return new HighThroughputExecutor({ ...options, ...({ proxyImports } as object) })
-}
-
-/**
- * Why the lazy methods cannot run with this tsflow build (no proxyImports option), or undefined:
- * checked before any work, by the executor's own option check (which opens nothing).
- */
-export function lazyUnavailable(scratch: string): string | undefined {
-  const probe = new HighThroughputExecutor({ ...({ proxyImports: { store: { name: 'probe', connector: { type: 'file', directory: scratch } }, packages: 'trace' } } as object) })
-  try {
-    ;(probe as unknown as { validate(path: string): void }).validate('executors[0]')
-    return undefined
-  } catch (error) {
-    const message = String((error as Error).message)
-    return /proxyImports is not a known option/.test(message) ? `the lazy methods need the executor option proxyImports, which this tsflow build does not have yet (${message.split(';')[0]})` : undefined
-  }
+  // The executor's packing uses this configuration's pack cache, which preShip filled.
+  const proxyImports: ExecutorImportsOptions = { store: state.store, packages: 'trace', cacheDir: state.cacheDir, packCacheDir: state.packCache }
+  return new HighThroughputExecutor({ ...options, proxyImports })
 }
 
 /** The app module a method's workers import (local: the node-local copy of the install). */
@@ -230,15 +213,7 @@ export async function runConfiguration<R>(
   }
   const executor = makeExecutor(env, config, state)
   const runDir = join(env.scratch, 'runinfo')
-  let kernel: DataFlowKernel
-  try {
-    kernel = await new DataFlowKernel({ runDir, executors: [executor] }).start()
-  } catch (error) {
-    if (state && /proxyImports is not a known option/.test(String((error as Error).message))) {
-      throw new BenchUsage(`the lazy methods need the executor option proxyImports, which this tsflow build does not have yet (${(error as Error).message.split(';')[0]})`)
-    }
-    throw error
-  }
+  const kernel = await new DataFlowKernel({ runDir, executors: [executor] }).start()
   let launch = 0
   let results: R[]
   try {

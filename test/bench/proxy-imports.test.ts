@@ -31,9 +31,6 @@ function rowsOf(stdout: string): Record<string, unknown>[] {
   return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)
 }
 
-/** A lazy run on a tsflow without the proxyImports option stops with exit code 2 and says so. */
-const lazyMissing = (ran: Ran) => ran.code === 2 && /does not have yet/.test(ran.stderr)
-
 function leftBehind(pid: string | undefined): string[] {
   return readdirSync(existsSync('/dev/shm') ? '/dev/shm' : tmpdir()).filter((name) => pid !== undefined && name.startsWith(`tsflow-bench-pi-${pid}-`))
 }
@@ -73,7 +70,6 @@ t.test('inference: a model by proxy and mathjs, the rows split over the workers'
 
 t.test('lazy: the proxyImports option, cold then warm', async (t) => {
   const ran = await run(['simulated', '--sizes', '0.05', '--nodes', '1', '--tasks-per-node', '2', '--methods', 'lazy', 'lazy-warm'])
-  if (lazyMissing(ran)) return t.skip('this tsflow build has no proxyImports option yet', () => {})
   t.equal(ran.code, 0, ran.stderr)
   const rows = rowsOf(ran.stdout)
   t.same(rows.map((r) => r.method), ['lazy', 'lazy-warm'])
@@ -85,11 +81,6 @@ t.test('lazy: the proxyImports option, cold then warm', async (t) => {
 
 t.test('cloud-burst: the host without the package cannot import it from its directory', { skip: process.getuid?.() === 0 ? false : 'needs root (network namespaces)' }, async (t) => {
   const ran = await run(['cloud-burst', '--modules', 'ms', '--sizes', '0.05', '--tasks-per-node', '1', '--methods', 'file-system', 'lazy'])
-  if (lazyMissing(ran)) {
-    const premise = await run(['cloud-burst', '--modules', 'ms', '--sizes', '0.05', '--methods', 'file-system'])
-    t.match(premise.stdout, /file-system ms on \S+: fails as expected \(Cannot find package 'ms'/)
-    return t.skip('this tsflow build has no proxyImports option yet: the lazy part did not run', () => {})
-  }
   t.match(ran.stdout, /file-system ms on \S+: fails as expected \(Cannot find package 'ms'/)
   t.equal(ran.code, 0, ran.stderr)
   const rows = rowsOf(ran.stdout).filter((r) => r.method === 'lazy')
