@@ -56,7 +56,7 @@ export class TarExtractError extends Error {
   readonly offset: number
   readonly reason: string
   constructor(kind: 'format' | 'refused' | 'write', entry: string | undefined, offset: number, reason: string, options?: { cause?: unknown }) {
-    super(`${entry === undefined ? 'the header' : `entry '${entry}'`} at byte ${offset}: ${reason}`, options)
+    super(`${entry === undefined ? '' : `entry '${entry}' `}at byte ${offset}: ${reason}`, options)
     this.name = 'TarExtractError'
     this.kind = kind
     this.entry = entry
