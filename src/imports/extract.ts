@@ -167,19 +167,17 @@ function number(block: Buffer, start: number, length: number): number | undefine
 function checksumOk(block: Buffer, start: number): boolean {
   const stored = number(block, start + 148, 8)
   if (stored === undefined) return false
-  let unsigned = 8 * 0x20
-  let signed = 8 * 0x20
-  for (let i = start; i < start + 148; i++) {
-    const c = block[i]!
-    unsigned += c
-    signed += c > 127 ? c - 256 : c
-  }
+  let sum = 8 * 0x20
+  let high = 0 // bytes above 127, for the signed sum
+  for (let i = start; i < start + 148; i++) sum += block[i]!
   for (let i = start + 156; i < start + BLOCK; i++) {
     const c = block[i]!
-    unsigned += c
-    signed += c > 127 ? c - 256 : c
+    sum += c
+    if (c > 127) high++
   }
-  return stored === unsigned || stored === signed
+  if (stored === sum) return true
+  for (let i = start; i < start + 148; i++) if (block[i]! > 127) high++
+  return high > 0 && stored === sum - 256 * high
 }
 
 function isZeroBlock(block: Buffer, start: number): boolean {
