@@ -50,4 +50,5 @@ export { Store, ProxyFuture, LocalConnector, FileConnector, RedisConnector, ShmC
 export { ContextLifetime, LeaseLifetime, StaticLifetime } from './proxy/index.js'
 export type { Connector, ConnectorConfig, ObjectKey, StoreConfig, StoreOptions, ProxyOptions, OwnedProxy, RefProxy, RefMutProxy } from './proxy/index.js'
 export type { ExecutorProxyOptions } from './executors/proxying.js'
+export type { ExecutorImportsOptions } from './executors/imports.js'
 export * from './errors.js'

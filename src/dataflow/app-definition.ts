@@ -4,6 +4,7 @@ import type { PtyOptions } from '../protocol/task.js'
 import { ConfigError } from '../errors.js'
 import { AUTO_LOGNAME, type StdStreamOption } from './std-streams.js'
 import type { FunctionDescriptor, TransportMode } from '../serialize/function-ref.js'
+import { packageName } from '../executors/imports.js'
 import { arrayOf, anyOf, boolean, integer, literal, nonNegativeInt, number, object, oneOf, positiveNumber, recordOf, string, type Check } from '../util/schema.js'
 
 /** Options fixed when an app is defined. */
@@ -26,6 +27,11 @@ export interface AppOptions {
   resources?: ResourceSpec
   /** How the function reaches workers; see docs/apps.md. Default 'auto'. */
   transport?: TransportMode
+  /**
+   * Packages shipped with this app's tasks by an executor's `proxyImports` option, besides those
+   * traced from its module (docs/proxy-imports.md); ignored by executors without the option.
+   */
+  modules?: string[]
 }
 
 export interface BashAppOptions extends AppOptions {
@@ -109,6 +115,7 @@ export const appOptionsSchema = object({
   priority: number(),
   resources,
   transport: oneOf('auto', 'reference', 'source'),
+  modules: arrayOf(packageName),
   pty,
   stdout: streamTarget,
   stderr: streamTarget,

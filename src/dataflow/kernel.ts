@@ -287,6 +287,7 @@ export class DataFlowKernel {
     if (walltime !== undefined) task.walltime = walltime
     const resources = record.callOptions.resources ?? app.options.resources
     if (resources) task.resources = resources
+    if (app.options.modules) task.modules = app.options.modules
     this.setState(record, TaskState.launched)
     executor.submit(task)
   }

@@ -17,6 +17,8 @@ export interface ExecutorTask {
   /** higher runs first among queued tasks */
   priority: number
   resources?: ResourceSpec
+  /** the app's `modules` option: packages shipped with it by an executor's `proxyImports` (the same array for every task of the app) */
+  modules?: readonly string[]
 }
 
 export type { ResourceSpec }

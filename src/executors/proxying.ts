@@ -36,7 +36,11 @@ const LOCAL_REFUSED =
 
 const storeConfigShape = object({ name: string, connector: (value, path) => value, cacheSize: nonNegativeInt, serializer: string })
 
-const storeOption: Check<Store | StoreConfig> = (value, path) => {
+/**
+ * The check of an executor option's `store` (the `proxy` and `proxyImports` options): a Store, or a
+ * store config the executor builds; a 'local' connector is refused, since workers cannot read it.
+ */
+export const executorStoreOption: Check<Store | StoreConfig> = (value, path) => {
   if (value instanceof Store) {
     if (value.connector.type === 'local') throw new ConfigError(join(path, 'connector'), LOCAL_REFUSED)
     return value
@@ -67,7 +71,7 @@ const storeOption: Check<Store | StoreConfig> = (value, path) => {
   return { name: config.name, connector: connector as StoreConfig['connector'], cacheSize: config.cacheSize ?? 16, serializer: config.serializer ?? 'msgpack' }
 }
 
-const optionShape = object({ store: storeOption, threshold: sizeBytes })
+const optionShape = object({ store: executorStoreOption, threshold: sizeBytes })
 
 /** The config check of the `proxy` option; errors name `executors[0].proxy.threshold` and so on. */
 export const proxyOption: Check<ResolvedProxyOption> = (value, path) => {
@@ -75,6 +79,16 @@ export const proxyOption: Check<ResolvedProxyOption> = (value, path) => {
   const checked = optionShape(value, path)
   if (checked.store === undefined) throw new ConfigError(join(path, 'store'), 'is required: a Store, or a store config { name, connector }')
   return { store: checked.store, threshold: checked.threshold ?? DEFAULT_PROXY_THRESHOLD }
+}
+
+/**
+ * The store of a checked executor option: the Store given, or the one registered under the
+ * config's name, or a new one built from the config, which the executor then owns (closes at shutdown).
+ */
+export function openExecutorStore(store: Store | StoreConfig): { store: Store; owned: boolean } {
+  if (store instanceof Store) return { store, owned: false }
+  const known = getStore(store.name)
+  return { store: known ?? Store.fromConfig(store), owned: known === undefined }
 }
 
 /** One stored argument, shared by every outstanding task that passed the same object. */
@@ -112,14 +126,7 @@ export class ExecutorProxying {
 
   constructor(option: ResolvedProxyOption) {
     this.threshold = option.threshold
-    if (option.store instanceof Store) {
-      this.store = option.store
-      this.owned = false
-    } else {
-      const known = getStore(option.store.name)
-      this.owned = known === undefined
-      this.store = known ?? Store.fromConfig(option.store)
-    }
+    ;({ store: this.store, owned: this.owned } = openExecutorStore(option.store))
     this.px = { store: this.store.toConfig() as unknown as NonNullable<TaskContextWire['px']>['store'], threshold: this.threshold }
   }
 

@@ -43,6 +43,13 @@ export interface Redirect {
 // tsflow's own compiled and source files keep the dependencies they were installed with, even
 // when an app ships another version of one of them.
 const OWN_DIRS = ['dist', 'src'].map((dir) => fileURLToPath(new URL(`../../${dir}/`, import.meta.url)))
+// Except the file that compiles apps sent as source (serialize/function-ref): an `import()` in
+// such an app's code is Node's to resolve from that file, and means the app's own packages.
+const SOURCE_SITE = fileURLToPath(new URL('../serialize/function-ref', import.meta.url))
+
+function isOwnFile(file: string): boolean {
+  return OWN_DIRS.some((dir) => file.startsWith(dir)) && file.replace(/\.[cm]?[jt]s$/, '') !== SOURCE_SITE
+}
 
 /** Every manifest activated in this thread, merged: packages by hash, roots by name (later apps win). */
 export class ImportMap {
@@ -85,7 +92,7 @@ export class ImportMap {
     if (this.byHash.size === 0) return undefined
     const name = bareName(specifier)
     if (name === undefined) return undefined
-    if (importer !== undefined && OWN_DIRS.some((dir) => importer.startsWith(dir))) return undefined
+    if (importer !== undefined && isOwnFile(importer)) return undefined
     const from = importer === undefined ? undefined : this.packageOf(importer)
     const hash = from ? from.deps[name] : this.roots.get(name)
     if (hash === undefined) return undefined

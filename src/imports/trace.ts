@@ -43,6 +43,11 @@ export interface TraceOptions {
   modules?: readonly string[]
   /** only these packages (and their dependencies): tracing of the entry module is skipped */
   only?: boolean
+  /**
+   * packages neither shipped nor followed, wherever they are imported: ones the workers already
+   * have (tsflow itself, which runs them)
+   */
+  exclude?: readonly string[]
 }
 
 // require('x') / require("x") outside strings and comments is what matters; the ESM lexer
@@ -142,6 +147,7 @@ export async function traceImports(entry: string | URL, options: TraceOptions = 
 
   while (queue.length > 0) {
     const { name, fromDir, importer, required, from } = queue.shift()!
+    if (options.exclude?.includes(name)) continue
     const root = findPackageRoot(name, fromDir)
     if (root === undefined) {
       if (required) throw new PackageNotFound(name, importer, fromDir)

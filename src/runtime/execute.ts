@@ -1,8 +1,9 @@
-import { SerializationError, TsflowError } from '../errors.js'
+import { ProxyImportFailed, SerializationError, TsflowError } from '../errors.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import { cachedFunction, resolveFunction, type FunctionDescriptor } from '../serialize/function-ref.js'
 import { TaskKind, type ResultWire, type TaskBatchWire, type TaskWire } from '../protocol/task.js'
+import type { ImportsWire } from '../protocol/imports.js'
 import { runBashCommand } from './bash.js'
 import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from './owned-args.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
@@ -58,7 +59,8 @@ async function resolveThenRun(
     batch.fns.map(async (descriptor, index) => {
       if (fns[index]) return
       try {
-        fns[index] = (await resolveFunction(descriptor)) as AnyFunction
+        // Proxy imports: the loader learns where the shipped packages are before the app's module is imported.
+        fns[index] = (descriptor.im ? await resolveWithImports(descriptor, descriptor.im) : await resolveFunction(descriptor)) as AnyFunction
       } catch (error) {
         failures[index] = error
       }
@@ -272,6 +274,24 @@ function hinted(error: unknown, descriptor: FunctionDescriptor): unknown {
       `from where it was defined; pass them as arguments or define the app at the top level of a module)`
   }
   return error
+}
+
+/**
+ * Resolves a function whose descriptor carries a proxy-imports manifest: the manifest goes to this
+ * thread's module loader (imports/loader.ts, loaded only here, so workers of executors without
+ * the option never load it) before the app's module is imported. Once per function and thread:
+ * later tasks take the cachedFunction fast path and never come here. A shipped package that could
+ * not be loaded fails the tasks with its ProxyImportFailed, not the AppNotFound wrapped around it.
+ */
+async function resolveWithImports(descriptor: FunctionDescriptor, manifest: ImportsWire): Promise<unknown> {
+  const { activateImports, importFailure } = await import('../imports/loader.js')
+  await activateImports(manifest, descriptor.t === 'ref' ? { module: descriptor.module } : {})
+  try {
+    return await resolveFunction(descriptor)
+  } catch (error) {
+    const cause = importFailure((error as Error)?.cause)
+    throw cause instanceof ProxyImportFailed ? cause : error
+  }
 }
 
 /**

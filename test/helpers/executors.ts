@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor, type ExecutorProxyOptions } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, type Executor, type ExecutorImportsOptions, type ExecutorProxyOptions } from 'tsflow'
 
 export const EXECUTOR_KINDS = ['threads', 'htex-processes', 'htex-threads'] as const
 export type ExecutorKind = (typeof EXECUTOR_KINDS)[number]
@@ -16,11 +16,13 @@ export interface KernelOptions {
   prefetch?: number
   /** the executor option `proxy` (default: off) */
   proxy?: ExecutorProxyOptions
+  /** the executor option `proxyImports` (default: off) */
+  proxyImports?: ExecutorImportsOptions
 }
 
 export function makeExecutor(kind: ExecutorKind, options: KernelOptions = {}): Executor {
   const workers = options.workers ?? 2
-  const proxy = options.proxy ? { proxy: options.proxy } : {}
+  const proxy = { ...(options.proxy ? { proxy: options.proxy } : {}), ...(options.proxyImports ? { proxyImports: options.proxyImports } : {}) }
   if (kind === 'threads') return new ThreadPoolExecutor({ maxThreads: workers, ...proxy })
   return new HighThroughputExecutor({
     ...proxy,

@@ -20,6 +20,7 @@ import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
 import { managerCommand, managerFiles } from './manager-launch.js'
 import { ExecutorProxying } from '../proxying.js'
+import { ExecutorImports } from '../imports.js'
 import { ManagersByBlock } from './block-managers.js'
 
 // Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
@@ -77,6 +78,8 @@ export class HighThroughputExecutor implements Executor {
   private longestTaskMs = Infinity
   /** the `proxy` option's caller side, when on */
   private proxying: ExecutorProxying | undefined
+  /** the `proxyImports` option's caller side, when on */
+  private imports: ExecutorImports | undefined
 
   constructor(options: HighThroughputExecutorOptions = {}) {
     this.raw = options
@@ -106,6 +109,7 @@ export class HighThroughputExecutor implements Executor {
       managerSelector: o.managerSelector,
       provider: o.provider.describe(),
       ...(o.proxy ? { proxy: this.proxying?.describe() ?? { threshold: o.proxy.threshold } } : {}),
+      ...(o.proxyImports ? { proxyImports: this.imports?.describe() ?? { packages: o.proxyImports.packages } } : {}),
     }
   }
 
@@ -125,6 +129,7 @@ export class HighThroughputExecutor implements Executor {
     const options = this.options!
     options.address = await resolveAddress(options.address, `${this.path}.address`)
     if (options.proxy) this.proxying = new ExecutorProxying(options.proxy)
+    if (options.proxyImports) this.imports = new ExecutorImports(options.proxyImports, this.label, host.logger)
     this.host = host
     this.logger = host.logger
     mkdirSync(host.runDir, { recursive: true })
@@ -247,6 +252,17 @@ export class HighThroughputExecutor implements Executor {
       })
       return
     }
+    // With proxyImports, the first task of a function waits for its packages to be shipped.
+    if (this.imports) this.imports.submit(task, (shipped) => this.shipped(shipped), (error) => this.report(task.id, task.try, { ok: false, error }))
+    else this.prepared(task)
+  }
+
+  private shipped(task: ExecutorTask): void {
+    // Reported meanwhile (cancelled or shut down while its packages were being shipped): nothing to send.
+    if (this.phase === 'running' && this.pending.get(task.id)?.try === task.try) this.prepared(task)
+  }
+
+  private prepared(task: ExecutorTask): void {
     // With the proxy option, large arguments are stored first (the task is buffered once they are).
     if (this.proxying) this.proxying.submit(task, (ready) => this.buffered(ready), (error) => this.report(task.id, task.try, { ok: false, error }))
     else this.buffered(task)
@@ -294,7 +310,7 @@ export class HighThroughputExecutor implements Executor {
   cancel(taskId: number): boolean {
     const task = this.pending.get(taskId)
     if (!task) return false
-    if (this.proxying?.drop(taskId)) {
+    if (this.imports?.drop(taskId) || this.proxying?.drop(taskId)) {
       this.report(task.id, task.try, { ok: false, error: new TaskCancelled(task.id, task.appName) })
       return true
     }
@@ -560,6 +576,8 @@ export class HighThroughputExecutor implements Executor {
     }
     // Evicts what was put for tasks and closes the store if the executor built it.
     await this.proxying?.close(5000)
+    this.imports?.dropAll()
+    await this.imports?.close(5000)
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }

@@ -22,6 +22,7 @@ import { DEFAULT_DRAIN_LEAD_MS, DEFAULT_MAX_IDLE_TIME_MS, DEFAULT_STRATEGY, DEFA
 import type { StrategyName } from '../../scaling/decide.js'
 import { isLoopback } from '../../transport/sockets.js'
 import { proxyOption, type ExecutorProxyOptions, type ResolvedProxyOption } from '../proxying.js'
+import { proxyImportsOption, type ExecutorImportsOptions, type ResolvedImportsOption } from '../imports.js'
 
 export interface HighThroughputExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'htex'. */
@@ -107,6 +108,12 @@ export interface HighThroughputExecutorOptions {
    * not through the interchange (docs/proxy.md "Executor option"). Off by default.
    */
   proxy?: ExecutorProxyOptions
+  /**
+   * The npm packages each app imports travel with its tasks through `store`, are unpacked once per
+   * node and loaded from there, so nodes need not have them installed (docs/proxy-imports.md
+   * "The executor option"). Off by default.
+   */
+  proxyImports?: ExecutorImportsOptions
 }
 
 export interface ResolvedHtexOptions {
@@ -136,6 +143,7 @@ export interface ResolvedHtexOptions {
   maxBatchSize: number
   logLevel: LogLevel | undefined
   proxy: ResolvedProxyOption | undefined
+  proxyImports: ResolvedImportsOption | undefined
 }
 
 /** Five minutes: managers that start slowly (a long workerInit, a cold shared file system) still connect. */
@@ -240,6 +248,7 @@ const schema = object({
   maxBatchSize: positiveInt,
   logLevel: oneOf(...LOG_LEVELS),
   proxy: proxyOption,
+  proxyImports: proxyImportsOption,
 })
 
 export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: string): ResolvedHtexOptions {
@@ -277,6 +286,7 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     maxBatchSize: o.maxBatchSize ?? 2048,
     logLevel: o.logLevel,
     proxy: o.proxy,
+    proxyImports: o.proxyImports,
   }
 }
 

@@ -15,6 +15,7 @@ import { encodeTaskBatches } from '../batch.js'
 import { threadExecArgv } from '../../runtime/exec-argv.js'
 import { deliverOutcome } from '../report.js'
 import { ExecutorProxying, proxyOption, type ExecutorProxyOptions, type ResolvedProxyOption } from '../proxying.js'
+import { ExecutorImports, proxyImportsOption, type ExecutorImportsOptions, type ResolvedImportsOption } from '../imports.js'
 
 export interface ThreadPoolExecutorOptions {
   /** Name used to pick this executor in an app's `executors` option. Default 'threads'. */
@@ -28,6 +29,11 @@ export interface ThreadPoolExecutorOptions {
    * (docs/proxy.md "Executor option"). Off by default.
    */
   proxy?: ExecutorProxyOptions
+  /**
+   * The npm packages each app imports travel with its tasks through `store` and are loaded from a
+   * node-local copy (docs/proxy-imports.md "The executor option"). Off by default.
+   */
+  proxyImports?: ExecutorImportsOptions
 }
 
 const schema = object({
@@ -36,6 +42,7 @@ const schema = object({
   maxThreads: positiveInt,
   maxBatchSize: positiveInt,
   proxy: proxyOption,
+  proxyImports: proxyImportsOption,
 })
 
 // Work one batch should carry, when the backlog allows: enough that the main thread's fixed cost
@@ -92,6 +99,8 @@ export class ThreadPoolExecutor implements Executor {
   private outstandingCount = 0
   private proxyOption: ResolvedProxyOption | undefined
   private proxying: ExecutorProxying | undefined
+  private importsOption: ResolvedImportsOption | undefined
+  private imports: ExecutorImports | undefined
 
   constructor(options: ThreadPoolExecutorOptions = {}) {
     this.raw = options
@@ -105,6 +114,7 @@ export class ThreadPoolExecutor implements Executor {
     if (options.maxThreads !== undefined) this.maxThreads = options.maxThreads
     if (options.maxBatchSize !== undefined) this.maxBatchSize = options.maxBatchSize
     this.proxyOption = options.proxy
+    this.importsOption = options.proxyImports
     // Two messages per thread: the next batch is already waiting when one finishes.
     this.maxRunsInFlight = this.maxThreads * 2
   }
@@ -117,6 +127,8 @@ export class ThreadPoolExecutor implements Executor {
     const described: Record<string, unknown> = { type: this.type, label: this.label, maxThreads: this.maxThreads, maxBatchSize: this.maxBatchSize }
     if (this.proxying) described.proxy = this.proxying.describe()
     else if (this.proxyOption) described.proxy = { threshold: this.proxyOption.threshold }
+    if (this.imports) described.proxyImports = this.imports.describe()
+    else if (this.importsOption) described.proxyImports = { packages: this.importsOption.packages }
     return described
   }
 
@@ -125,6 +137,7 @@ export class ThreadPoolExecutor implements Executor {
     this.validate(this.label)
     this.host = host
     if (this.proxyOption) this.proxying = new ExecutorProxying(this.proxyOption)
+    if (this.importsOption) this.imports = new ExecutorImports(this.importsOption, this.label, host.logger)
     this.pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: this.maxThreads,
@@ -146,6 +159,12 @@ export class ThreadPoolExecutor implements Executor {
       this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} is shut down; task #${task.id} was not run`) })
       return
     }
+    // With proxyImports, the first task of a function waits for its packages to be shipped.
+    if (this.imports) this.imports.submit(task, (shipped) => this.prepared(shipped), (error) => this.report(task, { ok: false, error }))
+    else this.prepared(task)
+  }
+
+  private prepared(task: ExecutorTask): void {
     // With the proxy option, large arguments are stored first (the task queues once they are).
     if (this.proxying) this.proxying.submit(task, (ready) => this.enqueue(ready), (error) => this.report(task, { ok: false, error }))
     else this.enqueue(task)
@@ -165,7 +184,7 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   cancel(taskId: number): boolean {
-    const preparing = this.proxying?.drop(taskId)
+    const preparing = this.imports?.drop(taskId) ?? this.proxying?.drop(taskId)
     if (preparing) {
       this.report(preparing, { ok: false, error: new TaskCancelled(preparing.id, preparing.appName) })
       return true
@@ -187,7 +206,7 @@ export class ThreadPoolExecutor implements Executor {
   async shutdown(deadlineMs: number): Promise<void> {
     if (this.stopping) return
     this.stopping = true
-    for (const task of [...(this.proxying?.dropAll() ?? []), ...this.queue.drain()]) {
+    for (const task of [...(this.imports?.dropAll() ?? []), ...(this.proxying?.dropAll() ?? []), ...this.queue.drain()]) {
       this.report(task, { ok: false, error: new ShutdownError(`executor ${this.label} shut down before task #${task.id} ran`) })
     }
     const inFlight = [...this.runs].map((run) => run.settled)
@@ -207,6 +226,7 @@ export class ThreadPoolExecutor implements Executor {
     }
     // Results being fetched from the store are reported, and what was put is evicted.
     await this.proxying?.close(Math.max(deadlineMs, 5000))
+    await this.imports?.close(Math.max(deadlineMs, 5000))
     this.host?.logger.info('shut down')
   }
 
