@@ -274,23 +274,16 @@ async function bench(argv: string[]): Promise<number> {
   return 0
 }
 
-interface NetworkFsModule {
-  mountNetworkFs(options: { exportDir: string; kind?: string; rttMs?: number }): Promise<{ kind: string; mountPoint: string; rttMs: number; latencyBy?: string; notes: string[]; unmount(): void }>
-}
-
 /**
  * --network-fs: serves the directory holding the install from a fake host and mounts it here
- * (helper "netfs"'s bench/lib/network-fs.ts, loaded by URL so this bench builds without it).
+ * (bench/lib/network-fs.ts, loaded only then).
  */
 async function mountInstall(install: string, kind: string, rttMs: number): Promise<{ path: string; label: string }> {
-  let lib: NetworkFsModule
-  try {
-    lib = (await import(new URL('./lib/network-fs.js', import.meta.url).href)) as NetworkFsModule
-  } catch (error) {
-    throw new BenchUsage(`--network-fs needs bench/lib/network-fs.ts, which this checkout lacks (${(error as Error).message.split('\n')[0]})`)
-  }
+  const lib = await import('./lib/network-fs.js')
+  const why = lib.networkFsUnavailable()
+  if (why && kind !== 'nfs') throw new BenchUsage(`--network-fs ${kind}: ${why}`)
   const exportDir = dirname(install)
-  const mount = await lib.mountNetworkFs({ exportDir, kind, rttMs })
+  const mount = await lib.mountNetworkFs({ exportDir, kind: kind as 'auto' | 'nfs' | 'sshfs', rttMs })
   onCleanup(() => mount.unmount())
   for (const note of mount.notes) console.log(`network fs note: ${note}`)
   return { path: join(mount.mountPoint, basename(install)), label: `${mount.kind} mount ${mount.mountPoint}, rtt +${mount.rttMs} ms${mount.latencyBy ? ` (${mount.latencyBy})` : ''}` }
