@@ -22,6 +22,7 @@ import { promisify } from 'node:util'
 import { gunzip, gunzipSync, gzipSync } from 'node:zlib'
 import { UnpackSync } from 'tar'
 import { ensureUnpacked, packPackage, type TracedPackage } from 'tsflow/imports'
+import { simulatedTracedPackage } from './lib/simulated-package.js'
 import { FileConnector, Store } from 'tsflow/proxy'
 import type * as Extract from '../src/imports/extract.js'
 import { appendResult, parseFlags } from './lib/results.js'
@@ -33,20 +34,6 @@ const flags = parseFlags(process.argv.slice(2), { files: '15000', reps: '3' })
 const files = Number(flags.files)
 const reps = Number(flags.reps)
 const round = (ms: number): number => Math.round(ms * 10) / 10
-
-function generatePackage(dir: string, count: number): TracedPackage {
-  const root = join(dir, 'node_modules', 'generated-package')
-  const imports: string[] = []
-  for (let i = 0; i < count; i++) {
-    const sub = join(root, 'lib', `part${Math.floor(i / 1000)}`)
-    if (i % 1000 === 0) mkdirSync(sub, { recursive: true })
-    writeFileSync(join(sub, `m${i}.js`), `// module ${i} of the generated package\nexport const value${i} = ${i} * 2\nexport default function f${i}(x) { return x + value${i} }\n`)
-    imports.push(`export { value${i} } from './lib/part${Math.floor(i / 1000)}/m${i}.js'`)
-  }
-  writeFileSync(join(root, 'index.js'), imports.join('\n'))
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'generated-package', version: '1.0.0', type: 'module', main: 'index.js' }))
-  return { name: 'generated-package', root, version: '1.0.0', native: false, importedBy: 'bench', dependencies: {} }
-}
 
 // unpack.ts before extract.ts: node-tar's synchronous unpacker, 1 MiB per event-loop turn.
 async function tarSync(bytes: Buffer, cwd: string): Promise<void> {
@@ -95,7 +82,7 @@ async function stallDuring(work: () => Promise<unknown>): Promise<number> {
 const work = mkdtempSync(join(tmpdir(), 'tsflow-extract-measure-'))
 const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/tsflow-extract-measure-') : undefined
 try {
-  const pkg = generatePackage(work, files)
+  const pkg = simulatedTracedPackage(work, files)
   const packed = await packPackage(pkg, { packCacheDir: false })
   const bytes = Buffer.from(packed.bytes)
   const targets: [string, string][] = [...(shm ? [['/dev/shm', shm] as [string, string]] : []), [tmpdir(), join(work, 'out')]]

@@ -17,6 +17,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { makeSimulatedPackage } from './lib/simulated-package.js'
 import { promisify } from 'node:util'
 import { BenchUsage, parseArgs, type FlagSpec } from './lib/args.js'
 import { onCleanup, runBench } from './lib/cleanup.js'
@@ -40,20 +41,6 @@ const spec = {
 const PROBE = 'const t = performance.now(); await import(process.argv[1]); console.log(JSON.stringify({ ms: performance.now() - t }))'
 
 /** A package of `files` modules in folders of 1,000 and an entry that imports every one. */
-function generatePackage(dir: string, files: number): void {
-  const pkg = join(dir, 'node_modules', 'tsflow-generated')
-  const lines: string[] = []
-  for (let i = 0; i < files; i++) {
-    const folder = join(pkg, `part${Math.floor(i / 1000)}`)
-    if (i % 1000 === 0) mkdirSync(folder, { recursive: true })
-    writeFileSync(join(folder, `m${i}.js`), `// generated module ${i}\nexport const value = ${i}\nexport function twice() {\n  return 2 * value\n}\n`)
-    lines.push(`import { value as v${i} } from './part${Math.floor(i / 1000)}/m${i}.js'`)
-  }
-  lines.push(`export const sum = ${Array.from({ length: files }, (_, i) => `v${i}`).join(' + ') || '0'}`)
-  writeFileSync(join(pkg, 'index.js'), `${lines.join('\n')}\n`)
-  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'tsflow-generated', version: '1.0.0', type: 'module', main: 'index.js' }))
-}
-
 async function importMs(cwd: string, name: string): Promise<number> {
   // async on purpose: the benchmark's event loop stays free while the import runs
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', PROBE, name], { cwd, timeout: 600_000 })
@@ -84,12 +71,12 @@ async function bench(argv: string[]): Promise<number> {
   const files = Number(flags.files)
   if (!(repeat >= 1) || !(files >= 1)) throw new BenchUsage('--repeat and --files take positive numbers')
   const generated = flags.package === 'generated'
-  const name = generated ? 'tsflow-generated' : flags.package
+  const name = generated ? `tsflow-bench-sim-${files}` : flags.package
   let exportDir = root // an installed package: this checkout, its node_modules included
   if (generated) {
     exportDir = mkdtempSync(join(tmpdir(), 'tsflow-netfs-package-'))
     onCleanup(() => rmSync(exportDir, { recursive: true, force: true }))
-    generatePackage(exportDir, files)
+    makeSimulatedPackage(exportDir, files)
   }
   const drop = flags['drop-caches'] === 'yes'
   mkdirSync(join(flags.out, '..'), { recursive: true })

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Unpack } from 'tar'
 import { findPackageRoot, packPackage, type TracedPackage } from 'tsflow/imports'
+import { simulatedTracedPackage } from './lib/simulated-package.js'
 import { FileConnector, ShmConnector, type Connector } from 'tsflow/proxy'
 import { appendResult, parseFlags } from './lib/results.js'
 
@@ -29,21 +30,6 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const started = performance.now()
   const value = await work()
   return [performance.now() - started, value]
-}
-
-// N x 1,000 small modules in subdirectories, and an entry importing them all (as the simulated benchmark's).
-function generatePackage(dir: string, count: number): TracedPackage {
-  const root = join(dir, 'node_modules', 'generated-package')
-  const imports: string[] = []
-  for (let i = 0; i < count; i++) {
-    const sub = join(root, 'lib', `part${Math.floor(i / 1000)}`)
-    if (i % 1000 === 0) mkdirSync(sub, { recursive: true })
-    writeFileSync(join(sub, `m${i}.js`), `// module ${i} of the generated package\nexport const value${i} = ${i} * 2\nexport default function f${i}(x) { return x + value${i} }\n`)
-    imports.push(`export { value${i} } from './lib/part${Math.floor(i / 1000)}/m${i}.js'`)
-  }
-  writeFileSync(join(root, 'index.js'), imports.join('\n'))
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'generated-package', version: '1.0.0', type: 'module', main: 'index.js' }))
-  return { name: 'generated-package', root, version: '1.0.0', native: false, importedBy: 'bench', dependencies: {} }
 }
 
 async function extract(bytes: Uint8Array, into: string): Promise<void> {
@@ -106,7 +92,7 @@ const work = mkdtempSync(join(tmpdir(), 'tsflow-pack-measure-'))
 // where nodes unpack by default (docs/proxy-imports.md): tmpfs
 const unpackDir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsflow-pack-measure-unpack-'))
 try {
-  await measure(generatePackage(work, files), work)
+  await measure(simulatedTracedPackage(work, files), work)
   const kubernetes = findPackageRoot('@kubernetes/client-node', process.cwd())
   if (kubernetes) await measure({ name: '@kubernetes/client-node', root: kubernetes, version: undefined, native: false, importedBy: 'bench', dependencies: {} }, work)
   else console.log('@kubernetes/client-node is not installed here: skipped')
