@@ -215,6 +215,10 @@ export class ExecutorImports {
     let traced: TracedImports
     if (fn.t === 'ref' && fn.module.startsWith('file:')) {
       traced = await traceImports(fn.module, { modules: listed, only: packages !== 'trace', exclude })
+      // Not errors (the workflow's own files exist where it runs), but what a task may miss on a worker.
+      for (const { specifier, importer, reason } of traced.untraced ?? []) {
+        this.logger?.warn(`${this.label}: proxyImports of app ${fn.name}: '${specifier}' imported by ${importer} is not traced: ${reason}`)
+      }
     } else {
       // No module file to read (source-transported apps): only the listed packages, found from the workflow's directory.
       if (listed.length === 0) return undefined
