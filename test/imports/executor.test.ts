@@ -1,7 +1,7 @@
 // The executor option proxyImports (issue 9): its config check, and the packages an app's module
 // imports travelling with its tasks to the thread executor and HTEX (worker processes and worker
 // threads), for an app module whose node_modules the workers cannot see when they run the task.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -93,7 +93,9 @@ function workflowDir(): { dir: string; hide: () => void; restore: () => void } {
   // type-only import of a package installed nowhere), which imports shout-pkg.
   writeFileSync(
     join(dir, 'helped.mjs'),
-    "import { app } from 'tsflow'\nimport { exclaim } from './lib/exclaim.mjs'\nexport const helped = app(function helped(s) { return exclaim(s) })\n",
+    "import { app } from 'tsflow'\nimport { exclaim } from './lib/exclaim.mjs'\nexport const helped = app(function helped(s) { return exclaim(s) })\n" +
+      // a local file that is not there, in a branch that never runs: logged, not fatal
+      "export const plugin = () => import('./plugins/not-written.mjs')\n",
   )
   mkdirSync(join(dir, 'lib'))
   writeFileSync(
@@ -214,6 +216,8 @@ for (const kind of ['threads', 'htex-processes'] as ExecutorKind[]) {
     t.teardown(() => flow.restore())
     connector.open()
     t.equal(await helped, 'HI-shipped!?', 'the helper loaded shout-pkg from the shipped copy; the type-only import needed nothing')
+    const log = readFileSync(join(kernel.runDir, 'tsflow.log'), 'utf8')
+    t.match(log, /proxyImports of app helped: '\.\/plugins\/not-written\.mjs' imported by .*helped\.mjs is not traced: the file .*not-written\.mjs was not found/, 'the import tracing could not follow is logged')
   })
 }
 
