@@ -10,8 +10,9 @@
  * package.json `main` and index files. A file that is not found is not fatal (the worker's Node
  * reports it, where the workflow's files are anyway): it is recorded in `untraced`.
  *
- * TypeScript files are compiled with esbuild (tsx's own compiler, installed with tsflow) before
- * they are lexed, so type-only imports are dropped exactly as they are when tsx runs the file.
+ * TypeScript and JSX files are compiled with esbuild (tsx's own compiler, installed with tsflow)
+ * before they are lexed, so type-only imports are dropped exactly as they are when tsx runs the
+ * file; so is JavaScript the lexer rejects.
  */
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { createRequire, isBuiltin } from 'node:module'
@@ -56,37 +57,50 @@ export interface LocalTrace {
 // already tells code from strings, so CommonJS sources are scanned after blanking comments.
 const REQUIRE_CALL = /(?<![\w$.])require\s*\(\s*(['"])([^'"\n]+)\1\s*\)/g
 const COMMENTS = /\/\*[\s\S]*?\*\/|(?<![:'"\w])\/\/[^\n]*/g
-const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx'])
+type Loader = 'ts' | 'tsx' | 'jsx'
+/** files compiled (as tsx compiles them) before they are lexed */
+const COMPILED: Record<string, Loader> = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.tsx': 'tsx', '.jsx': 'jsx' }
 /** files that are read for imports; others (.json, .node, .wasm) are loaded, not parsed */
-const SOURCE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.jsx', '', ...TS_EXTENSIONS])
+const SOURCE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '', ...Object.keys(COMPILED)])
 /** what Node's require and tsx try after a specifier without its extension */
 const TRY_EXTENSIONS = ['.js', '.json', '.node', '.ts', '.tsx', '.cts', '.mts', '.mjs', '.cjs']
 /** tsx: a JavaScript extension in a specifier may name the TypeScript file */
 const TS_COUNTERPARTS: Record<string, string[]> = { '.js': ['.ts', '.tsx'], '.jsx': ['.tsx'], '.mjs': ['.mts'], '.cjs': ['.cts'] }
 
-/** Every specifier one module's source imports, with how; TypeScript (by `file`'s extension) compiled first. */
+/** Every specifier one module's source imports, with how; TypeScript and JSX (by `file`'s extension) compiled first. */
 export async function moduleSpecifiers(source: string, file?: string): Promise<ModuleSpecifier[]> {
   await init
-  const code = file !== undefined && TS_EXTENSIONS.has(extname(file)) ? compileTypeScript(source, file) : source
+  const loader = file === undefined ? undefined : COMPILED[extname(file)]
+  let code = loader === undefined ? source : compile(source, file!, loader)
+  let imports = lex(code)
+  if (imports === undefined && loader === undefined && file !== undefined) {
+    // JavaScript the lexer does not take (JSX in a .js file, say): what esbuild makes of it
+    const compiled = compile(source, file, 'jsx')
+    if (compiled !== source) [code, imports] = [compiled, lex(compiled)]
+  }
   const found = new Map<string, ModuleSpecifier>()
   const add = (specifier: string, kind: ImportKind): void => {
     if (!found.has(`${kind}:${specifier}`)) found.set(`${kind}:${specifier}`, { specifier, kind })
   }
-  try {
-    const [imports] = parse(code)
-    for (const entry of imports) {
-      if (entry.n !== undefined) add(entry.n, 'import')
-      else if (entry.d >= 0) {
-        // import(`./x.js`): a template without substitutions is a literal too
-        const literal = /^\s*`([^`$\\]*)`\s*$/.exec(code.slice(entry.s, entry.e))
-        if (literal) add(literal[1]!, 'import')
-      }
+  for (const entry of imports ?? []) {
+    if (entry.n !== undefined) add(entry.n, 'import')
+    else if (entry.d >= 0) {
+      // import(`./x.js`): a template without substitutions is a literal too
+      const literal = /^\s*`([^`$\\]*)`\s*$/.exec(code.slice(entry.s, entry.e))
+      if (literal) add(literal[1]!, 'import')
     }
-  } catch {
-    // not ESM syntax (e.g. CommonJS using a reserved word): the require scan below still runs
   }
+  // not ESM syntax (e.g. CommonJS using a reserved word) or not: the require scan runs too
   for (const match of code.replace(COMMENTS, '').matchAll(REQUIRE_CALL)) add(match[2]!, 'require')
   return [...found.values()]
+}
+
+function lex(code: string): ReturnType<typeof parse>[0] | undefined {
+  try {
+    return parse(code)[0]
+  } catch {
+    return undefined
+  }
 }
 
 /** A package import: not relative, absolute, `#x`, a URL or a built-in. */
@@ -97,7 +111,7 @@ export function isBare(specifier: string): boolean {
 }
 
 interface EsbuildTransform {
-  transformSync(source: string, options: { loader: 'ts' | 'tsx'; sourcefile: string; tsconfigRaw?: { compilerOptions: Record<string, unknown> } }): { code: string }
+  transformSync(source: string, options: { loader: Loader; sourcefile: string; tsconfigRaw?: { compilerOptions: Record<string, unknown> } }): { code: string }
 }
 let esbuild: EsbuildTransform | null | undefined
 
@@ -138,17 +152,17 @@ function importCompilerOptions(): Record<string, unknown> {
   return options
 }
 
-function compileTypeScript(source: string, file: string): string {
+function compile(source: string, file: string, loader: Loader): string {
   const compiler = loadEsbuild()
   if (compiler !== null) {
     try {
-      return compiler.transformSync(source, { loader: file.endsWith('.tsx') ? 'tsx' : 'ts', sourcefile: file, tsconfigRaw: { compilerOptions: importCompilerOptions() } }).code
+      return compiler.transformSync(source, { loader, sourcefile: file, tsconfigRaw: { compilerOptions: importCompilerOptions() } }).code
     } catch {
-      // a syntax error: the run reports it; the fallback below still finds what it can
+      // a syntax error: the run reports it; what the lexer finds in the source is still traced
     }
   }
   // Without esbuild: `import type ...` and `export type ... from` statements are blanked.
-  return source.replace(/^\s*(?:import|export)\s+type\s[^;]*?from\s*(['"])[^'"\n]*\1;?/gm, '')
+  return loader === 'jsx' ? source : source.replace(/^\s*(?:import|export)\s+type\s[^;]*?from\s*(['"])[^'"\n]*\1;?/gm, '')
 }
 
 function isFile(path: string): boolean {

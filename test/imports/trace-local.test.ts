@@ -181,3 +181,17 @@ t.test('a file of an installed package loaded by path is recorded, not followed'
   t.same(traced.packages, [])
   t.match(traced.untraced, [{ specifier: './node_modules/by-path/lib.js', reason: /inside the installed package/ }])
 })
+
+t.test('JSX (.jsx, and JSX in a .js file the lexer rejects) is compiled before lexing', async (t) => {
+  const dir = workspace(t)
+  files(dir, {
+    ...pkg('react-like'),
+    ...pkg('jsx-pkg'),
+    ...pkg('js-jsx-pkg'),
+    'app.mjs': "import './view.jsx'\nimport './legacy.js'\n",
+    'view.jsx': "import React from 'react-like'\nimport x from 'jsx-pkg'\nexport const A = () => <div className=\"a\">{x}</div>\n",
+    'legacy.js': "import React from 'react-like'\nimport y from 'js-jsx-pkg'\nexport const B = () => <p title=\"b\">{y}</p>\n",
+  })
+  const traced = await traceImports(join(dir, 'app.mjs'))
+  t.same(traced.packages.map((p) => p.name).sort(), ['js-jsx-pkg', 'jsx-pkg', 'react-like'])
+})
