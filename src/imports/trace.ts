@@ -151,8 +151,9 @@ export async function traceImports(entry: string | URL, options: TraceOptions = 
     if (from) from.dependencies[name] = root
     else if (roots[name] === undefined) roots[name] = root
     else if (roots[name] !== root) {
-      // The loader maps a name to one copy for every file of the workflow.
-      untraced.push({ specifier: name, importer, reason: `it finds ${root} from ${fromDir}, but another file finds ${roots[name]}, which the workers load for every file of the workflow` })
+      // The loader maps a name to one copy for every file of the workflow: this one would not be loaded.
+      untraced.push({ specifier: name, importer, reason: `Node finds ${root} from ${fromDir}, but another file of the workflow finds ${roots[name]}: only that copy is shipped, and the workers load it for every file of the workflow` })
+      continue
     }
     if (byRoot.has(root)) continue
     const manifest = readManifest(root)

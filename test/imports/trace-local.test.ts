@@ -195,3 +195,17 @@ t.test('JSX (.jsx, and JSX in a .js file the lexer rejects) is compiled before l
   const traced = await traceImports(join(dir, 'app.mjs'))
   t.same(traced.packages.map((p) => p.name).sort(), ['js-jsx-pkg', 'jsx-pkg', 'react-like'])
 })
+
+t.test('one name, two copies for two workflow files: the first is shipped and mapped, the other recorded', async (t) => {
+  const dir = workspace(t)
+  files(dir, {
+    ...pkg('dup'),
+    'app.mjs': "import 'dup'\nimport './sub/h.mjs'\n",
+    'sub/h.mjs': "import 'dup'\n",
+    'sub/node_modules/dup/package.json': JSON.stringify({ name: 'dup', version: '2.0.0' }),
+  })
+  const traced = await traceImports(join(dir, 'app.mjs'))
+  t.same(traced.packages.map((p) => [p.name, p.version]), [['dup', '1.0.0']])
+  t.same(traced.roots, { dup: join(dir, 'node_modules/dup') })
+  t.match(traced.untraced, [{ specifier: 'dup', importer: join(dir, 'sub/h.mjs'), reason: /only that copy is shipped/ }])
+})
