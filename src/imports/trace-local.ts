@@ -130,9 +130,9 @@ function loadEsbuild(): EsbuildTransform | null {
   return esbuild
 }
 
-// The compiler options that decide which imports survive compilation, from the tsconfig.json
-// tsx itself reads (TSX_TSCONFIG_PATH, else the one in the working directory).
-const IMPORT_OPTIONS = ['verbatimModuleSyntax', 'preserveValueImports', 'importsNotUsedAsValues']
+// The compiler options that decide which imports survive compilation (or are added, by the JSX
+// runtime), from the tsconfig.json tsx itself reads (TSX_TSCONFIG_PATH, else the working directory's).
+const IMPORT_OPTIONS = ['verbatimModuleSyntax', 'preserveValueImports', 'importsNotUsedAsValues', 'jsx', 'jsxImportSource', 'jsxFactory', 'jsxFragmentFactory']
 const tsconfigOptions = new Map<string, Record<string, unknown>>()
 
 function importCompilerOptions(): Record<string, unknown> {

@@ -194,6 +194,12 @@ t.test('JSX (.jsx, and JSX in a .js file the lexer rejects) is compiled before l
   })
   const traced = await traceImports(join(dir, 'app.mjs'))
   t.same(traced.packages.map((p) => p.name).sort(), ['js-jsx-pkg', 'jsx-pkg', 'react-like'])
+  // jsx: react-jsx in the tsconfig tsx reads: the compiled file imports the JSX runtime itself
+  const saved = process.env.TSX_TSCONFIG_PATH
+  t.teardown(() => (saved === undefined ? delete process.env.TSX_TSCONFIG_PATH : (process.env.TSX_TSCONFIG_PATH = saved)))
+  files(dir, { ...pkg('runtime-lib'), 'tsconfig.json': JSON.stringify({ compilerOptions: { jsx: 'react-jsx', jsxImportSource: 'runtime-lib' } }), 'auto.tsx': 'export const C = () => <b>x</b>\n' })
+  process.env.TSX_TSCONFIG_PATH = join(dir, 'tsconfig.json')
+  t.same((await traceImports(join(dir, 'auto.tsx'))).packages.map((p) => p.name), ['runtime-lib'], 'runtime-lib/jsx-runtime')
 })
 
 t.test('one name, two copies for two workflow files: the first is shipped and mapped, the other recorded', async (t) => {
