@@ -277,7 +277,7 @@ class PackPool {
 
   run(pkg: TracedPackage, options: PackOptions): Promise<PackRecord> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ pkg: { ...pkg, dependencies: {} }, options: { compress: options.compress, packCacheDir: options.packCacheDir }, resolve, reject })
+      this.queue.push({ pkg: { ...pkg, dependencies: {} }, options: { compress: options.compress, packCacheDir: options.packCacheDir ?? defaultPackCacheDir() }, resolve, reject })
       this.next()
     })
   }

@@ -20,12 +20,12 @@ import { hostname, tmpdir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
-import { UnpackSync } from 'tar'
 import { PackageUnpackError, PackageUnpackTimeout, ProtocolError } from '../errors.js'
 import type { ShippedPackageWire } from '../protocol/imports.js'
 import { isObjectKey, keyText, type ObjectKey } from '../proxy/connector.js'
 import type { Store } from '../proxy/store.js'
 import { boolean, nonNegativeInt, object, optional, positiveInt, arrayOf, string } from '../util/schema.js'
+import { extractTar, TarExtractError } from './extract.js'
 
 /** How long a caller waits for another process's unpack by default. */
 export const DEFAULT_UNPACK_TIMEOUT_MS = 300_000
@@ -425,9 +425,10 @@ async function unpackHolding(pkg: ShippedPackageWire, store: Store, dir: string,
     const tar = settings.verify ? await verified(bytes, pkg.hash, fail) : bytes
     let files = 0
     try {
-      await extract(tar, temp, () => files++)
+      const written = await extractTar(tar, temp)
+      files = written.files + written.symlinks
     } catch (error) {
-      throw fail(`the stored bytes (${bytes.byteLength}) are not a valid tar archive: ${(error as Error).message}`, error)
+      throw fail(extractFailure(error, bytes.byteLength), error)
     }
     if (files === 0) throw fail(`the stored archive (${bytes.byteLength} bytes) holds no files`)
     try {
@@ -473,23 +474,13 @@ async function verified(bytes: Uint8Array, hash: string, fail: (reason: string, 
   throw fail(`the stored bytes (${bytes.byteLength}) do not match the manifest's sha256 ${want.slice(0, 16)}…: corrupted or replaced in the store`)
 }
 
-// tar's synchronous unpacker, fed 1 MiB at a time with a turn of the event loop in between: about
-// 3x faster than the asynchronous one for many small files (docs/proxy-imports.md), while the
-// lock's heartbeat still runs. tar reads gzip itself (magic 1f 8b); strict: a damaged archive is
-// an error, not a warning; entries escaping the directory are refused; owners are not restored
-// even as root. Nothing is in flight once it returns or throws, so removing the temp dir is final.
-const CHUNK = 1 << 20
-async function extract(bytes: Uint8Array, cwd: string, onFile: () => void): Promise<void> {
-  let failure: unknown
-  const unpack = new UnpackSync({ cwd, strict: true, preserveOwner: false, onReadEntry: (entry) => entry.type !== 'Directory' && onFile() })
-  unpack.on('error', (error) => (failure ??= error))
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  for (let offset = 0; offset < buffer.byteLength && failure === undefined; offset += CHUNK) {
-    unpack.write(buffer.subarray(offset, offset + CHUNK))
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  if (failure === undefined) unpack.end()
-  if (failure !== undefined) throw failure
+// What went wrong in extract.ts, for the PackageUnpackError that wraps it.
+function extractFailure(error: unknown, size: number): string {
+  const message = (error as Error)?.message ?? String(error)
+  if (!(error instanceof TarExtractError)) return `cannot extract it: ${message}`
+  if (error.kind === 'format') return `the stored bytes (${size}) are not a valid tar archive: ${message}`
+  if (error.kind === 'refused') return `the stored archive (${size} bytes) is refused: ${message}`
+  return `cannot extract it: ${message}`
 }
 
 async function writeDone(dir: string, record: Record<string, unknown>): Promise<void> {
