@@ -33,7 +33,8 @@ export interface ExecutorImportsOptions {
   store: ExecutorProxyOptions['store']
   /**
    * 'trace' (default): each app's defining module, and the workflow's files it imports, are read
-   * and the packages they import are shipped, with their dependencies. A list: exactly these packages (and their dependencies), no tracing.
+   * and the packages they import are shipped, with their dependencies. A list: exactly these
+   * packages (and their dependencies), no tracing.
    */
   packages?: 'trace' | string[]
   /** Packages shipped with every app besides those traced (e.g. ones loaded by `import(variable)`). */
