@@ -32,8 +32,9 @@ export interface ExecutorImportsOptions {
    */
   store: ExecutorProxyOptions['store']
   /**
-   * 'trace' (default): each app's defining module is read and the packages it imports are shipped,
-   * with their dependencies. A list: exactly these packages (and their dependencies), no tracing.
+   * 'trace' (default): each app's defining module, and the workflow's files it imports, are read
+   * and the packages they import are shipped, with their dependencies. A list: exactly these
+   * packages (and their dependencies), no tracing.
    */
   packages?: 'trace' | string[]
   /** Packages shipped with every app besides those traced (e.g. ones loaded by `import(variable)`). */
@@ -215,6 +216,10 @@ export class ExecutorImports {
     let traced: TracedImports
     if (fn.t === 'ref' && fn.module.startsWith('file:')) {
       traced = await traceImports(fn.module, { modules: listed, only: packages !== 'trace', exclude })
+      // Not errors (the workflow's own files exist where it runs), but what a task may miss on a worker.
+      for (const { specifier, importer, reason } of traced.untraced ?? []) {
+        this.logger?.warn(`${this.label}: proxyImports of app ${fn.name}: '${specifier}' imported by ${importer} is not traced: ${reason}`)
+      }
     } else {
       // No module file to read (source-transported apps): only the listed packages, found from the workflow's directory.
       if (listed.length === 0) return undefined

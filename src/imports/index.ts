@@ -1,5 +1,5 @@
 // tsflow/imports: proxy imports (issue 9, in progress). Loaded by remote processes too: no kernel imports.
-export { bareSpecifiersOf, findPackageRoot, packageNameOf, traceImports, tracePackages, type TraceOptions, type TracedImports, type TracedPackage } from './trace.js'
+export { bareSpecifiersOf, findPackageRoot, packageNameOf, traceImports, tracePackages, type TraceOptions, type TracedImports, type TracedPackage, type UntracedImport } from './trace.js'
 export {
   cleanPackCache,
   createPackMemo,

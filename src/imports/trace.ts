@@ -1,17 +1,20 @@
 /**
  * Tracing (issue 9, docs/proxy-imports.md): which npm packages an app needs, so they can travel
- * with its tasks. Starts from the app's defining module, collects the bare specifiers it imports
- * (ESM through es-module-lexer, a real lexer, so strings and comments never count; CommonJS
- * through `require('...')` calls), finds each package the way Node does (node_modules folders
- * from the importing file up) and follows each package's own dependencies from its package.json.
- * Built-ins are skipped; packages holding native addons (`.node` files) are marked.
+ * with its tasks. Starts from the app's defining module and the workflow's own files it imports
+ * (trace-local.ts), collects the bare specifiers they import (ESM through es-module-lexer, a real
+ * lexer, so strings and comments never count; CommonJS through `require('...')` calls;
+ * TypeScript compiled first, so type-only imports do not count), finds each package the way Node
+ * does (node_modules folders from the importing file up) and follows each package's own
+ * dependencies from its package.json. Built-ins are skipped; packages holding native addons
+ * (`.node` files) are marked.
  */
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
-import { isBuiltin } from 'node:module'
 import { dirname, join, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { init, parse } from 'es-module-lexer'
 import { PackageNotFound } from '../errors.js'
+import { isBare, moduleSpecifiers, traceLocalModules, type UntracedImport } from './trace-local.js'
+
+export type { UntracedImport } from './trace-local.js'
 
 export interface TracedPackage {
   /** the package name, e.g. 'mathjs' or '@scope/name' */
@@ -34,8 +37,16 @@ export interface TracedPackage {
 /** What tracing found: every package once, and the entry's own edges. */
 export interface TracedImports {
   packages: TracedPackage[]
-  /** the packages the entry (or the `modules` list) imports: name -> package directory */
+  /**
+   * the packages the entry, the workflow's files it imports (or the `modules` list) import:
+   * name -> package directory (the first found, when files in different directories find
+   * different copies of one name; the others are in `untraced`)
+   */
   roots: Record<string, string>
+  /** the workflow's own files read: the entry first, then those it imports locally */
+  files?: string[]
+  /** imports tracing did not follow (a local file not found, `#x` mapped to a package, ...): not errors, for a log */
+  untraced?: UntracedImport[]
 }
 
 export interface TraceOptions {
@@ -50,29 +61,9 @@ export interface TraceOptions {
   exclude?: readonly string[]
 }
 
-// require('x') / require("x") outside strings and comments is what matters; the ESM lexer
-// already tells code from strings, so CommonJS sources are scanned after blanking comments.
-const REQUIRE_CALL = /(?<![\w$.])require\s*\(\s*(['"])([^'"\n]+)\1\s*\)/g
-const COMMENTS = /\/\*[\s\S]*?\*\/|(?<![:'"\w])\/\/[^\n]*/g
-
-/** The bare specifiers (package imports) of one module's source. */
-export async function bareSpecifiersOf(source: string): Promise<string[]> {
-  await init
-  const found = new Set<string>()
-  try {
-    const [imports] = parse(source)
-    for (const entry of imports) if (entry.n !== undefined) found.add(entry.n)
-  } catch {
-    // not ESM syntax (e.g. CommonJS using a reserved word): the require scan below still runs
-  }
-  for (const match of source.replace(COMMENTS, '').matchAll(REQUIRE_CALL)) found.add(match[2]!)
-  return [...found].filter(isBare)
-}
-
-function isBare(specifier: string): boolean {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('#')) return false
-  if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) return false // node:, file:, data:, https:
-  return !isBuiltin(specifier)
+/** The bare specifiers (package imports) of one module's source; `file` (its path) tells TypeScript by its extension. */
+export async function bareSpecifiersOf(source: string, file?: string): Promise<string[]> {
+  return [...new Set((await moduleSpecifiers(source, file)).map((found) => found.specifier))].filter(isBare)
 }
 
 /** 'a/b/c' -> 'a'; '@s/a/b' -> '@s/a' */
@@ -119,8 +110,9 @@ function hasNativeAddon(root: string): boolean {
 
 /**
  * The packages `entry` (a module path or file URL) needs, dependencies included, each once, in
- * the order they were found. A package the entry imports that is not installed is a
- * PackageNotFound naming it and the entry; a missing *optional* or *peer* dependency is skipped.
+ * the order they were found. A package the entry (or a workflow file it imports) imports that is
+ * not installed is a PackageNotFound naming it and that file; a missing *optional* or *peer*
+ * dependency is skipped.
  */
 export async function tracePackages(entry: string | URL, options: TraceOptions = {}): Promise<TracedPackage[]> {
   return (await traceImports(entry, options)).packages
@@ -136,12 +128,15 @@ export async function traceImports(entry: string | URL, options: TraceOptions = 
   const entryDir = dirname(entryPath)
   const byRoot = new Map<string, TracedPackage>()
   const roots: Record<string, string> = {}
-  // `from`: the package whose edge this is; undefined for the entry's own imports.
+  const untraced: UntracedImport[] = []
+  let files: string[] = []
+  // `from`: the package whose edge this is; undefined for the workflow's own imports.
   const queue: { name: string; fromDir: string; importer: string; required: boolean; from?: TracedPackage }[] = []
   if (!options.only) {
-    for (const specifier of await bareSpecifiersOf(readFileSync(entryPath, 'utf8'))) {
-      queue.push({ name: packageNameOf(specifier), fromDir: entryDir, importer: entryPath, required: true })
-    }
+    const local = await traceLocalModules(entryPath)
+    files = local.files
+    untraced.push(...local.untraced)
+    for (const { specifier, importer, fromDir } of local.packages) queue.push({ name: packageNameOf(specifier), fromDir, importer, required: true })
   }
   for (const name of options.modules ?? []) queue.push({ name: packageNameOf(name), fromDir: entryDir, importer: 'modules: [...]', required: true })
 
@@ -154,7 +149,12 @@ export async function traceImports(entry: string | URL, options: TraceOptions = 
       continue
     }
     if (from) from.dependencies[name] = root
-    else roots[name] = root
+    else if (roots[name] === undefined) roots[name] = root
+    else if (roots[name] !== root) {
+      // The loader maps a name to one copy for every file of the workflow: this one would not be loaded.
+      untraced.push({ specifier: name, importer, reason: `Node finds ${root} from ${fromDir}, but another file of the workflow finds ${roots[name]}: only that copy is shipped, and the workers load it for every file of the workflow` })
+      continue
+    }
     if (byRoot.has(root)) continue
     const manifest = readManifest(root)
     const traced: TracedPackage = { name, root, version: manifest.version, native: hasNativeAddon(root), importedBy: importer, dependencies: {} }
@@ -164,5 +164,5 @@ export async function traceImports(entry: string | URL, options: TraceOptions = 
     for (const dependency of dependencies) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: !optional.includes(dependency), from: traced })
     for (const dependency of optional) if (!dependencies.includes(dependency)) queue.push({ name: dependency, fromDir: root, importer: `package ${name}`, required: false, from: traced })
   }
-  return { packages: [...byRoot.values()], roots }
+  return { packages: [...byRoot.values()], roots, files, untraced }
 }

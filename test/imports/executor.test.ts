@@ -1,7 +1,7 @@
 // The executor option proxyImports (issue 9): its config check, and the packages an app's module
 // imports travelling with its tasks to the thread executor and HTEX (worker processes and worker
 // threads), for an app module whose node_modules the workers cannot see when they run the task.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -88,6 +88,19 @@ function workflowDir(): { dir: string; hide: () => void; restore: () => void } {
     join(dir, 'plain.mjs'),
     "import { app } from 'tsflow'\nexport const plainSum = app(function plainSum(a, b) { return a + b })\n" +
       "export const doubled = app((a) => a * 2, { transport: 'source', name: 'doubled' })\n",
+  )
+  // The package only a helper imports: the app module imports the helper (TypeScript, with a
+  // type-only import of a package installed nowhere), which imports shout-pkg.
+  writeFileSync(
+    join(dir, 'helped.mjs'),
+    "import { app } from 'tsflow'\nimport { exclaim } from './lib/exclaim.mjs'\nexport const helped = app(function helped(s) { return exclaim(s) })\n" +
+      // a local file that is not there, in a branch that never runs: logged, not fatal
+      "export const plugin = () => import('./plugins/not-written.mjs')\n",
+  )
+  mkdirSync(join(dir, 'lib'))
+  writeFileSync(
+    join(dir, 'lib', 'exclaim.mts'),
+    "import type { Options } from 'types-installed-nowhere'\nimport shout from 'shout-pkg'\nexport const exclaim = (s: string, _o?: Options): string => `${shout(s)}?`\n",
   )
   const packages = ['shout-pkg', 'bang-pkg']
   return {
@@ -179,6 +192,32 @@ for (const kind of EXECUTOR_KINDS) {
     flow.restore()
     t.equal(await mod.louder!.with({ dfk: kernel })('a'), 'A-SHIPPED!-shipped!', 'a second app sharing the packages')
     t.equal(connector.puts, putsAfterFirst, 'packed and put once for both apps')
+  })
+}
+
+for (const kind of ['threads', 'htex-processes'] as ExecutorKind[]) {
+  t.test(`${kind}: a package imported only by a helper module the app module imports travels too`, async (t) => {
+    const flow = workflowDir()
+    const mod = (await import(pathToFileURL(join(flow.dir, 'helped.mjs')).href)) as Record<string, { with: (o: object) => (s: string) => Promise<string> }>
+    const { store, connector } = gatedStore(t)
+    const kernel = await startKernel(t, kind, { proxyImports: { store, packCacheDir, cacheDir: join(scratch, `cache-helped-${kind}`) } })
+    connector.hold()
+    const helped = mod.helped!.with({ dfk: kernel })('hi')
+    // Without tracing the helper nothing is put, and the task runs at once from the workflow's install.
+    const first = await Promise.race([
+      waitFor(() => connector.puts === 2, 'the puts of shout-pkg and bang-pkg').then(() => 'shipping'),
+      helped.then(
+        () => 'ran with nothing shipped',
+        (e: unknown) => `failed with nothing shipped: ${(e as Error).message}`,
+      ),
+    ])
+    t.equal(first, 'shipping', "the helper's package (and its dependency) are packed and put before the task runs")
+    flow.hide()
+    t.teardown(() => flow.restore())
+    connector.open()
+    t.equal(await helped, 'HI-shipped!?', 'the helper loaded shout-pkg from the shipped copy; the type-only import needed nothing')
+    const log = readFileSync(join(kernel.runDir, 'tsflow.log'), 'utf8')
+    t.match(log, /proxyImports of app helped: '\.\/plugins\/not-written\.mjs' imported by .*helped\.mjs is not traced: the file .*not-written\.mjs was not found/, 'the import tracing could not follow is logged')
   })
 }
 
