@@ -64,6 +64,9 @@ export class NetworkFsUnavailable extends Error {
   override name = 'NetworkFsUnavailable'
 }
 
+/** SSH connections of an sshfs mount (sshfs 3.7's max_conns). */
+const SSHFS_CONNECTIONS = 32
+
 const onPath = (command: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, command)))
 const kernelHas = (fs: string) => readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.split('\t').pop() === fs)
 
@@ -160,6 +163,12 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
         [
           `port=${port}`,
           'ro',
+          // Each SSH connection is one SFTP server process, which holds a descriptor for every
+          // file a client has open, and its limit here is 20,000. Node's ES module loader opens
+          // a package's modules all at once, so 16 workers importing a 15,000-file package hold
+          // up to 240,000 (the client then sees EPERM). An NFS server keeps no descriptor per
+          // client open; 32 connections give this one room for that many.
+          `max_conns=${SSHFS_CONNECTIONS}`,
           ...(options.kernelCache ? ['kernel_cache'] : []),
           `IdentityFile=${join(work, 'client_key')}`,
           'StrictHostKeyChecking=no',
