@@ -1,12 +1,12 @@
-// A pack thread (pack.ts): packs one package per message, blocking this thread, not the kernel's.
+// A pack thread (pack.ts): packs one package per message, on this thread, not the kernel's.
 import { parentPort } from 'node:worker_threads'
-import { PackFailure, packSync, type PackOptions, type PackReply } from './pack.js'
+import { PackFailure, packInThread, type PackOptions, type PackReply } from './pack.js'
 import type { TracedPackage } from './trace.js'
 
-parentPort!.on('message', ({ pkg, options }: { pkg: TracedPackage; options: PackOptions }) => {
+parentPort!.on('message', async ({ pkg, options }: { pkg: TracedPackage; options: PackOptions }) => {
   let reply: PackReply
   try {
-    reply = { record: packSync(pkg, options) }
+    reply = { record: await packInThread(pkg, options) }
   } catch (error) {
     const failure = error instanceof PackFailure ? error : new PackFailure('cannot pack it', error instanceof Error ? error.message : String(error), undefined)
     reply = { failure: { what: failure.what, causeMessage: failure.causeMessage, causeCode: failure.causeCode } }

@@ -346,3 +346,18 @@ t.test('cleanPackCache removes entries not used for a while and the tars nothing
   const stored = await store.get<Uint8Array>(manifest.packages[0]!.key as { id: string }, { serializer: 'bytes', cache: false })
   t.equal(sha256(stored), a.hash, 'the store got the right bytes')
 })
+
+t.test('a package on a network file system (files read many at once) packs to the same bytes as one on a local disk', async (t) => {
+  // Which path runs is chosen by how long the walk's stats take; both are forced here.
+  const { packInThread } = (await import(new URL('./pack.js', import.meta.resolve('tsflow/imports')).href)) as typeof import('../../dist/imports/pack.js')
+  const dir = tempDir(t, 'work')
+  const pkg = fixturePackage(dir)
+  for (let i = 0; i < 300; i++) write(join(pkg.root, 'many', `m${i}.js`), `export const v = ${i}\n`)
+  const local = await packInThread(pkg, { packCacheDir: false }, false)
+  const remote = await packInThread(pkg, { packCacheDir: false }, true)
+  t.equal(remote.hash, local.hash, 'same hash')
+  t.same(remote.bytes, local.bytes, 'same bytes')
+  t.equal(remote.hash, (await packPackage(pkg, { packCacheDir: false })).hash, 'and the same as packPackage chooses')
+  const into = await extract(t, remote.bytes!)
+  t.equal(readFileSync(join(into, 'many', 'm299.js'), 'utf8'), 'export const v = 299\n', 'the files are whole')
+})
