@@ -66,8 +66,8 @@ export function table(rows: readonly Row[], columns: readonly string[]): string 
 export async function report(benchmark: string, rows: readonly Row[], svg: string): Promise<void> {
   let plotted = rows.filter((row) => row.mean_import !== undefined || row.benchmark === 'inference')
   // Runs over different file systems in one figure: the method says which (e.g. "file-system [sshfs]").
-  const systems = new Set(plotted.map((row) => String(row.file_system ?? '').split(' ')[0]))
-  if (systems.size > 1) plotted = plotted.map((row) => ({ ...row, method: `${row.method} [${String(row.file_system ?? '?').split(' ')[0]}]` }))
+  const systems = new Set(plotted.map((row) => fileSystemLabel(row.file_system)))
+  if (systems.size > 1) plotted = plotted.map((row) => ({ ...row, method: `${row.method} [${fileSystemLabel(row.file_system)}]` }))
   if (benchmark === 'scaling') {
     console.log(`\n${table(plotted, ['method', 'module', 'nodes', 'tasks_per_node', 'mean_import', 'max_import', 'makespan', 'setup'])}`)
     await plotLines(svg, plotted.map((row) => ({ ...row, nodes_label: `${row.nodes} node${row.nodes === 1 ? '' : 's'}` })), {
@@ -131,3 +131,10 @@ function summarizeTargets(rows: readonly Row[]): void {
   }
 }
 
+/** 'sshfs mount /x, rtt +1 ms (relay)' -> 'sshfs +1 ms'; 'local disk (/tmp)' -> 'local': runs over one file system at two latencies stay apart. */
+function fileSystemLabel(fileSystem: unknown): string {
+  const text = String(fileSystem ?? '?')
+  const rtt = /rtt \+([\d.]+) ms/.exec(text)
+  const kind = text.split(' ')[0]!
+  return rtt && Number(rtt[1]) > 0 ? `${kind} +${rtt[1]} ms` : kind
+}
