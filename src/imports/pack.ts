@@ -11,25 +11,23 @@
  * any install, and the hash only changes when content, names or executability change.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, type Stats } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { availableParallelism, homedir } from 'node:os'
-import { join, posix } from 'node:path'
+import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { gzipSync } from 'node:zlib'
-import { Pack, PackSync } from 'tar'
 import { PackagePackError, UsageError } from '../errors.js'
 import type { ObjectKey } from '../proxy/connector.js'
 import type { Store } from '../proxy/store.js'
 import type { ImportsWire, ShippedPackageWire } from '../protocol/imports.js'
 import type { TracedImports, TracedPackage } from './trace.js'
+import { FORMAT, REMOTE_STAT_US, tarOf, tarOfRemote, walk, type Walked } from './pack-tar.js'
 
-/** Every entry's mtime: a fixed date, so touching a file does not change its package's hash. */
-export const PACK_MTIME = new Date('2000-01-01T00:00:00Z')
+export { PACK_MTIME } from './pack-tar.js'
+
 /** The key id prefix of packed packages in a store: `tsflow-pkg-<hash>`. */
 export const PACKAGE_KEY_PREFIX = 'tsflow-pkg-'
-// Changes whenever the tar layout changes, so an older cache entry is never taken for a new one.
-const FORMAT = 'tsflow-pack-1'
 
 export interface PackOptions {
   /** gzip the tar (default false: node-local stores are fast, and gzip costs CPU on both sides) */
@@ -66,99 +64,6 @@ export function defaultPackCacheDir(): string {
   return join(base, 'tsflow', 'packs')
 }
 
-interface Walked {
-  /** posix paths relative to the package root, sorted; the root's own node_modules left out */
-  paths: string[]
-  /** absolute path -> lstat with the mode normalised and nlink 1, as node-tar reads it */
-  stats: Map<string, Stats>
-  /** sha256 of the root and every path's type and mode, size, mtime, ctime, inode (and link target) */
-  fingerprint: string
-  /** mean time of one entry's stat in the walk, microseconds (tells a network file system) */
-  statMicros: number
-}
-
-function normalisedMode(stats: Stats): number {
-  const permissions = stats.isDirectory() || stats.isSymbolicLink() || (stats.mode & 0o111) !== 0 ? 0o755 : 0o644
-  return (stats.mode & ~0o7777) | permissions
-}
-
-/**
- * A stat walk of the package: what goes into its tar and the fingerprint the pack cache is keyed
- * by. The root's `node_modules` is left out (its packages are traced and shipped on their own);
- * sockets and other special files are left out (tar cannot hold them).
- */
-function walk(pkg: TracedPackage, compress: boolean): Walked {
-  const started = performance.now()
-  const paths: string[] = []
-  const stats = new Map<string, Stats>()
-  // The directory's own path is part of it: two packages whose files have the same names, sizes
-  // and times (written in the same instant by an install) must never share an entry.
-  const fingerprint = createHash('sha256').update(`${FORMAT}\n${compress ? 'gzip' : 'tar'}\n${pkg.root}\n`)
-  const visit = (relative: string): void => {
-    const dir = relative === '' ? pkg.root : join(pkg.root, relative)
-    const names = readdirSync(dir).sort()
-    for (const name of names) {
-      if (relative === '' && name === 'node_modules') continue
-      const path = relative === '' ? name : posix.join(relative, name)
-      const absolute = join(pkg.root, path)
-      const entry = lstatSync(absolute)
-      if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) continue
-      const target = entry.isSymbolicLink() ? readlinkSync(absolute) : ''
-      fingerprint.update(`${path}\0${entry.mode}\0${entry.size}\0${entry.mtimeMs}\0${entry.ctimeMs}\0${entry.ino}\0${target}\n`)
-      entry.mode = normalisedMode(entry)
-      // one inode linked twice in the package would become a tar hard link: store each as a file
-      entry.nlink = 1
-      paths.push(path)
-      stats.set(absolute, entry)
-      if (entry.isDirectory()) visit(path)
-    }
-  }
-  visit('')
-  // sort() per directory gives 'a', 'a/b', 'a-b'; the tar takes them in plain string order
-  paths.sort()
-  const statMicros = ((performance.now() - started) * 1000) / Math.max(1, paths.length)
-  return { paths, stats, fingerprint: fingerprint.digest('hex'), statMicros }
-}
-
-/**
- * A stat taking longer than this on average means the package lies on a network file system
- * (a local disk, page cache or tmpfs answers in a few microseconds; NFS, Lustre or sshfs in a
- * round trip, a tenth of a millisecond or more).
- */
-export const REMOTE_STAT_US = 50
-/** Files read at once from a network file system, so round trips overlap instead of adding up. */
-const REMOTE_READS = 64
-
-/**
- * The tar of a walked package on a network file system: node-tar's streaming pack with many
- * files read at once. Same options, so the same bytes as tarOf; on a local disk tarOf is faster.
- */
-async function tarOfRemote(root: string, walked: Walked): Promise<Buffer> {
-  const pack = new Pack({ cwd: root, portable: true, mtime: PACK_MTIME, noDirRecurse: true, statCache: walked.stats, strict: true, jobs: REMOTE_READS })
-  const chunks: Buffer[] = []
-  const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (chunk: Buffer) => chunks.push(chunk))
-    pack.on('end', resolve)
-    pack.on('error', reject)
-  })
-  for (const path of walked.paths) pack.add(path)
-  pack.end()
-  await done
-  return Buffer.concat(chunks)
-}
-
-/** The tar of a walked package, in memory (node-tar's synchronous pack: this runs in a pack thread). */
-function tarOf(root: string, walked: Walked): Buffer {
-  const pack = new PackSync({ cwd: root, portable: true, mtime: PACK_MTIME, noDirRecurse: true, statCache: walked.stats, strict: true })
-  const chunks: Buffer[] = []
-  let failed: unknown
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk))
-  pack.on('error', (error: unknown) => (failed ??= error))
-  for (const path of walked.paths) pack.add(path)
-  pack.end()
-  if (failed !== undefined) throw failed
-  return Buffer.concat(chunks)
-}
 
 interface CacheIndex {
   format: string
