@@ -3,6 +3,7 @@ import { decode, encode } from '../serialize/codec.js'
 import type { EncodedError } from '../serialize/errors.js'
 import type { ResourceSpec } from './resources.js'
 import { PROTOCOL_VERSION, TSFLOW_VERSION } from './version.js'
+import type { EndpointClientMessage, EndpointToClient } from './endpoint.js'
 
 /**
  * Every message of the high-throughput executor, between the executor (client), the
@@ -142,7 +143,7 @@ export type InterchangeToManager =
   | { t: 'heartbeat' }
   | { t: 'shutdown' }
 
-export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | InterchangeToManager
+export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | InterchangeToManager | EndpointClientMessage | EndpointToClient
 
 /** The message kinds each receiver accepts; anything else is a protocol error. */
 export const ACCEPTED = {
@@ -293,6 +294,12 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
   manager: [['event', 'string'], ['info', 'object']],
   dispatched: [['ids', 'numbers'], ['tries', 'numbers']],
   registered: [['heartbeatPeriodMs', 'number'], ['heartbeatThreshold', 'number']],
+  // endpoint <-> client (protocol/endpoint.ts)
+  ep_hello: [['session', 'string'], ['client', 'string'], ['proto', 'number'], ['version', 'string']],
+  ep_welcome: [['endpoint', 'string'], ['session', 'string'], ['outstanding', 'numbers'], ['retained', 'number'], ['proto', 'number'], ['version', 'string']],
+  ack: [['ids', 'numbers'], ['tries', 'numbers']],
+  ep_status: [['req', 'number'], ['status', 'object']],
+  stopping: [['reason', 'string']],
 }
 const FROM_MANAGER: Record<string, [string, FieldType][]> = {
   results: [['capacity', 'number']],

@@ -17,6 +17,10 @@ import {
   ProxyImportFailed,
   PackageUnpackError,
   PackageUnpackTimeout,
+  EndpointNotFound,
+  EndpointUnreachable,
+  EndpointRefused,
+  EndpointStopped,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -102,6 +106,10 @@ const cases: Case[] = [
   { Class: ProxyImportFailed, code: 'E_PROXY_IMPORT', make: () => new ProxyImportFailed('mathjs@1.0.0', 'file:///w/flow.js', 'store key not found') },
   { Class: PackageUnpackError, code: 'E_PACKAGE_UNPACK', make: () => new PackageUnpackError('mathjs', "'k1'", '/dev/shm/c/mathjs@1.0.0-0123456789abcdef', 'not a tar archive') },
   { Class: PackageUnpackTimeout, code: 'E_PACKAGE_UNPACK_TIMEOUT', make: () => new PackageUnpackTimeout('mathjs', '/c/mathjs@1.0.0-0123', '/c/mathjs@1.0.0-0123.lock', 1000, 'its lock is held by pid 12 on host n1') },
+  { Class: EndpointNotFound, code: 'E_ENDPOINT_NOT_FOUND', make: () => new EndpointNotFound('lab', 'no config.json in /home/u/.tsflow/endpoints/lab') },
+  { Class: EndpointUnreachable, code: 'E_ENDPOINT_UNREACHABLE', make: () => new EndpointUnreachable('lab', 'tcp://10.0.0.2:5555', 'no answer within 10000 ms') },
+  { Class: EndpointRefused, code: 'E_ENDPOINT_REFUSED', make: () => new EndpointRefused('lab', 'client key not on the allow-list') },
+  { Class: EndpointStopped, code: 'E_ENDPOINT_STOPPED', make: () => new EndpointStopped('lab', 'stopped while task #3 was queued') },
 ]
 
 t.test('ErrorCode', async (t) => {
