@@ -30,7 +30,7 @@ const EXPERIMENTS: Partial<Record<(typeof ORDER)[number], Loader>> = {
   // instantiation: async () => (await import('./funcx/instantiation.js')).instantiation as Experiment<never>,
   // scaling: async () => (await import('./funcx/scaling.js')).scaling as Experiment<never>,
   // 'fault-tolerance': async () => (await import('./funcx/fault-tolerance.js')).faultTolerance as Experiment<never>,
-  // batching: async () => (await import('./funcx/batching.js')).batching as Experiment<never>,
+  batching: async () => (await import('./funcx/batching.js')).batching as Experiment<never>,
   // prefetching: async () => (await import('./funcx/prefetching.js')).prefetching as Experiment<never>,
   // memoization: async () => (await import('./funcx/memoization.js')).memoization as Experiment<never>,
 }

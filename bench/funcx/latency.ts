@@ -7,7 +7,7 @@
  */
 import { writeVegaLiteSvg } from '../lib/vega.js'
 import { hello } from './apps.js'
-import { ints, loadKernel, round, stats, BenchUsage, type Experiment, type Row, type RunContext, type Config } from './common.js'
+import { ints, loadKernel, round, stats, BenchUsage, type Experiment, type FlagSpec, type Row, type RunContext, type Config } from './common.js'
 import { endpointConfig, endpointUnavailable, startLocalEndpoint } from './endpoint.js'
 
 const TARGETS = ['htex', 'endpoint', 'config'] as const
@@ -15,7 +15,7 @@ const TARGETS = ['htex', 'endpoint', 'config'] as const
 const flags = {
   calls: { default: '2000', help: 'timed calls after the priming call' },
   target: { default: [] as string[], list: true, commas: true, choices: TARGETS, help: 'what to call: htex (direct), endpoint (a local endpoint), config (the --config executors); default htex and endpoint, or config with --config' },
-}
+} satisfies Record<string, FlagSpec>
 
 async function measure(ctx: RunContext, target: string, config: Config, calls: number, repetition: number): Promise<Row> {
   const kernel = await loadKernel(config)
