@@ -171,3 +171,20 @@ export function round(value: number, digits = 3): number {
 }
 
 export const ints = (values: string[], flag: string) => values.map((v) => parseNumber(v, flag, { min: 1, integer: true }))
+
+/** A distribution figure: a box (min-max whiskers) and every run as a tick, per group. */
+export async function writeDistributionSvg(svg: string, title: string, values: { group: string; value: number }[], axis: string, log = false): Promise<void> {
+  const { writeVegaLiteSvg } = await import('../lib/vega.js')
+  const x = { field: 'value', type: 'quantitative', title: axis, ...(log ? { scale: { type: 'log' } } : { scale: { zero: true } }) }
+  const y = { field: 'group', type: 'nominal', title: null }
+  await writeVegaLiteSvg(svg, {
+    title,
+    width: 520,
+    height: { step: 60 },
+    data: { values },
+    layer: [
+      { mark: { type: 'boxplot', extent: 'min-max', size: 30, opacity: 0.5 }, encoding: { x, y, color: { field: 'group', type: 'nominal', legend: null } } },
+      { mark: { type: 'tick', color: 'black', opacity: 0.6, thickness: 1 }, encoding: { x, y } },
+    ],
+  })
+}
