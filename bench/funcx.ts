@@ -26,7 +26,7 @@ const ORDER = ['latency', 'cold-start', 'instantiation', 'scaling', 'fault-toler
 // One line per experiment: its module is loaded only when it runs.
 const EXPERIMENTS: Partial<Record<(typeof ORDER)[number], Loader>> = {
   latency: async () => (await import('./funcx/latency.js')).latency as Experiment<never>,
-  // 'cold-start': async () => (await import('./funcx/cold-start.js')).coldStart as Experiment<never>,
+  'cold-start': async () => (await import('./funcx/cold-start.js')).coldStart as Experiment<never>,
   instantiation: async () => (await import('./funcx/instantiation.js')).instantiation as Experiment<never>,
   // scaling: async () => (await import('./funcx/scaling.js')).scaling as Experiment<never>,
   // 'fault-tolerance': async () => (await import('./funcx/fault-tolerance.js')).faultTolerance as Experiment<never>,
