@@ -1,4 +1,4 @@
-import { ConfigError } from '../../errors.js'
+import { ConfigError, EndpointStopped } from '../../errors.js'
 import { ensureClientKeys } from '../../endpoint/keys.js'
 import type { EndpointStatus } from '../../protocol/endpoint.js'
 import type { ResultEnvelope } from '../../protocol/messages.js'
@@ -79,7 +79,7 @@ export class EndpointClient {
         results: (results) => client?.results(results),
         failed: (failures) => client?.failed(failures),
         dispatched: () => {},
-        stopping: (reason) => client?.lost(new Error(`endpoint ${link.target?.name} is stopping: ${reason}`)),
+        stopping: (reason) => client?.lost(new EndpointStopped(link.target?.name ?? resolved.endpoint, `stopping (${reason}); the session's outstanding tasks failed`)),
         unreachable: (error) => client?.lost(error),
       },
     )

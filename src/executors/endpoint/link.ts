@@ -171,6 +171,7 @@ export class EndpointLink {
       while (this.outbox.backlog > 0 && Date.now() < deadline) await delay(5)
       this.socket.linger = 500
     }
+    this.helloWaiter?.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed while saying hello'))
     this.dropSocket()
     for (const waiter of this.statusWaiters.values()) waiter.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed'))
   }
