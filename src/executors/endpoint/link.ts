@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { Dealer } from 'zeromq'
 import { EndpointNotFound, EndpointRefused, EndpointUnreachable } from '../../errors.js'
 import type { EndpointClientMessage, EndpointStatus, EndpointToClient } from '../../protocol/endpoint.js'
-import { ENDPOINT_ACCEPTED } from '../../protocol/endpoint.js'
+import { ENDPOINT_ACCEPTED, ENDPOINT_NAME } from '../../protocol/endpoint.js'
 import { decodeMessage, encodeMessage, stamp, type ResultEnvelope } from '../../protocol/messages.js'
 import type { EncodedError } from '../../serialize/errors.js'
 import { Heartbeat } from '../../transport/heartbeat.js'
@@ -172,6 +172,7 @@ export class EndpointLink {
       this.socket.linger = 500
     }
     this.helloWaiter?.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed while saying hello'))
+    this.closeProbe?.()
     this.dropSocket()
     for (const waiter of this.statusWaiters.values()) waiter.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed'))
   }
@@ -179,73 +180,91 @@ export class EndpointLink {
   private async connectOnce(resume: boolean): Promise<Welcome> {
     const target = this.options.target()
     this.target = target
-    const { publicKey, secretKey } = this.options.keys
-    const socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 })
-    socket.curveServerKey = target.serverKey
-    socket.curvePublicKey = publicKey
-    socket.curveSecretKey = secretKey
+    await this.probeHandshake(target)
+    const socket = this.curveDealer(target)
     const waiter = deferred<Welcome>()
     this.helloWaiter = waiter
-    // A refused CURVE key is not an answer the client can read: the handshake just fails. The
-    // socket's handshake events are the only way to tell, so they are watched until the welcome.
-    const events = socket.events
-    const refusedKey = `refused: is this client's key on the allow-list? run \`npx tsflow endpoint allow ${target.name} ${publicKey}\` on the endpoint's host`
-    void (async () => {
-      // receive(), not on(): on()'s own loop throws unhandled when the observer is closed mid-wait.
-      try {
-        while (!events.closed) {
-          const event = await events.receive()
-          if (event.type === 'handshake:error:auth') {
-            waiter.reject(new EndpointUnreachable(target.name, target.address, `${refusedKey} (${event.error.message})`))
-          } else if (event.type === 'handshake:error:protocol') {
-            const why = `the CURVE handshake failed (${event.error.message}): is serverKey the endpoint's public key (\`npx tsflow endpoint status ${target.name}\`)?`
-            waiter.reject(new EndpointUnreachable(target.name, target.address, why))
-          }
-        }
-      } catch {
-        // closed
-      }
-    })()
     socket.connect(target.address)
     this.socket = socket
     this.outbox = new Outbox(socket, (error) => this.options.logger?.error(`send to endpoint ${target.name} failed`, error))
     void this.receive(socket)
     this.outbox.send(encodeMessage({ t: 'ep_hello', session: this.options.session, client: `${hostname()}:${process.pid}`, ...(resume ? { resume: true } : {}), ...stamp() }))
-    const timeout = setTimeout(
-      () =>
-        waiter.reject(
-          new EndpointUnreachable(
-            target.name,
-            target.address,
-            `no welcome within ${this.options.helloTimeoutMs} ms: is it running and reachable from this host (its clientAddress, a firewall)? ` +
-              `A wrong serverKey also fails silently: compare it with \`npx tsflow endpoint status ${target.name}\``,
-          ),
-        ),
-      this.options.helloTimeoutMs,
-    )
-    const unwatch = () => {
-      clearTimeout(timeout)
-      this.helloWaiter = undefined
-      try {
-        if (!events.closed) events.close()
-      } catch {
-        // the socket closed first: so did its observer
-      }
-    }
+    const timeout = setTimeout(() => waiter.reject(this.noWelcome(target)), this.options.helloTimeoutMs)
     try {
       const welcome = await waiter.promise
-      unwatch()
       if (welcome.proto !== stamp().proto) {
         throw new EndpointRefused(target.name, `protocol ${welcome.proto} (tsflow ${welcome.version}) differs from this client's ${stamp().proto} (tsflow ${stamp().version}); use the same tsflow version on both sides`)
       }
       return welcome
     } catch (error) {
-      unwatch()
       if (this.socket === socket) this.dropSocket()
       else if (!socket.closed) socket.close()
       throw error
+    } finally {
+      clearTimeout(timeout)
+      this.helloWaiter = undefined
     }
   }
+
+  private curveDealer(target: EndpointTarget): Dealer {
+    const socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 })
+    socket.curveServerKey = target.serverKey
+    socket.curvePublicKey = this.options.keys.publicKey
+    socket.curveSecretKey = this.options.keys.secretKey
+    return socket
+  }
+
+  private noWelcome(target: EndpointTarget): EndpointUnreachable {
+    const status = ENDPOINT_NAME.test(target.name) ? `\`npx tsflow endpoint status ${target.name}\`` : '`npx tsflow endpoint status <name>` on its host'
+    return new EndpointUnreachable(
+      target.name,
+      target.address,
+      `no welcome within ${this.options.helloTimeoutMs} ms: is it running and reachable from this host (its clientAddress, a firewall)? A wrong serverKey also fails silently: compare it with ${status}`,
+    )
+  }
+
+  /**
+   * A refused CURVE key is no answer the client can read: the handshake just fails, seen only in
+   * the socket's monitor events. A socket of its own completes one handshake under watch and is
+   * closed: a monitor must live exactly as long as its socket (closing it first stalls ZeroMQ's
+   * I/O thread at the socket's next event, and an open one would keep the event loop alive).
+   */
+  private async probeHandshake(target: EndpointTarget): Promise<void> {
+    const socket = this.curveDealer(target)
+    const events = socket.events
+    const outcome = deferred<void>()
+    const name = ENDPOINT_NAME.test(target.name) ? target.name : '<name>'
+    void (async () => {
+      // receive(), not on(): on()'s own loop throws unhandled when the socket closes mid-wait.
+      try {
+        while (!events.closed) {
+          const event = await events.receive()
+          if (event.type === 'handshake') outcome.resolve()
+          else if (event.type === 'handshake:error:auth') {
+            const why = `refused: is this client's key on the allow-list? run \`npx tsflow endpoint allow ${name} ${this.options.keys.publicKey}\` on the endpoint's host (${event.error.message})`
+            outcome.reject(new EndpointUnreachable(target.name, target.address, why))
+          } else if (event.type === 'handshake:error:protocol') {
+            const why = `the CURVE handshake failed (${event.error.message}): is serverKey the endpoint's public key (\`npx tsflow endpoint status ${name}\`)?`
+            outcome.reject(new EndpointUnreachable(target.name, target.address, why))
+          }
+        }
+      } catch {
+        // the socket closed
+      }
+    })()
+    const timeout = setTimeout(() => outcome.reject(this.noWelcome(target)), this.options.helloTimeoutMs)
+    this.closeProbe = () => outcome.reject(new EndpointUnreachable(target.name, target.address, 'the client closed while connecting'))
+    socket.connect(target.address)
+    try {
+      await outcome.promise
+    } finally {
+      clearTimeout(timeout)
+      this.closeProbe = undefined
+      socket.close()
+    }
+  }
+
+  private closeProbe: (() => void) | undefined
 
   private opened(welcome: Welcome, first: boolean): void {
     this.welcome = welcome
@@ -405,8 +424,13 @@ export class EndpointLink {
         this.helloWaiter?.resolve(message)
         return
       case 'refused':
-        this.helloWaiter?.reject(new EndpointRefused(this.target?.name ?? '?', message.reason))
-        if (!this.helloWaiter) this.options.logger?.error(`endpoint ${this.target?.name} refused this client: ${message.reason}`)
+        if (this.helloWaiter) {
+          this.helloWaiter.reject(new EndpointRefused(this.target?.name ?? '?', message.reason))
+          return
+        }
+        // The connection lost its session (ZeroMQ reconnected it under a new identity after a
+        // network drop, or the endpoint took us for silent): say hello again at once.
+        if (this.state === 'open') void this.reconnect(`the endpoint no longer knows this connection: ${message.reason}`)
         return
       case 'results': {
         if (message.dispatched) this.handlers.dispatched(message.dispatched.ids, message.dispatched.tries)
