@@ -40,6 +40,8 @@ export interface CollectedResult {
  */
 export class EndpointClient {
   private readonly pending = new Set<number>()
+  /** (id, try) of every outcome collected: one resent after a resume is acknowledged again, not returned twice */
+  private readonly seen = new Set<string>()
   private collected: CollectedResult[] = []
   private retainedLeft = 0
   private waiter: Deferred<void> | undefined
@@ -139,6 +141,7 @@ export class EndpointClient {
   private results(results: ResultEnvelope[]): void {
     for (const envelope of results) {
       this.link.ack(envelope.id, envelope.try)
+      if (!this.first(envelope.id, envelope.try)) continue
       this.take(envelope.id)
       try {
         const result = fromResultTuple(decode(envelope.payload))
@@ -155,6 +158,7 @@ export class EndpointClient {
   private failed(failures: Failure[]): void {
     for (const failure of failures) {
       this.link.ack(failure.id, failure.try)
+      if (!this.first(failure.id, failure.try)) continue
       this.take(failure.id)
       let error: Error
       try {
@@ -165,6 +169,13 @@ export class EndpointClient {
       this.collected.push({ id: failure.id, try: failure.try, ok: false, error })
     }
     this.settle()
+  }
+
+  private first(id: number, tryNumber: number): boolean {
+    const key = `${id}:${tryNumber}`
+    if (this.seen.has(key)) return false
+    this.seen.add(key)
+    return true
   }
 
   /** One result arrived: an outstanding task finished, or a retained result was resent. */

@@ -44,6 +44,8 @@ export class EndpointExecutor implements Executor {
   /** session id of each kernel task id (its current try) */
   private readonly sidOf = new Map<number, number>()
   private nextSid = 1
+  /** the first session id of this process: ids in [sidBase, nextSid) are ours */
+  private sidBase = 1
   private buffer: SessionTask[] = []
   private flushScheduled = false
   private readonly functions = new FunctionTable()
@@ -105,7 +107,7 @@ export class EndpointExecutor implements Executor {
     const welcome = await this.link.open()
     // A named session may hold tasks of an earlier process: ids above theirs never collide with them.
     // Time-based, so a finished task of that process (no longer listed) is not reused either.
-    if (options.session !== undefined) this.nextSid = Math.max(Date.now() * 1000, ...welcome.outstanding.map((id) => id + 1))
+    if (options.session !== undefined) this.nextSid = this.sidBase = Math.max(Date.now() * 1000, ...welcome.outstanding.map((id) => id + 1))
     this.phase = 'running'
     host.logger.info(`connected to endpoint ${this.link.target?.name} at ${this.link.target?.address}, session ${this.session}`)
   }
@@ -213,8 +215,9 @@ export class EndpointExecutor implements Executor {
 
   private results(results: ResultEnvelope[]): void {
     for (const envelope of results) {
-      if (!this.bySid.has(envelope.id)) continue // not this process's (an earlier one's in a named session): left for a collector
+      if (!this.ours(envelope.id)) continue // an earlier process's (a named session): left for a collector
       this.link!.ack(envelope.id, envelope.try)
+      if (this.bySid.get(envelope.id)?.task.try !== envelope.try) continue // resent after a resume: reported already
       let outcome: TaskOutcome
       try {
         const result = fromResultTuple(decode(envelope.payload))
@@ -229,8 +232,9 @@ export class EndpointExecutor implements Executor {
 
   private failed(failures: Failure[]): void {
     for (const failure of failures) {
-      if (!this.bySid.has(failure.id)) continue
+      if (!this.ours(failure.id)) continue
       this.link!.ack(failure.id, failure.try)
+      if (this.bySid.get(failure.id)?.task.try !== failure.try) continue
       let error: Error
       try {
         error = decodeError(failure.error)
@@ -240,6 +244,11 @@ export class EndpointExecutor implements Executor {
       this.report(failure.id, { ok: false, error })
     }
     this.retainedArrived(failures.length)
+  }
+
+  /** Session ids this process gave out (every one, reported or not: a resent duplicate is acked, not kept). */
+  private ours(sid: number): boolean {
+    return sid >= this.sidBase && sid < this.nextSid
   }
 
   private dispatched(ids: number[], tries: number[]): void {

@@ -14,7 +14,10 @@ import type { EndpointTarget } from './options.js'
 export type Welcome = Extract<EndpointToClient, { t: 'ep_welcome' }>
 export type Failure = { id: number; try: number; error: EncodedError }
 
-/** What the owner of a link (EndpointExecutor, EndpointClient) is told. Results arrive deduplicated by (id, try). */
+/**
+ * What the owner of a link (EndpointExecutor, EndpointClient) is told. After a resume the endpoint
+ * resends every result whose ack it did not get, so owners drop what they have seen (and ack it again).
+ */
 export interface LinkHandlers {
   /** whether tasks are outstanding: a waiting receive then holds the event loop, and a lost endpoint is reconnected at once */
   busy(): boolean
@@ -51,7 +54,7 @@ const RETRY_MS = [100, 250, 500, 1000, 2000]
 
 /**
  * One session's connection to an endpoint: a CURVE DEALER, the `ep_hello` / `ep_welcome`
- * handshake, heartbeats both ways, batched acks, deduplication of resent results, and reconnection
+ * handshake, heartbeats both ways, batched acks, and reconnection
  * with `resume` when the endpoint falls silent (a new socket: the endpoint binds the session to
  * the new peer and resends every result not acknowledged).
  */
@@ -70,8 +73,6 @@ export class EndpointLink {
   private ackIds: number[] = []
   private ackTries: number[] = []
   private ackScheduled = false
-  /** (id, try) of every result and failure acknowledged: a resent one is acknowledged again, not delivered */
-  private readonly acked = new Set<string>()
   private statusRequest = 0
   private readonly statusWaiters = new Map<number, Deferred<EndpointStatus>>()
   private wakeReceiver: (() => void) | undefined
@@ -112,7 +113,6 @@ export class EndpointLink {
 
   /** Acknowledges a result or failure; acks leave together at the end of the turn. */
   ack(id: number, tryNumber: number): void {
-    this.acked.add(`${id}:${tryNumber}`)
     this.ackIds.push(id)
     this.ackTries.push(tryNumber)
     if (!this.ackScheduled) {
@@ -434,13 +434,11 @@ export class EndpointLink {
         return
       case 'results': {
         if (message.dispatched) this.handlers.dispatched(message.dispatched.ids, message.dispatched.tries)
-        const fresh = message.results.filter((result) => this.fresh(result.id, result.try))
-        if (fresh.length > 0) this.handlers.results(fresh)
+        if (message.results.length > 0) this.handlers.results(message.results)
         return
       }
       case 'failed': {
-        const fresh = message.failures.filter((failure) => this.fresh(failure.id, failure.try))
-        if (fresh.length > 0) this.handlers.failed(fresh)
+        if (message.failures.length > 0) this.handlers.failed(message.failures)
         return
       }
       case 'dispatched':
@@ -460,14 +458,6 @@ export class EndpointLink {
         this.dropSocket()
         return
     }
-  }
-
-  /** False (and acknowledged again) for a result already acknowledged: the endpoint resent it after a resume. */
-  private fresh(id: number, tryNumber: number): boolean {
-    if (!this.acked.has(`${id}:${tryNumber}`)) return true
-    this.ackIds.push(id)
-    this.ackTries.push(tryNumber)
-    return false
   }
 
   private flushAcks(): void {
