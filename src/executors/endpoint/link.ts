@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { Dealer } from 'zeromq'
-import { EndpointNotFound, EndpointRefused, EndpointUnreachable } from '../../errors.js'
+import { EndpointRefused, EndpointUnreachable } from '../../errors.js'
 import type { EndpointClientMessage, EndpointStatus, EndpointToClient } from '../../protocol/endpoint.js'
 import { ENDPOINT_ACCEPTED, ENDPOINT_NAME } from '../../protocol/endpoint.js'
 import { decodeMessage, encodeMessage, stamp, type ResultEnvelope } from '../../protocol/messages.js'
@@ -326,8 +326,9 @@ export class EndpointLink {
           this.lastError = error as Error
           const busy = this.handlers.busy()
           const waited = Date.now() - this.lostSince
-          // Not running (endpoint.json gone) or refused: no point waiting.
-          const final = error instanceof EndpointNotFound || error instanceof EndpointRefused
+          // Refused: no point waiting. Not found (endpoint.json gone, its pid dead) is waited out:
+          // a restarted endpoint writes a new one (at a new port), and its tasks are sent again.
+          const final = error instanceof EndpointRefused
           if (busy && (final || waited >= this.options.reconnectTimeoutMs)) {
             const failure = final
               ? (error as Error)
