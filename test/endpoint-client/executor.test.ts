@@ -166,5 +166,6 @@ t.test('the endpoint gone for good with tasks outstanding: they fail with Endpoi
     t.ok(error instanceof EndpointUnreachable, `EndpointUnreachable (got ${error})`)
     t.match(error!.message, /reconnectTimeoutMs 1500/)
   }
-  t.ok(elapsed < 1500 + 3000, `failed ${elapsed} ms after the cut (threshold + reconnectTimeoutMs)`)
+  // silence threshold (1 s) + reconnectTimeoutMs + the last hello attempt, with room for a busy machine
+  t.ok(elapsed < 1500 + 8000, `failed ${elapsed} ms after the cut, bounded`)
 })
