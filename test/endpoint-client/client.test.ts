@@ -68,3 +68,19 @@ t.test('a client of a session whose endpoint stops: the outstanding task is coll
     t.ok(outcome instanceof EndpointStopped, `EndpointStopped (got ${outcome})`)
   }
 })
+
+t.test('forgetOnShutdown: the endpoint forgets the session, nothing is left to collect', async (t) => {
+  const endpoint = await startEndpoint(t)
+  const session = 'forget-me'
+  const executor = new EndpointExecutor({ endpoint: endpoint.name, home: endpoint.home, session, forgetOnShutdown: true })
+  const kernel = new DataFlowKernel({ runDir: join(scratch, 'forget'), executors: [executor] })
+  await kernel.start()
+  const held = apps.gatedSquare.map(Array.from({ length: 4 }, (_, i) => [i, join(scratch, 'forget-never')]), { dfk: kernel })
+  await waitFor(() => held.some((f) => f.state === TaskState.running), 'a held task running')
+  await kernel.cleanup({ deadlineMs: 0 })
+  await Promise.all(held.map((f) => f.catch(() => undefined)))
+  const client = await EndpointClient.connect({ endpoint: endpoint.name, home: endpoint.home, session })
+  t.teardown(() => client.close({ forget: true }))
+  t.same(client.outstanding, [], 'the session starts empty: its tasks were cancelled')
+  t.same(await client.collect({ timeoutMs: 200 }), [], 'and nothing was kept')
+})

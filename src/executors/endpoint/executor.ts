@@ -292,8 +292,9 @@ export class EndpointExecutor implements Executor {
   }
 
   /**
-   * Waits up to `deadlineMs` for outstanding tasks, then says `bye` without forgetting: what is
-   * still running finishes at the endpoint, and `EndpointClient.connect({ session })` collects it.
+   * Waits up to `deadlineMs` for outstanding tasks, then says `bye` (without forgetting unless
+   * `forgetOnShutdown`): what is still running finishes at the endpoint, and
+   * `EndpointClient.connect({ session })` collects it.
    */
   async shutdown(deadlineMs: number): Promise<void> {
     if (this.phase === 'stopping' || this.phase === 'stopped') return
@@ -305,7 +306,7 @@ export class EndpointExecutor implements Executor {
       await settledWithin(idle.promise, deadlineMs)
       clearInterval(check)
     }
-    await this.link?.close(false)
+    await this.link?.close(this.options?.forgetOnShutdown ?? false)
     const left = this.bySid.size
     for (const entry of [...this.bySid.values()]) {
       this.report(entry.sid, {

@@ -3,7 +3,7 @@ import { ConfigError, EndpointNotFound } from '../../errors.js'
 import { ENDPOINT_DEFAULTS, ENDPOINT_NAME, endpointPaths, tsflowHome, type EndpointState } from '../../protocol/endpoint.js'
 import { Z85_KEY } from '../../transport/curve.js'
 import { tcpEndpoint } from '../../transport/sockets.js'
-import { number, object, optional, positiveInt, string, type Check } from '../../util/schema.js'
+import { boolean, number, object, optional, positiveInt, string, type Check } from '../../util/schema.js'
 
 export interface EndpointExecutorOptions {
   /** A running endpoint's name (found through `$TSFLOW_HOME/endpoints/<name>/endpoint.json`) or its address `tcp://host:port`. */
@@ -27,6 +27,11 @@ export interface EndpointExecutorOptions {
   maxBatchSize?: number
   /** How often this client sends a heartbeat, ms. Default: the endpoint's period (from its welcome). */
   heartbeatPeriodMs?: number
+  /**
+   * At shutdown, tell the endpoint to forget the session: its queued tasks are cancelled and its
+   * unacknowledged results dropped. Default false: they stay for a collector (`EndpointClient`).
+   */
+  forgetOnShutdown?: boolean
 }
 
 export interface ResolvedEndpointOptions {
@@ -40,6 +45,7 @@ export interface ResolvedEndpointOptions {
   helloTimeoutMs: number
   maxBatchSize: number
   heartbeatPeriodMs: number | undefined
+  forgetOnShutdown: boolean
 }
 
 /** Where to connect: resolved at connect time (by name: from endpoint.json, which changes when the endpoint restarts). */
@@ -93,6 +99,7 @@ const shape = {
   helloTimeoutMs: number(1, Infinity, 'a duration in ms (1 or more)'),
   maxBatchSize: positiveInt,
   heartbeatPeriodMs: number(10, Infinity, 'a period in ms (10 or more)'),
+  forgetOnShutdown: boolean,
 }
 
 /** Checks the options once, naming problems by option path (`executors[0].endpoint`). */
@@ -115,6 +122,7 @@ export function resolveEndpointOptions(raw: unknown, path: string): ResolvedEndp
     helloTimeoutMs: o.helloTimeoutMs ?? ENDPOINT_DEFAULTS.helloTimeoutMs,
     maxBatchSize: o.maxBatchSize ?? 2048,
     heartbeatPeriodMs: o.heartbeatPeriodMs,
+    forgetOnShutdown: o.forgetOnShutdown ?? false,
   }
 }
 
