@@ -144,7 +144,9 @@ export class EndpointExecutor implements Executor {
     for (const entry of entries) {
       if (this.bySid.get(entry.sid) !== entry) continue // reported meanwhile
       try {
-        envelopes.push(encodeTaskEnvelope({ ...entry.task, id: entry.sid }, this.functions.idOf(entry.task.fn)))
+        const envelope = encodeTaskEnvelope(entry.task, this.functions.idOf(entry.task.fn))
+        envelope.id = entry.sid // the session's id on the wire, not the kernel's
+        envelopes.push(envelope)
       } catch (error) {
         const { task } = entry
         this.report(entry.sid, {
