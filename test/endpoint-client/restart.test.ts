@@ -1,0 +1,186 @@
+// The endpoint's crash and restart behaviour with real processes and real signals: the daemon
+// (runEndpoint in a child process, as bin/endpoint.ts runs it) SIGKILLed under queued and running
+// tasks and started again, at a fixed client port and at a new one; its managers and workers
+// gone on their own; stale endpoint.json and endpoint.pid replaced by the next start.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { DataFlowKernel, EndpointExecutor, TaskState } from 'tsflow'
+import { addAllowedClient, ensureClientKeys, writeDefaultEndpointConfig } from 'tsflow/endpoint'
+import { endpointPaths, type EndpointState } from 'tsflow/protocol'
+import * as apps from '../fixtures/endpoint-apps.js'
+import { TEST_ENDPOINT_CONFIG } from '../helpers/endpoint.js'
+import { isAlive, waitFor } from '../helpers/wait.js'
+
+const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
+const serverMain = fileURLToPath(new URL('../fixtures/endpoint/server-main.mjs', import.meta.url))
+const scratch = mkdtempSync(join(tmpdir(), 'tsflow-endpoint-restart-'))
+t.teardown(() => (process.env.KEEP_ENDPOINT_HOME ? t.comment(`kept ${scratch}`) : rmSync(scratch, { recursive: true, force: true })))
+
+// The TypeScript loader this test runs under: the daemon's workers import the test's apps module (.ts) and inherit it.
+const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+
+interface Daemon {
+  child: ChildProcess
+  pid: number
+  exited: Promise<number | null>
+  stderr: () => string
+}
+
+/** Every process on this host: pid, parent, arguments. */
+function processes(): { pid: number; ppid: number; args: string }[] {
+  return execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }))
+}
+
+/** The processes an endpoint started (its blocks' managers and their workers): those naming its home, and their descendants. */
+function endpointProcesses(home: string, except: number[] = []): number[] {
+  const all = processes()
+  const found = new Set(all.filter((p) => p.args.includes(home) && !except.includes(p.pid) && !p.args.startsWith('ps ')).map((p) => p.pid))
+  for (let grew = true; grew; ) {
+    grew = false
+    for (const p of all) {
+      if (found.has(p.ppid) && !found.has(p.pid)) {
+        found.add(p.pid)
+        grew = true
+      }
+    }
+  }
+  return [...found]
+}
+
+/** An endpoint home with config.json and this client's key allowed. */
+function endpointHome(t: Test, label: string, config: Record<string, unknown> = {}): { home: string; name: string; paths: ReturnType<typeof endpointPaths> } {
+  const home = join(scratch, label)
+  const name = 'ep'
+  const paths = endpointPaths(name, home)
+  addAllowedClient(paths, ensureClientKeys(home).publicKey, 'test client')
+  writeDefaultEndpointConfig(paths, { ...TEST_ENDPOINT_CONFIG, ...config })
+  // Whatever a test leaves running under this home is ended (SIGKILL: the test is over).
+  t.teardown(() => {
+    for (const pid of endpointProcesses(home, [process.pid])) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+    }
+  })
+  return { home, name, paths }
+}
+
+/** The daemon: runEndpoint in a child process; resolves once it wrote its endpoint.json. */
+async function startDaemon(t: Test, home: string, name: string): Promise<Daemon> {
+  const paths = endpointPaths(name, home)
+  const child = spawn(process.execPath, [...loader, serverMain], { cwd: projectRoot, env: { ...process.env, NODE_OPTIONS: '', TSFLOW_HOME: home, NAME: name }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())])
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const pid = child.pid!
+  await waitFor(() => stateOf(paths)?.pid === pid || child.exitCode !== null, `endpoint ${name} (pid ${pid}) to write endpoint.json`, 30_000)
+  if (child.exitCode !== null) throw new Error(`the endpoint exited with ${child.exitCode}: ${stderr}`)
+  return { child, pid, exited, stderr: () => stderr }
+}
+
+function stateOf(paths: ReturnType<typeof endpointPaths>): EndpointState | undefined {
+  try {
+    return JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  } catch {
+    return undefined
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function kernelOn(t: Test, label: string, executor: EndpointExecutor): Promise<DataFlowKernel> {
+  const kernel = new DataFlowKernel({ runDir: join(scratch, `${label}-run`), executors: [executor] })
+  t.teardown(() => kernel.cleanup({ deadlineMs: 2000 }))
+  await kernel.start()
+  return kernel
+}
+
+/**
+ * The daemon SIGKILLed with tasks finished, running and queued; its managers and workers must end
+ * on their own; a new daemon (same name and home) replaces the stale files; the client re-sends
+ * what the new one does not hold and every future settles once, with the right value.
+ */
+async function killAndRestart(t: Test, label: string, config: Record<string, unknown>): Promise<void> {
+  const { home, name, paths } = endpointHome(t, label, config)
+  const first = await startDaemon(t, home, name)
+  const firstState = stateOf(paths)!
+  const ep = new EndpointExecutor({ endpoint: name, home, helloTimeoutMs: 3000 })
+  const kernel = await kernelOn(t, label, ep)
+
+  const n = 12
+  const gateA = join(scratch, `${label}-gate-a`)
+  const gateB = join(scratch, `${label}-gate-b`)
+  writeFileSync(gateA, '')
+  // Half the tasks finish at once; the other half wait for gate B: two run on the two workers
+  // (and a prefetched one), the rest queue at the endpoint.
+  const done = apps.gatedSquare.map(Array.from({ length: n / 2 }, (_, i) => [i, gateA]), { dfk: kernel })
+  await Promise.all(done)
+  const held = apps.gatedSquare.map(Array.from({ length: n / 2 }, (_, i) => [n / 2 + i, gateB]), { dfk: kernel })
+  const futures = [...done, ...held]
+  const settled = new Map<number, number>()
+  futures.forEach((future, i) => void future.then(() => settled.set(i, (settled.get(i) ?? 0) + 1), () => settled.set(i, (settled.get(i) ?? 0) + 1)))
+  await waitFor(() => held.filter((f) => f.state === TaskState.running).length >= 2, 'two held tasks running')
+  const status = await ep.status()
+  t.ok(status.queued > 0, `tasks queued at the endpoint when it is killed (${status.queued} queued, ${status.running} running)`)
+
+  const orphans = endpointProcesses(home, [process.pid, first.pid])
+  t.ok(orphans.length >= 3, `the endpoint's manager and workers run (pids ${orphans.join(' ')})`)
+  first.child.kill('SIGKILL')
+  await first.exited
+  const killedAt = Date.now()
+  t.comment(`endpoint pid ${first.pid} SIGKILLed with ${n / 2} tasks outstanding`)
+
+  // Nothing tells the managers: they find the interchange silent past heartbeatThresholdMs and exit, workers with them.
+  await waitFor(() => orphans.every((pid) => !isAlive(pid)), 'the managers and workers of the killed endpoint to exit', 15_000)
+  t.comment(`its ${orphans.length} manager and worker processes exited ${Date.now() - killedAt} ms after the kill`)
+  t.ok(existsSync(paths.state) && existsSync(paths.pid), 'the killed endpoint left endpoint.json and endpoint.pid behind (stale)')
+
+  const second = await startDaemon(t, home, name)
+  const secondState = stateOf(paths)!
+  t.equal(secondState.pid, second.pid, 'the new start replaced the stale endpoint.json')
+  t.equal(readFileSync(paths.pid, 'utf8').trim(), String(second.pid), 'and endpoint.pid')
+  t.equal(secondState.serverPublicKey, firstState.serverPublicKey, 'the same server key across the restart')
+  if (config.clientPort) t.equal(secondState.clientPort, firstState.clientPort, 'the same fixed client port')
+  else t.not(secondState.clientPort, firstState.clientPort, `a new client port (${firstState.clientPort} -> ${secondState.clientPort}), found in endpoint.json`)
+
+  writeFileSync(gateB, '')
+  const values = await Promise.all(futures.map((f) => f.then((v) => v, (e: Error) => e)))
+  t.same(values, Array.from({ length: n }, (_, i) => i * i), 'every future settled with its result')
+  await waitFor(() => ep.outstanding === 0, 'nothing outstanding at the executor')
+  t.ok([...settled.values()].every((count) => count === 1) && settled.size === n, 'each future settled once')
+  const after = await ep.status()
+  t.equal(after.pid, second.pid, 'connected to the new endpoint')
+  t.equal(after.totals.tasksReceived, n / 2, 'the new endpoint got exactly the tasks without a result, once each')
+  t.match(after.sessions.find((s) => s.session === ep.session), { outstanding: 0, retained: 0 }, 'every result acknowledged')
+  const more = await Promise.all(apps.square.map([[5], [6]], { dfk: kernel }))
+  t.same(more, [25, 36], 'new tasks run on the restarted endpoint')
+}
+
+t.test('the daemon SIGKILLed and restarted at its fixed client port: every future settles once', async (t) => {
+  await killAndRestart(t, 'fixed', { clientPort: await freePort() })
+})
+
+t.test('the daemon SIGKILLed and restarted at a new port (clientPort 0): the client re-reads endpoint.json', async (t) => {
+  await killAndRestart(t, 'port0', {})
+})
