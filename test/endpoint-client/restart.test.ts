@@ -184,3 +184,129 @@ t.test('the daemon SIGKILLed and restarted at its fixed client port: every futur
 t.test('the daemon SIGKILLed and restarted at a new port (clientPort 0): the client re-reads endpoint.json', async (t) => {
   await killAndRestart(t, 'port0', {})
 })
+
+const clients = fileURLToPath(new URL('../fixtures/endpoint/stop-clients.mjs', import.meta.url))
+
+interface Client {
+  child: ChildProcess
+  lines: string[]
+  exited: Promise<number | null>
+  stderr: () => string
+}
+
+/** A client process (test/fixtures/endpoint/stop-clients.mjs in `mode`), its stdout lines as they come. */
+function startClient(t: Test, mode: string, env: Record<string, string>): Client {
+  const child = spawn(process.execPath, [clients], { cwd: projectRoot, env: { ...process.env, NODE_OPTIONS: '', MODE: mode, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  let partial = ''
+  let stderr = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n')
+    partial = parts.pop()!
+    lines.push(...parts)
+  })
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return { child, lines, exited, stderr: () => stderr }
+}
+
+/** Waits for the client's process to end by itself; fails (and kills it) if it does not within `ms`. */
+async function exitsOnItsOwn(t: Test, client: Client, ms: number, what: string): Promise<void> {
+  const code = await Promise.race([client.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), ms).unref())])
+  if (code === 'hung') client.child.kill('SIGKILL')
+  t.equal(code, 0, `${what}: the client process exits on its own, code 0 (${client.lines.join(' | ')}${client.stderr() ? `; stderr ${client.stderr()}` : ''})`)
+}
+
+t.test('the endpoint stopped (SIGTERM) under a client in collect(): EndpointStopped failures, no hang, the client exits', async (t) => {
+  const { home, name, paths } = endpointHome(t, 'stop-collect')
+  const daemon = await startDaemon(t, home, name)
+  const n = 6
+  const client = startClient(t, 'collect', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'stop-collect-run'), SESSION: 'stop-collect', N: String(n), GATE: join(scratch, 'never') })
+  await waitFor(() => client.lines.some((l) => l.startsWith('collecting')) || client.child.exitCode !== null, 'the collector to join the session', 30_000)
+  t.equal(client.lines[0], `collecting ${n}`, 'the collector waits on every task of the session')
+  daemon.child.kill('SIGTERM')
+  t.equal(await daemon.exited, 0, 'the endpoint stops cleanly on SIGTERM')
+  t.notOk(existsSync(paths.state) || existsSync(paths.pid), 'endpoint.json and endpoint.pid removed')
+  await exitsOnItsOwn(t, client, 20_000, 'after the stop')
+  t.ok(client.lines.includes(`collected ${n} ok 0`), 'collect() returns every task, failed')
+  const failed = client.lines.filter((l) => l.startsWith('failed '))
+  t.equal(failed.length, n)
+  for (const line of failed) t.match(line, /EndpointStopped E_ENDPOINT_STOPPED endpoint ep: task #\d+ of session stop-collect was (running|queued) when the endpoint stopped \(received SIGTERM\); submit it again/, line)
+  // Nothing is left to wait for: [] if it runs before the endpoint's `stopping` arrives, EndpointStopped after; never a wait.
+  t.match(client.lines.find((l) => l.startsWith('again ')), /^again (returned 0|rejected EndpointStopped E_ENDPOINT_STOPPED)/, 'a later collect() returns at once')
+  t.ok(client.lines.includes('closed'), 'close() after the stop returns')
+})
+
+t.test('the endpoint stopped (SIGTERM) under an idle executor: a later task fails clearly, no hang, the process exits', async (t) => {
+  const { home, name } = endpointHome(t, 'stop-idle')
+  const daemon = await startDaemon(t, home, name)
+  const go = join(scratch, 'stop-idle-go')
+  const client = startClient(t, 'idle', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'stop-idle-run'), GO: go })
+  await waitFor(() => client.lines.includes('idle') || client.child.exitCode !== null, 'the client to run its tasks and idle', 30_000)
+  t.equal(client.lines[0], 'values 1,4,9')
+  daemon.child.kill('SIGTERM')
+  t.equal(await daemon.exited, 0, 'the endpoint stops cleanly on SIGTERM')
+  writeFileSync(go, '')
+  await exitsOnItsOwn(t, client, 20_000, 'after the stop and one more task')
+  const after = client.lines.find((l) => l.startsWith('after stop '))
+  t.match(after, /^after stop rejected Endpoint\w+ E_ENDPOINT_\w+ .*endpoint ep/, `a task submitted after the stop fails naming the endpoint: ${after}`)
+  t.match(after, /npx tsflow endpoint start ep/, 'and says how to start it again')
+})
+
+t.test('a client SIGSTOPped past the heartbeat threshold, then SIGCONTed: every result once', async (t) => {
+  const { home, name, paths } = endpointHome(t, 'stall')
+  await startDaemon(t, home, name)
+  const n = 10
+  const gate = join(scratch, 'stall-gate')
+  const session = 'stall-session'
+  const client = startClient(t, 'stall', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'stall-run'), SESSION: session, N: String(n), GATE: gate })
+  await waitFor(() => client.lines.includes(`submitted ${n}`) || client.child.exitCode !== null, 'the client to submit', 30_000)
+  const log = () => (existsSync(paths.log) ? readFileSync(paths.log, 'utf8') : '')
+  await waitFor(() => log().includes(`session ${session}: client`), 'the session to open')
+  client.child.kill('SIGSTOP')
+  t.teardown(() => void (client.child.exitCode === null && client.child.kill('SIGCONT')))
+  // The endpoint takes the stopped client for silent (threshold 1 s), then its tasks finish while it is stopped.
+  await waitFor(() => new RegExp(`session ${session}: client \\S+ silent for`).test(log()), 'the endpoint to find the stopped client silent', 15_000)
+  writeFileSync(gate, '')
+  const sessionStatus = async () => {
+    const probe = new EndpointExecutor({ endpoint: name, home, label: 'probe' })
+    const kernel = await kernelOn(t, `stall-probe-${Date.now()}`, probe)
+    try {
+      return (await probe.status()).sessions.find((s) => s.session === session)
+    } finally {
+      await kernel.cleanup()
+    }
+  }
+  await waitFor(async () => (await sessionStatus())?.outstanding === 0, 'every task of the stopped client to finish at the endpoint', 30_000, 200)
+  t.match(await sessionStatus(), { connected: false, outstanding: 0, retained: n }, 'the results wait for the stopped client')
+  client.child.kill('SIGCONT')
+  await exitsOnItsOwn(t, client, 30_000, 'after SIGCONT')
+  const got = client.lines.filter((l) => l.startsWith('got ')).map((l) => l.split(' ').map(Number))
+  t.equal(got.length, n, 'a result for each task')
+  t.same(got.map(([, i, v]) => [i, v]).sort((a, b) => a[0]! - b[0]!), Array.from({ length: n }, (_, i) => [i, i * i]), 'each task reported once, right')
+  t.notOk(client.lines.some((l) => l.startsWith('error ')), 'no task failed')
+  t.match(JSON.parse(client.lines.find((l) => l.startsWith('session '))!.slice('session '.length)), { connected: true, outstanding: 0, retained: 0 }, 'all acknowledged')
+})
+
+t.test('the daemon SIGKILLed for good under a client process: its tasks fail with EndpointUnreachable after reconnectTimeoutMs, the process exits', async (t) => {
+  const { home, name } = endpointHome(t, 'gone')
+  const daemon = await startDaemon(t, home, name)
+  const n = 6
+  const client = startClient(t, 'stall', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'gone-run'), SESSION: 'gone-session', N: String(n), GATE: join(scratch, 'never'), RECONNECT_MS: '1500' })
+  await waitFor(() => client.lines.includes(`submitted ${n}`) || client.child.exitCode !== null, 'the client to submit', 30_000)
+  const log = () => readFileSync(endpointPaths(name, home).log, 'utf8')
+  await waitFor(() => log().includes('session gone-session: client'), 'the session to open')
+  daemon.child.kill('SIGKILL')
+  await daemon.exited
+  const killedAt = Date.now()
+  // endpoint.json stays behind naming a dead pid: the client reads it at every attempt, and waits
+  // for a restart until reconnectTimeoutMs, holding its process open meanwhile.
+  await exitsOnItsOwn(t, client, 20_000, 'after the endpoint died')
+  t.comment(`the client ended ${Date.now() - killedAt} ms after the kill`)
+  const errors = client.lines.filter((l) => l.startsWith('error '))
+  t.equal(errors.length, n, 'every task failed')
+  for (const line of errors) t.match(line, /EndpointUnreachable E_ENDPOINT_UNREACHABLE endpoint ep .*reconnectTimeoutMs 1500.*names pid \d+, which is gone/, line)
+})

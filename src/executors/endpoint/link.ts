@@ -348,7 +348,9 @@ export class EndpointLink {
             this.lostSince = undefined
             return
           }
-          await delay(RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]!)
+          // A timer that holds the event loop: tasks wait on this retry, and nothing else may be
+          // left to keep the process alive (the endpoint stopped or died, its endpoint.json gone or stale).
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]!))
         }
       }
     } finally {
