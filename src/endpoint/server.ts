@@ -4,7 +4,7 @@
  * scaling strategy that give it managers (executors/htex/provisioning.ts, as the HTEX executor
  * does). Its files live in `endpointPaths(name, home)`; its log is endpoint.log.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { ConfigError, EndpointStopped, UsageError } from '../errors.js'
@@ -267,10 +267,12 @@ export async function runEndpoint(options: RunEndpointOptions): Promise<Endpoint
   const paths = endpointPaths(options.name, home)
   const config = loadEndpointConfig(paths, options.name)
   const other = runningPid(paths)
-  if (other !== undefined) {
-    throw new ConfigError(paths.pid, `names process ${other}, which is running: endpoint ${options.name} already runs; stop it first (npx tsflow endpoint stop ${options.name})`)
+  if (other.pid !== undefined) {
+    throw new ConfigError(paths.pid, `names process ${other.pid}, which is running: endpoint ${options.name} already runs; stop it first (npx tsflow endpoint stop ${options.name})`)
   }
   const logger = new Logger('endpoint', options.logLevel ?? config.logLevel, paths.log)
+  // A stale endpoint.json stays until this start replaces it: its dead pid tells clients to wait.
+  if (other.stale) logger.warn(`${other.stale}: the last run did not stop cleanly (killed, or the host went down); this start replaces endpoint.pid and endpoint.json`)
   let server: EndpointServer
   try {
     server = new EndpointServer({ name: options.name, home, config, logger })
@@ -324,15 +326,52 @@ function runningPidText(paths: EndpointPaths): string | undefined {
   }
 }
 
-/** The pid in endpoint.pid if that process is alive. */
-function runningPid(paths: EndpointPaths): number | undefined {
-  const pid = Number(runningPidText(paths))
-  if (!Number.isInteger(pid) || pid <= 0) return undefined
+/**
+ * The pid in endpoint.pid if that process is alive and is the one that wrote it; else what is
+ * stale about the file (a daemon killed or a host rebooted leaves it behind), to be replaced.
+ */
+function runningPid(paths: EndpointPaths): { pid?: number; stale?: string } {
+  const text = runningPidText(paths)
+  if (text === undefined) return {}
+  const pid = Number(text)
+  if (!Number.isInteger(pid) || pid <= 0) return { stale: `${paths.pid} holds no pid (${JSON.stringify(text.slice(0, 20))})` }
   try {
     process.kill(pid, 0)
-    return pid
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return { stale: `${paths.pid} names pid ${pid}, which is gone` }
+  }
+  const proc = procStart(pid)
+  if (proc?.zombie) return { stale: `${paths.pid} names pid ${pid}, which has exited (a zombie)` }
+  let written: number
+  try {
+    written = statSync(paths.pid).mtimeMs
+  } catch {
+    return { pid }
+  }
+  // The daemon started before it wrote its pid file; a process that started after the file was
+  // written got the pid from the system after the daemon died (the slack absorbs clock steps).
+  if (proc && proc.startedAt > written + PID_REUSE_SLACK_MS) {
+    return { stale: `${paths.pid} names pid ${pid}, which now belongs to another process (started ${new Date(proc.startedAt).toISOString()}, after the file was written)` }
+  }
+  return { pid }
+}
+
+const PID_REUSE_SLACK_MS = 2000
+/** USER_HZ: the unit of /proc/<pid>/stat times, 100 on Linux's common architectures. */
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** When `pid` started (wall clock, ms) and whether it is a zombie, from /proc; undefined without /proc. */
+function procStart(pid: number): { startedAt: number; zombie: boolean } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // "pid (comm) state ppid ...": comm may hold spaces and ')', so fields count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const startTicks = Number(fields[19]) // field 22, starttime: ticks after boot
+    const uptimeSeconds = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])
+    if (!Number.isFinite(startTicks) || !Number.isFinite(uptimeSeconds)) return undefined
+    return { startedAt: Date.now() - (uptimeSeconds - startTicks / CLOCK_TICKS_PER_SECOND) * 1000, zombie: fields[0] === 'Z' }
+  } catch {
+    return undefined
   }
 }
 

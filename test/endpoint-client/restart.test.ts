@@ -3,7 +3,7 @@
 // tasks and started again, at a fixed client port and at a new one; its managers and workers
 // gone on their own; stale endpoint.json and endpoint.pid replaced by the next start.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -160,12 +160,13 @@ async function killAndRestart(t: Test, label: string, config: Record<string, unk
   const secondState = stateOf(paths)!
   t.equal(secondState.pid, second.pid, 'the new start replaced the stale endpoint.json')
   t.equal(readFileSync(paths.pid, 'utf8').trim(), String(second.pid), 'and endpoint.pid')
+  t.match(readFileSync(paths.log, 'utf8'), `${paths.pid} names pid ${first.pid}, which is gone: the last run did not stop cleanly`, 'the new start logged the stale files it replaced')
   t.equal(secondState.serverPublicKey, firstState.serverPublicKey, 'the same server key across the restart')
   if (config.clientPort) t.equal(secondState.clientPort, firstState.clientPort, 'the same fixed client port')
   else t.not(secondState.clientPort, firstState.clientPort, `a new client port (${firstState.clientPort} -> ${secondState.clientPort}), found in endpoint.json`)
 
   writeFileSync(gateB, '')
-  const values = await Promise.all(futures.map((f) => f.then((v) => v, (e: Error) => e)))
+  const values = await Promise.all(futures.map((f) => f.then((v) => v, (e: unknown) => e)))
   t.same(values, Array.from({ length: n }, (_, i) => i * i), 'every future settled with its result')
   await waitFor(() => ep.outstanding === 0, 'nothing outstanding at the executor')
   t.ok([...settled.values()].every((count) => count === 1) && settled.size === n, 'each future settled once')
@@ -309,4 +310,48 @@ t.test('the daemon SIGKILLed for good under a client process: its tasks fail wit
   const errors = client.lines.filter((l) => l.startsWith('error '))
   t.equal(errors.length, n, 'every task failed')
   for (const line of errors) t.match(line, /EndpointUnreachable E_ENDPOINT_UNREACHABLE endpoint ep .*reconnectTimeoutMs 1500.*names pid \d+, which is gone/, line)
+})
+
+t.test('the daemon SIGKILLed and restarted under a client process: the client waits, re-sends and gets every result once', async (t) => {
+  const { home, name } = endpointHome(t, 'client-restart')
+  const first = await startDaemon(t, home, name)
+  const n = 6
+  const gate = join(scratch, 'client-restart-gate')
+  const session = 'client-restart'
+  const client = startClient(t, 'stall', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'client-restart-run'), SESSION: session, N: String(n), GATE: gate })
+  await waitFor(() => client.lines.includes(`submitted ${n}`) || client.child.exitCode !== null, 'the client to submit', 30_000)
+  const log = () => readFileSync(endpointPaths(name, home).log, 'utf8')
+  await waitFor(() => log().includes(`session ${session}: client`), 'the session to open')
+  const workers = endpointProcesses(home, [process.pid, first.pid])
+  first.child.kill('SIGKILL')
+  await first.exited
+  // The client process is alone with its outstanding tasks until the new daemon is up.
+  await waitFor(() => workers.every((pid) => !isAlive(pid)), 'the killed endpoint\'s managers and workers to exit', 15_000)
+  t.equal(client.child.exitCode, null, 'the client still waits while no endpoint runs')
+  await startDaemon(t, home, name)
+  writeFileSync(gate, '')
+  await exitsOnItsOwn(t, client, 30_000, 'after the restart')
+  const got = client.lines.filter((l) => l.startsWith('got ')).map((l) => l.split(' ').map(Number))
+  t.same(got.map(([, i, v]) => [i, v]).sort((a, b) => a[0]! - b[0]!), Array.from({ length: n }, (_, i) => [i, i * i]), 'each task reported once, right')
+  t.notOk(client.lines.some((l) => l.startsWith('error ')), 'no task failed')
+  t.match(JSON.parse(client.lines.find((l) => l.startsWith('session '))!.slice('session '.length)), { connected: true, outstanding: 0, retained: 0 }, 'all acknowledged at the new endpoint')
+})
+
+t.test('a stale endpoint.pid whose pid now belongs to another process: the next start replaces it and never signals that process', async (t) => {
+  const { home, name, paths } = endpointHome(t, 'reused')
+  // Another program holding the pid the file names, started after the file was written.
+  const other = spawn('sleep', ['60'], { stdio: 'ignore' })
+  t.teardown(() => void other.kill('SIGKILL'))
+  writeFileSync(paths.pid, `${other.pid}\n`)
+  writeFileSync(paths.state, JSON.stringify({ name, pid: other.pid, clientAddress: '127.0.0.1', clientPort: 1, serverPublicKey: 'x' }))
+  const past = new Date(Date.now() - 60_000)
+  utimesSync(paths.pid, past, past)
+  const daemon = await startDaemon(t, home, name)
+  t.equal(stateOf(paths)?.pid, daemon.pid, 'endpoint.json replaced')
+  t.equal(readFileSync(paths.pid, 'utf8').trim(), String(daemon.pid), 'endpoint.pid replaced')
+  t.match(readFileSync(paths.log, 'utf8'), `names pid ${other.pid}, which now belongs to another process`, 'logged why')
+  t.ok(isAlive(other.pid!), 'the other process was left alone')
+  const ep = new EndpointExecutor({ endpoint: name, home })
+  const kernel = await kernelOn(t, 'reused', ep)
+  t.same(await Promise.all(apps.square.map([[3]], { dfk: kernel })), [9], 'the endpoint runs tasks')
 })
