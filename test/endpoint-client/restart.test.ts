@@ -121,7 +121,7 @@ async function kernelOn(t: Test, label: string, executor: EndpointExecutor): Pro
  * on their own; a new daemon (same name and home) replaces the stale files; the client re-sends
  * what the new one does not hold and every future settles once, with the right value.
  */
-async function killAndRestart(t: Test, label: string, config: Record<string, unknown>): Promise<void> {
+async function killAndRestart(t: Test, label: string, config: Record<string, unknown>, restartAtOnce: boolean): Promise<void> {
   const { home, name, paths } = endpointHome(t, label, config)
   const first = await startDaemon(t, home, name)
   const firstState = stateOf(paths)!
@@ -152,11 +152,15 @@ async function killAndRestart(t: Test, label: string, config: Record<string, unk
   t.comment(`endpoint pid ${first.pid} SIGKILLed with ${n / 2} tasks outstanding`)
 
   // Nothing tells the managers: they find the interchange silent past heartbeatThresholdMs and exit, workers with them.
-  await waitFor(() => orphans.every((pid) => !isAlive(pid)), 'the managers and workers of the killed endpoint to exit', 15_000)
-  t.comment(`its ${orphans.length} manager and worker processes exited ${Date.now() - killedAt} ms after the kill`)
+  const orphansGone = async () => {
+    await waitFor(() => orphans.every((pid) => !isAlive(pid)), 'the managers and workers of the killed endpoint to exit', 15_000)
+    t.comment(`its ${orphans.length} manager and worker processes exited ${Date.now() - killedAt} ms after the kill`)
+  }
   t.ok(existsSync(paths.state) && existsSync(paths.pid), 'the killed endpoint left endpoint.json and endpoint.pid behind (stale)')
-
+  // At once: before the client (or the old managers) noticed the silence; else after they did.
+  if (!restartAtOnce) await orphansGone()
   const second = await startDaemon(t, home, name)
+  if (restartAtOnce) await orphansGone()
   const secondState = stateOf(paths)!
   t.equal(secondState.pid, second.pid, 'the new start replaced the stale endpoint.json')
   t.equal(readFileSync(paths.pid, 'utf8').trim(), String(second.pid), 'and endpoint.pid')
@@ -178,12 +182,12 @@ async function killAndRestart(t: Test, label: string, config: Record<string, unk
   t.same(more, [25, 36], 'new tasks run on the restarted endpoint')
 }
 
-t.test('the daemon SIGKILLed and restarted at its fixed client port: every future settles once', async (t) => {
-  await killAndRestart(t, 'fixed', { clientPort: await freePort() })
+t.test('the daemon SIGKILLed and restarted at once at its fixed client port: every future settles once', async (t) => {
+  await killAndRestart(t, 'fixed', { clientPort: await freePort() }, true)
 })
 
 t.test('the daemon SIGKILLed and restarted at a new port (clientPort 0): the client re-reads endpoint.json', async (t) => {
-  await killAndRestart(t, 'port0', {})
+  await killAndRestart(t, 'port0', {}, false)
 })
 
 const clients = fileURLToPath(new URL('../fixtures/endpoint/stop-clients.mjs', import.meta.url))
@@ -354,4 +358,23 @@ t.test('a stale endpoint.pid whose pid now belongs to another process: the next 
   const ep = new EndpointExecutor({ endpoint: name, home })
   const kernel = await kernelOn(t, 'reused', ep)
   t.same(await Promise.all(apps.square.map([[3]], { dfk: kernel })), [9], 'the endpoint runs tasks')
+})
+
+t.test('the daemon SIGKILLed and restarted under an EndpointClient in collect(): the tasks it lost fail clearly, no hang', async (t) => {
+  const { home, name } = endpointHome(t, 'collect-restart')
+  const first = await startDaemon(t, home, name)
+  const n = 4
+  const client = startClient(t, 'collect', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'collect-restart-run'), SESSION: 'collect-restart', N: String(n), GATE: join(scratch, 'never') })
+  await waitFor(() => client.lines.some((l) => l.startsWith('collecting')) || client.child.exitCode !== null, 'the collector to join the session', 30_000)
+  t.equal(client.lines[0], `collecting ${n}`)
+  first.child.kill('SIGKILL')
+  await first.exited
+  // The new endpoint knows nothing of the session: the collector cannot send its tasks again (it never had them).
+  await startDaemon(t, home, name)
+  await exitsOnItsOwn(t, client, 30_000, 'after the restart')
+  t.ok(client.lines.includes(`collected ${n} ok 0`), 'collect() returns every task, failed')
+  const failed = client.lines.filter((l) => l.startsWith('failed '))
+  t.equal(failed.length, n)
+  for (const line of failed) t.match(line, /EndpointStopped E_ENDPOINT_STOPPED endpoint ep: no longer holds task #\d+ of session collect-restart \(it was restarted/, line)
+  t.ok(client.lines.includes('again returned 0'), 'a later collect() has nothing left to wait for')
 })

@@ -7,7 +7,7 @@ import { decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { deferred, type Deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
-import { EndpointLink, type Failure } from './link.js'
+import { EndpointLink, type Failure, type Welcome } from './link.js'
 import { resolveEndpointOptions, resolveTarget } from './options.js'
 
 export interface EndpointClientOptions {
@@ -44,13 +44,19 @@ export class EndpointClient {
   private readonly seen = new Set<string>()
   private collected: CollectedResult[] = []
   private retainedLeft = 0
+  /** waited for before a reconnect, not listed by the endpoint after it: resent as retained, or lost */
+  private readonly missing = new Set<number>()
+  private endpointName: string
   private waiter: Deferred<void> | undefined
   private lostError: Error | undefined
 
   private constructor(
     readonly session: string,
     private link: EndpointLink,
-  ) {}
+    endpoint: string,
+  ) {
+    this.endpointName = endpoint
+  }
 
   /** Connects and resumes `session`; throws EndpointNotFound, EndpointUnreachable or EndpointRefused. */
   static async connect(options: EndpointClientOptions): Promise<EndpointClient> {
@@ -72,12 +78,7 @@ export class EndpointClient {
       },
       {
         busy: () => client === undefined || client.pending.size > 0 || client.retainedLeft > 0,
-        welcomed: (welcome) => {
-          if (!client) return
-          // After a reconnect: what the endpoint still holds is outstanding, the rest is resent.
-          client.retainedLeft = welcome.retained
-          for (const id of welcome.outstanding) client.pending.add(id)
-        },
+        welcomed: (welcome) => client?.resumed(welcome),
         results: (results) => client?.results(results),
         failed: (failures) => client?.failed(failures),
         dispatched: () => {},
@@ -86,7 +87,7 @@ export class EndpointClient {
       },
     )
     const welcome = await link.open()
-    client = new EndpointClient(session, link)
+    client = new EndpointClient(session, link, welcome.endpoint)
     client.retainedLeft = welcome.retained
     for (const id of welcome.outstanding) client.pending.add(id)
     return client
@@ -130,19 +131,50 @@ export class EndpointClient {
     await this.link.close(options.forget ?? false)
   }
 
+  /**
+   * After a reconnect: what the endpoint lists is outstanding, and `retained` results follow.
+   * A task waited for that it neither lists nor resends is gone from it (it restarted, or
+   * dropped the result past resultTtlMs): reported failed once the resent results are in.
+   */
+  private resumed(welcome: Welcome): void {
+    const outstanding = new Set(welcome.outstanding)
+    for (const id of this.pending) if (!outstanding.has(id)) this.missing.add(id)
+    this.pending.clear()
+    for (const id of outstanding) {
+      this.pending.add(id)
+      this.missing.delete(id)
+    }
+    this.retainedLeft = welcome.retained
+    this.endpointName = welcome.endpoint
+    this.settle()
+  }
+
+  private reportMissing(): void {
+    if (this.retainedLeft > 0 || this.missing.size === 0) return
+    for (const id of this.missing) {
+      const error = new EndpointStopped(
+        this.endpointName,
+        `no longer holds task #${id} of session ${this.session} (it was restarted, or the result was dropped after resultTtlMs): the task's outcome is lost; submit it again`,
+      )
+      this.collected.push({ id, try: 0, ok: false, error })
+    }
+    this.missing.clear()
+  }
+
   private done(): boolean {
     return (this.pending.size === 0 && this.retainedLeft <= 0) || this.lostError !== undefined
   }
 
   private settle(): void {
+    this.reportMissing()
     if (this.done()) this.waiter?.resolve()
   }
 
   private results(results: ResultEnvelope[]): void {
     for (const envelope of results) {
       this.link.ack(envelope.id, envelope.try)
-      if (!this.first(envelope.id, envelope.try)) continue
       this.take(envelope.id)
+      if (!this.first(envelope.id, envelope.try)) continue
       try {
         const result = fromResultTuple(decode(envelope.payload))
         this.collected.push(
@@ -158,8 +190,8 @@ export class EndpointClient {
   private failed(failures: Failure[]): void {
     for (const failure of failures) {
       this.link.ack(failure.id, failure.try)
-      if (!this.first(failure.id, failure.try)) continue
       this.take(failure.id)
+      if (!this.first(failure.id, failure.try)) continue
       let error: Error
       try {
         error = decodeError(failure.error)
@@ -178,9 +210,13 @@ export class EndpointClient {
     return true
   }
 
-  /** One result arrived: an outstanding task finished, or a retained result was resent. */
+  /**
+   * One outcome arrived: an outstanding task finished, or a retained outcome was resent (counted
+   * even when seen before: its ack was lost with the connection, and collect waits for the count).
+   */
   private take(id: number): void {
     if (this.pending.delete(id)) return
+    this.missing.delete(id)
     this.retainedLeft--
   }
 
