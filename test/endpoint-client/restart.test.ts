@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { DataFlowKernel, EndpointExecutor, TaskState } from 'tsflow'
+import { DataFlowKernel, EndpointClient, EndpointExecutor, TaskState } from 'tsflow'
 import { addAllowedClient, ensureClientKeys, writeDefaultEndpointConfig } from 'tsflow/endpoint'
 import { endpointPaths, type EndpointState } from 'tsflow/protocol'
 import * as apps from '../fixtures/endpoint-apps.js'
-import { TEST_ENDPOINT_CONFIG } from '../helpers/endpoint.js'
+import { TEST_ENDPOINT_CONFIG, startEndpoint as startTestEndpoint } from '../helpers/endpoint.js'
+import { tcpProxy } from '../helpers/tcp-proxy.js'
 import { isAlive, waitFor } from '../helpers/wait.js'
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -377,4 +378,36 @@ t.test('the daemon SIGKILLed and restarted under an EndpointClient in collect():
   t.equal(failed.length, n)
   for (const line of failed) t.match(line, /EndpointStopped E_ENDPOINT_STOPPED endpoint ep: no longer holds task #\d+ of session collect-restart \(it was restarted/, line)
   t.ok(client.lines.includes('again returned 0'), 'a later collect() has nothing left to wait for')
+})
+
+t.test('acks lost with a connection: the resent results are dropped as seen, and a later collect() does not wait for them', async (t) => {
+  const endpoint = await startTestEndpoint(t)
+  const session = 'lost-acks'
+  const executor = new EndpointExecutor({ endpoint: endpoint.name, home: endpoint.home, session })
+  const kernel = await kernelOn(t, 'lost-acks', executor)
+  const gate = join(scratch, 'lost-acks-gate')
+  const n = 4
+  const held = apps.gatedSquare.map(Array.from({ length: n }, (_, i) => [i, gate]), { dfk: kernel })
+  for (const future of held) future.catch(() => undefined)
+  await waitFor(async () => (await executor.status()).sessions.find((s) => s.session === session)?.outstanding === n, 'the tasks at the endpoint')
+  await kernel.cleanup({ deadlineMs: 0 })
+
+  const proxy = await tcpProxy('127.0.0.1', endpoint.state.clientPort)
+  t.teardown(() => proxy.close())
+  const client = await EndpointClient.connect({ endpoint: `tcp://127.0.0.1:${proxy.port}`, serverKey: endpoint.state.serverPublicKey, home: endpoint.home, session })
+  t.teardown(() => client.close({ forget: true }))
+  // What the client sends from now on (its acks) never reaches the endpoint; the results still come.
+  proxy.holdUpstream()
+  writeFileSync(gate, '')
+  const results = await client.collect({ timeoutMs: 30_000 })
+  t.same(results.map((r) => r.value).sort((a, b) => (a as number) - (b as number)), [0, 1, 4, 9], 'every result once')
+  // The connection is cut: the client resumes, the endpoint resends the four it holds unacknowledged.
+  proxy.drop()
+  const retained = async () => (await endpoint.server.status()).sessions.find((s) => s.session === session)?.retained
+  t.equal(await retained(), n, 'the endpoint never got the acks')
+  await waitFor(async () => (await retained()) === 0, 'the resent results acknowledged after the resume', 20_000)
+  const started = Date.now()
+  const again = await client.collect({ timeoutMs: 10_000 })
+  t.same(again, [], 'no result twice')
+  t.ok(Date.now() - started < 2000, `collect() returned at once (${Date.now() - started} ms), not at its timeout`)
 })

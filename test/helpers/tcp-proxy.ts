@@ -8,6 +8,8 @@ export interface TcpProxy {
   /** relayed connections cut so far */
   drops: number
   drop(): void
+  /** stops relaying what clients send on the live connections (lost at the next drop); replies still flow */
+  holdUpstream(): void
   close(): Promise<void>
 }
 
@@ -38,6 +40,12 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
         proxy.drops++
       }
       pairs.clear()
+    },
+    holdUpstream() {
+      for (const [inbound, outbound] of pairs) {
+        inbound.unpipe(outbound)
+        inbound.pause()
+      }
     },
     close() {
       proxy.drop()
