@@ -63,6 +63,12 @@ export class EndpointLink {
   private socket: Dealer | undefined
   private outbox: Outbox | undefined
   private helloWaiter: Deferred<Welcome> | undefined
+  /**
+   * Settled once a welcome has been taken in (opened) or given up on. The receive loop waits on it
+   * after a welcome: the results the endpoint resends right behind the welcome must reach the owner
+   * after its `welcomed`, which sets what it waits for (the retained count, the outstanding ids).
+   */
+  private welcomeTaken: Deferred<void> | undefined
   private liveness: Heartbeat<'endpoint'> | undefined
   private timer: NodeJS.Timeout | undefined
   private lastTick = Date.now()
@@ -173,6 +179,7 @@ export class EndpointLink {
     }
     this.helloWaiter?.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed while saying hello'))
     this.closeProbe?.()
+    this.welcomeTaken?.resolve()
     this.dropSocket()
     for (const waiter of this.statusWaiters.values()) waiter.reject(new EndpointUnreachable(this.target?.name ?? '?', this.target?.address ?? '?', 'the client closed'))
   }
@@ -184,6 +191,9 @@ export class EndpointLink {
     const socket = this.curveDealer(target)
     const waiter = deferred<Welcome>()
     this.helloWaiter = waiter
+    this.welcomeTaken?.resolve()
+    const taken = deferred<void>()
+    this.welcomeTaken = taken
     socket.connect(target.address)
     this.socket = socket
     this.outbox = new Outbox(socket, (error) => this.options.logger?.error(`send to endpoint ${target.name} failed`, error))
@@ -197,6 +207,7 @@ export class EndpointLink {
       }
       return welcome
     } catch (error) {
+      taken.resolve()
       if (this.socket === socket) this.dropSocket()
       else if (!socket.closed) socket.close()
       throw error
@@ -279,6 +290,7 @@ export class EndpointLink {
       this.timer.unref()
     }
     this.handlers.welcomed(welcome, first)
+    this.welcomeTaken?.resolve()
   }
 
   private dropSocket(): void {
@@ -401,6 +413,9 @@ export class EndpointLink {
       } catch (error) {
         this.options.logger?.error(`handling a '${message.t}' message from endpoint ${this.target?.name} failed; receiving goes on`, error)
       }
+      // The owner hears of the welcome a few promise turns later (connectOnce returns, then
+      // opened): what follows it waits until then.
+      if (message.t === 'ep_welcome') await this.welcomeTaken?.promise
       this.flushAcks()
     }
   }
