@@ -1,0 +1,162 @@
+// The endpoint daemon's lifecycle through the real CLI: configure -> start -> status (until the
+// LocalProvider's manager has connected) -> list -> stop, with no process left; start twice;
+// the daemon outliving the CLI and a hangup of the CLI's process group; a bad config.json.
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import t, { type Test } from 'tap'
+import { endpointPaths, type EndpointState, type EndpointStatus } from 'tsflow/protocol'
+import { waitFor } from '../helpers/wait.js'
+import { alive, cliEnv, groupMembers, processesMentioning, scratchHome, tsflow, TSFLOW_BIN } from './helpers.js'
+
+/** A scratch home whose processes are all gone at the end of the test (killed if a test failed first). */
+function homeWithCleanup(t: Test): string {
+  const home = scratchHome(t)
+  t.teardown(() => {
+    for (const pid of processesMentioning(home)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // gone meanwhile
+      }
+    }
+  })
+  return home
+}
+
+/** configure with one worker (2 cores shared by every test) and a short heartbeat */
+async function configure(t: Test, home: string, name: string): Promise<void> {
+  const made = await tsflow(home, ['endpoint', 'configure', name, '--set', 'maxWorkersPerNode=1', '--set', 'workerMode=threads'])
+  t.equal(made.code, 0, `configure ${name}: ${made.stderr}`)
+}
+
+async function statusJson(home: string, name: string): Promise<{ code: number | null; report: { running: boolean; pid?: number; state?: EndpointState; status?: EndpointStatus; statusError?: { message: string } } }> {
+  const ran = await tsflow(home, ['endpoint', 'status', name, '--json'])
+  return { code: ran.code, report: JSON.parse(ran.stdout) }
+}
+
+async function assertAllGone(t: Test, home: string, pid: number): Promise<void> {
+  await waitFor(() => !alive(pid) && groupMembers(pid).length === 0 && processesMentioning(home).length === 0, `every process of the endpoint (pid ${pid}) to be gone`, 20_000, 50)
+  t.notOk(alive(pid), 'the daemon is gone')
+  t.same(groupMembers(pid), [], 'its process group is empty')
+  t.same(processesMentioning(home), [], 'no process of this home is left (managers, workers)')
+}
+
+t.test('configure, start, status with managers and workers, list, start again, stop: nothing left', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'ep')
+  const paths = endpointPaths('ep', home)
+
+  const started = await tsflow(home, ['endpoint', 'start', 'ep'])
+  t.equal(started.code, 0, `start: ${started.stderr}`)
+  const state = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  t.match(started.stdout, new RegExp(`endpoint ep started \\(pid ${state.pid}\\)`))
+  t.match(started.stdout, new RegExp(`clients connect to\\s+tcp://127\\.0\\.0\\.1:${state.clientPort}`))
+  t.ok(started.stdout.includes(state.serverPublicKey), 'prints the server public key')
+  t.ok(started.stdout.includes(paths.log), 'prints the log path')
+  t.ok(alive(state.pid), 'the daemon outlives the CLI that started it')
+  t.equal(readFileSync(paths.pid, 'utf8').trim(), String(state.pid), 'endpoint.pid names it')
+  // Its own session and process group, no controlling terminal: a closing terminal cannot reach it.
+  const procStat = readFileSync(`/proc/${state.pid}/stat`, 'utf8')
+  const stat = procStat.slice(procStat.lastIndexOf(')') + 2).split(' ')
+  t.equal(Number(stat[2]), state.pid, 'it leads its own process group')
+  t.equal(Number(stat[3]), state.pid, 'it leads its own session')
+  t.equal(Number(stat[4]), 0, 'it has no controlling terminal')
+
+  let last: Awaited<ReturnType<typeof statusJson>> | undefined
+  await waitFor(
+    async () => {
+      last = await statusJson(home, 'ep')
+      return (last.report.status?.managers.length ?? 0) >= 1 && (last.report.status?.workers ?? 0) >= 1
+    },
+    'status to show the local block\'s manager and its worker',
+    60_000,
+    250,
+  )
+  t.equal(last!.code, 0, 'status of a running endpoint exits 0')
+  t.match(last!.report, { running: true, pid: state.pid, status: { name: 'ep', queued: 0, running: 0 } })
+  t.same(last!.report.status!.sessions, [], "status's own session is not listed")
+  const text = await tsflow(home, ['endpoint', 'status', 'ep'])
+  t.equal(text.code, 0)
+  t.match(text.stdout, new RegExp(`endpoint ep: running \\(pid ${state.pid}, up `))
+  t.match(text.stdout, /managers 1, workers 1 in 1 block/)
+  t.match(text.stdout, /tasks\s+0 queued, 0 running/)
+  t.match(text.stdout, /MANAGER\s+HOST\s+BLOCK\s+WORKERS/)
+
+  const list = await tsflow(home, ['endpoint', 'list'])
+  t.match(list.stdout, new RegExp(`^ep\\s+running\\s+${state.pid}\\s+tcp://127\\.0\\.0\\.1:${state.clientPort}\\s+\\S+\\s+local$`, 'm'))
+
+  const again = await tsflow(home, ['endpoint', 'start', 'ep'])
+  t.equal(again.code, 0, 'starting a running endpoint is not an error')
+  t.match(again.stdout, new RegExp(`endpoint ep is already running \\(pid ${state.pid}`))
+  t.equal(JSON.parse(readFileSync(paths.state, 'utf8')).pid, state.pid, 'the same daemon')
+
+  const managerPids = last!.report.status!.managers.map((m) => m.pid)
+  const stopped = await tsflow(home, ['endpoint', 'stop', 'ep'])
+  t.equal(stopped.code, 0, `stop: ${stopped.stderr}`)
+  t.equal(stopped.stdout, `endpoint ep stopped (pid ${state.pid})\n`)
+  t.equal(stopped.stderr, '', 'a clean stop: no notes')
+  t.notOk(existsSync(paths.state), 'endpoint.json removed')
+  t.notOk(existsSync(paths.pid), 'endpoint.pid removed')
+  await assertAllGone(t, home, state.pid)
+  for (const pid of managerPids) t.notOk(alive(pid), `manager ${pid} is gone`)
+
+  const twice = await tsflow(home, ['endpoint', 'stop', 'ep'])
+  t.equal(twice.code, 0)
+  t.equal(twice.stdout, 'endpoint ep is not running\n')
+  const status = await tsflow(home, ['endpoint', 'status', 'ep'])
+  t.equal(status.code, 3)
+})
+
+t.test('the daemon survives a hangup of the process group and session the CLI ran in', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'hup')
+  // A shell in a new session, as a terminal's: it runs start, then lingers like an open terminal.
+  const shell = spawn('bash', ['-c', `"${process.execPath}" "${TSFLOW_BIN}" endpoint start hup >/dev/null 2>&1; echo started; sleep 60`], {
+    detached: true,
+    env: cliEnv(home),
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  t.teardown(() => {
+    try {
+      process.kill(-shell.pid!, 'SIGKILL')
+    } catch {
+      // ended
+    }
+  })
+  await new Promise<void>((resolve) => shell.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('started') && resolve()))
+  const state = JSON.parse(readFileSync(endpointPaths('hup', home).state, 'utf8')) as EndpointState
+  // What the terminal's closing does: SIGHUP to its session's process group.
+  process.kill(-shell.pid!, 'SIGHUP')
+  await waitFor(() => shell.exitCode !== null || shell.signalCode !== null, 'the shell to end on SIGHUP')
+  t.equal(shell.signalCode, 'SIGHUP', 'the terminal-side processes ended')
+  t.ok(alive(state.pid), 'the endpoint did not')
+  const status = await statusJson(home, 'hup')
+  t.equal(status.report.running, true)
+  const stopped = await tsflow(home, ['endpoint', 'stop', 'hup'])
+  t.equal(stopped.code, 0, stopped.stderr)
+  await assertAllGone(t, home, state.pid)
+})
+
+t.test('a bad config.json: start fails naming the field, shows the log, leaves no process and no endpoint.json', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'bad')
+  const paths = endpointPaths('bad', home)
+  const config = JSON.parse(readFileSync(paths.config, 'utf8'))
+  config.maxWorkersPerNod = 2
+  writeFileSync(paths.config, JSON.stringify(config))
+  const started = await tsflow(home, ['endpoint', 'start', 'bad'])
+  t.equal(started.code, 1)
+  t.match(started.stderr, /endpoint bad failed to start: .*config\.json: maxWorkersPerNod is not a known option; did you mean 'maxWorkersPerNode'\?/)
+  t.match(started.stderr, new RegExp(`last lines of ${paths.log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\n  .*maxWorkersPerNod`), 'the end of endpoint.log is shown')
+  t.notOk(existsSync(paths.state), 'no endpoint.json')
+  t.notOk(existsSync(paths.pid), 'no endpoint.pid')
+  t.same(processesMentioning(home), [], 'no process left')
+
+  writeFileSync(paths.config, '{ "provider": ')
+  const broken = await tsflow(home, ['endpoint', 'start', 'bad'])
+  t.equal(broken.code, 1)
+  t.match(broken.stderr, /config\.json: is not valid JSON/)
+  t.same(processesMentioning(home), [], 'no process left')
+  const list = await tsflow(home, ['endpoint', 'list'])
+  t.match(list.stdout, /^bad\s+stopped/m)
+})
