@@ -54,14 +54,14 @@ async function main(argv: readonly string[]): Promise<number> {
   if (readyFd !== undefined) {
     // Started as a daemon: it has no terminal, and a stray SIGHUP (a shell that signals its
     // former jobs) must not end it.
-    process.on('SIGHUP', () => process.stderr.write(`${new Date().toISOString()} ${PROGRAM} ${name}: SIGHUP ignored (stop it with 'tsflow endpoint stop ${name}')\n`))
+    process.on('SIGHUP', () => process.stderr.write(`${new Date().toISOString()} WARN  ${PROGRAM} ${name}: SIGHUP ignored (stop it with 'tsflow endpoint stop ${name}')\n`))
   }
   let server
   try {
     server = await runEndpoint({ name, home, ...(options.logLevel ? { logLevel: options.logLevel } : {}) })
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
-    process.stderr.write(`${new Date().toISOString()} ${PROGRAM} ${name}: cannot start: ${error instanceof Error && !(error as { code?: string }).code ? (error.stack ?? message) : message}\n`)
+    process.stderr.write(`${new Date().toISOString()} ERROR ${PROGRAM} ${name}: cannot start: ${error instanceof Error && !(error as { code?: string }).code ? (error.stack ?? message) : message}\n`)
     report(readyFd, { error: message })
     return 1
   }
@@ -79,7 +79,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   report(readyFd, state)
   const reason = await server.done
-  process.stderr.write(`${new Date().toISOString()} ${PROGRAM} ${name}: stopped (${reason})\n`)
+  process.stderr.write(`${new Date().toISOString()} INFO  ${PROGRAM} ${name}: stopped (${reason})\n`)
   return 0
 }
 

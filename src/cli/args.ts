@@ -9,9 +9,9 @@ import { nearest } from '../util/schema.js'
 
 /**
  * 0 done; 1 failed (the message says why); 2 bad command line; 3 the endpoint is not running
- * (`status <name>`, as LSB init scripts answer "status" for a stopped service).
+ * (`status <name>`, as LSB init scripts answer "status" for a stopped service); 130 Ctrl-C.
  */
-export const ExitCode = { ok: 0, failed: 1, usage: 2, notRunning: 3 } as const
+export const ExitCode = { ok: 0, failed: 1, usage: 2, notRunning: 3, interrupted: 130 } as const
 
 export interface Output {
   write(text: string): unknown

@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream'
 import { endpointDaemonSpec, type EndpointState } from '../protocol/endpoint.js'
 import type { LogLevel } from '../util/logger.js'
 import { readTail } from '../util/file-tail.js'
-import { acquireStartLock, groupAlive, inspectEndpoint, isAlive, leadsProcessGroup, removeStateFiles, signalGroup, type EndpointInspection } from './endpoint-state.js'
+import { acquireStartLock, groupAlive, StartLockHeld, inspectEndpoint, isAlive, leadsProcessGroup, removeStateFiles, signalGroup, type EndpointInspection } from './endpoint-state.js'
 
 /** dist/bin/endpoint.js beside this module's dist/cli/. */
 export const ENDPOINT_BIN = fileURLToPath(new URL('../bin/endpoint.js', import.meta.url))
@@ -33,7 +33,7 @@ const KILL_WAIT_MS = 5_000
 export type StartResult =
   | { kind: 'started'; state: EndpointState; log: string; staleNote?: string }
   | { kind: 'running'; inspection: EndpointInspection }
-  | { kind: 'failed'; message: string; logTail: string; log: string; staleNote?: string }
+  | { kind: 'failed'; message: string; logTail: string; log: string; interrupted?: boolean; staleNote?: string }
 
 export interface StartOptions {
   name: string
@@ -45,11 +45,29 @@ export interface StartOptions {
 
 export async function startEndpoint(options: StartOptions): Promise<StartResult> {
   const { name, home } = options
-  const inspection = inspectEndpoint(name, home)
-  if (inspection.running) return { kind: 'running', inspection }
-  const paths = inspection.paths
+  const deadline = Date.now() + options.timeoutMs
+  let inspection = inspectEndpoint(name, home)
   const staleNote = inspection.staleNote
-  const release = acquireStartLock(paths, name)
+  let release: (() => void) | undefined
+  // Another `start` of the same endpoint in progress: wait for it, then report what it made.
+  while (!inspection.running) {
+    try {
+      release = acquireStartLock(inspection.paths, name)
+      // A start that held the lock until just now may have left it running.
+      inspection = inspectEndpoint(name, home)
+      break
+    } catch (error) {
+      if (!(error instanceof StartLockHeld)) throw error
+      if (Date.now() >= deadline) throw new Error(`endpoint ${name} is being started by another 'tsflow endpoint start' (pid ${error.holder}), still after ${options.timeoutMs} ms; remove ${error.lock} if that process is not a start`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      inspection = inspectEndpoint(name, home)
+    }
+  }
+  if (inspection.running || !release) {
+    release?.()
+    return { kind: 'running', inspection }
+  }
+  const paths = inspection.paths
   try {
     // The tail shown on failure starts where this start's output does.
     const logFd = openSync(paths.log, 'a', 0o600)
@@ -83,28 +101,35 @@ export async function startEndpoint(options: StartOptions): Promise<StartResult>
         ? `endpoint ${name} failed to start: ${outcome.message}`
         : outcome.kind === 'timeout'
           ? `endpoint ${name} did not report ready within ${options.timeoutMs} ms (--timeout); it was stopped`
-          : `endpoint ${name} exited before it was ready (${status})`
-    return { kind: 'failed', message, logTail: readTail(paths.log, 20, 8192, logStart), log: paths.log, ...(staleNote ? { staleNote } : {}) }
+          : outcome.kind === 'interrupted'
+            ? `${outcome.signal} while endpoint ${name} was starting: it was stopped`
+            : `endpoint ${name} exited before it was ready (${status})`
+    const interrupted = outcome.kind === 'interrupted'
+    return { kind: 'failed', message, logTail: readTail(paths.log, 20, 8192, logStart), log: paths.log, ...(interrupted ? { interrupted } : {}), ...(staleNote ? { staleNote } : {}) }
   } finally {
     release()
   }
 }
 
-type ReadyOutcome = { kind: 'ready'; state: EndpointState } | { kind: 'error'; message: string } | { kind: 'exited' } | { kind: 'timeout' }
+type ReadyOutcome = { kind: 'ready'; state: EndpointState } | { kind: 'error'; message: string } | { kind: 'exited' } | { kind: 'timeout' } | { kind: 'interrupted'; signal: string }
 
 /** Waits for the daemon's one line on the ready pipe, its exit, or the timeout, whichever comes first. */
 function readyLine(child: ChildProcess, pipe: Readable, timeoutMs: number): Promise<ReadyOutcome> {
   return new Promise((resolve) => {
     let text = ''
     let done = false
+    // Ctrl-C while waiting abandons the start: the half-started daemon is stopped, not left behind.
+    const onSignal = (signal: NodeJS.Signals) => finish({ kind: 'interrupted', signal })
     const finish = (outcome: ReadyOutcome) => {
       if (done) return
       done = true
       clearTimeout(timer)
+      process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal)
       pipe.destroy()
       resolve(outcome)
     }
     const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs)
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal)
     child.once('error', (error) => finish({ kind: 'error', message: `cannot run ${ENDPOINT_BIN}: ${error.message}` }))
     pipe.setEncoding('utf8')
     pipe.on('data', (chunk: string) => {

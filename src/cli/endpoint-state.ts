@@ -201,10 +201,20 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 
 const LOCK_NAME = 'endpoint.starting'
 
+/** The start lock is held by another live `tsflow endpoint start`. */
+export class StartLockHeld extends Error {
+  constructor(
+    readonly holder: number,
+    readonly lock: string,
+  ) {
+    super(`held by pid ${holder} (${lock})`)
+  }
+}
+
 /**
  * Takes the start lock of an endpoint (a file created with O_EXCL holding this process's pid),
- * taking over one whose holder is dead. Throws when another live `start` holds it. Returns the
- * release function.
+ * taking over one whose holder is dead. Throws StartLockHeld when another live `start` holds it.
+ * Returns the release function.
  */
 export function acquireStartLock(paths: EndpointPaths, name: string): () => void {
   const lock = join(paths.dir, LOCK_NAME)
@@ -217,9 +227,7 @@ export function acquireStartLock(paths: EndpointPaths, name: string): () => void
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const holder = Number(safeRead(lock)?.trim())
-      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
-        throw new Error(`endpoint ${name} is being started by another 'tsflow endpoint start' (pid ${holder}); wait for it, or remove ${lock} if that is wrong`)
-      }
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) throw new StartLockHeld(holder, lock)
       rmSync(lock, { force: true })
     }
   }

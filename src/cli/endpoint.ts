@@ -185,7 +185,7 @@ with the end of its log, exit 1, and leaves no process behind.`,
     if (result.kind === 'failed') {
       warn(io, result.message)
       warn(io, result.logTail ? `last lines of ${result.log}:\n${result.logTail.replace(/^/gm, '  ')}` : `(nothing in ${result.log})`)
-      return ExitCode.failed
+      return result.interrupted ? ExitCode.interrupted : ExitCode.failed
     }
     const { state } = result
     if (json) {

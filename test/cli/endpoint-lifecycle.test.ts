@@ -90,6 +90,16 @@ t.test('configure, start, status with managers and workers, list, start again, s
   t.match(again.stdout, new RegExp(`endpoint ep is already running \\(pid ${state.pid}`))
   t.equal(JSON.parse(readFileSync(paths.state, 'utf8')).pid, state.pid, 'the same daemon')
 
+  // The allow-list is read for each new connection: denying this user's key locks status out.
+  const key = (await tsflow(home, ['endpoint', 'keys'])).stdout.trim()
+  t.equal((await tsflow(home, ['endpoint', 'deny', 'ep', key])).code, 0)
+  const locked = await tsflow(home, ['endpoint', 'status', 'ep', '--timeout', '1500'])
+  t.equal(locked.code, 1, 'status of a running endpoint that does not answer exits 1')
+  t.match(locked.stdout, /status unavailable: .*no answer within 1500 ms; .*allow-list \(tsflow endpoint allow ep <key>\)/)
+  await waitFor(() => readFileSync(paths.log, 'utf8').includes(`unknown client key ${key}`), 'the refusal in endpoint.log', 10_000, 50)
+  t.equal((await tsflow(home, ['endpoint', 'allow', 'ep', key])).code, 0)
+  t.equal((await statusJson(home, 'ep')).code, 0, 'allowed again: status answers')
+
   const managerPids = last!.report.status!.managers.map((m) => m.pid)
   const stopped = await tsflow(home, ['endpoint', 'stop', 'ep'])
   t.equal(stopped.code, 0, `stop: ${stopped.stderr}`)
@@ -159,4 +169,61 @@ t.test('a bad config.json: start fails naming the field, shows the log, leaves n
   t.same(processesMentioning(home), [], 'no process left')
   const list = await tsflow(home, ['endpoint', 'list'])
   t.match(list.stdout, /^bad\s+stopped/m)
+})
+
+t.test('a daemon that does not answer SIGTERM is killed with its group; a crashed one leaves stale files that are cleaned', async (t) => {
+  const home = homeWithCleanup(t)
+  const made = await tsflow(home, ['endpoint', 'configure', 'ep', '--set', 'maxWorkersPerNode=1', '--set', 'workerMode=threads', '--set', 'heartbeatPeriodMs=500', '--set', 'heartbeatThresholdMs=2000'])
+  t.equal(made.code, 0, made.stderr)
+  const paths = endpointPaths('ep', home)
+
+  t.equal((await tsflow(home, ['endpoint', 'start', 'ep'])).code, 0)
+  const first = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  // A stopped (SIGSTOP) process cannot act on SIGTERM: stop must fall back to SIGKILL.
+  process.kill(first.pid, 'SIGSTOP')
+  const stopped = await tsflow(home, ['endpoint', 'stop', 'ep', '--timeout', '1000'])
+  t.equal(stopped.code, 1, 'a forced stop exits 1')
+  t.match(stopped.stderr, /did not stop within 1000 ms of SIGTERM; killed its process group with SIGKILL/)
+  t.match(stopped.stdout, new RegExp(`endpoint ep stopped \\(pid ${first.pid}, killed\\)`))
+  t.notOk(existsSync(paths.state), 'its endpoint.json removed')
+  t.notOk(existsSync(paths.pid), 'its endpoint.pid removed')
+  // Its blocks run in process groups of their own; their managers leave when the endpoint's heartbeats stop.
+  await assertAllGone(t, home, first.pid)
+
+  t.equal((await tsflow(home, ['endpoint', 'start', 'ep'])).code, 0)
+  const second = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  t.not(second.pid, first.pid)
+  process.kill(second.pid, 'SIGKILL')
+  await waitFor(() => !alive(second.pid), 'the daemon to die')
+  t.ok(existsSync(paths.state), 'a crashed daemon leaves endpoint.json behind')
+  const status = await tsflow(home, ['endpoint', 'status', 'ep'])
+  t.equal(status.code, 3)
+  t.match(status.stderr, new RegExp(`endpoint ep: removed stale endpoint\\.json and endpoint\\.pid of pid ${second.pid}, which is no longer running`))
+  t.notOk(existsSync(paths.state))
+  await waitFor(() => processesMentioning(home).length === 0, 'the crashed endpoint\'s managers to leave', 20_000, 100)
+
+  const restarted = await tsflow(home, ['endpoint', 'start', 'ep'])
+  t.equal(restarted.code, 0, `starts again after a crash: ${restarted.stderr}`)
+  const third = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  t.equal(third.serverPublicKey, first.serverPublicKey, 'the same server key across restarts')
+  t.equal((await tsflow(home, ['endpoint', 'stop', 'ep'])).code, 0)
+  await assertAllGone(t, home, third.pid)
+})
+
+t.test('two starts at once run one daemon', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'ep')
+  const [a, b] = await Promise.all([tsflow(home, ['endpoint', 'start', 'ep']), tsflow(home, ['endpoint', 'start', 'ep'])])
+  const outputs = [a, b].map((r) => `${r.code} ${r.stdout}${r.stderr}`)
+  t.equal(outputs.filter((o) => /^0 endpoint ep started/.test(o)).length, 1, `exactly one started: ${outputs.join(' | ')}`)
+  t.equal(
+    outputs.filter((o) => /^0 endpoint ep is already running/.test(o)).length,
+    1,
+    'the other waited for it and found it running',
+  )
+  const state = JSON.parse(readFileSync(endpointPaths('ep', home).state, 'utf8')) as EndpointState
+  const daemons = processesMentioning(home).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin/endpoint.js'))
+  t.same(daemons, [state.pid], 'one daemon')
+  t.equal((await tsflow(home, ['endpoint', 'stop', 'ep'])).code, 0)
+  await assertAllGone(t, home, state.pid)
 })
