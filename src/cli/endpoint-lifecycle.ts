@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url'
 import type { Readable } from 'node:stream'
 import { endpointDaemonSpec, type EndpointState } from '../protocol/endpoint.js'
 import type { LogLevel } from '../util/logger.js'
+import { workerExecArgv } from '../runtime/exec-argv.js'
 import { readTail } from '../util/file-tail.js'
 import { acquireStartLock, groupAlive, StartLockHeld, inspectEndpoint, isAlive, leadsProcessGroup, removeStateFiles, signalGroup, type EndpointInspection } from './endpoint-state.js'
 
@@ -40,7 +41,18 @@ export interface StartOptions {
   home: string
   timeoutMs: number
   logLevel?: LogLevel
+  /** run the daemon (and so its managers and workers) with tsx's loader: apps defined in .ts modules run by reference */
+  typescript?: boolean
   env?: NodeJS.ProcessEnv
+}
+
+/**
+ * The node flags that give the daemon tsx's hooks; its managers and workers inherit them
+ * (runtime/exec-argv.ts). Asked as for a TypeScript main module, which is what such a workflow
+ * is; [] when this Node strips types by itself.
+ */
+export function typeScriptFlags(cwd: string): string[] {
+  return workerExecArgv([], { mainScript: 'endpoint.ts', nodeOptions: '', cwd })
 }
 
 export async function startEndpoint(options: StartOptions): Promise<StartResult> {
@@ -75,7 +87,8 @@ export async function startEndpoint(options: StartOptions): Promise<StartResult>
     let child: ChildProcess
     try {
       const args = endpointDaemonSpec.encode({ name, home, readyFd: READY_FD, ...(options.logLevel ? { logLevel: options.logLevel } : {}) })
-      child = spawn(process.execPath, [ENDPOINT_BIN, ...args], {
+      const nodeFlags = options.typescript ? typeScriptFlags(paths.dir) : []
+      child = spawn(process.execPath, [...nodeFlags, ENDPOINT_BIN, ...args], {
         detached: true,
         stdio: ['ignore', logFd, logFd, 'pipe'],
         cwd: paths.dir,

@@ -227,3 +227,27 @@ t.test('two starts at once run one daemon', async (t) => {
   t.equal((await tsflow(home, ['endpoint', 'stop', 'ep'])).code, 0)
   await assertAllGone(t, home, state.pid)
 })
+
+t.test('start --typescript: the daemon, and through it its managers, run with the tsx loader', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'ts')
+  const started = await tsflow(home, ['endpoint', 'start', 'ts', '--typescript'])
+  t.equal(started.code, 0, started.stderr)
+  const state = JSON.parse(readFileSync(endpointPaths('ts', home).state, 'utf8')) as EndpointState
+  const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  t.ok(cmdline(state.pid).some((arg) => /node_modules\/tsx\//.test(arg)), 'the daemon imports tsx')
+  let managers: number[] = []
+  await waitFor(
+    async () => {
+      managers = (await statusJson(home, 'ts')).report.status?.managers.map((m) => m.pid) ?? []
+      return managers.length > 0
+    },
+    'a manager',
+    60_000,
+    250,
+  )
+  t.ok(cmdline(managers[0]!).some((arg) => /node_modules\/tsx\//.test(arg)), 'its manager inherits tsx')
+  t.ok(cmdline(managers[0]!).some((arg) => arg.endsWith('typescript-loader.js')), "and tsflow's TypeScript loader for worker threads")
+  t.equal((await tsflow(home, ['endpoint', 'stop', 'ts'])).code, 0)
+  await assertAllGone(t, home, state.pid)
+})
