@@ -3,6 +3,7 @@
 // the daemon outliving the CLI and a hangup of the CLI's process group; a bad config.json.
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { endpointPaths, type EndpointState, type EndpointStatus } from 'tsflow/protocol'
 import { waitFor } from '../helpers/wait.js'
@@ -249,5 +250,48 @@ t.test('start --typescript: the daemon, and through it its managers, run with th
   t.ok(cmdline(managers[0]!).some((arg) => /node_modules\/tsx\//.test(arg)), 'its manager inherits tsx')
   t.ok(cmdline(managers[0]!).some((arg) => arg.endsWith('typescript-loader.js')), "and tsflow's TypeScript loader for worker threads")
   t.equal((await tsflow(home, ['endpoint', 'stop', 'ts'])).code, 0)
+  await assertAllGone(t, home, state.pid)
+})
+
+t.test('stop fails the queued and running tasks of a connected client with EndpointStopped, without a hang', async (t) => {
+  const home = homeWithCleanup(t)
+  await configure(t, home, 'busy')
+  t.equal((await tsflow(home, ['endpoint', 'start', 'busy'])).code, 0)
+  const state = JSON.parse(readFileSync(endpointPaths('busy', home).state, 'utf8')) as EndpointState
+  // One worker (and a prefetch slot): some tasks run, the others wait in the endpoint's queue.
+  const client = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/cli/stop-client.mjs', import.meta.url)), 'busy', '4'], {
+    env: cliEnv(home),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => client.kill('SIGKILL'))
+  let out = ''
+  let err = ''
+  client.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  client.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
+  const exited = new Promise<number | null>((resolve) => client.on('exit', (code) => resolve(code)))
+  await waitFor(
+    async () => {
+      const status = (await statusJson(home, 'busy')).report.status
+      return status !== undefined && status.running >= 1 && status.queued >= 1 && status.running + status.queued === 4
+    },
+    'the four tasks at the endpoint, running and queued',
+    60_000,
+    250,
+  )
+  const begun = Date.now()
+  const stopped = await tsflow(home, ['endpoint', 'stop', 'busy'])
+  t.equal(stopped.code, 0, `a clean stop: ${stopped.stderr}`)
+  t.ok(Date.now() - begun < 10_000, `stop took ${Date.now() - begun} ms, not the tasks' 120 s`)
+  let timer: NodeJS.Timeout | undefined
+  const code = await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(() => resolve('hung'), 30_000)))])
+  clearTimeout(timer)
+  t.equal(code, 0, `the client ended on its own: ${err}`)
+  const outcomes = JSON.parse(out.trim().split('\n').pop()!) as { code?: string; message?: string }[]
+  t.equal(outcomes.length, 4)
+  for (const outcome of outcomes) {
+    t.equal(outcome.code, 'E_ENDPOINT_STOPPED', `a task failed with EndpointStopped: ${outcome.message}`)
+    t.match(outcome.message, /^endpoint busy: task #\d+ .*was (queued|running) when the endpoint stopped/)
+  }
+  t.ok(outcomes.some((o) => / was queued /.test(o.message!)) && outcomes.some((o) => / was running /.test(o.message!)), 'queued and running tasks both failed')
   await assertAllGone(t, home, state.pid)
 })
