@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { ConfigError, EndpointNotFound, UsageError } from '../errors.js'
 import { DEFAULT_ENDPOINT_CONFIG, writeDefaultEndpointConfig } from '../endpoint/config.js'
 import { addAllowedClient, ensureClientKeys, ensureEndpointKeys, isCurveKey, readAllowedClients, removeAllowedClient } from '../endpoint/keys.js'
@@ -409,7 +409,8 @@ async function runEndpointCommand(argv: readonly string[], io: CliIo): Promise<n
       io.stdout.write(usageOf(command.spec, command.description))
       return ExitCode.ok
     }
-    const home = flagText(args, 'home') ?? tsflowHome(io.env)
+    // Absolute: the daemon runs in the endpoint's directory, where a relative home means something else.
+    const home = resolve(flagText(args, 'home') ?? tsflowHome(io.env))
     return await command.run({ io, home, args })
   } catch (error) {
     if (error instanceof UsageError) {

@@ -3,6 +3,7 @@
 // the daemon outliving the CLI and a hangup of the CLI's process group; a bad config.json.
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { endpointPaths, type EndpointState, type EndpointStatus } from 'tsflow/protocol'
@@ -229,10 +230,11 @@ t.test('two starts at once run one daemon', async (t) => {
   await assertAllGone(t, home, state.pid)
 })
 
-t.test('start --typescript: the daemon, and through it its managers, run with the tsx loader', async (t) => {
+t.test('start --typescript (and a relative --home): the daemon, and through it its managers, run with the tsx loader', async (t) => {
   const home = homeWithCleanup(t)
   await configure(t, home, 'ts')
-  const started = await tsflow(home, ['endpoint', 'start', 'ts', '--typescript'])
+  // The daemon runs in the endpoint's directory: a relative home must have been made absolute.
+  const started = await tsflow(home, ['endpoint', 'start', 'ts', '--typescript', '--home', basename(home)], { cwd: dirname(home), env: cliEnv('/nonexistent') })
   t.equal(started.code, 0, started.stderr)
   const state = JSON.parse(readFileSync(endpointPaths('ts', home).state, 'utf8')) as EndpointState
   const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')

@@ -29,12 +29,12 @@ export function cliEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
 }
 
 /** Runs `node dist/bin/tsflow.js ...args` to its end (bounded). */
-export function tsflow(home: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
+export function tsflow(home: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [TSFLOW_BIN, ...args],
-      { env: options.env ?? cliEnv(home), timeout: options.timeoutMs ?? 60_000, killSignal: 'SIGKILL' },
+      { env: options.env ?? cliEnv(home), timeout: options.timeoutMs ?? 60_000, killSignal: 'SIGKILL', ...(options.cwd ? { cwd: options.cwd } : {}) },
       (error, stdout, stderr) => {
         if (error && typeof (error as { code?: unknown }).code !== 'number') return reject(Object.assign(error, { stdout, stderr }))
         resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr })
