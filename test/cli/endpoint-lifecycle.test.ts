@@ -255,7 +255,10 @@ t.test('start --typescript (and a relative --home): the daemon, and through it i
   await assertAllGone(t, home, state.pid)
 })
 
-t.test('stop fails the queued and running tasks of a connected client with EndpointStopped, without a hang', async (t) => {
+// Until the EndpointExecutor (issue 10's client work) is merged into this tree.
+const noClient = !('EndpointExecutor' in (await import('tsflow'))) && 'tsflow exports no EndpointExecutor in this build'
+
+t.test('stop fails the queued and running tasks of a connected client with EndpointStopped, without a hang', { skip: noClient }, async (t) => {
   const home = homeWithCleanup(t)
   await configure(t, home, 'busy')
   t.equal((await tsflow(home, ['endpoint', 'start', 'busy'])).code, 0)
@@ -273,6 +276,7 @@ t.test('stop fails the queued and running tasks of a connected client with Endpo
   const exited = new Promise<number | null>((resolve) => client.on('exit', (code) => resolve(code)))
   await waitFor(
     async () => {
+      if (client.exitCode !== null) throw new Error(`the client exited (${client.exitCode}) before its tasks reached the endpoint: ${err}`)
       const status = (await statusJson(home, 'busy')).report.status
       return status !== undefined && status.running >= 1 && status.queued >= 1 && status.running + status.queued === 4
     },
