@@ -136,7 +136,7 @@ endpoint's public key.`,
     say(io, `  config             ${paths.config}`)
     say(io, `  server public key  ${keys.server.publicKey}`)
     say(io, `  allowed clients    ${paths.allowedClients} (your key ${client.publicKey} is on it)`)
-    if (running) say(io, `endpoint ${name} is running: the new config applies after 'tsflow endpoint stop ${name}' and start`)
+    if (running) say(io, `endpoint ${name} is running: the new config applies after 'tsflow endpoint restart ${name}'`)
     else say(io, `next: tsflow endpoint start ${name}`)
     return ExitCode.ok
   },
@@ -150,56 +150,56 @@ function safeUser(): string {
   }
 }
 
+const START_FLAGS: FlagSpec[] = [
+  { name: 'timeout', value: 'MS', help: `how long to wait for it to listen  [${ENDPOINT_DEFAULTS.startTimeoutMs}]` },
+  { name: 'log-level', value: 'LEVEL', help: `override config.json's logLevel: ${LOG_LEVELS.join(', ')}` },
+  { name: 'typescript', help: 'run managers and workers with tsx, so apps defined in .ts files run by reference (~0.3 s more per process start)' },
+  JSON_FLAG,
+  HOME,
+]
+
 const start: Subcommand = {
   summary: 'start an endpoint as a background process',
-  spec: {
-    command: 'tsflow endpoint start',
-    positionals: ['name'],
-    flags: [
-      { name: 'timeout', value: 'MS', help: `how long to wait for it to listen  [${ENDPOINT_DEFAULTS.startTimeoutMs}]` },
-      { name: 'log-level', value: 'LEVEL', help: `override config.json's logLevel: ${LOG_LEVELS.join(', ')}` },
-      { name: 'typescript', help: 'run managers and workers with tsx, so apps defined in .ts files run by reference (~0.3 s more per process start)' },
-      JSON_FLAG,
-      HOME,
-    ],
-  },
+  spec: { command: 'tsflow endpoint start', positionals: ['name'], flags: START_FLAGS },
   description: `
 Starts the endpoint daemon detached from this terminal (its own session and process group; it
 keeps running after this command, the shell and the terminal end), logging to endpoint.log, and
 waits until it listens. Prints where clients connect, its public key and pid. If it is already
 running, says so and exits 0 (start is idempotent). A daemon that cannot start is reported
 with the end of its log, exit 1, and leaves no process behind.`,
-  async run({ io, home, args }) {
-    const { name } = configuredEndpoint({ io, home, args }, 'tsflow endpoint start')
-    const level = flagText(args, 'log-level')
-    if (level !== undefined && !(LOG_LEVELS as string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got '${level}')`)
-    const timeoutMs = flagMs(args, 'timeout', ENDPOINT_DEFAULTS.startTimeoutMs)
-    const result = await startEndpoint({ name, home, timeoutMs, ...(level ? { logLevel: level as LogLevel } : {}), typescript: flagSet(args, 'typescript'), env: io.env })
-    const json = flagSet(args, 'json')
-    if ('staleNote' in result && result.staleNote) warn(io, result.staleNote)
-    if (result.kind === 'running') {
-      const { pid, state } = result.inspection
-      if (json) say(io, JSON.stringify({ name, started: false, running: true, pid, state }))
-      else say(io, `endpoint ${name} is already running (pid ${pid}${state ? `, clients connect to ${connectAddress(state)}` : ''}); nothing to do`)
-      return ExitCode.ok
-    }
-    if (result.kind === 'failed') {
-      warn(io, result.message)
-      warn(io, result.logTail ? `last lines of ${result.log}:\n${result.logTail.replace(/^/gm, '  ')}` : `(nothing in ${result.log})`)
-      return result.interrupted ? ExitCode.interrupted : ExitCode.failed
-    }
-    const { state } = result
-    if (json) {
-      say(io, JSON.stringify({ name, started: true, running: true, pid: state.pid, state }))
-      return ExitCode.ok
-    }
-    say(io, `endpoint ${name} started (pid ${state.pid})`)
-    say(io, `  clients connect to  ${connectAddress(state)}`)
-    say(io, `  server public key   ${state.serverPublicKey}`)
-    say(io, `  log                 ${result.log}`)
-    say(io, `use it: new EndpointExecutor({ endpoint: '${name}' }); stop it: tsflow endpoint stop ${name}`)
+  run: (context) => runStart(context, 'tsflow endpoint start'),
+}
+
+async function runStart({ io, home, args }: Context, command: string): Promise<number> {
+  const { name } = configuredEndpoint({ io, home, args }, command)
+  const level = flagText(args, 'log-level')
+  if (level !== undefined && !(LOG_LEVELS as string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got '${level}')`)
+  const timeoutMs = flagMs(args, 'timeout', ENDPOINT_DEFAULTS.startTimeoutMs)
+  const result = await startEndpoint({ name, home, timeoutMs, ...(level ? { logLevel: level as LogLevel } : {}), typescript: flagSet(args, 'typescript'), env: io.env })
+  const json = flagSet(args, 'json')
+  if ('staleNote' in result && result.staleNote) warn(io, result.staleNote)
+  if (result.kind === 'running') {
+    const { pid, state } = result.inspection
+    if (json) say(io, JSON.stringify({ name, started: false, running: true, pid, state }))
+    else say(io, `endpoint ${name} is already running (pid ${pid}${state ? `, clients connect to ${connectAddress(state)}` : ''}); nothing to do`)
     return ExitCode.ok
-  },
+  }
+  if (result.kind === 'failed') {
+    warn(io, result.message)
+    warn(io, result.logTail ? `last lines of ${result.log}:\n${result.logTail.replace(/^/gm, '  ')}` : `(nothing in ${result.log})`)
+    return result.interrupted ? ExitCode.interrupted : ExitCode.failed
+  }
+  const { state } = result
+  if (json) {
+    say(io, JSON.stringify({ name, started: true, running: true, pid: state.pid, state }))
+    return ExitCode.ok
+  }
+  say(io, `endpoint ${name} started (pid ${state.pid})`)
+  say(io, `  clients connect to  ${connectAddress(state)}`)
+  say(io, `  server public key   ${state.serverPublicKey}`)
+  say(io, `  log                 ${result.log}`)
+  say(io, `use it: new EndpointExecutor({ endpoint: '${name}' }); stop it: tsflow endpoint stop ${name}`)
+  return ExitCode.ok
 }
 
 const stop: Subcommand = {
@@ -214,17 +214,37 @@ Sends SIGTERM to the endpoint: it fails every queued and running task at its cli
 EndpointStopped, stops its managers and blocks, removes endpoint.json and exits. If it has not
 exited after --timeout, its process group is killed (SIGKILL) and its files are removed: exit 1.
 Stopping an endpoint that is not running says so and exits 0.`,
-  async run({ io, home, args }) {
-    const { name } = configuredEndpoint({ io, home, args }, 'tsflow endpoint stop')
-    const result = await stopEndpoint(name, home, flagMs(args, 'timeout', ENDPOINT_DEFAULTS.stopTimeoutMs))
-    if (result.kind === 'not-running') {
-      if (result.staleNote) warn(io, result.staleNote)
-      say(io, `endpoint ${name} is not running`)
-      return ExitCode.ok
-    }
-    for (const note of result.notes) warn(io, note)
-    say(io, `endpoint ${name} stopped (pid ${result.pid}${result.forced ? ', killed' : ''})`)
-    return result.forced ? ExitCode.failed : ExitCode.ok
+  run: (context) => runStop(context, 'tsflow endpoint stop', flagMs(context.args, 'timeout', ENDPOINT_DEFAULTS.stopTimeoutMs)),
+}
+
+async function runStop({ io, home, args }: Context, command: string, timeoutMs: number): Promise<number> {
+  const { name } = configuredEndpoint({ io, home, args }, command)
+  const result = await stopEndpoint(name, home, timeoutMs)
+  if (result.kind === 'not-running') {
+    if (result.staleNote) warn(io, result.staleNote)
+    say(io, `endpoint ${name} is not running`)
+    return ExitCode.ok
+  }
+  for (const note of result.notes) warn(io, note)
+  say(io, `endpoint ${name} stopped (pid ${result.pid}${result.forced ? ', killed' : ''})`)
+  return result.forced ? ExitCode.failed : ExitCode.ok
+}
+
+const restart: Subcommand = {
+  summary: 'stop an endpoint if it runs, then start it (a new config.json applies)',
+  spec: {
+    command: 'tsflow endpoint restart',
+    positionals: ['name'],
+    flags: [{ name: 'stop-timeout', value: 'MS', help: `how long to wait after SIGTERM before SIGKILL  [${ENDPOINT_DEFAULTS.stopTimeoutMs}]` }, ...START_FLAGS],
+  },
+  description: `
+Stops the endpoint as 'stop' does (its queued and running tasks fail with EndpointStopped at their
+clients; connected clients reconnect to the new daemon and keep their sessions' other results),
+then starts it as 'start' does. Exit status: start's.`,
+  async run(context) {
+    // A stop that had to kill still leaves the endpoint stopped: go on and start.
+    await runStop(context, 'tsflow endpoint restart', flagMs(context.args, 'stop-timeout', ENDPOINT_DEFAULTS.stopTimeoutMs))
+    return runStart(context, 'tsflow endpoint restart')
   },
 }
 
@@ -377,7 +397,7 @@ goes to stdout, so KEY=$(tsflow endpoint keys) works.`,
   },
 }
 
-const SUBCOMMANDS: Record<string, Subcommand> = { configure, start, stop, status, list, allow, deny, keys }
+const SUBCOMMANDS: Record<string, Subcommand> = { configure, start, stop, restart, status, list, allow, deny, keys }
 
 export function endpointUsage(): string {
   const names = Object.keys(SUBCOMMANDS)

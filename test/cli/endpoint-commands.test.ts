@@ -34,7 +34,7 @@ t.test('tsflow --help, --version, unknown commands and options', async (t) => {
 
   const endpointHelp = await tsflow(home, ['endpoint', '--help'])
   t.equal(endpointHelp.code, 0)
-  for (const command of ['configure', 'start', 'stop', 'status', 'list', 'allow', 'deny', 'keys']) {
+  for (const command of ['configure', 'start', 'stop', 'restart', 'status', 'list', 'allow', 'deny', 'keys']) {
     t.match(endpointHelp.stdout, new RegExp(`^  ${command} `, 'm'), `endpoint --help lists ${command}`)
   }
 

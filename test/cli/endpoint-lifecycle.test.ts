@@ -173,7 +173,7 @@ t.test('a bad config.json: start fails naming the field, shows the log, leaves n
   t.match(list.stdout, /^bad\s+stopped/m)
 })
 
-t.test('a daemon that does not answer SIGTERM is killed with its group; a crashed one leaves stale files that are cleaned', async (t) => {
+t.test('a daemon that does not answer SIGTERM is killed with its group; a crashed one leaves stale files that are cleaned; restart', async (t) => {
   const home = homeWithCleanup(t)
   const made = await tsflow(home, ['endpoint', 'configure', 'ep', '--set', 'maxWorkersPerNode=1', '--set', 'workerMode=threads', '--set', 'heartbeatPeriodMs=500', '--set', 'heartbeatThresholdMs=2000'])
   t.equal(made.code, 0, made.stderr)
@@ -208,8 +208,20 @@ t.test('a daemon that does not answer SIGTERM is killed with its group; a crashe
   t.equal(restarted.code, 0, `starts again after a crash: ${restarted.stderr}`)
   const third = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
   t.equal(third.serverPublicKey, first.serverPublicKey, 'the same server key across restarts')
+
+  const restart = await tsflow(home, ['endpoint', 'restart', 'ep'])
+  t.equal(restart.code, 0, restart.stderr)
+  const fourth = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  t.match(restart.stdout, new RegExp(`^endpoint ep stopped \\(pid ${third.pid}\\)\nendpoint ep started \\(pid ${fourth.pid}\\)`))
+  t.notOk(alive(third.pid), 'restart stopped the old daemon')
   t.equal((await tsflow(home, ['endpoint', 'stop', 'ep'])).code, 0)
-  await assertAllGone(t, home, third.pid)
+  await assertAllGone(t, home, fourth.pid)
+  const fromStopped = await tsflow(home, ['endpoint', 'restart', 'ep'])
+  t.equal(fromStopped.code, 0)
+  t.match(fromStopped.stdout, /^endpoint ep is not running\nendpoint ep started/)
+  const fifth = JSON.parse(readFileSync(paths.state, 'utf8')) as EndpointState
+  t.equal((await tsflow(home, ['endpoint', 'stop', 'ep'])).code, 0)
+  await assertAllGone(t, home, fifth.pid)
 })
 
 t.test('two starts at once run one daemon', async (t) => {
