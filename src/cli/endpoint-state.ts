@@ -21,6 +21,14 @@ export interface EndpointInspection {
   state?: EndpointState
   /** set when stale files were found (and removed): the line saying so */
   staleNote?: string
+  /** not running yet, but a live `tsflow endpoint start` (this pid) is starting it */
+  startingBy?: number
+}
+
+/** The pid of a live `tsflow endpoint start` holding the start lock, if any. */
+export function startInProgress(paths: EndpointPaths): number | undefined {
+  const holder = Number(safeRead(join(paths.dir, LOCK_NAME))?.trim())
+  return Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder) ? holder : undefined
 }
 
 /** Refuses a name that cannot be an endpoint's directory name. */
@@ -54,7 +62,10 @@ export function inspectEndpoint(name: string, home: string, clean = true): Endpo
   const state = readState(paths)
   const pidFromFile = readPid(paths)
   const pid = state?.pid ?? pidFromFile
-  if (pid === undefined) return { name, paths, configured, running: false }
+  if (pid === undefined) {
+    const startingBy = startInProgress(paths)
+    return { name, paths, configured, running: false, ...(startingBy ? { startingBy } : {}) }
+  }
   if (isEndpointProcess(pid, name)) return { name, paths, configured, running: true, pid, ...(state ? { state } : {}) }
   if (!clean) return { name, paths, configured, running: false, pid }
   const removed = removeStateFiles(paths, pid)

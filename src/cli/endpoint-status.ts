@@ -92,6 +92,8 @@ export interface StatusReport {
   /** why `status` is missing for a running endpoint */
   statusError?: { code?: string; message: string }
   staleNote?: string
+  /** a `tsflow endpoint start` (this pid) is starting it */
+  startingBy?: number
 }
 
 export function statusReport(inspection: EndpointInspection, status?: EndpointStatus, error?: Error, now = Date.now()): StatusReport {
@@ -104,11 +106,13 @@ export function statusReport(inspection: EndpointInspection, status?: EndpointSt
   if (status) report.status = { ...status, sessions: status.sessions.filter((s) => !s.session.startsWith(STATUS_SESSION_PREFIX)) }
   if (error) report.statusError = { ...((error as { code?: string }).code ? { code: (error as { code?: string }).code } : {}), message: error.message }
   if (inspection.staleNote) report.staleNote = inspection.staleNote
+  if (inspection.startingBy) report.startingBy = inspection.startingBy
   return report
 }
 
 export function formatStatus(report: StatusReport, now = Date.now()): string {
   const { name, state, status } = report
+  if (!report.running && report.startingBy) return `endpoint ${name}: starting (by 'tsflow endpoint start', pid ${report.startingBy})\n`
   if (!report.running) return `endpoint ${name}: stopped${report.configured ? '' : ' (not configured)'}\n`
   const lines: string[] = []
   const uptime = report.uptimeMs !== undefined ? `, up ${formatDuration(report.uptimeMs)}` : ''

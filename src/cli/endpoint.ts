@@ -302,6 +302,7 @@ const list: Subcommand = {
       return {
         name,
         running: inspection.running,
+        ...(inspection.startingBy ? { startingBy: inspection.startingBy } : {}),
         configured: inspection.configured,
         pid: inspection.running ? inspection.pid : undefined,
         address: state ? connectAddress(state) : undefined,
@@ -319,7 +320,7 @@ const list: Subcommand = {
     }
     const cells = rows.map((r) => [
       r.name,
-      r.running ? 'running' : r.configured ? 'stopped' : 'stopped (no config.json)',
+      r.running ? 'running' : r.startingBy ? 'starting' : r.configured ? 'stopped' : 'stopped (no config.json)',
       r.pid !== undefined ? String(r.pid) : '-',
       r.address ?? '-',
       r.uptimeMs !== undefined ? formatDuration(r.uptimeMs) : '-',

@@ -227,3 +227,28 @@ t.test('stale endpoint.json and endpoint.pid (dead pid, or a pid reused by anoth
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
+
+t.test('a start in progress (the start lock held by a live process) shows as starting; another start waits, then gives up naming it', async (t) => {
+  const home = scratchHome(t)
+  t.equal((await tsflow(home, ['endpoint', 'configure', 'ep'])).code, 0)
+  const paths = endpointPaths('ep', home)
+  const holder = spawn('sleep', ['30'], { stdio: 'ignore' })
+  t.teardown(() => holder.kill('SIGKILL'))
+  writeFileSync(join(paths.dir, 'endpoint.starting'), `${holder.pid}\n`)
+  t.match((await tsflow(home, ['endpoint', 'list'])).stdout, /^ep\s+starting\s+-/m)
+  const status = await tsflow(home, ['endpoint', 'status', 'ep'])
+  t.equal(status.code, 3)
+  t.equal(status.stdout, `endpoint ep: starting (by 'tsflow endpoint start', pid ${holder.pid})\n`)
+  const start = await tsflow(home, ['endpoint', 'start', 'ep', '--timeout', '500'])
+  t.equal(start.code, 1)
+  t.match(start.stderr, new RegExp(`being started by another 'tsflow endpoint start' \\(pid ${holder.pid}\\), still after 500 ms; remove .*endpoint\\.starting`))
+
+  // A holder that died: its lock is taken over (the start then fails on this endpoint's config, on purpose).
+  holder.kill('SIGKILL')
+  await new Promise((resolve) => holder.on('exit', resolve))
+  writeFileSync(paths.config, '{ "provider": { "type": "local" }, "strategy": "nope" }')
+  const takeover = await tsflow(home, ['endpoint', 'start', 'ep'])
+  t.equal(takeover.code, 1)
+  t.match(takeover.stderr, /failed to start: .*config\.json: strategy/)
+  t.notOk(existsSync(join(paths.dir, 'endpoint.starting')), 'the lock is released')
+})
