@@ -151,9 +151,13 @@ function readyLine(child: ChildProcess, pipe: Readable, timeoutMs: number): Prom
       if (newline >= 0) finish(parseReady(text.slice(0, newline)))
     })
     pipe.on('error', () => undefined)
-    // EOF without a line: the daemon closed the pipe by dying. Its exit code follows shortly.
-    pipe.on('end', () => (text.trim() ? finish(parseReady(text)) : child.exitCode !== null || child.signalCode !== null ? finish({ kind: 'exited' }) : child.once('exit', () => finish({ kind: 'exited' }))))
-    child.once('exit', () => setTimeout(() => finish(text.trim() ? parseReady(text) : { kind: 'exited' }), 50))
+    // EOF without a newline: a last unterminated line counts; no line at all means the daemon
+    // closed the pipe by dying, and its exit (handled below) follows.
+    pipe.on('end', () => {
+      if (text.trim()) finish(parseReady(text))
+    })
+    // The pipe's last data may arrive just after the exit event: give it a moment.
+    child.once('exit', () => setTimeout(() => finish(text.trim() ? parseReady(text) : { kind: 'exited' }), 50).unref())
   })
 }
 
