@@ -2,6 +2,7 @@
 // LocalProvider's manager has connected) -> list -> stop, with no process left; start twice;
 // the daemon outliving the CLI and a hangup of the CLI's process group; a bad config.json.
 import { spawn } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -171,6 +172,18 @@ t.test('a bad config.json: start fails naming the field, shows the log, leaves n
   t.same(processesMentioning(home), [], 'no process left')
   const list = await tsflow(home, ['endpoint', 'list'])
   t.match(list.stdout, /^bad\s+stopped/m)
+
+  // A client port another process holds: the daemon fails at bind, after its log and keys.
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => blocker.close())
+  const port = (blocker.address() as AddressInfo).port
+  t.equal((await tsflow(home, ['endpoint', 'configure', 'bad', '--force', '--client-port', String(port), '--set', 'maxWorkersPerNode=1'])).code, 0)
+  const busy = await tsflow(home, ['endpoint', 'start', 'bad'])
+  t.equal(busy.code, 1)
+  t.match(busy.stderr, new RegExp(`endpoint bad failed to start: .*${port}`), 'the error names the port')
+  t.notOk(existsSync(paths.state), 'no endpoint.json')
+  await waitFor(() => processesMentioning(home).length === 0, 'no process left', 10_000, 50)
 })
 
 t.test('a daemon that does not answer SIGTERM is killed with its group; a crashed one leaves stale files that are cleaned; restart', async (t) => {
