@@ -105,7 +105,11 @@ async function runAll(argv: string[]): Promise<number> {
     console.log(`\n== ${name}`)
     try {
       const experiment = await experimentNamed(name)
-      if (isFramed(experiment as Experiment<never>)) await runExperiment(experiment as Experiment, { ...flags, out: join(root, name) })
+      if (isFramed(experiment as Experiment<never>)) {
+        // the experiment's own flags at their defaults, the common ones as given
+        const defaults = parseArgs([], (experiment as Experiment).flags) as Record<string, string | string[]>
+        await runExperiment(experiment as Experiment, { ...defaults, ...flags, out: join(root, name) })
+      }
       else if ((await (experiment as RawExperiment).run(['--out', join(root, name), '--history', flags.history, ...(flags.config ? ['--config', flags.config] : []), ...(flags.repeat ? ['--repeat', flags.repeat] : [])])) !== 0) failed.push(name)
     } catch (error) {
       if (error instanceof BenchUsage) throw error
