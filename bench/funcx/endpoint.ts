@@ -4,7 +4,7 @@
  * the experiment's scratch directory, so nothing touches ~/.tsflow, and always stopped at the end.
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -33,6 +33,8 @@ export interface LocalEndpoint {
   cli(...args: string[]): Promise<string>
   start(): Promise<void>
   stop(): Promise<void>
+  /** its config.json (what the rows record: the client side cannot describe the endpoint's pool) */
+  config(): unknown
 }
 
 let counter = 0
@@ -57,6 +59,7 @@ export async function startLocalEndpoint(scratch: string, { workers }: { workers
       running = false
       await cli('stop', name)
     },
+    config: () => JSON.parse(readFileSync(join(home, 'endpoints', name, 'config.json'), 'utf8')) as unknown,
   }
   onCleanup(() => endpoint.stop())
   // configure puts this user's client key (made in the private home) on the allow-list.
