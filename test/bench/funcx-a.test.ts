@@ -29,6 +29,7 @@ function checkRows(t: Test, rows: Row[], experiment: string): void {
   for (const row of rows) {
     t.equal(row.experiment, experiment)
     t.equal(row.tsflow, TSFLOW_VERSION)
+    t.type(row.loadavg, 'number')
     t.match(row.machine, { cores: Number, node: process.version, tsflow: TSFLOW_VERSION })
     t.ok(Array.isArray(row.config) && (row.config as unknown[]).length > 0, 'the config described')
   }
