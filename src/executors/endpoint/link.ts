@@ -241,8 +241,7 @@ export class EndpointLink {
    * I/O thread at the socket's next event, and an open one would keep the event loop alive).
    */
   private async probeHandshake(target: EndpointTarget): Promise<void> {
-    const socket = this.curveDealer(target)
-    const events = socket.events
+    const { socket, events } = this.watchedDealer(target)
     const outcome = deferred<void>()
     const name = ENDPOINT_NAME.test(target.name) ? target.name : '<name>'
     void (async () => {
@@ -252,8 +251,10 @@ export class EndpointLink {
           const event = await events.receive()
           if (event.type === 'handshake') outcome.resolve()
           else if (event.type === 'handshake:error:auth') {
-            const why = `refused: is this client's key on the allow-list? run \`npx tsflow endpoint allow ${name} ${this.options.keys.publicKey}\` on the endpoint's host (${event.error.message})`
-            outcome.reject(new EndpointUnreachable(target.name, target.address, why))
+            const why =
+              `the CURVE handshake at ${target.address} was refused (${event.error.message}): this client's key is not on the endpoint's allow-list; ` +
+              `run \`npx tsflow endpoint allow ${name} ${this.options.keys.publicKey}\` on the endpoint's host`
+            outcome.reject(new EndpointRefused(target.name, why))
           } else if (event.type === 'handshake:error:protocol') {
             const why = `the CURVE handshake failed (${event.error.message}): is serverKey the endpoint's public key (\`npx tsflow endpoint status ${name}\`)?`
             outcome.reject(new EndpointUnreachable(target.name, target.address, why))
@@ -276,6 +277,32 @@ export class EndpointLink {
   }
 
   private closeProbe: (() => void) | undefined
+
+  /**
+   * A socket and its monitor. zeromq.js names a monitor's inproc endpoint after its socket's
+   * address, and a monitor of a closed socket may still hold that name when a new socket reuses
+   * the address ("Address already in use", zeromq.js #716): such a socket is set aside (kept
+   * open so the next one gets another address) and another made.
+   */
+  private watchedDealer(target: EndpointTarget): { socket: Dealer; events: Dealer['events'] } {
+    const setAside: Dealer[] = []
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const socket = this.curveDealer(target)
+        try {
+          return { socket, events: socket.events }
+        } catch (error) {
+          if (attempt >= 8 || !/already in use/i.test(String((error as Error)?.message))) {
+            socket.close()
+            throw error
+          }
+          setAside.push(socket)
+        }
+      }
+    } finally {
+      for (const socket of setAside) socket.close()
+    }
+  }
 
   private opened(welcome: Welcome, first: boolean): void {
     this.welcome = welcome
