@@ -2,7 +2,7 @@
 // (runEndpoint in a child process, as bin/endpoint.ts runs it) SIGKILLed under queued and running
 // tasks and started again, at a fixed client port and at a new one; its managers and workers
 // gone on their own; stale endpoint.json and endpoint.pid replaced by the next start.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -410,4 +410,40 @@ t.test('acks lost with a connection: the resent results are dropped as seen, and
   const again = await client.collect({ timeoutMs: 10_000 })
   t.same(again, [], 'no result twice')
   t.ok(Date.now() - started < 2000, `collect() returned at once (${Date.now() - started} ms), not at its timeout`)
+})
+
+const cli = join(projectRoot, 'dist', 'bin', 'tsflow.js')
+
+t.test('through the CLI: the detached daemon SIGKILLed under a client process, `tsflow endpoint start` again, every result once', { skip: existsSync(cli) ? false : 'no dist/bin/tsflow.js (run npm run build:ts)' }, async (t) => {
+  const { home, name, paths } = endpointHome(t, 'cli')
+  const tsflow = (...args: string[]) =>
+    new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(process.execPath, [cli, ...args, '--home', home], { cwd: projectRoot, env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
+      ),
+    )
+  t.teardown(async () => void (await tsflow('endpoint', 'stop', name)))
+  const started = await tsflow('endpoint', 'start', name)
+  t.equal(started.code, 0, `tsflow endpoint start: ${started.out}`)
+  const firstPid = Number(readFileSync(paths.pid, 'utf8'))
+  const n = 6
+  const gate = join(scratch, 'cli-gate')
+  const session = 'cli-session'
+  const client = startClient(t, 'stall', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'cli-run'), SESSION: session, N: String(n), GATE: gate })
+  await waitFor(() => client.lines.includes(`submitted ${n}`) || client.child.exitCode !== null, 'the client to submit', 30_000)
+  await waitFor(() => readFileSync(paths.log, 'utf8').includes(`session ${session}: client`), 'the session to open')
+  const workers = endpointProcesses(home, [process.pid, firstPid])
+  t.ok(workers.length > 0, `the daemon's blocks run (pids ${workers.join(' ')})`)
+  process.kill(firstPid, 'SIGKILL')
+  await waitFor(() => !isAlive(firstPid) && workers.every((pid) => !isAlive(pid)), 'the daemon, its managers and workers to be gone', 15_000)
+  const again = await tsflow('endpoint', 'start', name)
+  t.equal(again.code, 0, `tsflow endpoint start after the kill: ${again.out}`)
+  t.not(Number(readFileSync(paths.pid, 'utf8')), firstPid, 'a new daemon')
+  writeFileSync(gate, '')
+  await exitsOnItsOwn(t, client, 30_000, 'after the restart')
+  const got = client.lines.filter((l) => l.startsWith('got ')).map((l) => l.split(' ').map(Number))
+  t.same(got.map(([, i, v]) => [i, v]).sort((a, b) => a[0]! - b[0]!), Array.from({ length: n }, (_, i) => [i, i * i]), 'each task reported once, right')
+  const stopped = await tsflow('endpoint', 'stop', name)
+  t.equal(stopped.code, 0, `tsflow endpoint stop: ${stopped.out}`)
+  t.same(endpointProcesses(home, [process.pid]), [], 'nothing of the endpoint left running')
 })
