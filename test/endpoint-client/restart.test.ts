@@ -246,21 +246,26 @@ t.test('the endpoint stopped (SIGTERM) under a client in collect(): EndpointStop
   t.ok(client.lines.includes('closed'), 'close() after the stop returns')
 })
 
-t.test('the endpoint stopped (SIGTERM) under an idle executor: a later task fails clearly, no hang, the process exits', async (t) => {
-  const { home, name } = endpointHome(t, 'stop-idle')
-  const daemon = await startDaemon(t, home, name)
-  const go = join(scratch, 'stop-idle-go')
-  const client = startClient(t, 'idle', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, 'stop-idle-run'), GO: go })
-  await waitFor(() => client.lines.includes('idle') || client.child.exitCode !== null, 'the client to run its tasks and idle', 30_000)
-  t.equal(client.lines[0], 'values 1,4,9')
-  daemon.child.kill('SIGTERM')
-  t.equal(await daemon.exited, 0, 'the endpoint stops cleanly on SIGTERM')
-  writeFileSync(go, '')
-  await exitsOnItsOwn(t, client, 20_000, 'after the stop and one more task')
-  const after = client.lines.find((l) => l.startsWith('after stop '))
-  t.match(after, /^after stop rejected Endpoint\w+ E_ENDPOINT_\w+ .*endpoint ep/, `a task submitted after the stop fails naming the endpoint: ${after}`)
-  t.match(after, /npx tsflow endpoint start ep/, 'and says how to start it again')
-})
+for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+  t.test(`the endpoint ended with ${signal} under an idle executor: a later task fails clearly, no hang, the process exits`, async (t) => {
+    const { home, name } = endpointHome(t, `stop-idle-${signal}`)
+    const daemon = await startDaemon(t, home, name)
+    const go = join(scratch, `stop-idle-go-${signal}`)
+    const client = startClient(t, 'idle', { ENDPOINT: name, TSFLOW_HOME: home, RUN_DIR: join(scratch, `stop-idle-run-${signal}`), GO: go })
+    await waitFor(() => client.lines.includes('idle') || client.child.exitCode !== null, 'the client to run its tasks and idle', 30_000)
+    t.equal(client.lines[0], 'values 1,4,9')
+    daemon.child.kill(signal)
+    t.equal(await daemon.exited, signal === 'SIGTERM' ? 0 : null, `the endpoint ended (${signal})`)
+    writeFileSync(go, '')
+    await exitsOnItsOwn(t, client, 20_000, 'after the stop and one more task')
+    const after = client.lines.find((l) => l.startsWith('after stop '))
+    t.match(after, /^after stop rejected EndpointUnreachable E_ENDPOINT_UNREACHABLE .*endpoint ep.*reconnectTimeoutMs 2000/, `a task submitted after the stop fails naming the endpoint: ${after}`)
+    t.match(after, signal === 'SIGTERM' ? /endpoint\.json does not exist/ : /names pid \d+, which is gone/, 'saying why')
+    t.match(after, /npx tsflow endpoint start ep/, 'and how to start it again')
+    const waited = Number(after?.match(/unreachable for (\d+) ms/)?.[1])
+    t.ok(waited < 2000 + 1000, `failed ${waited} ms after it was lost: at reconnectTimeoutMs, not a retry later`)
+  })
+}
 
 t.test('a client SIGSTOPped past the heartbeat threshold, then SIGCONTed: every result once', async (t) => {
   const { home, name, paths } = endpointHome(t, 'stall')

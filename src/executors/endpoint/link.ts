@@ -389,7 +389,10 @@ export class EndpointLink {
           }
           // A timer that holds the event loop: tasks wait on this retry, and nothing else may be
           // left to keep the process alive (the endpoint stopped or died, its endpoint.json gone or stale).
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]!))
+          // The last wait ends at reconnectTimeoutMs, so tasks fail then, not up to a retry later.
+          const left = this.options.reconnectTimeoutMs - (Date.now() - this.lostSince)
+          const wait = Math.min(RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]!, Math.max(10, left))
+          await new Promise((resolve) => setTimeout(resolve, wait))
         }
       }
     } finally {
