@@ -1,9 +1,10 @@
 /** Until bench/funcx.ts lands: node out/bench/funcx/dev-entry.js <experiment> [flags]. */
 import { BenchUsage } from '../lib/args.js'
 import { runBench } from '../lib/cleanup.js'
+import * as faultTolerance from './fault-tolerance.js'
 import * as scaling from './scaling.js'
 
-const EXPERIMENTS: Record<string, { run(argv: string[]): Promise<number> }> = { scaling }
+const EXPERIMENTS: Record<string, { run(argv: string[]): Promise<number> }> = { scaling, 'fault-tolerance': faultTolerance }
 
 await runBench('funcx', async ([name, ...rest]) => {
   const experiment = EXPERIMENTS[name ?? '']

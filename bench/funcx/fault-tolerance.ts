@@ -1,0 +1,305 @@
+/**
+ * funcX experiment `fault-tolerance`: heartbeat period 1 s and threshold 2 s, 2 managers x 4
+ * workers (2 blocks of one node, which the strategy keeps: initBlocks = minBlocks = maxBlocks),
+ * retries 2. Every --interval s it submits --batch tasks that sleep --sleep s, for --duration s.
+ * Once --kill-after tasks were submitted it SIGKILLs one manager (its pid from
+ * executor.managers()) and lets the strategy replace it. It records each task's submit and end
+ * time and try, and:
+ *  - detection: from the kill to the manager leaving executor.managers() (the interchange
+ *    declared it lost: its block's end seen by the strategy's poll, or the heartbeat threshold);
+ *  - replacement: from the kill to a new manager registering;
+ *  - recovery: from the replacement registering to the first batch after the last one whose
+ *    latency was above normal (normal: up to max(1.5 x p95, p95 + 50 ms) of the tasks submitted
+ *    before the kill); 0 when latency was normal as soon as it registered;
+ *  - no task lost: every future settled, all succeeded (after retries).
+ * Targets (issue 10): detection <= threshold + 0.5 s, recovery <= 1 s, no task lost.
+ *
+ *   node out/bench/funcx.js fault-tolerance                      # the paper's setup, 10 s
+ *   node out/bench/funcx.js fault-tolerance --duration 30 --kill-after 300 --repeat 3
+ */
+import { hostname } from 'node:os'
+import { BenchUsage, parseNumber, type FlagSpec } from '../lib/args.js'
+import { managersOf, median, prepare, quantile, round, startKernel, waitForManagers, type Prepared } from './kernel.js'
+import { openOutput, parseExperimentFlags } from './output-b.js'
+import { sleepTry } from './tasks.js'
+
+export const NAME = 'fault-tolerance'
+
+export const FLAGS = {
+  duration: { default: '10', help: 'seconds of submission' },
+  interval: { default: '0.15', help: 'seconds between batches' },
+  batch: { default: '8', help: 'tasks per batch' },
+  sleep: { default: '0.1', help: 'seconds each task sleeps' },
+  'kill-after': { default: '100', help: 'SIGKILL one manager once this many tasks were submitted' },
+  managers: { default: '2', help: 'managers (blocks of one node)' },
+  'workers-per-manager': { default: '4', help: 'workers of each manager' },
+  'heartbeat-period': { default: '1', help: 'heartbeat period, s' },
+  'heartbeat-threshold': { default: '2', help: 'silence after which a manager is lost, s' },
+  'strategy-period': { default: '1', help: 'seconds between scaling strategy ticks (it polls blocks and replaces lost ones)' },
+  retries: { default: '2', help: 'retries of a task (those on the killed manager fail once)' },
+  'worker-mode': { default: 'processes', choices: ['threads', 'processes'], help: 'workers as processes (the HTEX default) or threads' },
+  'drain-timeout': { default: '60', help: 'seconds to wait after the last submit for every task to settle before counting the rest as lost' },
+} satisfies Record<string, FlagSpec>
+
+export const SUMMARY = `Latency over time while one of two managers is SIGKILLed and replaced (funcX paper, Fault tolerance).`
+
+interface TaskTrace {
+  task: number
+  submit: number
+  end: number | null
+  latency: number | null
+  ok: boolean | null
+  tryNumber: number | null
+  error?: string
+}
+
+interface ManagerSeen {
+  managerId: string
+  pid: number
+  blockId: string
+  host: string
+  firstSeen: number
+  goneAt?: number
+}
+
+export interface FaultRun {
+  repetition: number
+  submitted: number
+  succeeded: number
+  failed: number
+  lost: number
+  retried: number
+  killAt: number | null
+  killedManager: string | null
+  detectedAt: number | null
+  replacedAt: number | null
+  detectionSeconds: number | null
+  replacementSeconds: number | null
+  recoverySeconds: number | null
+  normalLatencySeconds: number
+  baselineMedianLatency: number
+  peakLatency: number
+  targets: { detection: boolean; recovery: boolean; noTaskLost: boolean }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseExperimentFlags(NAME, SUMMARY, FLAGS, argv)
+  if (!flags) return 0
+  const num = (name: keyof typeof FLAGS, opts?: { min?: number; integer?: boolean }) => parseNumber(flags[name], `--${name}`, opts)
+  const settings = {
+    durationMs: num('duration') * 1000,
+    intervalMs: num('interval', { min: 0.001 }) * 1000,
+    batch: num('batch', { min: 1, integer: true }),
+    sleepMs: num('sleep') * 1000,
+    killAfter: num('kill-after', { integer: true }),
+    managers: num('managers', { min: 2, integer: true }),
+    perManager: num('workers-per-manager', { min: 1, integer: true }),
+    heartbeatPeriodMs: num('heartbeat-period', { min: 0.01 }) * 1000,
+    heartbeatThresholdMs: num('heartbeat-threshold', { min: 0.02 }) * 1000,
+    strategyPeriodMs: num('strategy-period', { min: 0.01 }) * 1000,
+    retries: num('retries', { integer: true }),
+    drainMs: num('drain-timeout', { min: 1 }) * 1000,
+  }
+  const repeat = parseNumber(flags.repeat, '--repeat', { min: 1, integer: true })
+  let described: Prepared['described'] = []
+  const out = openOutput(NAME, flags, () => ({ source: flags.config || 'default', executors: described }))
+  const runs: FaultRun[] = []
+  let lastTrace: { tasks: TaskTrace[]; run: FaultRun } | undefined
+  for (let r = 0; r < repeat; r++) {
+    const prepared = await prepare(flags.config, {
+      experiment: NAME,
+      workers: settings.managers * settings.perManager,
+      managers: settings.managers,
+      workerMode: flags['worker-mode'] as 'threads' | 'processes',
+      heartbeatPeriodMs: settings.heartbeatPeriodMs,
+      heartbeatThresholdMs: settings.heartbeatThresholdMs,
+      strategyPeriodMs: settings.strategyPeriodMs,
+      retries: settings.retries,
+    })
+    described = prepared.described
+    const { tasks, run } = await runOnce(prepared, settings, r)
+    runs.push(run)
+    lastTrace = { tasks, run }
+    out.record({ ...run, tasks })
+    report(run, settings.heartbeatThresholdMs)
+  }
+  const last = lastTrace!
+  const pick = (f: (run: FaultRun) => number | null) => {
+    const values = runs.map(f).filter((v): v is number => v !== null)
+    return values.length ? round(median(values), 3) : null
+  }
+  const summary = {
+    repetitions: runs.length,
+    detectionSeconds: pick((x) => x.detectionSeconds),
+    replacementSeconds: pick((x) => x.replacementSeconds),
+    recoverySeconds: pick((x) => x.recoverySeconds),
+    baselineMedianLatency: pick((x) => x.baselineMedianLatency),
+    peakLatency: pick((x) => x.peakLatency),
+    submitted: runs.reduce((a, x) => a + x.submitted, 0),
+    succeeded: runs.reduce((a, x) => a + x.succeeded, 0),
+    failed: runs.reduce((a, x) => a + x.failed, 0),
+    lost: runs.reduce((a, x) => a + x.lost, 0),
+    retried: runs.reduce((a, x) => a + x.retried, 0),
+    allTargetsMet: runs.every((x) => x.targets.detection && x.targets.recovery && x.targets.noTaskLost),
+    settings,
+  }
+  await out.finish(summary, plotSpec(last.tasks, last.run))
+  return summary.lost === 0 && summary.failed === 0 ? 0 : 1
+}
+
+function report(run: FaultRun, thresholdMs: number): void {
+  const s = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(3)} s`)
+  const ok = (b: boolean) => (b ? 'met' : 'MISSED')
+  console.log(
+    `run ${run.repetition}: ${run.submitted} tasks submitted, ${run.succeeded} succeeded, ${run.failed} failed, ${run.lost} lost, ${run.retried} retried; ` +
+      `killed manager ${run.killedManager ?? '-'} at ${s(run.killAt)}`,
+  )
+  console.log(
+    `  detection ${s(run.detectionSeconds)} (target <= ${(thresholdMs + 500) / 1000} s: ${ok(run.targets.detection)}), replacement registered ${s(run.replacementSeconds)} after the kill, ` +
+      `recovery ${s(run.recoverySeconds)} after it (target <= 1 s: ${ok(run.targets.recovery)}); latency median ${s(run.baselineMedianLatency)} before the kill, ` +
+      `normal up to ${s(run.normalLatencySeconds)}, peak ${s(run.peakLatency)}; no task lost: ${ok(run.targets.noTaskLost)}`,
+  )
+}
+
+type Settings = { durationMs: number; intervalMs: number; batch: number; sleepMs: number; killAfter: number; managers: number; perManager: number; heartbeatThresholdMs: number; drainMs: number }
+
+async function runOnce(prepared: Prepared, settings: Settings, repetition: number): Promise<{ tasks: TaskTrace[]; run: FaultRun }> {
+  const kernel = await startKernel(prepared)
+  const executor = prepared.executor
+  if (managersOf(executor) === undefined) throw new BenchUsage(`fault-tolerance needs an executor with managers (HTEX); ${executor.label} has none`)
+  const seen = new Map<string, ManagerSeen>()
+  let t0 = performance.now()
+  const now = () => (performance.now() - t0) / 1000
+  const watch = () => {
+    const current = managersOf(executor) ?? []
+    const ids = new Set(current.map((m) => m.managerId))
+    for (const m of current) if (!seen.has(m.managerId)) seen.set(m.managerId, { managerId: m.managerId, pid: m.pid, blockId: m.blockId, host: (m as { host?: string }).host ?? '', firstSeen: now() })
+    for (const m of seen.values()) if (m.goneAt === undefined && !ids.has(m.managerId)) m.goneAt = now()
+  }
+  const watcher = setInterval(watch, 5)
+  try {
+    await waitForManagers(executor, settings.managers, settings.managers * settings.perManager)
+    const sleep = sleepTry.with({ dfk: kernel })
+    // Warm-up: every worker once, so the first batches do not pay for starting workers.
+    await Promise.all(Array.from({ length: settings.managers * settings.perManager * 2 }, () => sleep(10)))
+    t0 = performance.now()
+    for (const m of seen.values()) m.firstSeen = 0
+    const tasks: TaskTrace[] = []
+    const settled: Promise<void>[] = []
+    let killAt: number | null = null
+    let killed: ManagerSeen | undefined
+    for (let k = 0; k * settings.intervalMs < settings.durationMs; k++) {
+      const due = k * settings.intervalMs - (performance.now() - t0)
+      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
+      for (let b = 0; b < settings.batch; b++) {
+        const trace: TaskTrace = { task: tasks.length, submit: now(), end: null, latency: null, ok: null, tryNumber: null }
+        tasks.push(trace)
+        settled.push(
+          sleep(settings.sleepMs).then(
+            (tryNumber) => {
+              trace.end = now()
+              trace.ok = true
+              trace.tryNumber = tryNumber
+            },
+            (error: unknown) => {
+              trace.end = now()
+              trace.ok = false
+              trace.error = (error as Error)?.message ?? String(error)
+            },
+          ),
+        )
+      }
+      if (killAt === null && tasks.length >= settings.killAfter) {
+        watch()
+        const victims = [...seen.values()].filter((m) => m.goneAt === undefined).sort((a, b) => (a.blockId < b.blockId ? -1 : 1))
+        killed = victims[0]
+        if (!killed) throw new Error('no manager connected to kill')
+        if (killed.host && killed.host !== hostname()) throw new BenchUsage(`manager ${killed.managerId} runs on ${killed.host}: this experiment kills managers by pid and needs them on this host`)
+        process.kill(killed.pid, 'SIGKILL')
+        killAt = now()
+        console.log(`killed manager ${killed.managerId} (pid ${killed.pid}, block ${killed.blockId}) at ${killAt.toFixed(3)} s, after ${tasks.length} tasks`)
+      }
+    }
+    const drained = await Promise.race([Promise.all(settled).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), settings.drainMs).unref())])
+    if (!drained) console.log(`${tasks.filter((x) => x.ok === null).length} task(s) unsettled ${settings.drainMs / 1000} s after the last submit: counted as lost`)
+    watch()
+    for (const x of tasks) if (x.end !== null) x.latency = round(x.end - x.submit, 4)
+    return { tasks: tasks.map((x) => ({ ...x, submit: round(x.submit, 4), end: x.end === null ? null : round(x.end, 4) })), run: analyse(tasks, seen, killed, killAt, settings, repetition) }
+  } finally {
+    clearInterval(watcher)
+    await kernel.cleanup()
+  }
+}
+
+export function analyse(tasks: TaskTrace[], seen: Map<string, ManagerSeen>, killed: ManagerSeen | undefined, killAt: number | null, settings: Settings, repetition: number): FaultRun {
+  const latency = (x: TaskTrace) => (x.end === null ? null : x.end - x.submit)
+  const before = tasks.filter((x) => killAt !== null && x.submit < killAt && latency(x) !== null && (x.end ?? Infinity) < killAt)
+  const baseline = before.map((x) => latency(x)!)
+  const p95 = baseline.length ? quantile(baseline, 0.95) : settings.sleepMs / 1000
+  const normal = Math.max(1.5 * p95, p95 + 0.05)
+  const detectedAt = killed?.goneAt ?? null
+  const replacement = killAt === null ? undefined : [...seen.values()].filter((m) => m.firstSeen > killAt).sort((a, b) => a.firstSeen - b.firstSeen)[0]
+  const replacedAt = replacement?.firstSeen ?? null
+  let recovery: number | null = null
+  if (replacedAt !== null) {
+    const bad = tasks.filter((x) => latency(x) === null || latency(x)! > normal)
+    const lastBad = bad.length ? Math.max(...bad.map((x) => x.submit)) : -Infinity
+    const firstNormal = tasks.find((x) => x.submit > lastBad)?.submit
+    recovery = firstNormal === undefined ? null : Math.max(0, firstNormal - replacedAt)
+  }
+  const succeeded = tasks.filter((x) => x.ok === true).length
+  const failed = tasks.filter((x) => x.ok === false).length
+  const lost = tasks.filter((x) => x.ok === null).length
+  const detection = detectedAt !== null && killAt !== null ? detectedAt - killAt : null
+  const ended = tasks.map(latency).filter((v): v is number => v !== null)
+  return {
+    repetition,
+    submitted: tasks.length,
+    succeeded,
+    failed,
+    lost,
+    retried: tasks.filter((x) => (x.tryNumber ?? 0) > 0).length,
+    killAt: killAt === null ? null : round(killAt, 3),
+    killedManager: killed?.managerId ?? null,
+    detectedAt: detectedAt === null ? null : round(detectedAt, 3),
+    replacedAt: replacedAt === null ? null : round(replacedAt, 3),
+    detectionSeconds: detection === null ? null : round(detection, 3),
+    replacementSeconds: replacedAt === null || killAt === null ? null : round(replacedAt - killAt, 3),
+    recoverySeconds: recovery === null ? null : round(recovery, 3),
+    normalLatencySeconds: round(normal, 3),
+    baselineMedianLatency: round(baseline.length ? median(baseline) : NaN, 3),
+    peakLatency: round(ended.length ? Math.max(...ended) : NaN, 3),
+    targets: {
+      detection: detection !== null && detection * 1000 <= settings.heartbeatThresholdMs + 500,
+      recovery: recovery !== null && recovery <= 1,
+      noTaskLost: lost === 0 && failed === 0 && succeeded === tasks.length,
+    },
+  }
+}
+
+function plotSpec(tasks: TaskTrace[], run: FaultRun): Record<string, unknown> {
+  const points = tasks.filter((x) => x.latency !== null).map((x) => ({ submit: x.submit, latency: x.latency, task: (x.tryNumber ?? 0) > 0 ? 'retried after the kill' : x.ok ? 'first try' : 'failed' }))
+  const events = [
+    { at: run.killAt, event: 'manager killed' },
+    { at: run.detectedAt, event: 'declared lost' },
+    { at: run.replacedAt, event: 'replacement registered' },
+  ].filter((e) => e.at !== null)
+  return {
+    title: {
+      text: 'tsflow fault tolerance (funcX suite)',
+      subtitle: `2 managers, one SIGKILLed; detection ${run.detectionSeconds ?? '-'} s, replacement ${run.replacementSeconds ?? '-'} s, recovery ${run.recoverySeconds ?? '-'} s; ${run.succeeded}/${run.submitted} succeeded, ${run.lost} lost`,
+    },
+    width: 640,
+    height: 300,
+    layer: [
+      {
+        data: { values: points },
+        mark: { type: 'point', filled: true, size: 18 },
+        encoding: { x: { field: 'submit', type: 'quantitative', title: 'submitted at (s)' }, y: { field: 'latency', type: 'quantitative', title: 'latency (s)' }, color: { field: 'task', type: 'nominal', title: 'task' } },
+      },
+      { data: { values: events }, mark: { type: 'rule', strokeDash: [4, 3] }, encoding: { x: { field: 'at', type: 'quantitative' }, color: { field: 'event', type: 'nominal', title: 'event', scale: { scheme: 'set1' } } } },
+      { data: { values: events }, mark: { type: 'text', angle: 270, align: 'right', baseline: 'bottom', dy: -2, y: 4 }, encoding: { x: { field: 'at', type: 'quantitative' }, text: { field: 'event' } } },
+    ],
+    resolve: { scale: { color: 'independent' } },
+  }
+}
