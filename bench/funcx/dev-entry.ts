@@ -2,9 +2,11 @@
 import { BenchUsage } from '../lib/args.js'
 import { runBench } from '../lib/cleanup.js'
 import * as faultTolerance from './fault-tolerance.js'
+import * as memoization from './memoization.js'
+import * as prefetching from './prefetching.js'
 import * as scaling from './scaling.js'
 
-const EXPERIMENTS: Record<string, { run(argv: string[]): Promise<number> }> = { scaling, 'fault-tolerance': faultTolerance }
+const EXPERIMENTS: Record<string, { run(argv: string[]): Promise<number> }> = { scaling, 'fault-tolerance': faultTolerance, prefetching, memoization }
 
 await runBench('funcx', async ([name, ...rest]) => {
   const experiment = EXPERIMENTS[name ?? '']

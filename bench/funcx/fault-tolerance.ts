@@ -298,8 +298,8 @@ function plotSpec(tasks: TaskTrace[], run: FaultRun): Record<string, unknown> {
         encoding: { x: { field: 'submit', type: 'quantitative', title: 'submitted at (s)' }, y: { field: 'latency', type: 'quantitative', title: 'latency (s)' }, color: { field: 'task', type: 'nominal', title: 'task' } },
       },
       { data: { values: events }, mark: { type: 'rule', strokeDash: [4, 3] }, encoding: { x: { field: 'at', type: 'quantitative' }, color: { field: 'event', type: 'nominal', title: 'event', scale: { scheme: 'set1' } } } },
-      { data: { values: events }, mark: { type: 'text', angle: 270, align: 'right', baseline: 'bottom', dy: -2, y: 4 }, encoding: { x: { field: 'at', type: 'quantitative' }, text: { field: 'event' } } },
     ],
     resolve: { scale: { color: 'independent' } },
+    config: { legend: { labelLimit: 300 } },
   }
 }

@@ -130,7 +130,7 @@ export function addEfficiency(rows: ScalingRow[]): void {
 }
 
 function plotSpec(rows: ScalingRow[]): Record<string, unknown> {
-  const x = { field: 'workers', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'workers' }
+  const x = { field: 'workers', type: 'quantitative', scale: { type: 'log', base: 2 }, axis: { values: [...new Set(rows.map((r) => r.workers))] }, title: 'workers' }
   const color = { field: 'task', type: 'nominal', title: 'task' }
   const panel = (mode: string, y: Record<string, unknown>, title: string, ideal?: boolean) => ({
     title,
