@@ -47,7 +47,7 @@ t.test('scaling: strong and weak, no-op and sleep, two worker counts, efficiency
   }
   const sleepStrong = lines.filter((l) => l.mode === 'strong' && l.sleepMs === 20)
   t.same(sleepStrong.map((l) => l.tasks), [10, 10])
-  t.ok(sleepStrong[1].seconds < sleepStrong[0].seconds, 'two workers sleep through 10 tasks faster than one')
+  t.ok(sleepStrong[1]!.seconds < sleepStrong[0]!.seconds, 'two workers sleep through 10 tasks faster than one')
   t.ok(sleepStrong.every((l) => l.seconds >= l.idealSeconds), 'never faster than the sleeps alone')
   t.same(lines.filter((l) => l.mode === 'weak').map((l) => l.tasks), [10, 10, 20, 20], 'weak: 10 tasks per worker')
   plotted(t, svg)
@@ -85,7 +85,7 @@ t.test('memoization: hits equal the primed duplicates; all duplicates take almos
   const { lines, svg } = await experiment('memoization', ['--fractions', '0', '50', '100', '--requests', '8', '--task-ms', '100', '--workers', '2'])
   t.same(lines.map((l) => [l.fractionPercent, l.duplicates, l.cacheHits]), [[0, 0, 0], [50, 4, 4], [100, 8, 8]])
   for (const line of lines) common(t, 'memoization', line)
-  t.ok(lines[2].seconds < lines[0].seconds / 4, `100 % duplicates in ${lines[2].seconds} s against ${lines[0].seconds} s with none`)
-  t.ok(lines[1].seconds < lines[0].seconds, 'half duplicates take less time than none')
+  t.ok(lines[2]!.seconds < lines[0]!.seconds / 4, `100 % duplicates in ${lines[2]!.seconds} s against ${lines[0]!.seconds} s with none`)
+  t.ok(lines[1]!.seconds < lines[0]!.seconds, 'half duplicates take less time than none')
   plotted(t, svg)
 })
