@@ -6,6 +6,7 @@ export { app, bashApp, joinApp, type App, type FutureArgs, type Resolvable, type
 export { main, isMainModule } from './app/main.js'
 export { submitScoped } from './app/scoped.js'
 export { AppFuture, DataFuture, Future } from './dataflow/future.js'
+export { awaitAll, awaitAllSettled, type AwaitAllOptions, type Progress, type Settled } from './dataflow/await-all.js'
 export { File } from './data/file.js'
 export { DataFlowKernel, load, dfk, clear, type CleanupOptions } from './dataflow/kernel.js'
 export { TaskState, FINAL_STATES, isFinal, type TaskStateValue } from './dataflow/states.js'

@@ -24,6 +24,12 @@ export interface App<A extends unknown[], R> {
   (...args: FutureArgs<A>): AppFuture<R>
   /** Call with per-call options: `inputs`, `outputs`, `stdout`, `walltime`, `priority`, ... */
   with(options: CallOptionsWithKernel): (...args: FutureArgs<A>) => AppFuture<R>
+  /**
+   * Submits one call per argument list, all in one go (the options apply to every call and are
+   * checked once), and returns their futures in order. Executors send the calls to workers as
+   * batches, not one message each. `awaitAll(futures, { onProgress })` waits for them.
+   */
+  map(argsList: Iterable<FutureArgs<A>>, options?: CallOptionsWithKernel): AppFuture<R>[]
   readonly appName: string
   readonly definition: AppDefinition
 }
@@ -54,8 +60,15 @@ function wrap<A extends unknown[], R>(definition: AppDefinition): App<A, R> {
     const { dfk: kernel, ...callOptions } = options
     return (...args: FutureArgs<A>): AppFuture<R> => (kernel ?? currentKernel()).submit<R>(definition, args, callOptions)
   }
+  const map = (argsList: Iterable<FutureArgs<A>>, options?: CallOptionsWithKernel): AppFuture<R>[] => {
+    if (argsList === null || typeof argsList !== 'object' || typeof (argsList as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+      throw new TypeError(`${definition.name}.map() needs an array (or iterable) of argument lists, e.g. ${definition.name}.map([[1], [2]]) (got ${argsList === null ? 'null' : typeof argsList})`)
+    }
+    const { dfk: kernel, ...callOptions } = options ?? {}
+    return (kernel ?? currentKernel()).submitMany<R>(definition, argsList as Iterable<unknown[]>, options ? callOptions : EMPTY_OPTIONS)
+  }
   Object.defineProperty(call, 'name', { value: definition.name })
-  return Object.assign(call, { with: withOptions, appName: definition.name, definition }) as App<A, R>
+  return Object.assign(call, { with: withOptions, map, appName: definition.name, definition }) as App<A, R>
 }
 
 /**

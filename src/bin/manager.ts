@@ -5,6 +5,14 @@
  */
 import { parseManagerArgs, UsageError, USAGE } from '../manager/cli.js'
 import { ExitCode, runManager } from '../manager/manager.js'
+import { TSFLOW_VERSION } from '../protocol/version.js'
+
+// `--version` after the whole runtime is loaded (the imports above): what starting a worker
+// runtime costs, which the funcX suite's instantiation experiment times, bare and in a container.
+if (process.argv.length === 3 && process.argv[2] === '--version') {
+  process.stdout.write(`tsflow-manager ${TSFLOW_VERSION}\n`)
+  process.exit(ExitCode.ok)
+}
 
 let options: ReturnType<typeof parseManagerArgs>
 try {

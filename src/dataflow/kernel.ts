@@ -154,12 +154,39 @@ export class DataFlowKernel {
 
   /** Submits one call of `app`. Used by app wrappers; returns the call's future at once. */
   submit<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions = {}): AppFuture<T> {
-    if (callOptions !== EMPTY_OPTIONS) {
-      callOptionsSchema(callOptions, `${app.name}.with()`)
-      // app.with({ dfk }) leaves an empty object: share the frozen one, so the task needs no
-      // context object and the hot path stays the same as a plain call.
-      if (isEmpty(callOptions)) callOptions = EMPTY_OPTIONS
+    return this.submitChecked<T>(app, args, this.checkCallOptions(app, callOptions, `${app.name}.with()`))
+  }
+
+  /**
+   * Submits one call of `app` per argument list, the options checked once (`app.map`). The calls
+   * are made in one turn of the event loop, so executors send them to their workers as batches.
+   */
+  submitMany<T>(app: AppDefinition, argsList: Iterable<unknown[]>, callOptions: CallOptions = {}): AppFuture<T>[] {
+    const options = this.checkCallOptions(app, callOptions, `${app.name}.map() options`)
+    const futures: AppFuture<T>[] = []
+    let index = 0
+    for (const args of argsList) {
+      if (!Array.isArray(args)) {
+        throw new TypeError(
+          `${app.name}.map(): item ${index} is not an argument list (got ${args === null ? 'null' : typeof args}); ` +
+            `give one array of arguments per call, e.g. ${app.name}.map(xs.map((x) => [x]))`,
+        )
+      }
+      futures.push(this.submitChecked<T>(app, args, options))
+      index++
     }
+    return futures
+  }
+
+  private checkCallOptions(app: AppDefinition, callOptions: CallOptions, where: string): CallOptions {
+    if (callOptions === EMPTY_OPTIONS) return callOptions
+    callOptionsSchema(callOptions, where)
+    // app.with({ dfk }) leaves an empty object: share the frozen one, so the task needs no
+    // context object and the hot path stays the same as a plain call.
+    return isEmpty(callOptions) ? EMPTY_OPTIONS : callOptions
+  }
+
+  private submitChecked<T>(app: AppDefinition, args: unknown[], callOptions: CallOptions): AppFuture<T> {
     const record = new TaskRecord(++this.nextTaskId, app, args, callOptions, this)
     const future = new AppFuture<unknown>(record)
     record.future = future

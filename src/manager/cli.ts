@@ -46,6 +46,7 @@ export const USAGE = `usage: tsflow-manager --interchange tcp://HOST:PORT --bloc
 
 ${managerSpec.usage()}
   --help
+  --version                          print the tsflow version and exit (alone)
 
 Heartbeat period and threshold default to the interchange's (sent when the manager registers).
 `

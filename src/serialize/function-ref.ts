@@ -142,7 +142,10 @@ async function resolveReference(descriptor: Extract<FunctionDescriptor, { t: 're
       `the worker could not import ${descriptor.module} to find app ${descriptor.name}: ${(error as Error)?.message ?? error}` +
         (String((error as Error)?.message).includes('Unknown file extension')
           ? ' (start the workflow with a TypeScript loader such as tsx, or compile it to JavaScript; workers inherit the loader flags of the workflow process)'
-          : ''),
+          : isMissingModule(error, descriptor.module)
+            ? ` (that file is not on the worker's host: workers of an endpoint or of blocks on other nodes need the workflow's files at the same path, ` +
+              `or give a self-contained app { transport: 'source' })`
+            : ''),
       { cause: error },
     )
   }
@@ -155,6 +158,15 @@ async function resolveReference(descriptor: Extract<FunctionDescriptor, { t: 're
       `must be created at the top level of a module (not inside a function, a condition or after an await that ` +
       `the worker does not reach), or use { transport: 'source' } for a self-contained function.`,
   )
+}
+
+/** Whether importing `module` failed because that file itself is missing (not one of its imports). */
+function isMissingModule(error: unknown, module: string): boolean {
+  const err = error as NodeJS.ErrnoException & { url?: string }
+  if (err?.url === module) return true
+  // Loader hooks (tsx, tap) may rethrow without the code; the message still names the file.
+  const path = module.startsWith('file:') ? decodeURIComponent(new URL(module).pathname) : module
+  return String(err?.message).includes(`Cannot find module '${path}'`)
 }
 
 function resolveSource(descriptor: Extract<FunctionDescriptor, { t: 'src' }>): AnyFunction {

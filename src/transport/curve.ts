@@ -48,7 +48,8 @@ const FILES = {
 /** The files a manager's node needs from a key directory (what a provider ships to nodes without the host's filesystem). */
 export const MANAGER_KEY_FILES: readonly string[] = [FILES.serverPublic, FILES.clientPublic, FILES.clientSecret]
 
-const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
+/** A CURVE key as z85 text: 40 characters of the Z85 alphabet (ZeroMQ RFC 32). */
+export const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
 
 /**
  * Creates `dir` (mode 0700, also tightened if it already existed) with fresh server and client
@@ -115,14 +116,16 @@ export function applyCurve(socket: Socket, keys: CurveKeys, zapDomain = 'tsflow'
   }
 }
 
-function writeKey(dir: string, name: string, key: string, mode: number): void {
+/** Writes one key file (`key` plus a newline) with `mode`, also tightening an existing file's mode. */
+export function writeKey(dir: string, name: string, key: string, mode: number): void {
   const path = join(dir, name)
   writeFileSync(path, `${key}\n`, { mode })
   // writeFileSync's mode only applies to a new file; an old one keeps its mode otherwise.
   chmodSync(path, mode)
 }
 
-function readKey(dir: string, name: string, secret: boolean): string {
+/** Reads one key file; ConfigError naming the file if it is missing, not a key, or (`secret`) readable by others. */
+export function readKey(dir: string, name: string, secret: boolean): string {
   const path = join(dir, name)
   let text: string
   try {

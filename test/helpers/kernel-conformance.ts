@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import {
+  awaitAll,
   BashExitFailure,
   DataFlowKernel,
   DependencyError,
@@ -40,6 +41,17 @@ export function kernelConformance(t: Test, makeConfig: (runDir: string) => Confi
     t.equal(await future, 42)
     t.equal(future.state, TaskState.exec_done)
     t.equal(await future.result({ timeoutMs: 1000 }), 42)
+  })
+
+  t.test('app.map submits one call per argument list and awaitAll collects them in order with progress', async (t) => {
+    const futures = apps.double.map(Array.from({ length: 200 }, (_, i) => [i] as [number]), { dfk: kernel })
+    t.equal(futures.length, 200)
+    const reports: number[] = []
+    const values = await awaitAll(futures, { onProgress: (p) => reports.push(p.done), progressEveryMs: 0 })
+    t.same(values, Array.from({ length: 200 }, (_, i) => 2 * i))
+    t.equal(reports.at(-1), 200, 'the last progress report counts every future')
+    const mixed = apps.add.map([[1, 2], [w(apps.double)(3), 4]] as never, { dfk: kernel })
+    t.same(await awaitAll(mixed), [3, 10], 'futures among mapped arguments are awaited first')
   })
 
   t.test('futures nested in arrays, objects and inputs are awaited first', async (t) => {

@@ -71,6 +71,11 @@ t.test('the binary exits 2 on a bad flag, naming it', async (t) => {
   const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' })
   t.equal(help.status, 0)
   t.match(help.stdout, /--interchange URL/)
+  t.match(help.stdout, /--version/)
+  const version = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
+  t.equal(version.status, 0)
+  t.equal(version.stdout, `tsflow-manager ${(await import('../../dist/protocol/version.js')).TSFLOW_VERSION}\n`, 'the version, after the whole runtime loaded')
+  t.equal(spawnSync(process.execPath, [BIN, '--version', '--workers', '2'], { encoding: 'utf8' }).status, 2, '--version only alone')
 })
 
 t.test('affinity plans', async (t) => {

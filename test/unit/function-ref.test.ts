@@ -246,6 +246,7 @@ t.test('resolveFunction of a non-existent module is AppNotFound with a cause', a
   t.match(error.message, `the worker could not import ${url} to find app ghost`)
   t.ok(error.cause instanceof Error, 'the import failure is the cause')
   t.match(error.message, (error.cause as Error).message, 'the message includes why the import failed')
+  t.match(error.message, /that file is not on the worker's host.*transport: 'source'/, 'a missing module file says what to do')
 })
 
 t.test('resolveFunction of a module that throws while loading is AppNotFound with that cause', async (t) => {

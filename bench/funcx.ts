@@ -1,0 +1,120 @@
+/**
+ * bench/funcx: the funcX paper's eight experiments (seed 002; ../shared/docs/BENCHMARKS.md
+ * section 2; bench/funcx/README.md), one entry with a subcommand each.
+ *
+ *   node out/bench/funcx.js latency [--calls 2000] [--target htex endpoint]
+ *   node out/bench/funcx.js cold-start [--repeat 5]
+ *   node out/bench/funcx.js instantiation [--runs 100]
+ *   node out/bench/funcx.js batching [--sizes 1 2 4 .. 1024]
+ *   node out/bench/funcx.js all                  # every experiment at its default size
+ *   node out/bench/funcx.js plot <run dir>       # redraws the plot(s) from <run dir>/results.jsonl
+ *
+ * Every experiment takes --config FILE (a tsflow config module: Slurm, an endpoint, ...), --out
+ * DIR, --repeat N, --history true|false; bench/funcx/common.ts is the frame.
+ */
+import { dirname, join } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { BenchUsage, parseArgs, usage } from './lib/args.js'
+import { runBench } from './lib/cleanup.js'
+import { COMMON_FLAGS, FUNCX_RESULTS, readRows, runExperiment, stamp, type Experiment } from './funcx/common.js'
+
+type Loader = () => Promise<Experiment<never>>
+
+/** The paper's order; an experiment not (yet) in EXPERIMENTS is named by `all` as missing. */
+const ORDER = ['latency', 'cold-start', 'instantiation', 'scaling', 'fault-tolerance', 'batching', 'prefetching', 'memoization'] as const
+
+// One line per experiment: its module is loaded only when it runs.
+const EXPERIMENTS: Partial<Record<(typeof ORDER)[number], Loader>> = {
+  latency: async () => (await import('./funcx/latency.js')).latency as Experiment<never>,
+  'cold-start': async () => (await import('./funcx/cold-start.js')).coldStart as Experiment<never>,
+  instantiation: async () => (await import('./funcx/instantiation.js')).instantiation as Experiment<never>,
+  // scaling: async () => (await import('./funcx/scaling.js')).scaling as Experiment<never>,
+  // 'fault-tolerance': async () => (await import('./funcx/fault-tolerance.js')).faultTolerance as Experiment<never>,
+  batching: async () => (await import('./funcx/batching.js')).batching as Experiment<never>,
+  // prefetching: async () => (await import('./funcx/prefetching.js')).prefetching as Experiment<never>,
+  // memoization: async () => (await import('./funcx/memoization.js')).memoization as Experiment<never>,
+}
+
+const SUMMARY = `The funcX paper's experiments: ${ORDER.join(', ')}; 'all' runs every one at its default
+size (short: seconds each; flags give the paper's sizes), 'plot <dir>' redraws a run's plot.
+Each writes <out>/results.jsonl (every line: experiment, machine, tsflow version, the config's
+describe()), <out>/<experiment>.svg and a summary line in bench/results/funcx-<experiment>.jsonl.`
+
+async function experimentNamed(name: string): Promise<Experiment> {
+  const loader = EXPERIMENTS[name as (typeof ORDER)[number]]
+  if (!loader) {
+    const known = ORDER.filter((n) => EXPERIMENTS[n])
+    throw new BenchUsage(`unknown experiment '${name}': one of ${known.join(', ')}, all, or plot <dir>${(ORDER as readonly string[]).includes(name) ? ` ('${name}' is not written yet)` : ''}`)
+  }
+  return (await loader()) as unknown as Experiment
+}
+
+async function bench(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === undefined || first === '--help' || first === '-h') {
+    console.log(usage(`node out/bench/funcx.js {${ORDER.join('|')}|all|plot <dir>}`, SUMMARY, COMMON_FLAGS))
+    return first === undefined ? 2 : 0
+  }
+  if (first === 'plot') return replot(rest)
+  if (first === 'all') return runAll(rest)
+  const experiment = await experimentNamed(first)
+  const spec = { ...COMMON_FLAGS, ...experiment.flags }
+  const flags = parseArgs(rest, spec)
+  if (flags === 'help') {
+    console.log(usage(`node out/bench/funcx.js ${experiment.name}`, experiment.summary, spec))
+    return 0
+  }
+  await runExperiment(experiment, flags)
+  return 0
+}
+
+/** Every experiment at its default size; --out DIR holds one directory per experiment. */
+async function runAll(argv: string[]): Promise<number> {
+  const flags = parseArgs(argv, COMMON_FLAGS)
+  if (flags === 'help') {
+    console.log(usage('node out/bench/funcx.js all', SUMMARY, COMMON_FLAGS))
+    return 0
+  }
+  const root = flags.out || join(FUNCX_RESULTS, `all-${stamp()}`)
+  mkdirSync(root, { recursive: true })
+  const failed: string[] = []
+  for (const name of ORDER) {
+    if (!EXPERIMENTS[name]) {
+      console.log(`\n== ${name}: not written yet, skipped`)
+      continue
+    }
+    console.log(`\n== ${name}`)
+    try {
+      await runExperiment(await experimentNamed(name), { ...flags, out: join(root, name) })
+    } catch (error) {
+      if (error instanceof BenchUsage) throw error
+      console.error(`${name} failed: ${(error as Error)?.stack ?? error}`)
+      failed.push(name)
+    }
+  }
+  console.log(`\nall: results under ${root}${failed.length ? `; failed: ${failed.join(', ')}` : ''}`)
+  return failed.length ? 1 : 0
+}
+
+/** `plot <dir> [--out DIR]`: redraws each experiment's SVG from <dir>/results.jsonl. */
+async function replot(args: string[]): Promise<number> {
+  const outAt = args.indexOf('--out')
+  const out = outAt >= 0 ? args[outAt + 1] : undefined
+  const dirs = args.filter((_, i) => outAt < 0 || (i !== outAt && i !== outAt + 1))
+  if (dirs.length !== 1 || (outAt >= 0 && !out)) throw new BenchUsage('plot needs one run directory (or its results.jsonl), and optionally --out DIR (default: that directory)')
+  const rows = readRows(dirs[0]!)
+  const target = out ?? (dirs[0]!.endsWith('.jsonl') ? dirname(dirs[0]!) : dirs[0]!)
+  mkdirSync(target, { recursive: true })
+  const names = [...new Set(rows.map((row) => String(row.experiment)))]
+  for (const name of names) {
+    const experiment = await experimentNamed(name)
+    const mine = rows.filter((row) => row.experiment === name)
+    const svg = join(target, `${name}.svg`)
+    await experiment.plot(mine, svg)
+    for (const line of experiment.summarize(mine).lines) console.log(line)
+    console.log(`plot ${svg}`)
+  }
+  return 0
+}
+
+await runBench('funcx', bench, BenchUsage)
