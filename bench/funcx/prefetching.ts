@@ -1,5 +1,5 @@
 /**
- * funcX experiment `prefetching`: the managers' prefetch capacity (tasks a manager holds beyond
+ * prefetching: the managers' prefetch capacity (tasks a manager holds beyond
  * one per worker, to hide the round trip to the interchange) against short tasks. For each
  * capacity (a number or 'auto', the HTEX default that adapts to the measured task length) a fresh
  * executor; for each task duration (0 = no-op, else a sleep of that many ms):
@@ -11,111 +11,110 @@
  *   node out/bench/funcx.js prefetching
  *   node out/bench/funcx.js prefetching --capacities 0 1 2 4 8 16 32 64 auto --tasks 20000 --repeat 3
  */
-import { parseNumber, type FlagSpec } from '../lib/args.js'
-import { median, prepare, quantile, round, startKernel, submitAll, waitForManagers, type Prepared } from './kernel.js'
-import { openOutput, parseExperimentFlags } from './output-b.js'
+import { awaitAll } from 'tsflow'
+import { writeVegaLiteSvg } from '../lib/vega.js'
+import { loadKernel, parseNumber, round, type Experiment, type FlagSpec, type Row } from './common.js'
+import { firstExecutor, htexDefaults, median, quantile, waitForManagers } from './kernel.js'
 import { noopTask, sleepTask } from './tasks.js'
 
-export const NAME = 'prefetching'
-
-export const FLAGS = {
+const flags = {
   capacities: { default: ['0', '1', '4', '16', 'auto'], list: true, commas: true, help: "prefetch capacities: numbers and/or 'auto' (the paper's sweep: 0 1 2 4 8 16 32 64)" },
   durations: { default: ['0', '1', '10'], list: true, commas: true, help: 'task durations, ms (0: no-op)' },
-  tasks: { default: '300', help: 'tasks per throughput burst' },
+  tasks: { default: '300', help: 'tasks per throughput burst (one app.map)' },
   'latency-calls': { default: '50', help: 'sequential round trips per duration' },
   workers: { default: '2', help: 'workers (one manager)' },
   'worker-mode': { default: 'processes', choices: ['threads', 'processes'], help: 'workers as processes (the HTEX default) or threads' },
 } satisfies Record<string, FlagSpec>
 
-export const SUMMARY = `Throughput and latency of short tasks by the managers' prefetch capacity (funcX paper, Prefetching).`
-
-export interface PrefetchRow {
-  capacity: string
-  durationMs: number
-  workers: number
-  tasks: number
-  seconds: number
-  tasksPerSecond: number
-  burstLatencyMedianMs: number
-  burstLatencyP95Ms: number
-  roundTripMedianMs: number
-  roundTripP95Ms: number
-}
-
-export async function run(argv: string[]): Promise<number> {
-  const flags = parseExperimentFlags(NAME, SUMMARY, FLAGS, argv)
-  if (!flags) return 0
-  const capacities = [...new Set(flags.capacities)].map((v) => (v === 'auto' ? 'auto' : parseNumber(v, '--capacities', { integer: true })))
-  const durations = flags.durations.map((v) => parseNumber(v, '--durations'))
-  const tasks = parseNumber(flags.tasks, '--tasks', { min: 1, integer: true })
-  const calls = parseNumber(flags['latency-calls'], '--latency-calls', { min: 1, integer: true })
-  const workersWanted = parseNumber(flags.workers, '--workers', { min: 1, integer: true })
-  const repeat = parseNumber(flags.repeat, '--repeat', { min: 1, integer: true })
-  let described: Prepared['described'] = []
-  const out = openOutput(NAME, flags, () => ({ source: flags.config || 'default', executors: described }))
-  const rows: PrefetchRow[] = []
-  for (const capacity of capacities) {
-    const prepared = await prepare(flags.config, { experiment: NAME, workers: workersWanted, managers: 1, prefetchCapacity: capacity, workerMode: flags['worker-mode'] as 'threads' | 'processes' })
-    described = prepared.described
-    const kernel = await startKernel(prepared)
-    try {
-      const workers = await waitForManagers(prepared.executor, 1, workersWanted)
-      const noop = noopTask.with({ dfk: kernel })
-      const sleep = sleepTask.with({ dfk: kernel })
-      const call = (ms: number) => (ms === 0 ? noop(0) : sleep(ms))
-      await Promise.all(await submitAll(Math.min(tasks, 500), (i) => noop(i)))
-      for (const durationMs of durations) {
-        // Warm-up at this duration: 'auto' learns the task length from what it ran.
-        await Promise.all(await submitAll(workers * 4, () => call(durationMs)))
-        const bursts: number[] = []
-        const latencies: number[] = []
-        for (let r = 0; r < repeat; r++) {
-          const submitted: number[] = new Array(tasks)
-          const started = performance.now()
-          const futures = await submitAll(tasks, (i) => {
-            submitted[i] = performance.now()
-            return call(durationMs).then(() => latencies.push(performance.now() - submitted[i]!))
-          })
-          await Promise.all(futures)
-          bursts.push((performance.now() - started) / 1000)
+export const prefetching: Experiment<typeof flags> = {
+  name: 'prefetching',
+  summary: `The managers' prefetch capacity (tasks held beyond one per worker, hiding the round trip to the
+interchange): 0, 1, 4, 16 and 'auto' by default (--capacities 0 1 2 4 8 16 32 64 auto for the sweep)
+against no-op, 1 ms and 10 ms tasks; one fresh executor (one manager, --workers) per capacity. Per
+setting: throughput of a burst of --tasks tasks (one app.map), each task's latency within it, and the
+round trip of tasks sent one at a time. --repeat bursts (median). Paper: no published data.`,
+  flags,
+  defaultRepeat: 1,
+  async run(ctx, f) {
+    const capacities = [...new Set(f.capacities)].map((v): number | 'auto' => (v === 'auto' ? 'auto' : parseNumber(v, '--capacities', { integer: true })))
+    const durations = f.durations.map((v) => parseNumber(v, '--durations'))
+    const tasks = parseNumber(f.tasks, '--tasks', { min: 1, integer: true })
+    const calls = parseNumber(f['latency-calls'], '--latency-calls', { min: 1, integer: true })
+    const workersWanted = parseNumber(f.workers, '--workers', { min: 1, integer: true })
+    const points = ctx.config.file ? [capacities[0]!] : capacities
+    if (ctx.config.file && capacities.length > 1) ctx.log(`--config ${ctx.config.file}: taken as written, so one setting (its own prefetchCapacity), not --capacities ${capacities.join(' ')}`)
+    for (const capacity of points) {
+      const config = await ctx.config.make(htexDefaults({ workers: workersWanted, managers: 1, prefetchCapacity: capacity, workerMode: f['worker-mode'] as 'threads' | 'processes' }))
+      const kernel = await loadKernel(config)
+      try {
+        const workers = await waitForManagers(firstExecutor(config), 1, workersWanted)
+        const opts = { dfk: kernel }
+        const burst = (ms: number, count: number) => (ms === 0 ? noopTask.map(Array.from({ length: count }, (_, i) => [i] as [number]), opts) : sleepTask.map(Array.from({ length: count }, () => [ms] as [number]), opts))
+        await awaitAll(burst(0, Math.min(tasks, 500)))
+        for (const durationMs of durations) {
+          // Warm-up at this duration: 'auto' learns the task length from what it ran.
+          await awaitAll(burst(durationMs, workers * 4))
+          const bursts: number[] = []
+          const latencies: number[] = []
+          for (let r = 0; r < ctx.repeat; r++) {
+            const started = performance.now()
+            await Promise.all(burst(durationMs, tasks).map((future) => future.then(() => latencies.push(performance.now() - started))))
+            bursts.push((performance.now() - started) / 1000)
+          }
+          const trips: number[] = []
+          for (let i = 0; i < calls * ctx.repeat; i++) {
+            const started = performance.now()
+            await burst(durationMs, 1)[0]
+            trips.push(performance.now() - started)
+          }
+          const seconds = median(bursts)
+          const row: Row = {
+            capacity: String(capacity),
+            durationMs,
+            workers,
+            tasks,
+            seconds: round(seconds, 4),
+            bursts: bursts.map((x) => round(x, 4)),
+            tasksPerSecond: Math.round(tasks / seconds),
+            burstLatencyMedianMs: round(median(latencies), 2),
+            burstLatencyP95Ms: round(quantile(latencies, 0.95), 2),
+            roundTripMedianMs: round(median(trips), 3),
+            roundTripP95Ms: round(quantile(trips, 0.95), 3),
+          }
+          ctx.record(row, config)
+          ctx.log(
+            `prefetch ${String(row.capacity).padStart(4)}, ${String(durationMs).padStart(3)} ms tasks: ${Number(row.tasksPerSecond).toLocaleString('en-US').padStart(7)} tasks/s, ` +
+              `burst latency median ${row.burstLatencyMedianMs} ms p95 ${row.burstLatencyP95Ms} ms, round trip median ${row.roundTripMedianMs} ms p95 ${row.roundTripP95Ms} ms`,
+          )
         }
-        const trips: number[] = []
-        for (let i = 0; i < calls * repeat; i++) {
-          const started = performance.now()
-          await call(durationMs)
-          trips.push(performance.now() - started)
-        }
-        const seconds = median(bursts)
-        const row: PrefetchRow = {
-          capacity: String(capacity),
-          durationMs,
-          workers,
-          tasks,
-          seconds: round(seconds, 4),
-          tasksPerSecond: Math.round(tasks / seconds),
-          burstLatencyMedianMs: round(median(latencies), 2),
-          burstLatencyP95Ms: round(quantile(latencies, 0.95), 2),
-          roundTripMedianMs: round(median(trips), 3),
-          roundTripP95Ms: round(quantile(trips, 0.95), 3),
-        }
-        rows.push(row)
-        out.record({ ...row, bursts: bursts.map((x) => round(x, 4)) })
-        console.log(
-          `prefetch ${row.capacity.padStart(4)}, ${String(durationMs).padStart(3)} ms tasks: ${row.tasksPerSecond.toLocaleString('en-US').padStart(7)} tasks/s, ` +
-            `burst latency median ${row.burstLatencyMedianMs} ms p95 ${row.burstLatencyP95Ms} ms, round trip median ${row.roundTripMedianMs} ms p95 ${row.roundTripP95Ms} ms`,
-        )
+      } finally {
+        await kernel.cleanup()
       }
-    } finally {
-      await kernel.cleanup()
     }
-  }
-  const best = (ms: number) => rows.filter((r) => r.durationMs === ms).sort((a, b) => b.tasksPerSecond - a.tasksPerSecond)[0]
-  await out.finish({ rows, bestByDuration: durations.map((ms) => ({ durationMs: ms, capacity: best(ms)?.capacity, tasksPerSecond: best(ms)?.tasksPerSecond })) }, plotSpec(rows, capacities.map(String)))
-  return 0
+  },
+  async plot(rows, svg) {
+    await writeVegaLiteSvg(svg, plotSpec(rows, [...new Set(rows.map((r) => String(r.capacity)))]))
+  },
+  summarize(rows) {
+    const lines: string[] = []
+    const figures: Row = {}
+    for (const ms of [...new Set(rows.map((r) => Number(r.durationMs)))]) {
+      const mine = rows.filter((r) => Number(r.durationMs) === ms)
+      const best = [...mine].sort((a, b) => Number(b.tasksPerSecond) - Number(a.tasksPerSecond))[0]!
+      const name = ms === 0 ? 'noop' : `${ms}ms`
+      figures[`${name}_tasks_per_s`] = Object.fromEntries(mine.map((r) => [String(r.capacity), r.tasksPerSecond]))
+      figures[`${name}_round_trip_ms`] = Object.fromEntries(mine.map((r) => [String(r.capacity), r.roundTripMedianMs]))
+      lines.push(
+        `prefetching ${ms === 0 ? 'no-op' : `${ms} ms`} tasks: ${mine.map((r) => `${r.capacity}: ${Number(r.tasksPerSecond).toLocaleString('en-US')}/s`).join(', ')}; best ${best.capacity}; ` +
+          `round trip ${mine.map((r) => `${r.capacity}: ${r.roundTripMedianMs} ms`).join(', ')}`,
+      )
+    }
+    return { lines, figures }
+  },
 }
 
-function plotSpec(rows: PrefetchRow[], order: string[]): Record<string, unknown> {
-  const data = rows.map((r) => ({ ...r, task: r.durationMs === 0 ? 'no-op' : `${r.durationMs} ms` }))
+function plotSpec(rows: Row[], order: string[]): Record<string, unknown> {
+  const data = rows.map((r) => ({ ...r, task: Number(r.durationMs) === 0 ? 'no-op' : `${r.durationMs} ms` }))
   const x = { field: 'capacity', type: 'ordinal', sort: order, title: 'prefetch capacity', axis: { labelAngle: 0 } }
   const color = { field: 'task', type: 'nominal', title: 'task', sort: [...new Set(data.map((d) => d.task))] }
   const panel = (field: string, title: string, log = false) => ({
@@ -125,7 +124,7 @@ function plotSpec(rows: PrefetchRow[], order: string[]): Record<string, unknown>
     encoding: { x, y: { field, type: 'quantitative', title, ...(log ? { scale: { type: 'log' } } : {}) }, color },
   })
   return {
-    title: { text: 'tsflow prefetching (funcX suite)', subtitle: `one manager, ${rows[0]?.workers ?? '?'} workers; bursts of ${rows[0]?.tasks ?? '?'} tasks and sequential round trips` },
+    title: { text: 'Prefetching: throughput and latency by prefetch capacity', subtitle: `one manager, ${rows[0]?.workers ?? '?'} workers; bursts of ${rows[0]?.tasks ?? '?'} tasks and sequential round trips` },
     data: { values: data },
     hconcat: [panel('tasksPerSecond', 'throughput (tasks/s)', true), panel('burstLatencyMedianMs', 'burst latency, median (ms)', true), panel('roundTripMedianMs', 'round trip, median (ms)')],
   }

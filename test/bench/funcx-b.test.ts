@@ -1,45 +1,44 @@
-// Smoke test of the funcX experiments scaling, fault-tolerance, prefetching and memoization (the
-// compiled bench in out/, `npm run build:ts` first), each at a tiny size on the local default:
-// the JSON lines' fields and the SVG.
+// Smoke test of the funcX experiments scaling, fault-tolerance, prefetching and memoization
+// (bench/funcx.js compiled in out/: `npm run build:ts` first), each at a tiny size on the local
+// default: the JSON lines' fields, their figures' consistency and the SVG.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { TSFLOW_VERSION } from 'tsflow'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const entry = join(root, 'out/bench/funcx/dev-entry.js')
+const entry = join(root, 'out/bench/funcx.js')
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-funcx-b-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 
-async function experiment(name: string, args: string[]): Promise<{ stdout: string; lines: Record<string, any>[]; svg: string }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [entry, name, '--out', scratch, '--history', 'false', ...args], { timeout: 90_000 })
-  const results = /results (\S+results\.jsonl)/.exec(stdout)?.[1]
-  const svg = /plot (\S+\.svg)/.exec(stdout)?.[1]
-  if (!results || !svg) throw new Error(`${name}: no results or plot named in its output:\n${stdout}`)
-  const lines = readFileSync(results, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>)
-  return { stdout, lines, svg }
+type Line = Record<string, any>
+
+async function experiment(name: string, args: string[]): Promise<{ stdout: string; lines: Line[]; svg: string }> {
+  const out = join(scratch, name)
+  const { stdout } = await promisify(execFile)(process.execPath, [entry, name, '--out', out, '--history', 'false', ...args], { timeout: 90_000 })
+  const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Line)
+  return { stdout, lines, svg: join(out, `${name}.svg`) }
 }
 
-function common(t: any, name: string, line: Record<string, any>): void {
+function common(t: Test, name: string, line: Line): void {
   t.equal(line.experiment, name)
   t.equal(line.tsflow, TSFLOW_VERSION)
-  t.type(line.machine?.cores, 'number', 'machine: cores')
-  t.type(line.machine?.cpuModel, 'string', 'machine: cpu model')
-  t.equal(line.config?.source, 'default')
-  t.equal(line.config?.executors?.[0]?.type, 'htex', "the config's executor described")
+  t.match(line.machine, { cores: Number, cpuModel: String, node: process.version })
+  t.equal(line.configFile, null, 'the local default')
+  t.match(line.config, [{ class: 'HighThroughputExecutor', label: 'htex' }], "the config's executor described")
 }
 
-function plotted(t: any, svg: string): void {
+function plotted(t: Test, svg: string): void {
   t.ok(existsSync(svg), `${svg} written`)
   t.match(readFileSync(svg, 'utf8'), /^<svg/)
 }
 
-t.test('scaling: strong and weak, no-op and sleep, two worker counts, efficiency against the fewest', async (t) => {
-  const { lines, svg } = await experiment('scaling', ['--workers', '1', '2', '--sleeps', '0', '20', '--tasks', '50', '--sleep-tasks', '10', '--warmup', '10'])
+t.test('scaling: strong and weak, no-op and sleep, 1 and 4 workers, efficiency against the fewest', async (t) => {
+  const { lines, svg } = await experiment('scaling', ['--workers', '1', '4', '--sleeps', '0', '20', '--tasks', '50', '--sleep-tasks', '10', '--warmup', '10'])
   t.equal(lines.length, 2 * 2 * 2, 'workers x task kinds x modes')
   for (const line of lines) {
     common(t, 'scaling', line)
@@ -47,9 +46,11 @@ t.test('scaling: strong and weak, no-op and sleep, two worker counts, efficiency
   }
   const sleepStrong = lines.filter((l) => l.mode === 'strong' && l.sleepMs === 20)
   t.same(sleepStrong.map((l) => l.tasks), [10, 10])
-  t.ok(sleepStrong[1]!.seconds < sleepStrong[0]!.seconds, 'two workers sleep through 10 tasks faster than one')
+  t.ok(sleepStrong[1]!.seconds < sleepStrong[0]!.seconds, 'four workers sleep through 10 tasks faster than one')
   t.ok(sleepStrong.every((l) => l.seconds >= l.idealSeconds), 'never faster than the sleeps alone')
-  t.same(lines.filter((l) => l.mode === 'weak').map((l) => l.tasks), [10, 10, 20, 20], 'weak: 10 tasks per worker')
+  t.same(lines.filter((l) => l.mode === 'weak').map((l) => l.tasks), [10, 10, 40, 40], 'weak: 10 tasks per worker')
+  t.same([...new Set(lines.map((l) => l.workers))], [1, 4], 'four workers although the machine may have fewer cores (oversubscribed)')
+  t.ok(lines.every((l) => l.efficiency > 0) && lines.filter((l) => l.workers === 1).every((l) => l.efficiency === 1), 'efficiency against the one-worker time')
   plotted(t, svg)
 })
 
@@ -73,7 +74,7 @@ t.test('fault-tolerance: a manager SIGKILLed, declared lost, replaced; no task l
 t.test('prefetching: capacities 0 and auto, no-op and 1 ms tasks', async (t) => {
   const { lines, svg } = await experiment('prefetching', ['--capacities', '0', 'auto', '--durations', '0', '1', '--tasks', '20', '--latency-calls', '5'])
   t.same(lines.map((l) => `${l.capacity}/${l.durationMs}`), ['0/0', '0/1', 'auto/0', 'auto/1'])
-  t.same(lines.map((l) => l.config.executors[0].prefetchCapacity), [0, 0, 'auto', 'auto'], 'the capacity reached the executor')
+  t.same(lines.map((l) => l.config[0].prefetchCapacity), [0, 0, 'auto', 'auto'], 'the capacity reached the executor')
   for (const line of lines) {
     common(t, 'prefetching', line)
     t.ok(line.tasksPerSecond > 0 && line.roundTripMedianMs > 0 && line.burstLatencyP95Ms >= line.burstLatencyMedianMs)
