@@ -90,3 +90,24 @@ t.test('memoization: hits equal the primed duplicates; all duplicates take almos
   t.ok(lines[1]!.seconds < lines[0]!.seconds, 'half duplicates take less time than none')
   plotted(t, svg)
 })
+
+t.test('fault-tolerance recovery: the first batch after the kill that starts a second of normal latency', async (t) => {
+  const { recoveryOf } = (await import(join(root, 'out/bench/funcx/fault-tolerance.js'))) as typeof import('../../bench/funcx/fault-tolerance.js')
+  // Batches every 0.15 s of one task; latency 0.1 s except where `slow` says.
+  const trace = (slow: (submit: number) => number | undefined) =>
+    Array.from({ length: 40 }, (_, i) => {
+      const submit = Number((i * 0.15).toFixed(2))
+      const latency = slow(submit) ?? 0.1
+      return { task: i, submit, end: submit + latency, latency, ok: true, tryNumber: 0 }
+    })
+  // Killed at 1.8 s, replacement at 2.2 s; slow until the batch at 3.0 s.
+  t.equal(recoveryOf(trace((s) => (s >= 1.8 && s < 3 ? 1 : undefined)), 1.8, 2.2, 0.2), 0.8, 'normal again from 3.0 s: 0.8 s after the replacement')
+  t.equal(recoveryOf(trace(() => undefined), 1.8, 2.2, 0.2), 0, 'never slow: recovered when it registered')
+  t.equal(recoveryOf(trace((s) => (s >= 1.8 && s < 2.4 ? 1 : s > 4.4 && s < 4.6 ? 1 : undefined)), 1.8, 2.2, 0.2), 0.2, 'a spike 2 s after recovery is not the failure\'s')
+  t.equal(recoveryOf(trace((s) => (s >= 1.8 && s < 5.5 ? 1 : undefined)), 1.8, 2.2, 0.2), round3(5.55 - 2.2), 'slow until the end but for the last batches: recovered at the last normal window, truncated to the run')
+  t.equal(recoveryOf(trace((s) => (s >= 1.8 ? 1 : undefined)), 1.8, 2.2, 0.2), null, 'never normal again')
+})
+
+function round3(x: number): number {
+  return Number(x.toFixed(3))
+}
