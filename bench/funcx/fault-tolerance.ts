@@ -125,8 +125,9 @@ the loss, recovered within ~1 s, no task lost. Targets: detection <= threshold +
     }
   },
   async plot(rows, svg) {
-    const last = rows[rows.length - 1]!
-    await writeVegaLiteSvg(svg, plotSpec(last.tasks as TaskTrace[], last as unknown as FaultRun))
+    const last = rows[rows.length - 1]! as unknown as FaultRun & { tasks: TaskTrace[] }
+    const recoverySeconds = last.killAt !== null && last.replacedAt !== null ? recoveryOf(last.tasks, last.killAt, last.replacedAt, last.normalLatencySeconds) : null
+    await writeVegaLiteSvg(svg, plotSpec(last.tasks, { ...last, recoverySeconds }))
   },
   summarize(rows) {
     // Recovery recomputed from each run's tasks, so `plot <dir>` applies this definition to old runs too.
@@ -321,11 +322,12 @@ function plotSpec(tasks: TaskTrace[], run: FaultRun): Record<string, unknown> {
     { at: run.killAt, event: 'manager killed' },
     { at: run.detectedAt, event: 'declared lost' },
     { at: run.replacedAt, event: 'replacement registered' },
+    { at: run.replacedAt !== null && run.recoverySeconds !== null ? round(run.replacedAt + run.recoverySeconds, 3) : null, event: 'latency normal again (for 1 s)' },
   ].filter((e) => e.at !== null)
   return {
     title: {
       text: 'Fault tolerance: latency while a manager is killed and replaced',
-      subtitle: `2 managers, one SIGKILLed; detection ${run.detectionSeconds ?? '-'} s, replacement ${run.replacementSeconds ?? '-'} s, recovery ${run.recoverySeconds ?? '-'} s; ${run.succeeded}/${run.submitted} succeeded, ${run.lost} lost`,
+      subtitle: `2 managers, one SIGKILLed (gray: the normal bound); detection ${run.detectionSeconds ?? '-'} s, replacement ${run.replacementSeconds ?? '-'} s, recovery ${run.recoverySeconds ?? '-'} s; ${run.succeeded}/${run.submitted} succeeded, ${run.lost} lost`,
     },
     width: 640,
     height: 300,
@@ -335,6 +337,7 @@ function plotSpec(tasks: TaskTrace[], run: FaultRun): Record<string, unknown> {
         mark: { type: 'point', filled: true, size: 18 },
         encoding: { x: { field: 'submit', type: 'quantitative', title: 'submitted at (s)' }, y: { field: 'latency', type: 'quantitative', title: 'latency (s)' }, color: { field: 'task', type: 'nominal', title: 'task' } },
       },
+      { data: { values: [{ y: run.normalLatencySeconds }] }, mark: { type: 'rule', color: 'gray', strokeDash: [2, 2] }, encoding: { y: { field: 'y', type: 'quantitative' } } },
       { data: { values: events }, mark: { type: 'rule', strokeDash: [4, 3] }, encoding: { x: { field: 'at', type: 'quantitative' }, color: { field: 'event', type: 'nominal', title: 'event', scale: { scheme: 'set1' } } } },
     ],
     resolve: { scale: { color: 'independent' } },
