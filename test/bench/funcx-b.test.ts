@@ -2,10 +2,10 @@
 // (bench/funcx.js compiled in out/: `npm run build:ts` first), each at a tiny size on the local
 // default: the JSON lines' fields, their figures' consistency and the SVG.
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { TSFLOW_VERSION } from 'tsflow'
@@ -111,3 +111,21 @@ t.test('fault-tolerance recovery: the first batch after the kill that starts a s
 function round3(x: number): number {
   return Number(x.toFixed(3))
 }
+
+t.test('--config: a config module (a function returning a fresh config) is taken as written; a sweep collapses to one point', async (t) => {
+  const file = join(scratch, 'config.mjs')
+  writeFileSync(
+    file,
+    `import { HighThroughputExecutor, LocalProvider } from ${JSON.stringify(pathToFileURL(join(root, 'dist/index.js')).href)}\n` +
+      `export default () => ({ executors: [new HighThroughputExecutor({ label: 'from-file', maxWorkersPerNode: 2, workerMode: 'threads', provider: new LocalProvider() })] })\n`,
+  )
+  const memo = await experiment('memoization', ['--config', file, '--fractions', '0', '100', '--requests', '4', '--task-ms', '10'])
+  t.same(memo.lines.map((l) => [l.fractionPercent, l.cacheHits]), [[0, 0], [100, 4]])
+  for (const line of memo.lines) {
+    t.equal(line.configFile, file)
+    t.match(line.config, [{ label: 'from-file', workersPerNode: 2 }])
+  }
+  const scaled = await experiment('scaling', ['--config', file, '--workers', '1', '8', '--sleeps', '0', '--modes', 'strong', '--tasks', '20', '--warmup', '5'])
+  t.match(scaled.stdout, /taken as written, so one point/)
+  t.same(scaled.lines.map((l) => l.workers), [2], 'the workers the file gives, not the --workers sweep')
+})
