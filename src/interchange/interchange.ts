@@ -6,7 +6,7 @@ import { INTERCHANGE_DEFAULTS, type ManagerSelectorName } from '../protocol/inte
 import { applyCurve, loadCurveKeys } from '../transport/curve.js'
 import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { Outbox, bindTcp, isLoopback } from '../transport/sockets.js'
-import { ZapHandler } from '../transport/zap.js'
+import { ZapHandler, z85Decode, type ZapDecision } from '../transport/zap.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { InterchangeCore, printable } from './core.js'
 import { LogLimiter } from './log-limiter.js'
@@ -39,7 +39,46 @@ export interface InterchangeOptions {
   managerSelector?: ManagerSelectorName
   /** a task must end this long before its block's walltime, ms (default DEFAULT_WALLTIME_MARGIN_MS) */
   walltimeMarginMs?: number
+  /**
+   * The client port's protocol when it is not the HTEX executor's single client (an endpoint's
+   * many sessions). Needs `curveDir`. Without it the interchange serves one client and stops when
+   * that client goes silent.
+   */
+  clientSide?: ClientSide
 }
+
+/** What a client side plugged into an Interchange may use of it. */
+export interface ClientSideHost {
+  readonly core: InterchangeCore
+  /** queues frames for the peer with this routing id on the client port */
+  send(routingId: Buffer, frames: Uint8Array[]): void
+  /** runs the core's flush at the end of this event-loop turn (after work arrived outside a client message) */
+  scheduleFlush(): void
+}
+
+/**
+ * The client port's protocol, plugged into an Interchange (src/endpoint/ serves many sessions
+ * this way). The Interchange keeps the sockets, CURVE, the manager side, the core and the
+ * per-turn flush batching; the client side gets every message arriving on the client port, every
+ * core message meant for "the client", and a call per heartbeat check. It never makes the
+ * interchange stop: silence of its clients is its own business.
+ */
+export interface ClientSide {
+  attach(host: ClientSideHost): void
+  /** one message from the client port: the sender's routing id and the message's frames */
+  onFrames(routingId: Buffer, parts: Buffer[]): void
+  /** a message of the core for the client (results, failed, dispatched, manager events, ...) */
+  fromCore(message: InterchangeToClient): void
+  /** every heartbeat check interval; `beat`: a heartbeat period has passed, heartbeats are due */
+  tick(now: number, beat: boolean): void
+  /** the client public keys (32 bytes each) admitted on the client port, asked at every handshake */
+  allowedClients(): readonly Buffer[]
+  /** a ZAP decision about a connection to the client port (refusals are its to log) */
+  onZapDecision?(decision: ZapDecision): void
+}
+
+/** The ZAP domain of the client port when a client side admits its own keys. */
+const CLIENT_ZAP_DOMAIN = 'tsflow-clients'
 
 export interface InterchangePorts {
   clientPort: number
@@ -73,6 +112,7 @@ export class Interchange {
   private readonly toManagerBox: Outbox
   private readonly clientBeat: Heartbeat<'client'>
   private zap: ZapHandler | undefined
+  private readonly clientSide: ClientSide | undefined
   private client: { routingId: Buffer; clientId: string } | undefined
   /** messages for the client produced before it said hello */
   private early: Uint8Array[][] = []
@@ -117,6 +157,12 @@ export class Interchange {
       this.limiter.warn(`send-${side}`, `sending to the ${side} failed: ${(error as Error).message}`)
     this.toClientBox = new Outbox(this.clientSocket, onSendError('client'))
     this.toManagerBox = new Outbox(this.managerSocket, onSendError('managers'))
+    this.clientSide = options.clientSide
+    this.clientSide?.attach({
+      core: this.core,
+      send: (routingId, frames) => this.toClientBox.send([routingId, ...frames]),
+      scheduleFlush: () => this.scheduleFlush(),
+    })
   }
 
   /** Binds both ports and starts serving. Resolves with the ports actually bound. */
@@ -127,6 +173,7 @@ export class Interchange {
     const clientAddress = o.clientAddress ?? INTERCHANGE_DEFAULTS.clientAddress
     const workerAddress = o.workerAddress ?? INTERCHANGE_DEFAULTS.workerAddress
     try {
+      if (o.clientSide && !o.curveDir) throw new Error('an Interchange with a clientSide needs curveDir (its clients are admitted by key)')
       if (o.curveDir) await this.enableCurve(o.curveDir)
       this.watchHandshakes(this.clientSocket, 'client')
       this.watchHandshakes(this.managerSocket, 'manager')
@@ -192,13 +239,23 @@ export class Interchange {
 
   private async enableCurve(dir: string): Promise<void> {
     const keys = loadCurveKeys(dir, 'server')
-    this.zap = new ZapHandler(this.context, [keys.clientPublicKey], (decision) => {
+    const side = this.clientSide
+    const logRefusal = (decision: ZapDecision) => {
       if (!decision.allowed) {
         this.limiter.warn('zap', `refused a ${decision.mechanism} connection from ${decision.address}: ${decision.reason}`)
       }
-    })
+    }
+    if (side) {
+      // Managers present the key pair of the key directory; clients, keys of the client side's list.
+      const managers = [z85Decode(keys.clientPublicKey)]
+      this.zap = new ZapHandler(this.context, (domain) => (domain === CLIENT_ZAP_DOMAIN ? side.allowedClients() : managers), (decision) =>
+        decision.domain === CLIENT_ZAP_DOMAIN && side.onZapDecision ? side.onZapDecision(decision) : logRefusal(decision),
+      )
+    } else {
+      this.zap = new ZapHandler(this.context, [keys.clientPublicKey], logRefusal)
+    }
     await this.zap.start()
-    applyCurve(this.clientSocket, keys)
+    applyCurve(this.clientSocket, keys, side ? CLIENT_ZAP_DOMAIN : undefined)
     applyCurve(this.managerSocket, keys)
   }
 
@@ -261,6 +318,7 @@ export class Interchange {
       this.limiter.warn('client-garbage', `dropped an empty message on the client port`)
       return
     }
+    if (this.clientSide) return this.clientSide.onFrames(routingId, parts)
     let message: ClientMessage
     try {
       message = decodeMessage<ClientMessage>(parts, ACCEPTED.interchangeFromClient)
@@ -323,6 +381,14 @@ export class Interchange {
   private tick(): void {
     if (this.state !== 'running') return
     const now = this.core.heartbeat.clock()
+    if (this.clientSide) {
+      if (this.core.checkHeartbeats(now) > 0) this.scheduleFlush()
+      const beat = this.clientBeat.sendDue(now)
+      if (beat) this.core.sendHeartbeats()
+      this.clientSide.tick(now, beat)
+      this.statsTick(now)
+      return
+    }
     const silent = this.options.clientLivenessByPipe ? undefined : this.clientBeat.expired(now)[0]
     if (silent) {
       const ms = `${Math.round(silent.silentMs)} ms (threshold ${this.clientBeat.thresholdMs} ms)`
@@ -334,6 +400,10 @@ export class Interchange {
       if (this.client) this.reply(this.client.routingId, { t: 'heartbeat' })
       this.core.sendHeartbeats()
     }
+    this.statsTick(now)
+  }
+
+  private statsTick(now: number): void {
     if (now - this.lastStatsLog >= STATS_EVERY_MS) {
       this.lastStatsLog = now
       // One summary line a minute while work flows; none while idle.
@@ -354,6 +424,7 @@ export class Interchange {
   }
 
   private sendToClient(message: InterchangeToClient): void {
+    if (this.clientSide) return this.clientSide.fromCore(message)
     const frames = encodeMessage(message)
     if (this.client) this.toClientBox.send([this.client.routingId, ...frames])
     else this.early.push(frames)

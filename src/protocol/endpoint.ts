@@ -18,6 +18,10 @@
  * and says `ep_hello` again with `resume: true` (the same process after a network loss, or a new
  * process naming the same session) is sent every result it has not acknowledged. Function ids
  * are per session too.
+ *
+ * The endpoint forwards result payloads without decoding them, so the [id, try, ...] tuple inside
+ * a payload holds the endpoint's own interchange id: a client takes a result's task id and try
+ * from its envelope (`results[i].id`, `results[i].try`), never from the decoded payload.
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'

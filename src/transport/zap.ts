@@ -15,21 +15,34 @@ export interface ZapDecision {
   address: string
   mechanism: string
   reason: string
+  /** the ZAP domain of the socket asked about (one handler serves every socket of a context) */
+  domain: string
+  /** the peer's CURVE public key as z85 text, when it presented one */
+  publicKey?: string
 }
+
+/** The keys admitted on the sockets of one ZAP domain, asked at every handshake (so the list may change). */
+export type ZapAllowList = (domain: string) => readonly Buffer[]
 
 const ZAP_ENDPOINT = 'inproc://zeromq.zap.01'
 
 export class ZapHandler {
   private readonly socket: Router
-  private readonly allowed: Buffer[]
+  private readonly allowed: ZapAllowList
 
+  /** `allowedPublicKeys`: z85 keys admitted on every domain, or a list asked per domain at each handshake. */
   constructor(
     context: Context,
-    allowedPublicKeys: readonly string[],
+    allowedPublicKeys: readonly string[] | ZapAllowList,
     private readonly onDecision: (decision: ZapDecision) => void = () => {},
   ) {
     this.socket = new Router({ context, linger: 0 })
-    this.allowed = allowedPublicKeys.map(z85Decode)
+    if (typeof allowedPublicKeys === 'function') {
+      this.allowed = allowedPublicKeys
+    } else {
+      const fixed = allowedPublicKeys.map(z85Decode)
+      this.allowed = () => fixed
+    }
   }
 
   async start(): Promise<void> {
@@ -50,9 +63,9 @@ export class ZapHandler {
         return // closed
       }
       // [routing id, empty delimiter, version, request id, domain, address, identity, mechanism, credentials...]
-      const [peer, delimiter, version, requestId, , address, , mechanism, key] = frames
+      const [peer, delimiter, version, requestId, domain, address, , mechanism, key] = frames
       if (!peer || !delimiter || !version || !requestId) continue
-      const decision = this.decide(address?.toString() ?? '?', mechanism?.toString() ?? '?', key)
+      const decision = this.decide(domain?.toString() ?? '', address?.toString() ?? '?', mechanism?.toString() ?? '?', key)
       this.onDecision(decision)
       const status = decision.allowed ? '200' : '400'
       try {
@@ -63,17 +76,41 @@ export class ZapHandler {
     }
   }
 
-  private decide(address: string, mechanism: string, key: Buffer | undefined): ZapDecision {
-    if (mechanism !== 'CURVE') return { allowed: false, address, mechanism, reason: 'only CURVE peers are admitted' }
-    if (!key || !this.allowed.some((allowed) => allowed.equals(key))) {
-      return { allowed: false, address, mechanism, reason: 'unknown client key' }
+  private decide(domain: string, address: string, mechanism: string, key: Buffer | undefined): ZapDecision {
+    if (mechanism !== 'CURVE') return { allowed: false, address, mechanism, domain, reason: 'only CURVE peers are admitted' }
+    const publicKey = key?.length === 32 ? z85Encode(key) : undefined
+    let allowed: readonly Buffer[]
+    try {
+      allowed = this.allowed(domain)
+    } catch {
+      allowed = [] // an allow-list that cannot be read admits nobody
     }
-    return { allowed: true, address, mechanism, reason: 'OK' }
+    if (!key || !allowed.some((entry) => entry.equals(key))) {
+      return { allowed: false, address, mechanism, domain, reason: 'unknown client key', ...(publicKey ? { publicKey } : {}) }
+    }
+    return { allowed: true, address, mechanism, domain, reason: 'OK', ...(publicKey ? { publicKey } : {}) }
   }
 }
 
 const Z85_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
 const Z85_VALUE = new Map([...Z85_ALPHABET].map((char, index) => [char, index]))
+
+/** Encodes bytes (a multiple of 4) as Z85 text (ZeroMQ RFC 32), as CURVE keys are written. */
+export function z85Encode(bytes: Uint8Array): string {
+  if (bytes.length % 4 !== 0) throw new Error(`z85 needs a multiple of 4 bytes, got ${bytes.length}`)
+  let out = ''
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let i = 0; i < bytes.length; i += 4) {
+    let word = view.getUint32(i)
+    let group = ''
+    for (let j = 0; j < 5; j++) {
+      group = Z85_ALPHABET[word % 85]! + group
+      word = Math.floor(word / 85)
+    }
+    out += group
+  }
+  return out
+}
 
 /** Decodes Z85 text (ZeroMQ RFC 32) to bytes: every 5 characters are one big-endian 32-bit word. */
 export function z85Decode(text: string): Buffer {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Dealer } from 'zeromq'
-import { ExecutorError, InterchangeLost, ProviderError, SerializationError, ShutdownError, TaskCancelled, VersionMismatch, WalltimeExceedsBlock } from '../../errors.js'
+import { ExecutorError, InterchangeLost, SerializationError, ShutdownError, TaskCancelled, VersionMismatch, WalltimeExceedsBlock } from '../../errors.js'
 import { decode } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type InterchangeToClient, type ManagerInfo, type TaskEnvelope } from '../../protocol/messages.js'
@@ -9,23 +9,18 @@ import { splitBatch } from '../../protocol/split.js'
 import { fromResultTuple } from '../../protocol/task.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
 import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
-import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
 import { settledWithin, deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
 import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../base.js'
 import { Heartbeat } from '../../transport/heartbeat.js'
 import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
+import { Provisioning } from './provisioning.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
 import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
-import { managerCommand, managerFiles } from './manager-launch.js'
 import { ExecutorProxying } from '../proxying.js'
 import { ExecutorImports } from '../imports.js'
-import { ManagersByBlock } from './block-managers.js'
 
-// Blocks that fail before any manager of theirs connects, in a row, before waiting tasks are
-// failed with the blocks' own explanation instead of waiting forever.
-const BLOCK_FAILURES_BEFORE_GIVING_UP = 3
 // While no task is outstanding the socket is checked this often instead of being waited on, so
 // an idle executor does not keep the workflow's event loop alive.
 const IDLE_POLL_MS = 50
@@ -50,8 +45,8 @@ export class HighThroughputExecutor implements Executor {
   private interchange: RunningInterchange | undefined
   private socket: Dealer | undefined
   private outbox: Outbox | undefined
-  private blocks: BlockManager | undefined
-  private strategy: Strategy | undefined
+  /** provider, blocks and scaling strategy */
+  private provisioning: Provisioning | undefined
   /** tasks sent (or about to be sent) and not yet reported */
   private readonly pending = new Map<number, ExecutorTask>()
   private buffer: ExecutorTask[] = []
@@ -60,10 +55,6 @@ export class HighThroughputExecutor implements Executor {
   private readonly functions = new FunctionTable()
   private flushScheduled = false
   private phase: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
-  private readonly managersByBlock = new ManagersByBlock()
-  private consecutiveBlockFailures = 0
-  /** workers per manager as last reported at registration; outlives the blocks for sizing */
-  private reportedWorkersPerNode: number | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   /** when the interchange was last heard from, and when our own heartbeat is due */
   private liveness: Heartbeat<'interchange'> | undefined
@@ -120,7 +111,7 @@ export class HighThroughputExecutor implements Executor {
 
   /** Managers connected now, with their last reported state. */
   managers(): ManagerInfo[] {
-    return this.managersByBlock.all()
+    return this.provisioning?.managers() ?? []
   }
 
   async start(host: ExecutorHost): Promise<void> {
@@ -196,44 +187,19 @@ export class HighThroughputExecutor implements Executor {
   }
 
   private async startBlocks(options: ResolvedHtexOptions, host: ExecutorHost): Promise<void> {
-    await options.provider.init({ scriptDir: join(host.runDir, 'submit_scripts'), logger: host.logger.child('provider') })
-    this.blocks = new BlockManager({
-      provider: options.provider,
-      command: (blockId) => managerCommand(options, { blockId, workerPort: this.interchange!.workerPort, runDir: host.runDir, logLevel: host.logger.level }),
-      files: () => managerFiles(options, host.runDir),
-      activity: (blockId) => this.activity(blockId),
+    this.provisioning = new Provisioning(options, {
+      what: `executor ${this.label}`,
+      addressOption: 'executor option address',
+      outstanding: () => this.pending.size + this.buffer.length,
+      running: () => this.phase === 'running',
       drain: (blockIds) => this.send({ t: 'drain', blockIds }),
-      onBlockEnded: (block) => this.blockEnded(block),
-      logger: host.logger.child('blocks'),
-      ...(options.managerConnectTimeoutMs > 0 ? { connectTimeoutMs: options.managerConnectTimeoutMs } : {}),
-      describeWait: () =>
-        `check that the nodes can reach ${options.address}:${this.interchange?.workerPort} (executor option address) and that ` +
-        `workerInit finishes (the block's .err file in ${join(host.runDir, 'submit_scripts')}); raise managerConnectTimeoutMs if managers need longer to start`,
+      blockEnded: (blockId, reason) => this.send({ t: 'block_ended', blockId, reason }),
+      failWaiting: (error) => {
+        for (const task of [...this.pending.values()]) this.report(task.id, task.try, { ok: false, error })
+        this.buffer = []
+      },
     })
-    this.strategy = new Strategy({
-      strategy: options.strategy,
-      blocks: this.blocks,
-      workload: () => ({ outstandingTasks: this.pending.size + this.buffer.length, slotsPerBlock: this.slotsPerBlock() }),
-      periodMs: options.strategyPeriodMs,
-      maxIdleTimeMs: options.maxIdleTimeMs,
-      drainLeadMs: options.drainLeadMs,
-      logger: host.logger.child('strategy'),
-      onError: (error) => host.logger.error('scaling failed', error),
-    })
-    // Starts initBlocks now, not on the first timer tick.
-    await this.strategy.start()
-  }
-
-  /**
-   * Worker slots one block brings, for the scaling strategy: the workers managers reported when
-   * they registered (their mean, times nodes per block), since nodes may differ from this host.
-   * Before any manager registered, the estimate of `workersPerNode` (this host's CPUs and memory).
-   */
-  private slotsPerBlock(): number {
-    const managers = this.managersByBlock.all()
-    const workers = managers.reduce((sum, info) => sum + info.workers, 0)
-    const perNode = managers.length > 0 ? Math.max(1, Math.round(workers / managers.length)) : (this.reportedWorkersPerNode ?? workersPerNode(this.options!))
-    return perNode * this.options!.provider.nodesPerBlock
+    await this.provisioning.start({ workerPort: this.interchange!.workerPort, runDir: host.runDir, logLevel: host.logger.level, logger: host.logger })
   }
 
   submit(task: ExecutorTask): void {
@@ -443,13 +409,13 @@ export class HighThroughputExecutor implements Executor {
         }
         return
       case 'manager':
-        this.managerEvent(message.event, message.info, message.reason)
+        this.provisioning?.managerEvent(message.event, message.info, message.reason)
         return
       case 'dispatched':
         this.markRunning(message.ids, message.tries)
         return
       case 'status_reply':
-        this.managersByBlock.statusReply(message.managers)
+        this.provisioning?.statusReply(message.managers)
         return
       case 'heartbeat':
         return
@@ -458,54 +424,6 @@ export class HighThroughputExecutor implements Executor {
 
   private markRunning(ids: number[], tries: number[]): void {
     for (let i = 0; i < ids.length; i++) this.host?.taskRunning(ids[i]!, tries[i]!)
-  }
-
-  private managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {
-    if (event === 'registered') {
-      this.managersByBlock.registered(info)
-      this.reportedWorkersPerNode = info.workers
-      this.consecutiveBlockFailures = 0
-      this.logger?.info(`manager ${info.managerId} on ${info.host} (block ${info.blockId}, ${info.workers} workers) registered`)
-    } else {
-      this.managersByBlock.removed(info)
-      const log = event === 'lost' ? 'warn' : 'info'
-      this.logger?.[log](`manager ${info.managerId} on ${info.host} (block ${info.blockId}) ${event}${reason ? `: ${reason}` : ''}`)
-    }
-  }
-
-  private activity(blockId: string): BlockActivity {
-    return this.managersByBlock.activity(blockId, this.pending.size === 0 || this.options!.managerSelector === 'packed')
-  }
-
-  private blockEnded(block: BlockInfo): void {
-    // A block some manager of which registered got off the ground: its end is not a failure to start.
-    const started = this.managersByBlock.forget(block.blockId)
-    // Its managers may still be registered (killed ones send nothing): the interchange declares
-    // them lost now rather than after the heartbeat threshold.
-    if (this.phase === 'running') {
-      const reason = `the provider reports it ${block.state}${block.message ? `: ${firstLine(block.message)}` : ''}`
-      this.send({ t: 'block_ended', blockId: block.blockId, reason })
-    }
-    if (block.state !== 'failed' || this.phase !== 'running') return
-    this.logger?.warn(`block ${block.blockId} failed: ${block.message ?? 'no details'}`)
-    if (started || this.managers().length > 0) return
-    this.consecutiveBlockFailures++
-    // Waiting tasks can still run if another block may yet start, unless blocks keep failing to
-    // start (the strategy replaces each one, so there is always another in the queue).
-    const othersInPlay = (this.blocks?.activeCount ?? 0) > 0
-    // Managers that never connected most likely never will (the address, a firewall): another
-    // block would wait just as long, so the waiting tasks fail now.
-    if (othersInPlay && this.consecutiveBlockFailures < BLOCK_FAILURES_BEFORE_GIVING_UP && !block.neverConnected) return
-    // No manager could start: waiting tasks would never run. Fail them now, with the
-    // scheduler's message and the block's stderr, rather than let them wait forever.
-    const what = this.consecutiveBlockFailures === 1 ? `block ${block.blockId}` : `${this.consecutiveBlockFailures} blocks in a row (last: block ${block.blockId})`
-    const error = new ProviderError(
-      this.options!.provider.label,
-      `${what} failed before any manager connected, so no task of executor ${this.label} can run: ${block.message ?? 'no details'}`,
-    )
-    this.logger?.error(error.message)
-    for (const task of [...this.pending.values()]) this.report(task.id, task.try, { ok: false, error })
-    this.buffer = []
   }
 
   private heartbeat(): void {
@@ -536,8 +454,7 @@ export class HighThroughputExecutor implements Executor {
     this.phase = 'stopped'
     for (const task of [...this.pending.values()]) this.report(task.id, task.try, { ok: false, error })
     this.buffer = []
-    void this.strategy?.stop()
-    void this.blocks?.shutdown()
+    void this.provisioning?.stopBlocks()
     this.socket?.close()
   }
 
@@ -555,7 +472,7 @@ export class HighThroughputExecutor implements Executor {
     const wasRunning = this.phase === 'running'
     this.phase = 'stopping'
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
-    await this.strategy?.stop()
+    await this.provisioning?.stopScaling()
     if (wasRunning && this.pending.size > 0) {
       const idle = deferred<void>()
       const check = setInterval(() => this.pending.size === 0 && idle.resolve(), 20)
@@ -568,8 +485,8 @@ export class HighThroughputExecutor implements Executor {
       const ended = await settledWithin(this.interchange.exited, 3000)
       if (!ended) this.interchange.child.kill('SIGKILL')
     }
-    await this.blocks?.shutdown()
-    await this.options?.provider.shutdown()
+    if (this.provisioning) await this.provisioning.shutdown()
+    else await this.options?.provider.shutdown()
     this.socket?.close()
     for (const task of [...this.pending.values()]) {
       this.report(task.id, task.try, { ok: false, error: new ShutdownError(`executor ${this.label} shut down while task #${task.id} was outstanding`) })
@@ -581,9 +498,4 @@ export class HighThroughputExecutor implements Executor {
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }
-}
-
-function firstLine(text: string): string {
-  const line = text.split('\n', 1)[0]!
-  return line.length > 300 ? `${line.slice(0, 300)}...` : line
 }

@@ -19,6 +19,8 @@ export interface ManagerLaunch {
   runDir: string
   /** the kernel's log level, used when the executor sets none */
   logLevel: LogLevel
+  /** the key directory managers read when encrypted (default runDir/curve) */
+  curveDir?: string
 }
 
 /** The command each node of a block runs: the manager, pointed at this executor's interchange. */
@@ -37,7 +39,7 @@ export function managerCommand(o: ResolvedHtexOptions, launch: ManagerLaunch): s
     heartbeatThresholdMs: o.heartbeatThresholdMs,
     walltimeSeconds: o.provider.walltimeSeconds,
     walltimeMarginMs: o.provider.walltimeSeconds !== undefined ? o.walltimeMarginMs : undefined,
-    curveDir: o.encrypted ? join(launch.runDir, 'curve') : undefined,
+    curveDir: o.encrypted ? (launch.curveDir ?? join(launch.runDir, 'curve')) : undefined,
     logDir: launch.runDir,
     logLevel: o.logLevel ?? launch.logLevel,
   })
@@ -51,8 +53,8 @@ export function managerCommand(o: ResolvedHtexOptions, launch: ManagerLaunch): s
  * The key files a manager reads when encryption is on (never server.secret), for providers whose
  * nodes do not share this host's filesystem (Kubernetes ships them in a Secret).
  */
-export function managerFiles(o: ResolvedHtexOptions, runDir: string): Record<string, string> | undefined {
+export function managerFiles(o: ResolvedHtexOptions, runDir: string, curveDir?: string): Record<string, string> | undefined {
   if (!o.encrypted) return undefined
-  const dir = join(runDir, 'curve')
+  const dir = curveDir ?? join(runDir, 'curve')
   return Object.fromEntries(MANAGER_KEY_FILES.map((name) => [join(dir, name), readFileSync(join(dir, name), 'utf8')]))
 }

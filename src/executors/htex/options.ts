@@ -171,7 +171,7 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:
  * this host: an IP of one of its interfaces, a wildcard, an interface name (its IPv4 address is
  * used, like Parsl's address_by_interface) or a hostname (resolved when the executor starts).
  */
-const address: Check<string> = (value, path) => {
+export const hostAddress: Check<string> = (value, path) => {
   const text = string(value, path).trim()
   if (WILDCARDS.has(text)) return text
   const interfaces = localAddresses()
@@ -227,7 +227,7 @@ const schema = object({
   type: optional(string),
   label: string,
   provider: providerOption,
-  address,
+  address: hostAddress,
   workerMode: manager.workerMode.check,
   maxWorkersPerNode: manager.maxWorkersPerNode.check,
   coresPerWorker: manager.coresPerWorker.check,
