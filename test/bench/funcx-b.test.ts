@@ -17,8 +17,10 @@ t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 
 type Line = Record<string, any>
 
+let runs = 0
+
 async function experiment(name: string, args: string[]): Promise<{ stdout: string; lines: Line[]; svg: string }> {
-  const out = join(scratch, name)
+  const out = join(scratch, `${name}-${++runs}`)
   const { stdout } = await promisify(execFile)(process.execPath, [entry, name, '--out', out, '--history', 'false', ...args], { timeout: 90_000 })
   const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Line)
   return { stdout, lines, svg: join(out, `${name}.svg`) }

@@ -14,7 +14,8 @@ import { alive, killQuietly, readPids, tempDir, waitFor } from '../providers/hel
 async function localStrategy(t: { teardown(fn: () => unknown): void }, periodMs: number) {
   const { dir, remove } = tempDir('block-end')
   const provider = new LocalProvider({ initBlocks: 2, minBlocks: 2, maxBlocks: 2 })
-  const blocks = new BlockManager({ provider, command: () => 'echo $BASHPID >> "$T_DIR/pids"; exec sleep 1000', env: () => ({ T_DIR: dir }) })
+    // Each block's command writes its pid to a file of its own: blocks start concurrently, so a shared file's order says nothing.
+  const blocks = new BlockManager({ provider, command: () => 'echo $BASHPID >> "$T_DIR/pids"; echo $BASHPID > "$T_DIR/pid-$TSFLOW_BLOCK_ID"; exec sleep 1000', env: () => ({ T_DIR: dir }) })
   const strategy = new Strategy({ strategy: 'simple', blocks, workload: () => ({ outstandingTasks: 0, slotsPerBlock: 1 }), periodMs })
   t.teardown(async () => {
     await strategy.stop()
@@ -24,11 +25,12 @@ async function localStrategy(t: { teardown(fn: () => unknown): void }, periodMs:
   })
   provider.validate('executors[0].provider')
   await provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger })
-  return { provider, blocks, strategy, pids: () => readPids(join(dir, 'pids')) }
+  const pidOf = (blockId: string) => readPids(join(dir, `pid-${blockId}`))[0]
+  return { provider, blocks, strategy, pids: () => readPids(join(dir, 'pids')), pidOf }
 }
 
 t.test('LocalProvider: a block killed with SIGKILL is replaced at once although the period is a minute', async (t) => {
-  const { blocks, strategy, pids } = await localStrategy(t, 60_000)
+  const { blocks, strategy, pids, pidOf } = await localStrategy(t, 60_000)
   await strategy.start()
   await waitFor(() => pids().length === 2, 'both blocks running their command')
   const victim = blocks.blocks[0]!
@@ -38,16 +40,19 @@ t.test('LocalProvider: a block killed with SIGKILL is replaced at once although 
   t.ok(Date.now() - killedAt < 5_000, `replaced after ${Date.now() - killedAt} ms, long before the 60 s period`)
   t.equal(blocks.blocks.find((block) => block.blockId === victim.blockId)?.state, 'failed', 'the killed block is recorded as failed')
   t.equal(blocks.activeCount, 2, 'two blocks in play again, not three')
-  for (const pid of pids().slice(0, 1)) await waitFor(() => !alive(pid), `the killed block's command ${pid} gone`)
+  const killedPid = pidOf(victim.blockId)!
+  await waitFor(() => !alive(killedPid), `the killed block's command ${killedPid} gone`)
 })
 
 t.test('after stop(), a block that ends starts no tick and no replacement', async (t) => {
-  const { blocks, strategy, pids } = await localStrategy(t, 60_000)
+  const { blocks, strategy, pids, pidOf } = await localStrategy(t, 60_000)
   await strategy.start()
   await waitFor(() => pids().length === 2, 'both blocks running their command')
   await strategy.stop()
-  process.kill(Number(blocks.blocks[1]!.jobId), 'SIGKILL')
-  await waitFor(() => !alive(pids()[1]!), 'the killed block gone')
+  const victim = blocks.blocks[1]!
+  const killedPid = pidOf(victim.blockId)!
+  process.kill(Number(victim.jobId), 'SIGKILL')
+  await waitFor(() => !alive(killedPid), `the killed block's command ${killedPid} gone`)
   // Give a (wrong) nudge the time a replacement took in the test above.
   await new Promise((resolve) => setTimeout(resolve, 500))
   t.equal(blocks.blocks.length, 2, 'no block was submitted after stop()')
