@@ -2,6 +2,8 @@ import { ConfigError } from '../errors.js'
 import type { Executor } from '../executors/base.js'
 import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
+import { EndpointExecutor } from '../executors/endpoint/executor.js'
+import type { EndpointExecutorOptions } from '../executors/endpoint/options.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
 import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, positiveNumber, string } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
@@ -81,6 +83,7 @@ export const executors = new PluginRegistry<Executor>({
 })
 executors.register('threads', (options) => new ThreadPoolExecutor(options))
 executors.register('htex', (options) => new HighThroughputExecutor(options))
+executors.register('endpoint', (options) => new EndpointExecutor(options as unknown as EndpointExecutorOptions))
 
 /** Lets plain-object configs name an executor type (`{ type: 'htex', ... }`). */
 export function registerExecutorType(type: string, factory: ExecutorFactory): void {

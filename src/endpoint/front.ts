@@ -216,7 +216,8 @@ export class EndpointFront implements ClientSide {
   onZapDecision(decision: ZapDecision): void {
     const key = decision.publicKey ?? '(no key)'
     if (decision.allowed) {
-      if (this.log.enabled('debug')) this.log.debug(`connection from ${decision.address} admitted (client key ${key})`)
+      // Connections are few (a client keeps one), so each is worth a line: who came from where.
+      this.log.info(`client connection from ${decision.address} admitted (client key ${key})`)
       return
     }
     // Logged once a minute per key and address: a refused peer reconnects every few hundred ms.

@@ -1,4 +1,6 @@
 // Endpoint operations beyond submit and results: cancel, bye, refusals, blocks that cannot start.
+import { appendFileSync } from 'node:fs'
+
 import t from 'tap'
 
 import { RawClient, fixtureTask, startEndpoint, waitFor } from './harness.js'
@@ -52,4 +54,13 @@ t.test('blocks that cannot start fail the waiting tasks with the provider error,
   t.equal(outcome!.error!.code, 'E_PROVIDER')
   t.match(outcome!.error!.message, /failed before any manager connected, so no task of endpoint ep can run/)
   t.equal((await client.status()).queued, 0, 'taken out of the queue')
+})
+
+t.test('an allow-list edited into a bad state keeps the previous list, with the error logged', async (t) => {
+  const ep = await startEndpoint(t, { provider: { type: 'local', initBlocks: 0, minBlocks: 0, maxBlocks: 1 } })
+  appendFileSync(ep.paths.allowedClients, 'not a key\n')
+  const client = new RawClient(t, ep.state.clientPort, ep.clientKeys, ep.state.serverPublicKey)
+  const welcome = await client.hello('still-in')
+  t.equal(welcome.session, 'still-in', 'the key admitted before is admitted still')
+  t.match(ep.log(), /allowed_clients:\d+ is not a client public key .*; keeping the previous allow-list \(1 keys\)/)
 })
