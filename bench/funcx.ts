@@ -22,7 +22,17 @@ import { BenchUsage, parseArgs, usage } from './lib/args.js'
 import { runBench } from './lib/cleanup.js'
 import { COMMON_FLAGS, FUNCX_RESULTS, readRows, runExperiment, stamp, type Experiment } from './funcx/common.js'
 
-type Loader = () => Promise<Experiment<never>>
+/**
+ * An experiment is either an Experiment of the frame (bench/funcx/common.ts: the frame parses the
+ * common flags, writes results.jsonl, the SVG and the history line) or a module that does all of
+ * that itself from its argv (`run(argv)`: exit code).
+ */
+interface RawExperiment {
+  run(argv: string[]): Promise<number>
+}
+type Loader = () => Promise<Experiment<never> | RawExperiment>
+
+const isFramed = (x: Experiment<never> | RawExperiment): x is Experiment<never> => 'plot' in x && 'summarize' in x && 'name' in x
 
 /** The paper's order; an experiment not (yet) in EXPERIMENTS is named by `all` as missing. */
 const ORDER = ['latency', 'cold-start', 'instantiation', 'scaling', 'fault-tolerance', 'batching', 'prefetching', 'memoization'] as const
@@ -44,13 +54,20 @@ size (short: seconds each; flags give the paper's sizes), 'plot <dir>' redraws a
 Each writes <out>/results.jsonl (every line: experiment, machine, tsflow version, the config's
 describe()), <out>/<experiment>.svg and a summary line in bench/results/funcx-<experiment>.jsonl.`
 
-async function experimentNamed(name: string): Promise<Experiment> {
+async function experimentNamed(name: string): Promise<Experiment | RawExperiment> {
   const loader = EXPERIMENTS[name as (typeof ORDER)[number]]
   if (!loader) {
     const known = ORDER.filter((n) => EXPERIMENTS[n])
     throw new BenchUsage(`unknown experiment '${name}': one of ${known.join(', ')}, all, or plot <dir>${(ORDER as readonly string[]).includes(name) ? ` ('${name}' is not written yet)` : ''}`)
   }
-  return (await loader()) as unknown as Experiment
+  const loaded = await loader()
+  return isFramed(loaded) ? (loaded as unknown as Experiment) : loaded
+}
+
+async function framed(name: string, why: string): Promise<Experiment> {
+  const experiment = await experimentNamed(name)
+  if (!isFramed(experiment as Experiment<never>)) throw new BenchUsage(`${name} ${why}`)
+  return experiment as Experiment
 }
 
 async function bench(argv: string[]): Promise<number> {
@@ -61,7 +78,9 @@ async function bench(argv: string[]): Promise<number> {
   }
   if (first === 'plot') return replot(rest)
   if (first === 'all') return runAll(rest)
-  const experiment = await experimentNamed(first)
+  const found = await experimentNamed(first)
+  if (!isFramed(found as Experiment<never>)) return (found as RawExperiment).run(rest)
+  const experiment = found as Experiment
   const spec = { ...COMMON_FLAGS, ...experiment.flags }
   const flags = parseArgs(rest, spec)
   if (flags === 'help') {
@@ -89,7 +108,13 @@ async function runAll(argv: string[]): Promise<number> {
     }
     console.log(`\n== ${name}`)
     try {
-      await runExperiment(await experimentNamed(name), { ...flags, out: join(root, name) })
+      const experiment = await experimentNamed(name)
+      if (isFramed(experiment as Experiment<never>)) {
+        // the experiment's own flags at their defaults, the common ones as given
+        const defaults = parseArgs([], (experiment as Experiment).flags) as Record<string, string | string[]>
+        await runExperiment(experiment as Experiment, { ...defaults, ...flags, out: join(root, name) })
+      }
+      else if ((await (experiment as RawExperiment).run(['--out', join(root, name), '--history', flags.history, ...(flags.config ? ['--config', flags.config] : []), ...(flags.repeat ? ['--repeat', flags.repeat] : [])])) !== 0) failed.push(name)
     } catch (error) {
       if (error instanceof BenchUsage) throw error
       console.error(`${name} failed: ${(error as Error)?.stack ?? error}`)
@@ -111,7 +136,7 @@ async function replot(args: string[]): Promise<number> {
   mkdirSync(target, { recursive: true })
   const names = [...new Set(rows.map((row) => String(row.experiment)))]
   for (const name of names) {
-    const experiment = await experimentNamed(name)
+    const experiment = await framed(name, 'draws its plot when it runs; plot <dir> redraws only the experiments of the frame')
     const mine = rows.filter((row) => row.experiment === name)
     const svg = join(target, `${name}.svg`)
     await experiment.plot(mine, svg)

@@ -20,7 +20,8 @@ export class EndpointUnreachable extends TsflowError {
   readonly endpoint: string
   readonly address: string
   constructor(endpoint: string, address: string, message: string, options?: TsflowErrorOptions) {
-    super(ErrorCode.ENDPOINT_UNREACHABLE, `endpoint ${endpoint} at ${address}: ${message}`, options)
+    // An endpoint given by address is named by it: say it once.
+    super(ErrorCode.ENDPOINT_UNREACHABLE, endpoint === address ? `endpoint ${address}: ${message}` : `endpoint ${endpoint} at ${address}: ${message}`, options)
     this.endpoint = endpoint
     this.address = address
   }

@@ -33,7 +33,7 @@ tsflow's target: per-invocation time at k = 1024 at least 50x lower than at k = 
   flags,
   defaultRepeat: 5,
   async run(ctx, f) {
-    const sizes = ints(f.sizes, '--sizes')
+    const sizes = [...new Set(ints(f.sizes, '--sizes'))]
     const warmup = parseNumber(f.warmup, '--warmup', { integer: true })
     const config = await ctx.config.make({ maxWorkersPerNode: 1 })
     const kernel = await loadKernel(config)

@@ -8,7 +8,7 @@
  * bench/results/funcx-<experiment>.jsonl.
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { HighThroughputExecutor, load, resolveConfig, TSFLOW_VERSION, type Config, type DataFlowKernel, type HighThroughputExecutorOptions } from 'tsflow'
 import { describeExecutors, loadConfigFile } from 'tsflow/perf/config-file'
@@ -130,14 +130,15 @@ export async function runExperiment(experiment: Experiment, flags: Record<string
     config,
     record(row, configOrDescription) {
       const described = Array.isArray(configOrDescription) ? configOrDescription : config.describe(configOrDescription)
-      const full = { experiment: experiment.name, at: new Date().toISOString(), machine: host, tsflow: TSFLOW_VERSION, config: described, configFile: config.file ?? null, ...row }
+      // loadavg: the 1-minute load when the line was written (a shared machine's figures say so)
+      const full = { experiment: experiment.name, at: new Date().toISOString(), machine: host, loadavg: round(loadavg()[0]!, 2), tsflow: TSFLOW_VERSION, config: described, configFile: config.file ?? null, ...row }
       rows.push(full)
       appendFileSync(file, `${JSON.stringify(full)}\n`)
       return full
     },
     log: (line) => console.log(line),
   }
-  console.log(`funcx ${experiment.name}: output ${out}; config ${config.file ?? 'the local default (HTEX, LocalProvider)'}; ${host.cores} cores, node ${host.node}, tsflow ${TSFLOW_VERSION}`)
+  console.log(`funcx ${experiment.name}: output ${out}; config ${config.file ?? 'the local default (HTEX, LocalProvider)'}; ${host.cores} cores (load average ${loadavg()[0]!.toFixed(1)}), node ${host.node}, tsflow ${TSFLOW_VERSION}`)
   await experiment.run(ctx, flags as never)
   const svg = join(out, `${experiment.name}.svg`)
   if (rows.length > 0) await experiment.plot(rows, svg)
@@ -145,7 +146,7 @@ export async function runExperiment(experiment: Experiment, flags: Record<string
   for (const line of lines) console.log(line)
   console.log(`results ${file}\nplot ${svg}`)
   if (flags.history !== 'false' && rows.length > 0) {
-    const history = appendResult(`funcx-${experiment.name}`, { experiment: experiment.name, tsflow: TSFLOW_VERSION, out, configFile: config.file ?? null, config: rows[0]!.config, rows: rows.length, ...figures })
+    const history = appendResult(`funcx-${experiment.name}`, { experiment: experiment.name, tsflow: TSFLOW_VERSION, loadavg: round(loadavg()[0]!, 2), out, configFile: config.file ?? null, config: rows[0]!.config, rows: rows.length, ...figures })
     console.log(`summary appended to ${history}`)
   }
   return { out, rows }

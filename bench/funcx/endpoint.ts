@@ -4,7 +4,7 @@
  * the experiment's scratch directory, so nothing touches ~/.tsflow, and always stopped at the end.
  */
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -33,11 +33,13 @@ export interface LocalEndpoint {
   cli(...args: string[]): Promise<string>
   start(): Promise<void>
   stop(): Promise<void>
+  /** its config.json (what the rows record: the client side cannot describe the endpoint's pool) */
+  config(): unknown
 }
 
 let counter = 0
 
-/** Configures (one block of `workers` workers), allows this client's key, starts. */
+/** Configures (one block of `workers` workers; this client's key allowed) and starts. */
 export async function startLocalEndpoint(scratch: string, { workers }: { workers: number }): Promise<LocalEndpoint> {
   const name = `funcx-${process.pid}-${counter++}`
   const home = join(scratch, 'tsflow-home')
@@ -57,14 +59,11 @@ export async function startLocalEndpoint(scratch: string, { workers }: { workers
       running = false
       await cli('stop', name)
     },
+    config: () => JSON.parse(readFileSync(join(home, 'endpoints', name, 'config.json'), 'utf8')) as unknown,
   }
   onCleanup(() => endpoint.stop())
-  await cli('configure', name)
-  const configFile = join(home, 'endpoints', name, 'config.json')
-  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>
-  writeFileSync(configFile, `${JSON.stringify({ ...config, maxWorkersPerNode: workers }, null, 2)}\n`)
-  const key = (await cli('keys')).trim().split(/\s+/).pop()!
-  await cli('allow', name, key)
+  // configure puts this user's client key (made in the private home) on the allow-list.
+  await cli('configure', name, '--set', `maxWorkersPerNode=${workers}`)
   await endpoint.start()
   return endpoint
 }

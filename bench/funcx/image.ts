@@ -56,9 +56,26 @@ export function traceRuntime(scratch: string): { files: string[]; libraries: str
   const stdout = execFileSync(process.execPath, ['--import', join(dir, 'preload.mjs'), ...ENTRY_ARGS], { cwd: root, env: { ...process.env, TSFLOW_TRACE_OUT: out }, encoding: 'utf8' })
   if (stdout.trim() !== EXPECTED) throw new Error(`instantiation: the traced run of node ${ENTRY_ARGS.join(' ')} printed ${JSON.stringify(stdout.trim())}, expected ${EXPECTED}`)
   const lines = [...new Set(readFileSync(out, 'utf8').split('\n').filter(Boolean))]
-  const files = lines.filter((l) => l.startsWith('file:')).map((l) => fileURLToPath(l)).filter((f) => f.startsWith(root + sep))
-  const libraries = lines.filter((l) => l.startsWith('so:/')).map((l) => l.slice(3)).filter((f) => !f.startsWith(root + sep))
+  const files = lines.filter((l) => l.startsWith('file:')).map((l) => fileURLToPath(l)).filter((f) => imagePath(f) !== undefined)
+  const libraries = lines.filter((l) => l.startsWith('so:/')).map((l) => l.slice(3)).filter((f) => imagePath(f) === undefined)
   return { files, libraries }
+}
+
+/**
+ * Where a file of the package goes in the image (/opt/tsflow/...), or undefined for a file from
+ * elsewhere. node_modules may be a link to another directory (a worktree sharing an install).
+ */
+export function imagePath(file: string): string | undefined {
+  const root = packageRoot()
+  const modules = join(root, 'node_modules')
+  const prefixes: [string, string][] = [
+    [existsSync(modules) ? realpathSync(modules) : modules, join(IMAGE_TSFLOW, 'node_modules')],
+    [modules, join(IMAGE_TSFLOW, 'node_modules')],
+    [realpathSync(root), IMAGE_TSFLOW],
+    [root, IMAGE_TSFLOW],
+  ]
+  for (const [prefix, at] of prefixes) if (file.startsWith(prefix + sep)) return join(at, relative(prefix, file))
+  return undefined
 }
 
 /** Copies `file` to the same path under `rootfs` (following links: the image has no links to resolve). */
@@ -78,31 +95,30 @@ export function buildRootfs(scratch: string): { rootfs: string; files: number; b
   const root = packageRoot()
   place(rootfs, process.execPath, '/usr/bin/node')
   for (const lib of libraries) place(rootfs, lib)
-  const packageJsons = new Set<string>([join(root, 'package.json')])
+  place(rootfs, join(root, 'package.json'), join(IMAGE_TSFLOW, 'package.json'))
+  const packageDirs = new Set<string>()
   for (const file of files) {
-    place(rootfs, file, join(IMAGE_TSFLOW, relative(root, file)))
-    // node_modules/<name> or node_modules/@scope/<name>: that package's manifest (exports, type)
-    const parts = relative(root, file).split(sep)
+    const at = imagePath(file)!
+    place(rootfs, file, at)
+    // node_modules/<name> or node_modules/@scope/<name>: the package the file comes from
+    const parts = relative(IMAGE_TSFLOW, at).split(sep)
     for (let i = 0; i < parts.length - 1; i++) {
-      if (parts[i] !== 'node_modules') continue
-      const name = parts[i + 1]!.startsWith('@') ? 3 : 2
-      packageJsons.add(join(root, ...parts.slice(0, i + name), 'package.json'))
+      if (parts[i] === 'node_modules') packageDirs.add(join(...parts.slice(0, i + (parts[i + 1]!.startsWith('@') ? 3 : 2))))
     }
   }
-  for (const manifest of packageJsons) {
-    if (!existsSync(manifest)) continue
-    place(rootfs, manifest, join(IMAGE_TSFLOW, relative(root, manifest)))
-    if (dirname(manifest) === root) continue
-    // Addon loaders read JSON next to the addon with fs, not import (zeromq's build/manifest.json).
-    for (const entry of readdirSync(dirname(manifest), { recursive: true }) as string[]) {
-      if (entry.endsWith('.json') && !entry.split(sep).includes('node_modules')) place(rootfs, join(dirname(manifest), entry), join(IMAGE_TSFLOW, relative(root, dirname(manifest)), entry))
+  for (const dir of packageDirs) {
+    const source = join(root, dir)
+    // Its manifest (exports, type), and the JSON addon loaders read with fs next to the addon
+    // rather than import (zeromq's build/manifest.json).
+    for (const entry of readdirSync(source, { recursive: true }) as string[]) {
+      if (entry.endsWith('.json') && !entry.split(sep).includes('node_modules')) place(rootfs, join(source, entry), join(IMAGE_TSFLOW, dir, entry))
     }
   }
   for (const dir of ['tmp', 'proc', 'dev', 'etc']) mkdirSync(join(rootfs, dir), { recursive: true })
   chmodSync(join(rootfs, 'tmp'), 0o1777)
   writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/usr/bin/node\n')
   const du = execFileSync('du', ['-sb', rootfs], { encoding: 'utf8' })
-  return { rootfs, files: files.length + libraries.length + 1, bytes: Number(du.split(/\s/)[0]) }
+  return { rootfs, files: files.length + libraries.length + 2, bytes: Number(du.split(/\s/)[0]) }
 }
 
 export interface ContainerRuntime {
@@ -129,7 +145,8 @@ async function works(command: string[]): Promise<string | undefined> {
     const { stdout } = await run(command[0]!, command.slice(1), { timeout: 60_000 })
     return stdout.trim() === EXPECTED ? undefined : `printed ${JSON.stringify(stdout.trim().slice(0, 200))}`
   } catch (error) {
-    return String((error as { stderr?: string }).stderr || (error as Error).message).trim().split('\n').slice(-2).join(' ').slice(0, 300)
+    const text = String((error as { stderr?: string }).stderr || (error as Error).message).trim().split('\n')
+    return (text.find((line) => /error/i.test(line)) ?? text.slice(-2).join(' ')).trim().slice(0, 300)
   }
 }
 

@@ -17,7 +17,7 @@ const flags = {
   target: { default: [] as string[], list: true, commas: true, choices: TARGETS, help: 'what to call: htex (direct), endpoint (a local endpoint), config (the --config executors); default htex and endpoint, or config with --config' },
 } satisfies Record<string, FlagSpec>
 
-async function measure(ctx: RunContext, target: string, config: Config, calls: number, repetition: number): Promise<Row> {
+async function measure(ctx: RunContext, target: string, config: Config, calls: number, repetition: number, extra: Row = {}): Promise<Row> {
   const kernel = await loadKernel(config)
   try {
     const primed = await hello('prime')
@@ -30,7 +30,7 @@ async function measure(ctx: RunContext, target: string, config: Config, calls: n
     }
     const s = stats(latencies)
     ctx.log(`${target.padEnd(9)} ${calls} calls: median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, max ${s.max.toFixed(2)} ms`)
-    return ctx.record({ target, repetition, calls, median_ms: round(s.median, 4), p95_ms: round(s.p95, 4), p99_ms: round(s.p99, 4), mean_ms: round(s.mean, 4), min_ms: round(s.min, 4), max_ms: round(s.max, 4), latencies_ms: latencies.map((x) => round(x, 4)) }, config)
+    return ctx.record({ target, repetition, calls, median_ms: round(s.median, 4), p95_ms: round(s.p95, 4), p99_ms: round(s.p99, 4), mean_ms: round(s.mean, 4), min_ms: round(s.min, 4), max_ms: round(s.max, 4), latencies_ms: latencies.map((x) => round(x, 4)), ...extra }, config)
   } finally {
     await kernel.cleanup()
   }
@@ -58,7 +58,7 @@ service), Parsl HTEX ~1.5 ms locally. tsflow's target: endpoint median <= 1 ms.`
           }
           const endpoint = await startLocalEndpoint(ctx.scratch, { workers: 1 })
           try {
-            await measure(ctx, target, await endpointConfig(endpoint, ctx.scratch), calls, r)
+            await measure(ctx, target, await endpointConfig(endpoint, ctx.scratch), calls, r, { endpoint_config: endpoint.config() })
           } finally {
             await endpoint.stop()
           }

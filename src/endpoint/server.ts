@@ -215,7 +215,8 @@ export class EndpointServer {
     const managers = core?.managerInfos() ?? []
     const blocks = (this.provisioning?.blocks?.blocks ?? []).map((block) => ({
       blockId: block.blockId,
-      state: block.state,
+      // The provider's view lags (it is polled): a block one of whose managers registered runs.
+      state: block.state === 'pending' && managers.some((info) => info.blockId === block.blockId) ? 'running' : block.state,
       ...(block.jobId !== undefined ? { jobId: block.jobId } : {}),
     }))
     const totals = this.front?.sessions.totals

@@ -8,7 +8,14 @@ import type { MessageLike, Socket, Writable } from 'zeromq'
  */
 export async function bindTcp(socket: Socket, address: string, port = 0): Promise<number> {
   const host = isIP(address) === 6 ? `[${address}]` : address
-  await socket.bind(`tcp://${host}:${port === 0 ? '*' : port}`)
+  const target = `tcp://${host}:${port === 0 ? '*' : port}`
+  try {
+    await socket.bind(target)
+  } catch (error) {
+    // ZeroMQ says only "Address already in use": name the address, which is what to change.
+    const cause = error as Error & { code?: string }
+    throw Object.assign(new Error(`cannot bind ${target}: ${cause.message}`, { cause }), cause.code ? { code: cause.code } : {})
+  }
   const endpoint = socket.lastEndpoint
   const bound = endpoint ? portOf(endpoint) : undefined
   if (bound === undefined) throw new Error(`bound ${address}:${port} but cannot read the port from '${endpoint}'`)

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { curveKeyPair } from 'zeromq'
-import { DataFlowKernel, EndpointExecutor, EndpointStopped, EndpointUnreachable, ErrorCode, TaskState, awaitAll, type EndpointExecutorOptions } from 'tsflow'
+import { DataFlowKernel, EndpointExecutor, EndpointStopped, EndpointRefused, EndpointUnreachable, ErrorCode, TaskState, awaitAll, type EndpointExecutorOptions } from 'tsflow'
 import * as apps from '../fixtures/endpoint-apps.js'
 import { startEndpoint, type TestEndpoint } from '../helpers/endpoint.js'
 import { tcpProxy } from '../helpers/tcp-proxy.js'
@@ -64,10 +64,10 @@ t.test('a remote exception arrives with its message, class, cause and stack', as
   t.match((error.cause as Error)?.message, /inner boom/)
 })
 
-t.test('a client key not on the allow-list, a wrong server key: EndpointUnreachable within the bound', async (t) => {
+t.test('a client key not on the allow-list: EndpointRefused; a wrong server key: EndpointUnreachable; both within the bound', async (t) => {
   const endpoint = await startEndpoint(t, {}, { allowClient: false })
   const refused = await new DataFlowKernel({ runDir: join(scratch, 'refused'), executors: [executor(endpoint)] }).start().then(() => undefined, (e: unknown) => e as Error)
-  t.ok(refused instanceof EndpointUnreachable, `EndpointUnreachable (got ${refused})`)
+  t.ok(refused instanceof EndpointRefused, `EndpointRefused (got ${refused})`)
   t.match(refused!.message, `npx tsflow endpoint allow ${endpoint.name} ${endpoint.clientKey}`)
 
   const allowed = await startEndpoint(t, {}, { name: 'ep2' })

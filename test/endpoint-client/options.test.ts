@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Context, Router, curveKeyPair } from 'zeromq'
-import { ConfigError, DataFlowKernel, EndpointClient, EndpointExecutor, EndpointNotFound, EndpointUnreachable, resolveConfig } from 'tsflow'
+import { ConfigError, DataFlowKernel, EndpointClient, EndpointExecutor, EndpointNotFound, EndpointRefused, EndpointUnreachable, resolveConfig } from 'tsflow'
 import { endpointPaths } from 'tsflow/protocol'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-endpoint-options-'))
@@ -92,7 +92,7 @@ t.test('nothing listening at the address: EndpointUnreachable naming it, within 
   t.ok(Date.now() - started < 5000, 'within the bound')
 })
 
-t.test("a CURVE server that refuses this client's key: EndpointUnreachable saying to put the key on the allow-list", async (t) => {
+t.test("a CURVE server that refuses this client's key: EndpointRefused saying to put the key on the allow-list", async (t) => {
   const { ZapHandler } = await import('../../dist/transport/zap.js')
   const server = curveKeyPair()
   const context = new Context()
@@ -112,7 +112,7 @@ t.test("a CURVE server that refuses this client's key: EndpointUnreachable sayin
   const executor = new EndpointExecutor({ endpoint: router.lastEndpoint!, serverKey: server.publicKey, home: join(scratch, 'home-refused'), helloTimeoutMs: 5000 })
   const started = Date.now()
   const error = await startFails(t, executor, 'refused')
-  t.ok(error instanceof EndpointUnreachable, `EndpointUnreachable (got ${error})`)
-  t.match(error.message, /refused: is this client's key on the allow-list\? run `npx tsflow endpoint allow /)
+  t.ok(error instanceof EndpointRefused, `EndpointRefused (got ${error})`)
+  t.match(error.message, /this client's key is not on the endpoint's allow-list; run `npx tsflow endpoint allow /)
   t.ok(Date.now() - started < 4000, `at the handshake, not at the hello timeout (${Date.now() - started} ms)`)
 })

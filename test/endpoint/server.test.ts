@@ -202,7 +202,9 @@ t.test('the daemon path: SIGTERM stops the endpoint, its managers and the proces
   const client = new RawClient(t, state.clientPort, keys, state.serverPublicKey)
   await client.hello('sig')
   await waitFor(async () => (await client.status()).managers.length === 1, 'the manager to register', 30_000, 100)
-  const managerPid = (await client.status()).managers[0]!.pid
+  const registered = await client.status()
+  const managerPid = registered.managers[0]!.pid
+  t.equal(registered.blocks[0]?.state, 'running', "a block whose manager registered shows running, whatever the provider's last poll said")
   await client.submit([fixtureTask(client.fns, 1, 'sleep', [60_000])])
   await waitFor(async () => (await client.status()).running === 1, 'the task to run')
 

@@ -241,8 +241,10 @@ export class EndpointLink {
           const event = await events.receive()
           if (event.type === 'handshake') outcome.resolve()
           else if (event.type === 'handshake:error:auth') {
-            const why = `refused: is this client's key on the allow-list? run \`npx tsflow endpoint allow ${name} ${this.options.keys.publicKey}\` on the endpoint's host (${event.error.message})`
-            outcome.reject(new EndpointUnreachable(target.name, target.address, why))
+            const why =
+              `the CURVE handshake at ${target.address} was refused (${event.error.message}): this client's key is not on the endpoint's allow-list; ` +
+              `run \`npx tsflow endpoint allow ${name} ${this.options.keys.publicKey}\` on the endpoint's host`
+            outcome.reject(new EndpointRefused(target.name, why))
           } else if (event.type === 'handshake:error:protocol') {
             const why = `the CURVE handshake failed (${event.error.message}): is serverKey the endpoint's public key (\`npx tsflow endpoint status ${name}\`)?`
             outcome.reject(new EndpointUnreachable(target.name, target.address, why))
