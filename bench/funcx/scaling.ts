@@ -16,7 +16,7 @@
 import { awaitAll } from 'tsflow'
 import { writeVegaLiteSvg } from '../lib/vega.js'
 import { BenchUsage, ints, loadKernel, parseNumber, round, type Experiment, type FlagSpec, type Row } from './common.js'
-import { firstExecutor, htexDefaults, median, waitForManagers } from './kernel.js'
+import { firstExecutor, htexDefaults, managersOf, median, waitForManagers } from './kernel.js'
 import { noopTask, sleepTask } from './tasks.js'
 
 const flags = {
@@ -61,13 +61,16 @@ from the fewest workers. Paper: funcX ~1.4-1.7k tasks/s per endpoint.`,
     if (workerCounts.some((w) => w < managers)) throw new BenchUsage(`--workers ${workerCounts.join(' ')}: each count must be at least --managers ${managers}`)
     // A --config file is taken as written: one point, with the workers its managers bring.
     const points = ctx.config.file ? [workerCounts[0]!] : workerCounts
-    if (ctx.config.file && workerCounts.length > 1) ctx.log(`--config ${ctx.config.file}: taken as written, so one point (the workers it brings), not --workers ${workerCounts.join(' ')}`)
+    if (ctx.config.file && workerCounts.length > 1) ctx.log(`--config ${ctx.config.file}: taken as written, so one point (the workers it brings; for an endpoint, give its worker count as --workers), not --workers ${workerCounts.join(' ')}`)
     const rows: Row[] = []
     for (const wanted of points) {
       const config = await ctx.config.make(htexDefaults({ workers: wanted, managers, workerMode: f['worker-mode'] as 'threads' | 'processes' }))
       const kernel = await loadKernel(config)
       try {
-        const workers = await waitForManagers(firstExecutor(config), managers, wanted)
+        const executor = firstExecutor(config)
+        const workers = await waitForManagers(executor, managers, wanted)
+        // An endpoint's managers are not visible to its client: its worker count is --workers as given.
+        const workersFrom = managersOf(executor) === undefined ? 'the --workers flag' : 'the connected managers'
         const opts = { dfk: kernel }
         const run = (sleepMs: number, count: number) => awaitAll(sleepMs === 0 ? noopTask.map(Array.from({ length: count }, (_, i) => [i] as [number]), opts) : sleepTask.map(Array.from({ length: count }, () => [sleepMs] as [number]), opts))
         // Warm-up: the JIT of every process on the path, and every worker started and used.
@@ -88,6 +91,7 @@ from the fewest workers. Paper: funcX ~1.4-1.7k tasks/s per endpoint.`,
               task: sleepMs === 0 ? 'no-op' : `sleep ${sleepMs} ms`,
               sleepMs,
               workers,
+              workersFrom,
               managers,
               tasks: count,
               seconds: round(seconds, 4),

@@ -129,5 +129,5 @@ t.test('--config: a config module (a function returning a fresh config) is taken
   }
   const scaled = await experiment('scaling', ['--config', file, '--workers', '1', '8', '--sleeps', '0', '--modes', 'strong', '--tasks', '20', '--warmup', '5'])
   t.match(scaled.stdout, /taken as written, so one point/)
-  t.same(scaled.lines.map((l) => l.workers), [2], 'the workers the file gives, not the --workers sweep')
+  t.same(scaled.lines.map((l) => [l.workers, l.workersFrom]), [[2, 'the connected managers']], 'the workers the file gives, not the --workers sweep')
 })
