@@ -69,6 +69,7 @@ export class Strategy {
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private nudgePending = false
+  private lastNudgeAtMs = -Infinity
   private readonly unsubscribe: (() => void) | undefined
 
   constructor(options: StrategyOptions) {
@@ -87,10 +88,16 @@ export class Strategy {
 
   /**
    * Runs a tick soon, outside the period: after the running tick if there is one (it may have
-   * polled before the change). Calls while one is pending coalesce. No-op before start() or after stop().
+   * polled before the change). Calls while one is pending coalesce; at most one per period. No-op
+   * before start() or after stop().
    */
   nudge(): void {
     if (this.stopped || !this.initialized || this.nudgePending) return
+    // At most one such tick per period: blocks that fail as soon as they start (a bad command)
+    // must not be resubmitted in a tight loop; the timer's ticks handle the rest.
+    const now = Date.now()
+    if (now - this.lastNudgeAtMs < this.periodMs) return
+    this.lastNudgeAtMs = now
     this.nudgePending = true
     const after = this.current?.then(
       () => undefined,

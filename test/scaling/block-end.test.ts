@@ -77,3 +77,23 @@ t.test('nudges while a tick runs coalesce into one more tick after it', async (t
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.equal(polls, 2, 'three nudges during a tick ran exactly one more tick')
 })
+
+t.test('blocks that fail as soon as they start are not resubmitted in a loop: at most one extra tick per period', async (t) => {
+  const { dir, remove } = tempDir('block-end-failing')
+  const provider = new LocalProvider({ initBlocks: 1, minBlocks: 1, maxBlocks: 1 })
+  const blocks = new BlockManager({ provider, command: () => 'echo $BASHPID >> "$T_DIR/pids"; exit 3', env: () => ({ T_DIR: dir }) })
+  const strategy = new Strategy({ strategy: 'simple', blocks, workload: () => ({ outstandingTasks: 0, slotsPerBlock: 1 }), periodMs: 60_000 })
+  t.teardown(async () => {
+    await strategy.stop()
+    await blocks.shutdown()
+    remove()
+  })
+  provider.validate('executors[0].provider')
+  await provider.init({ scriptDir: join(dir, 'scripts'), logger: silentLogger })
+  await strategy.start()
+  // The replacement's own failure is recorded at the next poll (a period away); that it ran is in the pid file.
+  await waitFor(() => blocks.blocks.length === 2 && blocks.blocks[0]!.state === 'failed' && readPids(join(dir, 'pids')).length === 2, 'the first block failed and its one immediate replacement ran')
+  // A loop would have started many more by now.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.equal(blocks.blocks.length, 2, 'no further block within the period')
+})
