@@ -6,6 +6,15 @@
 import { ExitCode } from '../cli/args.js'
 import { runTsflow } from '../cli/main.js'
 
+// A reader that goes away (`tsflow endpoint list | head -1`) is not an error of the command: what
+// it did (a daemon started, a key allowed) is done; the rest of the output has nowhere to go.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+    throw error
+  })
+}
+
 runTsflow(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
   (code) => {
     process.exitCode = code

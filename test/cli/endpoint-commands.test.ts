@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { curveKeyPair } from 'zeromq'
 import { endpointPaths, type EndpointState } from 'tsflow/protocol'
-import { scratchHome, tsflow } from './helpers.js'
+import { cliEnv, scratchHome, TSFLOW_BIN, tsflow } from './helpers.js'
 
 t.test('tsflow --help, --version, unknown commands and options', async (t) => {
   const home = scratchHome(t)
@@ -251,4 +251,17 @@ t.test('a start in progress (the start lock held by a live process) shows as sta
   t.equal(takeover.code, 1)
   t.match(takeover.stderr, /failed to start: .*config\.json: strategy/)
   t.notOk(existsSync(join(paths.dir, 'endpoint.starting')), 'the lock is released')
+})
+
+t.test('a reader that closes early (| head -1) is not a crash: the command exits 0 without a stack', async (t) => {
+  const home = scratchHome(t)
+  await tsflow(home, ['endpoint', 'configure', 'piped'])
+  // The read end is closed before the command writes: its output meets EPIPE.
+  const child = spawn(process.execPath, [TSFLOW_BIN, 'endpoint', 'list'], { env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout!.destroy()
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)))
+  t.equal(code, 0, `exit 0 (stderr: ${stderr})`)
+  t.notMatch(stderr, /EPIPE|Unhandled/, 'no unhandled error printed')
 })

@@ -230,8 +230,7 @@ export class EndpointLink {
    * I/O thread at the socket's next event, and an open one would keep the event loop alive).
    */
   private async probeHandshake(target: EndpointTarget): Promise<void> {
-    const socket = this.curveDealer(target)
-    const events = socket.events
+    const { socket, events } = this.watchedDealer(target)
     const outcome = deferred<void>()
     const name = ENDPOINT_NAME.test(target.name) ? target.name : '<name>'
     void (async () => {
@@ -267,6 +266,32 @@ export class EndpointLink {
   }
 
   private closeProbe: (() => void) | undefined
+
+  /**
+   * A socket and its monitor. zeromq.js names a monitor's inproc endpoint after its socket's
+   * address, and a monitor of a closed socket may still hold that name when a new socket reuses
+   * the address ("Address already in use", zeromq.js #716): such a socket is set aside (kept
+   * open so the next one gets another address) and another made.
+   */
+  private watchedDealer(target: EndpointTarget): { socket: Dealer; events: Dealer['events'] } {
+    const setAside: Dealer[] = []
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const socket = this.curveDealer(target)
+        try {
+          return { socket, events: socket.events }
+        } catch (error) {
+          if (attempt >= 8 || !/already in use/i.test(String((error as Error)?.message))) {
+            socket.close()
+            throw error
+          }
+          setAside.push(socket)
+        }
+      }
+    } finally {
+      for (const socket of setAside) socket.close()
+    }
+  }
 
   private opened(welcome: Welcome, first: boolean): void {
     this.welcome = welcome
