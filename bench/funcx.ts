@@ -5,7 +5,11 @@
  *   node out/bench/funcx.js latency [--calls 2000] [--target htex endpoint]
  *   node out/bench/funcx.js cold-start [--repeat 5]
  *   node out/bench/funcx.js instantiation [--runs 100]
+ *   node out/bench/funcx.js scaling [--workers 1 2 4 8] [--sleeps 0 10] [--modes strong weak]
+ *   node out/bench/funcx.js fault-tolerance [--duration 10] [--kill-after 100]
  *   node out/bench/funcx.js batching [--sizes 1 2 4 .. 1024]
+ *   node out/bench/funcx.js prefetching [--capacities 0 1 4 16 auto] [--durations 0 1 10]
+ *   node out/bench/funcx.js memoization [--fractions 0 25 50 100]
  *   node out/bench/funcx.js all                  # every experiment at its default size
  *   node out/bench/funcx.js plot <run dir>       # redraws the plot(s) from <run dir>/results.jsonl
  *
@@ -21,7 +25,7 @@ import { COMMON_FLAGS, FUNCX_RESULTS, readRows, runExperiment, stamp, type Exper
 /**
  * An experiment is either an Experiment of the frame (bench/funcx/common.ts: the frame parses the
  * common flags, writes results.jsonl, the SVG and the history line) or a module that does all of
- * that itself from its argv (`run(argv)`: exit code), as helper benchb's modules do.
+ * that itself from its argv (`run(argv)`: exit code).
  */
 interface RawExperiment {
   run(argv: string[]): Promise<number>
@@ -38,11 +42,11 @@ const EXPERIMENTS: Partial<Record<(typeof ORDER)[number], Loader>> = {
   latency: async () => (await import('./funcx/latency.js')).latency as Experiment<never>,
   'cold-start': async () => (await import('./funcx/cold-start.js')).coldStart as Experiment<never>,
   instantiation: async () => (await import('./funcx/instantiation.js')).instantiation as Experiment<never>,
-  // scaling: async () => await import('./funcx/scaling.js'),
-  // 'fault-tolerance': async () => await import('./funcx/fault-tolerance.js'),
+  scaling: async () => (await import('./funcx/scaling.js')).scaling as Experiment<never>,
+  'fault-tolerance': async () => (await import('./funcx/fault-tolerance.js')).faultTolerance as Experiment<never>,
   batching: async () => (await import('./funcx/batching.js')).batching as Experiment<never>,
-  // prefetching: async () => await import('./funcx/prefetching.js'),
-  // memoization: async () => await import('./funcx/memoization.js'),
+  prefetching: async () => (await import('./funcx/prefetching.js')).prefetching as Experiment<never>,
+  memoization: async () => (await import('./funcx/memoization.js')).memoization as Experiment<never>,
 }
 
 const SUMMARY = `The funcX paper's experiments: ${ORDER.join(', ')}; 'all' runs every one at its default

@@ -93,4 +93,10 @@ export interface ExecutionProvider {
   shutdown(): Promise<void>
   /** Settings worth recording next to a benchmark result. */
   describe(): Record<string, unknown>
+  /**
+   * Optional: calls `listener` as soon as the provider sees a block end (the local provider sees
+   * its process exit), so the scaling strategy polls and replaces it then rather than at its next
+   * period. Returns the unsubscribe function. Providers that learn of ends only by polling omit it.
+   */
+  onBlockEnd?(listener: (jobId: string) => void): () => void
 }

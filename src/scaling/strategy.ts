@@ -68,6 +68,9 @@ export class Strategy {
   private current: Promise<ScalingDecision> | undefined
   private timer: NodeJS.Timeout | undefined
   private stopped = false
+  private nudgePending = false
+  private lastNudgeAtMs = -Infinity
+  private readonly unsubscribe: (() => void) | undefined
 
   constructor(options: StrategyOptions) {
     this.strategy = oneOf(...STRATEGIES)(options.strategy ?? DEFAULT_STRATEGY, 'strategy')
@@ -78,6 +81,37 @@ export class Strategy {
     this.workload = options.workload
     this.logger = options.logger ?? silentLogger
     this.onError = options.onError
+    // A block that ends on its own (a killed manager's block) is replaced at once, not up to a
+    // period later: tasks meanwhile queue on the remaining blocks.
+    this.unsubscribe = this.blocks.provider.onBlockEnd?.(() => this.nudge())
+  }
+
+  /**
+   * Runs a tick soon, outside the period: after the running tick if there is one (it may have
+   * polled before the change). Calls while one is pending coalesce; at most one per period. No-op
+   * before start() or after stop().
+   */
+  nudge(): void {
+    if (this.stopped || !this.initialized || this.nudgePending) return
+    // At most one such tick per period: blocks that fail as soon as they start (a bad command)
+    // must not be resubmitted in a tight loop; the timer's ticks handle the rest.
+    const now = Date.now()
+    if (now - this.lastNudgeAtMs < this.periodMs) return
+    this.lastNudgeAtMs = now
+    this.nudgePending = true
+    const after = this.current?.then(
+      () => undefined,
+      () => undefined,
+    ) ?? Promise.resolve()
+    void after
+      .then(() => {
+        this.nudgePending = false
+        return this.stopped ? undefined : this.tick()
+      })
+      .catch((error: unknown) => {
+        this.logger.error('scaling tick (after a block ended) failed', error)
+        this.onError?.(error)
+      })
   }
 
   /** Runs the first tick (starting initBlocks; its errors reject) and then arms the timer. After stop() it does nothing. */
@@ -101,6 +135,7 @@ export class Strategy {
   /** Stops the timer and waits for a running tick; blocks are left to BlockManager.shutdown(). */
   async stop(): Promise<void> {
     this.stopped = true
+    this.unsubscribe?.()
     clearTimeout(this.timer)
     this.timer = undefined
     await this.current?.catch(() => undefined)

@@ -15,6 +15,7 @@ import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../base.
 import { Heartbeat } from '../../transport/heartbeat.js'
 import { resolveAddress, resolveHtexOptions, workersPerNode, type HighThroughputExecutorOptions, type ResolvedHtexOptions } from './options.js'
 import { Provisioning } from './provisioning.js'
+import type { BlockManager } from '../../scaling/index.js'
 import { spawnInterchange, type RunningInterchange } from './interchange-process.js'
 import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
@@ -107,6 +108,11 @@ export class HighThroughputExecutor implements Executor {
   /** The interchange process's pid while it runs (for monitoring and process-tree checks). */
   get interchangePid(): number | undefined {
     return this.interchange?.child.exitCode === null && this.interchange.child.signalCode === null ? this.interchange.child.pid : undefined
+  }
+
+  /** The blocks of this executor's provider and their states (undefined before start). */
+  get blocks(): BlockManager | undefined {
+    return this.provisioning?.blocks
   }
 
   /** Managers connected now, with their last reported state. */

@@ -56,6 +56,7 @@ export class LocalProvider extends BlockOptionsView implements ExecutionProvider
   private logger: Logger = silentLogger
   private closed = false
   private readonly blocks = new Map<string, LocalBlock>()
+  private readonly endListeners = new Set<(jobId: string) => void>()
   private exitHookInstalled = false
 
   constructor(private readonly raw: LocalProviderOptions = {}) {
@@ -245,6 +246,18 @@ export class LocalProvider extends BlockOptionsView implements ExecutionProvider
     const log = status.state === 'failed' ? this.logger.warn : this.logger.info
     log.call(this.logger, `block ${block.blockId} (pid ${block.pid}) ${status.state}: ${status.message ?? ''}`)
     if ([...this.blocks.values()].every((other) => other.exit)) this.removeExitHook()
+    for (const listener of [...this.endListeners]) {
+      try {
+        listener(block.jobId)
+      } catch (error) {
+        this.logger.error(`a block-end listener threw for block ${block.blockId}`, error)
+      }
+    }
+  }
+
+  onBlockEnd(listener: (jobId: string) => void): () => void {
+    this.endListeners.add(listener)
+    return () => this.endListeners.delete(listener)
   }
 
   private statusOf(block: LocalBlock): BlockStatus {
