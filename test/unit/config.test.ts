@@ -199,10 +199,10 @@ t.test('plain-object executor specs', async (t) => {
 t.test('an unknown executor type names the known ones', async (t) => {
   const unknown = configError({ executors: [{ type: 'slurm', nodes: 2 }] })
   t.equal(unknown.path, 'executors[0].type')
-  t.equal(unknown.message, "executors[0].type must be one of 'threads', 'htex' (got \"slurm\")")
+  t.equal(unknown.message, "executors[0].type must be one of 'threads', 'htex', 'endpoint' (got \"slurm\")")
   const missing = configError({ executors: [{ maxThreads: 2 }] })
   t.equal(missing.path, 'executors[0].type')
-  t.match(missing.message, /must be one of 'threads', 'htex' \(got undefined\)/)
+  t.match(missing.message, /must be one of 'threads', 'htex', 'endpoint' \(got undefined\)/)
   t.match(configError({ executors: [{ type: 3 }] }).message, /\(got 3\)$/)
 })
 
@@ -210,7 +210,7 @@ t.test('executor entries that are neither executors nor specs', async (t) => {
   for (const entry of [42, 'threads', null, [], new Date()]) {
     const error = configError({ executors: [entry] })
     t.equal(error.path, 'executors[0]', `${String(entry)}: path`)
-    t.match(error.message, /^executors\[0\] must be an executor \(e\.g\. new ThreadPoolExecutor\(\)\) or \{ type: 'threads' \| 'htex', \.\.\. \}$/)
+    t.match(error.message, /^executors\[0\] must be an executor \(e\.g\. new ThreadPoolExecutor\(\)\) or \{ type: 'threads' \| 'htex' \| 'endpoint', \.\.\. \}$/)
   }
   t.equal(configError({ executors: [new ThreadPoolExecutor({ label: 'ok' }), 5] }).path, 'executors[1]')
 })
@@ -248,8 +248,8 @@ t.test('registered executor types can be named in specs', async (t) => {
   t.equal(resolved.executors[1]!.label, 'f')
   t.same(options, { type: 'fake', label: 'f', size: 3 }, 'the factory gets the spec')
   t.equal(validatedAt, 'executors[1]', 'the executor is validated at its path')
-  t.equal(configError({ executors: [{ type: 'nope' }] }).message, "executors[0].type must be one of 'threads', 'htex', 'fake' (got \"nope\")")
-  t.match(configError({ executors: [7] }).message, /\{ type: 'threads' \| 'htex' \| 'fake', \.\.\. \}$/, 'the entry message lists registered types')
+  t.equal(configError({ executors: [{ type: 'nope' }] }).message, "executors[0].type must be one of 'threads', 'htex', 'endpoint', 'fake' (got \"nope\")")
+  t.match(configError({ executors: [7] }).message, /\{ type: 'threads' \| 'htex' \| 'endpoint' \| 'fake', \.\.\. \}$/, 'the entry message lists registered types')
 })
 
 t.test("Parsl's option names get tsflow's, with the unit when it differs", async (t) => {
