@@ -90,3 +90,71 @@ export class Outbox<M extends MessageLike[] = MessageLike[]> {
     }
   }
 }
+
+/** How often an idle receive loop looks at its socket. */
+export const IDLE_POLL_MS = 50
+
+/** Where an idle receive loop leaves the function that ends its wait early (see idleUntilReadable). */
+export interface WakeSlot {
+  wake?: (() => void) | undefined
+}
+
+/**
+ * A receive loop's wait while nothing it is owed is outstanding. A waiting ZeroMQ receive keeps
+ * the event loop alive and cannot be unref'd, so instead the socket is checked on an unref'd
+ * timer: the wait ends once the socket is readable or closed, once `holdsLoop()` says results are
+ * owed again, or at once when the owner calls `slot.wake` (a submit).
+ */
+export function idleUntilReadable(socket: { readonly closed: boolean; readonly readable: boolean }, holdsLoop: () => boolean, slot: WakeSlot): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearInterval(timer)
+      // Another loop's wait (a new socket's) may have taken the slot meanwhile.
+      if (slot.wake === done) slot.wake = undefined
+      resolve()
+    }
+    const timer = setInterval(() => {
+      if (socket.closed || holdsLoop() || socket.readable) done()
+    }, IDLE_POLL_MS)
+    timer.unref()
+    slot.wake = done
+    if (socket.closed || holdsLoop() || socket.readable) done()
+  })
+}
+
+export interface ReceiveLoopOptions {
+  /** whether results are owed: then the loop waits in receive(), holding the event loop */
+  holdsLoop: () => boolean
+  idle: WakeSlot
+  /** one message's frames; `false` ends the loop; a promise is awaited before the next receive */
+  onFrames: (frames: Buffer[]) => boolean | void | Promise<void>
+  /** receive() failed (not because the socket closed); `failures` counts them, from 1 */
+  onReceiveError: (error: unknown, failures: number) => void
+}
+
+/**
+ * A client's receive loop (the HTEX executor's, an endpoint link's): it ends only when the socket
+ * closes or `onFrames` says so; a failed receive is reported and retried after 10 ms. While
+ * nothing is owed it idles without holding the event loop (idleUntilReadable).
+ */
+export async function receiveLoop(socket: { readonly closed: boolean; readonly readable: boolean; receive(): Promise<Buffer[]> }, options: ReceiveLoopOptions): Promise<void> {
+  let failures = 0
+  while (!socket.closed) {
+    if (!options.holdsLoop()) {
+      await idleUntilReadable(socket, options.holdsLoop, options.idle)
+      if (socket.closed) return
+    }
+    let frames: Buffer[]
+    try {
+      frames = await socket.receive()
+    } catch (error) {
+      if (socket.closed) return
+      options.onReceiveError(error, ++failures)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      continue
+    }
+    const handled = options.onFrames(frames)
+    if (handled === false) return
+    if (handled) await handled
+  }
+}

@@ -6,7 +6,7 @@ import { ENDPOINT_ACCEPTED, ENDPOINT_NAME } from '../../protocol/endpoint.js'
 import { decodeMessage, encodeMessage, stamp, type ResultEnvelope } from '../../protocol/messages.js'
 import type { EncodedError } from '../../serialize/errors.js'
 import { Heartbeat } from '../../transport/heartbeat.js'
-import { Outbox } from '../../transport/sockets.js'
+import { IDLE_POLL_MS, Outbox, receiveLoop, type WakeSlot } from '../../transport/sockets.js'
 import { deferred, delay, type Deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
 import type { EndpointTarget } from './options.js'
@@ -46,9 +46,6 @@ export interface LinkOptions {
   logger: Logger | undefined
 }
 
-// While nothing is outstanding the socket is checked this often instead of being waited on, so
-// an idle client does not keep the process's event loop alive (as HTEX's client does).
-const IDLE_POLL_MS = 50
 const RELEASE_AFTER_MS = 50
 const RETRY_MS = [100, 250, 500, 1000, 2000]
 
@@ -81,9 +78,8 @@ export class EndpointLink {
   private ackScheduled = false
   private statusRequest = 0
   private readonly statusWaiters = new Map<number, Deferred<EndpointStatus>>()
-  private wakeReceiver: (() => void) | undefined
+  private readonly idle: WakeSlot = {}
   private releaseTimer: NodeJS.Timeout | undefined
-  private receiveFailures = 0
   /** the target of the last attempt, for errors */
   target: EndpointTarget | undefined
   welcome: Welcome | undefined
@@ -129,7 +125,7 @@ export class EndpointLink {
 
   /** Work arrived while the link is lost: reconnect now rather than at the next check. */
   demand(): void {
-    if (this.wakeReceiver) this.wakeReceiver()
+    this.idle.wake?.()
     if (this.state === 'lost') void this.reconnect('tasks are waiting')
   }
 
@@ -325,7 +321,7 @@ export class EndpointLink {
     this.socket = undefined
     this.outbox = undefined
     if (socket && !socket.closed) socket.close()
-    if (this.wakeReceiver) this.wakeReceiver()
+    this.idle.wake?.()
   }
 
   private tick(): void {
@@ -410,59 +406,35 @@ export class EndpointLink {
   }
 
   /**
-   * The receive loop of one socket; ends when it closes. A waiting ZeroMQ receive keeps the event
-   * loop alive and cannot be unref'd, so while nothing is outstanding the socket is polled on an
-   * unref'd timer instead, and demand() wakes the loop.
+   * The receive loop of one socket (transport/sockets.ts receiveLoop); ends when it closes or is
+   * replaced. While nothing is outstanding it idles without holding the event loop, and demand()
+   * wakes it.
    */
-  private async receive(socket: Dealer): Promise<void> {
-    while (!socket.closed) {
-      if (!this.holdsLoop()) {
-        await this.idleUntilReadable(socket)
-        if (socket.closed) return
-      }
-      let frames: Buffer[]
-      try {
-        frames = await socket.receive()
-      } catch (error) {
-        if (socket.closed) return
-        if (this.receiveFailures++ % 1000 === 0) this.options.logger?.error(`receiving from endpoint ${this.target?.name} failed (${this.receiveFailures} times)`, error)
-        await delay(10)
-        continue
-      }
-      if (socket !== this.socket) return
-      this.liveness?.beat('endpoint')
-      let message: EndpointToClient
-      try {
-        message = decodeMessage<EndpointToClient>(frames, ENDPOINT_ACCEPTED.clientFromEndpoint)
-      } catch (error) {
-        this.options.logger?.warn(`dropped a bad message from endpoint ${this.target?.name}: ${(error as Error).message}`)
-        continue
-      }
-      try {
-        this.handle(message)
-      } catch (error) {
-        this.options.logger?.error(`handling a '${message.t}' message from endpoint ${this.target?.name} failed; receiving goes on`, error)
-      }
-      // The owner hears of the welcome a few promise turns later (connectOnce returns, then
-      // opened): what follows it waits until then.
-      if (message.t === 'ep_welcome') await this.welcomeTaken?.promise
-      this.flushAcks()
-    }
-  }
-
-  private idleUntilReadable(socket: Dealer): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearInterval(timer)
-        if (this.wakeReceiver === done) this.wakeReceiver = undefined
-        resolve()
-      }
-      const timer = setInterval(() => {
-        if (socket.closed || this.holdsLoop() || socket.readable) done()
-      }, IDLE_POLL_MS)
-      timer.unref()
-      this.wakeReceiver = done
-      if (socket.closed || this.holdsLoop() || socket.readable) done()
+  private receive(socket: Dealer): Promise<void> {
+    return receiveLoop(socket, {
+      holdsLoop: () => this.holdsLoop(),
+      idle: this.idle,
+      onReceiveError: (error, failures) => failures % 1000 === 1 && this.options.logger?.error(`receiving from endpoint ${this.target?.name} failed (${failures} times)`, error),
+      onFrames: (frames) => {
+        if (socket !== this.socket) return false
+        this.liveness?.beat('endpoint')
+        let message: EndpointToClient
+        try {
+          message = decodeMessage<EndpointToClient>(frames, ENDPOINT_ACCEPTED.clientFromEndpoint)
+        } catch (error) {
+          this.options.logger?.warn(`dropped a bad message from endpoint ${this.target?.name}: ${(error as Error).message}`)
+          return
+        }
+        try {
+          this.handle(message)
+        } catch (error) {
+          this.options.logger?.error(`handling a '${message.t}' message from endpoint ${this.target?.name} failed; receiving goes on`, error)
+        }
+        // The owner hears of the welcome a few promise turns later (connectOnce returns, then
+        // opened): what follows it waits until then.
+        if (message.t === 'ep_welcome' && this.welcomeTaken) return this.welcomeTaken.promise.then(() => this.flushAcks())
+        this.flushAcks()
+      },
     })
   }
 

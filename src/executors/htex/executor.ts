@@ -8,7 +8,7 @@ import { ACCEPTED, decodeMessage, encodeMessage, stamp, type ClientMessage, type
 import { splitBatch } from '../../protocol/split.js'
 import { fromResultTuple } from '../../protocol/task.js'
 import { applyCurve, generateCurveKeys, loadCurveKeys } from '../../transport/curve.js'
-import { Outbox, tcpEndpoint } from '../../transport/sockets.js'
+import { Outbox, receiveLoop, tcpEndpoint, type WakeSlot } from '../../transport/sockets.js'
 import { settledWithin, deferred } from '../../util/deferred.js'
 import type { Logger } from '../../util/logger.js'
 import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../base.js'
@@ -22,9 +22,6 @@ import { deliverOutcome } from '../report.js'
 import { ExecutorProxying } from '../proxying.js'
 import { ExecutorImports } from '../imports.js'
 
-// While no task is outstanding the socket is checked this often instead of being waited on, so
-// an idle executor does not keep the workflow's event loop alive.
-const IDLE_POLL_MS = 50
 // After the last outstanding task is reported, how long before asking the interchange for a
 // status reply that ends the receive holding the event loop (a busy loop re-submits sooner).
 const RELEASE_AFTER_MS = 50
@@ -63,9 +60,8 @@ export class HighThroughputExecutor implements Executor {
   private statusRequest = 0
   private lastHeartbeatTick = Date.now()
   /** set while the receive loop idles (see receive()); wakes it into a waiting receive */
-  private wakeReceiver: (() => void) | undefined
+  private readonly idle: WakeSlot = {}
   private releaseTimer: NodeJS.Timeout | undefined
-  private receiveFailures = 0
   /** the longest a task may declare: the provider's walltime less the margin, ms; Infinity if unknown */
   private longestTaskMs = Infinity
   /** the `proxy` option's caller side, when on */
@@ -210,7 +206,7 @@ export class HighThroughputExecutor implements Executor {
 
   submit(task: ExecutorTask): void {
     this.pending.set(task.id, task)
-    if (this.wakeReceiver) this.wakeReceiver()
+    this.idle.wake?.()
     if (this.phase !== 'running') {
       this.report(task.id, task.try, { ok: false, error: new ShutdownError(`executor ${this.label} is not running; task #${task.id} was not sent`) })
       return
@@ -311,57 +307,32 @@ export class HighThroughputExecutor implements Executor {
   }
 
   /**
-   * The receive loop. It ends only when the socket closes: an error while receiving or handling
-   * one message is logged and the loop goes on. A waiting ZeroMQ receive keeps the event loop
-   * alive and cannot be unref'd, so while nothing is outstanding the loop checks the socket on an
-   * unref'd timer instead, and submit() wakes it.
+   * The receive loop (transport/sockets.ts receiveLoop): it ends only when the socket closes; an
+   * error while receiving or handling one message is logged and the loop goes on. While nothing is
+   * outstanding it idles without holding the event loop, and submit() wakes it.
    */
-  private async receive(socket: Dealer): Promise<void> {
-    while (!socket.closed) {
-      if (!this.holdsLoop()) {
-        await this.idleUntilReadable(socket)
-        if (socket.closed) return
-      }
-      let frames: Buffer[]
-      try {
-        frames = await socket.receive()
-      } catch (error) {
-        if (socket.closed) return
-        // Logged once per 1000 failures: a failure that repeats must not flood the log.
-        if (this.receiveFailures++ % 1000 === 0) this.logger?.error(`receiving from the interchange failed (${this.receiveFailures} times); receiving again`, error)
-        await new Promise((resolve) => setTimeout(resolve, 10))
-        continue
-      }
-      this.liveness?.beat('interchange')
-      let message: InterchangeToClient
-      try {
-        message = decodeMessage<InterchangeToClient>(frames, ACCEPTED.clientFromInterchange)
-      } catch (error) {
-        this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
-        continue
-      }
-      try {
-        this.handle(message)
-      } catch (error) {
-        // Outcomes are delivered one by one (deliverOutcome); this is for anything else.
-        this.logger?.error(`handling a '${message.t}' message from the interchange failed; receiving goes on`, error)
-      }
-    }
-  }
-
-  private idleUntilReadable(socket: Dealer): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearInterval(timer)
-        this.wakeReceiver = undefined
-        resolve()
-      }
-      const timer = setInterval(() => {
-        if (socket.closed || this.holdsLoop() || socket.readable) done()
-      }, IDLE_POLL_MS)
-      timer.unref()
-      this.wakeReceiver = done
-      if (socket.closed || this.holdsLoop() || socket.readable) done()
+  private receive(socket: Dealer): Promise<void> {
+    return receiveLoop(socket, {
+      holdsLoop: () => this.holdsLoop(),
+      idle: this.idle,
+      // Logged once per 1000 failures: a failure that repeats must not flood the log.
+      onReceiveError: (error, failures) => failures % 1000 === 1 && this.logger?.error(`receiving from the interchange failed (${failures} times); receiving again`, error),
+      onFrames: (frames) => {
+        this.liveness?.beat('interchange')
+        let message: InterchangeToClient
+        try {
+          message = decodeMessage<InterchangeToClient>(frames, ACCEPTED.clientFromInterchange)
+        } catch (error) {
+          this.logger?.warn(`dropped a bad message from the interchange: ${(error as Error).message}`)
+          return
+        }
+        try {
+          this.handle(message)
+        } catch (error) {
+          // Outcomes are delivered one by one (deliverOutcome); this is for anything else.
+          this.logger?.error(`handling a '${message.t}' message from the interchange failed; receiving goes on`, error)
+        }
+      },
     })
   }
 
