@@ -277,11 +277,6 @@ t.test('a client SIGSTOPped past the heartbeat threshold, then SIGCONTed: every 
   await waitFor(() => client.lines.includes(`submitted ${n}`) || client.child.exitCode !== null, 'the client to submit', 30_000)
   const log = () => (existsSync(paths.log) ? readFileSync(paths.log, 'utf8') : '')
   await waitFor(() => log().includes(`session ${session}: client`), 'the session to open')
-  client.child.kill('SIGSTOP')
-  t.teardown(() => void (client.child.exitCode === null && client.child.kill('SIGCONT')))
-  // The endpoint takes the stopped client for silent (threshold 1 s), then its tasks finish while it is stopped.
-  await waitFor(() => new RegExp(`session ${session}: client \\S+ silent for`).test(log()), 'the endpoint to find the stopped client silent', 15_000)
-  writeFileSync(gate, '')
   const sessionStatus = async () => {
     const probe = new EndpointExecutor({ endpoint: name, home, label: 'probe' })
     const kernel = await kernelOn(t, `stall-probe-${Date.now()}`, probe)
@@ -291,6 +286,17 @@ t.test('a client SIGSTOPped past the heartbeat threshold, then SIGCONTed: every 
       await kernel.cleanup()
     }
   }
+  // "submitted" is printed when map() returns; the submit message leaves at the end of that turn:
+  // stopping the client before the endpoint holds the tasks would test nothing.
+  await waitFor(async () => (await sessionStatus())?.outstanding === n, 'the endpoint to hold the tasks', 30_000, 100)
+  // A busy machine may have had the client found silent already: wait for a new such line.
+  const silences = () => log().match(new RegExp(`session ${session}: client \\S+ silent for`, 'g'))?.length ?? 0
+  const silentBefore = silences()
+  client.child.kill('SIGSTOP')
+  t.teardown(() => void (client.child.exitCode === null && client.child.kill('SIGCONT')))
+  // The endpoint takes the stopped client for silent (threshold 1 s), then its tasks finish while it is stopped.
+  await waitFor(() => silences() > silentBefore, 'the endpoint to find the stopped client silent', 15_000)
+  writeFileSync(gate, '')
   await waitFor(async () => (await sessionStatus())?.outstanding === 0, 'every task of the stopped client to finish at the endpoint', 30_000, 200)
   t.match(await sessionStatus(), { connected: false, outstanding: 0, retained: n }, 'the results wait for the stopped client')
   client.child.kill('SIGCONT')
