@@ -285,16 +285,13 @@ export class Sessions {
     if (dispatched) this.dispatched(dispatched, false)
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!
-      const ref = this.owners.get(result.id)
+      const ref = this.settle(result.id)
       if (!ref) {
         if (this.log.enabled('debug')) this.log.debug(`result of interchange task ${result.id} has no session (forgotten or stopped); dropped`)
         continue
       }
-      this.owners.delete(result.id)
-      const session = ref.session
-      if (session.outstanding.get(ref.sid) === result.id) session.outstanding.delete(ref.sid)
       result.id = ref.sid
-      this.finish(session, result, undefined)
+      this.finish(ref.session, result, undefined)
     }
     this.flushOut()
   }
@@ -302,15 +299,21 @@ export class Sessions {
   /** Failures from the interchange (manager lost, cancelled, ...). */
   failed(failures: readonly Failure[]): void {
     for (const failure of failures) {
-      const ref = this.owners.get(failure.id)
+      const ref = this.settle(failure.id)
       if (!ref) continue
-      this.owners.delete(failure.id)
-      const session = ref.session
-      if (session.outstanding.get(ref.sid) === failure.id) session.outstanding.delete(ref.sid)
       failure.id = ref.sid
-      this.finish(session, undefined, failure)
+      this.finish(ref.session, undefined, failure)
     }
     this.flushOut()
+  }
+
+  /** The session task interchange task `id` stands for, no longer outstanding (undefined: no session holds it). */
+  private settle(id: number): TaskRef | undefined {
+    const ref = this.owners.get(id)
+    if (!ref) return undefined
+    this.owners.delete(id)
+    if (ref.session.outstanding.get(ref.sid) === id) ref.session.outstanding.delete(ref.sid)
+    return ref
   }
 
   /** Tasks handed to managers: each session hears of its own (with its next results, or alone). */
