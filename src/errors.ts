@@ -11,6 +11,7 @@ import { ErrorCode, TsflowError, type TsflowErrorOptions } from './errors-base.j
 export * from './errors-base.js'
 export * from './errors-data.js'
 export * from './errors-endpoint.js'
+export * from './errors-ddict.js'
 
 /** A configuration mistake: `path` names the offending option, e.g. `executors[0].maxThreads`. */
 export class ConfigError extends TsflowError {

@@ -21,6 +21,13 @@ import {
   EndpointUnreachable,
   EndpointRefused,
   EndpointStopped,
+  DDictFull,
+  DDictKeyNotFound,
+  DDictTimeout,
+  DDictUnreachable,
+  DDictDestroyed,
+  DDictFrozen,
+  DDictStartError,
   DependencyError,
   ErrorCode,
   ExecutorError,
@@ -110,6 +117,13 @@ const cases: Case[] = [
   { Class: EndpointUnreachable, code: 'E_ENDPOINT_UNREACHABLE', make: () => new EndpointUnreachable('lab', 'tcp://10.0.0.2:5555', 'no answer within 10000 ms') },
   { Class: EndpointRefused, code: 'E_ENDPOINT_REFUSED', make: () => new EndpointRefused('lab', 'client key not on the allow-list') },
   { Class: EndpointStopped, code: 'E_ENDPOINT_STOPPED', make: () => new EndpointStopped('lab', 'stopped while task #3 was queued') },
+  { Class: DDictFull, code: 'E_DDICT_FULL', make: () => new DDictFull('sims', 'sim-3', 1, '10.0.0.12:6380', 940_000_000, 943_718_400) },
+  { Class: DDictKeyNotFound, code: 'E_DDICT_KEY_NOT_FOUND', make: () => new DDictKeyNotFound('sims', 'sim-3') },
+  { Class: DDictTimeout, code: 'E_DDICT_TIMEOUT', make: () => new DDictTimeout('sims', 'sim-3', 5000, 'waitFor of') },
+  { Class: DDictUnreachable, code: 'E_DDICT_UNREACHABLE', make: () => new DDictUnreachable('sims', 1, '10.0.0.12:6380', 'connection refused') },
+  { Class: DDictDestroyed, code: 'E_DDICT_DESTROYED', make: () => new DDictDestroyed('sims', 'get') },
+  { Class: DDictFrozen, code: 'E_DDICT_FROZEN', make: () => new DDictFrozen('sims', 'sim-3', 'set') },
+  { Class: DDictStartError, code: 'E_DDICT_START', make: () => new DDictStartError('sims', 'redis-server exited with code 1 on node n1') },
 ]
 
 t.test('ErrorCode', async (t) => {
