@@ -24,11 +24,12 @@ async function freePort(): Promise<number> {
 /**
  * A private redis-server on a free loopback port, no persistence, for a bench run that was not
  * given --redis-host/--redis-port. Resolves once it accepts connections; `stop()` ends and reaps it.
+ * `extraArgs` are more `--name value` settings (e.g. `['--requirepass', pw, '--maxmemory', '1gb']`).
  */
-export async function startRedisServer(binary = 'redis-server'): Promise<RedisServer> {
+export async function startRedisServer(binary = 'redis-server', extraArgs: readonly string[] = []): Promise<RedisServer> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tsflow-bench-redis-'))
-  const child: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   let output = ''
   await new Promise<void>((resolve, reject) => {
