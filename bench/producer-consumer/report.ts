@@ -164,12 +164,13 @@ export async function plot(all: Group[], svg: string): Promise<void> {
       .map(([measure, s]) => ({ variant: IMPLEMENTATION[g.variant] ?? g.variant, nodes: `${g.nodes} node${g.nodes === 1 ? '' : 's'}`, dataGB: g.dataGB, measure, seconds: s })),
   )
   const encoding = {
-    x: { field: 'dataGB', type: 'quantitative', title: 'training data (GB)' },
-    y: { field: 'seconds', type: 'quantitative', title: 'seconds (mean per run; IO: mean per task)' },
-    color: { field: 'variant', type: 'nominal', title: null },
+    // log: the sizes span 0.16 .. 2 GB (and tiny ones in the smoke test)
+    x: { field: 'dataGB', type: 'quantitative', title: 'training data (GB)', scale: { type: 'log' } },
+    y: { field: 'seconds', type: 'quantitative', title: 'seconds' },
+    color: { field: 'variant', type: 'nominal', title: null, sort: Object.values(IMPLEMENTATION), legend: { labelLimit: 300, orient: 'bottom' } },
   }
   await writeVegaLiteSvg(svg, {
-    title: 'Producer-consumer: phase and IO times per variant (tsflow)',
+    title: { text: 'Producer-consumer: phase and IO times per variant (tsflow)', subtitle: 'run: the phase in the workflow process; IO: mean per task; means over runs' },
     data: { values },
     facet: {
       column: { field: 'measure', type: 'nominal', title: null, sort: ['simulation run', 'simulation IO', 'training run', 'training IO'] },
