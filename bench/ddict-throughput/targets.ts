@@ -6,14 +6,18 @@
  * redis-servers with a per-dictionary password) and `descriptor()` names them, so redis-benchmark
  * is pointed at exactly the servers the DDict used.
  *
+ * When DDict.create cannot start servers in this build (the shard host not merged yet), the bench
+ * starts them itself (a DDict shard's settings) and attaches the DDict by `addresses`: the rows
+ * are still the DDict's.
+ *
  * TEMPORARY (until the DDict of issue 11 is on main): when `tsflow/ddict` does not export
- * `DDict` yet, the servers are started here with bench/lib/redis-server.ts (same settings as a
- * DDict shard: password, maxmemory, noeviction) and the 'ddict' client falls back to the raw
- * node-redis client with the DDict's key hashing. The run says so on its first line and in every
- * result row (`via`), so no such figure can pass for a DDict one.
+ * `DDict` yet, the bench's servers are measured with the raw node-redis client only. The run says
+ * so on its first line, in the table and in every result row (`ddict: false`), so no such figure
+ * can pass for a DDict one.
  */
 import { randomBytes } from 'node:crypto'
-import { startRedisServer } from '../lib/redis-server.js'
+import { onCleanup } from '../lib/cleanup.js'
+import { startRedisServer, type RedisServer } from '../lib/redis-server.js'
 
 export interface ShardAddress {
   host: string
@@ -77,11 +81,41 @@ async function loadDDict(): Promise<DDictClass | string> {
 
 const byteLength = (value: unknown): number | undefined => (value instanceof Uint8Array ? value.byteLength : value === undefined || value === null ? undefined : NaN)
 
-/** Starts the shards: a DDict's when it exists, else (TEMPORARY) servers of the bench's own. */
+/**
+ * Redis servers of the bench's own, with a DDict shard's settings (password, maxmemory = 90% of
+ * the share, noeviction); each is registered for clean-up as soon as it runs.
+ */
+async function startServers(options: { shards: number; totalMem: number }): Promise<{ servers: RedisServer[]; password: string; stop(): Promise<void> }> {
+  const password = randomBytes(18).toString('base64url')
+  const maxmemory = Math.floor((options.totalMem / options.shards) * 0.9)
+  const servers: RedisServer[] = []
+  const stop = async () => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()))
+  }
+  onCleanup(stop)
+  for (let i = 0; i < options.shards; i++) servers.push(await startRedisServer('redis-server', ['--requirepass', password, '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction']))
+  return { servers: [...servers], password, stop }
+}
+
+/**
+ * Starts the shards: the DDict's own (DDict.create), or when that cannot start servers in this
+ * build, the bench's servers with the DDict attached to them by addresses; without a DDict at all
+ * (TEMPORARY) the bench's servers and node-redis.
+ */
 export async function deploy(options: { shards: number; totalMem: number; log: (line: string) => void }): Promise<Deployment> {
   const DDict = await loadDDict()
   if (typeof DDict !== 'string') {
-    const dict = await DDict.create({ name: 'ddict-throughput', managersPerNode: options.shards, totalMem: options.totalMem })
+    let dict: DDictLike
+    let how = `DDict.create({ managersPerNode: ${options.shards} })`
+    let own: Awaited<ReturnType<typeof startServers>> | undefined
+    try {
+      dict = await DDict.create({ name: 'ddict-throughput', managersPerNode: options.shards, totalMem: options.totalMem })
+    } catch (error) {
+      options.log(`DDict.create could not start the servers (${(error as Error).message.split('\n')[0]}); the bench starts them (DDict shard settings) and attaches the DDict by addresses`)
+      own = await startServers(options)
+      dict = await DDict.create({ name: 'ddict-throughput', addresses: own.servers.map((s) => `${s.host}:${s.port}`), password: own.password })
+      how = `${options.shards} redis-server(s) started by the bench, DDict.create({ addresses })`
+    }
     const { shards, password } = dict.descriptor()
     const kv: KV = {
       name: 'ddict',
@@ -103,7 +137,7 @@ export async function deploy(options: { shards: number; totalMem: number; log: (
     return {
       shards: shards.map(({ host, port }) => ({ host, port })),
       password,
-      how: `DDict.create({ managersPerNode: ${options.shards} })`,
+      how,
       ddict: true,
       client: async (name) => {
         if (name === 'ddict') return kv
@@ -118,16 +152,13 @@ export async function deploy(options: { shards: number; totalMem: number; log: (
       stop: async () => {
         for (const client of raw.splice(0)) await client.close()
         await dict.destroy()
+        await own?.stop()
       },
     }
   }
   // TEMPORARY path (see the header): servers as a DDict would start them, node-redis as the client.
-  options.log(`TEMPORARY: ${DDict}; the servers are started by the bench (bench/lib/redis-server.ts, DDict shard settings) and 'ddict' rows use the raw node-redis client with the DDict's key hashing`)
-  const password = randomBytes(18).toString('base64url')
-  const maxmemory = Math.floor((options.totalMem / options.shards) * 0.9)
-  const servers = await Promise.all(
-    Array.from({ length: options.shards }, () => startRedisServer('redis-server', ['--requirepass', password, '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction'])),
-  )
+  options.log(`TEMPORARY: ${DDict}; the servers are started by the bench (bench/lib/redis-server.ts, DDict shard settings) and 'ddict' rows use the raw node-redis client`)
+  const { servers, password, stop } = await startServers(options)
   const clients: KV[] = []
   return {
     shards: servers.map(({ host, port }) => ({ host, port })),
@@ -142,7 +173,7 @@ export async function deploy(options: { shards: number; totalMem: number; log: (
     flush: () => flushAll(servers, password),
     stop: async () => {
       for (const client of clients.splice(0)) await client.close()
-      await Promise.all(servers.map((server) => server.stop()))
+      await stop()
     },
   }
 }
