@@ -16,6 +16,8 @@ export interface BenchmarkFigure {
   requests: number
   seconds: number
   opsPerSec: number
+  /** under ~50 ms: redis-benchmark's millisecond clock makes the figure coarse */
+  coarse: boolean
   /** mean of the processes' own p50 latency (ms) */
   p50Ms: number
   /** each process's CSV row, as it printed it */
@@ -73,11 +75,16 @@ export async function redisBenchmark(
       const rows = parseBenchmarkCsv(stdout)
       const row = rows.find((r) => r.test?.toUpperCase() === op.toUpperCase())
       const rps = Number(row?.rps)
+      // It times in whole milliseconds: a run under 1 ms prints rps "inf".
+      if (row && (rps === Infinity || row.rps === 'inf')) throw new Error(`redis-benchmark ${op} against ${shard.host}:${shard.port}: ${requests} requests took under 1 ms, too few to time; raise --ops`)
       if (!row || !(rps > 0)) throw new Error(`redis-benchmark ${op} against ${shard.host}:${shard.port}: no ${op.toUpperCase()} row with an rps in ${JSON.stringify(stdout.trim().slice(0, 300))}`)
       return { requests, seconds: requests / rps, p50: Number(row.p50_latency_ms), row }
     }),
   )
   const requests = results.reduce((sum, r) => sum + r.requests, 0)
   const seconds = Math.max(...results.map((r) => r.seconds))
-  return { op, requests, seconds, opsPerSec: requests / seconds, p50Ms: results.reduce((sum, r) => sum + r.p50, 0) / results.length, raw: results.map((r) => r.row) }
+  // Its clock has 1 ms steps: below ~50 ms the figure is coarse (say so; the DDict's is timed finer).
+  const coarse = seconds < 0.05
+  return {
+    coarse, op, requests, seconds, opsPerSec: requests / seconds, p50Ms: results.reduce((sum, r) => sum + r.p50, 0) / results.length, raw: results.map((r) => r.row) }
 }

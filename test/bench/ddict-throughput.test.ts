@@ -46,7 +46,7 @@ interface Line {
 t.test('set/get in flight and batched, redis-benchmark on the same servers: JSONL, SVG, the ratio table; servers stopped', { skip: redisMissing() ?? false }, async (t) => {
   const out = join(scratch, 'a')
   const reference = benchmarkMissing ? ['--redis-benchmark', 'none'] : []
-  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--history', 'false', '--out', out, '--sizes', '4KiB', '64KiB', '--ops', '400', '32', '--clients', '4', '--batch', '4', '--shards', '2', ...reference], { timeout: 60_000 })
+  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--history', 'false', '--out', out, '--sizes', '4KiB', '64KiB', '--ops', '2000', '200', '--clients', '4', '--batch', '4', '--shards', '2', ...reference], { timeout: 60_000 })
   const servers = [.../servers ((?:\S+:\d+ ?)+)/.exec(stdout)![1]!.trim().split(' ')].map((a) => a.split(':'))
   t.equal(servers.length, 2, 'two shards')
   const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line)
