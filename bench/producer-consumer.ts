@@ -40,6 +40,7 @@ const FLAGS = {
   workers: { default: '', help: 'trainers per run (the programs\' --workers; default: one per worker)' },
   'workers-per-node': { default: '1', help: 'HTEX workers per fake host at --nodes 2' },
   'managers-per-node': { default: '1', help: 'DDict shards per fake host at --nodes 2' },
+  'ddict-on': { default: 'hosts', choices: ['hosts', 'workflow'], help: "where the DDict's shards run at --nodes 2: on the fake hosts (through a provider), or on the workflow's side of the bridge" },
   timeout: { default: '1800', help: 'seconds one run may take before it is stopped (and counted as failed)' },
   programs: { default: '', help: 'directory of the built programs (default: out/examples/producer-consumer of this build)' },
   out: { default: '', help: 'output directory (default bench/results/producer-consumer/<UTC stamp>/)' },
@@ -123,9 +124,9 @@ async function bench(argv: string[]): Promise<number> {
       down = hosts.down
       config = {
         file: join(here, 'producer-consumer', 'netns-config.js'),
-        env: { TSFLOW_PC_HOSTS: hosts.names.join(','), TSFLOW_PC_ADDRESS: hosts.rootAddress, TSFLOW_PC_WORKERS: String(workersPerNode), TSFLOW_PC_MANAGERS: String(managersPerNode) },
+        env: { TSFLOW_PC_HOSTS: hosts.names.join(','), TSFLOW_PC_ADDRESS: hosts.rootAddress, TSFLOW_PC_WORKERS: String(workersPerNode), TSFLOW_PC_MANAGERS: String(managersPerNode), TSFLOW_PC_DDICT_ON: flags['ddict-on'] },
       }
-      console.log(`2 nodes: fake hosts ${hosts.names.map((n, i) => `${n} (${hosts.addresses[i]})`).join(', ')}, interchange at ${hosts.rootAddress}; ${workersPerNode} worker(s) and ${managersPerNode} DDict shard(s) per host`)
+      console.log(`2 nodes: fake hosts ${hosts.names.map((n, i) => `${n} (${hosts.addresses[i]})`).join(', ')}, interchange at ${hosts.rootAddress}; ${workersPerNode} worker(s) per host; DDict shards ${flags['ddict-on'] === 'hosts' ? `on the hosts (${managersPerNode} per host)` : 'on the workflow side'}`)
     }
     for (const size of sizes) {
       for (let repetition = 1; repetition <= repeat; repetition++) {

@@ -2,15 +2,17 @@
  * The tsflow config module bench/producer-consumer passes as `--config` for runs on 2 nodes: an
  * HTEX whose blocks (one per host) run inside the fake hosts the bench made (network namespaces,
  * bench/lib/netns-host.ts), their managers connecting over TCP to the interchange at the root
- * side of the first host's link; and a `ddict` export (the examples pass it to DDict.create) that
- * places the DDict's shards on the same hosts through the same kind of provider, listening on
- * their host's address.
+ * side of their bridge; and a `ddict` export (the examples pass it to DDict.create) that places
+ * the DDict's shards on the same hosts through the same kind of provider, listening on every
+ * address of their host (TSFLOW_PC_DDICT_ON=hosts, the default), or on the workflow's machine
+ * listening on every address and advertised at the bridge address (TSFLOW_PC_DDICT_ON=workflow).
  *
  * The hosts come from the environment, set by the bench for the program it starts:
  *   TSFLOW_PC_HOSTS           namespace names, comma-separated (one block per host)
  *   TSFLOW_PC_ADDRESS         the interchange address the hosts reach
  *   TSFLOW_PC_WORKERS         workers per node (default 1)
  *   TSFLOW_PC_MANAGERS        DDict shards per node (default 1)
+ *   TSFLOW_PC_DDICT_ON        hosts (default) or workflow: where the DDict's shards run
  */
 import { HighThroughputExecutor, LocalProvider, type Config, type ExecutionProvider } from 'tsflow'
 
@@ -48,7 +50,9 @@ export default function config(): Config {
   }
 }
 
-/** DDict options: shards on the hosts (listening on every address of their namespace). */
+/** DDict options: shards on the hosts (listening on every address of their namespace), or here. */
 export function ddict(): Record<string, unknown> {
-  return { provider: netnsProvider(hosts()), managersPerNode: Number(process.env.TSFLOW_PC_MANAGERS ?? 1), bindAddress: '0.0.0.0' }
+  const managersPerNode = Number(process.env.TSFLOW_PC_MANAGERS ?? 1)
+  if (process.env.TSFLOW_PC_DDICT_ON === 'workflow') return { managersPerNode, bindAddress: '0.0.0.0', advertiseAddress: env('TSFLOW_PC_ADDRESS') }
+  return { provider: netnsProvider(hosts()), managersPerNode, bindAddress: '0.0.0.0' }
 }
