@@ -5,6 +5,9 @@
  * at the same time (clients, requests and keys split evenly), and the figure is all their requests
  * over the slowest one's time: what the shards served together, as the DDict's figure is.
  * SET runs before GET, so GET reads keys that exist (-r keys, n >= 8 x keys per size).
+ * redis-benchmark takes a password only as `-a` (no environment variable, no file), so the
+ * dictionary's password shows in its command line while it runs; the servers are the bench's own
+ * and are destroyed at its end.
  */
 import { execFile } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
