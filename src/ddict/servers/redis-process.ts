@@ -105,6 +105,8 @@ function configText(options: RedisServerOptions, logFile: string): string {
     `dir ${confString(options.dir)}`,
     `logfile ${confString(logFile)}`,
     'daemonize no',
+    // A replica's first sync should not wait 5 s for others to join it (the default delay).
+    'repl-diskless-sync-delay 0',
     // Beyond loopback the password is what guards the server; protected mode would refuse remote clients.
     `protected-mode ${WILDCARD_ADDRESSES.has(options.bind) || !/^(127\.|::1$|localhost$)/.test(options.bind) ? 'no' : 'yes'}`,
   ]
@@ -171,12 +173,14 @@ export class RedisProcess {
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
       if (this.exit) return
+      let asked = false
       try {
         await redisCommands(localAddressFor(this.options.bind), this.port, [['AUTH', this.options.password], ['SHUTDOWN', 'NOSAVE']], STOP_GRACE_MS, true)
+        asked = true
       } catch {
-        // not answering: SIGKILL below
+        // not answering (still starting, hung, or not a Redis at all): nothing to save, SIGKILL now
       }
-      if (!(await settledWithin(this.exited, STOP_GRACE_MS))) this.child.kill('SIGKILL')
+      if (!asked || !(await settledWithin(this.exited, STOP_GRACE_MS))) this.child.kill('SIGKILL')
       await settledWithin(this.exited, STOP_GRACE_MS)
     })())
   }
