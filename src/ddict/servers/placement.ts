@@ -70,6 +70,8 @@ export interface Placement {
   /** the hosts' --bind and --advertise */
   readonly serverAddress: { bind: string; advertise?: string }
   launch(launch: HostLaunch): Promise<void>
+  /** Every host reported: watching for failures before the report can end. */
+  ready?(): void
   /** Something to add to a start timeout's message (block states...). */
   explainTimeout?(): Promise<string>
   /** After the hosts were told to stop: make sure nothing launched is left (bounded, never rejects). */
@@ -159,6 +161,7 @@ export async function startShards(request: PlacementRequest): Promise<ShardGroup
     if (error instanceof DDictStartError) throw error
     throw new DDictStartError(request.name, (error as Error).message, { cause: error })
   }
+  placement.ready?.()
   group.collect()
   logger.info(`ddict ${request.name}: ${group.shards.length} server(s) ready: ${group.shards.map((s) => `${s.host}:${s.port}`).join(', ')}`)
   return group

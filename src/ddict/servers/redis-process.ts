@@ -13,12 +13,11 @@ import { accessSync, constants, mkdirSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
+import { DDICT_KEYSPACE_EVENTS } from '../../protocol/ddict.js'
 import { readTail } from '../../util/file-tail.js'
 import { delay, settledWithin } from '../../util/deferred.js'
 import { pingRedis, redisCommands, RespErrorReply } from './resp.js'
 
-/** What waitFor and the client's change watches need: keyspace events for string commands, generic commands (DEL, RENAME...) and expiries. */
-export const KEYSPACE_EVENTS = 'K$gx'
 
 const PORT_ATTEMPTS = 5
 const READY_TIMEOUT_MS = 30_000
@@ -101,7 +100,7 @@ function configText(options: RedisServerOptions, logFile: string): string {
     'maxmemory-policy noeviction',
     'save ""',
     'appendonly no',
-    `notify-keyspace-events ${KEYSPACE_EVENTS}`,
+    `notify-keyspace-events ${DDICT_KEYSPACE_EVENTS}`,
     `dir ${confString(options.dir)}`,
     `logfile ${confString(logFile)}`,
     'daemonize no',

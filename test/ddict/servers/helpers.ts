@@ -7,6 +7,8 @@ import { waitFor } from '../../helpers/wait.js'
 
 // Until the integrator's `tsflow/ddict` exists, the built module (temporary: switch to the public entry then).
 export const placementModule = '../../../dist/ddict/servers/placement.js'
+/** The provider placement (registers itself when imported; `tsflow/ddict` will import it). */
+export const providerPlacementModule = '../../../dist/ddict/placement/provider.js'
 /** The shard host's own RESP client, for a raw command without node-redis's handshake. */
 export const respModule = '../../../dist/ddict/servers/resp.js'
 
