@@ -170,7 +170,7 @@ export async function startShards(request: PlacementRequest): Promise<ShardGroup
 async function withTimeout(promise: Promise<void>, ms: number, explain: () => Promise<string>): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => void explain().then((message) => reject(new Error(message))), ms)
+    timer = setTimeout(() => void explain().then((message) => reject(new Error(message)), reject), ms)
   })
   try {
     await Promise.race([promise, expired])
