@@ -5,10 +5,10 @@ import { createClient } from 'redis'
 import type { Test } from 'tap'
 import { waitFor } from '../../helpers/wait.js'
 
-// Until the integrator's `tsflow/ddict` exists, the built module (temporary: switch to the public entry then).
+// `startShards` is the servers layer's contract with the DDict client, not public API: these
+// tests drive it from the built module (as other tests do with internals under dist/). Importing
+// `tsflow/ddict` registers the provider placement, as it does for users.
 export const placementModule = '../../../dist/ddict/servers/placement.js'
-/** The provider placement (registers itself when imported; `tsflow/ddict` will import it). */
-export const providerPlacementModule = '../../../dist/ddict/placement/provider.js'
 /** The shard host's own RESP client, for a raw command without node-redis's handshake. */
 export const respModule = '../../../dist/ddict/servers/resp.js'
 

@@ -4,14 +4,14 @@
 // namespace) and the other host both reach.
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
+import 'tsflow/ddict'
 import { fakeHostsDown, fakeHostsUp, netnsUnavailable } from '../../helpers/netns.js'
 import { netnsProvider } from '../../helpers/netns-provider.js'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, providerPlacementModule, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, redisClient, uniqueId } from './helpers.js'
 
 const { startShards } = (await import(new URL(placementModule, import.meta.url).href)) as typeof import('../../../dist/ddict/servers/placement.js')
-await import(new URL(providerPlacementModule, import.meta.url).href)
 
 const why = redisMissing() ?? netnsUnavailable()
 if (why) {

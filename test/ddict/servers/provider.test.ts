@@ -2,14 +2,14 @@
 // group of its own, as on a cluster node), a block that fails before its hosts report, a block
 // cancelled under a running dictionary. Nothing of the dictionary may be left (checked in /proc).
 import t from 'tap'
+import { DDict } from 'tsflow/ddict'
 import { hostname } from 'node:os'
 import { DDictStartError, LocalProvider } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, providerPlacementModule, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, redisClient, uniqueId } from './helpers.js'
 
 const { startShards } = (await import(new URL(placementModule, import.meta.url).href)) as typeof import('../../../dist/ddict/servers/placement.js')
-await import(new URL(providerPlacementModule, import.meta.url).href)
 const skip = redisMissing() ?? false
 
 t.test('LocalProvider: blocks x managersPerNode servers, reachable, sized; stop cancels everything', { skip }, async (t) => {
@@ -65,4 +65,23 @@ t.test('a block cancelled under a running dictionary: onLost names its shards', 
   await waitFor(() => lost.length >= 1, 'a shard to be reported lost')
   t.match(lost[0]!.message, /^shard \d \(127\.0\.0\.1:\d+\)/, 'named by index and address')
   t.equal(group.shards.length - lost.length, 1, 'the other block’s shard lives on')
+})
+
+t.test('through the public API: DDict.create({ provider, blocks }) and destroy()', { skip }, async (t) => {
+  const provider = new LocalProvider({ maxBlocks: 2 })
+  t.teardown(() => provider.shutdown())
+  const dict = await DDict.create({ name: 'public', provider, blocks: 2, totalMem: 64 * 1024 * 1024 })
+  t.teardown(() => noneLeft(dict.id))
+  let destroyed = false
+  t.teardown(() => (destroyed ? undefined : dict.destroy()))
+  t.equal(dict.shardCount, 2)
+  const { shards, password } = dict.descriptor()
+  t.match(password, /^[0-9a-f]{48}$/)
+  t.same(new Set(shards.map((s) => s.maxmemory)), new Set([Math.floor((64 * 1024 * 1024) / 2 * 0.9)]))
+  for (let i = 0; i < 20; i++) await dict.set(`k${i}`, { i })
+  t.same(await dict.get('k7'), { i: 7 })
+  await dict.destroy()
+  destroyed = true
+  await noneLeft(dict.id, 5000)
+  t.pass('servers, hosts and blocks gone')
 })

@@ -4,14 +4,14 @@
 // machine, so /proc shows theirs too).
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
+import 'tsflow/ddict'
 import { SlurmProvider } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { ensureSlurm } from '../../helpers/slurm.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, providerPlacementModule, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, redisClient, uniqueId } from './helpers.js'
 
 const { startShards } = (await import(new URL(placementModule, import.meta.url).href)) as typeof import('../../../dist/ddict/servers/placement.js')
-await import(new URL(providerPlacementModule, import.meta.url).href)
 
 const cluster = redisMissing() ?? ensureSlurm()
 if (typeof cluster === 'string') {
