@@ -12,6 +12,8 @@ import type { DDictReplicaInfo, ShardHostEvent, ShardHostReport } from '../../pr
 
 /** How long a host's connection that closed before its report waits for the placement to say why (a process exit status, a block's stderr). */
 const EXPLAIN_GRACE_MS = 1000
+/** Idle time before TCP keepalive probes start on a report connection (both ends). */
+export const KEEPALIVE_MS = 10_000
 
 export type ReadyShard = Extract<ShardHostReport, { kind: 'ready' }>['shards'][number] & { node: string }
 
@@ -84,6 +86,8 @@ export class HostLinks {
     this.links.push(link)
     socket.setEncoding('utf8')
     socket.setNoDelay(true)
+    // A node that vanishes without closing (power, network) is found by TCP keepalive probes.
+    socket.setKeepAlive(true, KEEPALIVE_MS)
     socket.unref()
     let buffer = ''
     socket.on('data', (chunk: string) => {

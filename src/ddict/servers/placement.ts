@@ -18,10 +18,13 @@ import { silentLogger, type Logger } from '../../util/logger.js'
 import { DDICT_DEFAULTS, DDICT_PASSWORD_ENV, ddictShardsSpec, type DDictPlainOptions, type DDictShardInfo } from '../../protocol/ddict.js'
 import { HostLinks } from './host-links.js'
 import { WILDCARD_ADDRESSES } from './redis-process.js'
+import { pingRedis } from './resp.js'
 
 const SHARDS_BIN = fileURLToPath(new URL('../../bin/ddict-shards.js', import.meta.url))
 /** How long stop() waits for the shard hosts to stop their servers and hang up. */
 const STOP_GRACE_MS = 10_000
+/** Bound of the check that each reported server answers from here. */
+const REACH_TIMEOUT_MS = 5000
 
 /** What DDict.create hands over: its validated options, its id and name, a logger. */
 export interface PlacementRequest extends DDictPlainOptions {
@@ -156,6 +159,7 @@ export async function startShards(request: PlacementRequest): Promise<ShardGroup
         'a batch queue may need a larger startTimeoutMs'
       )
     })
+    await checkReachable(links, password)
   } catch (error) {
     await group.stop()
     if (error instanceof DDictStartError) throw error
@@ -165,6 +169,25 @@ export async function startShards(request: PlacementRequest): Promise<ShardGroup
   group.collect()
   logger.info(`ddict ${request.name}: ${group.shards.length} server(s) ready: ${group.shards.map((s) => `${s.host}:${s.port}`).join(', ')}`)
   return group
+}
+
+/**
+ * Every reported server must answer AUTH + PING from here, with this dictionary's password: an
+ * advertised address this process cannot reach fails the start now, naming it, rather than every
+ * later operation; and a report line from something that is not a shard host of ours (the
+ * listener may face a network) cannot point the dictionary at servers that do not know the password.
+ */
+async function checkReachable(links: HostLinks, password: string): Promise<void> {
+  const checks = links.reports().flatMap((report) =>
+    report.shards.flatMap((shard) => [shard, ...shard.replicas].map(async ({ host, port }) => ((await pingRedis(host, port, password, REACH_TIMEOUT_MS)) ? undefined : `${host}:${port} (node ${report.node})`))),
+  )
+  const unreachable = (await Promise.all(checks)).filter((address): address is string => address !== undefined)
+  if (unreachable.length > 0) {
+    throw new Error(
+      `the server(s) ${unreachable.join(', ')} reported ready but do not answer AUTH + PING from this process within ${REACH_TIMEOUT_MS} ms; ` +
+        'check that this machine can reach the nodes at those addresses (bindAddress, advertiseAddress, firewalls)',
+    )
+  }
 }
 
 async function withTimeout(promise: Promise<void>, ms: number, explain: () => Promise<string>): Promise<void> {

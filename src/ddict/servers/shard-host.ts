@@ -20,6 +20,8 @@ import { DDICT_DEFAULTS, type DDictShardsArgs, type ShardHostEvent, type ShardHo
 import { findRedisServer, localAddressFor, startRedisServer, WILDCARD_ADDRESSES, type RedisProcess } from './redis-process.js'
 
 const CONNECT_TIMEOUT_MS = 30_000
+/** Idle time before TCP keepalive probes start on the report connection. */
+const KEEPALIVE_MS = 10_000
 /** A server that exits while a signal is on its way to the whole group is not "lost": wait this long for our own signal first. */
 const LOST_SETTLE_MS = 150
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
@@ -98,6 +100,8 @@ class ShardHost {
   private watchConnection(socket: Socket): void {
     socket.setEncoding('utf8')
     socket.setNoDelay(true)
+    // A creator whose machine vanished without closing the connection is found by keepalive probes.
+    socket.setKeepAlive(true, KEEPALIVE_MS)
     let buffer = ''
     socket.on('data', (chunk: string) => {
       buffer += chunk

@@ -166,6 +166,16 @@ t.test('start failures: DDictStartError naming the node and the reason, nothing 
     await noneLeft(id, 5000)
   })
 
+  await t.test('servers advertised at an address this process cannot reach them at', async (t) => {
+    const id = uniqueId('a')
+    t.teardown(() => noneLeft(id))
+    // bound to 127.0.0.1 only: 127.0.0.2 (loopback too) refuses
+    const error = await startShards({ id, name: 'elsewhere', advertiseAddress: '127.0.0.2' }).catch((e: unknown) => e)
+    t.type(error, DDictStartError)
+    t.match((error as Error).message, /127\.0\.0\.2:\d+ \(node \S+\) reported ready but do not answer AUTH \+ PING from this process/)
+    await noneLeft(id, 5000)
+  })
+
   await t.test('servers that never answer: startTimeoutMs, and the hung processes are stopped', async (t) => {
     const id = uniqueId('t')
     t.teardown(() => noneLeft(id))
