@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
 import 'tsflow/ddict'
-import { SlurmProvider } from 'tsflow'
+import { DDictStartError, SlurmProvider } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { ensureSlurm } from '../../helpers/slurm.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -42,5 +42,19 @@ if (typeof cluster === 'string') {
     await waitFor(() => !/RUNNING|PENDING|COMPLETING/.test(execFileSync('squeue', ['-h', '-j', jobId!, '-t', 'all', '-o', '%T'], { encoding: 'utf8' }).trim()), `job ${jobId} to end`, 30_000, 200)
     await noneLeft(id, 30_000)
     t.pass('job ended, nothing left on the nodes')
+  })
+
+  t.test('a job held in the queue past startTimeoutMs: DDictStartError with its state, and the job is cancelled', async (t) => {
+    const id = uniqueId('sh')
+    t.teardown(() => noneLeft(id, 30_000))
+    const provider = new SlurmProvider({ partition: cluster.partition, schedulerOptions: '#SBATCH --hold', walltime: '00:05:00' })
+    t.teardown(() => provider.shutdown())
+    const error = await startShards({ id, name: 'held', provider, advertiseAddress: cluster.controllerAddress, startTimeoutMs: 3000 }).catch((e: unknown) => e)
+    t.type(error, DDictStartError)
+    t.match((error as Error).message, /only 0 of 1 shard host\(s\) reported within startTimeoutMs \(3000 ms\)/)
+    t.match((error as Error).message, /slurm blocks: block 0 \(job (\d+)\) pending/, 'the block state is named')
+    const jobId = /job (\d+)/.exec((error as Error).message)![1]!
+    const state = execFileSync('squeue', ['-h', '-j', jobId, '-t', 'all', '-o', '%T'], { encoding: 'utf8' }).trim()
+    t.notMatch(state, /PENDING|RUNNING/, `job ${jobId} is no longer queued (${state || 'purged'})`)
   })
 }
