@@ -303,9 +303,9 @@ class LocalPlacement implements Placement {
     const child = this.child
     if (!child?.pid || !this.exit) return
     if (!(await settledWithin(this.exit, STOP_GRACE_MS))) child.kill('SIGTERM')
-    if (!(await settledWithin(this.exit, 2000))) killGroup(child.pid)
-    // Anything left in its group (a server it could not stop) goes too.
-    killGroup(child.pid)
+    const exited = await settledWithin(this.exit, 2000)
+    // A host that did not end cleanly may have left servers in its group (it leads it): they go too.
+    if (!exited || child.exitCode !== 0) killGroup(child.pid)
     await delay(0)
   }
 

@@ -3,7 +3,9 @@
 // cancelled under a running dictionary. Nothing of the dictionary may be left (checked in /proc).
 import t from 'tap'
 import { DDict } from 'tsflow/ddict'
+import { spawn } from 'node:child_process'
 import { hostname } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { DDictStartError, LocalProvider } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -84,4 +86,22 @@ t.test('through the public API: DDict.create({ provider, blocks }) and destroy()
   destroyed = true
   await noneLeft(dict.id, 5000)
   t.pass('servers, hosts and blocks gone')
+})
+
+t.test('the creator killed by SIGKILL: the servers on its blocks do not outlive it', { skip }, async (t) => {
+  const id = uniqueId('pc')
+  t.teardown(() => noneLeft(id))
+  const placementUrl = new URL(placementModule, import.meta.url).href
+  const creator = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/creator.mjs', import.meta.url)), placementUrl, id, '1', '2'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (creator.exitCode === null && creator.signalCode === null) creator.kill('SIGKILL')
+  })
+  let out = ''
+  creator.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  await waitFor(() => out.includes('\n') || creator.exitCode !== null, 'the creator to start its servers')
+  const described = JSON.parse(out) as { jobs: string[]; shards: { pid: number }[] }
+  t.equal(described.shards.length, 2, 'two blocks, a server each')
+  creator.kill('SIGKILL')
+  await noneLeft(id)
+  t.pass('hosts and servers stopped once their creator was gone')
 })
