@@ -150,16 +150,15 @@ async function bench(argv: string[]): Promise<number> {
   const file = join(out, 'results.jsonl')
   const host = machine()
   const log = (line: string) => console.log(line)
-  const deployment = await deploy({ shards, totalMem, log })
+  const deployment = await deploy({ shards, totalMem })
   onCleanup(() => deployment.stop())
   const where = deployment.shards.map((s) => `${s.host}:${s.port}`).join(' ')
   log(`ddict-throughput: servers ${where} (${deployment.how}); ${host.cores} cores (load average ${loadavg()[0]!.toFixed(2)}), node ${host.node}, tsflow ${TSFLOW_VERSION}; output ${out}`)
-  const via = deployment.ddict ? flags.via : ['node-redis' as const]
-  const kvs = await Promise.all(via.map((name) => deployment.client(name as 'ddict' | 'node-redis')))
+  const kvs = await Promise.all(flags.via.map((name) => deployment.client(name as 'ddict' | 'node-redis')))
   const rows: Measurement[] = []
   const record = (m: Measurement) => {
     rows.push(m)
-    const line = { bench: 'ddict-throughput', at: new Date().toISOString(), machine: host, loadavg: round(loadavg()[0]!, 2), tsflow: TSFLOW_VERSION, shards, servers: deployment.how, ddict: deployment.ddict, ...m, seconds: round(m.seconds, 4), opsPerSec: round(m.opsPerSec, 1), mbPerSec: round(m.mbPerSec, 1) }
+    const line = { bench: 'ddict-throughput', at: new Date().toISOString(), machine: host, loadavg: round(loadavg()[0]!, 2), tsflow: TSFLOW_VERSION, shards, servers: deployment.how, ...m, seconds: round(m.seconds, 4), opsPerSec: round(m.opsPerSec, 1), mbPerSec: round(m.mbPerSec, 1) }
     appendFileSync(file, `${JSON.stringify(line)}\n`)
   }
   for (let repetition = 1; repetition <= repeat; repetition++) {
@@ -184,20 +183,20 @@ async function bench(argv: string[]): Promise<number> {
     }
   }
 
-  const { lines, figures } = summarize(rows, deployment.ddict)
+  const { lines, figures } = summarize(rows)
   for (const line of lines) log(line)
   const svg = join(out, 'ddict-throughput.svg')
-  await plot(rows, svg, deployment.ddict)
+  await plot(rows, svg)
   log(`results ${file}\nplot ${svg}`)
   if (flags.history !== 'false') {
-    const history = appendResult('ddict-throughput', { tsflow: TSFLOW_VERSION, loadavg: round(loadavg()[0]!, 2), out, shards, clients, batch, ddict: deployment.ddict, servers: deployment.how, figures })
+    const history = appendResult('ddict-throughput', { tsflow: TSFLOW_VERSION, loadavg: round(loadavg()[0]!, 2), out, shards, clients, batch, servers: deployment.how, figures })
     log(`summary appended to ${history}`)
   }
   return 0
 }
 
 /** The table: median per client, op and size, with the ratio to redis-benchmark. */
-function summarize(rows: Measurement[], ddict: boolean): { lines: string[]; figures: Record<string, unknown>[] } {
+function summarize(rows: Measurement[]): { lines: string[]; figures: Record<string, unknown>[] } {
   const med = (client: string, op: string, size: number) => median(rows.filter((r) => r.client === client && r.op === op && r.sizeBytes === size).map((r) => r.opsPerSec))
   const clientsSeen = [...new Set(rows.map((r) => r.client))].filter((c) => c !== 'redis-benchmark')
   const sizes = [...new Set(rows.map((r) => r.sizeBytes))]
@@ -221,14 +220,14 @@ function summarize(rows: Measurement[], ddict: boolean): { lines: string[]; figu
   }
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)))
   const fmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
-  const lines = ['', `DDict / redis-benchmark (medians; target: ratio >= ${TARGET_RATIO}, i.e. within 2x)${ddict ? '' : ' -- TEMPORARY: no DDict in this build, node-redis rows only'}`, fmt(header), ...table.map(fmt)]
+  const lines = ['', `DDict / redis-benchmark (medians; target: ratio >= ${TARGET_RATIO}, i.e. within 2x)`, fmt(header), ...table.map(fmt)]
   return { lines, figures }
 }
 
-async function plot(rows: Measurement[], svg: string, ddict: boolean): Promise<void> {
+async function plot(rows: Measurement[], svg: string): Promise<void> {
   const values = rows.map((r) => ({ panel: `${sizeLabel(r.sizeBytes)} ${r.op}`, client: r.client, opsPerSec: r.opsPerSec, mbPerSec: round(r.mbPerSec, 1) }))
   await writeVegaLiteSvg(svg, {
-    title: `DDict vs redis-benchmark on the same servers (median ops/s)${ddict ? '' : ' [TEMPORARY: node-redis, no DDict]'}`,
+    title: 'DDict vs redis-benchmark on the same servers (median ops/s)',
     data: { values },
     facet: { column: { field: 'panel', type: 'nominal', title: null, sort: values.map((v) => v.panel) } },
     spec: {

@@ -4,20 +4,10 @@
  *
  * The servers are a DDict's own: `DDict.create({ managersPerNode, totalMem })` starts them (real
  * redis-servers with a per-dictionary password) and `descriptor()` names them, so redis-benchmark
- * is pointed at exactly the servers the DDict used.
- *
- * When DDict.create cannot start servers in this build (the shard host not merged yet), the bench
- * starts them itself (a DDict shard's settings) and attaches the DDict by `addresses`: the rows
- * are still the DDict's.
- *
- * TEMPORARY (until the DDict of issue 11 is on main): when `tsflow/ddict` does not export
- * `DDict` yet, the bench's servers are measured with the raw node-redis client only. The run says
- * so on its first line, in the table and in every result row (`ddict: false`), so no such figure
- * can pass for a DDict one.
+ * is pointed at exactly the servers the DDict used. `--via node-redis` adds the raw node-redis
+ * client on the same servers: what the DDict adds on top of its client library.
  */
-import { randomBytes } from 'node:crypto'
-import { onCleanup } from '../lib/cleanup.js'
-import { startRedisServer, type RedisServer } from '../lib/redis-server.js'
+import { DDict } from 'tsflow/ddict'
 
 export interface ShardAddress {
   host: string
@@ -41,139 +31,53 @@ export interface Deployment {
   password: string
   /** how the servers were started, for the output */
   how: string
-  /** true when the servers (and the 'ddict' client) are a DDict's */
-  ddict: boolean
-  /** a client; 'ddict' is the DDict itself (or, TEMPORARY, node-redis when there is none) */
   client(name: 'ddict' | 'node-redis'): Promise<KV>
   /** removes every key of the servers (between sizes: the memory limit stays far away) */
   flush(): Promise<void>
-  /** destroys the DDict / stops the servers */
+  /** destroys the DDict (which stops its servers) */
   stop(): Promise<void>
-}
-
-/** The part of DDict's API the bench uses (typed here so the bench builds before it lands). */
-interface DDictLike {
-  descriptor(): { shards: { host: string; port: number }[]; password: string }
-  set(key: string, value: unknown): Promise<unknown>
-  get(key: string): Promise<unknown>
-  setMany(entries: Iterable<[string, unknown]>): Promise<unknown>
-  getMany(keys: string[]): Promise<unknown[]>
-  clear(): Promise<unknown>
-  destroy(): Promise<unknown>
-}
-interface DDictClass {
-  create(options?: Record<string, unknown>): Promise<DDictLike>
-}
-
-/** DDict from the public entry, or why it is not there (TEMPORARY: until issue 11 lands). */
-async function loadDDict(): Promise<DDictClass | string> {
-  for (const entry of ['tsflow/ddict', 'tsflow']) {
-    try {
-      // A variable specifier: the bench compiles whether or not tsflow exports DDict yet.
-      const module = (await import(entry)) as { DDict?: DDictClass }
-      if (typeof module.DDict?.create === 'function') return module.DDict
-    } catch {
-      // not exported yet: try the next entry
-    }
-  }
-  return 'tsflow/ddict does not export DDict in this build (issue 11 not merged yet)'
 }
 
 const byteLength = (value: unknown): number | undefined => (value instanceof Uint8Array ? value.byteLength : value === undefined || value === null ? undefined : NaN)
 
-/**
- * Redis servers of the bench's own, with a DDict shard's settings (password, maxmemory = 90% of
- * the share, noeviction); each is registered for clean-up as soon as it runs.
- */
-async function startServers(options: { shards: number; totalMem: number }): Promise<{ servers: RedisServer[]; password: string; stop(): Promise<void> }> {
-  const password = randomBytes(18).toString('base64url')
-  const maxmemory = Math.floor((options.totalMem / options.shards) * 0.9)
-  const servers: RedisServer[] = []
-  const stop = async () => {
-    await Promise.all(servers.splice(0).map((server) => server.stop()))
+/** Starts the shards through DDict.create; the caller registers stop() for clean-up. */
+export async function deploy(options: { shards: number; totalMem: number }): Promise<Deployment> {
+  const dict = await DDict.create({ name: 'ddict-throughput', managersPerNode: options.shards, totalMem: options.totalMem })
+  const { shards, password } = dict.descriptor()
+  const kv: KV = {
+    name: 'ddict',
+    async set(key, value) {
+      await dict.set(key, value)
+    },
+    async get(key) {
+      return byteLength(await dict.get(key))
+    },
+    async setMany(entries) {
+      await dict.setMany(entries)
+    },
+    async getMany(keys) {
+      return (await dict.getMany(keys)).map(byteLength)
+    },
+    async close() {},
   }
-  onCleanup(stop)
-  for (let i = 0; i < options.shards; i++) servers.push(await startRedisServer('redis-server', ['--requirepass', password, '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction']))
-  return { servers: [...servers], password, stop }
-}
-
-/**
- * Starts the shards: the DDict's own (DDict.create), or when that cannot start servers in this
- * build, the bench's servers with the DDict attached to them by addresses; without a DDict at all
- * (TEMPORARY) the bench's servers and node-redis.
- */
-export async function deploy(options: { shards: number; totalMem: number; log: (line: string) => void }): Promise<Deployment> {
-  const DDict = await loadDDict()
-  if (typeof DDict !== 'string') {
-    let dict: DDictLike
-    let how = `DDict.create({ managersPerNode: ${options.shards} })`
-    let own: Awaited<ReturnType<typeof startServers>> | undefined
-    try {
-      dict = await DDict.create({ name: 'ddict-throughput', managersPerNode: options.shards, totalMem: options.totalMem })
-    } catch (error) {
-      options.log(`DDict.create could not start the servers (${(error as Error).message.split('\n')[0]}); the bench starts them (DDict shard settings) and attaches the DDict by addresses`)
-      own = await startServers(options)
-      dict = await DDict.create({ name: 'ddict-throughput', addresses: own.servers.map((s) => `${s.host}:${s.port}`), password: own.password })
-      how = `${options.shards} redis-server(s) started by the bench, DDict.create({ addresses })`
-    }
-    const { shards, password } = dict.descriptor()
-    const kv: KV = {
-      name: 'ddict',
-      async set(key, value) {
-        await dict.set(key, value)
-      },
-      async get(key) {
-        return byteLength(await dict.get(key))
-      },
-      async setMany(entries) {
-        await dict.setMany(entries)
-      },
-      async getMany(keys) {
-        return (await dict.getMany(keys)).map(byteLength)
-      },
-      async close() {},
-    }
-    const raw: KV[] = []
-    return {
-      shards: shards.map(({ host, port }) => ({ host, port })),
-      password,
-      how,
-      ddict: true,
-      client: async (name) => {
-        if (name === 'ddict') return kv
-        const client = await nodeRedis(shards, password)
-        raw.push(client)
-        return client
-      },
-      flush: async () => {
-        await dict.clear()
-        await flushAll(shards, password)
-      },
-      stop: async () => {
-        for (const client of raw.splice(0)) await client.close()
-        await dict.destroy()
-        await own?.stop()
-      },
-    }
-  }
-  // TEMPORARY path (see the header): servers as a DDict would start them, node-redis as the client.
-  options.log(`TEMPORARY: ${DDict}; the servers are started by the bench (bench/lib/redis-server.ts, DDict shard settings) and 'ddict' rows use the raw node-redis client`)
-  const { servers, password, stop } = await startServers(options)
-  const clients: KV[] = []
+  const raw: KV[] = []
   return {
-    shards: servers.map(({ host, port }) => ({ host, port })),
+    shards: shards.map(({ host, port }) => ({ host, port })),
     password,
-    how: `${options.shards} redis-server(s) started by the bench (TEMPORARY: no DDict in this build)`,
-    ddict: false,
-    client: async () => {
-      const client = await nodeRedis(servers, password)
-      clients.push(client)
+    how: `DDict.create({ managersPerNode: ${options.shards} })`,
+    client: async (name) => {
+      if (name === 'ddict') return kv
+      const client = await nodeRedis(shards, password)
+      raw.push(client)
       return client
     },
-    flush: () => flushAll(servers, password),
+    flush: async () => {
+      await dict.clear()
+      await flushAll(shards, password)
+    },
     stop: async () => {
-      for (const client of clients.splice(0)) await client.close()
-      await stop()
+      for (const client of raw.splice(0)) await client.close()
+      await dict.destroy()
     },
   }
 }

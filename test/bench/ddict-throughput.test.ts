@@ -40,19 +40,16 @@ interface Line {
   machine: { cores: number; commit: string }
   tsflow: string
   loadavg: number
-  ddict: boolean
 }
 
 t.test('set/get in flight and batched, redis-benchmark on the same servers: JSONL, SVG, the ratio table; servers stopped', { skip: redisMissing() ?? false }, async (t) => {
   const out = join(scratch, 'a')
   const reference = benchmarkMissing ? ['--redis-benchmark', 'none'] : []
-  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--history', 'false', '--out', out, '--sizes', '4KiB', '64KiB', '--ops', '2000', '200', '--clients', '4', '--batch', '4', '--shards', '2', ...reference], { timeout: 60_000 })
+  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--history', 'false', '--out', out, '--sizes', '4KiB', '64KiB', '--ops', '2000', '200', '--clients', '4', '--batch', '4', '--shards', '2', '--via', 'ddict', 'node-redis', ...reference], { timeout: 60_000 })
   const servers = [.../servers ((?:\S+:\d+ ?)+)/.exec(stdout)![1]!.trim().split(' ')].map((a) => a.split(':'))
   t.equal(servers.length, 2, 'two shards')
   const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line)
-  const ddict = lines[0]!.ddict
-  const name = ddict ? 'ddict' : 'node-redis' // node-redis: TEMPORARY, until the DDict is in this build
-  const expected = [name, `${name} batched`, ...(benchmarkMissing ? [] : ['redis-benchmark'])]
+  const expected = ['ddict', 'ddict batched', 'node-redis', 'node-redis batched', ...(benchmarkMissing ? [] : ['redis-benchmark'])]
   for (const size of [4096, 65536]) {
     for (const op of ['set', 'get']) {
       t.same(lines.filter((l) => l.sizeBytes === size && l.op === op).map((l) => l.client).sort(), [...expected].sort(), `${size} B ${op}: one row per client`)
@@ -60,9 +57,9 @@ t.test('set/get in flight and batched, redis-benchmark on the same servers: JSON
   }
   t.ok(lines.every((l) => l.opsPerSec > 0 && l.mbPerSec > 0 && l.machine.cores > 0 && l.tsflow && typeof l.loadavg === 'number'), 'figures with machine, tsflow version and load average')
   t.match(readFileSync(join(out, 'ddict-throughput.svg'), 'utf8'), /^<svg/)
+  t.match(stdout, /servers \S+ \S+ \(DDict\.create\(\{ managersPerNode: 2 \}\)\)/, 'the servers are the DDict\'s own')
   t.match(stdout, /size\s+op\s+client\s+ops\/s\s+MB\/s\s+redis-benchmark ops\/s\s+ratio\s+within 2x/)
-  if (!benchmarkMissing) t.match(stdout, new RegExp(`64 KiB\\s+get\\s+${name}\\s+\\d+\\s+[\\d.]+\\s+\\d+\\s+[\\d.]+\\s+(met|NOT MET)`))
-  if (!ddict) t.match(stdout, /TEMPORARY: /, 'a run without the DDict says so')
+  if (!benchmarkMissing) t.match(stdout, new RegExp(`64 KiB\\s+get\\s+ddict\\s+\\d+\\s+[\\d.]+\\s+\\d+\\s+[\\d.]+\\s+(met|NOT MET)`))
   for (const [host, port] of servers) t.ok(await refused(host!, Number(port)), `${host}:${port} stopped`)
 })
 
