@@ -54,5 +54,6 @@ export default function config(): Config {
 export function ddict(): Record<string, unknown> {
   const managersPerNode = Number(process.env.TSFLOW_PC_MANAGERS ?? 1)
   if (process.env.TSFLOW_PC_DDICT_ON === 'workflow') return { managersPerNode, bindAddress: '0.0.0.0', advertiseAddress: env('TSFLOW_PC_ADDRESS') }
-  return { provider: netnsProvider(hosts()), managersPerNode, bindAddress: '0.0.0.0' }
+  // One block per host; the hosts report to (and reach) the workflow at the bridge address.
+  return { provider: netnsProvider(hosts()), blocks: hosts().length, managersPerNode, bindAddress: '0.0.0.0', advertiseAddress: env('TSFLOW_PC_ADDRESS') }
 }

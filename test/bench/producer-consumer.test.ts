@@ -69,6 +69,10 @@ t.test('2 nodes: HTEX (and the DDict shards) on two fake hosts', { skip: skip ??
   }
   t.match(stdout, /2 nodes: fake hosts pc\d+1 \([\d.]+\), pc\d+2/)
   checkOutputs(t, out, 2)
+  const runs = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { variant: string; result: { nodes?: number; ddict?: { nodes?: number } } })
+  t.ok(runs.every((r) => r.result.nodes === 2), 'every program ran its workers on both hosts')
+  const shards = runs.find((r) => r.variant === 'ddict')?.result.ddict
+  if (shards?.nodes !== undefined) t.equal(shards.nodes, 2, "the DDict's shards on both hosts")
 })
 
 t.test('parsing a program: RESULT first, the seed lines as fallback, clear errors', async (t) => {
