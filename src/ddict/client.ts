@@ -8,9 +8,10 @@
  * execute.ts imports this module) and attaches lazily where it lands. node-redis is loaded on
  * the first command, not by importing this module.
  */
+import { randomBytes } from 'node:crypto'
 import { addExtension } from 'msgpackr'
 import { DDictDestroyed, DDictKeyNotFound, TsflowError, UsageError } from '../errors.js'
-import { isDDictDescriptor, keyText, metaKeys, redisKey, shardOf, type DDictDescriptor, type DDictKey } from '../protocol/ddict.js'
+import { isDDictDescriptor, keyFromText, keyText, metaKeys, redisKey, shardOf, type DDictDescriptor, type DDictKey } from '../protocol/ddict.js'
 import { isReplyError, type Commands } from './connection.js'
 import { keyLabel, readWindow, scanKeys, versionKeys } from './keys.js'
 import { createDDict, prepareExisting, type DDictCreateOptions } from './create.js'
@@ -401,11 +402,31 @@ export class DDict {
     return [String(this.#checkpoint), String(this.#shared.base.workingSetSize), `${this.id}:`, text]
   }
 
-  /** The write of one encoded value at this handle's checkpoint (checkpoint 0: the plain script). */
+  /**
+   * The write of one encoded value at this handle's checkpoint (checkpoint 0: the plain script).
+   * A value of STAGE_BYTES or more is SET under a staging key first and moved by the script.
+   */
   #write(cm: Commands, text: string, bytes: Buffer): Promise<unknown> {
-    if (this.#checkpoint === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
-    return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
-      throw this.#retired(error, keyLabel(keyFromTextSafe(text)))
+    const c = this.#checkpoint
+    if (bytes.length < STAGE_BYTES) {
+      if (c === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
+      return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
+        throw this.#retired(error, keyLabel(keyFromText(text)))
+      })
+    }
+    const staging = stagingKey(this.id)
+    const staged = cm.sendCommand(['SET', staging, bytes, 'PX', String(STAGING_TTL_MS + this.#shared.base.timeoutMs)])
+    const moved =
+      c === 0
+        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), staging], [])
+        : evalScript(cm, 'stagedVset', [...this.#versionedKeys(text), staging], ['', ...this.#versionedArgs(text)])
+    // The SET's refusal (OOM) is the one to report; the move then fails for want of the staged key.
+    return Promise.all([staged, moved]).catch(async (error) => {
+      const first = await staged.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      throw this.#retired(first ?? error, keyLabel(keyFromText(text)))
     })
   }
 
@@ -466,8 +487,15 @@ export class DDict {
   }
 }
 
-function keyFromTextSafe(text: string): DDictKey {
-  return text.charCodeAt(0) === 0x6e ? Number(text.slice(1)) : text.slice(1)
+/** Values from this size on are staged (SET, then moved into place by the write script). */
+export const STAGE_BYTES = 64 * 1024
+/** A staged value's key expires after this (plus timeoutMs) if its writer died before moving it. */
+const STAGING_TTL_MS = 60_000
+const stagingToken = randomBytes(6).toString('hex')
+let staged = 0
+
+function stagingKey(id: string): string {
+  return `${id}:#t:${stagingToken}:${staged++}`
 }
 
 function batchLabel(plans: KeyPlan[]): string {
