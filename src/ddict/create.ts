@@ -13,7 +13,11 @@ import { hostPort, isReplyError } from './connection.js'
 import type { ShardLink } from './shard-link.js'
 import type { StartedShards } from './shared.js'
 
-export interface DDictCreateOptions extends DDictPlainOptions {
+export interface DDictCreateOptions extends Omit<DDictPlainOptions, 'addresses' | 'totalMem'> {
+  /** an existing deployment: 'host:port' or 'redis://[:password@]host:port', one per shard */
+  addresses?: string[]
+  /** memory of the whole dictionary: bytes or a size like '10GB' */
+  totalMem?: number | string
   /** an execution provider whose blocks host the shards (e.g. new SlurmProvider({ ... })) */
   provider?: unknown
   /** where placement logs (default: nowhere) */
