@@ -59,7 +59,7 @@ export async function failureOf(promise: Promise<unknown>, what: string, hangMs 
   try {
     await Promise.race([promise, hang])
   } catch (error) {
-    return error as Error & { code?: string }
+    return error as Error & { code?: string; [k: string]: unknown }
   } finally {
     clearTimeout(timer)
   }
