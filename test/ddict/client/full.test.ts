@@ -24,7 +24,7 @@ for (const [label, size] of [
         await dict.set(`k${i}`, value)
         stored++
       } catch (error) {
-        refusal = error as Error & { code?: string }
+        refusal = error as Error & { code?: string; [k: string]: unknown }
       }
     }
     t.ok(refusal, 'a put was refused before 1000 puts')
