@@ -10,7 +10,7 @@
  * pending command's timeout timer does, while it waits).
  */
 import type { createClient } from 'redis'
-import { DDictDestroyed, DDictUnreachable } from '../errors.js'
+import { DDictDestroyed, DDictUnreachable, TsflowError } from '../errors.js'
 
 type Client = ReturnType<typeof createClient>
 
@@ -162,7 +162,8 @@ export class Connection {
     try {
       return await command(open.commands)
     } catch (error) {
-      if (isReplyError(error)) throw error
+      // The server's refusals, and what the command's own code made of them, are not transport failures.
+      if (isReplyError(error) || error instanceof TsflowError) throw error
       this.retire(open, (error as Error).message)
       if (this.context.destroyed) throw new DDictDestroyed(this.context.dict, what)
       if (open.timedOut) throw this.unreachable(`${what}: no answer within ${ms} ms (timeoutMs)`)
