@@ -35,7 +35,8 @@ export interface GetOptions<D = never> {
   timeoutMs?: number
 }
 
-export type Entries = Iterable<readonly [DDictKey, unknown]> | Map<DDictKey, unknown> | Record<string, unknown>
+/** [key, value] pairs (arrays of two; a `.map(x => [k, v])` result is accepted, its keys checked when used), a Map, or an object. */
+export type Entries = Iterable<readonly [DDictKey, unknown]> | Iterable<readonly unknown[]> | Map<DDictKey, unknown> | Record<string, unknown>
 
 /** What a read of one key is, prepared once: its shard and the Redis names it looks at. */
 interface KeyPlan {
@@ -504,8 +505,12 @@ function batchLabel(plans: KeyPlan[]): string {
 
 function* entriesOf(entries: Entries): Iterable<readonly [DDictKey, unknown]> {
   if (entries instanceof Map) yield* entries
-  else if (Symbol.iterator in (entries as object)) yield* entries as Iterable<readonly [DDictKey, unknown]>
-  else yield* Object.entries(entries as Record<string, unknown>)
+  else if (Symbol.iterator in (entries as object)) {
+    for (const entry of entries as Iterable<readonly unknown[]>) {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new UsageError(`DDict setMany/update: each entry must be a [key, value] pair (got ${Array.isArray(entry) ? `an array of ${entry.length}` : typeof entry})`)
+      yield entry as unknown as readonly [DDictKey, unknown]
+    }
+  } else yield* Object.entries(entries as Record<string, unknown>)
 }
 
 /** A CONFIG GET reply's value (node-redis answers a map as an object or as a flat array). */
