@@ -71,6 +71,11 @@ export class DDict {
     const { descriptor, group } = await createDDict(options)
     const shared = sharedFor(descriptor)
     shared.group = group
+    if (group?.onLost) {
+      group.onLost((message, shard) => {
+        if (shard) shared.links[shard.index]?.markLost(message)
+      })
+    }
     if (!group) {
       try {
         await Promise.all(shared.links.map((link, i) => prepareExisting(link, `ddict.addresses[${i}]`)))

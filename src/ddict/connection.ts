@@ -80,6 +80,8 @@ export class Connection {
   private nextRun = 0
   private watchdog: NodeJS.Timeout | undefined
   private idleTicks = 0
+  /** set when the servers' host reported this server lost: every call fails at once, naming it */
+  private lost: string | undefined
   /** for the subscriber: called (with the cause) when the connection is lost */
   onLost: ((cause: string) => void) | undefined
 
@@ -96,8 +98,15 @@ export class Connection {
     return new DDictUnreachable(this.context.dict, this.shard, this.label, message + hint, cause === undefined ? undefined : { cause })
   }
 
+  /** The server is gone (its shard host said so): pending and later calls fail with DDictUnreachable. */
+  markLost(message: string): void {
+    this.lost = message
+    if (this.current) this.retire(this.current, message)
+  }
+
   private check(what: string): void {
     if (this.context.destroyed) throw new DDictDestroyed(this.context.dict, what)
+    if (this.lost !== undefined) throw this.unreachable(`${what}: the server was lost (${this.lost})`)
     if (this.closed) throw this.unreachable('its connection was closed (detach)')
   }
 
@@ -166,6 +175,7 @@ export class Connection {
       if (isReplyError(error) || error instanceof TsflowError) throw error
       this.retire(open, (error as Error).message)
       if (this.context.destroyed) throw new DDictDestroyed(this.context.dict, what)
+      if (this.lost !== undefined) throw this.unreachable(`${what}: the server was lost (${this.lost})`)
       if (open.timedOut) throw this.unreachable(`${what}: no answer within ${ms} ms (timeoutMs)`)
       throw this.unreachable(`${what}: ${(error as Error).message}`, error)
     } finally {

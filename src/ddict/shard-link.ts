@@ -175,6 +175,21 @@ export class ShardLink {
     }
   }
 
+  /**
+   * A server of this shard was reported lost by its shard host: calls to it fail now instead of
+   * waiting for a timeout. The report names the server (`the Redis server host:port`): the
+   * primary, or one of the replicas (then frozen reads go to the others or the primary).
+   */
+  markLost(message: string): void {
+    const address = /the Redis server (\S+)/.exec(message)?.[1]
+    if (address === undefined || address === this.address) {
+      this.primary.markLost(message)
+      this.subscriber?.markLost(message)
+      return
+    }
+    this.replicas.find((replica) => replica.label === address)?.markLost(message)
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.primary.close(), ...this.replicas.map((r) => r.close()), this.subscriber?.close()])
     this.channels.clear()

@@ -2,9 +2,8 @@
 // layout (typed arrays and Buffers raw, not JSON), missing keys, counters, batches.
 import t from 'tap'
 import { ErrorCode } from 'tsflow'
-// Temporary: the built client until the integrator adds tsflow/ddict (src/ddict/index.ts).
-import { DDict } from '../../../dist/ddict/client.js'
-import { keyText, redisKey, shardOf } from '../../../dist/protocol/ddict.js'
+import { DDict } from 'tsflow/ddict'
+import { keyText, redisKey, shardOf } from 'tsflow/protocol'
 import { redisMissing } from '../../helpers/redis.js'
 import { addresses, failureOf, raw, startShards } from './shards.js'
 

@@ -3,8 +3,8 @@
 // advance, readers that wait for a key at their checkpoint.
 import t from 'tap'
 import { ErrorCode } from 'tsflow'
-import { DDict } from '../../../dist/ddict/client.js'
-import { keyText, redisKey, shardOf } from '../../../dist/protocol/ddict.js'
+import { DDict } from 'tsflow/ddict'
+import { keyText, redisKey, shardOf } from 'tsflow/protocol'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
 import { addresses, failureOf, raw, startShards } from './shards.js'

@@ -5,8 +5,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ErrorCode } from 'tsflow'
-import { DDict } from '../../../dist/ddict/client.js'
-import { keyText, shardOf } from '../../../dist/protocol/ddict.js'
+import { DDict } from 'tsflow/ddict'
+import { keyText, shardOf } from 'tsflow/protocol'
 import { redisMissing } from '../../helpers/redis.js'
 import { isAlive, waitFor } from '../../helpers/wait.js'
 import { addresses, failureOf, raw, startShards } from './shards.js'
@@ -129,7 +129,8 @@ t.test('a handle whose servers are gone says the dictionary may have been destro
 })
 
 const here = fileURLToPath(new URL('.', import.meta.url))
-const client = fileURLToPath(new URL('../../../dist/ddict/client.js', import.meta.url))
+// the public entry's file, for scripts run in other processes and threads
+const client = fileURLToPath(import.meta.resolve('tsflow/ddict'))
 
 t.test('idle connections keep no process or worker thread alive', { skip }, async (t) => {
   const servers = await startShards(t, 2)

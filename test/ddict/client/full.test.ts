@@ -2,7 +2,7 @@
 // evict is switched to noeviction, or refused when it does not allow that.
 import t from 'tap'
 import { ErrorCode } from 'tsflow'
-import { DDict } from '../../../dist/ddict/client.js'
+import { DDict } from 'tsflow/ddict'
 import { redisMissing } from '../../helpers/redis.js'
 import { addresses, failureOf, raw, startShards } from './shards.js'
 

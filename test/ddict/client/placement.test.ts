@@ -3,15 +3,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { DDict } from '../../../dist/ddict/client.js'
-import { keyText, redisKey, shardOf } from '../../../dist/protocol/ddict.js'
+import { DDict } from 'tsflow/ddict'
+import { keyText, redisKey, shardOf } from 'tsflow/protocol'
 import { fakeHostsDown, fakeHostsUp, netnsUnavailable } from '../../helpers/netns.js'
 import { ping, redisMissing, redisServerPath } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
 import { addresses, raw, startShards } from './shards.js'
 
 const skip = redisMissing() ?? false
-const client = fileURLToPath(new URL('../../../dist/ddict/client.js', import.meta.url))
+// the public entry's file, for scripts run in other processes and threads
+const client = fileURLToPath(import.meta.resolve('tsflow/ddict'))
 
 t.test('a pinned handle puts every key on its shard', { skip }, async (t) => {
   const servers = await startShards(t, 3)

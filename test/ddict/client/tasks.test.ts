@@ -1,7 +1,7 @@
 // A DDict travels as its descriptor (codec extension 0x2a) and attaches where it lands: in this
 // process, and as a task argument on the thread executor and on HTEX (local provider).
 import t from 'tap'
-import { DDict } from '../../../dist/ddict/client.js'
+import { DDict } from 'tsflow/ddict'
 import { decode, encode } from '../../../dist/serialize/codec.js'
 import { startKernel } from '../../helpers/executors.js'
 import { redisMissing } from '../../helpers/redis.js'

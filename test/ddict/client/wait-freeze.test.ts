@@ -4,13 +4,14 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ErrorCode } from 'tsflow'
-import { DDict } from '../../../dist/ddict/client.js'
+import { DDict } from 'tsflow/ddict'
 import { redisMissing, startRedis } from '../../helpers/redis.js'
 import { isAlive, waitFor } from '../../helpers/wait.js'
 import { addresses, failureOf, PASSWORD, raw, SHARD_ARGS, startShards } from './shards.js'
 
 const skip = redisMissing() ?? false
-const client = fileURLToPath(new URL('../../../dist/ddict/client.js', import.meta.url))
+// the public entry's file, for scripts run in other processes and threads
+const client = fileURLToPath(import.meta.resolve('tsflow/ddict'))
 
 t.test('waitFor: wakes up on a write by another handle, times out naming the key', { skip }, async (t) => {
   const servers = await startShards(t, 2)
