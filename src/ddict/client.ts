@@ -479,7 +479,11 @@ export class DDict {
         .run('CONFIG GET notify-keyspace-events', (cm) => cm.sendCommand<unknown>(['CONFIG', 'GET', 'notify-keyspace-events']))
         .then((reply) => notificationsOn(configValue(reply, 'notify-keyspace-events')))
         .catch((error) => {
-          if (error instanceof TsflowError) throw error
+          if (error instanceof TsflowError) {
+            // The shard did not answer: ask again on the next wait.
+            shared.checkedNotifications.delete(plan.shard)
+            throw error
+          }
           return false // CONFIG renamed or refused: poll
         })
       shared.checkedNotifications.set(plan.shard, notify)
