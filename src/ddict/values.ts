@@ -35,9 +35,9 @@ function kindOf(view: ArrayBufferView): number {
   return -1
 }
 
-/** The number as it is stored when it is one: a safe integer (not -0), as ASCII decimal. */
+/** A number stored as ASCII decimal: a safe integer (-0 reads back as 0, as through the codec). */
 export function isCounterValue(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0)
+  return typeof value === 'number' && Number.isSafeInteger(value)
 }
 
 // Large raw values are copied (header + data must be one Redis string) into buffers kept for
