@@ -180,6 +180,8 @@ export class Connection {
       throw this.unreachable(`${what}: ${(error as Error).message}`, error)
     } finally {
       this.pending.delete(id)
+      // Idle now: the watchdog must not hold the process until its next tick.
+      if (this.pending.size === 0) this.watchdog?.unref()
     }
   }
 
