@@ -247,6 +247,13 @@ export type DDictShardsArgs = ValuesOf<typeof ddictShardsSpec.fields>
 
 export const DDICT_PASSWORD_ENV = 'TSFLOW_DDICT_PASSWORD'
 
+/**
+ * The `notify-keyspace-events` of every server a shard host starts: keyspace events (K) for string
+ * commands ($: SET, INCRBY...), generic ones (g: DEL, RENAME...) and expiries (x), what `waitFor`
+ * and checkpoint readers subscribe to instead of polling.
+ */
+export const DDICT_KEYSPACE_EVENTS = 'K$gx'
+
 /** The one line a shard host writes to `--report` once its servers answer (or could not start). */
 export type ShardHostReport =
   | { kind: 'ready'; node: string; pid: number; shards: { host: string; port: number; maxmemory: number; pid: number; replicas: DDictReplicaInfo[] }[] }

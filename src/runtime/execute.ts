@@ -8,6 +8,9 @@ import { runBashCommand } from './bash.js'
 import { dropOwnedArguments, ownedArrivalMark, ownedArrived } from './owned-args.js'
 import { setCurrentTaskContext, type TaskContext } from './context.js'
 import { batchMayHoldProxies, forgetTargets, proxiesIn, resolveArguments, storeLargeResult } from './proxies.js'
+// Registers the codec extension of a DDict (0x2a) wherever tasks run, so a DDict argument arrives
+// as an attached handle; node-redis is loaded only when it is used.
+import '../ddict/client.js'
 
 type AnyFunction = (this: TaskContext, ...args: unknown[]) => unknown
 
