@@ -36,4 +36,29 @@ if (why) {
       t.same(models.map((m) => m.host).sort(), hosts.hosts.map((h) => h.name).sort(), 'a trainer ran on each host and read all the data there')
     })
   }
+
+  t.test('ddict.js on the two hosts, the shards on this machine reached at the bridge address', async (t) => {
+    const cwd = mkdtempSync(join(scratch, 'ddict-'))
+    const run = await runProgram('ddict', ['--num-sims', '4', '--grid-size', '32', '--config', config], { cwd, env, timeoutMs: 150_000 })
+    const models = checkRun(t, run, 'ddict', 4, 32, 2)
+    t.equal(run.result.nodes, 2)
+    t.same(models.map((m) => m.host).sort(), hosts.hosts.map((h) => h.name).sort(), 'a trainer ran on each host')
+    t.match(run.result.ddict, { shards: 1, keysPerShard: [4] })
+    t.same(run.result.ddict.addresses.map((a: string) => a.replace(/:\d+$/, '')), [hosts.rootAddress], 'the shard is advertised at the bridge address')
+    for (const model of models) t.equal(model.localKeys, 0, `no shard is on ${model.host}: every read crossed the bridge`)
+    t.match(run.stdout, /^DDict: 1 shard on 1 node \(/m)
+  })
+
+  t.test('ddict.js on the two hosts, a shard on each host (provider placement): trainers read their host\'s keys locally', async (t) => {
+    const cwd = mkdtempSync(join(scratch, 'ddict-hosts-'))
+    const run = await runProgram('ddict', ['--num-sims', '6', '--grid-size', '32', '--config', config], { cwd, env: { ...env, PC_DDICT_ON_HOSTS: '1' }, timeoutMs: 150_000 })
+    const models = checkRun(t, run, 'ddict', 6, 32, 2)
+    t.match(run.stdout, /^DDict: 2 shards on 2 nodes \(/m)
+    t.match(run.result.ddict, { shards: 2, nodes: 2 })
+    t.same(run.result.ddict.addresses.map((a: string) => a.replace(/:\d+$/, '')).sort(), hosts.hosts.map((h) => h.address).sort(), 'one shard at each host\'s address')
+    t.same(models.map((m) => m.host).sort(), hosts.hosts.map((h) => h.name).sort(), 'a trainer ran on each host')
+    const keys = run.result.ddict.keysPerShard as number[]
+    t.equal(keys.reduce((a, b) => a + b, 0), 6)
+    t.equal(models.reduce((sum, m) => sum + m.localKeys, 0), 6, "each trainer found its own host's shard's keys local, and only those")
+  })
 }
