@@ -1,6 +1,6 @@
 // The producer-consumer programs (examples/producer-consumer/) on the embedded local default,
 // at tiny sizes, run as users run them; and the parts a wrong result would come from.
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -84,4 +84,12 @@ t.test('a wrong flag is a usage error (exit 2) naming it; --help prints the flag
   t.match(help.stdout, /--num-sims N\s+simulations \(default 32\)/)
   t.match(help.stdout, /--fsync/)
   t.same(readdirSync(cwd), [], 'nothing started, nothing written')
+})
+
+t.test('one npm script per program, running the built file', async (t) => {
+  const { scripts } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  for (const variant of ['futures', 'filesystem', 'ddict']) {
+    t.equal(scripts[`pc:${variant}`], `node out/examples/producer-consumer/${variant}.js`)
+    t.ok(existsSync(join(root, `out/examples/producer-consumer/${variant}.js`)), `${variant}.js is built by npm run build:ts (tsconfig.extras.json)`)
+  }
 })
