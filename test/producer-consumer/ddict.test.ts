@@ -6,7 +6,8 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { checkRun, runProgram } from './run.js'
+import { redisMissing } from '../helpers/redis.js'
+import { checkRun, runProgram } from '../helpers/producer-consumer.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pc-ddict-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
@@ -24,7 +25,9 @@ function listening(address: string): Promise<boolean> {
   })
 }
 
-t.test('ddict.js on the embedded local default', async (t) => {
+const noRedis = redisMissing()
+
+t.test('ddict.js on the embedded local default', { skip: noRedis }, async (t) => {
   const cwd = mkdtempSync(join(scratch, 'ddict-'))
   const run = await runProgram('ddict', ['--num-sims', '4', '--grid-size', '32', '--managers', '2'], { cwd })
   const models = checkRun(t, run, 'ddict', 4, 32, 2)
@@ -36,7 +39,7 @@ t.test('ddict.js on the embedded local default', async (t) => {
   for (const address of ddict.addresses) t.notOk(await listening(address), `the shard at ${address} was stopped with the program`)
 })
 
-t.test('a dictionary too small for the data: the DDict refuses the put (E_DDICT_FULL), the run fails and says so', async (t) => {
+t.test('a dictionary too small for the data: the DDict refuses the put (E_DDICT_FULL), the run fails and says so', { skip: noRedis }, async (t) => {
   const cwd = mkdtempSync(join(scratch, 'full-'))
   // 4 simulations of 80 KiB in 200 KB (a shard takes 90% of it)
   const run = await runProgram('ddict', ['--num-sims', '4', '--grid-size', '32', '--ddict-mem', '200KB'], { cwd })

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { checkRun, root, runProgram, SCHEME } from './run.js'
+import { checkRun, root, runProgram, SCHEME } from '../helpers/producer-consumer.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-pc-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))

@@ -1,5 +1,5 @@
 // Runs a producer-consumer program as a user does (`node out/examples/producer-consumer/<variant>.js`)
-// and reads what it printed and saved. Shared by the tests of this directory.
+// and reads what it printed and saved. Shared by test/producer-consumer/.
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
