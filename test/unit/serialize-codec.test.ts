@@ -310,5 +310,5 @@ t.test('large binary messages get a buffer of their own, sized once; small ones 
   t.equal(back.label, 'x')
   t.same(back.data.map((a) => [a.length, a[0], a[a.length - 1]]), arrays.map((a) => [a.length, a[0], a[a.length - 1]]))
   t.same(decode(small), { n: 1 }, 'the small message is intact after the large one')
-  t.same(decode(encode(new Float64Array(2 << 20).fill(2)).subarray(0)).length, 2 << 20, 'a typed array alone')
+  t.equal(decode<Float64Array>(encode(new Float64Array(2 << 20).fill(2))).length, 2 << 20, "a typed array alone")
 })
