@@ -13,7 +13,7 @@ import type { ProgressStream } from '../config/config.js'
 import type { TaskStateValue } from './states.js'
 
 /** At most ten redraws a second: faster is unreadable and costs the event loop for nothing. */
-export const TTY_TICK_MS = 100
+const TTY_TICK_MS = 100
 /** The rate (and so the ETA) is measured over about this much recent time. */
 const RATE_WINDOW_MS = 5_000
 const ERASE_LINE = '\r\x1b[2K'
@@ -21,7 +21,7 @@ const ERASE_LINE = '\r\x1b[2K'
 type Counts = Readonly<Record<TaskStateValue, number>>
 
 /** The numbers one line shows. */
-export interface ProgressNumbers {
+interface ProgressNumbers {
   submitted: number
   running: number
   done: number
@@ -128,17 +128,17 @@ function counts(n: ProgressNumbers): string {
 }
 
 /** "tsflow: 1,200 submitted, 8 running, 1,000 done, 2 failed, 350 tasks/s, ETA 1 s" */
-export function liveLine(n: ProgressNumbers): string {
+function liveLine(n: ProgressNumbers): string {
   return `tsflow: ${counts(n)}, ${formatRate(n.perSecond)} tasks/s, ETA ${formatEta(n.etaMs)}`
 }
 
 /** The live line with the elapsed time, for logs read later. */
-export function plainLine(n: ProgressNumbers): string {
+function plainLine(n: ProgressNumbers): string {
   return `tsflow progress at ${formatDuration(n.elapsedMs)}: ${counts(n)}, ${formatRate(n.perSecond)} tasks/s, ETA ${formatEta(n.etaMs)}`
 }
 
 /** "tsflow: finished in 12 s: 1,200 submitted, 0 running, 1,198 done, 2 failed, 100 tasks/s" */
-export function summaryLine(n: ProgressNumbers): string {
+function summaryLine(n: ProgressNumbers): string {
   return `tsflow: finished in ${formatDuration(n.elapsedMs)}: ${counts(n)}, ${formatRate(n.perSecond)} tasks/s`
 }
 
@@ -156,7 +156,7 @@ function formatEta(ms: number | undefined): string {
 }
 
 /** "0.4 s", "12 s", "3 min 05 s", "2 h 10 min" */
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   const seconds = ms / 1000
   if (seconds < 10) return `${seconds.toFixed(1)} s`
   if (seconds < 60) return `${Math.round(seconds)} s`
