@@ -10,10 +10,28 @@ export { awaitAll, awaitAllSettled, type AwaitAllOptions, type Progress, type Se
 export { File } from './data/file.js'
 export { DataFlowKernel, load, dfk, clear, type CleanupOptions } from './dataflow/kernel.js'
 export { TaskState, FINAL_STATES, isFinal, type TaskStateValue } from './dataflow/states.js'
+export {
+  channels,
+  CHANNEL_NAMES,
+  type TypedChannel,
+  type TaskStateMessage,
+  type TaskRetryMessage,
+  type WorkflowStartMessage,
+  type WorkflowEndMessage,
+} from './dataflow/channels.js'
 export type { AppOptions, BashAppOptions, CallOptions } from './dataflow/app-definition.js'
 export { AUTO_LOGNAME, AUTO, autoLogPath, type StdStreamOption } from './dataflow/std-streams.js'
 export { getAllCheckpoints, getLastCheckpoint, type CheckpointMode } from './dataflow/checkpoint.js'
-export { resolveConfig, registerExecutorType, type Config, type ExecutorSpec, type RetryHandler, type RetryTaskInfo } from './config/config.js'
+export {
+  resolveConfig,
+  registerExecutorType,
+  type Config,
+  type ExecutorSpec,
+  type RetryHandler,
+  type RetryTaskInfo,
+  type ProgressOptions,
+  type ProgressStream,
+} from './config/config.js'
 export { ThreadPoolExecutor, type ThreadPoolExecutorOptions } from './executors/threads/executor.js'
 export { HighThroughputExecutor } from './executors/htex/executor.js'
 export type { HighThroughputExecutorOptions } from './executors/htex/options.js'

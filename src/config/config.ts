@@ -5,7 +5,7 @@ import { HighThroughputExecutor } from '../executors/htex/executor.js'
 import { EndpointExecutor } from '../executors/endpoint/executor.js'
 import type { EndpointExecutorOptions } from '../executors/endpoint/options.js'
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js'
-import { arrayOf, boolean, func, isPlainObject, nonNegativeInt, object, oneOf, positiveNumber, string } from '../util/schema.js'
+import { arrayOf, boolean, func, integer, isPlainObject, nonNegativeInt, object, oneOf, positiveNumber, string, type Check } from '../util/schema.js'
 import { PluginRegistry } from '../util/registry.js'
 
 /** When results of cached tasks are written to the run's checkpoint file. */
@@ -25,6 +25,22 @@ export interface RetryTaskInfo {
 
 /** Returns how much this failure costs; the task is retried while the total stays <= retries. */
 export type RetryHandler = (error: unknown, task: RetryTaskInfo) => number
+
+/** Where the terminal progress view writes (default `process.stderr`). */
+export interface ProgressStream {
+  write(text: string): unknown
+  /** a terminal gets one live line redrawn in place; anything else, plain periodic lines */
+  readonly isTTY?: boolean
+  /** the terminal's width; the live line is cut to it so that it never wraps */
+  readonly columns?: number
+}
+
+/** The `progress` option's object form (docs/monitoring.md "Terminal progress"). */
+export interface ProgressOptions {
+  /** ms between plain lines when the stream is not a terminal (default 10000) */
+  intervalMs?: number
+  stream?: ProgressStream
+}
 
 /** A plain-object executor description: `{ type: 'threads', maxThreads: 4 }`. */
 export interface ExecutorSpec {
@@ -50,6 +66,12 @@ export interface Config {
   checkpointFiles?: string[]
   /** Log level of the run's log files (default 'info'; nothing per task below 'debug'). */
   logLevel?: LogLevel
+  /**
+   * A progress view on stderr (submitted, running, done, failed, tasks/s, ETA): a live line on a
+   * terminal, plain lines every `intervalMs` otherwise. Default off; `TSFLOW_PROGRESS=1` turns it
+   * on and `TSFLOW_PROGRESS=0` off whatever the config says.
+   */
+  progress?: boolean | ProgressOptions
 }
 
 export interface ResolvedConfig {
@@ -62,6 +84,8 @@ export interface ResolvedConfig {
   readonly checkpointPeriodMs: number
   readonly checkpointFiles: readonly string[]
   readonly logLevel: LogLevel
+  /** undefined when off; the stream undefined means process.stderr, looked up at start */
+  readonly progress: Readonly<{ intervalMs: number; stream: ProgressStream | undefined }> | undefined
 }
 
 type ExecutorFactory = (options: Record<string, unknown>) => Executor
@@ -92,6 +116,34 @@ export function registerExecutorType(type: string, factory: ExecutorFactory): vo
 
 const executorEntry = executors.option
 
+const progressObject = object({
+  intervalMs: integer(1, 2 ** 31 - 1, 'a whole number of ms from 1 to 2147483647'),
+  stream: ((value, path) => {
+    if (typeof value !== 'object' || value === null || typeof (value as ProgressStream).write !== 'function') {
+      throw new ConfigError(path, 'must be a writable stream (an object with write(text)), such as process.stdout')
+    }
+    return value as ProgressStream
+  }) as Check<ProgressStream>,
+})
+const progressOption: Check<boolean | ProgressOptions> = (value, path) => {
+  if (typeof value === 'boolean') return value
+  if (isPlainObject(value)) return progressObject(value, path)
+  throw new ConfigError(path, `must be true, false or { intervalMs, stream } (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value})`)
+}
+
+/** The progress setting: TSFLOW_PROGRESS (1 on, 0 off) over the config's option. */
+function resolveProgress(option: boolean | ProgressOptions | undefined, env: string | undefined): ResolvedConfig['progress'] {
+  let on = option !== undefined && option !== false
+  if (env !== undefined && env !== '') {
+    if (env === '1' || env === 'true') on = true
+    else if (env === '0' || env === 'false') on = false
+    else throw new ConfigError('TSFLOW_PROGRESS', `(environment) must be 1 or 0 (got ${JSON.stringify(env)})`)
+  }
+  if (!on) return undefined
+  const options = typeof option === 'object' ? option : {}
+  return Object.freeze({ intervalMs: options.intervalMs ?? 10_000, stream: options.stream })
+}
+
 const schema = object({
   executors: arrayOf(executorEntry, { nonEmpty: true }),
   retries: nonNegativeInt,
@@ -102,6 +154,7 @@ const schema = object({
   checkpointPeriodMs: positiveNumber,
   checkpointFiles: arrayOf(string),
   logLevel: oneOf(...LOG_LEVELS),
+  progress: progressOption,
 })
 
 /** Validates a user config once, applies defaults and freezes it. Errors name the option path. */
@@ -130,5 +183,6 @@ export function resolveConfig(config: Config = {}): ResolvedConfig {
     checkpointPeriodMs: options.checkpointPeriodMs ?? 30_000,
     checkpointFiles: Object.freeze(options.checkpointFiles ?? []),
     logLevel: options.logLevel ?? 'info',
+    progress: resolveProgress(options.progress, process.env.TSFLOW_PROGRESS),
   })
 }

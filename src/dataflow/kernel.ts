@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import {
   DependencyError,
@@ -27,6 +28,11 @@ import { FINAL_STATES, TaskState, type TaskStateValue } from './states.js'
 import { TaskRecord } from './task-record.js'
 import { runJoinApp } from './join.js'
 import { guardExit, unguardExit } from './exit-guard.js'
+import { channels } from './channels.js'
+import { ProgressView } from './progress.js'
+
+// Read once per state change; a module constant saves the property lookups on the hot path.
+const taskStateChannel = channels.taskState
 
 // Failures that will fail the same way on every try; retrying them only delays the error.
 const NOT_RETRIED = new Set<string>([
@@ -74,6 +80,8 @@ export class DataFlowKernel {
   ) as Record<TaskStateValue, number>
   private phase: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
   private host!: ExecutorHost
+  private runIdentifier: string | undefined
+  private progress: ProgressView | undefined
 
   constructor(config: Config = {}) {
     if (inWorker()) throw new WorkflowInWorker('new DataFlowKernel()')
@@ -89,6 +97,11 @@ export class DataFlowKernel {
   /** @internal The run directory, or undefined before start (TaskHost). */
   get startedRunDir(): string | undefined {
     return this.runDirectory
+  }
+
+  /** Unique per start, in the `tsflow:workflow:*` channel messages (docs/monitoring.md); undefined before start. */
+  get runId(): string | undefined {
+    return this.runIdentifier
   }
 
   /** Tasks submitted and not yet in a final state. */
@@ -149,6 +162,12 @@ export class DataFlowKernel {
     this.phase = 'running'
     runningKernels.add(this)
     guardExit(this)
+    this.runIdentifier = randomUUID()
+    if (channels.workflowStart.hasSubscribers) {
+      channels.workflowStart.publish({ runId: this.runIdentifier, runDir, executors: [...this.executors.keys()], timeMs: Date.now() })
+    }
+    const progress = this.config.progress
+    if (progress) this.progress = new ProgressView(() => this.counts, progress.intervalMs, progress.stream)
     return this
   }
 
@@ -277,8 +296,9 @@ export class DataFlowKernel {
   private launchNow(record: TaskRecord): void {
     const app = record.app
     if (app.kind === 'join') {
-      this.setState(record, TaskState.launched)
+      // Counted first, so that the `launched` state belongs to this try (channels.ts tryNumber).
       record.tries++
+      this.setState(record, TaskState.launched)
       // App calls made by the join function go to this kernel, whichever is loaded.
       const previous = ambientKernel
       ambientKernel = this
@@ -387,6 +407,7 @@ export class DataFlowKernel {
     if (code === ErrorCode.BLOCK_WALLTIME && this.phase === 'running') {
       if (record.freeRetries < BLOCK_WALLTIME_FREE_RETRIES) {
         record.freeRetries++
+        if (channels.taskRetry.hasSubscribers) publishRetry(record, error, true)
         this.logger.info(
           `task #${record.id} ${record.appName} try ${record.tries} was stopped by its block's walltime; ` +
             `retrying (free retry ${record.freeRetries} of ${BLOCK_WALLTIME_FREE_RETRIES}, not counted against retries)`,
@@ -414,6 +435,7 @@ export class DataFlowKernel {
       record.failCost += cost
       if (record.failCost <= retries) {
         this.logger.debug(`task #${record.id} ${record.appName} try ${record.tries} failed; retrying`)
+        if (channels.taskRetry.hasSubscribers) publishRetry(record, error, false)
         this.setState(record, TaskState.pending)
         this.launchNow(record)
         return
@@ -444,9 +466,12 @@ export class DataFlowKernel {
   }
 
   private setState(record: TaskRecord, state: TaskStateValue): void {
-    this.counts[record.state]--
+    const from = record.state
+    this.counts[from]--
     this.counts[state]++
     record.state = state
+    // The only cost of the channel when nobody listens: no message is built, nothing is called.
+    if (taskStateChannel.hasSubscribers) publishState(record, from, state)
   }
 
   /** @internal Called by a record's cancel(). */
@@ -500,6 +525,9 @@ export class DataFlowKernel {
     for (const record of [...this.records.values()]) {
       this.finish(record, TaskState.cancelled, false, new ShutdownError(`task #${record.id} (${record.appName}) was cancelled because the kernel shut down before it finished`))
     }
+    // Every task is final now: the summary line is the run's, not the executors' shutdown's.
+    this.progress?.stop()
+    this.progress = undefined
     const remaining = Math.max(1000, deadlineMs - (Date.now() - started))
     await Promise.all(
       [...this.executors.values()].map((executor) =>
@@ -519,6 +547,9 @@ export class DataFlowKernel {
     unguardExit(this)
     runningKernels.delete(this)
     if (currentKernel === this) currentKernel = undefined
+    if (channels.workflowEnd.hasSubscribers) {
+      channels.workflowEnd.publish({ runId: this.runIdentifier!, runDir: this.runDirectory!, counts: { ...this.counts }, timeMs: Date.now() })
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -542,6 +573,26 @@ function argumentError(record: TaskRecord, where: string, error: unknown): Seria
   }
   const why = error instanceof RangeError ? 'it is nested too deeply' : `reading it threw ${(error as Error)?.name}: ${(error as Error)?.message}`
   return new SerializationError(`${where} of ${task} cannot be used: ${why}`, { cause: error })
+}
+
+// Out of line, so the hot path carries only the hasSubscribers test.
+function publishState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue): void {
+  // Before the first try, and in a retry's `pending`, the state belongs to the next try.
+  const tryNumber = to === TaskState.pending || to === TaskState.unsched || record.tries === 0 ? record.tries : record.tries - 1
+  taskStateChannel.publish({ taskId: record.id, appName: record.appName, executor: record.executor, tryNumber, from, to, timeMs: Date.now() })
+}
+
+function publishRetry(record: TaskRecord, cause: unknown, free: boolean): void {
+  channels.taskRetry.publish({
+    taskId: record.id,
+    appName: record.appName,
+    executor: record.executor,
+    tryNumber: record.tries - 1,
+    cause,
+    free,
+    failCost: record.failCost,
+    timeMs: Date.now(),
+  })
 }
 
 function retryInfo(record: TaskRecord): RetryTaskInfo {

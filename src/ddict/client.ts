@@ -8,18 +8,19 @@
  * execute.ts imports this module) and attaches lazily where it lands. node-redis is loaded on
  * the first command, not by importing this module.
  */
+import { randomBytes } from 'node:crypto'
 import { addExtension } from 'msgpackr'
 import { DDictDestroyed, DDictKeyNotFound, TsflowError, UsageError } from '../errors.js'
-import { isDDictDescriptor, keyText, metaKeys, redisKey, shardOf, type DDictDescriptor, type DDictKey } from '../protocol/ddict.js'
+import { isDDictDescriptor, keyFromText, keyText, metaKeys, redisKey, shardOf, type DDictDescriptor, type DDictKey } from '../protocol/ddict.js'
 import { isReplyError, type Commands } from './connection.js'
 import { keyLabel, readWindow, scanKeys, versionKeys } from './keys.js'
 import { createDDict, prepareExisting, type DDictCreateOptions } from './create.js'
 import { isLocalHost } from './local.js'
 import { evalScript, RETIRED_REPLY } from './scripts.js'
 import { closeShared, release, sharedFor, type Shared } from './shared.js'
-import { decodeValue, encodeValue } from './values.js'
+import { decodeValue, encodeValue, releaseEncoded } from './values.js'
 import { clearDict, destroyDict, freezeDict, isFrozenDict, newestCheckpoint, shardStats, unfreezeDict, type ShardStats } from './admin.js'
-import type { ShardLink } from './shard-link.js'
+import { LANES, type ShardLink } from './shard-link.js'
 
 export type { DDictCreateOptions } from './create.js'
 export type { ShardStats } from './admin.js'
@@ -34,13 +35,16 @@ export interface GetOptions<D = never> {
   timeoutMs?: number
 }
 
-export type Entries = Iterable<readonly [DDictKey, unknown]> | Map<DDictKey, unknown> | Record<string, unknown>
+/** [key, value] pairs (arrays of two; a `.map(x => [k, v])` result is accepted, its keys checked when used), a Map, or an object. */
+export type Entries = Iterable<readonly [DDictKey, unknown]> | Iterable<readonly unknown[]> | Map<DDictKey, unknown> | Record<string, unknown>
 
 /** What a read of one key is, prepared once: its shard and the Redis names it looks at. */
 interface KeyPlan {
   key: DDictKey
   text: string
   shard: number
+  /** which of the shard's connections (shard-link.ts LANES): always the same for a key */
+  lane: number
   link: ShardLink
   label: string
 }
@@ -69,6 +73,11 @@ export class DDict {
     const { descriptor, group } = await createDDict(options)
     const shared = sharedFor(descriptor)
     shared.group = group
+    if (group?.onLost) {
+      group.onLost((message, shard) => {
+        if (shard) shared.links[shard.index]?.markLost(message)
+      })
+    }
     if (!group) {
       try {
         await Promise.all(shared.links.map((link, i) => prepareExisting(link, `ddict.addresses[${i}]`)))
@@ -127,6 +136,7 @@ export class DDict {
     const wss = this.#shared.base.workingSetSize
     const reply = await plan.link.read('get', plan.label, this.#shared.frozen, (cm) =>
       c === 0 || wss === 1 ? cm.sendCommand<Buffer | null>(['GET', this.#name(c, plan.text)]) : evalScript<Buffer | null>(cm, 'vget', versionKeys(this.id, c, wss, plan.text), []),
+      plan.lane,
     )
     if (reply !== null) return decodeValue(reply)
     if (options.wait ?? (this.#waitForKeys && !('default' in options))) return this.#waitAt(plan, options.timeoutMs, 'get (waiting) of')
@@ -137,20 +147,22 @@ export class DDict {
   async set(key: DDictKey, value: unknown): Promise<void> {
     const plan = this.#plan(key, 'set')
     const bytes = encodeValue(value)
-    await plan.link.call('set', plan.label, (cm) => this.#write(cm, plan.text, bytes))
+    await plan.link.call('set', plan.label, (cm) => this.#write(cm, plan.text, bytes), plan.lane)
+    // Only after a success: a failed command's buffer may still sit in a dead socket's queue.
+    releaseEncoded(bytes)
   }
 
   async has(key: DDictKey): Promise<boolean> {
     const plan = this.#plan(key, 'has')
     const names = versionKeys(this.id, this.#checkpoint, this.#shared.base.workingSetSize, plan.text)
-    return (await plan.link.read('has', plan.label, this.#shared.frozen, (cm) => cm.sendCommand<number>(['EXISTS', ...names]))) > 0
+    return (await plan.link.read('has', plan.label, this.#shared.frozen, (cm) => cm.sendCommand<number>(['EXISTS', ...names]), plan.lane)) > 0
   }
 
   /** Removes the key (its versions in this handle's working set); whether it existed. */
   async delete(key: DDictKey): Promise<boolean> {
     const plan = this.#plan(key, 'delete')
     const names = versionKeys(this.id, this.#checkpoint, this.#shared.base.workingSetSize, plan.text)
-    const n = await plan.link.call('delete', plan.label, (cm) => evalScript<number>(cm, 'del', [this.#meta.frozen, ...names], []))
+    const n = await plan.link.call('delete', plan.label, (cm) => evalScript<number>(cm, 'del', [this.#meta.frozen, ...names], []), plan.lane)
     return n > 0
   }
 
@@ -158,7 +170,7 @@ export class DDict {
   async pop<D = never>(key: DDictKey, options: { default?: D } = {}): Promise<unknown | D> {
     const plan = this.#plan(key, 'pop')
     const names = versionKeys(this.id, this.#checkpoint, this.#shared.base.workingSetSize, plan.text)
-    const reply = await plan.link.call('pop', plan.label, (cm) => evalScript<Buffer | null>(cm, 'pop', [this.#meta.frozen, ...names], []))
+    const reply = await plan.link.call('pop', plan.label, (cm) => evalScript<Buffer | null>(cm, 'pop', [this.#meta.frozen, ...names], []), plan.lane)
     if (reply !== null) return decodeValue(reply)
     if ('default' in options) return options.default as D
     throw new DDictKeyNotFound(this.name, plan.label)
@@ -175,6 +187,7 @@ export class DDict {
         c === 0
           ? evalScript<number>(cm, 'incr', [this.#meta.frozen, this.#name(0, plan.text)], [String(n)])
           : evalScript<number>(cm, 'vincr', [...this.#versionedKeys(plan.text), ...versionKeys(this.id, c, wss, plan.text).slice(1)], [String(n), ...this.#versionedArgs(plan.text)]),
+        plan.lane,
       )
       return Number(after) - n
     } catch (error) {
@@ -192,16 +205,19 @@ export class DDict {
 
   /** Puts many entries: one round trip per shard, the shards in parallel. */
   async setMany(entries: Entries): Promise<void> {
-    const byShard = new Map<number, { plan: KeyPlan; bytes: Buffer }[]>()
+    const byLane = new Map<number, { plan: KeyPlan; bytes: Buffer }[]>()
     for (const [key, value] of entriesOf(entries)) {
       const plan = this.#plan(key, 'setMany')
-      const list = byShard.get(plan.shard) ?? byShard.set(plan.shard, []).get(plan.shard)!
+      const at = plan.shard * LANES + plan.lane
+      const list = byLane.get(at) ?? byLane.set(at, []).get(at)!
       list.push({ plan, bytes: encodeValue(value) })
     }
     await Promise.all(
-      [...byShard.values()].map((items) =>
-        items[0]!.plan.link.call('setMany', batchLabel(items.map((i) => i.plan)), (cm) => Promise.all(items.map((item) => this.#write(cm, item.plan.text, item.bytes)))),
-      ),
+      [...byLane.values()].map(async (items) => {
+        const first = items[0]!.plan
+        await first.link.call('setMany', batchLabel(items.map((i) => i.plan)), (cm) => Promise.all(items.map((item) => this.#write(cm, item.plan.text, item.bytes))), first.lane)
+        for (const item of items) releaseEncoded(item.bytes)
+      }),
     )
   }
 
@@ -241,7 +257,7 @@ export class DDict {
     for (const shard of this.#shardIndexes()) {
       const link = this.#shared.links[shard]!
       for await (const page of scanKeys(link.primary, this.id, this.#checkpoint, this.#shared.base.workingSetSize)) {
-        const plans = page.map(([key, text]) => ({ key, text, shard, link, label: keyLabel(key) }))
+        const plans = page.map(([key, text]) => ({ key, text, shard, lane: laneOf(text), link, label: keyLabel(key) }))
         const replies = await this.#fetch(plans)
         for (let i = 0; i < plans.length; i++) if (replies[i] !== null) yield [plans[i]!.key, decodeValue(replies[i]!)]
       }
@@ -386,7 +402,7 @@ export class DDict {
     this.#check(operation)
     const text = keyText(key)
     const shard = this.#pinned ?? shardOf(text, this.#shared.links.length)
-    return { key, text, shard, link: this.#shared.links[shard]!, label: keyLabel(key) }
+    return { key, text, shard, lane: laneOf(text), link: this.#shared.links[shard]!, label: keyLabel(key) }
   }
 
   #shardIndexes(): number[] {
@@ -401,11 +417,31 @@ export class DDict {
     return [String(this.#checkpoint), String(this.#shared.base.workingSetSize), `${this.id}:`, text]
   }
 
-  /** The write of one encoded value at this handle's checkpoint (checkpoint 0: the plain script). */
+  /**
+   * The write of one encoded value at this handle's checkpoint (checkpoint 0: the plain script).
+   * A value of STAGE_BYTES or more is SET under a staging key first and moved by the script.
+   */
   #write(cm: Commands, text: string, bytes: Buffer): Promise<unknown> {
-    if (this.#checkpoint === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
-    return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
-      throw this.#retired(error, keyLabel(keyFromTextSafe(text)))
+    const c = this.#checkpoint
+    if (bytes.length < STAGE_BYTES) {
+      if (c === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
+      return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
+        throw this.#retired(error, keyLabel(keyFromText(text)))
+      })
+    }
+    const staging = stagingKey(this.id)
+    const staged = cm.sendCommand(['SET', staging, bytes, 'PX', String(STAGING_TTL_MS + this.#shared.base.timeoutMs)])
+    const moved =
+      c === 0
+        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), staging], [])
+        : evalScript(cm, 'stagedVset', [...this.#versionedKeys(text), staging], ['', ...this.#versionedArgs(text)])
+    // The SET's refusal (OOM) is the one to report; the move then fails for want of the staged key.
+    return Promise.all([staged, moved]).catch(async (error) => {
+      const first = await staged.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      throw this.#retired(first ?? error, keyLabel(keyFromText(text)))
     })
   }
 
@@ -422,20 +458,23 @@ export class DDict {
   /** Raw replies of many keys (null: missing), one round trip per shard. */
   async #fetch(plans: KeyPlan[]): Promise<(Buffer | null)[]> {
     const out: (Buffer | null)[] = new Array(plans.length).fill(null)
-    const byShard = new Map<number, number[]>()
-    plans.forEach((plan, i) => (byShard.get(plan.shard) ?? byShard.set(plan.shard, []).get(plan.shard)!).push(i))
+    const byLane = new Map<number, number[]>()
+    plans.forEach((plan, i) => {
+      const at = plan.shard * LANES + plan.lane
+      ;(byLane.get(at) ?? byLane.set(at, []).get(at)!).push(i)
+    })
     const c = this.#checkpoint
     const wss = this.#shared.base.workingSetSize
     await Promise.all(
-      [...byShard.values()].map(async (indexes) => {
-        const link = plans[indexes[0]!]!.link
+      [...byLane.values()].map(async (indexes) => {
+        const { link, lane } = plans[indexes[0]!]!
         const label = batchLabel(indexes.map((i) => plans[i]!))
         const replies = await link.read('getMany', label, this.#shared.frozen, (cm) => {
           if (c === 0 || wss === 1) return cm.sendCommand<(Buffer | null)[]>(['MGET', ...indexes.map((i) => this.#name(c, plans[i]!.text))])
           const window = readWindow(c, wss).length
           const names = indexes.flatMap((i) => versionKeys(this.id, c, wss, plans[i]!.text))
           return evalScript<(Buffer | null | false)[]>(cm, 'vgetMany', names, indexes.map(() => String(window)))
-        })
+        }, lane)
         indexes.forEach((index, j) => (out[index] = replies[j] || null))
       }),
     )
@@ -452,22 +491,38 @@ export class DDict {
         .run('CONFIG GET notify-keyspace-events', (cm) => cm.sendCommand<unknown>(['CONFIG', 'GET', 'notify-keyspace-events']))
         .then((reply) => notificationsOn(configValue(reply, 'notify-keyspace-events')))
         .catch((error) => {
-          if (error instanceof TsflowError) throw error
+          if (error instanceof TsflowError) {
+            // The shard did not answer: ask again on the next wait.
+            shared.checkedNotifications.delete(plan.shard)
+            throw error
+          }
           return false // CONFIG renamed or refused: poll
         })
       shared.checkedNotifications.set(plan.shard, notify)
     }
     link.notifications = await notify
     const found = await link.waitUntil(name, plan.label, timeoutMs ?? shared.base.timeoutMs, what, async () => {
-      const reply = await link.call(what, plan.label, (cm) => cm.sendCommand<Buffer | null>(['GET', name]))
+      const reply = await link.call(what, plan.label, (cm) => cm.sendCommand<Buffer | null>(['GET', name]), plan.lane)
       return reply === null ? undefined : { value: decodeValue(reply) }
     })
     return found.value
   }
 }
 
-function keyFromTextSafe(text: string): DDictKey {
-  return text.charCodeAt(0) === 0x6e ? Number(text.slice(1)) : text.slice(1)
+/** Values from this size on are staged (SET, then moved into place by the write script). */
+export const STAGE_BYTES = 64 * 1024
+/** A staged value's key expires after this (plus timeoutMs) if its writer died before moving it. */
+const STAGING_TTL_MS = 60_000
+const stagingToken = randomBytes(6).toString('hex')
+let staged = 0
+
+function stagingKey(id: string): string {
+  return `${id}:#t:${stagingToken}:${staged++}`
+}
+
+/** The lane of a key: a hash of its text other than shardOf's (so lanes spread within a shard). */
+function laneOf(text: string): number {
+  return shardOf(`#${text}`, LANES)
 }
 
 function batchLabel(plans: KeyPlan[]): string {
@@ -476,8 +531,12 @@ function batchLabel(plans: KeyPlan[]): string {
 
 function* entriesOf(entries: Entries): Iterable<readonly [DDictKey, unknown]> {
   if (entries instanceof Map) yield* entries
-  else if (Symbol.iterator in (entries as object)) yield* entries as Iterable<readonly [DDictKey, unknown]>
-  else yield* Object.entries(entries as Record<string, unknown>)
+  else if (Symbol.iterator in (entries as object)) {
+    for (const entry of entries as Iterable<readonly unknown[]>) {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new UsageError(`DDict setMany/update: each entry must be a [key, value] pair (got ${Array.isArray(entry) ? `an array of ${entry.length}` : typeof entry})`)
+      yield entry as unknown as readonly [DDictKey, unknown]
+    }
+  } else yield* Object.entries(entries as Record<string, unknown>)
 }
 
 /** A CONFIG GET reply's value (node-redis answers a map as an object or as a flat array). */

@@ -10,7 +10,7 @@
  * pending command's timeout timer does, while it waits).
  */
 import type { createClient } from 'redis'
-import { DDictDestroyed, DDictUnreachable } from '../errors.js'
+import { DDictDestroyed, DDictUnreachable, TsflowError } from '../errors.js'
 
 type Client = ReturnType<typeof createClient>
 
@@ -37,6 +37,8 @@ interface Open {
   client: Client
   commands: Commands
   retired: boolean
+  /** the watchdog found a command older than timeoutMs and dropped the connection */
+  timedOut: boolean
 }
 
 export class TimedOut extends Error {}
@@ -73,6 +75,13 @@ export class Connection {
   private current: Open | undefined
   private connecting: Promise<Open> | undefined
   private closed = false
+  /** start times of the runs under way, oldest first (Map keeps insertion order) */
+  private readonly pending = new Map<number, number>()
+  private nextRun = 0
+  private watchdog: NodeJS.Timeout | undefined
+  private idleTicks = 0
+  /** set when the servers' host reported this server lost: every call fails at once, naming it */
+  private lost: string | undefined
   /** for the subscriber: called (with the cause) when the connection is lost */
   onLost: ((cause: string) => void) | undefined
 
@@ -89,8 +98,15 @@ export class Connection {
     return new DDictUnreachable(this.context.dict, this.shard, this.label, message + hint, cause === undefined ? undefined : { cause })
   }
 
+  /** The server is gone (its shard host said so): pending and later calls fail with DDictUnreachable. */
+  markLost(message: string): void {
+    this.lost = message
+    if (this.current) this.retire(this.current, message)
+  }
+
   private check(what: string): void {
     if (this.context.destroyed) throw new DDictDestroyed(this.context.dict, what)
+    if (this.lost !== undefined) throw this.unreachable(`${what}: the server was lost (${this.lost})`)
     if (this.closed) throw this.unreachable('its connection was closed (detach)')
   }
 
@@ -116,7 +132,7 @@ export class Connection {
     })
     client.unref()
     const commands = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as Commands
-    const open: Open = { client, commands, retired: false }
+    const open: Open = { client, commands, retired: false, timedOut: false }
     client.on('error', (error: Error) => this.retire(open, error.message))
     client.on('end', () => this.retire(open, 'connection closed'))
     try {
@@ -144,17 +160,59 @@ export class Connection {
    */
   async run<T>(what: string, command: (commands: Commands) => Promise<T>): Promise<T> {
     this.check(what)
-    const open = await this.client()
+    const open = this.current && !this.current.retired ? this.current : await this.client()
     const ms = this.context.timeoutMs
+    // One watchdog per connection instead of a timer per command (it costs a third of a small
+    // command's time): it drops the connection when the oldest run is older than timeoutMs, which
+    // fails every run on it at once.
+    const id = this.nextRun++
+    this.pending.set(id, performance.now())
+    this.armWatchdog()
     try {
-      return await bounded(command(open.commands), ms, () => this.retire(open, 'timed out'))
+      return await command(open.commands)
     } catch (error) {
-      if (isReplyError(error)) throw error
+      // The server's refusals, and what the command's own code made of them, are not transport failures.
+      if (isReplyError(error) || error instanceof TsflowError) throw error
       this.retire(open, (error as Error).message)
       if (this.context.destroyed) throw new DDictDestroyed(this.context.dict, what)
-      if (error instanceof TimedOut) throw this.unreachable(`${what}: no answer within ${ms} ms (timeoutMs)`)
+      if (this.lost !== undefined) throw this.unreachable(`${what}: the server was lost (${this.lost})`)
+      if (open.timedOut) throw this.unreachable(`${what}: no answer within ${ms} ms (timeoutMs)`)
       throw this.unreachable(`${what}: ${(error as Error).message}`, error)
+    } finally {
+      this.pending.delete(id)
+      // Idle now: the watchdog must not hold the process until its next tick.
+      if (this.pending.size === 0) this.watchdog?.unref()
     }
+  }
+
+  private armWatchdog(): void {
+    this.idleTicks = 0
+    if (this.watchdog) {
+      if (this.pending.size === 1) this.watchdog.ref()
+      return
+    }
+    const ms = this.context.timeoutMs
+    const period = Math.max(5, Math.min(1000, Math.floor(ms / 10)))
+    this.watchdog = setInterval(() => {
+      const oldest = this.pending.values().next()
+      if (oldest.done) {
+        // Idle: an unref'd watchdog keeps no process alive; a few idle ticks end it.
+        this.watchdog!.unref()
+        if (++this.idleTicks > 3) {
+          clearInterval(this.watchdog)
+          this.watchdog = undefined
+        }
+        return
+      }
+      if (performance.now() - oldest.value < ms) return
+      const open = this.current
+      if (open) {
+        open.timedOut = true
+        this.retire(open, 'timed out')
+      }
+      // Runs still waiting for a connection end with the connect's own bound.
+      this.pending.clear()
+    }, period)
   }
 
   /** The open client itself (the subscriber's SUBSCRIBE needs it), connected now if needed. */

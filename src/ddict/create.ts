@@ -12,28 +12,23 @@ import { silentLogger, type Logger } from '../util/logger.js'
 import { hostPort, isReplyError } from './connection.js'
 import type { ShardLink } from './shard-link.js'
 import type { StartedShards } from './shared.js'
+import type { PlacementRequest } from './servers/placement.js'
 
-export interface DDictCreateOptions extends DDictPlainOptions {
+export interface DDictCreateOptions extends Omit<DDictPlainOptions, 'addresses' | 'totalMem'> {
+  /** an existing deployment: 'host:port' or 'redis://[:password@]host:port', one per shard */
+  addresses?: string[]
+  /** memory of the whole dictionary: bytes or a size like '10GB' */
+  totalMem?: number | string
   /** an execution provider whose blocks host the shards (e.g. new SlurmProvider({ ... })) */
   provider?: unknown
   /** where placement logs (default: nowhere) */
   logger?: Logger
 }
 
-/** The request servers/placement.ts's startShards takes: the checked options, the id, the name, a logger. */
-export type PlacementRequestLike = DDictPlainOptions & { provider?: unknown; id: string; name: string; logger: Logger }
-
-type StartShards = (request: PlacementRequestLike) => Promise<StartedShards>
-
-// servers/placement.ts is loaded only when servers are to be started (it is the servers'
-// module: an attach never needs it). The specifier is computed so that this module builds
-// without it.
-const PLACEMENT_MODULE = './servers/placement.js'
-
-async function loadStartShards(): Promise<StartShards> {
-  const module = (await import(new URL(PLACEMENT_MODULE, import.meta.url).href)) as { startShards?: StartShards }
-  if (typeof module.startShards !== 'function') throw new Error('src/ddict/servers/placement.ts does not export startShards')
-  return module.startShards
+// servers/placement.ts is loaded only when servers are to be started: an attach (every worker)
+// never needs it.
+async function loadStartShards(): Promise<(request: PlacementRequest) => Promise<StartedShards>> {
+  return (await import('./servers/placement.js')).startShards
 }
 
 export function newDictId(): string {

@@ -38,11 +38,26 @@ local function advance()
 end
 `
 
+// A large value is not passed to a script: copying megabytes into Lua and back costs several
+// times the SET itself. It is SET under a staging key (with a TTL, in case its writer dies before
+// the next command), and the script moves it into place with RENAME (no copy). Both commands are
+// sent together: one round trip. KEYS[#KEYS] is the staging key.
+const STAGED_FROZEN_CHECK = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('UNLINK', KEYS[#KEYS]) return redis.error_reply('${FROZEN_REPLY} the dictionary is frozen') end\n`
+const MOVE_STAGED = (target: string) => `redis.call('RENAME', KEYS[#KEYS], ${target})\nredis.call('PERSIST', ${target})\n`
+
 export const SCRIPTS = {
   /** checkpoint 0: KEYS frozen, key; ARGV value */
   set: FROZEN_CHECK + `return redis.call('SET', KEYS[2], ARGV[1])`,
+  /** checkpoint 0, a staged value: KEYS frozen, key, staging */
+  stagedSet: STAGED_FROZEN_CHECK + MOVE_STAGED('KEYS[2]') + `return 'OK'`,
   /** checkpoint c > 0: KEYS frozen, newest, key@c, marker; ARGV value, c, wss, prefix, keyText */
   vset: FROZEN_CHECK + VERSIONED + `redis.call('SET', KEYS[3], ARGV[1])\nadvance()\nreturn 'OK'`,
+  /** checkpoint c > 0, a staged value: KEYS frozen, newest, key@c, marker, staging; ARGV (unused), c, wss, prefix, keyText */
+  stagedVset:
+    STAGED_FROZEN_CHECK +
+    VERSIONED.replace(`return redis.error_reply('${RETIRED_REPLY}`, `redis.call('UNLINK', KEYS[#KEYS]) return redis.error_reply('${RETIRED_REPLY}`) +
+    MOVE_STAGED('KEYS[3]') +
+    `advance()\nreturn 'OK'`,
   /** checkpoint 0: KEYS frozen, key; ARGV n -> the value after adding */
   incr: FROZEN_CHECK + `return redis.call('INCRBY', KEYS[2], ARGV[1])`,
   /**

@@ -17,8 +17,18 @@ type Wake = (lost?: string) => void
 const POLL_FIRST_MS = 5
 const POLL_MAX_MS = 250
 
+/**
+ * Connections to a shard's primary per process. A key always uses the same one (its lane), so
+ * the operations on one key keep their order; several lanes let the server send several large
+ * replies at once (it writes at most 64 KB to one connection per turn of its event loop: one
+ * connection capped 4 MB reads at about half of what four reach).
+ */
+export const LANES = 4
+
 export class ShardLink {
+  /** lane 0: also scans, admin commands, the frozen flag */
   readonly primary: Connection
+  readonly lanes: Connection[]
   readonly replicas: Connection[]
   readonly address: string
   private subscriber: Connection | undefined
@@ -30,7 +40,8 @@ export class ShardLink {
     readonly context: LinkContext,
     readonly info: DDictShardInfo,
   ) {
-    this.primary = new Connection(context, info.index, info)
+    this.lanes = Array.from({ length: LANES }, () => new Connection(context, info.index, info))
+    this.primary = this.lanes[0]!
     this.address = hostPort(info)
     // A replica on this node first: a frozen dictionary's reads then stay on the node.
     const replicas = [...info.replicas].sort((a, b) => Number(isLocalHost(b.host)) - Number(isLocalHost(a.host)))
@@ -38,16 +49,16 @@ export class ShardLink {
   }
 
   /** A primary command (or several sent together), with the server's refusals as DDict errors. */
-  async call<T>(what: string, key: string, command: (commands: Commands) => Promise<T>): Promise<T> {
+  async call<T>(what: string, key: string, command: (commands: Commands) => Promise<T>, lane = 0): Promise<T> {
     try {
-      return await this.primary.run(what, command)
+      return await this.lanes[lane]!.run(what, command)
     } catch (error) {
       throw await this.refusal(error, key, what)
     }
   }
 
   /** A read that may go to a replica (frozen dictionaries): the first replica that answers, else the primary. */
-  async read<T>(what: string, key: string, fromReplica: boolean, command: (commands: Commands) => Promise<T>): Promise<T> {
+  async read<T>(what: string, key: string, fromReplica: boolean, command: (commands: Commands) => Promise<T>, lane = 0): Promise<T> {
     if (fromReplica) {
       for (const replica of this.replicas) {
         try {
@@ -58,7 +69,7 @@ export class ShardLink {
         }
       }
     }
-    return this.call(what, key, command)
+    return this.call(what, key, command, lane)
   }
 
   private async refusal(error: unknown, key: string, what: string): Promise<unknown> {
@@ -175,8 +186,23 @@ export class ShardLink {
     }
   }
 
+  /**
+   * A server of this shard was reported lost by its shard host: calls to it fail now instead of
+   * waiting for a timeout. The report names the server (`the Redis server host:port`): the
+   * primary, or one of the replicas (then frozen reads go to the others or the primary).
+   */
+  markLost(message: string): void {
+    const address = /the Redis server (\S+)/.exec(message)?.[1]
+    if (address === undefined || address === this.address) {
+      for (const lane of this.lanes) lane.markLost(message)
+      this.subscriber?.markLost(message)
+      return
+    }
+    this.replicas.find((replica) => replica.label === address)?.markLost(message)
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.primary.close(), ...this.replicas.map((r) => r.close()), this.subscriber?.close()])
+    await Promise.all([...this.lanes.map((l) => l.close()), ...this.replicas.map((r) => r.close()), this.subscriber?.close()])
     this.channels.clear()
   }
 }

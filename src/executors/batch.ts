@@ -1,5 +1,5 @@
 import { SerializationError } from '../errors.js'
-import { encode } from '../serialize/codec.js'
+import { binaryBytes, encode } from '../serialize/codec.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import { MAX_BATCH_PAYLOAD_BYTES, splitBatch } from '../protocol/split.js'
 import type { TaskBatchWire, TaskWire } from '../protocol/task.js'
@@ -48,6 +48,16 @@ export function encodeTaskBatches(
   tasks: readonly ExecutorTask[],
   onUnencodable: (task: ExecutorTask, error: Error) => void,
 ): { bytes: Uint8Array; sent: ExecutorTask[] }[] {
+  if (tasks.length > 1) {
+    // Arguments holding more binary data than the cap are split before any encode: encoding the
+    // whole batch only to learn it is too large, then each task for its size, then each part,
+    // wrote every large argument three times.
+    const binary = tasks.map((task) => binaryBytes(task.args, 256))
+    if (binary.reduce((sum, bytes) => sum + bytes, 0) > MAX_BATCH_PAYLOAD_BYTES) {
+      const sizes = new Map(tasks.map((task, i) => [task, binary[i]! + 256]))
+      return splitBatch(tasks, (task) => sizes.get(task)!).flatMap((part) => encodeTaskBatch(part, onUnencodable) ?? [])
+    }
+  }
   const whole = encodeTaskBatch(tasks, onUnencodable)
   if (!whole) return []
   if (whole.bytes.byteLength <= MAX_BATCH_PAYLOAD_BYTES || whole.sent.length === 1) return [whole]

@@ -108,7 +108,43 @@ export function isEncoding(): boolean {
   return encoding > 0
 }
 
+/**
+ * Bytes of the binary data (typed arrays, ArrayBuffers, DataViews) in `value`, found by a walk
+ * over arrays, plain objects and Maps that gives up after `budget` nodes: cheap for small
+ * messages, and finds the few large arrays of a big one. A lower bound of the encoded size.
+ */
+export function binaryBytes(value: unknown, budget = 4096): number {
+  let bytes = 0
+  let left = budget
+  const visit = (item: unknown, depth: number): void => {
+    if (typeof item !== 'object' || item === null || --left < 0) return
+    // A lazy proxy must not be touched (its target would be fetched): it travels as its factory.
+    if ((item as Record<symbol, unknown>)[PROXY_STATE] !== undefined) return
+    if (ArrayBuffer.isView(item)) bytes += item.byteLength
+    else if (item instanceof ArrayBuffer) bytes += item.byteLength
+    else if (depth > 8) return
+    else if (Array.isArray(item)) for (const element of item) visit(element, depth + 1)
+    else if (item instanceof Map) for (const element of item.values()) visit(element, depth + 1)
+    else {
+      const prototype = Object.getPrototypeOf(item)
+      if (prototype === Object.prototype || prototype === null) for (const key in item) visit((item as Record<string, unknown>)[key], depth + 1)
+    }
+  }
+  visit(value, 0)
+  return bytes
+}
+
+// Past 64 MB msgpackr grows its buffer by 1.25x, copying what it wrote each time: a 640 MB
+// message cost 3-6 s instead of 0.7 s. Messages with this much binary data get a buffer of
+// their own, sized once, which the caller may then hand on whole (no slice of a shared pool).
+const PRESIZE_BYTES = 8 << 20
+const PRESIZE_SLACK = 1 << 20
+
 export function encode(value: unknown): Buffer {
+  if (encoding === 0) {
+    const binary = binaryBytes(value)
+    if (binary >= PRESIZE_BYTES) return encodePresized(value, binary + PRESIZE_SLACK)
+  }
   encoding++
   try {
     return packr.pack(value)
@@ -118,6 +154,30 @@ export function encode(value: unknown): Buffer {
   } finally {
     encoding--
   }
+}
+
+function encodePresized(value: unknown, size: number): Buffer {
+  encoding++
+  packr.useBuffer(Buffer.allocUnsafeSlow(size))
+  try {
+    return packr.pack(value)
+  } catch (error) {
+    if (error instanceof SerializationError) throw error
+    throw new SerializationError(`value could not be encoded: ${(error as Error).message}`, { cause: error })
+  } finally {
+    encoding--
+    // Small messages go back to a small pool: msgpackr would otherwise keep writing after the
+    // large one in its buffer (and keep it alive).
+    packr.useBuffer(Buffer.allocUnsafeSlow(8192))
+  }
+}
+
+/**
+ * Whether `bytes` is the whole of a buffer encode() sized for it (so it can be sent as is,
+ * without the exact-size copy a slice of the shared pool needs).
+ */
+export function ownsItsBuffer(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength >= PRESIZE_BYTES && bytes.buffer.byteLength - bytes.byteLength <= 2 * PRESIZE_SLACK
 }
 
 export function decode<T = unknown>(bytes: Uint8Array): T {

@@ -125,7 +125,7 @@ t.test('every top-level option rejects a bad value, naming the option', async (t
 })
 
 t.test('unknown top-level keys get did-you-mean suggestions', async (t) => {
-  const known = '(known: executors, retries, retryHandler, runDir, appCache, checkpointMode, checkpointPeriodMs, checkpointFiles, logLevel)'
+  const known = '(known: executors, retries, retryHandler, runDir, appCache, checkpointMode, checkpointPeriodMs, checkpointFiles, logLevel, progress)'
   t.equal(configError({ exectors: [] }).message, `exectors is not a known option; did you mean 'executors'? ${known}`)
   t.equal(configError({ exectors: [] }).path, 'exectors')
   t.match(configError({ RunDir: 'x' }).message, /^RunDir is not a known option; did you mean 'runDir'\?/)

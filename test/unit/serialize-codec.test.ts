@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { decode, encode } from '../../dist/serialize/codec.js'
+import { binaryBytes, decode, encode, ownsItsBuffer } from '../../dist/serialize/codec.js'
 import { File } from '../../dist/data/file.js'
 import { SerializationError, TsflowError } from 'tsflow'
 
@@ -293,4 +293,22 @@ t.test('bytes decode in another process with no shared codec state', async (t) =
     encoding: 'utf8',
   })
   t.same(JSON.parse(out), [{ alpha: 99, beta: 'b', gamma: [99] }, true, true])
+})
+
+t.test('large binary messages get a buffer of their own, sized once; small ones stay in the pool', async (t) => {
+  const arrays = Array.from({ length: 3 }, (_, i) => new Float64Array(1 << 20).fill(i + 0.5))
+  t.equal(binaryBytes({ data: arrays, label: 'x' }), 3 * 8 * (1 << 20), 'binary bytes found through objects and arrays')
+  t.equal(binaryBytes(new Map([['a', new Uint8Array(10)]])), 10, 'and Map values')
+  t.equal(binaryBytes(Array.from({ length: 10_000 }, () => new Uint8Array(1)), 100), 99, 'the walk stops at its budget')
+  const big = encode({ data: arrays, label: 'x' })
+  t.ok(ownsItsBuffer(big), 'a 24 MB message owns its buffer (sent without a copy)')
+  t.ok(big.buffer.byteLength - big.byteLength <= 2 << 20, 'with little slack')
+  const small = encode({ n: 1 })
+  t.notOk(ownsItsBuffer(small), 'a small message is a slice of the shared pool')
+  t.not(small.buffer, big.buffer, 'and does not land in the large buffer')
+  const back = decode<{ data: Float64Array[]; label: string }>(big)
+  t.equal(back.label, 'x')
+  t.same(back.data.map((a) => [a.length, a[0], a[a.length - 1]]), arrays.map((a) => [a.length, a[0], a[a.length - 1]]))
+  t.same(decode(small), { n: 1 }, 'the small message is intact after the large one')
+  t.equal(decode<Float64Array>(encode(new Float64Array(2 << 20).fill(2))).length, 2 << 20, "a typed array alone")
 })

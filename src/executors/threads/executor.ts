@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { Piscina } from 'piscina'
 import { ExecutorError, ShutdownError, TaskCancelled, WalltimeExceeded, WorkerLost } from '../../errors.js'
-import { decode } from '../../serialize/codec.js'
+import { decode, ownsItsBuffer } from '../../serialize/codec.js'
 import { decodeError } from '../../serialize/errors.js'
 import { object, optional, positiveInt, string } from '../../util/schema.js'
 import { PriorityQueue } from '../../util/task-queue.js'
@@ -278,9 +278,10 @@ export class ThreadPoolExecutor implements Executor {
     const run: Run = { tasks: encoded.sent }
     const options: { signal?: AbortSignal } = {}
     // An exact-size copy: msgpackr's output is a view of its shared pool, and a view would carry
-    // the whole pool through postMessage. (Not transferred: piscina's synchronous receive loop
-    // cannot deserialize transferred buffers.)
-    const message = new Uint8Array(encoded.bytes)
+    // the whole pool through postMessage; a large message encoded into a buffer of its own is
+    // sent as it is. (Not transferred: piscina's synchronous receive loop cannot deserialize
+    // transferred buffers.)
+    const message = ownsItsBuffer(encoded.bytes) ? encoded.bytes : new Uint8Array(encoded.bytes)
     if (walltime !== undefined || run.tasks.length === 1) {
       run.controller = new AbortController()
       options.signal = run.controller.signal
