@@ -1,18 +1,26 @@
 /**
  * One connection to one Redis server of a DDict (a shard's primary, one of its replicas, or the
- * shard's subscriber for `waitFor`), on node-redis loaded at first use (this module is reached from
- * runtime/execute.ts through the codec extension, where node-redis's ~100 ms load must not be
- * paid). Node-redis would reconnect forever and queue commands while offline; here a lost
- * connection is dropped (pending commands fail at once), the next command connects again, and
- * every connect and command is bounded by the dictionary's timeoutMs. So a killed or silent
- * server shows as DDictUnreachable naming the shard and its address within the bound, never a hang.
- * Sockets are unref'd: an idle connection does not keep a process or worker thread alive (a
- * pending command's timeout timer does, while it waits).
+ * shard's subscriber for `waitFor`), on our own RESP2 client (resp-client.ts). A lost connection
+ * is dropped (pending commands fail at once), the next command connects again, and every connect
+ * and command is bounded by the dictionary's timeoutMs. So a killed or silent server shows as
+ * DDictUnreachable naming the shard and its address within the bound, never a hang. Sockets are
+ * unref'd: an idle connection does not keep a process or worker thread alive (a pending
+ * command's timeout timer does, while it waits).
+ *
+ * Why not node-redis here (it stays for the proxy's RedisConnector): measured with
+ * bench/ddict-throughput (2 shards, 16 in flight, this 2-core machine), the DDict on node-redis
+ * reached only 0.33 (4 KiB set), 0.43 (4 KiB get), 0.81 (4 MiB set) and 0.36 (4 MiB get) of
+ * redis-benchmark's ops/s against the same servers, below issue 11's 0.5. node-redis's raw client
+ * is as slow on 4 MiB gets (it collects 64 KB socket chunks in a list and concatenates them) and
+ * pays per-command JS overhead on 4 KiB values; resp-client.ts copies a large reply once into
+ * its exact-size buffer and writes large arguments without copying. It also loads in a fraction
+ * of node-redis's ~100 ms (this module is reached from runtime/execute.ts through the codec
+ * extension).
  */
-import type { createClient } from 'redis'
 import { DDictDestroyed, DDictUnreachable, TsflowError } from '../errors.js'
+import { ReplyError, RespClient, RespConnectTimeout } from './resp-client.js'
 
-type Client = ReturnType<typeof createClient>
+type Client = RespClient
 
 /** What the DDict sends: raw commands, bulk strings as Buffers. */
 export interface Commands {
@@ -62,12 +70,7 @@ export function hostPort(address: ServerAddress): string {
 
 /** A reply error of the server (WRONGTYPE, OOM, our scripts' errors), as opposed to a transport failure. */
 export function isReplyError(error: unknown): error is Error {
-  let proto = error instanceof Error ? Object.getPrototypeOf(error) : null
-  while (proto && proto !== Error.prototype) {
-    if (proto.constructor?.name === 'ErrorReply') return true
-    proto = Object.getPrototypeOf(proto)
-  }
-  return false
+  return error instanceof ReplyError
 }
 
 export class Connection {
@@ -110,7 +113,7 @@ export class Connection {
     if (this.closed) throw this.unreachable('its connection was closed (detach)')
   }
 
-  /** The node-redis client, connected now if needed (bounded by timeoutMs). */
+  /** The RESP client, connected now if needed (bounded by timeoutMs). */
   async client(): Promise<Open> {
     if (this.current && !this.current.retired) return this.current
     this.connecting ??= this.open()
@@ -123,23 +126,21 @@ export class Connection {
   }
 
   private async open(): Promise<Open> {
-    const { createClient, RESP_TYPES } = await import('redis')
     const ms = this.context.timeoutMs
-    const client: Client = createClient({
-      socket: { host: this.address.host, port: this.address.port, connectTimeout: ms, reconnectStrategy: false },
+    const client = new RespClient({
+      host: this.address.host,
+      port: this.address.port,
       ...(this.context.password ? { password: this.context.password } : {}),
-      disableOfflineQueue: true,
+      connectTimeoutMs: ms,
     })
     client.unref()
-    const commands = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as unknown as Commands
-    const open: Open = { client, commands, retired: false, timedOut: false }
-    client.on('error', (error: Error) => this.retire(open, error.message))
-    client.on('end', () => this.retire(open, 'connection closed'))
+    const open: Open = { client, commands: client, retired: false, timedOut: false }
+    client.onClose = (cause) => this.retire(open, cause)
     try {
-      await bounded(client.connect(), ms, () => client.destroy())
+      await client.ready
     } catch (error) {
       this.retire(open, 'connect failed')
-      if (error instanceof TimedOut) throw this.unreachable(`cannot connect: no answer within ${ms} ms (timeoutMs)`)
+      if (error instanceof RespConnectTimeout) throw this.unreachable(`cannot connect: no answer within ${ms} ms (timeoutMs)`)
       throw this.unreachable(`cannot connect: ${(error as Error).message}`, error)
     }
     return open
@@ -234,6 +235,6 @@ export class Connection {
     open.retired = true
     if (!open.client.isOpen) return
     await bounded(open.client.close(), Math.min(this.context.timeoutMs, 5000), () => {}).catch(() => {})
-    if (open.client.isOpen) open.client.destroy()
+    if (open.client.isOpen) open.client.destroy('closed (detach)')
   }
 }
