@@ -11,8 +11,18 @@ import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { onCleanup } from '../lib/cleanup.js'
 
-export const VARIANTS = ['futures', 'filesystem', 'ddict'] as const
+/**
+ * `filesystem` writes and reads its data on the local disk (here: the page cache); `filesystem-netfs`
+ * is the same program (filesystem.js) with `--dir` inside a network file system mounted by the
+ * bench (bench/lib/network-fs.ts), as on the seed's cluster, where the data went to shared Lustre.
+ */
+export const VARIANTS = ['futures', 'filesystem', 'filesystem-netfs', 'ddict'] as const
 export type Variant = (typeof VARIANTS)[number]
+
+/** The program (examples/producer-consumer/<name>.ts) a variant runs. */
+export function programOf(variant: string): string {
+  return variant === 'filesystem-netfs' ? 'filesystem' : variant
+}
 
 export interface ProgramResult {
   variant: string
