@@ -200,7 +200,10 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
     } catch (error) {
       throw new NetworkFsUnavailable(`sshfs could not mount ${host.address}:${exportDir}: ${errorText(error)}`)
     }
-    stops.push(() => fuseUnmount(mountPoint))
+    stops.push(() => {
+      fuseUnmount(mountPoint)
+      endProcesses(`IdentityFile=${join(work, 'client_key')}`)
+    })
     readdirSync(mountPoint) // the mount answers
     return { kind: 'sshfs', mountPoint, readWrite, mountOptions: sshfsOptions.replace(/,IdentityFile=[^,]*/, ''), exportDir, server, rttMs, latencyBy: by, notes, unmount }
   } catch (error) {
@@ -216,6 +219,45 @@ function fuseUnmount(mountPoint: string): void {
   } catch {
     // busy (a process still has a file open there): detach now, the kernel finishes later
     execFileSync('fusermount3', ['-u', '-z', mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] })
+  }
+}
+
+/** Blocks the thread for `ms` (the stops run synchronously, also from the 'exit' event). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+
+/** Processes whose command line contains `marker` (this mount's own key file: its sshfs and ssh). */
+function processesWith(marker: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) pids.push(Number(entry))
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return pids
+}
+
+/**
+ * After the unmount, the sshfs daemon and its ssh connections must go too. They do by themselves
+ * when the mount was idle; after a lazy unmount (a file still open, e.g. a program being stopped
+ * on Ctrl-C) the daemon lives on, and once the file server is gone its ssh hangs in connect for
+ * minutes. Waits up to 3 s (polling), then SIGKILLs what is left.
+ */
+function endProcesses(marker: string): void {
+  const deadline = Date.now() + 3000
+  let left = processesWith(marker)
+  while (left.length > 0 && Date.now() < deadline) {
+    pause(50)
+    left = processesWith(marker)
+  }
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // ended meanwhile
+    }
   }
 }
 
