@@ -74,9 +74,10 @@ export async function newestCheckpoint(shared: Shared): Promise<number> {
   return answers.reduce((max, reply) => Math.max(max, reply === null ? 0 : Number(reply.toString('latin1'))), 0)
 }
 
-export async function shardStats(shared: Shared, checkpoint: number): Promise<ShardStats[]> {
+export async function shardStats(shared: Shared, checkpoint: number, shards: number[]): Promise<ShardStats[]> {
   return Promise.all(
-    shared.links.map(async (link, index) => {
+    shards.map(async (index) => {
+      const link = shared.links[index]!
       const [memory, keys] = await Promise.all([
         link.memory(),
         (async () => {
