@@ -389,10 +389,11 @@ export class DDict {
   /**
    * Destroys the dictionary: servers tsflow started are stopped (by the handle that created
    * them; elsewhere, and on an existing deployment, the dictionary's keys are deleted). Every
-   * handle in this process then fails with DDictDestroyed.
+   * handle in this process then fails with DDictDestroyed. A detached handle may destroy too.
    */
   async destroy(): Promise<void> {
-    this.#check('destroy')
+    if (this.#shared.context.destroyed) throw new DDictDestroyed(this.name, 'destroy')
+    // A detached handle may still destroy (as DragonHPC's detach() then destroy()).
     this.#detached = true
     await destroyDict(this.#shared)
   }
