@@ -415,7 +415,13 @@ export class DDict {
 
   #plan(key: DDictKey, operation: string): KeyPlan {
     this.#check(operation)
-    const text = keyText(key)
+    let text: string
+    try {
+      text = keyText(key)
+    } catch (error) {
+      // DragonHPC keys may be any picklable value (tuples are common); here they are strings or numbers.
+      throw new UsageError(`ddict ${this.name}: ${operation}: ${(error as Error).message}; for a composite key (a DragonHPC tuple key) use a string, e.g. JSON.stringify([12, 34])`, { cause: error })
+    }
     const shard = this.#pinned ?? shardOf(text, this.#shared.links.length)
     return { key, text, shard, lane: laneOf(text), link: this.#shared.links[shard]!, label: keyLabel(key) }
   }
