@@ -281,10 +281,13 @@ export class DDict {
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  /** Removes every key of this dictionary, at every checkpoint (UNLINK in batches; refused while frozen). */
+  /**
+   * Removes every key this handle sees, at its checkpoint and before (UNLINK in batches; refused
+   * while frozen). Versions other handles wrote at later checkpoints stay, as in DragonHPC.
+   */
   async clear(): Promise<void> {
     this.#check('clear')
-    await clearDict(this.#shared, this.#shardIndexes())
+    await clearDict(this.#shared, this.#shardIndexes(), this.#checkpoint)
   }
 
   // ---- freezing

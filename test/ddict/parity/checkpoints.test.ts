@@ -139,3 +139,27 @@ t.test('checkpoints', { skip }, async (t) => {
     await waitFor(() => settled, 'the read to settle')
   })
 })
+
+t.test('clear at checkpoint c leaves what a handle ahead wrote at c + 1 (Dragon test_wait_keys_clear)', { skip }, async (t) => {
+  const d = await created(t, { name: 'parity-clear', workingSetSize: 3 })
+  const ahead = DDict.attach(d.descriptor())
+  await d.setMany([['hello0', 'world0'], ['n', 0]])
+  d.checkpoint() // 1
+  await d.set('hello0_1', 'world1')
+  ahead.checkpoint()
+  ahead.checkpoint() // 2
+  await ahead.set('Miska', 'dog')
+  t.equal(await d.length(), 3)
+  await d.clear()
+  t.equal(await d.length(), 0, 'nothing is left at 1')
+  t.equal(await ahead.has('Miska'), true, 'the write at 2 stays')
+  t.equal(await ahead.has('hello0'), false, 'what was visible at 1 is gone at 2 too')
+  t.equal(await ahead.length(), 1)
+  await d.advance()
+  t.equal(await d.get('Miska'), 'dog')
+  await d.clear()
+  t.equal(await ahead.length(), 0, 'a clear at the newest checkpoint removes everything')
+  const fresh = DDict.attach({ ...d.descriptor(), checkpoint: 0 })
+  await fresh.set('again', 1)
+  t.equal(await fresh.get('again'), 1, 'and the bookkeeping with it: checkpoint 0 can be written again')
+})
