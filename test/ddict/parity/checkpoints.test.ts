@@ -5,7 +5,7 @@ import t from 'tap'
 import { DDict } from 'tsflow/ddict'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { collect, created, sibling } from './servers.js'
+import { collect, created, sibling } from '../../helpers/ddict-parity.js'
 
 const skip = redisMissing() ?? false
 

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { DDict } from 'tsflow/ddict'
 import { redisMissing } from '../../helpers/redis.js'
-import { collect, created } from './servers.js'
+import { collect, created } from '../../helpers/ddict-parity.js'
 
 const skip = redisMissing() ?? false
 

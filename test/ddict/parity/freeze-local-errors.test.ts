@@ -5,7 +5,7 @@ import t from 'tap'
 import { DDict, DDictFull, DDictFrozen, DDictKeyNotFound, DDictTimeout } from 'tsflow'
 import { DDict as FromEntry } from 'tsflow/ddict'
 import { redisMissing } from '../../helpers/redis.js'
-import { collect, created, sibling } from './servers.js'
+import { collect, created, sibling } from '../../helpers/ddict-parity.js'
 
 const skip = redisMissing() ?? false
 

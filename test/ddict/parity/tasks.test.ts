@@ -7,7 +7,7 @@ import { redisMissing } from '../../helpers/redis.js'
 import { startKernel } from '../../helpers/executors.js'
 import { countUp, mutate } from '../../fixtures/ddict-parity-apps.js'
 import { waitFor } from '../../helpers/wait.js'
-import { created } from './servers.js'
+import { created } from '../../helpers/ddict-parity.js'
 
 /** Whether something listens at host:port. */
 function listening(host: string, port: number): Promise<boolean> {

@@ -1,4 +1,4 @@
-// Servers for the parity tests: one DDict.create per test file (real redis-servers tsflow
+// Servers for the DDict parity tests (test/ddict/parity): one DDict.create per test file (real redis-servers tsflow
 // starts on this machine), and more dictionaries on the same servers through `addresses`, so a
 // file that needs several option sets (workingSetSize, waitForKeys) starts its servers once.
 import type { Test } from 'tap'
