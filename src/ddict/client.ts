@@ -123,6 +123,12 @@ export class DDict {
   get checkpointId(): number {
     return this.#checkpoint
   }
+  /** Moves this handle to checkpoint `c` (DragonHPC's `checkpoint_id = c`); a retired one fails at the next write. */
+  set checkpointId(c: number) {
+    this.#check('checkpointId')
+    if (!Number.isSafeInteger(c) || c < 0) throw new UsageError(`ddict ${this.name}: checkpointId must be a non-negative integer (got ${c})`)
+    this.#checkpoint = c
+  }
   /** The shard every key of this handle goes to, for a handle from manager(i). */
   get pinnedShard(): number | undefined {
     return this.#pinned

@@ -41,6 +41,15 @@ t.test('checkpoints', { skip }, async (t) => {
     t.equal(await at0.syncToNewestCheckpoint(), 2, 'syncToNewestCheckpoint is advance (Dragon sync_to_newest_checkpoint)')
     t.equal(await at0.get('key0'), 'val2')
     await t.rejects(DDict.attach({ ...d.descriptor(), checkpoint: 0 }).rollback(), { code: 'E_USAGE', message: /checkpoint 0/ })
+    // checkpointId can be set, as Dragon's checkpoint_id
+    const setter = DDict.attach(d.descriptor())
+    setter.checkpointId = 2
+    t.equal(await setter.get('key0'), 'val2')
+    setter.checkpointId = 0
+    await t.rejects(setter.set('key0', 'stale'), { code: 'E_USAGE', message: /retired/ })
+    t.throws(() => (setter.checkpointId = -1), { code: 'E_USAGE', message: /non-negative/ })
+    t.throws(() => (setter.checkpointId = 1.5), { code: 'E_USAGE' })
+    t.equal(setter.checkpointId, 0)
   })
 
   t.test('a handle syncs to the newest checkpoint another handle wrote (Dragon test_get_newest_chkpt_id)', async (t) => {
