@@ -123,6 +123,12 @@ export class DDict {
   get checkpointId(): number {
     return this.#checkpoint
   }
+  /** Moves this handle to checkpoint `c` (DragonHPC's `checkpoint_id = c`); a retired one fails at the next write. */
+  set checkpointId(c: number) {
+    this.#check('checkpointId')
+    if (!Number.isSafeInteger(c) || c < 0) throw new UsageError(`ddict ${this.name}: checkpointId must be a non-negative integer (got ${c})`)
+    this.#checkpoint = c
+  }
   /** The shard every key of this handle goes to, for a handle from manager(i). */
   get pinnedShard(): number | undefined {
     return this.#pinned
@@ -134,8 +140,12 @@ export class DDict {
     const plan = this.#plan(key, 'get')
     const c = this.#checkpoint
     const wss = this.#shared.base.workingSetSize
+    // A waiting read is DragonHPC's wait_for_keys read: the value written AT this checkpoint, so
+    // a reader that moved to c waits for the writer's write at c instead of taking the one at
+    // c - 1 (as waitFor does). A non-waiting read sees the newest version in the working set.
+    const exact = c > 0 && wss > 1 && (options.wait ?? (this.#waitForKeys && !('default' in options)))
     const reply = await plan.link.read('get', plan.label, this.#shared.frozen, (cm) =>
-      c === 0 || wss === 1 ? cm.sendCommand<Buffer | null>(['GET', this.#name(c, plan.text)]) : evalScript<Buffer | null>(cm, 'vget', versionKeys(this.id, c, wss, plan.text), []),
+      c === 0 || wss === 1 || exact ? cm.sendCommand<Buffer | null>(['GET', this.#name(c, plan.text)]) : evalScript<Buffer | null>(cm, 'vget', versionKeys(this.id, c, wss, plan.text), []),
       plan.lane,
     )
     if (reply !== null) return decodeValue(reply)
@@ -185,7 +195,7 @@ export class DDict {
     try {
       const after = await plan.link.call('fetchAdd', plan.label, (cm) =>
         c === 0
-          ? evalScript<number>(cm, 'incr', [this.#meta.frozen, this.#name(0, plan.text)], [String(n)])
+          ? evalScript<number>(cm, 'incr', [this.#meta.frozen, this.#name(0, plan.text), this.#marker(plan.text)], [String(n), String(wss)])
           : evalScript<number>(cm, 'vincr', [...this.#versionedKeys(plan.text), ...versionKeys(this.id, c, wss, plan.text).slice(1)], [String(n), ...this.#versionedArgs(plan.text)]),
         plan.lane,
       )
@@ -277,10 +287,13 @@ export class DDict {
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  /** Removes every key of this dictionary, at every checkpoint (UNLINK in batches; refused while frozen). */
+  /**
+   * Removes every key this handle sees, at its checkpoint and before (UNLINK in batches; refused
+   * while frozen). Versions other handles wrote at later checkpoints stay, as in DragonHPC.
+   */
   async clear(): Promise<void> {
     this.#check('clear')
-    await clearDict(this.#shared, this.#shardIndexes())
+    await clearDict(this.#shared, this.#shardIndexes(), this.#checkpoint)
   }
 
   // ---- freezing
@@ -331,7 +344,17 @@ export class DDict {
     return (this.#checkpoint = Math.max(this.#checkpoint, newest))
   }
 
+  /** DragonHPC's name for advance() (its own `advance()` replays persisted checkpoints, which tsflow has not). */
+  syncToNewestCheckpoint(): Promise<number> {
+    return this.advance()
+  }
+
   // ---- placement
+
+  /** The shard `key` goes to through this handle (its pin, else the hash): DragonHPC's which_manager. */
+  whichManager(key: DDictKey): number {
+    return this.#plan(key, 'whichManager').shard
+  }
 
   /** Indices of the shards whose server runs on this node. */
   localManagers(): number[] {
@@ -357,10 +380,10 @@ export class DDict {
     return new DDict(this.#shared, this.#checkpoint, index, this.#waitForKeys)
   }
 
-  /** Per shard: address, node, keys of this dictionary at this checkpoint, used and limit bytes. */
+  /** Per shard (only its own for a pinned handle, as DragonHPC's): address, node, keys of this dictionary at this checkpoint, used and limit bytes. */
   async stats(): Promise<ShardStats[]> {
     this.#check('stats')
-    return shardStats(this.#shared, this.#checkpoint)
+    return shardStats(this.#shared, this.#checkpoint, this.#shardIndexes())
   }
 
   // ---- lifetime
@@ -375,10 +398,11 @@ export class DDict {
   /**
    * Destroys the dictionary: servers tsflow started are stopped (by the handle that created
    * them; elsewhere, and on an existing deployment, the dictionary's keys are deleted). Every
-   * handle in this process then fails with DDictDestroyed.
+   * handle in this process then fails with DDictDestroyed. A detached handle may destroy too.
    */
   async destroy(): Promise<void> {
-    this.#check('destroy')
+    if (this.#shared.context.destroyed) throw new DDictDestroyed(this.name, 'destroy')
+    // A detached handle may still destroy (as DragonHPC's detach() then destroy()).
     this.#detached = true
     await destroyDict(this.#shared)
   }
@@ -400,7 +424,13 @@ export class DDict {
 
   #plan(key: DDictKey, operation: string): KeyPlan {
     this.#check(operation)
-    const text = keyText(key)
+    let text: string
+    try {
+      text = keyText(key)
+    } catch (error) {
+      // DragonHPC keys may be any picklable value (tuples are common); here they are strings or numbers.
+      throw new UsageError(`ddict ${this.name}: ${operation}: ${(error as Error).message}; for a composite key (a DragonHPC tuple key) use a string, e.g. JSON.stringify([12, 34])`, { cause: error })
+    }
     const shard = this.#pinned ?? shardOf(text, this.#shared.links.length)
     return { key, text, shard, lane: laneOf(text), link: this.#shared.links[shard]!, label: keyLabel(key) }
   }
@@ -410,7 +440,12 @@ export class DDict {
   }
 
   #versionedKeys(text: string): string[] {
-    return [this.#meta.frozen, this.#meta.newest, this.#name(this.#checkpoint, text), `${this.id}:#m:${text}`]
+    return [this.#meta.frozen, this.#meta.newest, this.#name(this.#checkpoint, text), this.#marker(text)]
+  }
+
+  /** The key's newest-checkpoint marker (scripts.ts). */
+  #marker(text: string): string {
+    return `${this.id}:#m:${text}`
   }
 
   #versionedArgs(text: string): string[] {
@@ -424,8 +459,8 @@ export class DDict {
   #write(cm: Commands, text: string, bytes: Buffer): Promise<unknown> {
     const c = this.#checkpoint
     if (bytes.length < STAGE_BYTES) {
-      if (c === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
-      return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
+      const written = c === 0 ? evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text), this.#marker(text)], [bytes, String(this.#shared.base.workingSetSize)]) : evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)])
+      return written.catch((error) => {
         throw this.#retired(error, keyLabel(keyFromText(text)))
       })
     }
@@ -433,7 +468,7 @@ export class DDict {
     const staged = cm.sendCommand(['SET', staging, bytes, 'PX', String(STAGING_TTL_MS + this.#shared.base.timeoutMs)])
     const moved =
       c === 0
-        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), staging], [])
+        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), this.#marker(text), staging], ['', String(this.#shared.base.workingSetSize)])
         : evalScript(cm, 'stagedVset', [...this.#versionedKeys(text), staging], ['', ...this.#versionedArgs(text)])
     // The SET's refusal (OOM) is the one to report; the move then fails for want of the staged key.
     return Promise.all([staged, moved]).catch(async (error) => {
