@@ -55,6 +55,8 @@ export class DDict {
   readonly #pinned: number | undefined
   readonly #waitForKeys: boolean
   #detached = false
+  /** set by a rollback onto a retired checkpoint: the next call fails with this (DragonHPC's behaviour) */
+  #rolledBackOnto: { oldest: number; message: string } | undefined
 
   private constructor(shared: Shared, checkpoint: number, pinned: number | undefined, waitForKeys: boolean) {
     this.#shared = shared
@@ -125,9 +127,10 @@ export class DDict {
   }
   /** Moves this handle to checkpoint `c` (DragonHPC's `checkpoint_id = c`); a retired one fails at the next write. */
   set checkpointId(c: number) {
-    this.#check('checkpointId')
+    this.#check('checkpointId', true)
     if (!Number.isSafeInteger(c) || c < 0) throw new UsageError(`ddict ${this.name}: checkpointId must be a non-negative integer (got ${c})`)
     this.#checkpoint = c
+    this.#rolledBackOnto = undefined
   }
   /** The shard every key of this handle goes to, for a handle from manager(i). */
   get pinnedShard(): number | undefined {
@@ -318,30 +321,38 @@ export class DDict {
 
   /** Moves this handle to the next checkpoint; its writes go there, its reads see it and the working set before it. */
   checkpoint(): number {
-    this.#check('checkpoint')
-    return ++this.#checkpoint
+    this.#check('checkpoint', true)
+    ++this.#checkpoint
+    if (this.#rolledBackOnto && this.#checkpoint >= this.#rolledBackOnto.oldest) this.#rolledBackOnto = undefined
+    return this.#checkpoint
   }
 
-  /** Moves this handle one checkpoint back; refused at 0 or when that checkpoint was retired. */
+  /**
+   * Moves this handle one checkpoint back (at 0 it stays at 0), as DragonHPC's rollback does: a
+   * rollback onto a retired checkpoint is not refused itself; the handle's next call is, naming the
+   * working set, until checkpoint(), advance() or checkpointId moves it to a live one.
+   */
   async rollback(): Promise<number> {
-    this.#check('rollback')
+    this.#check('rollback', true)
+    if (this.#checkpoint === 0) return 0
     const target = this.#checkpoint - 1
-    if (target < 0) throw new UsageError(`ddict ${this.name}: rollback() at checkpoint 0: there is no earlier checkpoint`)
     const newest = await newestCheckpoint(this.#shared)
     const oldest = newest - this.#shared.base.workingSetSize + 1
-    if (target < oldest) {
-      throw new UsageError(
-        `ddict ${this.name}: rollback() to checkpoint ${target} refused: it was retired (the newest checkpoint written is ${newest}, workingSetSize ${this.#shared.base.workingSetSize} keeps ${Math.max(0, oldest)}..${newest})`,
-      )
-    }
-    return (this.#checkpoint = target)
+    this.#checkpoint = target
+    this.#rolledBackOnto =
+      target < oldest
+        ? { oldest, message: `ddict ${this.name}: this handle was rolled back to checkpoint ${target}, which was retired (the newest checkpoint written is ${newest}, workingSetSize ${this.#shared.base.workingSetSize} keeps ${Math.max(0, oldest)}..${newest}); move it with checkpoint(), advance() or checkpointId first` }
+        : undefined
+    return target
   }
 
   /** Moves this handle to the newest checkpoint any client wrote (never backwards). */
   async advance(): Promise<number> {
-    this.#check('advance')
+    this.#check('advance', true)
     const newest = await newestCheckpoint(this.#shared)
-    return (this.#checkpoint = Math.max(this.#checkpoint, newest))
+    this.#checkpoint = Math.max(this.#checkpoint, newest)
+    if (this.#rolledBackOnto && this.#checkpoint >= this.#rolledBackOnto.oldest) this.#rolledBackOnto = undefined
+    return this.#checkpoint
   }
 
   /** DragonHPC's name for advance() (its own `advance()` replays persisted checkpoints, which tsflow has not). */
@@ -417,9 +428,10 @@ export class DDict {
     return redisKey(this.id, c, text)
   }
 
-  #check(operation: string): void {
+  #check(operation: string, moving = false): void {
     if (this.#shared.context.destroyed) throw new DDictDestroyed(this.name, operation)
     if (this.#detached) throw new UsageError(`ddict ${this.name}: ${operation} on a detached handle; attach again (DDict.attach(descriptor)) to use the dictionary`)
+    if (this.#rolledBackOnto && !moving) throw new UsageError(`${this.#rolledBackOnto.message} (${operation} refused)`)
   }
 
   #plan(key: DDictKey, operation: string): KeyPlan {
