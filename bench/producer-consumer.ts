@@ -11,7 +11,11 @@
  * (grid^2 x 10 x 8)) at --grid-size (0.62 -> 32 at 512). 1 node is each program's embedded local
  * default; 2 nodes is an HTEX whose two blocks run in two fake hosts (network namespaces on a
  * bridge, root only; bench/producer-consumer/netns-config.ts), with the DDict's shards on the same
- * hosts. How to run, every flag and output: bench/producer-consumer/README.md.
+ * hosts. The file-system program runs twice: `filesystem` with its data on the local disk, and
+ * `filesystem-netfs` with `--dir` on a network file system (bench/lib/network-fs.ts: NFS or sshfs
+ * served by a fake host, mounted read-write once per bench run; root only, else skipped with the
+ * reason), as the seed's ran on a cluster's shared Lustre. How to run, every flag and output:
+ * bench/producer-consumer/README.md.
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -21,9 +25,10 @@ import { TSFLOW_VERSION } from 'tsflow'
 import { BenchUsage, parseArgs, parseNumber, usage, type FlagSpec } from './lib/args.js'
 import { onCleanup, runBench } from './lib/cleanup.js'
 import { appendResult, machine, RESULTS_DIR } from './lib/results.js'
+import { mountNetworkFs, NetworkFsUnavailable, networkFsUnavailable, type NetworkFs } from './lib/network-fs.js'
 import { hostsUnavailable, hostsUp } from './producer-consumer/hosts.js'
-import { checkRules, CSV_COLUMNS, csvLine, gbText, groups, markdownTable, plot, type RunRow } from './producer-consumer/report.js'
-import { parseProgramOutput, runProgram, VARIANTS } from './producer-consumer/run.js'
+import { checkRules, CSV_COLUMNS, csvLine, gbText, groups, implementationLabels, markdownTable, plot, type RunRow } from './producer-consumer/report.js'
+import { parseProgramOutput, programOf, runProgram, VARIANTS } from './producer-consumer/run.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** out/ of the project (this file is out/bench/producer-consumer.js once built) */
@@ -35,7 +40,7 @@ const FLAGS = {
   'num-sims': { default: [], list: true, commas: true, help: 'simulation counts to run instead of --sizes (e.g. tiny runs: --num-sims 2 --grid-size 64)' },
   'grid-size': { default: '512', help: 'grid points per side (the seed: 512)' },
   nodes: { default: ['1', '2'], list: true, commas: true, choices: ['1', '2'], help: '1: the local default; 2: HTEX on two fake hosts (network namespaces; root only, else skipped with the reason)' },
-  variants: { default: [...VARIANTS], list: true, commas: true, choices: VARIANTS, help: 'programs to run' },
+  variants: { default: [...VARIANTS], list: true, commas: true, choices: VARIANTS, help: 'programs to run (filesystem-netfs: filesystem.js with its data on a network file system; root only)' },
   repeat: { default: '1', help: 'runs of each variant, node count and size (the table shows the means)' },
   workers: { default: '', help: 'trainers per run (the programs\' --workers; default: one per worker)' },
   'workers-per-node': { default: '1', help: 'HTEX workers per fake host at --nodes 2' },
@@ -99,13 +104,40 @@ async function bench(argv: string[]): Promise<number> {
   console.log(`producer-consumer: output ${out}; programs ${programs}; ${host.cores} cores (load average ${loadavg()[0]!.toFixed(2)}), node ${host.node}, tsflow ${TSFLOW_VERSION}, commit ${host.commit}`)
   console.log(`sizes: ${sizes.map((s) => `${gbText(s.gb)} GB = ${s.numSims} simulations`).join(', ')} at grid ${grid}; nodes ${nodeCounts.join(', ')}; variants ${variants.join(', ')}; ${repeat} run(s) each`)
 
-  const missing = variants.filter((v) => !existsSync(join(programs, `${v}.js`)))
-  for (const v of missing) console.log(`${v}: skipped, ${join(programs, `${v}.js`)} is not built (examples/producer-consumer/${v}.ts; npm run build:ts)`)
-  const runnable = variants.filter((v) => !missing.includes(v))
+  const missing = variants.filter((v) => !existsSync(join(programs, `${programOf(v)}.js`)))
+  for (const v of missing) console.log(`${v}: skipped, ${join(programs, `${programOf(v)}.js`)} is not built (examples/producer-consumer/${programOf(v)}.ts; npm run build:ts)`)
+  let runnable = variants.filter((v) => !missing.includes(v))
 
   const rows: RunRow[] = []
   const failures: string[] = []
   const skipped: string[] = missing.map((v) => `${v}: not built`)
+
+  // One network file system for the whole run, mounted read-write with no client page cache, so
+  // each trainer's reads cross the link as between a cluster's nodes (bench/lib/network-fs.ts).
+  // mountNetworkFs registers its unmount (exit, signals, bench end) before it mounts anything.
+  let netfs: NetworkFs | undefined
+  if (runnable.includes('filesystem-netfs')) {
+    const cannot = (why: string) => {
+      const line = `filesystem-netfs: skipped: no network file system can be mounted here: ${why}`
+      console.log(line)
+      skipped.push(line)
+      runnable = runnable.filter((v) => v !== 'filesystem-netfs')
+    }
+    const why = networkFsUnavailable()
+    if (why) cannot(`sshfs ${why} (root, FUSE, sshfs and openssh-server are needed; or the kernel's NFS)`)
+    else {
+      const exportDir = join(scratch, 'netfs-export')
+      mkdirSync(exportDir)
+      try {
+        netfs = await mountNetworkFs({ exportDir, readWrite: true })
+        console.log(`filesystem-netfs: ${netfs.kind} served by fake host ${netfs.server.name} (${netfs.server.address}) from ${exportDir}, mounted read-write at ${netfs.mountPoint} (${netfs.mountOptions})${netfs.notes.length ? `; ${netfs.notes.join('; ')}` : ''}`)
+      } catch (error) {
+        if (!(error instanceof NetworkFsUnavailable)) throw error
+        cannot(error.message)
+      }
+    }
+  }
+  const labels = implementationLabels(netfs?.kind)
   for (const nodes of nodeCounts) {
     let config: { file: string; env: Record<string, string> } | undefined
     if (nodes === 2) {
@@ -134,11 +166,16 @@ async function bench(argv: string[]): Promise<number> {
           const name = `${variant}-n${nodes}-s${size.numSims}-g${grid}-r${repetition}`
           const dir = join(scratch, name)
           mkdirSync(dir, { recursive: true })
-          const args = ['--num-sims', String(size.numSims), '--grid-size', String(grid), '--out', join(dir, 'out'), ...(flags.workers ? ['--workers', flags.workers] : []), ...(config ? ['--config', config.file] : [])]
+          const args = [
+            '--num-sims', String(size.numSims), '--grid-size', String(grid), '--out', join(dir, 'out'),
+            ...(variant === 'filesystem-netfs' ? ['--dir', join(netfs!.mountPoint, name)] : []),
+            ...(flags.workers ? ['--workers', flags.workers] : []),
+            ...(config ? ['--config', config.file] : []),
+          ]
           const logFile = join(out, 'logs', `${name}.log`)
           try {
-            const stdout = await runProgram({ program: join(programs, `${variant}.js`), args, env: config?.env ?? {}, cwd: dir, timeoutMs, logFile })
-            const result = parseProgramOutput(stdout, variant)
+            const stdout = await runProgram({ program: join(programs, `${programOf(variant)}.js`), args, env: config?.env ?? {}, cwd: dir, timeoutMs, logFile })
+            const result = parseProgramOutput(stdout, programOf(variant))
             const row: RunRow = {
               variant,
               nodes,
@@ -155,8 +192,8 @@ async function bench(argv: string[]): Promise<number> {
             if (result.nodes !== null && result.nodes !== nodes) console.log(`  note: ${name} reports ${result.nodes} node(s) (its managers' distinct hosts)`)
             rows.push(row)
             appendFileSync(csv, `${csvLine(row)}\n`)
-            appendFileSync(jsonl, `${JSON.stringify({ bench: 'producer-consumer', at: new Date().toISOString(), machine: host, loadavg: Number(loadavg()[0]!.toFixed(2)), tsflow: TSFLOW_VERSION, ...row, parsedFrom: result.parsedFrom, result: result.record })}\n`)
-            console.log(`  ${variant.padEnd(10)} nodes ${nodes}  ${gbText(row.dataGB).padStart(6)} GB  run ${repetition}: simulation ${row.simSeconds.toFixed(2)} s (IO ${row.simIOSeconds?.toFixed(3) ?? 'NA'}), training ${row.trainSeconds.toFixed(2)} s (IO ${row.trainIOSeconds?.toFixed(3) ?? 'NA'})`)
+            appendFileSync(jsonl, `${JSON.stringify({ bench: 'producer-consumer', at: new Date().toISOString(), machine: host, loadavg: Number(loadavg()[0]!.toFixed(2)), tsflow: TSFLOW_VERSION, ...row, ...(variant === 'filesystem-netfs' ? { networkFs: { kind: netfs!.kind, options: netfs!.mountOptions, rttMs: netfs!.rttMs } } : {}), parsedFrom: result.parsedFrom, result: result.record })}\n`)
+            console.log(`  ${variant.padEnd(16)} nodes ${nodes}  ${gbText(row.dataGB).padStart(6)} GB  run ${repetition}: simulation ${row.simSeconds.toFixed(2)} s (IO ${row.simIOSeconds?.toFixed(3) ?? 'NA'}), training ${row.trainSeconds.toFixed(2)} s (IO ${row.trainIOSeconds?.toFixed(3) ?? 'NA'})`)
           } catch (error) {
             const message = `${name}: ${(error as Error).message}`
             failures.push(message)
@@ -170,11 +207,12 @@ async function bench(argv: string[]): Promise<number> {
   }
 
   const all = groups(rows, variants)
-  const table = markdownTable(all)
+  const table = markdownTable(all, labels)
   const rules = checkRules(all)
   const ruleLines = rules.map((r) => `- ${r.status === 'met' ? 'met' : r.status}: ${r.rule}: ${r.detail}`)
   const markdown = [
     `Producer-consumer (issue 11), ${new Date().toISOString().slice(0, 10)}: ${host.cores} cores (${host.cpuModel}), ${host.memoryGiB} GiB, node ${host.node}, tsflow ${TSFLOW_VERSION} (${host.commit}); grid ${grid}, mean of ${repeat} run(s); IO is the mean per task.`,
+    ...(netfs ? ['', `${labels['filesystem-netfs']}: filesystem.js with --dir on ${netfs.kind} from a fake host (network namespace) on this machine, mounted read-write with \`${netfs.mountOptions}\`${netfs.kind === 'sshfs' ? ' (direct_io: no client page cache, every read crosses the link)' : ''}; the local-disk row reads from the page cache.`] : []),
     '',
     table,
     '',
@@ -191,7 +229,7 @@ async function bench(argv: string[]): Promise<number> {
     writeFileSync(tableFile, markdown)
   }
   const svg = join(out, 'producer-consumer.svg')
-  if (all.length > 0) await plot(all, svg)
+  if (all.length > 0) await plot(all, svg, labels)
   console.log(`\n${table}\n\nIssue 11 figures:\n${ruleLines.join('\n')}`)
   console.log(`\nresults ${csv}\nruns ${jsonl}\ntable ${join(out, 'table.md')}${tableFile ? ` and ${tableFile}` : ''}${all.length ? `\nplot ${svg}` : ''}\nlogs ${join(out, 'logs')}`)
   if (flags.history !== 'false' && rows.length > 0) {

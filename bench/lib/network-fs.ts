@@ -1,9 +1,18 @@
 /**
  * A real network file system for the `file-system` benchmark method (docs/proxy-imports.md,
  * "Shared file systems here"): a directory exported by a "file server" on a fake host (a network
- * namespace, bench/lib/netns-host.ts) and mounted, read-only, at a mount point of the root
- * namespace, so every file a worker opens there crosses a TCP connection, as on a cluster's
- * shared file system. Root only.
+ * namespace, bench/lib/netns-host.ts) and mounted (read-only, or read-write with `readWrite`) at a
+ * mount point of the root namespace, so every file a worker opens there crosses a TCP connection,
+ * as on a cluster's shared file system. Root only.
+ *
+ * Read-write mounts are for data one process writes and another reads back (the producer-consumer
+ * bench's file-system variant). On a cluster the reader is on another node, so its reads cannot
+ * hit the writer's page cache: they must cross the network. sshfs is therefore mounted with
+ * `direct_io` there (no client page cache at all: every read(2) is an SFTP read over the link, and
+ * every write(2) is sent before it returns, like a close-to-open network file system with nothing
+ * cached locally); NFS with `lookupcache=none,noac` and the data cache dropped by close-to-open
+ * consistency. The file server's own page cache still serves the reads it answers, as a cluster
+ * file server's RAM does.
  *
  * NFS is tried first (the kernel's client and server). Where the kernel has no NFS (no `nfs`/`nfsd`
  * in /proc/filesystems, as on the development machine: mount(2) fails with ENODEV), the reason is
@@ -29,8 +38,12 @@ export type NetworkFsKind = 'nfs' | 'sshfs'
 
 export interface NetworkFs {
   kind: NetworkFsKind
-  /** where the exported directory is mounted (read-only) */
+  /** where the exported directory is mounted */
   mountPoint: string
+  /** mounted read-write (`readWrite`), else read-only */
+  readWrite: boolean
+  /** the mount's options as given to sshfs / mount -t nfs (for the record) */
+  mountOptions: string
   /** the directory the file server exports */
   exportDir: string
   /** the file server's fake host */
@@ -57,6 +70,12 @@ export interface NetworkFsOptions {
    * does between changes; default false (FUSE's default: fetched again on every open)
    */
   kernelCache?: boolean
+  /**
+   * mount read-write (default false: read-only). sshfs then bypasses the client's page cache
+   * (`direct_io`) so a file written through the mount and read back through it crosses the link
+   * both times, as between two nodes of a cluster; `kernelCache` cannot be combined with it.
+   */
+  readWrite?: boolean
 }
 
 /** Thrown with a plain sentence when no network file system can be mounted here. */
@@ -97,6 +116,8 @@ export function isMountPoint(path: string): boolean {
 export async function mountNetworkFs(options: NetworkFsOptions): Promise<NetworkFs> {
   const why = networkFsUnavailable()
   if (why && options.kind !== 'nfs') throw new NetworkFsUnavailable(`no network file system here: sshfs ${why}`)
+  if (options.readWrite && options.kernelCache) throw new TypeError('mountNetworkFs: readWrite and kernelCache exclude each other (a read-write mount bypasses the client page cache); drop one')
+  const readWrite = options.readWrite ?? false
   const exportDir = resolve(options.exportDir)
   const rttMs = options.rttMs ?? 0
   const work = mkdtempSync(join(tmpdir(), 'tsflow-netfs-'))
@@ -136,10 +157,10 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
     if (latencyBy) stops.push(latencyBy.stop)
 
     if (options.kind !== 'sshfs') {
-      const nfs = tryNfs(host, exportDir, mountPoint, work)
+      const nfs = tryNfs(host, exportDir, mountPoint, readWrite)
       if (nfs.ok) {
         stops.push(nfs.stop)
-        return { kind: 'nfs', mountPoint, exportDir, server, rttMs, latencyBy: latencyBy ? 'netem' : undefined, notes, unmount }
+        return { kind: 'nfs', mountPoint, readWrite, mountOptions: nfs.options, exportDir, server, rttMs, latencyBy: latencyBy ? 'netem' : undefined, notes, unmount }
       }
       notes.push(`NFS: ${nfs.error}`)
       if (options.kind === 'nfs') throw new NetworkFsUnavailable(`cannot mount NFS here: ${nfs.error}`)
@@ -155,34 +176,36 @@ export async function mountNetworkFs(options: NetworkFsOptions): Promise<Network
       port = relay.port
       by = 'relay'
     }
+    const sshfsOptions = [
+      `port=${port}`,
+      readWrite ? 'rw' : 'ro',
+      // read-write: no client page cache (see the top of the file); writes are still
+      // pipelined by sshfs, reads of a big buffer are split into max_read requests in flight
+      ...(readWrite ? ['direct_io'] : []),
+      // Each SSH connection is one SFTP server process, which holds a descriptor for every
+      // file a client has open, and its limit here is 20,000. Node's ES module loader opens
+      // a package's modules all at once, so 16 workers importing a 15,000-file package hold
+      // up to 240,000 (the client then sees EPERM). An NFS server keeps no descriptor per
+      // client open; 32 connections give this one room for that many.
+      `max_conns=${SSHFS_CONNECTIONS}`,
+      ...(options.kernelCache ? ['kernel_cache'] : []),
+      `IdentityFile=${join(work, 'client_key')}`,
+      'StrictHostKeyChecking=no',
+      'UserKnownHostsFile=/dev/null',
+      'BatchMode=yes',
+      'LogLevel=ERROR',
+    ].join(',')
     try {
-      await execFileAsync('sshfs', [
-        `root@${host.address}:${exportDir}`,
-        mountPoint,
-        '-o',
-        [
-          `port=${port}`,
-          'ro',
-          // Each SSH connection is one SFTP server process, which holds a descriptor for every
-          // file a client has open, and its limit here is 20,000. Node's ES module loader opens
-          // a package's modules all at once, so 16 workers importing a 15,000-file package hold
-          // up to 240,000 (the client then sees EPERM). An NFS server keeps no descriptor per
-          // client open; 32 connections give this one room for that many.
-          `max_conns=${SSHFS_CONNECTIONS}`,
-          ...(options.kernelCache ? ['kernel_cache'] : []),
-          `IdentityFile=${join(work, 'client_key')}`,
-          'StrictHostKeyChecking=no',
-          'UserKnownHostsFile=/dev/null',
-          'BatchMode=yes',
-          'LogLevel=ERROR',
-        ].join(','),
-      ], { timeout: 30_000 })
+      await execFileAsync('sshfs', [`root@${host.address}:${exportDir}`, mountPoint, '-o', sshfsOptions], { timeout: 30_000 })
     } catch (error) {
       throw new NetworkFsUnavailable(`sshfs could not mount ${host.address}:${exportDir}: ${errorText(error)}`)
     }
-    stops.push(() => fuseUnmount(mountPoint))
+    stops.push(() => {
+      fuseUnmount(mountPoint)
+      endProcesses(`IdentityFile=${join(work, 'client_key')}`)
+    })
     readdirSync(mountPoint) // the mount answers
-    return { kind: 'sshfs', mountPoint, exportDir, server, rttMs, latencyBy: by, notes, unmount }
+    return { kind: 'sshfs', mountPoint, readWrite, mountOptions: sshfsOptions.replace(/,IdentityFile=[^,]*/, ''), exportDir, server, rttMs, latencyBy: by, notes, unmount }
   } catch (error) {
     unmount()
     throw error
@@ -196,6 +219,45 @@ function fuseUnmount(mountPoint: string): void {
   } catch {
     // busy (a process still has a file open there): detach now, the kernel finishes later
     execFileSync('fusermount3', ['-u', '-z', mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] })
+  }
+}
+
+/** Blocks the thread for `ms` (the stops run synchronously, also from the 'exit' event). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+
+/** Processes whose command line contains `marker` (this mount's own key file: its sshfs and ssh). */
+function processesWith(marker: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) pids.push(Number(entry))
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return pids
+}
+
+/**
+ * After the unmount, the sshfs daemon and its ssh connections must go too. They do by themselves
+ * when the mount was idle; after a lazy unmount (a file still open, e.g. a program being stopped
+ * on Ctrl-C) the daemon lives on, and once the file server is gone its ssh hangs in connect for
+ * minutes. Waits up to 3 s (polling), then SIGKILLs what is left.
+ */
+function endProcesses(marker: string): void {
+  const deadline = Date.now() + 3000
+  let left = processesWith(marker)
+  while (left.length > 0 && Date.now() < deadline) {
+    pause(50)
+    left = processesWith(marker)
+  }
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // ended meanwhile
+    }
   }
 }
 
@@ -216,10 +278,13 @@ function addNetem(host: NetnsHost, rttMs: number): { stop: () => void } | undefi
  * NFSv4.2. Where the kernel lacks the client, the mount is still attempted (mount.nfs reaches
  * mount(2) for v4 without a server) so the note holds the kernel's own error.
  */
-function tryNfs(host: NetnsHost, exportDir: string, mountPoint: string, work: string): { ok: true; stop: () => void } | { ok: false; error: string } {
+function tryNfs(host: NetnsHost, exportDir: string, mountPoint: string, readWrite: boolean): { ok: true; stop: () => void; options: string } | { ok: false; error: string } {
   if (!onPath('mount.nfs')) return { ok: false, error: 'mount.nfs is not installed (apt-get install nfs-common)' }
+  // read-write: no attribute or lookup caching, so another client's writes are seen at once; the
+  // data cache is revalidated at every open (close-to-open), as on a cluster's NFS
+  const options = `vers=4.2,${readWrite ? 'rw,noac,lookupcache=none' : 'ro'},soft,timeo=50,retrans=1`
   const mount = () =>
-    execFileSync('mount', ['-t', 'nfs', '-o', 'vers=4.2,ro,soft,timeo=50,retrans=1', `${host.address}:${exportDir}`, mountPoint], {
+    execFileSync('mount', ['-t', 'nfs', '-o', options, `${host.address}:${exportDir}`, mountPoint], {
       stdio: ['ignore', 'ignore', 'pipe'],
       timeout: 20_000,
     })
@@ -249,11 +314,11 @@ function tryNfs(host: NetnsHost, exportDir: string, mountPoint: string, work: st
   try {
     if (!existsSync('/proc/fs/nfsd/threads')) execFileSync('mount', ['-t', 'nfsd', 'nfsd', '/proc/fs/nfsd'], { stdio: ['ignore', 'ignore', 'pipe'] })
     inHost('rpcbind', '-w')
-    inHost('exportfs', '-i', '-o', 'ro,no_root_squash,insecure,no_subtree_check,fsid=7', exportSpec)
+    inHost('exportfs', '-i', '-o', `${readWrite ? 'rw' : 'ro'},no_root_squash,insecure,no_subtree_check,fsid=7`, exportSpec)
     inHost('rpc.nfsd', '-N', '3', '8')
     inHost('rpc.mountd')
     mount()
-    return { ok: true, stop }
+    return { ok: true, stop, options }
   } catch (error) {
     stop()
     return { ok: false, error: errorText(error) }

@@ -11,8 +11,18 @@ import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { onCleanup } from '../lib/cleanup.js'
 
-export const VARIANTS = ['futures', 'filesystem', 'ddict'] as const
+/**
+ * `filesystem` writes and reads its data on the local disk (here: the page cache); `filesystem-netfs`
+ * is the same program (filesystem.js) with `--dir` inside a network file system mounted by the
+ * bench (bench/lib/network-fs.ts), as on the seed's cluster, where the data went to shared Lustre.
+ */
+export const VARIANTS = ['futures', 'filesystem', 'filesystem-netfs', 'ddict'] as const
 export type Variant = (typeof VARIANTS)[number]
+
+/** The program (examples/producer-consumer/<name>.ts) a variant runs. */
+export function programOf(variant: string): string {
+  return variant === 'filesystem-netfs' ? 'filesystem' : variant
+}
 
 export interface ProgramResult {
   variant: string
@@ -121,7 +131,7 @@ export function runProgram(options: RunOptions): Promise<string> {
     let timedOut = false
     let ended = false
     /** Signals what is left of the child's group; true when something was. */
-    const endGroup = (signal: NodeJS.Signals): boolean => {
+    const endGroup = (signal: NodeJS.Signals | 0): boolean => {
       if (ended || !child.pid) return false
       try {
         process.kill(-child.pid, signal)
@@ -130,7 +140,14 @@ export function runProgram(options: RunOptions): Promise<string> {
         return false // the group is gone
       }
     }
-    onCleanup(() => endGroup('SIGTERM'))
+    // On Ctrl-C: stop the group and wait for it (up to 5 s, then SIGKILL), so the cleanups after
+    // this one (the network file system's unmount) do not find its files still open.
+    onCleanup(async () => {
+      if (!endGroup('SIGTERM')) return
+      const deadline = Date.now() + 5000
+      while (Date.now() < deadline && endGroup(0)) await new Promise((r) => setTimeout(r, 50))
+      endGroup('SIGKILL')
+    })
     const timer = setTimeout(() => {
       timedOut = true
       endGroup('SIGTERM')

@@ -25,13 +25,25 @@ export interface ShardStats {
 }
 
 /** Every key of the dictionary on `shards` except the frozen flag, UNLINKed in batches (refused while frozen). */
-export async function clearDict(shared: Shared, shards: number[]): Promise<void> {
+export async function clearDict(shared: Shared, shards: number[], checkpoint: number): Promise<void> {
   const meta = metaKeys(shared.id)
+  // As DragonHPC's clear: what a handle at `checkpoint` sees goes, writes other handles already
+  // made at later checkpoints stay (with the bookkeeping they need). When no checkpoint after
+  // this handle's was written (the usual case), everything of the dictionary goes.
+  const everything = checkpoint >= (await newestCheckpoint(shared))
+  const prefix = `${shared.id}:`
+  const doomedName = (name: string): boolean => {
+    if (name === meta.frozen) return false
+    if (everything) return true
+    const rest = name.slice(prefix.length)
+    const at = Number(rest.slice(0, rest.indexOf(':')))
+    return /^[0-9]/.test(rest) && at <= checkpoint
+  }
   await Promise.all(
     shards.map(async (index) => {
       const link = shared.links[index]!
       for await (const names of scanNames(link.primary, `${globEscape(shared.id)}:*`, 'clear')) {
-        const doomed = names.filter((name) => name !== meta.frozen)
+        const doomed = names.filter(doomedName)
         for (let i = 0; i < doomed.length; i += UNLINK_BATCH) {
           const batch = doomed.slice(i, i + UNLINK_BATCH)
           await link.call('clear', '(every key)', (cm) => evalScript(cm, 'unlinkMany', [meta.frozen, ...batch], []))
@@ -74,9 +86,10 @@ export async function newestCheckpoint(shared: Shared): Promise<number> {
   return answers.reduce((max, reply) => Math.max(max, reply === null ? 0 : Number(reply.toString('latin1'))), 0)
 }
 
-export async function shardStats(shared: Shared, checkpoint: number): Promise<ShardStats[]> {
+export async function shardStats(shared: Shared, checkpoint: number, shards: number[]): Promise<ShardStats[]> {
   return Promise.all(
-    shared.links.map(async (link, index) => {
+    shards.map(async (index) => {
+      const link = shared.links[index]!
       const [memory, keys] = await Promise.all([
         link.memory(),
         (async () => {

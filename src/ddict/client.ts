@@ -55,6 +55,8 @@ export class DDict {
   readonly #pinned: number | undefined
   readonly #waitForKeys: boolean
   #detached = false
+  /** set by a rollback onto a retired checkpoint: the next call fails with this (DragonHPC's behaviour) */
+  #rolledBackOnto: { oldest: number; message: string } | undefined
 
   private constructor(shared: Shared, checkpoint: number, pinned: number | undefined, waitForKeys: boolean) {
     this.#shared = shared
@@ -123,6 +125,13 @@ export class DDict {
   get checkpointId(): number {
     return this.#checkpoint
   }
+  /** Moves this handle to checkpoint `c` (DragonHPC's `checkpoint_id = c`); a retired one fails at the next write. */
+  set checkpointId(c: number) {
+    this.#check('checkpointId', true)
+    if (!Number.isSafeInteger(c) || c < 0) throw new UsageError(`ddict ${this.name}: checkpointId must be a non-negative integer (got ${c})`)
+    this.#checkpoint = c
+    this.#rolledBackOnto = undefined
+  }
   /** The shard every key of this handle goes to, for a handle from manager(i). */
   get pinnedShard(): number | undefined {
     return this.#pinned
@@ -134,8 +143,12 @@ export class DDict {
     const plan = this.#plan(key, 'get')
     const c = this.#checkpoint
     const wss = this.#shared.base.workingSetSize
+    // A waiting read is DragonHPC's wait_for_keys read: the value written AT this checkpoint, so
+    // a reader that moved to c waits for the writer's write at c instead of taking the one at
+    // c - 1 (as waitFor does). A non-waiting read sees the newest version in the working set.
+    const exact = c > 0 && wss > 1 && (options.wait ?? (this.#waitForKeys && !('default' in options)))
     const reply = await plan.link.read('get', plan.label, this.#shared.frozen, (cm) =>
-      c === 0 || wss === 1 ? cm.sendCommand<Buffer | null>(['GET', this.#name(c, plan.text)]) : evalScript<Buffer | null>(cm, 'vget', versionKeys(this.id, c, wss, plan.text), []),
+      c === 0 || wss === 1 || exact ? cm.sendCommand<Buffer | null>(['GET', this.#name(c, plan.text)]) : evalScript<Buffer | null>(cm, 'vget', versionKeys(this.id, c, wss, plan.text), []),
       plan.lane,
     )
     if (reply !== null) return decodeValue(reply)
@@ -185,7 +198,7 @@ export class DDict {
     try {
       const after = await plan.link.call('fetchAdd', plan.label, (cm) =>
         c === 0
-          ? evalScript<number>(cm, 'incr', [this.#meta.frozen, this.#name(0, plan.text)], [String(n)])
+          ? evalScript<number>(cm, 'incr', [this.#meta.frozen, this.#name(0, plan.text), this.#marker(plan.text)], [String(n), String(wss)])
           : evalScript<number>(cm, 'vincr', [...this.#versionedKeys(plan.text), ...versionKeys(this.id, c, wss, plan.text).slice(1)], [String(n), ...this.#versionedArgs(plan.text)]),
         plan.lane,
       )
@@ -277,10 +290,13 @@ export class DDict {
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  /** Removes every key of this dictionary, at every checkpoint (UNLINK in batches; refused while frozen). */
+  /**
+   * Removes every key this handle sees, at its checkpoint and before (UNLINK in batches; refused
+   * while frozen). Versions other handles wrote at later checkpoints stay, as in DragonHPC.
+   */
   async clear(): Promise<void> {
     this.#check('clear')
-    await clearDict(this.#shared, this.#shardIndexes())
+    await clearDict(this.#shared, this.#shardIndexes(), this.#checkpoint)
   }
 
   // ---- freezing
@@ -305,33 +321,51 @@ export class DDict {
 
   /** Moves this handle to the next checkpoint; its writes go there, its reads see it and the working set before it. */
   checkpoint(): number {
-    this.#check('checkpoint')
-    return ++this.#checkpoint
+    this.#check('checkpoint', true)
+    ++this.#checkpoint
+    if (this.#rolledBackOnto && this.#checkpoint >= this.#rolledBackOnto.oldest) this.#rolledBackOnto = undefined
+    return this.#checkpoint
   }
 
-  /** Moves this handle one checkpoint back; refused at 0 or when that checkpoint was retired. */
+  /**
+   * Moves this handle one checkpoint back (at 0 it stays at 0), as DragonHPC's rollback does: a
+   * rollback onto a retired checkpoint is not refused itself; the handle's next call is, naming the
+   * working set, until checkpoint(), advance() or checkpointId moves it to a live one.
+   */
   async rollback(): Promise<number> {
-    this.#check('rollback')
+    this.#check('rollback', true)
+    if (this.#checkpoint === 0) return 0
     const target = this.#checkpoint - 1
-    if (target < 0) throw new UsageError(`ddict ${this.name}: rollback() at checkpoint 0: there is no earlier checkpoint`)
     const newest = await newestCheckpoint(this.#shared)
     const oldest = newest - this.#shared.base.workingSetSize + 1
-    if (target < oldest) {
-      throw new UsageError(
-        `ddict ${this.name}: rollback() to checkpoint ${target} refused: it was retired (the newest checkpoint written is ${newest}, workingSetSize ${this.#shared.base.workingSetSize} keeps ${Math.max(0, oldest)}..${newest})`,
-      )
-    }
-    return (this.#checkpoint = target)
+    this.#checkpoint = target
+    this.#rolledBackOnto =
+      target < oldest
+        ? { oldest, message: `ddict ${this.name}: this handle was rolled back to checkpoint ${target}, which was retired (the newest checkpoint written is ${newest}, workingSetSize ${this.#shared.base.workingSetSize} keeps ${Math.max(0, oldest)}..${newest}); move it with checkpoint(), advance() or checkpointId first` }
+        : undefined
+    return target
   }
 
   /** Moves this handle to the newest checkpoint any client wrote (never backwards). */
   async advance(): Promise<number> {
-    this.#check('advance')
+    this.#check('advance', true)
     const newest = await newestCheckpoint(this.#shared)
-    return (this.#checkpoint = Math.max(this.#checkpoint, newest))
+    this.#checkpoint = Math.max(this.#checkpoint, newest)
+    if (this.#rolledBackOnto && this.#checkpoint >= this.#rolledBackOnto.oldest) this.#rolledBackOnto = undefined
+    return this.#checkpoint
+  }
+
+  /** DragonHPC's name for advance() (its own `advance()` replays persisted checkpoints, which tsflow has not). */
+  syncToNewestCheckpoint(): Promise<number> {
+    return this.advance()
   }
 
   // ---- placement
+
+  /** The shard `key` goes to through this handle (its pin, else the hash): DragonHPC's which_manager. */
+  whichManager(key: DDictKey): number {
+    return this.#plan(key, 'whichManager').shard
+  }
 
   /** Indices of the shards whose server runs on this node. */
   localManagers(): number[] {
@@ -357,10 +391,10 @@ export class DDict {
     return new DDict(this.#shared, this.#checkpoint, index, this.#waitForKeys)
   }
 
-  /** Per shard: address, node, keys of this dictionary at this checkpoint, used and limit bytes. */
+  /** Per shard (only its own for a pinned handle, as DragonHPC's): address, node, keys of this dictionary at this checkpoint, used and limit bytes. */
   async stats(): Promise<ShardStats[]> {
     this.#check('stats')
-    return shardStats(this.#shared, this.#checkpoint)
+    return shardStats(this.#shared, this.#checkpoint, this.#shardIndexes())
   }
 
   // ---- lifetime
@@ -375,10 +409,11 @@ export class DDict {
   /**
    * Destroys the dictionary: servers tsflow started are stopped (by the handle that created
    * them; elsewhere, and on an existing deployment, the dictionary's keys are deleted). Every
-   * handle in this process then fails with DDictDestroyed.
+   * handle in this process then fails with DDictDestroyed. A detached handle may destroy too.
    */
   async destroy(): Promise<void> {
-    this.#check('destroy')
+    if (this.#shared.context.destroyed) throw new DDictDestroyed(this.name, 'destroy')
+    // A detached handle may still destroy (as DragonHPC's detach() then destroy()).
     this.#detached = true
     await destroyDict(this.#shared)
   }
@@ -393,14 +428,21 @@ export class DDict {
     return redisKey(this.id, c, text)
   }
 
-  #check(operation: string): void {
+  #check(operation: string, moving = false): void {
     if (this.#shared.context.destroyed) throw new DDictDestroyed(this.name, operation)
     if (this.#detached) throw new UsageError(`ddict ${this.name}: ${operation} on a detached handle; attach again (DDict.attach(descriptor)) to use the dictionary`)
+    if (this.#rolledBackOnto && !moving) throw new UsageError(`${this.#rolledBackOnto.message} (${operation} refused)`)
   }
 
   #plan(key: DDictKey, operation: string): KeyPlan {
     this.#check(operation)
-    const text = keyText(key)
+    let text: string
+    try {
+      text = keyText(key)
+    } catch (error) {
+      // DragonHPC keys may be any picklable value (tuples are common); here they are strings or numbers.
+      throw new UsageError(`ddict ${this.name}: ${operation}: ${(error as Error).message}; for a composite key (a DragonHPC tuple key) use a string, e.g. JSON.stringify([12, 34])`, { cause: error })
+    }
     const shard = this.#pinned ?? shardOf(text, this.#shared.links.length)
     return { key, text, shard, lane: laneOf(text), link: this.#shared.links[shard]!, label: keyLabel(key) }
   }
@@ -410,7 +452,12 @@ export class DDict {
   }
 
   #versionedKeys(text: string): string[] {
-    return [this.#meta.frozen, this.#meta.newest, this.#name(this.#checkpoint, text), `${this.id}:#m:${text}`]
+    return [this.#meta.frozen, this.#meta.newest, this.#name(this.#checkpoint, text), this.#marker(text)]
+  }
+
+  /** The key's newest-checkpoint marker (scripts.ts). */
+  #marker(text: string): string {
+    return `${this.id}:#m:${text}`
   }
 
   #versionedArgs(text: string): string[] {
@@ -424,8 +471,8 @@ export class DDict {
   #write(cm: Commands, text: string, bytes: Buffer): Promise<unknown> {
     const c = this.#checkpoint
     if (bytes.length < STAGE_BYTES) {
-      if (c === 0) return evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text)], [bytes])
-      return evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)]).catch((error) => {
+      const written = c === 0 ? evalScript(cm, 'set', [this.#meta.frozen, this.#name(0, text), this.#marker(text)], [bytes, String(this.#shared.base.workingSetSize)]) : evalScript(cm, 'vset', this.#versionedKeys(text), [bytes, ...this.#versionedArgs(text)])
+      return written.catch((error) => {
         throw this.#retired(error, keyLabel(keyFromText(text)))
       })
     }
@@ -433,7 +480,7 @@ export class DDict {
     const staged = cm.sendCommand(['SET', staging, bytes, 'PX', String(STAGING_TTL_MS + this.#shared.base.timeoutMs)])
     const moved =
       c === 0
-        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), staging], [])
+        ? evalScript(cm, 'stagedSet', [this.#meta.frozen, this.#name(0, text), this.#marker(text), staging], ['', String(this.#shared.base.workingSetSize)])
         : evalScript(cm, 'stagedVset', [...this.#versionedKeys(text), staging], ['', ...this.#versionedArgs(text)])
     // The SET's refusal (OOM) is the one to report; the move then fails for want of the staged key.
     return Promise.all([staged, moved]).catch(async (error) => {

@@ -7,7 +7,8 @@
  *
  * Checkpointed writes (checkpoint > 0) also keep, per key, `${id}:#m:<keyText>` = the newest
  * checkpoint the key was written at (so retiring old versions needs no scan), and per shard
- * `${id}:#newest` (for advance()). A write at checkpoint 0 (the default) does neither.
+ * `${id}:#newest` (for advance()). A write at checkpoint 0 (the default) does neither; it only
+ * reads the marker, to refuse a write at a checkpoint 0 the key's working set has left.
  */
 import { createHash } from 'node:crypto'
 import type { Commands } from './connection.js'
@@ -38,6 +39,14 @@ local function advance()
 end
 `
 
+// A write at checkpoint 0 by a handle left behind: refused (as DragonHPC's checkpoint-retired
+// error) once another handle wrote the key at a checkpoint whose working set no longer holds 0,
+// rather than writing a version no later read sees. One GET of the marker (usually missing).
+// KEYS[3] = the marker, ARGV[2] = wss.
+const RETIRED_AT_0 = `local m0 = tonumber(redis.call('GET', KEYS[3]) or '0')
+if m0 >= tonumber(ARGV[2]) then return redis.error_reply('${RETIRED_REPLY} ' .. m0) end
+`
+
 // A large value is not passed to a script: copying megabytes into Lua and back costs several
 // times the SET itself. It is SET under a staging key (with a TTL, in case its writer dies before
 // the next command), and the script moves it into place with RENAME (no copy). Both commands are
@@ -46,10 +55,10 @@ const STAGED_FROZEN_CHECK = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.ca
 const MOVE_STAGED = (target: string) => `redis.call('RENAME', KEYS[#KEYS], ${target})\nredis.call('PERSIST', ${target})\n`
 
 export const SCRIPTS = {
-  /** checkpoint 0: KEYS frozen, key; ARGV value */
-  set: FROZEN_CHECK + `return redis.call('SET', KEYS[2], ARGV[1])`,
-  /** checkpoint 0, a staged value: KEYS frozen, key, staging */
-  stagedSet: STAGED_FROZEN_CHECK + MOVE_STAGED('KEYS[2]') + `return 'OK'`,
+  /** checkpoint 0: KEYS frozen, key, marker; ARGV value, wss */
+  set: FROZEN_CHECK + RETIRED_AT_0 + `return redis.call('SET', KEYS[2], ARGV[1])`,
+  /** checkpoint 0, a staged value: KEYS frozen, key, marker, staging; ARGV (unused), wss */
+  stagedSet: STAGED_FROZEN_CHECK + RETIRED_AT_0.replace('return redis.error_reply', 'redis.call(\'UNLINK\', KEYS[#KEYS]) return redis.error_reply') + MOVE_STAGED('KEYS[2]') + `return 'OK'`,
   /** checkpoint c > 0: KEYS frozen, newest, key@c, marker; ARGV value, c, wss, prefix, keyText */
   vset: FROZEN_CHECK + VERSIONED + `redis.call('SET', KEYS[3], ARGV[1])\nadvance()\nreturn 'OK'`,
   /** checkpoint c > 0, a staged value: KEYS frozen, newest, key@c, marker, staging; ARGV (unused), c, wss, prefix, keyText */
@@ -58,8 +67,8 @@ export const SCRIPTS = {
     VERSIONED.replace(`return redis.error_reply('${RETIRED_REPLY}`, `redis.call('UNLINK', KEYS[#KEYS]) return redis.error_reply('${RETIRED_REPLY}`) +
     MOVE_STAGED('KEYS[3]') +
     `advance()\nreturn 'OK'`,
-  /** checkpoint 0: KEYS frozen, key; ARGV n -> the value after adding */
-  incr: FROZEN_CHECK + `return redis.call('INCRBY', KEYS[2], ARGV[1])`,
+  /** checkpoint 0: KEYS frozen, key, marker; ARGV n, wss -> the value after adding */
+  incr: FROZEN_CHECK + RETIRED_AT_0 + `return redis.call('INCRBY', KEYS[2], ARGV[1])`,
   /**
    * checkpoint c > 0: KEYS frozen, newest, key@c, marker, older versions (newest first); ARGV
    * n, c, wss, prefix, keyText. A key visible only at an older checkpoint starts from that value.

@@ -35,6 +35,12 @@ export interface Shared {
 }
 
 const sets = new Map<string, Shared>()
+/**
+ * Servers this process started for a dictionary whose handles here all detached: a handle
+ * attached later in this process takes them back, so its destroy() still stops them (DragonHPC
+ * users detach the creating handle and destroy from another one).
+ */
+const groups = new Map<string, StartedShards>()
 /** ids of dictionaries destroyed by this process: a handle attached later fails with DDictDestroyed too */
 const destroyedIds = new Set<string>()
 
@@ -55,7 +61,7 @@ export function sharedFor(descriptor: DDictDescriptor): Shared {
     base: { ...base, shards },
     context,
     links: shards.map((info) => new ShardLink(context, info)),
-    group: undefined,
+    group: groups.get(descriptor.id),
     handles: 0,
     frozen: false,
     closed: false,
@@ -74,6 +80,8 @@ export async function release(shared: Shared): Promise<void> {
 
 export async function closeShared(shared: Shared): Promise<void> {
   shared.closed = true
+  if (shared.group && !shared.context.destroyed) groups.set(shared.id, shared.group)
+  else groups.delete(shared.id)
   if (sets.get(shared.id) === shared) sets.delete(shared.id)
   await Promise.all(shared.links.map((link) => link.close()))
 }

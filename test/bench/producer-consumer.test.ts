@@ -1,13 +1,16 @@
 // Smoke test of bench/producer-consumer (the compiled bench in out/): the three programs at a tiny
-// size (2 simulations on a 64 x 64 grid: seconds), the CSV, the seed-shaped table, the plot, the
-// figure rules; 2 nodes on fake hosts when this machine can make them.
-import { execFile } from 'node:child_process'
+// size (2 simulations on a 64 x 64 grid: seconds), the file-system one twice (local disk, and a
+// network file system the bench mounts: root, FUSE, sshfs and sshd; else skipped with the reason),
+// the CSV, the seed-shaped table, the plot, the figure rules; 2 nodes on fake hosts when this
+// machine can make them. No mount, fake host or process is left after a run.
+import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
+import { isMountPoint } from '../../bench/lib/network-fs.js'
 import { redisMissing } from '../helpers/redis.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -29,11 +32,35 @@ async function bench(args: string[]): Promise<{ stdout: string; out: string }> {
   return { stdout, out }
 }
 
-function checkOutputs(t: Test, out: string, nodes: number): void {
+/**
+ * The network file system's variant: mounted (its line names the kind and the mount point, and the
+ * mount is gone after the bench) or skipped with the reason. Returns the kind, or undefined.
+ */
+function checkNetworkFs(t: Test, stdout: string): string | undefined {
+  const skipped = /^filesystem-netfs: skipped: no network file system can be mounted here: (.+)$/m.exec(stdout)
+  if (skipped) {
+    t.comment(`filesystem-netfs skipped: ${skipped[1]}`)
+    t.ok(skipped[1]!.length > 10, 'the reason is printed')
+    return undefined
+  }
+  const mounted = /^filesystem-netfs: (sshfs|nfs) served by fake host (\S+) \([\d.]+\) from \S+, mounted read-write at (\S+) \((.*?)\)/m.exec(stdout)
+  t.ok(mounted, 'the network file system is mounted once, read-write, and described')
+  if (!mounted) return undefined
+  const [, kind, host, mountPoint, options] = mounted
+  if (kind === 'sshfs') t.match(options, /(^|,)rw,direct_io(,|$)/, 'no client page cache: reads cross the link')
+  t.notOk(isMountPoint(mountPoint!), 'unmounted after the bench')
+  t.notOk(existsSync(mountPoint!), 'its mount point removed')
+  t.notMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), new RegExp(`^${host}\\b`, 'm'), 'the file server host is gone')
+  t.notOk(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).includes(mountPoint!), 'no sshfs or sshd left')
+  return kind
+}
+
+function checkOutputs(t: Test, out: string, nodes: number, networkFs: string | undefined): void {
   const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n')
   t.equal(csv[0], COLUMNS)
   const rows = csv.slice(1).map((line) => line.split(','))
-  t.same(rows.map((r) => r[0]), ['futures', 'filesystem', 'ddict'], 'one run per variant')
+  const variants = networkFs ? ['futures', 'filesystem', 'filesystem-netfs', 'ddict'] : ['futures', 'filesystem', 'ddict']
+  t.same(rows.map((r) => r[0]), variants, 'one run per variant')
   for (const r of rows) {
     t.same([r[1], r[3], r[4], r[5]], [String(nodes), '2', '64', '1'], `${r[0]}: nodes, simulations, grid, repetition`)
     t.ok(Number(r[2]) > 0 && Number(r[7]) > 0 && Number(r[9]) > 0, `${r[0]}: data size and phase times`)
@@ -45,9 +72,20 @@ function checkOutputs(t: Test, out: string, nodes: number): void {
   const at = lines.indexOf(HEADER)
   t.ok(at >= 0, "the seed's header")
   t.match(lines[at + 2], new RegExp(`^\\| tsflow \\+ futures \\| ${nodes} \\| 0\\.00061 \\| [\\d.]+ / NA \\| [\\d.]+ / NA \\|$`))
-  t.match(lines[at + 3], new RegExp(`^\\| tsflow \\+ file system \\| ${nodes} \\| 0\\.00061 \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\|$`))
-  t.match(lines[at + 4], new RegExp(`^\\| tsflow \\+ DDict \\| ${nodes} \\| 0\\.00061 \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\|$`))
-  t.equal(lines[at + 5], '', 'three rows')
+  const measured = '[\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+'
+  t.match(lines[at + 3], new RegExp(`^\\| tsflow \\+ file system \\(local disk\\) \\| ${nodes} \\| 0\\.00061 \\| ${measured} \\|$`))
+  let next = at + 4
+  if (networkFs) t.match(lines[next++], new RegExp(`^\\| tsflow \\+ file system \\(network: ${networkFs}\\) \\| ${nodes} \\| 0\\.00061 \\| ${measured} \\|$`))
+  t.match(lines[next++], new RegExp(`^\\| tsflow \\+ DDict \\| ${nodes} \\| 0\\.00061 \\| ${measured} \\|$`))
+  t.equal(lines[next], '', `${variants.length} rows`)
+  if (networkFs) {
+    t.match(table, /- not measured: 1 node, 0\.62 GB: futures training <= 1\.5x file-system training \(network fs\)/, 'the rules against the network file system too')
+    const netRuns = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { variant: string; networkFs?: { kind: string }; result: { dataDir?: string } })
+    const net = netRuns.find((r) => r.variant === 'filesystem-netfs')
+    t.equal(net?.networkFs?.kind, networkFs, 'the run records its file system')
+    const local = netRuns.find((r) => r.variant === 'filesystem')
+    if (net?.result.dataDir !== undefined) t.not(dirname(net.result.dataDir), dirname(local?.result.dataDir ?? ''), 'the two file-system runs wrote to different directories')
+  }
   t.match(table, /- not measured: 1 node, 0\.62 GB: futures training <= 1\.5x file-system training/)
   t.match(table, /- not measured: 2 GB: DDict training faster than both other variants/)
   t.match(readFileSync(join(out, 'producer-consumer.svg'), 'utf8'), /^<svg/)
@@ -57,7 +95,7 @@ function checkOutputs(t: Test, out: string, nodes: number): void {
 
 t.test('1 node: the three programs, CSV, table, plot, rules', { skip: skip ?? false }, async (t) => {
   const { stdout, out } = await bench(['--nodes', '1'])
-  checkOutputs(t, out, 1)
+  checkOutputs(t, out, 1, checkNetworkFs(t, stdout))
   t.match(stdout, /Issue 11 figures:/)
 })
 
@@ -68,7 +106,7 @@ t.test('2 nodes: HTEX (and the DDict shards) on two fake hosts', { skip: skip ??
     return
   }
   t.match(stdout, /2 nodes: fake hosts pc\d+1 \([\d.]+\), pc\d+2/)
-  checkOutputs(t, out, 2)
+  checkOutputs(t, out, 2, checkNetworkFs(t, stdout))
   const runs = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { variant: string; result: { nodes?: number; ddict?: { nodes?: number } } })
   t.ok(runs.every((r) => r.result.nodes === 2), 'every program ran its workers on both hosts')
   const shards = runs.find((r) => r.variant === 'ddict')?.result.ddict
@@ -93,6 +131,18 @@ t.test('the figure rules', async (t) => {
   const seed = checkRules([g('futures', 0.625, 26.59, null, null), g('filesystem', 0.625, 14.9, 0.094, 0.422), g('ddict', 0.625, 17.92, 0.233, 1.194), g('futures', 1.99, 171, null, null), g('filesystem', 1.99, 104, 1, 1), g('ddict', 1.99, 47, 1, 1)])
   t.same(seed.map((r) => r.status), ['NOT MET', 'NOT MET', 'met'])
   t.match(seed[0]!.detail, /= 1\.78x/)
+  // both file systems: each rule once per file system, the network one named as the seed's setup
+  const both = checkRules([g('futures', 0.625, 15, null, null), g('filesystem', 0.625, 14.9, 0.1, 0.03), g('filesystem-netfs', 0.625, 16, 0.2, 0.9), g('ddict', 0.625, 10, 0.15, 0.7)])
+  t.same(both.map((r) => [r.rule.replace(/:.*\(/, ' ('), r.status]), [
+    ['1 node, 0.62 GB (local disk)', 'met'],
+    ['1 node, 0.62 GB (local disk; each phase)', 'NOT MET'],
+    ['1 node, 0.62 GB (network fs)', 'met'],
+    ['1 node, 0.62 GB (network fs; each phase)', 'met'],
+    ['2 GB: DDict training faster than both other variants', 'not measured'],
+  ])
+  t.match(both[3]!.detail, /training 0\.700 \/ 0\.900 s = 0\.78x .*the seed's setup: its data went to Polaris' shared Lustre/)
+  const at2 = checkRules([g('futures', 2, 30, null, null), g('filesystem', 2, 10, 1, 1), g('filesystem-netfs', 2, 40, 1, 1), g('ddict', 2, 20, 1, 1)])
+  t.same(at2.at(-1), { rule: '2 GB: DDict training faster than both other variants (1 node)', status: 'NOT MET', detail: 'DDict 20.00 s, file system (local disk) 10.00 s, file system (network fs) 40.00 s, futures 30.00 s (seed at 5 GB: 47 / 104 / 171 s)' })
   const good = checkRules([g('futures', 0.625, 15, null, null), g('filesystem', 0.625, 14.9, 0.1, 0.4), g('ddict', 0.625, 10, 0.15, 0.7)])
   t.same(good.map((r) => r.status), ['met', 'met', 'not measured'])
 })
