@@ -5,8 +5,8 @@
  * plain GETs. Checkpoints are key versions (`${id}:${checkpoint}:${keyText}`).
  *
  * A DDict travels to tasks as its descriptor (codec extension 0x2a, registered below; runtime/
- * execute.ts imports this module) and attaches lazily where it lands. node-redis is loaded on
- * the first command, not by importing this module.
+ * execute.ts imports this module) and attaches lazily where it lands. Its connections (our own
+ * RESP client, resp-client.ts) open on the first command, not when this module is imported.
  */
 import { randomBytes } from 'node:crypto'
 import { addExtension } from 'msgpackr'
@@ -586,7 +586,7 @@ function* entriesOf(entries: Entries): Iterable<readonly [DDictKey, unknown]> {
   } else yield* Object.entries(entries as Record<string, unknown>)
 }
 
-/** A CONFIG GET reply's value (node-redis answers a map as an object or as a flat array). */
+/** A CONFIG GET reply's value (a RESP2 flat array of names and values; a Map or object is read too). */
 export function configValue(reply: unknown, name: string): string {
   if (Array.isArray(reply)) {
     for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === name) return String(reply[i + 1])
