@@ -5,7 +5,7 @@ import { ErrorCode } from 'tsflow'
 import { DDict } from 'tsflow/ddict'
 import { keyText, redisKey, shardOf } from 'tsflow/protocol'
 import { redisMissing } from '../../helpers/redis.js'
-import { addresses, failureOf, raw, startShards } from './shards.js'
+import { addresses, failureOf, raw, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 

@@ -8,7 +8,7 @@ import { DDict } from 'tsflow/ddict'
 import { keyText, shardOf } from 'tsflow/protocol'
 import { ping, redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { failureOf, raw } from './shards.js'
+import { failureOf, raw } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 

@@ -9,7 +9,7 @@ import { DDict } from 'tsflow/ddict'
 import { keyText, shardOf } from 'tsflow/protocol'
 import { redisMissing } from '../../helpers/redis.js'
 import { isAlive, waitFor } from '../../helpers/wait.js'
-import { addresses, failureOf, raw, startShards } from './shards.js'
+import { addresses, failureOf, raw, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 

@@ -4,7 +4,7 @@ import t from 'tap'
 import { ErrorCode } from 'tsflow'
 import { DDict } from 'tsflow/ddict'
 import { redisMissing } from '../../helpers/redis.js'
-import { addresses, failureOf, raw, startShards } from './shards.js'
+import { addresses, failureOf, raw, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 

@@ -8,7 +8,7 @@ import { keyText, redisKey, shardOf } from 'tsflow/protocol'
 import { fakeHostsDown, fakeHostsUp, netnsUnavailable } from '../../helpers/netns.js'
 import { ping, redisMissing, redisServerPath } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { addresses, raw, startShards } from './shards.js'
+import { addresses, raw, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 // the public entry's file, for scripts run in other processes and threads

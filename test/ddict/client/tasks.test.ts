@@ -6,7 +6,7 @@ import { decode, encode } from '../../../dist/serialize/codec.js'
 import { startKernel } from '../../helpers/executors.js'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitInTask, writeInTask } from '../../fixtures/ddict-apps.js'
-import { addresses, startShards } from './shards.js'
+import { addresses, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 

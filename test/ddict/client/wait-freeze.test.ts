@@ -7,7 +7,7 @@ import { ErrorCode } from 'tsflow'
 import { DDict } from 'tsflow/ddict'
 import { redisMissing, startRedis } from '../../helpers/redis.js'
 import { isAlive, waitFor } from '../../helpers/wait.js'
-import { addresses, failureOf, PASSWORD, raw, SHARD_ARGS, startShards } from './shards.js'
+import { addresses, failureOf, PASSWORD, raw, SHARD_ARGS, startShards } from '../../helpers/ddict-shards.js'
 
 const skip = redisMissing() ?? false
 // the public entry's file, for scripts run in other processes and threads

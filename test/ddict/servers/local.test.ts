@@ -10,7 +10,7 @@ import t from 'tap'
 import { DDictStartError } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, running, respModule, processesOf, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, running, respModule, processesOf, redisClient, uniqueId } from '../../helpers/ddict-servers.js'
 
 const placementUrl = new URL(placementModule, import.meta.url).href
 const { startShards } = (await import(placementUrl)) as typeof import('../../../dist/ddict/servers/placement.js')

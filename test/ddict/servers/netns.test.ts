@@ -9,7 +9,7 @@ import { fakeHostsDown, fakeHostsUp, netnsUnavailable } from '../../helpers/netn
 import { netnsProvider } from '../../helpers/netns-provider.js'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, redisClient, uniqueId } from '../../helpers/ddict-servers.js'
 
 const { startShards } = (await import(new URL(placementModule, import.meta.url).href)) as typeof import('../../../dist/ddict/servers/placement.js')
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { DDictStartError, LocalProvider } from 'tsflow'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, placementModule, redisClient, uniqueId } from './helpers.js'
+import { noneLeft, placementModule, redisClient, uniqueId } from '../../helpers/ddict-servers.js'
 
 const { startShards } = (await import(new URL(placementModule, import.meta.url).href)) as typeof import('../../../dist/ddict/servers/placement.js')
 const skip = redisMissing() ?? false

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { redisMissing } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
-import { noneLeft, redisClient, running, uniqueId } from './helpers.js'
+import { noneLeft, redisClient, running, uniqueId } from '../../helpers/ddict-servers.js'
 
 const BIN = fileURLToPath(new URL('../../../dist/bin/ddict-shards.js', import.meta.url))
 const skip = redisMissing() ?? false

@@ -3,7 +3,7 @@
 // client to look at what the DDict stored.
 import type { Test } from 'tap'
 import { createClient, RESP_TYPES } from 'redis'
-import { startRedis, type RedisServer } from '../../helpers/redis.js'
+import { startRedis, type RedisServer } from './redis.js'
 
 export const PASSWORD = 'ddict-test-pw'
 

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { createClient } from 'redis'
 import type { Test } from 'tap'
-import { waitFor } from '../../helpers/wait.js'
+import { waitFor } from './wait.js'
 
 // `startShards` is the servers layer's contract with the DDict client, not public API: these
 // tests drive it from the built module (as other tests do with internals under dist/). Importing
