@@ -118,6 +118,7 @@ t.test('the interchange dying rejects every pending future with InterchangeLost;
     t.ok(error instanceof InterchangeLost, `InterchangeLost (got ${String(error)})`)
   }
   t.match(String((await running.then(() => undefined, (e: unknown) => e)) as Error), /interchange\.log/, 'the error points at the log')
+  t.match(String((await running.then(() => undefined, (e: unknown) => e)) as Error), /killed by SIGKILL \(tsflow never sends it SIGKILL: most likely the kernel's out-of-memory killer, see `dmesg`/, 'a SIGKILL points at the out-of-memory killer')
   const managerPid = executor.managers()[0]?.pid
   const started = Date.now()
   await kernel.cleanup({ deadlineMs: 2000 })

@@ -424,8 +424,13 @@ export class HighThroughputExecutor implements Executor {
 
   private interchangeEnded(how: string): void {
     if (this.phase === 'stopping' || this.phase === 'stopped') return
+    // tsflow stops the interchange with SIGTERM; a SIGKILL nobody here sent is most often the
+    // kernel's out-of-memory killer, which large task arguments (they pass through it) can provoke.
+    const oom = /SIGKILL/.test(how)
+      ? ' (tsflow never sends it SIGKILL: most likely the kernel\'s out-of-memory killer, see `dmesg`; large task arguments and results pass through the interchange, so send big data by proxy (the executor option `proxy`), through files or a DDict)'
+      : ''
     const error = new InterchangeLost(
-      `the interchange of executor ${this.label} ${how} while tasks were outstanding; see ${this.host?.runDir}/interchange.log`,
+      `the interchange of executor ${this.label} ${how}${oom} while tasks were outstanding; see ${this.host?.runDir}/interchange.log`,
     )
     this.logger?.error(error.message)
     this.phase = 'stopped'
