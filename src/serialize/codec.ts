@@ -141,24 +141,10 @@ const PRESIZE_BYTES = 8 << 20
 const PRESIZE_SLACK = 1 << 20
 
 export function encode(value: unknown): Buffer {
-  if (encoding === 0) {
-    const binary = binaryBytes(value)
-    if (binary >= PRESIZE_BYTES) return encodePresized(value, binary + PRESIZE_SLACK)
-  }
+  const binary = encoding === 0 ? binaryBytes(value) : 0
+  const ownBuffer = binary >= PRESIZE_BYTES
   encoding++
-  try {
-    return packr.pack(value)
-  } catch (error) {
-    if (error instanceof SerializationError) throw error
-    throw new SerializationError(`value could not be encoded: ${(error as Error).message}`, { cause: error })
-  } finally {
-    encoding--
-  }
-}
-
-function encodePresized(value: unknown, size: number): Buffer {
-  encoding++
-  packr.useBuffer(Buffer.allocUnsafeSlow(size))
+  if (ownBuffer) packr.useBuffer(Buffer.allocUnsafeSlow(binary + PRESIZE_SLACK))
   try {
     return packr.pack(value)
   } catch (error) {
@@ -168,7 +154,7 @@ function encodePresized(value: unknown, size: number): Buffer {
     encoding--
     // Small messages go back to a small pool: msgpackr would otherwise keep writing after the
     // large one in its buffer (and keep it alive).
-    packr.useBuffer(Buffer.allocUnsafeSlow(8192))
+    if (ownBuffer) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
   }
 }
 
