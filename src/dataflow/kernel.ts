@@ -13,7 +13,7 @@ import {
 } from '../errors.js'
 import { File } from '../data/file.js'
 import type { Executor, ExecutorHost, ExecutorTask, TaskOutcome } from '../executors/base.js'
-import { resolveConfig, type Config, type ResolvedConfig, type RetryTaskInfo } from '../config/config.js'
+import { resolveConfig, type Config, type ResolvedConfig } from '../config/config.js'
 import { callOptionsSchema, type AppDefinition, type CallOptions } from './app-definition.js'
 import { TaskKind, type TaskContextWire } from '../protocol/task.js'
 import { inWorker } from '../runtime/context.js'
@@ -28,30 +28,11 @@ import { FINAL_STATES, TaskState, type TaskStateValue } from './states.js'
 import { TaskRecord } from './task-record.js'
 import { runJoinApp } from './join.js'
 import { guardExit, unguardExit } from './exit-guard.js'
-import { channels } from './channels.js'
+import { publishRetry, publishState, publishWorkflowEnd, publishWorkflowStart, taskStateChannel } from './publish.js'
 import { ProgressView } from './progress.js'
+import { decideRetry } from './retries.js'
 
-// Read once per state change; a module constant saves the property lookups on the hot path.
-const taskStateChannel = channels.taskState
-
-// Failures that will fail the same way on every try; retrying them only delays the error.
-const NOT_RETRIED = new Set<string>([
-  ErrorCode.CANCELLED,
-  ErrorCode.SERIALIZATION,
-  ErrorCode.FUNCTION_TRANSPORT,
-  ErrorCode.APP_NOT_FOUND,
-  ErrorCode.WORKFLOW_IN_WORKER,
-  ErrorCode.SHUTDOWN,
-  ErrorCode.NO_EXECUTOR,
-  ErrorCode.WALLTIME_EXCEEDS_BLOCK,
-])
-
-/**
- * Tries of one task ended by its block's walltime (BlockWalltimeReached) that are retried without
- * counting against `retries`: the scheduler took the node, the task did nothing wrong. Bounded, so
- * a task that always outlives its blocks ends instead of looping.
- */
-export const BLOCK_WALLTIME_FREE_RETRIES = 3
+export { BLOCK_WALLTIME_FREE_RETRIES } from './retries.js'
 
 export interface CleanupOptions {
   /** How long outstanding tasks may take to finish before they are cancelled (default 30 s). */
@@ -163,9 +144,7 @@ export class DataFlowKernel {
     runningKernels.add(this)
     guardExit(this)
     this.runIdentifier = randomUUID()
-    if (channels.workflowStart.hasSubscribers) {
-      channels.workflowStart.publish({ runId: this.runIdentifier, runDir, executors: [...this.executors.keys()], timeMs: Date.now() })
-    }
+    publishWorkflowStart(this.runIdentifier, runDir, [...this.executors.keys()])
     const progress = this.config.progress
     if (progress) this.progress = new ProgressView(() => this.counts, progress.intervalMs, progress.stream)
     return this
@@ -399,49 +378,14 @@ export class DataFlowKernel {
   }
 
   private failed(record: TaskRecord, error: unknown): void {
-    const code = (error as { code?: unknown })?.code
-    if (code === ErrorCode.CANCELLED) {
-      this.finish(record, TaskState.cancelled, false, error)
+    const decision = decideRetry(record, error, this.config, this.phase === 'running', this.logger)
+    if (decision === 'cancelled' || decision === 'failed') {
+      this.finish(record, decision === 'cancelled' ? TaskState.cancelled : TaskState.failed, false, error)
       return
     }
-    if (code === ErrorCode.BLOCK_WALLTIME && this.phase === 'running') {
-      if (record.freeRetries < BLOCK_WALLTIME_FREE_RETRIES) {
-        record.freeRetries++
-        if (channels.taskRetry.hasSubscribers) publishRetry(record, error, true)
-        this.logger.info(
-          `task #${record.id} ${record.appName} try ${record.tries} was stopped by its block's walltime; ` +
-            `retrying (free retry ${record.freeRetries} of ${BLOCK_WALLTIME_FREE_RETRIES}, not counted against retries)`,
-        )
-        this.setState(record, TaskState.pending)
-        this.launchNow(record)
-        return
-      }
-      if (error instanceof Error) {
-        error.message += ` (its blocks reached their walltime on ${record.freeRetries + 1} tries; ${BLOCK_WALLTIME_FREE_RETRIES} free retries used, further tries count against retries)`
-      }
-    }
-    const retries = record.app.options.retries ?? this.config.retries
-    if (retries > 0 && !(typeof code === 'string' && NOT_RETRIED.has(code)) && this.phase === 'running') {
-      let cost = 1
-      if (this.config.retryHandler) {
-        try {
-          cost = Number(this.config.retryHandler(error, retryInfo(record)))
-          if (!Number.isFinite(cost)) cost = Infinity
-        } catch (handlerError) {
-          this.logger.error(`retryHandler threw for task #${record.id}; not retrying`, handlerError)
-          cost = Infinity
-        }
-      }
-      record.failCost += cost
-      if (record.failCost <= retries) {
-        this.logger.debug(`task #${record.id} ${record.appName} try ${record.tries} failed; retrying`)
-        if (channels.taskRetry.hasSubscribers) publishRetry(record, error, false)
-        this.setState(record, TaskState.pending)
-        this.launchNow(record)
-        return
-      }
-    }
-    this.finish(record, TaskState.failed, false, error)
+    publishRetry(record, error, decision === 'free')
+    this.setState(record, TaskState.pending)
+    this.launchNow(record)
   }
 
   private finish(record: TaskRecord, state: TaskStateValue, ok: boolean, value: unknown): void {
@@ -547,9 +491,7 @@ export class DataFlowKernel {
     unguardExit(this)
     runningKernels.delete(this)
     if (currentKernel === this) currentKernel = undefined
-    if (channels.workflowEnd.hasSubscribers) {
-      channels.workflowEnd.publish({ runId: this.runIdentifier!, runDir: this.runDirectory!, counts: { ...this.counts }, timeMs: Date.now() })
-    }
+    publishWorkflowEnd(this.runIdentifier!, this.runDirectory!, this.counts)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -573,30 +515,6 @@ function argumentError(record: TaskRecord, where: string, error: unknown): Seria
   }
   const why = error instanceof RangeError ? 'it is nested too deeply' : `reading it threw ${(error as Error)?.name}: ${(error as Error)?.message}`
   return new SerializationError(`${where} of ${task} cannot be used: ${why}`, { cause: error })
-}
-
-// Out of line, so the hot path carries only the hasSubscribers test.
-function publishState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue): void {
-  // Before the first try, and in a retry's `pending`, the state belongs to the next try.
-  const tryNumber = to === TaskState.pending || to === TaskState.unsched || record.tries === 0 ? record.tries : record.tries - 1
-  taskStateChannel.publish({ taskId: record.id, appName: record.appName, executor: record.executor, tryNumber, from, to, timeMs: Date.now() })
-}
-
-function publishRetry(record: TaskRecord, cause: unknown, free: boolean): void {
-  channels.taskRetry.publish({
-    taskId: record.id,
-    appName: record.appName,
-    executor: record.executor,
-    tryNumber: record.tries - 1,
-    cause,
-    free,
-    failCost: record.failCost,
-    timeMs: Date.now(),
-  })
-}
-
-function retryInfo(record: TaskRecord): RetryTaskInfo {
-  return { id: record.id, appName: record.appName, tries: record.tries, failCost: record.failCost, executor: record.executor }
 }
 
 let currentKernel: DataFlowKernel | undefined

@@ -13,8 +13,8 @@ import { addExtension } from 'msgpackr'
 import { DDictDestroyed, DDictKeyNotFound, TsflowError, UsageError } from '../errors.js'
 import { isDDictDescriptor, keyFromText, keyText, metaKeys, redisKey, shardOf, type DDictDescriptor, type DDictKey } from '../protocol/ddict.js'
 import { isReplyError, type Commands } from './connection.js'
-import { keyLabel, readWindow, scanKeys, versionKeys } from './keys.js'
-import { createDDict, prepareExisting, type DDictCreateOptions } from './create.js'
+import { entriesOf, keyLabel, readWindow, scanKeys, versionKeys, type Entries } from './keys.js'
+import { configValue, createDDict, notificationsOn, prepareExisting, type DDictCreateOptions } from './create.js'
 import { isLocalHost } from './local.js'
 import { evalScript, RETIRED_REPLY } from './scripts.js'
 import { closeShared, release, sharedFor, type Shared } from './shared.js'
@@ -24,6 +24,7 @@ import { LANES, type ShardLink } from './shard-link.js'
 
 export type { DDictCreateOptions } from './create.js'
 export type { ShardStats } from './admin.js'
+export type { Entries } from './keys.js'
 export type { DDictKey, DDictDescriptor } from '../protocol/ddict.js'
 
 export interface GetOptions<D = never> {
@@ -34,9 +35,6 @@ export interface GetOptions<D = never> {
   /** bound of that wait (default: the dictionary's timeoutMs) */
   timeoutMs?: number
 }
-
-/** [key, value] pairs (arrays of two; a `.map(x => [k, v])` result is accepted, its keys checked when used), a Map, or an object. */
-export type Entries = Iterable<readonly [DDictKey, unknown]> | Iterable<readonly unknown[]> | Map<DDictKey, unknown> | Record<string, unknown>
 
 /** What a read of one key is, prepared once: its shard and the Redis names it looks at. */
 interface KeyPlan {
@@ -574,32 +572,6 @@ function laneOf(text: string): number {
 
 function batchLabel(plans: KeyPlan[]): string {
   return plans.length === 1 ? plans[0]!.label : `${plans[0]!.label} (and ${plans.length - 1} more keys on the shard)`
-}
-
-function* entriesOf(entries: Entries): Iterable<readonly [DDictKey, unknown]> {
-  if (entries instanceof Map) yield* entries
-  else if (Symbol.iterator in (entries as object)) {
-    for (const entry of entries as Iterable<readonly unknown[]>) {
-      if (!Array.isArray(entry) || entry.length !== 2) throw new UsageError(`DDict setMany/update: each entry must be a [key, value] pair (got ${Array.isArray(entry) ? `an array of ${entry.length}` : typeof entry})`)
-      yield entry as unknown as readonly [DDictKey, unknown]
-    }
-  } else yield* Object.entries(entries as Record<string, unknown>)
-}
-
-/** A CONFIG GET reply's value (a RESP2 flat array of names and values; a Map or object is read too). */
-export function configValue(reply: unknown, name: string): string {
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === name) return String(reply[i + 1])
-    return ''
-  }
-  if (reply instanceof Map) return String(reply.get(name) ?? '')
-  const value = (reply as Record<string, unknown> | null)?.[name]
-  return value === undefined ? '' : String(value)
-}
-
-/** Whether notify-keyspace-events flags send the keyspace events waitFor needs (K and string commands). */
-export function notificationsOn(flags: string): boolean {
-  return flags.includes('K') && (flags.includes('$') || flags.includes('A'))
 }
 
 // 0x2a: the codec's extension for a DDict (0x28 proxy, 0x29 locker, 0x2f store): it travels as

@@ -81,8 +81,8 @@ export async function prepareExisting(link: ShardLink, path: string): Promise<vo
     }
   }
   try {
-    const flags = configFlags(await link.primary.run('CONFIG GET', (c) => c.sendCommand(['CONFIG', 'GET', 'notify-keyspace-events'])))
-    if (!(flags.includes('K') && (flags.includes('$') || flags.includes('A')) && (flags.includes('g') || flags.includes('A')))) {
+    const flags = configValue(await link.primary.run('CONFIG GET', (c) => c.sendCommand(['CONFIG', 'GET', 'notify-keyspace-events'])), 'notify-keyspace-events')
+    if (!(notificationsOn(flags) && (flags.includes('g') || flags.includes('A')))) {
       const merged = [...new Set([...flags.replace('A', 'g$lshzxet'), 'K', '$', 'g'])].join('')
       await link.primary.run('CONFIG SET', (c) => c.sendCommand(['CONFIG', 'SET', 'notify-keyspace-events', merged]))
     }
@@ -92,8 +92,18 @@ export async function prepareExisting(link: ShardLink, path: string): Promise<vo
   }
 }
 
-function configFlags(reply: unknown): string {
-  if (Array.isArray(reply)) return String(reply[1] ?? '')
-  const value = (reply as Record<string, unknown> | null)?.['notify-keyspace-events']
+/** A CONFIG GET reply's value (a RESP2 flat array of names and values; a Map or object is read too). */
+export function configValue(reply: unknown, name: string): string {
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === name) return String(reply[i + 1])
+    return ''
+  }
+  if (reply instanceof Map) return String(reply.get(name) ?? '')
+  const value = (reply as Record<string, unknown> | null)?.[name]
   return value === undefined ? '' : String(value)
+}
+
+/** Whether notify-keyspace-events flags send the keyspace events waitFor needs (K and string commands). */
+export function notificationsOn(flags: string): boolean {
+  return flags.includes('K') && (flags.includes('$') || flags.includes('A'))
 }

@@ -3,6 +3,7 @@
  * the versions a read at a checkpoint looks at, and the SCAN over a shard's keys of a dictionary
  * (never KEYS: a SCAN page is bounded, so the server never stalls on a large dictionary).
  */
+import { UsageError } from '../errors.js'
 import { keyFromText, redisKey, type DDictKey } from '../protocol/ddict.js'
 import type { Connection } from './connection.js'
 
@@ -72,4 +73,18 @@ export async function* scanKeys(connection: Connection, id: string, c: number, w
     }
     if (page.length > 0) yield page
   }
+}
+
+/** [key, value] pairs (arrays of two; a `.map(x => [k, v])` result is accepted, its keys checked when used), a Map, or an object. */
+export type Entries = Iterable<readonly [DDictKey, unknown]> | Iterable<readonly unknown[]> | Map<DDictKey, unknown> | Record<string, unknown>
+
+/** The [key, value] pairs of `entries`, each array checked to be a pair. */
+export function* entriesOf(entries: Entries): Iterable<readonly [DDictKey, unknown]> {
+  if (entries instanceof Map) yield* entries
+  else if (Symbol.iterator in (entries as object)) {
+    for (const entry of entries as Iterable<readonly unknown[]>) {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new UsageError(`DDict setMany/update: each entry must be a [key, value] pair (got ${Array.isArray(entry) ? `an array of ${entry.length}` : typeof entry})`)
+      yield entry as unknown as readonly [DDictKey, unknown]
+    }
+  } else yield* Object.entries(entries as Record<string, unknown>)
 }

@@ -1,0 +1,39 @@
+/**
+ * What the kernel tells the diagnostics channels of channels.ts: the messages, built here, out of
+ * the kernel's hot path. The per-state call site tests `taskStateChannel.hasSubscribers` itself, so
+ * a run nobody listens to makes no call at all; the rarer events test it here.
+ */
+import { channels } from './channels.js'
+import { TaskState, type TaskStateValue } from './states.js'
+import type { TaskRecord } from './task-record.js'
+
+/** Read once per state change; a module constant saves the property lookups on the hot path. */
+export const taskStateChannel = channels.taskState
+
+export function publishState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue): void {
+  // Before the first try, and in a retry's `pending`, the state belongs to the next try.
+  const tryNumber = to === TaskState.pending || to === TaskState.unsched || record.tries === 0 ? record.tries : record.tries - 1
+  taskStateChannel.publish({ taskId: record.id, appName: record.appName, executor: record.executor, tryNumber, from, to, timeMs: Date.now() })
+}
+
+export function publishRetry(record: TaskRecord, cause: unknown, free: boolean): void {
+  if (!channels.taskRetry.hasSubscribers) return
+  channels.taskRetry.publish({
+    taskId: record.id,
+    appName: record.appName,
+    executor: record.executor,
+    tryNumber: record.tries - 1,
+    cause,
+    free,
+    failCost: record.failCost,
+    timeMs: Date.now(),
+  })
+}
+
+export function publishWorkflowStart(runId: string, runDir: string, executors: string[]): void {
+  if (channels.workflowStart.hasSubscribers) channels.workflowStart.publish({ runId, runDir, executors, timeMs: Date.now() })
+}
+
+export function publishWorkflowEnd(runId: string, runDir: string, counts: Readonly<Record<TaskStateValue, number>>): void {
+  if (channels.workflowEnd.hasSubscribers) channels.workflowEnd.publish({ runId, runDir, counts: { ...counts }, timeMs: Date.now() })
+}
