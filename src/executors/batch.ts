@@ -13,10 +13,11 @@ import type { ExecutorTask } from './base.js'
 export function encodeTaskBatch(
   tasks: readonly ExecutorTask[],
   onUnencodable: (task: ExecutorTask, error: Error) => void,
+  binaryBytesHint?: number,
 ): { bytes: Uint8Array; sent: ExecutorTask[] } | undefined {
   const batch = toWire(tasks)
   try {
-    return { bytes: encode(batch), sent: tasks as ExecutorTask[] }
+    return { bytes: encode(batch, binaryBytesHint), sent: tasks as ExecutorTask[] }
   } catch {
     const sent: ExecutorTask[] = []
     for (const task of tasks) {
@@ -48,17 +49,23 @@ export function encodeTaskBatches(
   tasks: readonly ExecutorTask[],
   onUnencodable: (task: ExecutorTask, error: Error) => void,
 ): { bytes: Uint8Array; sent: ExecutorTask[] }[] {
-  if (tasks.length > 1) {
-    // Arguments holding more binary data than the cap are split before any encode: encoding the
-    // whole batch only to learn it is too large, then each task for its size, then each part,
-    // wrote every large argument three times.
-    const binary = tasks.map((task) => binaryBytes(task.args, 256))
-    if (binary.reduce((sum, bytes) => sum + bytes, 0) > MAX_BATCH_PAYLOAD_BYTES) {
-      const sizes = new Map(tasks.map((task, i) => [task, binary[i]! + 256]))
-      return splitBatch(tasks, (task) => sizes.get(task)!).flatMap((part) => encodeTaskBatch(part, onUnencodable) ?? [])
-    }
+  // Each task's binary data, counted once: it sizes the encode buffer (encode's hint), and
+  // arguments holding more than the cap are split before any encode (encoding the whole batch
+  // only to learn it is too large, then each task for its size, then each part, wrote every large
+  // argument three times).
+  let total = 0
+  const binary = tasks.map((task) => {
+    const bytes = binaryBytes(task.args, 256)
+    total += bytes
+    return bytes
+  })
+  if (tasks.length > 1 && total > MAX_BATCH_PAYLOAD_BYTES) {
+    const bytesOf = new Map(tasks.map((task, i) => [task, binary[i]!]))
+    return splitBatch(tasks, (task) => bytesOf.get(task)! + 256).flatMap(
+      (part) => encodeTaskBatch(part, onUnencodable, part.reduce((sum, task) => sum + bytesOf.get(task)!, 0)) ?? [],
+    )
   }
-  const whole = encodeTaskBatch(tasks, onUnencodable)
+  const whole = encodeTaskBatch(tasks, onUnencodable, total)
   if (!whole) return []
   if (whole.bytes.byteLength <= MAX_BATCH_PAYLOAD_BYTES || whole.sent.length === 1) return [whole]
   const sizes = new Map(whole.sent.map((task) => [task, encode(task.args).byteLength + (task.ctx ? encode(task.ctx).byteLength : 0)]))

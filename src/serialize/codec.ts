@@ -110,28 +110,36 @@ export function isEncoding(): boolean {
 
 /**
  * Bytes of the binary data (typed arrays, ArrayBuffers, DataViews) in `value`, found by a walk
- * over arrays, plain objects and Maps that gives up after `budget` nodes: cheap for small
- * messages, and finds the few large arrays of a big one. A lower bound of the encoded size.
+ * over arrays, plain objects and Maps that gives up after `budget` nodes (primitives not
+ * counted): a few microseconds at most, and it finds the few large arrays of a big message. A
+ * lower bound of the encoded size.
  */
-export function binaryBytes(value: unknown, budget = 4096): number {
-  let bytes = 0
-  let left = budget
-  const visit = (item: unknown, depth: number): void => {
-    if (typeof item !== 'object' || item === null || --left < 0) return
-    // A lazy proxy must not be touched (its target would be fetched): it travels as its factory.
-    if ((item as Record<symbol, unknown>)[PROXY_STATE] !== undefined) return
-    if (ArrayBuffer.isView(item)) bytes += item.byteLength
-    else if (item instanceof ArrayBuffer) bytes += item.byteLength
-    else if (depth > 8) return
-    else if (Array.isArray(item)) for (const element of item) visit(element, depth + 1)
-    else if (item instanceof Map) for (const element of item.values()) visit(element, depth + 1)
-    else {
-      const prototype = Object.getPrototypeOf(item)
-      if (prototype === Object.prototype || prototype === null) for (const key in item) visit((item as Record<string, unknown>)[key], depth + 1)
-    }
+export function binaryBytes(value: unknown, budget = 64): number {
+  if (typeof value !== 'object' || value === null) return 0
+  walkBytes = 0
+  walkLeft = budget
+  walkBinary(value, 0)
+  return walkBytes
+}
+
+// The walk's running totals: module state, not a closure, so a call allocates nothing (it runs
+// before every top-level encode and for each task of a batch).
+let walkBytes = 0
+let walkLeft = 0
+
+function walkBinary(item: unknown, depth: number): void {
+  if (typeof item !== 'object' || item === null || --walkLeft < 0) return
+  // A lazy proxy must not be touched (its target would be fetched): it travels as its factory.
+  if ((item as Record<symbol, unknown>)[PROXY_STATE] !== undefined) return
+  if (ArrayBuffer.isView(item)) walkBytes += item.byteLength
+  else if (item instanceof ArrayBuffer) walkBytes += item.byteLength
+  else if (depth > 8) return
+  else if (Array.isArray(item)) for (const element of item) walkBinary(element, depth + 1)
+  else if (item instanceof Map) for (const element of item.values()) walkBinary(element, depth + 1)
+  else {
+    const prototype = Object.getPrototypeOf(item)
+    if (prototype === Object.prototype || prototype === null) for (const key in item) walkBinary((item as Record<string, unknown>)[key], depth + 1)
   }
-  visit(value, 0)
-  return bytes
 }
 
 // Past 64 MB msgpackr grows its buffer by 1.25x, copying what it wrote each time: a 640 MB
@@ -140,8 +148,12 @@ export function binaryBytes(value: unknown, budget = 4096): number {
 const PRESIZE_BYTES = 8 << 20
 const PRESIZE_SLACK = 1 << 20
 
-export function encode(value: unknown): Buffer {
-  const binary = encoding === 0 ? binaryBytes(value) : 0
+/**
+ * `binaryHint`: the binary bytes in `value` when the caller already counted them (a task batch
+ * counts each task's), so the bounded walk is not made again.
+ */
+export function encode(value: unknown, binaryHint?: number): Buffer {
+  const binary = encoding === 0 ? (binaryHint ?? binaryBytes(value)) : 0
   const ownBuffer = binary >= PRESIZE_BYTES
   encoding++
   if (ownBuffer) packr.useBuffer(Buffer.allocUnsafeSlow(binary + PRESIZE_SLACK))
