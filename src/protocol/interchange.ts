@@ -99,7 +99,7 @@ export const interchangeSpec = defineArgvSpec(
       help: `which manager gets tasks first            [${DEFAULT_MANAGER_SELECTOR}]`,
     } as Field<ManagerSelectorName>,
     walltimeMarginMs: walltimeMarginField,
-    metricsPort: { ...port, flag: 'metrics-port', help: 'serve Prometheus /metrics here; 0 = a free port [off]' },
+    metricsPort: { ...port, flag: 'metrics-port', help: 'Prometheus /metrics port; 0 = a free port [off]' },
     metricsAddress: { flag: 'metrics-address', arg: 'ADDR', check: nonEmptyString, help: 'address of the metrics port               [127.0.0.1]' } as Field<string>,
   },
   checkHeartbeats,
