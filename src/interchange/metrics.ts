@@ -5,7 +5,7 @@ import type { InterchangeCore } from './core.js'
 /**
  * The interchange's Prometheus metrics (docs/monitoring.md "Prometheus"). Gauges are read from
  * the core's state when scraped; per task the core only bumps counters, and (for the duration
- * histogram) stores a small-integer dispatch tick per task id in one Map: no object per task.
+ * histogram) writes its dispatch time into a typed-array slot: no allocation per task.
  */
 export class InterchangeMetrics {
   readonly registry = new MetricsRegistry()
@@ -13,8 +13,8 @@ export class InterchangeMetrics {
   private readonly ok: CounterSeries
   private readonly failed: CounterSeries
   private readonly durations: HistogramSeries
-  /** task id -> ms since `origin` at dispatch; small integers, stored unboxed by V8 */
-  private readonly dispatchedAt = new Map<number, number>()
+  /** task id -> ms since `origin` at dispatch */
+  private readonly dispatchedAt = new DispatchTimes()
   private readonly origin: number
   private readonly up: Gauge
 
@@ -65,7 +65,7 @@ export class InterchangeMetrics {
   /** These tasks went to a manager, now. */
   dispatched(tasks: readonly TaskEnvelope[]): void {
     // Whole ms since the origin: a small integer (unboxed) for the first 12 days of a run.
-    const tick = Math.round(this.now() - this.origin)
+    const tick = this.now() - this.origin
     for (let i = 0; i < tasks.length; i++) this.dispatchedAt.set(tasks[i]!.id, tick)
   }
 
@@ -73,16 +73,15 @@ export class InterchangeMetrics {
   result(result: ResultEnvelope): void {
     if (resultOk(result.payload)) this.ok.inc()
     else this.failed.inc()
-    const at = this.dispatchedAt.get(result.id)
-    if (at === undefined) return
-    this.dispatchedAt.delete(result.id)
+    const at = this.dispatchedAt.take(result.id)
+    if (at < 0) return
     this.durations.observe(Math.max(0, this.now() - this.origin - at) / 1000)
   }
 
   /** Tasks the interchange itself failed (lost with a manager, cancelled while queued, unknown function). */
   failedTasks(failures: readonly { id: number }[]): void {
     this.failed.inc(failures.length)
-    for (let i = 0; i < failures.length; i++) this.dispatchedAt.delete(failures[i]!.id)
+    for (let i = 0; i < failures.length; i++) this.dispatchedAt.take(failures[i]!.id)
   }
 
   stopping(): void {
@@ -109,3 +108,65 @@ export function resultOk(payload: Uint8Array): boolean {
 
 /** Bytes after the type byte of msgpack integers and floats. */
 const INT_WIDTH: Record<number, number> = { 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8, 0xca: 4, 0xcb: 8 }
+
+/**
+ * Dispatch times by task id without a Map entry per task: slot `id % size` of two typed arrays.
+ * Task ids are the client's sequence numbers, so the tasks out on managers at one time occupy
+ * distinct slots as long as the table spans them; when a slot is taken by another task still
+ * out, the table doubles (up to MAX_SLOTS). Beyond that the older task's time is dropped and it
+ * is counted in `dropped` (its duration is not observed; the completed counter still counts it).
+ */
+export class DispatchTimes {
+  /** id + 1 per slot; 0: empty */
+  private ids: Float64Array
+  private ticks: Float64Array
+  dropped = 0
+
+  constructor(slots = 4096) {
+    this.ids = new Float64Array(slots)
+    this.ticks = new Float64Array(slots)
+  }
+
+  get size(): number {
+    return this.ids.length
+  }
+
+  set(id: number, tick: number): void {
+    const slot = id % this.ids.length
+    const held = this.ids[slot]!
+    if (held !== 0 && held !== id + 1) {
+      if (this.ids.length < MAX_SLOTS) {
+        this.grow()
+        return this.set(id, tick)
+      }
+      this.dropped++
+    }
+    this.ids[slot] = id + 1
+    this.ticks[slot] = tick
+  }
+
+  /** The time stored for `id`, and forgets it; -1 when there is none. */
+  take(id: number): number {
+    const slot = id % this.ids.length
+    if (this.ids[slot] !== id + 1) return -1
+    this.ids[slot] = 0
+    return this.ticks[slot]!
+  }
+
+  private grow(): void {
+    const ids = this.ids
+    const ticks = this.ticks
+    this.ids = new Float64Array(ids.length * 2)
+    this.ticks = new Float64Array(ids.length * 2)
+    // Doubling keeps distinct slots distinct: id % 2n differs wherever id % n did.
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] === 0) continue
+      const slot = (ids[i]! - 1) % this.ids.length
+      this.ids[slot] = ids[i]!
+      this.ticks[slot] = ticks[i]!
+    }
+  }
+}
+
+/** 2^20 slots, 16 MiB: a million tasks out on managers at once, from a run's same stretch of ids. */
+const MAX_SLOTS = 2 ** 20

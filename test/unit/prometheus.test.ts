@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE, serveMetrics } from '../../dist/util/prometheus.js'
-import { resultOk } from '../../dist/interchange/metrics.js'
+import { DispatchTimes, resultOk } from '../../dist/interchange/metrics.js'
 import { encode } from '../../dist/serialize/codec.js'
 import { checkHistograms, parseExposition } from '../helpers/prometheus-text.js'
 
@@ -92,6 +92,28 @@ t.test('resultOk reads the ok flag of a result payload without decoding it', asy
   }
   t.equal(resultOk(new Uint8Array([])), false)
   t.equal(resultOk(new Uint8Array([0x94, 0xc1, 0, 1])), false, 'an unknown byte is not ok')
+})
+
+t.test('DispatchTimes keeps a time per task out, growing when ids outstanding span the table', async (t) => {
+  const times = new DispatchTimes(8)
+  for (let id = 1; id <= 6; id++) times.set(id, id * 10)
+  t.equal(times.take(3), 30)
+  t.equal(times.take(3), -1, 'taken once')
+  t.equal(times.size, 8)
+  times.set(9, 90) // slot of id 1, still out: the table doubles
+  t.equal(times.size, 16)
+  t.equal(times.take(1), 10, 'entries survive the growth')
+  t.equal(times.take(9), 90)
+  times.set(17, 170) // slot of id 1 again, which is gone: no growth
+  t.equal(times.size, 16)
+  times.set(4, 41) // a retry of a task: its new time replaces the old one
+  t.equal(times.take(4), 41)
+  t.equal(times.take(100), -1, 'an id never set')
+  for (let id = 1000; id < 1000 + 5000; id++) times.set(id, id)
+  let ok = 0
+  for (let id = 1000; id < 1000 + 5000; id++) if (times.take(id) === id) ok++
+  t.equal(ok, 5000, '5000 outstanding tasks kept exactly')
+  t.equal(times.dropped, 0)
 })
 
 /** `promtool check metrics` on the text when promtool is installed (apt: prometheus). */
