@@ -15,7 +15,8 @@ export const USAGE = `usage: tsflow-interchange [options]
 ${interchangeSpec.usage()}
   --help
 
-On start it prints {"clientPort":N,"workerPort":M} as one line on stdout.
+On start it prints {"clientPort":N,"workerPort":M} as one line on stdout, with
+"metricsPort":P added when --metrics-port is given (Prometheus text at /metrics).
 It exits when the client sends 'shutdown', goes silent for the heartbeat threshold,
 or on SIGTERM/SIGINT; managers are told to shut down first.`
 

@@ -16,6 +16,7 @@ import { encodeError, type EncodedError } from '../serialize/errors.js'
 import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { LogLimiter } from './log-limiter.js'
+import type { InterchangeMetrics } from './metrics.js'
 import { ManagerRegistry, type ManagerRecord } from './managers.js'
 import { SpreadSelector, TaskQueue, createManagerSelector, dispatch, type ManagerSelector, type ManagerSelectorName } from './scheduler.js'
 
@@ -89,6 +90,8 @@ export class InterchangeCore {
   private readonly fns = new Map<number, Uint8Array>()
   readonly selector: ManagerSelector
   readonly walltimeMarginMs: number
+  /** Prometheus metrics, when served (interchange.ts sets it); off, each hook is one check */
+  metrics: InterchangeMetrics | undefined
 
   constructor(
     private readonly options: CoreOptions,
@@ -126,6 +129,7 @@ export class InterchangeCore {
           else this.failures.push({ id: task.id, try: task.try, error: encodeError(new ProtocolError(`task #${task.id} names function ${task.f}, which the client never sent`)) })
         }
         this.stats.tasksReceived += message.tasks.length
+        this.metrics?.submittedTasks(message.tasks.length)
         if (this.log.enabled('debug')) this.log.debug(`client submitted ${message.tasks.length} tasks; ${this.queue.size} queued`)
         return
       case 'cancel':
@@ -215,6 +219,7 @@ export class InterchangeCore {
         for (const result of message.results) this.managers.complete(record, result.id)
         // Payloads are passed on as the bytes they arrived as; only the client decodes them.
         for (const result of message.results) this.results.push(result)
+        if (this.metrics) for (const result of message.results) this.metrics.result(result)
         this.managers.announce(record, count(message.capacity))
         return
       case 'ready':
@@ -327,6 +332,7 @@ export class InterchangeCore {
           notice.ids.push(task.id)
           notice.tries.push(task.try)
         }
+        this.metrics?.dispatched(tasks)
         const fns = this.unsentFunctions(record, tasks)
         this.out.toManager(record.key, fns ? { t: 'tasks', tasks, fns } : { t: 'tasks', tasks })
       }, clock)
@@ -357,6 +363,7 @@ export class InterchangeCore {
       const failures = this.failures
       this.failures = []
       this.stats.failuresReported += failures.length
+      this.metrics?.failedTasks(failures)
       this.out.toClient({ t: 'failed', failures })
     }
   }

@@ -8,8 +8,10 @@ import { Heartbeat, type Clock } from '../transport/heartbeat.js'
 import { Outbox, bindTcp, isLoopback } from '../transport/sockets.js'
 import { ZapHandler, z85Decode, type ZapDecision } from '../transport/zap.js'
 import { silentLogger, type Logger } from '../util/logger.js'
+import { serveMetrics, type MetricsServer } from '../util/prometheus.js'
 import { InterchangeCore, printable } from './core.js'
 import { LogLimiter } from './log-limiter.js'
+import { InterchangeMetrics } from './metrics.js'
 
 export interface InterchangeOptions {
   /** address the client (executor) port binds to; default 127.0.0.1 */
@@ -45,6 +47,10 @@ export interface InterchangeOptions {
    * that client goes silent.
    */
   clientSide?: ClientSide
+  /** serve Prometheus metrics at http://metricsAddress:metricsPort/metrics (0: a free port); off when unset */
+  metricsPort?: number
+  /** address of the metrics port; default 127.0.0.1 */
+  metricsAddress?: string
 }
 
 /** What a client side plugged into an Interchange may use of it. */
@@ -83,6 +89,8 @@ const CLIENT_ZAP_DOMAIN = 'tsflow-clients'
 export interface InterchangePorts {
   clientPort: number
   workerPort: number
+  /** the Prometheus port, when metrics are served */
+  metricsPort?: number
 }
 
 /** How long shutdown waits for queued outgoing messages (the managers' `shutdown`) to leave. */
@@ -117,6 +125,7 @@ export class Interchange {
   /** messages for the client produced before it said hello */
   private early: Uint8Array[][] = []
   private ports: InterchangePorts | undefined
+  private metricsServer: MetricsServer | undefined
   private timer: NodeJS.Timeout | undefined
   private flushScheduled = false
   private handledThisTurn = 0
@@ -180,6 +189,12 @@ export class Interchange {
       const clientPort = await bindTcp(this.clientSocket, clientAddress, o.clientPort ?? 0)
       const workerPort = await bindTcp(this.managerSocket, workerAddress, o.workerPort ?? 0)
       this.ports = { clientPort, workerPort }
+      if (o.metricsPort !== undefined) {
+        const metrics = new InterchangeMetrics(this.core)
+        this.metricsServer = await serveMetrics(metrics.registry, { host: o.metricsAddress ?? '127.0.0.1', port: o.metricsPort })
+        this.core.metrics = metrics
+        this.ports.metricsPort = this.metricsServer.port
+      }
     } catch (error) {
       this.closeSockets()
       this.state = 'stopped'
@@ -195,7 +210,8 @@ export class Interchange {
       `interchange${o.runId ? ` of run ${o.runId}` : ''} listening: client ${clientAddress}:${this.ports.clientPort}, ` +
         `managers ${workerAddress}:${this.ports.workerPort}, CURVE ${o.curveDir ? 'on' : 'off'}, heartbeat ` +
         `${this.core.heartbeat.periodMs}/${this.core.heartbeat.thresholdMs} ms, manager selector ${this.core.selector.name}, ` +
-        `walltime margin ${this.core.walltimeMarginMs} ms`,
+        `walltime margin ${this.core.walltimeMarginMs} ms` +
+        `${this.metricsServer ? `, Prometheus metrics at ${this.metricsServer.url}` : ''}`,
     )
     this.clientBeat.beat('client') // the client has one threshold to say hello
     this.lastStatsLog = this.core.heartbeat.clock()
@@ -214,6 +230,7 @@ export class Interchange {
     }
     if (this.state !== 'running') return this.done
     this.state = 'stopping'
+    this.core.metrics?.stopping()
     this.log.info(`stopping: ${reason}; telling ${this.core.managers.size} managers to shut down`)
     clearInterval(this.timer)
     if (this.dispatchTimer) clearTimeout(this.dispatchTimer)
@@ -441,6 +458,8 @@ export class Interchange {
   private closeSockets(): void {
     for (const socket of [this.clientSocket, this.managerSocket]) if (!socket.closed) socket.close()
     this.zap?.close()
+    void this.metricsServer?.close()
+    this.metricsServer = undefined
   }
 }
 

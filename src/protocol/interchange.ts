@@ -99,6 +99,8 @@ export const interchangeSpec = defineArgvSpec(
       help: `which manager gets tasks first            [${DEFAULT_MANAGER_SELECTOR}]`,
     } as Field<ManagerSelectorName>,
     walltimeMarginMs: walltimeMarginField,
+    metricsPort: { ...port, flag: 'metrics-port', help: 'Prometheus /metrics port; 0 = a free port [off]' },
+    metricsAddress: { flag: 'metrics-address', arg: 'ADDR', check: nonEmptyString, help: 'address of the metrics port               [127.0.0.1]' } as Field<string>,
   },
   checkHeartbeats,
 )
@@ -122,14 +124,18 @@ export const INTERCHANGE_DEFAULTS = {
 export interface InterchangeHandshake {
   clientPort: number
   workerPort: number
+  /** the Prometheus metrics port, present when `metricsPort` was given */
+  metricsPort?: number
 }
 
 export function decodeHandshake(line: string): InterchangeHandshake {
   const ports = JSON.parse(line) as InterchangeHandshake
   if (!Number.isInteger(ports.clientPort) || !Number.isInteger(ports.workerPort)) throw new Error('no ports in the handshake line')
-  return { clientPort: ports.clientPort, workerPort: ports.workerPort }
+  if (ports.metricsPort !== undefined && !Number.isInteger(ports.metricsPort)) throw new Error('a metrics port that is not a port in the handshake line')
+  return { clientPort: ports.clientPort, workerPort: ports.workerPort, ...(ports.metricsPort !== undefined ? { metricsPort: ports.metricsPort } : {}) }
 }
 
 export function encodeHandshake(ports: InterchangeHandshake): string {
-  return `${JSON.stringify({ clientPort: ports.clientPort, workerPort: ports.workerPort })}\n`
+  const metrics = ports.metricsPort !== undefined ? { metricsPort: ports.metricsPort } : {}
+  return `${JSON.stringify({ clientPort: ports.clientPort, workerPort: ports.workerPort, ...metrics })}\n`
 }

@@ -41,6 +41,8 @@ export class HighThroughputExecutor implements Executor {
   private host: ExecutorHost | undefined
   private logger: Logger | undefined
   private interchange: RunningInterchange | undefined
+  /** where the interchange serves Prometheus metrics, once started with `metricsPort` */
+  metricsUrl: string | undefined
   private socket: Dealer | undefined
   private outbox: Outbox | undefined
   /** provider, blocks and scaling strategy */
@@ -140,8 +142,15 @@ export class HighThroughputExecutor implements Executor {
         managerSelector: options.managerSelector,
         walltimeMarginMs: options.walltimeMarginMs,
         ...(curveDir ? { curveDir } : {}),
+        ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+        ...(options.metricsAddress !== undefined ? { metricsAddress: options.metricsAddress } : {}),
       },
     })
+    if (this.interchange.metricsPort !== undefined) {
+      const host = options.metricsAddress ?? '127.0.0.1'
+      this.metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${this.interchange.metricsPort}/metrics`
+      this.logger.info(`executor ${this.label}: interchange Prometheus metrics at ${this.metricsUrl}`)
+    }
     const walltime = options.provider.walltimeSeconds
     if (walltime !== undefined) this.longestTaskMs = walltime * 1000 - options.walltimeMarginMs
     const interchange = this.interchange

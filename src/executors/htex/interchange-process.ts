@@ -16,6 +16,8 @@ export interface RunningInterchange {
   child: ChildProcess
   clientPort: number
   workerPort: number
+  /** the interchange's Prometheus port, when `spec.metricsPort` was given */
+  metricsPort?: number
   /** resolves with a description of how it ended */
   exited: Promise<string>
 }
@@ -65,7 +67,7 @@ export function spawnInterchange(options: InterchangeSpawnOptions): Promise<Runn
       unrefChild(child)
       try {
         const ports = decodeHandshake(stdout.slice(0, newline))
-        resolve({ child, clientPort: ports.clientPort, workerPort: ports.workerPort, exited })
+        resolve({ child, ...ports, exited })
       } catch {
         fail(`sent an unreadable handshake line ${JSON.stringify(stdout.slice(0, newline).slice(0, 200))}`)
       }

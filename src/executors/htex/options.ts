@@ -82,6 +82,13 @@ export interface HighThroughputExecutorOptions {
    * Default 5000.
    */
   walltimeMarginMs?: number
+  /**
+   * Serve the interchange's Prometheus metrics on this port (0: a free one; the URL is logged and
+   * is `executor.metricsUrl`). Off by default. See docs/monitoring.md "Prometheus".
+   */
+  metricsPort?: number
+  /** Address of the metrics port. Default 127.0.0.1; 0.0.0.0 lets a Prometheus on another host scrape it. */
+  metricsAddress?: string
   /** Words put before the manager command, e.g. "apptainer exec image.sif". */
   managerLaunchPrefix?: string
   /**
@@ -137,6 +144,8 @@ export interface ResolvedHtexOptions {
   drainLeadMs: number
   managerSelector: ManagerSelectorName
   walltimeMarginMs: number
+  metricsPort: number | undefined
+  metricsAddress: string | undefined
   managerLaunchPrefix: string | undefined
   managerCommand: string | undefined
   managerConnectTimeoutMs: number
@@ -242,6 +251,8 @@ const schema = object({
   ...strategyOptionShape,
   managerSelector: interchangeSpec.fields.managerSelector.check,
   walltimeMarginMs: interchangeSpec.fields.walltimeMarginMs.check,
+  metricsPort: interchangeSpec.fields.metricsPort.check,
+  metricsAddress: interchangeSpec.fields.metricsAddress.check,
   managerLaunchPrefix: string,
   managerCommand: string,
   managerConnectTimeoutMs: nonNegativeInt,
@@ -280,6 +291,8 @@ export function resolveHtexOptions(raw: HighThroughputExecutorOptions, path: str
     drainLeadMs: (o.drainLeadMs as number | undefined) ?? DEFAULT_DRAIN_LEAD_MS,
     managerSelector: o.managerSelector ?? DEFAULT_MANAGER_SELECTOR,
     walltimeMarginMs: o.walltimeMarginMs ?? DEFAULT_WALLTIME_MARGIN_MS,
+    metricsPort: o.metricsPort,
+    metricsAddress: o.metricsAddress,
     managerLaunchPrefix: o.managerLaunchPrefix,
     managerCommand: o.managerCommand?.trim() || undefined,
     managerConnectTimeoutMs: o.managerConnectTimeoutMs ?? DEFAULT_MANAGER_CONNECT_TIMEOUT_MS,
