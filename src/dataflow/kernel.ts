@@ -30,6 +30,8 @@ import { runJoinApp } from './join.js'
 import { guardExit, unguardExit } from './exit-guard.js'
 import { channels } from './channels.js'
 import { ProgressView } from './progress.js'
+import { monitoringDbPath } from '../protocol/monitoring.js'
+import type { MonitoringRecorder, RecorderStats } from '../monitoring/recorder.js'
 
 // Read once per state change; a module constant saves the property lookups on the hot path.
 const taskStateChannel = channels.taskState
@@ -82,6 +84,9 @@ export class DataFlowKernel {
   private host!: ExecutorHost
   private runIdentifier: string | undefined
   private progress: ProgressView | undefined
+  private recorder: MonitoringRecorder | undefined
+  /** the monitoring recorder's final counts, after cleanup() of a monitored run */
+  recorderStats: RecorderStats | undefined
 
   constructor(config: Config = {}) {
     if (inWorker()) throw new WorkflowInWorker('new DataFlowKernel()')
@@ -144,6 +149,14 @@ export class DataFlowKernel {
         taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
         taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
       }
+      const monitoring = this.config.monitoring
+      if (monitoring) {
+        // Loaded only when on, so a run without monitoring never loads better-sqlite3.
+        const { MonitoringRecorder } = await import('../monitoring/recorder.js')
+        const db = monitoringDbPath(monitoring, runDir)
+        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention }).start()
+        this.logger.info(`monitoring into ${db}`)
+      }
       for (const executor of this.config.executors) {
         await executor.start({ ...this.host, runDir: join(runDir, executor.label), logger: this.logger.child(executor.label) })
         started.push(executor)
@@ -152,6 +165,8 @@ export class DataFlowKernel {
     } catch (error) {
       this.logger.error('the kernel failed to start', error)
       await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      await this.recorder?.close(2000)
+      this.recorder = undefined
       this.checkpointer?.close()
       this.phase = 'stopped'
       this.logger.close()
@@ -550,6 +565,10 @@ export class DataFlowKernel {
     if (channels.workflowEnd.hasSubscribers) {
       channels.workflowEnd.publish({ runId: this.runIdentifier!, runDir: this.runDirectory!, counts: { ...this.counts }, timeMs: Date.now() })
     }
+    // After the end record, so the database has the whole run; bounded, as every step here.
+    const recorder = this.recorder
+    this.recorder = undefined
+    if (recorder) this.recorderStats = await recorder.close(10_000)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

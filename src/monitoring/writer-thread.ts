@@ -1,0 +1,213 @@
+/**
+ * The monitoring writer: a worker thread that alone opens the monitoring database for writing
+ * (docs/monitoring.md "Storage"). One writer means no write-write contention, so no "database is
+ * locked"; WAL mode means readers (the dashboard, a user's sqlite3 shell) read a snapshot while it
+ * writes and never block it. Each batch is one transaction over prepared statements, so 10,000
+ * state changes cost one fsync-free commit (synchronous=NORMAL: a power cut may lose the last
+ * batches, never corrupt the file), and this thread, not the workflow's event loop, pays for it.
+ */
+import { createRequire } from 'node:module'
+import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { parentPort, threadId, workerData } from 'node:worker_threads'
+import { Rec, STATE_CODES, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
+
+// The few better-sqlite3 calls used here (the package ships no types, and one interface is less
+// than a dev dependency).
+interface Statement {
+  run(...params: unknown[]): { changes: number }
+  all(...params: unknown[]): unknown[]
+  get(...params: unknown[]): unknown
+}
+interface Database {
+  pragma(source: string): unknown
+  exec(source: string): void
+  prepare(source: string): Statement
+  transaction<F extends (...args: never[]) => void>(fn: F): F
+  close(): void
+}
+const require = createRequire(import.meta.url)
+
+const port = parentPort!
+const data = workerData as WriterData
+const post = (message: FromWriter) => port.postMessage(message)
+
+/** Opens a database file, WAL, with the schema; for a new one the schema is written too. */
+function openWal(path: string): Database {
+  const BetterSqlite3 = require('better-sqlite3') as new (path: string) => Database
+  const db = new BetterSqlite3(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  // Another writer (a second workflow using the same file) may hold the lock for one batch.
+  db.pragma('busy_timeout = 10000')
+  db.exec(DDL)
+  const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
+  if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
+  else if (row.v > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${row.v}; this tsflow writes version ${SCHEMA_VERSION}`)
+  return db
+}
+
+/**
+ * A new database is made under a temporary name and linked into place complete (WAL mode and
+ * schema), because a reader opening the file while the writer switches a fresh file to WAL gets
+ * SQLITE_BUSY: readers only ever see a WAL database with its tables. link() rather than rename()
+ * so that a file another workflow's writer put there first is kept.
+ */
+function open(path: string): Database {
+  mkdirSync(dirname(path), { recursive: true })
+  if (!existsSync(path)) {
+    const temporary = `${path}.${process.pid}.${threadId}.new`
+    openWal(temporary).close()
+    try {
+      linkSync(temporary, path)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    } finally {
+      rmSync(temporary, { force: true })
+    }
+  }
+  return openWal(path)
+}
+
+const db = open(data.db)
+const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'])
+
+const sql = {
+  workflowStart: db.prepare('INSERT OR REPLACE INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?)'),
+  workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
+  taskInsert: db.prepare(
+    `INSERT INTO task (run_id, task_id, app, executor, state, tries, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, tries = max(tries, excluded.tries),
+       executor = coalesce(excluded.executor, executor), end_ms = excluded.end_ms`,
+  ),
+  status: db.prepare('INSERT INTO status (run_id, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
+  tryLaunched: db.prepare(
+    `INSERT INTO try (run_id, task_id, try_number, executor, launched_ms, state) VALUES (?, ?, ?, ?, ?, 'launched')
+     ON CONFLICT DO UPDATE SET executor = excluded.executor, launched_ms = excluded.launched_ms, state = 'launched'`,
+  ),
+  tryRunning: db.prepare(`UPDATE try SET running_ms = ?, state = 'running' WHERE run_id = ? AND task_id = ? AND try_number = ?`),
+  tryEnd: db.prepare('UPDATE try SET end_ms = ?, state = ? WHERE run_id = ? AND task_id = ? AND try_number = ?'),
+  tryFailed: db.prepare(
+    `INSERT INTO try (run_id, task_id, try_number, state, end_ms, fail_cause) VALUES (?, ?, ?, 'failed', ?, ?)
+     ON CONFLICT DO UPDATE SET state = 'failed', end_ms = coalesce(end_ms, excluded.end_ms), fail_cause = excluded.fail_cause`,
+  ),
+  block: db.prepare('INSERT INTO block (run_id, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+  node: db.prepare('INSERT INTO node (run_id, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  resource: db.prepare(
+    `INSERT INTO resource (run_id, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ),
+}
+
+// Interned strings of the source (one source per writer: the workflow's recorder).
+const names: string[] = []
+const name = (id: number): string => names[id]!
+const nameOrNull = (id: number): string | null => (id < 0 ? null : names[id]!)
+
+function apply(record: MonitoringRecord): void {
+  switch (record[0]) {
+    case Rec.name:
+      names[record[1]] = record[2]
+      return
+    case Rec.workflowStart:
+      sql.workflowStart.run(name(record[1]), record[2], record[3], record[4])
+      return
+    case Rec.workflowEnd:
+      sql.workflowEnd.run(record[3], record[2], name(record[1]))
+      return
+    case Rec.taskState: {
+      const [, run, taskId, tryNumber, code, app, executor, timeMs] = record
+      const runId = name(run)
+      const state = STATE_CODES[code]!
+      const final = FINAL.has(state)
+      sql.taskInsert.run(runId, taskId, name(app), nameOrNull(executor), state, tryNumber, timeMs, final ? timeMs : null)
+      sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
+      {
+        if (state === 'launched') sql.tryLaunched.run(runId, taskId, tryNumber, nameOrNull(executor), timeMs)
+        else if (state === 'running') sql.tryRunning.run(timeMs, runId, taskId, tryNumber)
+        else if (final) sql.tryEnd.run(timeMs, state, runId, taskId, tryNumber)
+      }
+      return
+    }
+    case Rec.retry: {
+      const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
+      const runId = name(run)
+      sql.tryFailed.run(runId, taskId, failedTry, timeMs, cause)
+      sql.status.run(runId, taskId, failedTry, 'retry', timeMs, JSON.stringify({ cause, free: free === 1, failCost }))
+      return
+    }
+    case Rec.depWait:
+      sql.status.run(name(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
+      return
+    case Rec.block:
+      sql.block.run(name(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
+      return
+    case Rec.manager:
+      sql.node.run(name(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
+      return
+    case Rec.resource: {
+      const [, run, taskId, tryNumber, managerId, user, system, rss, read, write, timeMs] = record
+      sql.resource.run(name(run), taskId, tryNumber, managerId, timeMs, user, system, rss, read, write)
+      return
+    }
+  }
+}
+
+const writeBatch = db.transaction((records: MonitoringRecord[]) => {
+  for (const record of records) apply(record)
+})
+
+/**
+ * Deletes whole workflows: older than maxAgeDays (by start), and all but the newest maxRuns. At
+ * start the starting run has no row yet, so one fewer earlier run is kept (`starting`).
+ */
+function applyRetention(starting: boolean): number {
+  const { maxAgeDays, maxRuns } = data.retention
+  if (maxAgeDays === undefined && maxRuns === undefined) return 0
+  const doomed = new Set<string>()
+  if (maxAgeDays !== undefined) {
+    const before = Date.now() - maxAgeDays * 86_400_000
+    for (const row of db.prepare('SELECT run_id FROM workflow WHERE start_ms < ?').all(before) as { run_id: string }[]) doomed.add(row.run_id)
+  }
+  if (maxRuns !== undefined) {
+    for (const row of db.prepare('SELECT run_id FROM workflow ORDER BY start_ms DESC LIMIT -1 OFFSET ?').all(starting ? maxRuns - 1 : maxRuns) as { run_id: string }[]) {
+      doomed.add(row.run_id)
+    }
+  }
+  if (doomed.size === 0) return 0
+  const deletes = RUN_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE run_id = ?`))
+  db.transaction(() => {
+    for (const runId of doomed) for (const statement of deletes) statement.run(runId)
+  })()
+  return doomed.size
+}
+
+let written = 0
+const deleted = applyRetention(true)
+const retentionTimer = setInterval(() => {
+  try {
+    applyRetention(false)
+  } catch (error) {
+    post({ t: 'error', message: `retention: ${(error as Error).message}` })
+  }
+}, data.retentionEveryMs)
+retentionTimer.unref()
+
+port.on('message', (message: ToWriter) => {
+  if (message.t === 'batch') {
+    try {
+      writeBatch(message.records)
+      written += message.records.length
+      post({ t: 'written', seq: message.seq, written, lagMs: Date.now() - message.sentMs })
+    } catch (error) {
+      post({ t: 'error', message: (error as Error).message })
+    }
+  } else if (message.t === 'close') {
+    clearInterval(retentionTimer)
+    db.close()
+    post({ t: 'closed', written })
+    port.close()
+  }
+})
+post({ t: 'ready', schemaVersion: SCHEMA_VERSION, retentionDeleted: deleted })
