@@ -100,7 +100,7 @@ t.test('20,000 tasks: every task, state change, retry and the workflow recorded,
   const retries = db.prepare("SELECT task_id, try_number, fail_cause FROM try WHERE run_id = ? AND fail_cause IS NOT NULL ORDER BY task_id, try_number").all(runId)
   t.equal(retries.length, 6, 'two retried tries per failing task')
   t.match(retries[0].fail_cause, /outer m\d/, 'with the cause')
-  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run_id = ? AND state = 'failed' AND tries = 2").get(runId).n, 3, 'the failing tasks end failed after try 2')
+  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run_id = ? AND state = 'failed' AND last_try = 2").get(runId).n, 3, 'the failing tasks end failed after try 2')
 
   const seen = JSON.parse(readerOut) as { queries: number; errors: string[]; maxTasks: number }
   t.same(seen.errors, [], `the reader never saw an error (${seen.queries} queries; most tasks it counted ${seen.maxTasks})`)

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS task (
   app         TEXT NOT NULL,
   executor    TEXT,                   -- NULL until one is chosen (and for join apps)
   state       TEXT NOT NULL,
-  tries       INTEGER NOT NULL DEFAULT 0,
+  last_try    INTEGER NOT NULL DEFAULT 0, -- the number of its latest try
   submit_ms   INTEGER NOT NULL,
   end_ms      INTEGER,                -- set when the task reaches a final state
   PRIMARY KEY (run_id, task_id)

@@ -77,8 +77,8 @@ const sql = {
   workflowStart: db.prepare('INSERT OR REPLACE INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?)'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
   taskInsert: db.prepare(
-    `INSERT INTO task (run_id, task_id, app, executor, state, tries, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, tries = max(tries, excluded.tries),
+    `INSERT INTO task (run_id, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
        executor = coalesce(excluded.executor, executor), end_ms = excluded.end_ms`,
   ),
   status: db.prepare('INSERT INTO status (run_id, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
