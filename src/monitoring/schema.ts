@@ -65,7 +65,6 @@ CREATE TABLE IF NOT EXISTS status (
   detail      TEXT                    -- dependency waits: how many futures
 );
 CREATE INDEX IF NOT EXISTS status_by_task ON status (run_id, task_id, time_ms);
-CREATE INDEX IF NOT EXISTS status_by_time ON status (run_id, time_ms);
 
 -- provider blocks: one row per state change (submitted, running, finished...)
 CREATE TABLE IF NOT EXISTS block (

@@ -76,21 +76,19 @@ const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelle
 const sql = {
   workflowStart: db.prepare('INSERT OR REPLACE INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?)'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
-  taskInsert: db.prepare(
+  // One upsert per task and per try per batch (the batch's changes are merged first, below): a
+  // no-op task passes through all its states within one batch, so this halves the statements.
+  taskUpsert: db.prepare(
     `INSERT INTO task (run_id, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
-       executor = coalesce(excluded.executor, executor), end_ms = excluded.end_ms`,
+       executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`,
   ),
   status: db.prepare('INSERT INTO status (run_id, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
-  tryLaunched: db.prepare(
-    `INSERT INTO try (run_id, task_id, try_number, executor, launched_ms, state) VALUES (?, ?, ?, ?, ?, 'launched')
-     ON CONFLICT DO UPDATE SET executor = excluded.executor, launched_ms = excluded.launched_ms, state = 'launched'`,
-  ),
-  tryRunning: db.prepare(`UPDATE try SET running_ms = ?, state = 'running' WHERE run_id = ? AND task_id = ? AND try_number = ?`),
-  tryEnd: db.prepare('UPDATE try SET end_ms = ?, state = ? WHERE run_id = ? AND task_id = ? AND try_number = ?'),
-  tryFailed: db.prepare(
-    `INSERT INTO try (run_id, task_id, try_number, state, end_ms, fail_cause) VALUES (?, ?, ?, 'failed', ?, ?)
-     ON CONFLICT DO UPDATE SET state = 'failed', end_ms = coalesce(end_ms, excluded.end_ms), fail_cause = excluded.fail_cause`,
+  tryUpsert: db.prepare(
+    `INSERT INTO try (run_id, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
+       running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
+       fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
   ),
   block: db.prepare('INSERT INTO block (run_id, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
   node: db.prepare('INSERT INTO node (run_id, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -121,19 +119,31 @@ function apply(record: MonitoringRecord): void {
       const runId = name(run)
       const state = STATE_CODES[code]!
       const final = FINAL.has(state)
-      sql.taskInsert.run(runId, taskId, name(app), nameOrNull(executor), state, tryNumber, timeMs, final ? timeMs : null)
       sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
-      {
-        if (state === 'launched') sql.tryLaunched.run(runId, taskId, tryNumber, nameOrNull(executor), timeMs)
-        else if (state === 'running') sql.tryRunning.run(timeMs, runId, taskId, tryNumber)
-        else if (final) sql.tryEnd.run(timeMs, state, runId, taskId, tryNumber)
+      const key = `${run} ${taskId}`
+      let task = tasks.get(key)
+      if (!task) tasks.set(key, (task = { runId, taskId, app: name(app), executor: null, state, lastTry: tryNumber, submitMs: timeMs, endMs: null }))
+      task.state = state
+      if (tryNumber > task.lastTry) task.lastTry = tryNumber
+      if (executor >= 0) task.executor = name(executor)
+      if (final) task.endMs = timeMs
+      if (state === 'launched' || state === 'running' || final) {
+        const t = tryOf(runId, run, taskId, tryNumber)
+        t.state = state
+        if (executor >= 0) t.executor = name(executor)
+        if (state === 'launched') t.launchedMs = timeMs
+        else if (state === 'running') t.runningMs = timeMs
+        else t.endMs = timeMs
       }
       return
     }
     case Rec.retry: {
       const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
       const runId = name(run)
-      sql.tryFailed.run(runId, taskId, failedTry, timeMs, cause)
+      const t = tryOf(runId, run, taskId, failedTry)
+      t.state = 'failed'
+      t.endMs ??= timeMs
+      t.failCause = cause
       sql.status.run(runId, taskId, failedTry, 'retry', timeMs, JSON.stringify({ cause, free: free === 1, failCost }))
       return
     }
@@ -154,8 +164,46 @@ function apply(record: MonitoringRecord): void {
   }
 }
 
+interface TaskRow {
+  runId: string
+  taskId: number
+  app: string
+  executor: string | null
+  state: string
+  lastTry: number
+  submitMs: number
+  endMs: number | null
+}
+interface TryRow {
+  runId: string
+  taskId: number
+  tryNumber: number
+  executor: string | null
+  launchedMs: number | null
+  runningMs: number | null
+  endMs: number | null
+  state: string
+  failCause: string | null
+}
+// The batch's task and try rows, merged; written at the end of the batch's transaction.
+const tasks = new Map<string, TaskRow>()
+const tries = new Map<string, TryRow>()
+function tryOf(runId: string, run: number, taskId: number, tryNumber: number): TryRow {
+  const key = `${run} ${taskId} ${tryNumber}`
+  let row = tries.get(key)
+  if (!row) tries.set(key, (row = { runId, taskId, tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }))
+  return row
+}
+
 const writeBatch = db.transaction((records: MonitoringRecord[]) => {
-  for (const record of records) apply(record)
+  try {
+    for (const record of records) apply(record)
+    for (const t of tasks.values()) sql.taskUpsert.run(t.runId, t.taskId, t.app, t.executor, t.state, t.lastTry, t.submitMs, t.endMs)
+    for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
+  } finally {
+    tasks.clear()
+    tries.clear()
+  }
 })
 
 /**
