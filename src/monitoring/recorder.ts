@@ -14,7 +14,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import { channels, type TaskRetryMessage, type TaskStateMessage, type WorkflowEndMessage, type WorkflowStartMessage } from '../dataflow/channels.js'
-import { Rec, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { Rec, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
 
 export interface RecorderOptions {
   /** the database file (resolved: `monitoringDbPath`) */
@@ -55,6 +55,9 @@ const describeCause = (cause: unknown): string => {
 export class MonitoringRecorder {
   private readonly worker: Worker
   private records: MonitoringRecord[] = []
+  private at: number[] = []
+  private states: Float64Array
+  private stateCount = 0
   private readonly names = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
   private seq = 0
@@ -72,8 +75,21 @@ export class MonitoringRecorder {
   private readonly closedPromise: Promise<void>
 
   // Bound once: the same functions are subscribed and unsubscribed.
+  // The hot one: written straight into the packed buffer, no array per message.
   private readonly onState = (m: TaskStateMessage) => {
-    this.push([Rec.taskState, this.run, m.taskId, m.tryNumber, stateCode(m.to), this.intern(m.appName), m.executor === undefined ? -1 : this.intern(m.executor), m.timeMs])
+    if (this.closed) return
+    const app = this.intern(m.appName)
+    const executor = m.executor === undefined ? -1 : this.intern(m.executor)
+    const states = this.states
+    let o = this.stateCount++ * STATE_FIELDS
+    states[o++] = this.run
+    states[o++] = m.taskId
+    states[o++] = m.tryNumber
+    states[o++] = stateCode(m.to)
+    states[o++] = app
+    states[o++] = executor
+    states[o] = m.timeMs
+    this.scheduleFlush()
   }
   private readonly onRetry = (m: TaskRetryMessage) => {
     this.push([Rec.retry, this.run, m.taskId, m.tryNumber, describeCause(m.cause), m.free ? 1 : 0, m.failCost, m.timeMs])
@@ -89,6 +105,7 @@ export class MonitoringRecorder {
   constructor(options: RecorderOptions) {
     this.batchMs = options.batchMs ?? 100
     this.batchSize = options.batchSize ?? 5000
+    this.states = new Float64Array(this.batchSize * STATE_FIELDS)
     const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000 }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
     let readyResolve!: () => void
@@ -145,6 +162,7 @@ export class MonitoringRecorder {
       id = this.names.size
       this.names.set(text, id)
       this.records.push([Rec.name, id, text])
+      this.at.push(this.stateCount)
     }
     return id
   }
@@ -156,7 +174,12 @@ export class MonitoringRecorder {
   push(record: MonitoringRecord): void {
     if (this.closed) return
     this.records.push(record)
-    if (this.records.length >= this.batchSize) this.flush()
+    this.at.push(this.stateCount)
+    this.scheduleFlush()
+  }
+
+  private scheduleFlush(): void {
+    if (this.records.length + this.stateCount >= this.batchSize || this.stateCount === this.batchSize) this.flush()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), this.batchMs)
       this.timer.unref()
@@ -174,11 +197,16 @@ export class MonitoringRecorder {
       clearTimeout(this.timer)
       this.timer = undefined
     }
-    if (this.records.length === 0) return
-    const records = this.records
+    if (this.records.length === 0 && this.stateCount === 0) return
+    const { records, at, states, stateCount } = this
     this.records = []
-    this.sent += records.length
-    this.post({ t: 'batch', seq: ++this.seq, records, sentMs: Date.now() })
+    this.at = []
+    // The buffer is transferred, not copied; the next batch gets a fresh one.
+    this.states = new Float64Array(this.batchSize * STATE_FIELDS)
+    this.stateCount = 0
+    this.sent += records.length + stateCount
+    const message: ToWriter = { t: 'batch', seq: ++this.seq, records, at, states, stateCount, sentMs: Date.now() }
+    this.worker.postMessage(message, [states.buffer as ArrayBuffer])
   }
 
   stats(): RecorderStats {

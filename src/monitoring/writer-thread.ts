@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
-import { Rec, STATE_CODES, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { Rec, STATE_CODES, STATE_FIELDS, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
 import { DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
 
 // The few better-sqlite3 calls used here (the package ships no types, and one interface is less
@@ -103,6 +103,28 @@ const names: string[] = []
 const name = (id: number): string => names[id]!
 const nameOrNull = (id: number): string | null => (id < 0 ? null : names[id]!)
 
+function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
+  const runId = name(run)
+  const state = STATE_CODES[code]!
+  const final = FINAL.has(state)
+  sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
+  const key = `${run} ${taskId}`
+  let task = tasks.get(key)
+  if (!task) tasks.set(key, (task = { runId, taskId, app: name(app), executor: null, state, lastTry: tryNumber, submitMs: timeMs, endMs: null }))
+  task.state = state
+  if (tryNumber > task.lastTry) task.lastTry = tryNumber
+  if (executor >= 0) task.executor = name(executor)
+  if (final) task.endMs = timeMs
+  if (state === 'launched' || state === 'running' || final) {
+    const t = tryOf(runId, run, taskId, tryNumber)
+    t.state = state
+    if (executor >= 0) t.executor = name(executor)
+    if (state === 'launched') t.launchedMs = timeMs
+    else if (state === 'running') t.runningMs = timeMs
+    else t.endMs = timeMs
+  }
+}
+
 function apply(record: MonitoringRecord): void {
   switch (record[0]) {
     case Rec.name:
@@ -114,29 +136,9 @@ function apply(record: MonitoringRecord): void {
     case Rec.workflowEnd:
       sql.workflowEnd.run(record[3], record[2], name(record[1]))
       return
-    case Rec.taskState: {
-      const [, run, taskId, tryNumber, code, app, executor, timeMs] = record
-      const runId = name(run)
-      const state = STATE_CODES[code]!
-      const final = FINAL.has(state)
-      sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
-      const key = `${run} ${taskId}`
-      let task = tasks.get(key)
-      if (!task) tasks.set(key, (task = { runId, taskId, app: name(app), executor: null, state, lastTry: tryNumber, submitMs: timeMs, endMs: null }))
-      task.state = state
-      if (tryNumber > task.lastTry) task.lastTry = tryNumber
-      if (executor >= 0) task.executor = name(executor)
-      if (final) task.endMs = timeMs
-      if (state === 'launched' || state === 'running' || final) {
-        const t = tryOf(runId, run, taskId, tryNumber)
-        t.state = state
-        if (executor >= 0) t.executor = name(executor)
-        if (state === 'launched') t.launchedMs = timeMs
-        else if (state === 'running') t.runningMs = timeMs
-        else t.endMs = timeMs
-      }
+    case Rec.taskState:
+      applyState(record[1], record[2], record[3], record[4], record[5], record[6], record[7])
       return
-    }
     case Rec.retry: {
       const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
       const runId = name(run)
@@ -195,9 +197,15 @@ function tryOf(runId: string, run: number, taskId: number, tryNumber: number): T
   return row
 }
 
-const writeBatch = db.transaction((records: MonitoringRecord[]) => {
+const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], states: Float64Array, stateCount: number) => {
   try {
-    for (const record of records) apply(record)
+    let r = 0
+    for (let i = 0; i < stateCount; i++) {
+      while (r < records.length && at[r]! <= i) apply(records[r++]!)
+      const o = i * STATE_FIELDS
+      applyState(states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, states[o + 4]!, states[o + 5]!, states[o + 6]!)
+    }
+    while (r < records.length) apply(records[r++]!)
     for (const t of tasks.values()) sql.taskUpsert.run(t.runId, t.taskId, t.app, t.executor, t.state, t.lastTry, t.submitMs, t.endMs)
     for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
   } finally {
@@ -245,8 +253,8 @@ retentionTimer.unref()
 port.on('message', (message: ToWriter) => {
   if (message.t === 'batch') {
     try {
-      writeBatch(message.records)
-      written += message.records.length
+      writeBatch(message.records, message.at, message.states, message.stateCount)
+      written += message.records.length + message.stateCount
       post({ t: 'written', seq: message.seq, written, lagMs: Date.now() - message.sentMs })
     } catch (error) {
       post({ t: 'error', message: (error as Error).message })

@@ -88,6 +88,9 @@ export const Rec = {
 } as const
 export type RecKind = (typeof Rec)[keyof typeof Rec]
 
+/** Numbers per packed state change: run, taskId, tryNumber, state code, app, executor (-1 none), timeMs. */
+export const STATE_FIELDS = 7
+
 /** Task states as small numbers on the wire; the database stores the names. */
 export const STATE_CODES = ['unsched', 'pending', 'launched', 'running', 'joining', 'exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'] as const
 export const stateCode = (state: string): number => (STATE_CODES as readonly string[]).indexOf(state)
@@ -114,8 +117,21 @@ export type MonitoringRecord =
 
 /** Source -> writer messages. */
 export type ToWriter =
-  /** a batch: `seq` counts batches, `records` how many records it holds (names included) */
-  | { readonly t: 'batch'; readonly seq: number; readonly records: MonitoringRecord[]; readonly sentMs: number }
+  /**
+   * A batch. Task state changes, the bulk, travel packed in `states` (a transferred buffer,
+   * STATE_FIELDS numbers each: the taskState record without its kind); the other records in
+   * `records`, each with its place among the state changes in `at` (applied before state change
+   * number `at[i]`), so the writer sees everything in the order it happened.
+   */
+  | {
+      readonly t: 'batch'
+      readonly seq: number
+      readonly records: MonitoringRecord[]
+      readonly at: number[]
+      readonly states: Float64Array
+      readonly stateCount: number
+      readonly sentMs: number
+    }
   /** write what was sent, close the database, answer `closed` */
   | { readonly t: 'close' }
 
