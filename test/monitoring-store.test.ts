@@ -44,8 +44,8 @@ const loop = () => {
       db.pragma('busy_timeout = 0')
       const n = db.prepare('SELECT count(*) AS n FROM task').get().n
       if (n > maxTasks) maxTasks = n
-      db.prepare('SELECT state, count(*) FROM task WHERE run_id = (SELECT run_id FROM workflow ORDER BY start_ms DESC LIMIT 1) GROUP BY state').all()
-      db.prepare('SELECT * FROM status WHERE run_id = ? AND task_id = ? ORDER BY time_ms').all('x', 1)
+      db.prepare('SELECT state, count(*) FROM task WHERE run = (SELECT run FROM workflow ORDER BY start_ms DESC LIMIT 1) GROUP BY state').all()
+      db.prepare('SELECT * FROM status WHERE run = ? AND task_id = ? ORDER BY time_ms').all(1, 1)
       queries++
     }
   } catch (error) { errors.push(String(error && error.code) + ' ' + error.message + ' at query ' + queries + ' tasks ' + maxTasks) }
@@ -85,22 +85,23 @@ t.test('20,000 tasks: every task, state change, retry and the workflow recorded,
 
   const db = openDb(t, dbPath)
   const workflow = db.prepare('SELECT * FROM workflow WHERE run_id = ?').get(runId)
+  const run = workflow.run as number
   t.ok(workflow.start_ms > 0 && workflow.end_ms >= workflow.start_ms, 'the workflow row has its start and end')
   t.equal(JSON.parse(workflow.counts).exec_done, N, 'and the final counts')
-  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run_id = ?').get(runId).n, N + 3, 'a row per task')
-  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run_id = ? AND state = 'exec_done' AND app = 'double' AND executor = 'pool' AND end_ms IS NOT NULL").get(runId).n, N, 'each done, with app, executor and end')
-  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run_id = ?').get(runId).n, N + 9, 'a row per try')
+  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ?').get(run).n, N + 3, 'a row per task')
+  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'exec_done' AND app = 'double' AND executor = 'pool' AND end_ms IS NOT NULL").get(run).n, N, 'each done, with app, executor and end')
+  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ?').get(run).n, N + 9, 'a row per try')
 
   // status transitions in order for every task: the same sequence each time
-  const sequences = db.prepare("SELECT group_concat(state, '>') AS s, count(*) AS c FROM (SELECT task_id, state FROM status WHERE run_id = ? AND task_id IN (SELECT task_id FROM task WHERE run_id = ? AND app = 'double') ORDER BY task_id, rowid) GROUP BY task_id").all(runId, runId)
+  const sequences = db.prepare("SELECT group_concat(state, '>') AS s, count(*) AS c FROM (SELECT task_id, state FROM status WHERE run = ? AND task_id IN (SELECT task_id FROM task WHERE run = ? AND app = 'double') ORDER BY task_id, rowid) GROUP BY task_id").all(run, run)
   const distinct = new Set(sequences.map((row) => row.s))
   t.equal(sequences.length, N, 'every task has status rows')
   for (const sequence of distinct) t.match(sequence, /^(pending>)?launched>(running>)?exec_done$/, `an ordered sequence: ${sequence}`)
 
-  const retries = db.prepare("SELECT task_id, try_number, fail_cause FROM try WHERE run_id = ? AND fail_cause IS NOT NULL ORDER BY task_id, try_number").all(runId)
+  const retries = db.prepare("SELECT task_id, try_number, fail_cause FROM try WHERE run = ? AND fail_cause IS NOT NULL ORDER BY task_id, try_number").all(run)
   t.equal(retries.length, 6, 'two retried tries per failing task')
   t.match(retries[0].fail_cause, /outer m\d/, 'with the cause')
-  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run_id = ? AND state = 'failed' AND last_try = 2").get(runId).n, 3, 'the failing tasks end failed after try 2')
+  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'failed' AND last_try = 2").get(run).n, 3, 'the failing tasks end failed after try 2')
 
   const seen = JSON.parse(readerOut) as { queries: number; errors: string[]; maxTasks: number }
   t.same(seen.errors, [], `the reader never saw an error (${seen.queries} queries; most tasks it counted ${seen.maxTasks})`)
@@ -128,8 +129,9 @@ t.test('retention removes old workflows: by age at the next start, and beyond ma
   const db = openDb(t, dbPath)
   const ids = () => db.prepare('SELECT run_id FROM workflow ORDER BY start_ms').all().map((row) => row.run_id)
   t.same(ids(), [second, third, fourth], 'the 30-day-old workflow is gone')
-  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run_id = ?').get(first).n, 0, 'with its tasks')
-  t.equal(db.prepare('SELECT count(*) AS n FROM status WHERE run_id = ?').get(first).n, 0, 'and its status rows')
+  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run NOT IN (SELECT run FROM workflow)').get().n, 0, 'with its tasks')
+  t.equal(db.prepare('SELECT count(*) AS n FROM status WHERE run NOT IN (SELECT run FROM workflow)').get().n, 0, 'and its status rows')
+  t.equal(db.prepare('SELECT count(DISTINCT run) AS n FROM task').get().n, 3, 'tasks of the three runs kept remain')
   const fifth = await run({ maxRuns: 2 })
   t.same(ids(), [fourth, fifth], 'maxRuns: 2 keeps the newest two, the starting run included')
 })

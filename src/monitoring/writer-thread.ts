@@ -76,26 +76,27 @@ const db = open(data.db)
 const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'])
 
 const sql = {
-  workflowStart: db.prepare('INSERT OR REPLACE INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?)'),
+  workflowStart: db.prepare('INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET start_ms = excluded.start_ms RETURNING run'),
+  runOf: db.prepare('SELECT run FROM workflow WHERE run_id = ?'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
   // One upsert per task and per try per batch (the batch's changes are merged first, below): a
   // no-op task passes through all its states within one batch, so this halves the statements.
   taskUpsert: db.prepare(
-    `INSERT INTO task (run_id, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
+    `INSERT INTO task (run, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (run, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
        executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`,
   ),
-  status: db.prepare('INSERT INTO status (run_id, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
+  status: db.prepare('INSERT INTO status (run, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
   tryUpsert: db.prepare(
-    `INSERT INTO try (run_id, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO try (run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
        running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
        fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
   ),
-  block: db.prepare('INSERT INTO block (run_id, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
-  node: db.prepare('INSERT INTO node (run_id, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
   resource: db.prepare(
-    `INSERT INTO resource (run_id, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
+    `INSERT INTO resource (run, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ),
 }
@@ -104,9 +105,20 @@ const sql = {
 const names: string[] = []
 const name = (id: number): string => names[id]!
 const nameOrNull = (id: number): string | null => (id < 0 ? null : names[id]!)
+// A run's integer key by the interned number of its runId.
+const runs = new Map<number, number>()
+function runKey(nameId: number): number {
+  let key = runs.get(nameId)
+  if (key === undefined) {
+    const row = sql.runOf.get(name(nameId)) as { run: number } | undefined
+    if (!row) throw new Error(`a record of run ${name(nameId)} came before its workflow start record`)
+    runs.set(nameId, (key = row.run))
+  }
+  return key
+}
 
 function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
-  const runId = name(run)
+  const runId = runKey(run)
   const state = STATE_CODES[code]!
   const final = FINAL.has(state)
   sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
@@ -133,7 +145,7 @@ function apply(record: MonitoringRecord): void {
       names[record[1]] = record[2]
       return
     case Rec.workflowStart:
-      sql.workflowStart.run(name(record[1]), record[2], record[3], record[4])
+      runs.set(record[1], (sql.workflowStart.get(name(record[1]), record[2], record[3], record[4]) as { run: number }).run)
       return
     case Rec.workflowEnd:
       sql.workflowEnd.run(record[3], record[2], name(record[1]))
@@ -143,7 +155,7 @@ function apply(record: MonitoringRecord): void {
       return
     case Rec.retry: {
       const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
-      const runId = name(run)
+      const runId = runKey(run)
       const t = tryOf(runId, run, taskId, failedTry)
       t.state = 'failed'
       t.endMs ??= timeMs
@@ -152,24 +164,24 @@ function apply(record: MonitoringRecord): void {
       return
     }
     case Rec.depWait:
-      sql.status.run(name(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
+      sql.status.run(runKey(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
       return
     case Rec.block:
-      sql.block.run(name(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
+      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
       return
     case Rec.manager:
-      sql.node.run(name(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
+      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
       return
     case Rec.resource: {
       const [, run, taskId, tryNumber, managerId, user, system, rss, read, write, timeMs] = record
-      sql.resource.run(name(run), taskId, tryNumber, managerId, timeMs, user, system, rss, read, write)
+      sql.resource.run(runKey(run), taskId, tryNumber, managerId, timeMs, user, system, rss, read, write)
       return
     }
   }
 }
 
 interface TaskRow {
-  runId: string
+  runId: number
   taskId: number
   app: string
   executor: string | null
@@ -179,7 +191,7 @@ interface TaskRow {
   endMs: number | null
 }
 interface TryRow {
-  runId: string
+  runId: number
   taskId: number
   tryNumber: number
   executor: string | null
@@ -192,7 +204,7 @@ interface TryRow {
 // The batch's task and try rows, merged; written at the end of the batch's transaction.
 const tasks = new Map<string, TaskRow>()
 const tries = new Map<string, TryRow>()
-function tryOf(runId: string, run: number, taskId: number, tryNumber: number): TryRow {
+function tryOf(runId: number, run: number, taskId: number, tryNumber: number): TryRow {
   const key = `${run} ${taskId} ${tryNumber}`
   let row = tries.get(key)
   if (!row) tries.set(key, (row = { runId, taskId, tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }))
@@ -223,20 +235,20 @@ const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], st
 function applyRetention(starting: boolean): number {
   const { maxAgeDays, maxRuns } = data.retention
   if (maxAgeDays === undefined && maxRuns === undefined) return 0
-  const doomed = new Set<string>()
+  const doomed = new Set<number>()
   if (maxAgeDays !== undefined) {
     const before = Date.now() - maxAgeDays * 86_400_000
-    for (const row of db.prepare('SELECT run_id FROM workflow WHERE start_ms < ?').all(before) as { run_id: string }[]) doomed.add(row.run_id)
+    for (const row of db.prepare('SELECT run FROM workflow WHERE start_ms < ?').all(before) as { run: number }[]) doomed.add(row.run)
   }
   if (maxRuns !== undefined) {
-    for (const row of db.prepare('SELECT run_id FROM workflow ORDER BY start_ms DESC LIMIT -1 OFFSET ?').all(starting ? maxRuns - 1 : maxRuns) as { run_id: string }[]) {
-      doomed.add(row.run_id)
+    for (const row of db.prepare('SELECT run FROM workflow ORDER BY start_ms DESC LIMIT -1 OFFSET ?').all(starting ? maxRuns - 1 : maxRuns) as { run: number }[]) {
+      doomed.add(row.run)
     }
   }
   if (doomed.size === 0) return 0
-  const deletes = RUN_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE run_id = ?`))
+  const deletes = RUN_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE run = ?`))
   db.transaction(() => {
-    for (const runId of doomed) for (const statement of deletes) statement.run(runId)
+    for (const run of doomed) for (const statement of deletes) statement.run(run)
   })()
   return doomed.size
 }
