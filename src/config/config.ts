@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js'
+import { monitoringOption, type MonitoringOptions, type ResolvedMonitoring } from '../protocol/monitoring.js'
 import type { Executor } from '../executors/base.js'
 import { ThreadPoolExecutor } from '../executors/threads/executor.js'
 import { HighThroughputExecutor } from '../executors/htex/executor.js'
@@ -72,6 +73,11 @@ export interface Config {
    * on and `TSFLOW_PROGRESS=0` off whatever the config says.
    */
   progress?: boolean | ProgressOptions
+  /**
+   * Record the run into a SQLite database (docs/monitoring.md "Storage"): `true` or
+   * `{ enabled: true, resourceIntervalMs, db, retention: { maxAgeDays, maxRuns } }`. Default off.
+   */
+  monitoring?: boolean | MonitoringOptions
 }
 
 export interface ResolvedConfig {
@@ -86,6 +92,8 @@ export interface ResolvedConfig {
   readonly logLevel: LogLevel
   /** undefined when off; the stream undefined means process.stderr, looked up at start */
   readonly progress: Readonly<{ intervalMs: number; stream: ProgressStream | undefined }> | undefined
+  /** undefined when off */
+  readonly monitoring: ResolvedMonitoring | undefined
 }
 
 type ExecutorFactory = (options: Record<string, unknown>) => Executor
@@ -155,6 +163,7 @@ const schema = object({
   checkpointFiles: arrayOf(string),
   logLevel: oneOf(...LOG_LEVELS),
   progress: progressOption,
+  monitoring: monitoringOption,
 })
 
 /** Validates a user config once, applies defaults and freezes it. Errors name the option path. */
@@ -184,5 +193,6 @@ export function resolveConfig(config: Config = {}): ResolvedConfig {
     checkpointFiles: Object.freeze(options.checkpointFiles ?? []),
     logLevel: options.logLevel ?? 'info',
     progress: resolveProgress(options.progress, process.env.TSFLOW_PROGRESS),
+    monitoring: options.monitoring as ResolvedMonitoring | undefined,
   })
 }

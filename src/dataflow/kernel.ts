@@ -31,6 +31,8 @@ import { guardExit, unguardExit } from './exit-guard.js'
 import { publishRetry, publishState, publishWorkflowEnd, publishWorkflowStart, taskStateChannel } from './publish.js'
 import { ProgressView } from './progress.js'
 import { decideRetry } from './retries.js'
+import { monitoringDbPath } from '../protocol/monitoring.js'
+import type { MonitoringRecorder, RecorderStats } from '../monitoring/recorder.js'
 
 export { BLOCK_WALLTIME_FREE_RETRIES } from './retries.js'
 
@@ -63,6 +65,9 @@ export class DataFlowKernel {
   private host!: ExecutorHost
   private runIdentifier: string | undefined
   private progress: ProgressView | undefined
+  private recorder: MonitoringRecorder | undefined
+  /** the monitoring recorder's final counts, after cleanup() of a monitored run */
+  recorderStats: RecorderStats | undefined
 
   constructor(config: Config = {}) {
     if (inWorker()) throw new WorkflowInWorker('new DataFlowKernel()')
@@ -125,6 +130,14 @@ export class DataFlowKernel {
         taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
         taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
       }
+      const monitoring = this.config.monitoring
+      if (monitoring) {
+        // Loaded only when on, so a run without monitoring never loads better-sqlite3.
+        const { MonitoringRecorder } = await import('../monitoring/recorder.js')
+        const db = monitoringDbPath(monitoring, runDir)
+        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention }).start()
+        this.logger.info(`monitoring into ${db}`)
+      }
       for (const executor of this.config.executors) {
         await executor.start({ ...this.host, runDir: join(runDir, executor.label), logger: this.logger.child(executor.label) })
         started.push(executor)
@@ -133,6 +146,8 @@ export class DataFlowKernel {
     } catch (error) {
       this.logger.error('the kernel failed to start', error)
       await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      await this.recorder?.close(2000)
+      this.recorder = undefined
       this.checkpointer?.close()
       this.phase = 'stopped'
       this.logger.close()
@@ -492,6 +507,10 @@ export class DataFlowKernel {
     runningKernels.delete(this)
     if (currentKernel === this) currentKernel = undefined
     publishWorkflowEnd(this.runIdentifier!, this.runDirectory!, this.counts)
+    // After the end record, so the database has the whole run; bounded, as every step here.
+    const recorder = this.recorder
+    this.recorder = undefined
+    if (recorder) this.recorderStats = await recorder.close(10_000)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -116,6 +116,12 @@ t.test('every top-level option rejects a bad value, naming the option', async (t
     [{ logLevel: 'verbose' }, "logLevel must be one of 'error', 'warn', 'info', 'debug' (got \"verbose\")"],
     [{ executors: 'threads' }, 'executors must be an array (got "threads")'],
     [{ executors: [] }, 'executors must be a non-empty array (got an array)'],
+    [{ monitoring: { enabled: true, resourceIntervalMs: 0 } }, 'monitoring.resourceIntervalMs must be a whole number of ms from 10 to 2147483647 (got 0)'],
+    [{ monitoring: { enabled: 'yes' } }, 'monitoring.enabled must be true or false (got "yes")'],
+    [{ monitoring: { enabled: true, db: '' } }, 'monitoring.db must be a non-empty string (got "")'],
+    [{ monitoring: { enabled: true, retention: { maxRuns: 0 } } }, 'monitoring.retention.maxRuns must be a positive integer (got 0)'],
+    [{ monitoring: { enabled: true, retention: { maxAgeDays: -1 } } }, 'monitoring.retention.maxAgeDays must be a positive number (got -1)'],
+    [{ monitoring: 'on' }, 'monitoring must be true, false or { enabled, resourceIntervalMs, db, retention } (got string)'],
   ]
   for (const [config, message] of cases) {
     const error = configError(config)
@@ -125,7 +131,7 @@ t.test('every top-level option rejects a bad value, naming the option', async (t
 })
 
 t.test('unknown top-level keys get did-you-mean suggestions', async (t) => {
-  const known = '(known: executors, retries, retryHandler, runDir, appCache, checkpointMode, checkpointPeriodMs, checkpointFiles, logLevel, progress)'
+  const known = '(known: executors, retries, retryHandler, runDir, appCache, checkpointMode, checkpointPeriodMs, checkpointFiles, logLevel, progress, monitoring)'
   t.equal(configError({ exectors: [] }).message, `exectors is not a known option; did you mean 'executors'? ${known}`)
   t.equal(configError({ exectors: [] }).path, 'exectors')
   t.match(configError({ RunDir: 'x' }).message, /^RunDir is not a known option; did you mean 'runDir'\?/)

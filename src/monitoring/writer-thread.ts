@@ -1,0 +1,283 @@
+/**
+ * The monitoring writer: a worker thread that alone opens the monitoring database for writing
+ * (docs/monitoring.md "Storage"). One writer means no write-write contention, so no "database is
+ * locked"; WAL mode means readers (the dashboard, a user's sqlite3 shell) read a snapshot while it
+ * writes and never block it. Each batch is one transaction over prepared statements, so 10,000
+ * state changes cost one fsync-free commit (synchronous=NORMAL: a power cut may lose the last
+ * batches, never corrupt the file), and this thread, not the workflow's event loop, pays for it.
+ */
+import { createRequire } from 'node:module'
+import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { parentPort, threadId, workerData } from 'node:worker_threads'
+import { Rec, STATE_CODES, STATE_FIELDS, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
+
+// The few better-sqlite3 calls used here (the package ships no types, and one interface is less
+// than a dev dependency).
+interface Statement {
+  run(...params: unknown[]): { changes: number }
+  all(...params: unknown[]): unknown[]
+  get(...params: unknown[]): unknown
+}
+interface Database {
+  pragma(source: string): unknown
+  exec(source: string): void
+  prepare(source: string): Statement
+  transaction<F extends (...args: never[]) => void>(fn: F): F
+  close(): void
+}
+const require = createRequire(import.meta.url)
+
+const port = parentPort!
+const data = workerData as WriterData
+const post = (message: FromWriter) => port.postMessage(message)
+
+/** Opens a database file, WAL, with the schema; for a new one the schema is written too. */
+function openWal(path: string): Database {
+  const BetterSqlite3 = require('better-sqlite3') as new (path: string) => Database
+  const db = new BetterSqlite3(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  // 16 MiB of page cache (default 2): a long run's indexes outgrow 2 MiB and inserts would read pages back.
+  db.pragma('cache_size = -16384')
+  // Another writer (a second workflow using the same file) may hold the lock for one batch.
+  db.pragma('busy_timeout = 10000')
+  db.exec(DDL)
+  const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
+  if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
+  else if (row.v > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${row.v}; this tsflow writes version ${SCHEMA_VERSION}`)
+  return db
+}
+
+/**
+ * A new database is made under a temporary name and linked into place complete (WAL mode and
+ * schema), because a reader opening the file while the writer switches a fresh file to WAL gets
+ * SQLITE_BUSY: readers only ever see a WAL database with its tables. link() rather than rename()
+ * so that a file another workflow's writer put there first is kept.
+ */
+function open(path: string): Database {
+  mkdirSync(dirname(path), { recursive: true })
+  if (!existsSync(path)) {
+    const temporary = `${path}.${process.pid}.${threadId}.new`
+    openWal(temporary).close()
+    try {
+      linkSync(temporary, path)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    } finally {
+      rmSync(temporary, { force: true })
+    }
+  }
+  return openWal(path)
+}
+
+const db = open(data.db)
+const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'])
+
+const sql = {
+  workflowStart: db.prepare('INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET start_ms = excluded.start_ms RETURNING run'),
+  runOf: db.prepare('SELECT run FROM workflow WHERE run_id = ?'),
+  workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
+  // One upsert per task and per try per batch (the batch's changes are merged first, below): a
+  // no-op task passes through all its states within one batch, so this halves the statements.
+  taskUpsert: db.prepare(
+    `INSERT INTO task (run, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (run, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
+       executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`,
+  ),
+  status: db.prepare('INSERT INTO status (run, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
+  tryUpsert: db.prepare(
+    `INSERT INTO try (run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
+       running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
+       fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
+  ),
+  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  resource: db.prepare(
+    `INSERT INTO resource (run, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ),
+}
+
+// Interned strings of the source (one source per writer: the workflow's recorder).
+const names: string[] = []
+const name = (id: number): string => names[id]!
+const nameOrNull = (id: number): string | null => (id < 0 ? null : names[id]!)
+// A run's integer key by the interned number of its runId.
+const runs = new Map<number, number>()
+function runKey(nameId: number): number {
+  let key = runs.get(nameId)
+  if (key === undefined) {
+    const row = sql.runOf.get(name(nameId)) as { run: number } | undefined
+    if (!row) throw new Error(`a record of run ${name(nameId)} came before its workflow start record`)
+    runs.set(nameId, (key = row.run))
+  }
+  return key
+}
+
+function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
+  const runId = runKey(run)
+  const state = STATE_CODES[code]!
+  const final = FINAL.has(state)
+  sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
+  const key = `${run} ${taskId}`
+  let task = tasks.get(key)
+  if (!task) tasks.set(key, (task = { runId, taskId, app: name(app), executor: null, state, lastTry: tryNumber, submitMs: timeMs, endMs: null }))
+  task.state = state
+  if (tryNumber > task.lastTry) task.lastTry = tryNumber
+  if (executor >= 0) task.executor = name(executor)
+  if (final) task.endMs = timeMs
+  if (state === 'launched' || state === 'running' || final) {
+    const t = tryOf(runId, run, taskId, tryNumber)
+    t.state = state
+    if (executor >= 0) t.executor = name(executor)
+    if (state === 'launched') t.launchedMs = timeMs
+    else if (state === 'running') t.runningMs = timeMs
+    else t.endMs = timeMs
+  }
+}
+
+function apply(record: MonitoringRecord): void {
+  switch (record[0]) {
+    case Rec.name:
+      names[record[1]] = record[2]
+      return
+    case Rec.workflowStart:
+      runs.set(record[1], (sql.workflowStart.get(name(record[1]), record[2], record[3], record[4]) as { run: number }).run)
+      return
+    case Rec.workflowEnd:
+      sql.workflowEnd.run(record[3], record[2], name(record[1]))
+      return
+    case Rec.taskState:
+      applyState(record[1], record[2], record[3], record[4], record[5], record[6], record[7])
+      return
+    case Rec.retry: {
+      const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
+      const runId = runKey(run)
+      const t = tryOf(runId, run, taskId, failedTry)
+      t.state = 'failed'
+      t.endMs ??= timeMs
+      t.failCause = cause
+      sql.status.run(runId, taskId, failedTry, 'retry', timeMs, JSON.stringify({ cause, free: free === 1, failCost }))
+      return
+    }
+    case Rec.depWait:
+      sql.status.run(runKey(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
+      return
+    case Rec.block:
+      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
+      return
+    case Rec.manager:
+      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
+      return
+    case Rec.resource: {
+      const [, run, taskId, tryNumber, managerId, user, system, rss, read, write, timeMs] = record
+      sql.resource.run(runKey(run), taskId, tryNumber, managerId, timeMs, user, system, rss, read, write)
+      return
+    }
+  }
+}
+
+interface TaskRow {
+  runId: number
+  taskId: number
+  app: string
+  executor: string | null
+  state: string
+  lastTry: number
+  submitMs: number
+  endMs: number | null
+}
+interface TryRow {
+  runId: number
+  taskId: number
+  tryNumber: number
+  executor: string | null
+  launchedMs: number | null
+  runningMs: number | null
+  endMs: number | null
+  state: string
+  failCause: string | null
+}
+// The batch's task and try rows, merged; written at the end of the batch's transaction.
+const tasks = new Map<string, TaskRow>()
+const tries = new Map<string, TryRow>()
+function tryOf(runId: number, run: number, taskId: number, tryNumber: number): TryRow {
+  const key = `${run} ${taskId} ${tryNumber}`
+  let row = tries.get(key)
+  if (!row) tries.set(key, (row = { runId, taskId, tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }))
+  return row
+}
+
+const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], states: Float64Array, stateCount: number) => {
+  try {
+    let r = 0
+    for (let i = 0; i < stateCount; i++) {
+      while (r < records.length && at[r]! <= i) apply(records[r++]!)
+      const o = i * STATE_FIELDS
+      applyState(states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, states[o + 4]!, states[o + 5]!, states[o + 6]!)
+    }
+    while (r < records.length) apply(records[r++]!)
+    for (const t of tasks.values()) sql.taskUpsert.run(t.runId, t.taskId, t.app, t.executor, t.state, t.lastTry, t.submitMs, t.endMs)
+    for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
+  } finally {
+    tasks.clear()
+    tries.clear()
+  }
+})
+
+/**
+ * Deletes whole workflows: older than maxAgeDays (by start), and all but the newest maxRuns. At
+ * start the starting run has no row yet, so one fewer earlier run is kept (`starting`).
+ */
+function applyRetention(starting: boolean): number {
+  const { maxAgeDays, maxRuns } = data.retention
+  if (maxAgeDays === undefined && maxRuns === undefined) return 0
+  const doomed = new Set<number>()
+  if (maxAgeDays !== undefined) {
+    const before = Date.now() - maxAgeDays * 86_400_000
+    for (const row of db.prepare('SELECT run FROM workflow WHERE start_ms < ?').all(before) as { run: number }[]) doomed.add(row.run)
+  }
+  if (maxRuns !== undefined) {
+    for (const row of db.prepare('SELECT run FROM workflow ORDER BY start_ms DESC LIMIT -1 OFFSET ?').all(starting ? maxRuns - 1 : maxRuns) as { run: number }[]) {
+      doomed.add(row.run)
+    }
+  }
+  if (doomed.size === 0) return 0
+  const deletes = RUN_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE run = ?`))
+  db.transaction(() => {
+    for (const run of doomed) for (const statement of deletes) statement.run(run)
+  })()
+  return doomed.size
+}
+
+let written = 0
+const deleted = applyRetention(true)
+const retentionTimer = setInterval(() => {
+  try {
+    applyRetention(false)
+  } catch (error) {
+    post({ t: 'error', message: `retention: ${(error as Error).message}` })
+  }
+}, data.retentionEveryMs)
+retentionTimer.unref()
+
+port.on('message', (message: ToWriter) => {
+  if (message.t === 'batch') {
+    try {
+      writeBatch(message.records, message.at, message.states, message.stateCount)
+      written += message.records.length + message.stateCount
+      post({ t: 'written', seq: message.seq, written, lagMs: Date.now() - message.sentMs })
+    } catch (error) {
+      post({ t: 'error', message: (error as Error).message })
+    }
+  } else if (message.t === 'close') {
+    clearInterval(retentionTimer)
+    db.close()
+    post({ t: 'closed', written })
+    port.close()
+  }
+})
+post({ t: 'ready', schemaVersion: SCHEMA_VERSION, retentionDeleted: deleted })

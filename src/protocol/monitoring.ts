@@ -1,0 +1,152 @@
+/**
+ * The monitoring boundary (issue 12, docs/monitoring.md "Storage"): the `monitoring` option and
+ * the event records every monitoring source (the kernel's recorder now; executors, the
+ * interchange and managers later) sends to the one writer thread that owns the SQLite database.
+ *
+ * Records travel in batches as short arrays, not objects: a batch of 10,000 task state changes is
+ * then a few flat arrays to structured-clone, and strings that repeat (app names, executor labels,
+ * run ids) are sent once as a `name` record and referred to by number afterwards.
+ */
+import { dirname, join, resolve } from 'node:path'
+import { boolean, integer, isPlainObject, object, positiveNumber, string, type Check } from '../util/schema.js'
+import { ConfigError } from '../errors.js'
+
+/** The user's `monitoring` option (docs/monitoring.md "Storage"). */
+export interface MonitoringOptions {
+  /** record this run (default false; `monitoring: true` is `{ enabled: true }`) */
+  enabled?: boolean
+  /** how often managers sample each running task's /proc (ms, default 1000) */
+  resourceIntervalMs?: number
+  /**
+   * The SQLite file. Default `monitoring.db` beside the numbered run directories
+   * (`<runDir>/../monitoring.db`, i.e. `runinfo/monitoring.db`), one database shared by every run
+   * of that runinfo directory as in Parsl, so the dashboard lists them all.
+   */
+  db?: string
+  /** what is deleted when the writer starts and every hour */
+  retention?: { maxAgeDays?: number; maxRuns?: number }
+}
+
+export interface ResolvedMonitoring {
+  readonly resourceIntervalMs: number
+  /** undefined means the default, resolved against the run directory at start (`monitoringDbPath`) */
+  readonly db: string | undefined
+  readonly retention: Readonly<{ maxAgeDays: number | undefined; maxRuns: number | undefined }>
+}
+
+const monitoringObject = object({
+  enabled: boolean,
+  resourceIntervalMs: integer(10, 2 ** 31 - 1, 'a whole number of ms from 10 to 2147483647'),
+  db: string,
+  retention: object({ maxAgeDays: positiveNumber, maxRuns: integer(1) }),
+})
+
+/**
+ * Checks the option once (at config resolution); errors name the path (`monitoring.resourceIntervalMs`).
+ * Returns undefined when monitoring is off.
+ */
+export const monitoringOption: Check<ResolvedMonitoring | undefined> = (value, path) => {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return Object.freeze({ resourceIntervalMs: 1000, db: undefined, retention: Object.freeze({ maxAgeDays: undefined, maxRuns: undefined }) })
+  if (!isPlainObject(value)) {
+    throw new ConfigError(path, `must be true, false or { enabled, resourceIntervalMs, db, retention } (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value})`)
+  }
+  const options = monitoringObject(value, path)
+  if (options.enabled !== true) return undefined
+  return Object.freeze({
+    resourceIntervalMs: options.resourceIntervalMs ?? 1000,
+    db: options.db,
+    retention: Object.freeze({ maxAgeDays: options.retention?.maxAgeDays, maxRuns: options.retention?.maxRuns }),
+  })
+}
+
+/** The database file of a run: the option's path, else `monitoring.db` beside the run directory. */
+export function monitoringDbPath(monitoring: ResolvedMonitoring, runDir: string): string {
+  return monitoring.db !== undefined ? resolve(monitoring.db) : join(dirname(resolve(runDir)), 'monitoring.db')
+}
+
+/** Record kinds: the first element of every record array. */
+export const Rec = {
+  /** [Rec.name, id, text]: interns a string; later records carry `id` */
+  name: 0,
+  /** [Rec.workflowStart, runName, runDir(text), executorsJson(text), timeMs] */
+  workflowStart: 1,
+  /** [Rec.workflowEnd, runName, countsJson(text), timeMs] */
+  workflowEnd: 2,
+  /** [Rec.taskState, runName, taskId, tryNumber, state(code), appName, executorName(-1 none), timeMs] */
+  taskState: 3,
+  /** [Rec.retry, runName, taskId, failedTry, cause(text), free(0|1), failCost, timeMs] */
+  retry: 4,
+  /** [Rec.depWait, runName, taskId, waitingOn(count), timeMs]: a task starts waiting for futures */
+  depWait: 5,
+  /** [Rec.block, runName, executorName, blockId(text), jobId(text|null), state(text), timeMs] */
+  block: 6,
+  /** [Rec.manager, runName, executorName, managerId(text), hostname(text), blockId(text|null), workers, event(text), timeMs] */
+  manager: 7,
+  /** [Rec.resource, runName, taskId, tryNumber, managerId(text), cpuUserS, cpuSystemS, rssBytes, readBytes, writeBytes, timeMs] */
+  resource: 8,
+} as const
+export type RecKind = (typeof Rec)[keyof typeof Rec]
+
+/** Numbers per packed state change: run, taskId, tryNumber, state code, app, executor (-1 none), timeMs. */
+export const STATE_FIELDS = 7
+
+/** Task states as small numbers on the wire; the database stores the names. */
+export const STATE_CODES = ['unsched', 'pending', 'launched', 'running', 'joining', 'exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'] as const
+export const stateCode = (state: string): number => (STATE_CODES as readonly string[]).indexOf(state)
+
+export type NameRecord = [typeof Rec.name, number, string]
+export type WorkflowStartRecord = [typeof Rec.workflowStart, number, string, string, number]
+export type WorkflowEndRecord = [typeof Rec.workflowEnd, number, string, number]
+export type TaskStateRecord = [typeof Rec.taskState, number, number, number, number, number, number, number]
+export type RetryRecord = [typeof Rec.retry, number, number, number, string, 0 | 1, number, number]
+export type DepWaitRecord = [typeof Rec.depWait, number, number, number, number]
+export type BlockRecord = [typeof Rec.block, number, number, string, string | null, string, number]
+export type ManagerRecord = [typeof Rec.manager, number, number, string, string, string | null, number, string, number]
+export type ResourceRecord = [typeof Rec.resource, number, number, number, string, number, number, number, number, number, number]
+export type MonitoringRecord =
+  | NameRecord
+  | WorkflowStartRecord
+  | WorkflowEndRecord
+  | TaskStateRecord
+  | RetryRecord
+  | DepWaitRecord
+  | BlockRecord
+  | ManagerRecord
+  | ResourceRecord
+
+/** Source -> writer messages. */
+export type ToWriter =
+  /**
+   * A batch. Task state changes, the bulk, travel packed in `states` (a transferred buffer,
+   * STATE_FIELDS numbers each: the taskState record without its kind); the other records in
+   * `records`, each with its place among the state changes in `at` (applied before state change
+   * number `at[i]`), so the writer sees everything in the order it happened.
+   */
+  | {
+      readonly t: 'batch'
+      readonly seq: number
+      readonly records: MonitoringRecord[]
+      readonly at: number[]
+      readonly states: Float64Array
+      readonly stateCount: number
+      readonly sentMs: number
+    }
+  /** write what was sent, close the database, answer `closed` */
+  | { readonly t: 'close' }
+
+/** Writer -> source messages. */
+export type FromWriter =
+  | { readonly t: 'ready'; readonly schemaVersion: number; readonly retentionDeleted: number }
+  /** a batch was committed: `written` records so far in total; `lagMs` from its send to its commit */
+  | { readonly t: 'written'; readonly seq: number; readonly written: number; readonly lagMs: number }
+  | { readonly t: 'error'; readonly message: string }
+  | { readonly t: 'closed'; readonly written: number }
+
+/** What the writer thread is started with (its `workerData`). */
+export interface WriterData {
+  readonly db: string
+  readonly retention: ResolvedMonitoring['retention']
+  /** how often retention runs again while the writer lives (ms; an hour) */
+  readonly retentionEveryMs: number
+}

@@ -1,0 +1,155 @@
+// The monitoring store (docs/monitoring.md "Storage"): a real workflow recorded into a real SQLite
+// file through the writer thread, read back with a second better-sqlite3 connection; a reader in
+// another process querying all through the run; retention; the option's errors.
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { ConfigError, DataFlowKernel, ThreadPoolExecutor, awaitAllSettled, resolveConfig } from 'tsflow'
+import * as apps from './fixtures/apps.js'
+import { waitFor } from './helpers/wait.js'
+
+interface Db {
+  prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[]; run(...p: unknown[]): unknown }
+  close(): void
+}
+const require = createRequire(import.meta.url)
+const Database = require('better-sqlite3') as new (path: string, options?: { readonly?: boolean }) => Db
+
+const scratch = mkdtempSync(join(tmpdir(), 'tsflow-monitoring-'))
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+
+function openDb(t: Test, path: string): Db {
+  const db = new Database(path, { readonly: true })
+  t.teardown(() => db.close())
+  return db
+}
+
+// A reader in its own process: a second connection querying as a dashboard would, with no busy
+// timeout, so any lock the writer held would surface as SQLITE_BUSY. It stops when stdin closes
+// and prints what it saw.
+const READER = `
+const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))})
+const fs = require('node:fs')
+const path = process.argv[1]
+let queries = 0, errors = [], maxTasks = 0, stop = false
+process.stdin.on('end', () => { stop = true }); process.stdin.resume()
+const loop = () => {
+  if (stop) { process.stdout.write(JSON.stringify({ queries, errors, maxTasks })); process.exit(0) }
+  try {
+    if (fs.existsSync(path)) {
+      const db = loop.db ??= new Database(path)
+      db.pragma('busy_timeout = 0')
+      const n = db.prepare('SELECT count(*) AS n FROM task').get().n
+      if (n > maxTasks) maxTasks = n
+      db.prepare('SELECT state, count(*) FROM task WHERE run = (SELECT run FROM workflow ORDER BY start_ms DESC LIMIT 1) GROUP BY state').all()
+      db.prepare('SELECT * FROM status WHERE run = ? AND task_id = ? ORDER BY time_ms').all(1, 1)
+      queries++
+    }
+  } catch (error) { errors.push(String(error && error.code) + ' ' + error.message + ' at query ' + queries + ' tasks ' + maxTasks) }
+  setImmediate(loop)
+}
+loop()
+`
+
+t.test('20,000 tasks: every task, state change, retry and the workflow recorded, with a reader querying throughout', async (t) => {
+  const runDir = join(scratch, 'big', 'runinfo')
+  const dbPath = join(scratch, 'big', 'runinfo', 'monitoring.db')
+  const reader = spawn(process.execPath, ['-e', READER, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => void reader.kill('SIGKILL'))
+  let readerOut = ''
+  reader.stdout!.on('data', (chunk) => (readerOut += chunk))
+  const readerDone = new Promise<void>((resolve) => reader.on('exit', () => resolve()))
+
+  const dfk = new DataFlowKernel({ runDir, retries: 2, executors: [new ThreadPoolExecutor({ label: 'pool', maxThreads: 2 })], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const N = 20_000
+  const futures = []
+  for (let i = 0; i < N; i++) futures.push(apps.double.with({ dfk })(i))
+  // three tasks that fail every try, with two retries each: two retry records with their cause
+  const failing = [0, 1, 2].map((i) => apps.failWithCause.with({ dfk })(`m${i}`))
+  await waitFor(() => existsSync(dbPath), 'the database file')
+  await awaitAllSettled([...futures, ...failing])
+  const runId = dfk.runId!
+  await dfk.cleanup()
+  reader.stdin!.end()
+  await readerDone
+
+  const stats = dfk.recorderStats!
+  t.same(stats.errors, [], 'the writer reported no error')
+  t.equal(stats.written, stats.sent, `every record sent was written (${stats.sent} in ${stats.batches} batches, last lag ${stats.lagMs} ms)`)
+  t.ok(stats.batches < stats.sent / 10, 'records travel in batches, not one by one')
+
+  const db = openDb(t, dbPath)
+  const workflow = db.prepare('SELECT * FROM workflow WHERE run_id = ?').get(runId)
+  const run = workflow.run as number
+  t.ok(workflow.start_ms > 0 && workflow.end_ms >= workflow.start_ms, 'the workflow row has its start and end')
+  t.equal(JSON.parse(workflow.counts).exec_done, N, 'and the final counts')
+  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ?').get(run).n, N + 3, 'a row per task')
+  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'exec_done' AND app = 'double' AND executor = 'pool' AND end_ms IS NOT NULL").get(run).n, N, 'each done, with app, executor and end')
+  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ?').get(run).n, N + 9, 'a row per try')
+
+  // status transitions in order for every task: the same sequence each time
+  const sequences = db.prepare("SELECT group_concat(state, '>') AS s, count(*) AS c FROM (SELECT task_id, state FROM status WHERE run = ? AND task_id IN (SELECT task_id FROM task WHERE run = ? AND app = 'double') ORDER BY task_id, rowid) GROUP BY task_id").all(run, run)
+  const distinct = new Set(sequences.map((row) => row.s))
+  t.equal(sequences.length, N, 'every task has status rows')
+  for (const sequence of distinct) t.match(sequence, /^(pending>)?launched>(running>)?exec_done$/, `an ordered sequence: ${sequence}`)
+
+  const retries = db.prepare("SELECT task_id, try_number, fail_cause FROM try WHERE run = ? AND fail_cause IS NOT NULL ORDER BY task_id, try_number").all(run)
+  t.equal(retries.length, 6, 'two retried tries per failing task')
+  t.match(retries[0].fail_cause, /outer m\d/, 'with the cause')
+  t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'failed' AND last_try = 2").get(run).n, 3, 'the failing tasks end failed after try 2')
+
+  const seen = JSON.parse(readerOut) as { queries: number; errors: string[]; maxTasks: number }
+  t.same(seen.errors, [], `the reader never saw an error (${seen.queries} queries; most tasks it counted ${seen.maxTasks})`)
+  t.ok(seen.queries > 0, 'and it did query')
+})
+
+t.test('retention removes old workflows: by age at the next start, and beyond maxRuns', async (t) => {
+  const runDir = join(scratch, 'retention', 'runinfo')
+  const dbPath = join(runDir, 'monitoring.db')
+  const run = async (retention?: { maxAgeDays?: number; maxRuns?: number }) => {
+    const dfk = new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ label: 'one', maxThreads: 1 })], monitoring: { enabled: true, retention } })
+    t.teardown(() => dfk.cleanup())
+    await dfk.start()
+    await apps.double.with({ dfk })(1)
+    await dfk.cleanup()
+    return dfk.runId!
+  }
+  const first = await run()
+  const second = await run()
+  const third = await run()
+  const writable = new Database(dbPath)
+  writable.prepare('UPDATE workflow SET start_ms = start_ms - 30 * 86400000 WHERE run_id = ?').run(first)
+  writable.close()
+  const fourth = await run({ maxAgeDays: 7 })
+  const db = openDb(t, dbPath)
+  const ids = () => db.prepare('SELECT run_id FROM workflow ORDER BY start_ms').all().map((row) => row.run_id)
+  t.same(ids(), [second, third, fourth], 'the 30-day-old workflow is gone')
+  t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run NOT IN (SELECT run FROM workflow)').get().n, 0, 'with its tasks')
+  t.equal(db.prepare('SELECT count(*) AS n FROM status WHERE run NOT IN (SELECT run FROM workflow)').get().n, 0, 'and its status rows')
+  t.equal(db.prepare('SELECT count(DISTINCT run) AS n FROM task').get().n, 3, 'tasks of the three runs kept remain')
+  const fifth = await run({ maxRuns: 2 })
+  t.same(ids(), [fourth, fifth], 'maxRuns: 2 keeps the newest two, the starting run included')
+})
+
+t.test('bad monitoring options name their path', async (t) => {
+  const error = (monitoring: unknown) => {
+    try {
+      resolveConfig({ monitoring } as never)
+    } catch (caught) {
+      return caught as ConfigError
+    }
+    throw new Error('no error')
+  }
+  const interval = error({ enabled: true, resourceIntervalMs: -1 })
+  t.ok(interval instanceof ConfigError)
+  t.equal(interval.path, 'monitoring.resourceIntervalMs')
+  t.equal(error({ enabled: true, retention: { maxRuns: 1.5 } }).path, 'monitoring.retention.maxRuns')
+  t.match(error({ enabeld: true }).message, /did you mean 'enabled'/)
+  t.equal(resolveConfig({ monitoring: { resourceIntervalMs: 500 } }).monitoring, undefined, 'not enabled: off (after the check)')
+  t.equal(resolveConfig({ monitoring: true }).monitoring?.resourceIntervalMs, 1000, 'true: on with the defaults')
+})
