@@ -16,6 +16,7 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { TaskStateValue } from './states.js'
+import type { BlockEvent, ManagerEvent, ResourceSample } from '../protocol/monitoring.js'
 
 /** `tsflow:task:state`: a task moved from one state to another (docs/monitoring.md). */
 export interface TaskStateMessage {
@@ -73,6 +74,23 @@ export interface WorkflowEndMessage {
   readonly timeMs: number
 }
 
+/** `tsflow:block`: a provider block of one of the run's executors changed state. */
+export interface BlockMessage extends BlockEvent {
+  readonly runId: string
+}
+
+/** `tsflow:manager`: a manager (a node's worker pool) registered with an executor, or was lost. */
+export interface ManagerMessage extends ManagerEvent {
+  readonly runId: string
+}
+
+/** `tsflow:task:resource`: resource samples of running tasks, in batches as managers send them. */
+export interface ResourceMessage {
+  readonly runId: string
+  readonly executor: string
+  readonly samples: readonly ResourceSample[]
+}
+
 /** A diagnostics channel with its message type (Node's own typing says `unknown`). */
 export interface TypedChannel<M> {
   readonly name: string | symbol
@@ -88,6 +106,9 @@ export const CHANNEL_NAMES = {
   taskRetry: 'tsflow:task:retry',
   workflowStart: 'tsflow:workflow:start',
   workflowEnd: 'tsflow:workflow:end',
+  block: 'tsflow:block',
+  manager: 'tsflow:manager',
+  taskResource: 'tsflow:task:resource',
 } as const
 
 // Held here for the life of the process: Node keeps a channel's subscribers only while someone
@@ -100,4 +121,7 @@ export const channels = Object.freeze({
   taskRetry: typed<TaskRetryMessage>(CHANNEL_NAMES.taskRetry),
   workflowStart: typed<WorkflowStartMessage>(CHANNEL_NAMES.workflowStart),
   workflowEnd: typed<WorkflowEndMessage>(CHANNEL_NAMES.workflowEnd),
+  block: typed<BlockMessage>(CHANNEL_NAMES.block),
+  manager: typed<ManagerMessage>(CHANNEL_NAMES.manager),
+  taskResource: typed<ResourceMessage>(CHANNEL_NAMES.taskResource),
 })

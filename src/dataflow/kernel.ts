@@ -28,7 +28,7 @@ import { FINAL_STATES, TaskState, type TaskStateValue } from './states.js'
 import { TaskRecord } from './task-record.js'
 import { runJoinApp } from './join.js'
 import { guardExit, unguardExit } from './exit-guard.js'
-import { publishRetry, publishState, publishWorkflowEnd, publishWorkflowStart, taskStateChannel } from './publish.js'
+import { executorMonitor, publishRetry, publishState, publishWorkflowEnd, publishWorkflowStart, taskStateChannel } from './publish.js'
 import { ProgressView } from './progress.js'
 import { decideRetry } from './retries.js'
 import { monitoringDbPath } from '../protocol/monitoring.js'
@@ -111,6 +111,8 @@ export class DataFlowKernel {
       throw error
     }
     this.runDirectory = runDir
+    // Before the executors start: their block events already carry it.
+    this.runIdentifier = randomUUID()
     this.logger = new Logger('kernel', this.config.logLevel, join(runDir, 'tsflow.log'))
     this.logger.info(`run directory ${runDir}; executors ${this.config.executors.map((e) => e.label).join(', ')}`)
     const started: Executor[] = []
@@ -129,6 +131,7 @@ export class DataFlowKernel {
         logger: this.logger,
         taskDone: (taskId, tryNumber, outcome) => kernel.taskDone(taskId, tryNumber, outcome),
         taskRunning: (taskId, tryNumber) => kernel.taskRunning(taskId, tryNumber),
+        monitor: executorMonitor(() => kernel.runIdentifier!, this.config.monitoring?.resourceIntervalMs ?? 0),
       }
       const monitoring = this.config.monitoring
       if (monitoring) {
@@ -158,7 +161,6 @@ export class DataFlowKernel {
     this.phase = 'running'
     runningKernels.add(this)
     guardExit(this)
-    this.runIdentifier = randomUUID()
     publishWorkflowStart(this.runIdentifier, runDir, [...this.executors.keys()])
     const progress = this.config.progress
     if (progress) this.progress = new ProgressView(() => this.counts, progress.intervalMs, progress.stream)

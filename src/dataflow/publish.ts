@@ -4,6 +4,7 @@
  * a run nobody listens to makes no call at all; the rarer events test it here.
  */
 import { channels } from './channels.js'
+import type { ExecutorMonitor } from '../protocol/monitoring.js'
 import { TaskState, type TaskStateValue } from './states.js'
 import type { TaskRecord } from './task-record.js'
 
@@ -36,4 +37,24 @@ export function publishWorkflowStart(runId: string, runDir: string, executors: s
 
 export function publishWorkflowEnd(runId: string, runDir: string, counts: Readonly<Record<TaskStateValue, number>>): void {
   if (channels.workflowEnd.hasSubscribers) channels.workflowEnd.publish({ runId, runDir, counts: { ...counts }, timeMs: Date.now() })
+}
+
+/**
+ * The `ExecutorHost.monitor` of a run: executors' block, manager and resource events go out on
+ * the channels with the run's id. A throwing subscriber must not break an executor's loop, so
+ * each publication is guarded (Node already reports a listener's throw on the next tick).
+ */
+export function executorMonitor(runId: () => string, resourceIntervalMs: number): ExecutorMonitor {
+  return {
+    resourceIntervalMs,
+    block(event) {
+      if (channels.block.hasSubscribers) channels.block.publish({ ...event, runId: runId() })
+    },
+    manager(event) {
+      if (channels.manager.hasSubscribers) channels.manager.publish({ ...event, runId: runId() })
+    },
+    resources(executor, samples) {
+      if (samples.length > 0 && channels.taskResource.hasSubscribers) channels.taskResource.publish({ runId: runId(), executor, samples })
+    },
+  }
 }

@@ -2,6 +2,7 @@ import type { Logger } from '../util/logger.js'
 import type { FunctionDescriptor } from '../serialize/function-ref.js'
 import type { TaskContextWire, TaskKindValue } from '../protocol/task.js'
 import type { ResourceSpec } from '../protocol/resources.js'
+import type { ExecutorMonitor } from '../protocol/monitoring.js'
 
 /** A task as the kernel hands it to an executor: arguments already resolved. */
 export interface ExecutorTask {
@@ -34,6 +35,12 @@ export interface ExecutorHost {
   taskDone(taskId: number, tryNumber: number, outcome: TaskOutcome): void
   /** Optional: the task started running (left the executor's queue). */
   taskRunning(taskId: number, tryNumber: number): void
+  /**
+   * Monitoring events only the executor sees: block lifecycle, manager registrations and losses,
+   * per-task resource samples (docs/monitoring.md). Always present when the kernel starts an
+   * executor (optional for executors started by other hosts, such as an endpoint).
+   */
+  readonly monitor?: ExecutorMonitor
 }
 
 /**

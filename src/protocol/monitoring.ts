@@ -150,3 +150,72 @@ export interface WriterData {
   /** how often retention runs again while the writer lives (ms; an hour) */
   readonly retentionEveryMs: number
 }
+
+// ---------------------------------------------------------------------------------------------
+// Executor -> kernel monitoring events (issue 12). Executors report what only they see (blocks,
+// managers, per-task resource samples) through `ExecutorHost.monitor`; the kernel publishes them
+// on its diagnostics channels (`tsflow:block`, `tsflow:manager`, `tsflow:task:resource`), where
+// the monitoring recorder and any user subscriber pick them up. Remote processes (managers, the
+// interchange) carry the same shapes in their messages.
+
+/** A provider block's lifecycle, as the executor that scales it sees it. */
+export const BLOCK_STATES = ['submitted', 'pending', 'running', 'finished', 'failed', 'cancelled'] as const
+export type BlockState = (typeof BLOCK_STATES)[number]
+
+export interface BlockEvent {
+  /** the executor's label */
+  readonly executor: string
+  readonly blockId: string
+  /** the provider's job id (Slurm job id, pid for LocalProvider...), once known */
+  readonly jobId: string | undefined
+  readonly state: BlockState
+  /** why a block failed or was cancelled (the scheduler's reason, walltime, scale-in) */
+  readonly reason?: string
+  readonly timeMs: number
+}
+
+export const MANAGER_EVENTS = ['registered', 'lost', 'stopped'] as const
+export type ManagerEventKind = (typeof MANAGER_EVENTS)[number]
+
+export interface ManagerEvent {
+  readonly executor: string
+  readonly managerId: string
+  readonly hostname: string
+  readonly blockId: string | undefined
+  readonly workers: number
+  readonly event: ManagerEventKind
+  /** why a manager was lost (missed heartbeats, its block ended...) */
+  readonly reason?: string
+  readonly timeMs: number
+}
+
+/**
+ * One sample of one running task's resource use, taken by its manager from /proc (the worker
+ * process, or the worker thread's /proc/<pid>/task/<tid>). Counters are cumulative for the try.
+ */
+export interface ResourceSample {
+  /** the kernel's task id and try number */
+  readonly taskId: number
+  readonly tryNumber: number
+  readonly managerId: string
+  readonly hostname: string
+  readonly timeMs: number
+  readonly cpuUserS: number
+  readonly cpuSystemS: number
+  readonly rssBytes: number
+  readonly readBytes: number
+  readonly writeBytes: number
+}
+
+/** What the kernel hands every executor in `ExecutorHost.monitor`. Calls never throw and never block. */
+export interface ExecutorMonitor {
+  /**
+   * How often managers sample their running tasks (ms); 0 when monitoring is off, and then an
+   * executor samples nothing (block and manager events are still reported: they are rare).
+   */
+  readonly resourceIntervalMs: number
+  block(event: BlockEvent): void
+  manager(event: ManagerEvent): void
+  /** a batch of samples (an executor forwards them as they arrive, never one call per task) */
+  resources(executor: string, samples: readonly ResourceSample[]): void
+}
