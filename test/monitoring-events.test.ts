@@ -263,3 +263,28 @@ t.test('a recorder of every run: a run it heard start, and one first heard of mi
   t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'exec_done'").get(lateRow.run).n, 1, 'with its task')
   t.ok(lateRow.end_ms > 0 && JSON.parse(lateRow.counts).exec_done === 1, 'and its end')
 })
+
+t.test("a kernel whose executor fails to start: its workflow row is ended, not left running", async (t) => {
+  const runDir = join(scratch, 'broken', 'runinfo')
+  // A user's executor plug-in whose start fails (a real one: the Executor interface is public).
+  const broken: Executor = {
+    label: 'broken',
+    type: 'broken',
+    outstanding: 0,
+    validate() {},
+    async start() {
+      throw new Error('no cluster today')
+    },
+    submit() {},
+    cancel: () => false,
+    async shutdown() {},
+    describe: () => ({}),
+  }
+  const dfk = new DataFlowKernel({ runDir, executors: [broken], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await t.rejects(dfk.start(), /no cluster today/)
+  const db = openDb(t, join(runDir, 'monitoring.db'))
+  const row = db.prepare('SELECT * FROM workflow WHERE run_id = ?').get(dfk.runId)
+  t.ok(row && row.end_ms >= row.start_ms, 'the row has its end')
+  t.same(JSON.parse(row.executors), ['broken'], 'and names the executors it was to start')
+})

@@ -151,6 +151,7 @@ export class DataFlowKernel {
     } catch (error) {
       this.logger.error('the kernel failed to start', error)
       await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      this.recorder?.endRun(this.counts)
       await this.recorder?.close(2000)
       this.recorder = undefined
       this.checkpointer?.close()

@@ -223,6 +223,14 @@ export class MonitoringRecorder {
     ] as unknown as [TypedChannel<never>, (message: never) => void][]
   }
 
+  /**
+   * Ends the recorded run's workflow row without a `workflow:end` message: a kernel whose start
+   * failed (its executors did not come up) publishes none, and its row would look running forever.
+   */
+  endRun(counts: Readonly<Record<string, number>>): void {
+    if (this.only !== undefined) this.push([Rec.workflowEnd, this.lastRun, JSON.stringify(counts), Date.now()])
+  }
+
   /** The number a string travels as; a `name` record is sent the first time. */
   intern(text: string): number {
     let id = this.names.get(text)
