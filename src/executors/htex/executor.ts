@@ -210,7 +210,13 @@ export class HighThroughputExecutor implements Executor {
         this.buffer = []
       },
     })
-    await this.provisioning.start({ workerPort: this.interchange!.workerPort, runDir: host.runDir, logLevel: host.logger.level, logger: host.logger })
+    await this.provisioning.start({
+      workerPort: this.interchange!.workerPort,
+      runDir: host.runDir,
+      logLevel: host.logger.level,
+      logger: host.logger,
+      ...(host.monitor ? { monitor: { executor: this.label, sink: host.monitor } } : {}),
+    })
   }
 
   submit(task: ExecutorTask): void {
