@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { ProviderError } from '../../errors.js'
-import type { ManagerInfo } from '../../protocol/messages.js'
+import type { ManagerEventWire, ManagerInfo } from '../../protocol/messages.js'
 import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
 import type { Logger, LogLevel } from '../../util/logger.js'
 import { ManagersByBlock } from './block-managers.js'
@@ -40,6 +40,8 @@ export interface ProvisioningStart {
   /** the log level managers use when the options set none */
   logLevel: LogLevel
   logger: Logger
+  /** managers sample running tasks this often (ms; 0 or unset: off) */
+  resourceIntervalMs?: number
 }
 
 /**
@@ -67,7 +69,13 @@ export class Provisioning {
     const options = this.options
     const { runDir, workerPort, logger } = start
     this.logger = logger
-    const launch = { workerPort, runDir, logLevel: start.logLevel, ...(start.curveDir ? { curveDir: start.curveDir } : {}) }
+    const launch = {
+      workerPort,
+      runDir,
+      logLevel: start.logLevel,
+      ...(start.curveDir ? { curveDir: start.curveDir } : {}),
+      ...(start.resourceIntervalMs ? { resourceIntervalMs: start.resourceIntervalMs } : {}),
+    }
     await options.provider.init({ scriptDir: join(runDir, 'submit_scripts'), logger: logger.child('provider') })
     this.blocks = new BlockManager({
       provider: options.provider,
@@ -102,7 +110,7 @@ export class Provisioning {
   }
 
   /** A manager event of the interchange. */
-  managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {
+  managerEvent(event: ManagerEventWire, info: ManagerInfo, reason?: string): void {
     if (event === 'registered') {
       this.managersByBlock.registered(info)
       this.reportedWorkersPerNode = info.workers
