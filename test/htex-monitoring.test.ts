@@ -79,13 +79,17 @@ for (const mode of ['processes', 'threads'] as const) {
 
     const task = burn.with({ dfk: kernel })
     const file = join(scratch, `${mode}-written`)
+    const started = Date.now()
     const futures = [task(1500, 120, `${file}-0`, 2048), task(1500, 120, `${file}-1`, 2048)]
     await Promise.all(futures)
+    const elapsedMs = Date.now() - started
     const ids = futures.map((future) => future.taskId)
 
     t.ok(seen.resources.every((message) => message.runId === runId && message.executor === label), 'messages name the run and executor')
     const samples = seen.resources.flatMap((message) => message.samples)
-    t.ok(seen.resources.length > 0, `${seen.resources.length} sample messages`)
+    // One message per tick with something running, whatever the number of tasks: never more.
+    t.ok(seen.resources.length > 0 && seen.resources.length <= Math.ceil(elapsedMs / 100) + 1, `${seen.resources.length} sample messages in ${elapsedMs} ms`)
+    t.ok(seen.resources.some((message) => message.samples.length === 2), 'the two running tasks travel in one message')
     for (const id of ids) {
       const mine = samples.filter((sample) => sample.taskId === id)
       t.ok(mine.length >= 3, `task ${id}: ${mine.length} samples of a 1.5 s task at 100 ms`)
@@ -137,6 +141,21 @@ t.test('a manager killed mid-run is reported lost with the reason', async (t) =>
   const lost = seen.managers.find((m) => m.event === 'lost')!
   t.match(lost, { executor: label, managerId: manager.managerId, blockId: manager.blockId, hostname: manager.host })
   t.match(lost.reason, /heartbeat|block .* ended/, `the reason: ${lost.reason}`)
+})
+
+t.test('a manager stopped by SIGTERM says so: a clean stop with its reason, after its task failed', async (t) => {
+  const seen = listen(t)
+  const htex = executor('htex_mon_term', 'processes', { maxWorkersPerNode: 1 })
+  const kernel = await new DataFlowKernel({ runDir: join(scratch, 'term'), executors: [htex] }).start()
+  t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
+  const future = sleep.with({ dfk: kernel })(60_000)
+  await waitFor(() => future.state === 'running', 'the task to run')
+  const manager = htex.managers()[0]!
+  process.kill(manager.pid, 'SIGTERM')
+  await t.rejects(future, /received SIGTERM/, 'the task fails naming the signal')
+  await waitFor(() => seen.managers.some((m) => m.event === 'stopped'), 'the stopped event')
+  t.match(seen.managers.find((m) => m.event === 'stopped'), { managerId: manager.managerId, reason: /received SIGTERM; shutting down/ })
+  t.notOk(seen.managers.some((m) => m.event === 'lost'), 'not reported lost as well')
 })
 
 t.test('monitoring off: no sampler in the manager and nothing on the channel', async (t) => {
