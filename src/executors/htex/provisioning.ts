@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { ProviderError } from '../../errors.js'
-import type { ManagerInfo } from '../../protocol/messages.js'
+import type { ManagerEventWire, ManagerInfo } from '../../protocol/messages.js'
 import type { BlockState as MonitoredBlockState, ExecutorMonitor } from '../../protocol/monitoring.js'
 import type { BlockState } from '../../providers/base.js'
 import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
@@ -44,6 +44,8 @@ export interface ProvisioningStart {
   logger: Logger
   /** where block events go (the kernel's `ExecutorHost.monitor`), with the executor's label */
   monitor?: { readonly executor: string; readonly sink: ExecutorMonitor }
+  /** managers sample running tasks this often (ms; 0 or unset: off) */
+  resourceIntervalMs?: number
 }
 
 /**
@@ -77,7 +79,13 @@ export class Provisioning {
     const { runDir, workerPort, logger } = start
     this.logger = logger
     this.monitor = start.monitor
-    const launch = { workerPort, runDir, logLevel: start.logLevel, ...(start.curveDir ? { curveDir: start.curveDir } : {}) }
+    const launch = {
+      workerPort,
+      runDir,
+      logLevel: start.logLevel,
+      ...(start.curveDir ? { curveDir: start.curveDir } : {}),
+      ...(start.resourceIntervalMs ? { resourceIntervalMs: start.resourceIntervalMs } : {}),
+    }
     await options.provider.init({ scriptDir: join(runDir, 'submit_scripts'), logger: logger.child('provider') })
     this.blocks = new BlockManager({
       provider: options.provider,
@@ -113,7 +121,7 @@ export class Provisioning {
   }
 
   /** A manager event of the interchange. */
-  managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {
+  managerEvent(event: ManagerEventWire, info: ManagerInfo, reason?: string): void {
     if (event === 'registered') {
       this.managersByBlock.registered(info)
       this.reportedWorkersPerNode = info.workers
