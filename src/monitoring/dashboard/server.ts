@@ -10,7 +10,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import {
   DASHBOARD_KEEPALIVE_MS,
@@ -62,12 +63,9 @@ interface WebPage {
 /** The page module: dash-web's `web/page.js` once it exists, the placeholder before. */
 async function loadPage(): Promise<WebPage> {
   const real = new URL('./web/page.js', import.meta.url)
-  try {
-    return (await import(real.href)) as WebPage
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((error as Error).message).includes(real.pathname)) throw error
-    return (await import('./placeholder.js')) as WebPage
-  }
+  // Built (dist/…/page.js) or run from source by a TypeScript loader (src/…/page.ts).
+  const present = existsSync(fileURLToPath(real)) || existsSync(fileURLToPath(real).replace(/\.js$/, '.ts'))
+  return (await import(present ? real.href : './placeholder.js')) as WebPage
 }
 
 const require = createRequire(import.meta.url)
