@@ -51,6 +51,8 @@ function finalizeCharts() {
 }
 
 var tooltipTime = { timeUnit: 'hoursminutesseconds' }
+// clock-time ticks: vega's default multi-format shows bare '.500' for ticks inside a second
+var timeAxis = { format: '%H:%M:%S', labelOverlap: true, tickCount: 6 }
 
 // One row per task: a grey "queued" segment (submitted .. running) and a "running" one (running ..
 // end) in the task's state colour; unfinished tasks reach to now.
@@ -71,7 +73,7 @@ function ganttSpec(gantt, now) {
       transform: [{ calculate: 'datum.task + 0.9', as: 'task2' }],
       mark: { type: 'bar', tooltip: true },
       encoding: {
-        x: { field: 'from', type: 'temporal', title: 'time' },
+        x: { field: 'from', type: 'temporal', title: 'time', axis: timeAxis },
         x2: { field: 'to' },
         y: { field: 'task', type: 'quantitative', title: gantt.sampled ? 'task id (sampled)' : 'task id', scale: { zero: false, nice: false }, sort: 'descending' },
         y2: { field: 'task2' },
@@ -97,7 +99,7 @@ function statesSpec(states) {
       data: { values: states.points },
       mark: { type: 'area', tooltip: true },
       encoding: {
-        x: { field: 'timeMs', type: 'temporal', title: 'time' },
+        x: { field: 'timeMs', type: 'temporal', title: 'time', axis: timeAxis },
         y: { field: 'tasks', type: 'quantitative', stack: 'zero', title: 'tasks' },
         color: { field: 'state', type: 'nominal', scale: stateScale, title: 'state' },
         order: { field: 'state' }
@@ -149,7 +151,7 @@ function infraSpec(infra, now) {
       mark: { type: 'bar', tooltip: true },
       encoding: {
         y: { field: 'lane', type: 'nominal', title: null, sort: null },
-        x: { field: 'from', type: 'temporal', title: 'time' },
+        x: { field: 'from', type: 'temporal', title: 'time', axis: timeAxis },
         x2: { field: 'to' },
         color: { field: 'status', type: 'nominal', title: 'state' },
         tooltip: [{ field: 'lane' }, { field: 'status' }, { field: 'detail' },
@@ -170,7 +172,7 @@ function nodesSpec(res) {
       mark: { type: 'line', point: false, tooltip: true },
       encoding: {
         row: { field: 'measure', type: 'nominal', title: null },
-        x: { field: 'timeMs', type: 'temporal', title: 'time' },
+        x: { field: 'timeMs', type: 'temporal', title: 'time', axis: timeAxis },
         y: { field: 'value', type: 'quantitative', title: null },
         color: { field: 'hostname', type: 'nominal', title: 'node' }
       },
