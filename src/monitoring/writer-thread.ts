@@ -253,7 +253,7 @@ const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], st
     for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
     for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
       if (error !== null) sql.taskError.run(error, stack, run, taskId)
-      sql.tryError.run(cause, stack, run, taskId, tryNumber)
+      if (tryNumber >= 0) sql.tryError.run(cause, stack, run, taskId, tryNumber)
     }
   } finally {
     tasks.clear()
