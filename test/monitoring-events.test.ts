@@ -23,6 +23,7 @@ import {
 import { MonitoringRecorder } from '../dist/monitoring/recorder.js'
 import { ADDED_COLUMNS, DDL, SCHEMA_VERSION } from '../dist/monitoring/schema.js'
 import * as apps from './fixtures/apps.js'
+import { waitFor } from './helpers/wait.js'
 
 interface Db {
   prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[] }
@@ -316,4 +317,36 @@ t.test('a version 1 database (before the error and reason columns) is upgraded w
   const row = db.prepare('SELECT t.error, t.error_stack FROM task t JOIN workflow w USING (run) WHERE w.run_id = ?').get(dfk.runId)
   t.equal(row.error, 'Error: outer u', 'the new run has its error in the added column')
   t.match(row.error_stack, /caused by:/, 'and its stack')
+})
+
+t.test('an idle HTEX block scaled in ends with that reason; the next block has its own rows', async (t) => {
+  const runDir = join(scratch, 'scale', 'runinfo')
+  const blocks = listen<BlockMessage>(t, channels.block)
+  const executor = new HighThroughputExecutor({
+    label: 'auto',
+    maxWorkersPerNode: 1,
+    heartbeatPeriodMs: 200,
+    heartbeatThresholdMs: 2000,
+    strategy: 'htex_auto_scale',
+    strategyPeriodMs: 200,
+    maxIdleTimeMs: 1000,
+    provider: new LocalProvider({ initBlocks: 1, minBlocks: 0, maxBlocks: 1 }),
+  })
+  const dfk = new DataFlowKernel({ runDir, executors: [executor], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup({ deadlineMs: 3000 }))
+  await dfk.start()
+  t.equal(await apps.double.with({ dfk })(1), 2)
+  const ended = (blockId: string) => blocks.find((m) => m.blockId === blockId && ['finished', 'cancelled', 'failed'].includes(m.state))
+  await waitFor(() => ended('0') !== undefined, 'the idle block to be scaled in', 20_000)
+  t.match(ended('0'), { runId: dfk.runId, executor: 'auto', reason: /^scaled in/ }, 'its end says it was scaled in')
+  t.equal(await apps.double.with({ dfk })(2), 4, 'a new task brings a new block')
+  await dfk.cleanup({ deadlineMs: 3000 })
+
+  const db = openDb(t, join(runDir, 'monitoring.db'))
+  const rows = db.prepare('SELECT block_id, job_id, state, reason FROM block ORDER BY rowid').all()
+  const of = (blockId: string) => rows.filter((row) => row.block_id === blockId)
+  t.match(of('0').map((row) => row.state), ['submitted', 'running', /^(finished|cancelled)$/], 'block 0: submitted, running, ended')
+  t.match(of('0')[2].reason, /^scaled in/, 'with the reason')
+  t.match(of('1').map((row) => row.state), ['submitted', 'running', /^(finished|cancelled)$/], 'block 1 too')
+  t.not(of('1')[0].job_id, of('0')[0].job_id, 'each with its own job id')
 })
