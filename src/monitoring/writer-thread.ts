@@ -331,7 +331,7 @@ const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], st
     for (const [runId, p] of progress) sql.workflowProgress.run(p.lastMs, p.ended, runId)
     for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
       if (error !== null) sql.taskError.run(error, stack, run, taskId)
-      sql.tryError.run(cause, stack, run, taskId, tryNumber)
+      if (tryNumber >= 0) sql.tryError.run(cause, stack, run, taskId, tryNumber)
     }
   } finally {
     entries.clear()
