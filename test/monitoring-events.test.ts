@@ -114,6 +114,7 @@ function checkRun(t: Test, db: Db, dfk: DataFlowKernel, label: string, ids: Awai
   t.match(states(ids.c.taskId).join('>'), /^pending>dep_wait\(2\)>launched>(running>)?exec_done$/, 'and on two')
   t.match(states(ids.failing.taskId).join('>'), /^launched>(running>)?failed>retry>pending>launched>(running>)?failed$/, 'the failed task: its retry between its tries')
   t.same(states(ids.dependent.taskId), ['pending', 'dep_wait(1)', 'dep_fail'], 'the dependent waited, then failed')
+  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ? AND task_id = ?').get(run, ids.dependent.taskId).n, 0, 'and has no try row: it never ran')
   return run
 }
 
