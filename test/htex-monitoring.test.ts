@@ -122,26 +122,34 @@ for (const mode of ['processes', 'threads'] as const) {
   })
 }
 
-t.test('a manager killed mid-run is reported lost with the reason', async (t) => {
-  const seen = listen(t)
-  const label = 'htex_mon_kill'
-  const htex = executor(label, 'processes', { maxWorkersPerNode: 1 })
-  const kernel = await new DataFlowKernel({
-    runDir: join(scratch, 'kill'),
-    monitoring: { enabled: true, resourceIntervalMs: 100, db: join(scratch, 'kill.db') },
-    executors: [htex],
-  }).start()
-  t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
-  const future = sleep.with({ dfk: kernel })(60_000)
-  await waitFor(() => seen.resources.some((message) => message.samples.some((s) => s.taskId === future.taskId)), 'a sample of the running task')
-  const manager = htex.managers()[0]!
-  process.kill(manager.pid, 'SIGKILL')
-  await t.rejects(future, 'the task on the killed manager fails')
-  await waitFor(() => seen.managers.some((m) => m.event === 'lost'), 'the lost event')
-  const lost = seen.managers.find((m) => m.event === 'lost')!
-  t.match(lost, { executor: label, managerId: manager.managerId, blockId: manager.blockId, hostname: manager.host })
-  t.match(lost.reason, /heartbeat|block .* ended/, `the reason: ${lost.reason}`)
-})
+// SIGKILL ends the block's process too (the provider sees it); SIGSTOP leaves it alive and silent.
+for (const [signal, reason] of [
+  ['SIGKILL', /heartbeat|block .* ended/],
+  ['SIGSTOP', /no heartbeat for \d+ ms \(threshold 2000 ms\)/],
+] as const) {
+  t.test(`a manager ${signal === 'SIGKILL' ? 'killed' : 'frozen'} mid-run (${signal}) is reported lost with the reason`, async (t) => {
+    const seen = listen(t)
+    const label = `htex_mon_${signal.toLowerCase()}`
+    const htex = executor(label, 'processes', { maxWorkersPerNode: 1 })
+    const kernel = await new DataFlowKernel({
+      runDir: join(scratch, signal),
+      monitoring: { enabled: true, resourceIntervalMs: 100, db: join(scratch, `${signal}.db`) },
+      executors: [htex],
+    }).start()
+    t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
+    const future = sleep.with({ dfk: kernel })(60_000)
+    await waitFor(() => seen.resources.some((message) => message.samples.some((s) => s.taskId === future.taskId)), 'a sample of the running task')
+    const manager = htex.managers()[0]!
+    // A frozen manager is killed at the end; its workers follow their parent.
+    if (signal === 'SIGSTOP') t.teardown(() => process.kill(manager.pid, 'SIGKILL'))
+    process.kill(manager.pid, signal)
+    await t.rejects(future, 'the task on the lost manager fails')
+    await waitFor(() => seen.managers.some((m) => m.event === 'lost'), 'the lost event')
+    const lost = seen.managers.find((m) => m.event === 'lost')!
+    t.match(lost, { executor: label, managerId: manager.managerId, blockId: manager.blockId, hostname: manager.host })
+    t.match(lost.reason, reason, `the reason: ${lost.reason}`)
+  })
+}
 
 t.test('a manager stopped by SIGTERM says so: a clean stop with its reason, after its task failed', async (t) => {
   const seen = listen(t)
