@@ -216,6 +216,7 @@ export class HighThroughputExecutor implements Executor {
       runDir: host.runDir,
       logLevel: host.logger.level,
       logger: host.logger,
+      ...(host.monitor ? { monitor: { executor: this.label, sink: host.monitor } } : {}),
       // 0 when the run is not monitored: managers then start no sampler at all.
       resourceIntervalMs: host.monitor?.resourceIntervalMs ?? 0,
     })
