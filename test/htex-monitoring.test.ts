@@ -44,6 +44,16 @@ function findFiles(dir: string, pattern: RegExp, found: string[] = []): string[]
   return found
 }
 
+/** The file system type of the mount holding `path` (the longest mount point that prefixes it). */
+function fileSystemOf(path: string): string {
+  let best = { point: '', type: 'unknown' }
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const [, point, type] = line.split(' ')
+    if (point && type && (path === point || path.startsWith(point.endsWith('/') ? point : `${point}/`)) && point.length > best.point.length) best = { point, type }
+  }
+  return best.type
+}
+
 function executor(label: string, workerMode: 'processes' | 'threads', extra: Partial<ConstructorParameters<typeof HighThroughputExecutor>[0]> = {}) {
   return new HighThroughputExecutor({
     label,
@@ -106,6 +116,12 @@ for (const mode of ['processes', 'threads'] as const) {
       const rss = Math.max(...mine.map((sample) => sample.rssBytes))
       t.ok(rss >= 120 * MB && rss < 4096 * MB, `task ${id}: RSS ${Math.round(rss / MB)} MB with 120 MB held`)
       t.ok(mine.every((sample) => sample.readBytes >= 0 && sample.writeBytes >= 0), 'byte counters are counts')
+      // The task flushes 2 MB to a file halfway through, after its first samples. Memory-backed
+      // file systems write no storage, so write_bytes stays 0 there.
+      const written = Math.max(...mine.map((sample) => sample.writeBytes))
+      const fs = fileSystemOf(scratch)
+      if (fs === 'tmpfs' || fs === 'ramfs') t.pass('bytes written', { skip: `${scratch} is on ${fs}: no storage writes to see` })
+      else t.ok(written >= 2 * MB, `task ${id}: ${written} bytes written to storage seen (${fs})`)
     }
     // Only the two burn tasks ran: nothing else was sampled.
     t.same([...new Set(samples.map((sample) => sample.taskId))].sort(), [...ids].sort(), 'samples name only the tasks that ran')
