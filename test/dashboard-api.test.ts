@@ -80,7 +80,7 @@ t.test('workflows and a workflow: counts match the task table', async (t) => {
   t.equal(w.tasks, N + 23, 'every task')
   t.same(w.counts, { exec_done: N + 20, failed: 3 }, 'tasks per state')
   t.ok(w.endMs !== undefined && w.endMs >= w.startMs, 'ended')
-  const newest = db.prepare('SELECT max(time_ms) AS t FROM status').get().t as number
+  const newest = db.prepare('SELECT max(time_ms) AS t FROM task_history').get().t as number
   t.equal(w.lastEventMs, Math.max(newest, w.endMs!), 'lastEventMs is the newest row (the end record here)')
 
   const detail = await get<WorkflowDetail>(dashboard, `/api/workflows/${w.run}`)

@@ -108,12 +108,13 @@ function checkRun(t: Test, db: Db, dfk: DataFlowKernel, label: string, ids: Awai
   }
 
   const states = (taskId: number) =>
-    db.prepare('SELECT state, detail FROM status WHERE run = ? AND task_id = ? ORDER BY rowid').all(run, taskId).map((row) => (row.detail && row.state === 'dep_wait' ? `dep_wait(${row.detail})` : row.state))
+    db.prepare('SELECT state, detail FROM task_history WHERE run = ? AND task_id = ? ORDER BY time_ms, try_number, step').all(run, taskId).map((row) => (row.detail && row.state === 'dep_wait' ? `dep_wait(${row.detail})` : row.state))
   t.match(states(ids.a.taskId).join('>'), /^launched>(running>)?exec_done$/, 'statuses of a task with no dependency')
   t.match(states(ids.b.taskId).join('>'), /^pending>dep_wait\(1\)>launched>(running>)?exec_done$/, 'a task waiting on one future records the wait')
   t.match(states(ids.c.taskId).join('>'), /^pending>dep_wait\(2\)>launched>(running>)?exec_done$/, 'and on two')
-  t.match(states(ids.failing.taskId).join('>'), /^launched>(running>)?retry>pending>launched>(running>)?failed$/, 'the failed task: its retry between its tries')
+  t.match(states(ids.failing.taskId).join('>'), /^launched>(running>)?failed>retry>pending>launched>(running>)?failed$/, 'the failed task: its retry between its tries')
   t.same(states(ids.dependent.taskId), ['pending', 'dep_wait(1)', 'dep_fail'], 'the dependent waited, then failed')
+  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ? AND task_id = ?').get(run, ids.dependent.taskId).n, 0, 'and has no try row: it never ran')
   return run
 }
 
@@ -228,7 +229,7 @@ t.test('kernels in one process, one after another and at once, each in its own w
     const label = JSON.parse(row.executors)[0]
     t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ? AND executor = ?').get(row.run, label).n, n, `${label}: its ${n} tasks, on its executor`)
     t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ?').get(row.run).n, n, `${label}: and no other`)
-    const statuses = db.prepare("SELECT count(*) AS n FROM status WHERE run = ? AND state = 'exec_done'").get(row.run).n
+    const statuses = db.prepare("SELECT count(*) AS n FROM task_history WHERE run = ? AND state = 'exec_done'").get(row.run).n
     t.equal(statuses, n, `${label}: one final status per task (none recorded twice)`)
     t.equal(JSON.parse(row.counts).exec_done, n, `${label}: its counts`)
   }

@@ -78,13 +78,15 @@ CREATE INDEX IF NOT EXISTS status_by_task ON status (run, task_id, time_ms);
 
 -- every state change of a task: the status rows, and each try's launched, running and end as
 -- rows; order by (time_ms, try_number, step) for the order they happened in
-CREATE VIEW IF NOT EXISTS task_history AS
+-- (remade at every writer start, so a file gets the current definition)
+DROP VIEW IF EXISTS task_history;
+CREATE VIEW task_history AS
   SELECT run, task_id, try_number, state, time_ms, detail,
-         CASE state WHEN 'pending' THEN 1 WHEN 'joining' THEN 4 WHEN 'retry' THEN 6 ELSE 0 END AS step
+         CASE state WHEN 'unsched' THEN 0 WHEN 'pending' THEN 1 WHEN 'dep_wait' THEN 2 WHEN 'joining' THEN 5 WHEN 'retry' THEN 7 ELSE 6 END AS step
     FROM status
-  UNION ALL SELECT run, task_id, try_number, 'launched', launched_ms, NULL, 2 FROM try WHERE launched_ms IS NOT NULL
-  UNION ALL SELECT run, task_id, try_number, 'running', running_ms, NULL, 3 FROM try WHERE running_ms IS NOT NULL
-  UNION ALL SELECT run, task_id, try_number, state, end_ms, NULL, 5 FROM try WHERE end_ms IS NOT NULL;
+  UNION ALL SELECT run, task_id, try_number, 'launched', launched_ms, NULL, 3 FROM try WHERE launched_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, try_number, 'running', running_ms, NULL, 4 FROM try WHERE running_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, try_number, state, end_ms, NULL, 6 FROM try WHERE end_ms IS NOT NULL;
 
 -- provider blocks: one row per state change (submitted, running, finished...)
 CREATE TABLE IF NOT EXISTS block (

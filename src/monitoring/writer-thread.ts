@@ -146,6 +146,7 @@ const LAUNCHED = stateCode('launched')
 const RUNNING = stateCode('running')
 const JOINING = stateCode('joining')
 const FIRST_FINAL = stateCode('exec_done')
+const DEP_FAIL = stateCode('dep_fail')
 
 /**
  * One state change. The try row holds a try's launched, running and final state (with their
@@ -176,7 +177,8 @@ function applyState(run: number, taskId: number, tryNumber: number, code: number
   task.state = state
   if (tryNumber > task.lastTry) task.lastTry = tryNumber
   if (executor >= 0) task.executor = name(executor)
-  if (code >= LAUNCHED && code !== JOINING) {
+  // dep_fail never launched a try: a status row, not a try row that never ran.
+  if (code >= LAUNCHED && code !== JOINING && code !== DEP_FAIL) {
     if (code >= FIRST_FINAL) task.endMs = timeMs
     const t = tryOf(task, tryNumber)
     t.state = state
@@ -185,6 +187,7 @@ function applyState(run: number, taskId: number, tryNumber: number, code: number
     else if (code === RUNNING) t.runningMs = timeMs
     else t.endMs = timeMs
   } else {
+    if (code === DEP_FAIL) task.endMs = timeMs
     sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
   }
 }
