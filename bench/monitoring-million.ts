@@ -8,8 +8,11 @@
  *  - the writer's lag at the end: from the last task state change (seen on the
  *    `tsflow:task:state` channel) to the moment a separate connection sees it committed (< 1 s).
  *
- *   node out/bench/monitoring-million.js [--tasks 1000000] [--window 100000] [--threads 2]
+ *   node out/bench/monitoring-million.js [--tasks 1000000] [--window 100000] [--executor threads|htex] [--workers 2]
  *
+ * The reader repeats its round of queries (workflows, tasks by state, the newest page, failed
+ * tasks, a task's history and tries, per-app summary of the newest 10,000) every 100 ms, five
+ * times as often as the dashboard server polls.
  * Tasks are submitted in chunks with at most --window outstanding, as a long workflow would.
  * Appends a line to bench/results/monitoring-million.jsonl; exits 1 when a check fails.
  */
@@ -18,7 +21,7 @@ import { createRequire } from 'node:module'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DataFlowKernel, ThreadPoolExecutor, app, channels, main, type AppFuture } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, app, channels, main, type AppFuture } from 'tsflow'
 import { appendResult, parseFlags } from './lib/results.js'
 
 export const noop = app(function noop(x: number) {
@@ -84,13 +87,21 @@ const loop = () => {
       }
     }
   } catch (error) { errors.push(String(error && error.code) + ' ' + error.message + ' at round ' + rounds) }
-  setTimeout(loop, 20)
+  setTimeout(loop, 100)
 }
 loop()
 `
 
 main(import.meta, async () => {
-  const flags = parseFlags(process.argv.slice(2), { tasks: '1000000', window: '100000', threads: '2' })
+  const flags = parseFlags(process.argv.slice(2), { tasks: '1000000', window: '100000', executor: 'threads', workers: '2' })
+  const workers = Number(flags.workers)
+  const executor =
+    flags.executor === 'htex'
+      ? new HighThroughputExecutor({ maxWorkersPerNode: workers, provider: new LocalProvider({ initBlocks: 1, maxBlocks: 1 }) })
+      : flags.executor === 'threads'
+        ? new ThreadPoolExecutor({ maxThreads: workers })
+        : undefined
+  if (!executor) throw new Error(`--executor: threads or htex (got ${flags.executor})`)
   const total = Number(flags.tasks)
   const window = Number(flags.window)
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-monitoring-million-'))
@@ -107,7 +118,7 @@ main(import.meta, async () => {
     const onState = (m: { taskId: number; to: string; timeMs: number }) => (lastChange = m)
     channels.taskState.subscribe(onState)
 
-    const dfk = await new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ maxThreads: Number(flags.threads) })], monitoring: { enabled: true, resourceIntervalMs: 1000 } }).start()
+    const dfk = await new DataFlowKernel({ runDir, executors: [executor], monitoring: { enabled: true, resourceIntervalMs: 1000 } }).start()
     const submit = noop.with({ dfk })
     const started = performance.now()
     let submitted = 0
@@ -162,6 +173,7 @@ main(import.meta, async () => {
     }
     const lagMs = visibleAt === 0 ? undefined : visibleAt - lastChange.timeMs
 
+    const walMiB = Math.round((statSync(`${dbPath}-wal`, { throwIfNoEntry: false })?.size ?? 0) / 2 ** 20)
     const cleanupStarted = performance.now()
     await dfk.cleanup()
     const cleanupMs = performance.now() - cleanupStarted
@@ -191,7 +203,9 @@ main(import.meta, async () => {
     const row = {
       tasks: total,
       window,
-      threads: Number(flags.threads),
+      executor: flags.executor,
+      workers,
+      walMiB,
       load1Before: load1,
       load1After: loadavg()[0],
       runSeconds: Math.round(runSeconds * 10) / 10,
@@ -208,7 +222,7 @@ main(import.meta, async () => {
       checks,
     }
     console.log(`${total.toLocaleString('en')} tasks in ${row.runSeconds} s (${row.tasksPerSec.toLocaleString('en')} tasks/s), load average ${load1.toFixed(1)} before, ${row.load1After!.toFixed(1)} after`)
-    console.log(`database: ${taskRows.toLocaleString('en')} task rows, ${tryRows.toLocaleString('en')} try rows, ${dbMiB} MiB; kernel exec_done ${counts.exec_done}, failed ${failed}`)
+    console.log(`database: ${taskRows.toLocaleString('en')} task rows, ${tryRows.toLocaleString('en')} try rows, ${dbMiB} MiB (WAL ${walMiB} MiB at the end of the run); kernel exec_done ${counts.exec_done}, failed ${failed}`)
     console.log(`recorder: ${stats.written.toLocaleString('en')} of ${stats.sent.toLocaleString('en')} records written in ${stats.batches} batches, max batch lag ${stats.maxLagMs} ms; errors ${JSON.stringify(stats.errors)}`)
     console.log(`writer lag at the end (last state change -> visible to another connection): ${lagMs ?? 'never'} ms; cleanup ${row.cleanupMs} ms`)
     console.log(`reader: ${seen.rounds} rounds, ${seen.queries} queries, slowest ${seen.maxQueryMs?.toFixed(1)} ms, errors ${seen.errorCount} ${JSON.stringify(seen.errors)}`)
