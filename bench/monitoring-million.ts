@@ -23,6 +23,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, app, channels, main, type AppFuture } from 'tsflow'
 import { appendResult, parseFlags } from './lib/results.js'
+import { threadCpu, writerCpu } from './lib/threads.js'
 
 export const noop = app(function noop(x: number) {
   return x
@@ -93,7 +94,7 @@ loop()
 `
 
 main(import.meta, async () => {
-  const flags = parseFlags(process.argv.slice(2), { tasks: '1000000', window: '100000', executor: 'threads', workers: '2' })
+  const flags = parseFlags(process.argv.slice(2), { tasks: '1000000', window: '100000', executor: 'threads', workers: '2', reader: 'on' })
   const workers = Number(flags.workers)
   const executor =
     flags.executor === 'htex'
@@ -107,7 +108,8 @@ main(import.meta, async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'tsflow-bench-monitoring-million-'))
   const runDir = join(scratch, 'runinfo')
   const dbPath = join(runDir, 'monitoring.db')
-  const reader = spawn(process.execPath, ['-e', READER, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
+  // --reader off: the same run without the reader, to see what it costs the writer
+  const reader = spawn(process.execPath, ['-e', flags.reader === 'off' ? "process.stdin.resume(); process.stdin.on('end', () => { process.stdout.write('{}'); process.exit(0) })" : READER, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
   let readerOut = ''
   reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => (readerOut += chunk))
   const readerDone = new Promise<void>((resolve) => reader.on('exit', () => resolve()))
@@ -173,6 +175,12 @@ main(import.meta, async () => {
     }
     const lagMs = visibleAt === 0 ? undefined : visibleAt - lastChange.timeMs
 
+    // CPU of this process's threads now that the writer has caught up: the writer's own, the rest.
+    const threads = threadCpu()
+    const writerCpuS = writerCpu(threads)
+    const mainCpuS = threads.get(String(process.pid))?.cpuS ?? 0
+    let processCpuS = 0
+    for (const thread of threads.values()) processCpuS += thread.cpuS
     const walMiB = Math.round((statSync(`${dbPath}-wal`, { throwIfNoEntry: false })?.size ?? 0) / 2 ** 20)
     const cleanupStarted = performance.now()
     await dfk.cleanup()
@@ -197,7 +205,7 @@ main(import.meta, async () => {
       'workflow end and counts recorded': workflow.end_ms !== null && JSON.parse(workflow.counts ?? '{}').exec_done === counts.exec_done,
       'records sent = written': stats.sent === stats.written,
       'no writer error': stats.errors.length === 0,
-      'no reader error (no "database is locked")': seen.errorCount === 0 && seen.rounds > 0,
+      'no reader error (no "database is locked")': flags.reader === 'off' || (seen.errorCount === 0 && seen.rounds > 0),
       'writer lag at the end < 1 s': lagMs !== undefined && lagMs < 1000,
     }
     const row = {
@@ -216,6 +224,8 @@ main(import.meta, async () => {
       tryRows,
       recorder: { sent: stats.sent, written: stats.written, batches: stats.batches, lagMs: stats.lagMs, maxLagMs: stats.maxLagMs, errors: stats.errors },
       endLagMs: lagMs,
+      cpuS: { writer: writerCpuS, main: mainCpuS, process: Math.round(processCpuS * 100) / 100 },
+      writerCpuUsPerTask: Math.round((writerCpuS * 1e6) / total * 100) / 100,
       cleanupMs: Math.round(cleanupMs),
       reader: seen,
       dbMiB,
@@ -224,6 +234,7 @@ main(import.meta, async () => {
     console.log(`${total.toLocaleString('en')} tasks in ${row.runSeconds} s (${row.tasksPerSec.toLocaleString('en')} tasks/s), load average ${load1.toFixed(1)} before, ${row.load1After!.toFixed(1)} after`)
     console.log(`database: ${taskRows.toLocaleString('en')} task rows, ${tryRows.toLocaleString('en')} try rows, ${dbMiB} MiB (WAL ${walMiB} MiB at the end of the run); kernel exec_done ${counts.exec_done}, failed ${failed}`)
     console.log(`recorder: ${stats.written.toLocaleString('en')} of ${stats.sent.toLocaleString('en')} records written in ${stats.batches} batches, max batch lag ${stats.maxLagMs} ms; errors ${JSON.stringify(stats.errors)}`)
+    console.log(`CPU: writer thread ${writerCpuS.toFixed(2)} s (${row.writerCpuUsPerTask} us per task), main thread ${mainCpuS.toFixed(2)} s, whole process ${processCpuS.toFixed(2)} s`)
     console.log(`writer lag at the end (last state change -> visible to another connection): ${lagMs ?? 'never'} ms; cleanup ${row.cleanupMs} ms`)
     console.log(`reader: ${seen.rounds} rounds, ${seen.queries} queries, slowest ${seen.maxQueryMs?.toFixed(1)} ms, errors ${seen.errorCount} ${JSON.stringify(seen.errors)}`)
     for (const [check, ok] of Object.entries(checks)) console.log(`${ok ? 'ok  ' : 'FAIL'} ${check}`)

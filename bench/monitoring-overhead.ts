@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { main } from 'tsflow'
 import { CLOCK_TICKS } from './lib/proc.js'
+import { threadCpu, WRITER_THREAD } from './lib/threads.js'
 import { RESULTS_DIR, appendResult, parseFlags } from './lib/results.js'
 import { writeVegaLiteSvg } from './lib/vega.js'
 
@@ -34,6 +35,8 @@ interface Run {
   tasksPerSec: number
   /** the tsflow-perf process's CPU time (user + system, all threads), s */
   cpuS: number
+  /** of which the monitoring writer thread's, s */
+  writerCpuS: number
   load1: number
   sent?: number
   written?: number
@@ -72,13 +75,17 @@ async function perfRun(scratch: string, executor: string, monitoring: boolean, r
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   // The process's CPU just before it exits: sampled while it lives, the last reading kept.
   let cpuS = 0
-  const sampler = setInterval(() => (cpuS = Math.max(cpuS, cpuSeconds(child.pid!))), 50)
+  let writerCpuS = 0
+  const sampler = setInterval(() => {
+    cpuS = Math.max(cpuS, cpuSeconds(child.pid!))
+    for (const thread of threadCpu(child.pid!).values()) if (thread.name === WRITER_THREAD) writerCpuS = Math.max(writerCpuS, thread.cpuS)
+  }, 50)
   const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)))
   clearInterval(sampler)
   if (code !== 0) throw new Error(`tsflow-perf ${args.slice(1).join(' ')} exited with ${code}:\n${output}`)
   const record = JSON.parse(readFileSync(join(results, 'tsflow-perf.jsonl'), 'utf8').trim().split('\n').at(-1)!)
   const m = record.monitoring as { sent: number; written: number; maxLagMs: number; lagMs: number } | undefined
-  return { executor, monitoring, rep, tasks, tasksPerSec: Math.round(record.tasksPerSecond), cpuS, load1, sent: m?.sent, written: m?.written, maxLagMs: m?.maxLagMs, lagMs: m?.lagMs }
+  return { executor, monitoring, rep, tasks, tasksPerSec: Math.round(record.tasksPerSecond), cpuS, writerCpuS, load1, sent: m?.sent, written: m?.written, maxLagMs: m?.maxLagMs, lagMs: m?.lagMs }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -102,7 +109,7 @@ main(import.meta, async () => {
           const run = await perfRun(scratch, executor, monitoring, rep, warmup, tasks)
           runs.push(run)
           const extra = monitoring ? `; ${run.written} of ${run.sent} records written, writer lag ${run.lagMs} ms at the end (max ${run.maxLagMs})` : ''
-          console.log(`${executor} rep ${rep} monitoring ${monitoring ? 'on ' : 'off'}: ${run.tasksPerSec.toLocaleString('en')} tasks/s, ${run.cpuS.toFixed(2)} s CPU, load ${run.load1.toFixed(1)}${extra}`)
+          console.log(`${executor} rep ${rep} monitoring ${monitoring ? 'on ' : 'off'}: ${run.tasksPerSec.toLocaleString('en')} tasks/s, ${run.cpuS.toFixed(2)} s CPU${monitoring ? ` (writer ${run.writerCpuS.toFixed(2)} s)` : ''}, load ${run.load1.toFixed(1)}${extra}`)
         }
       }
     }
@@ -124,6 +131,7 @@ main(import.meta, async () => {
       pairRatios,
       cpuPerTaskUsOff: cpuPerTaskUs(false),
       cpuPerTaskUsOn: cpuPerTaskUs(true),
+      writerCpuPerTaskUs: Math.round(median(of(true).map((r) => (r.writerCpuS * 1e6) / (r.tasks + Math.max(1000, Math.round(r.tasks / 10))))) * 10) / 10,
       recordsLost: of(true).map((r) => r.sent! - r.written!),
       maxLagMs: Math.max(...of(true).map((r) => r.maxLagMs!)),
     }
@@ -131,7 +139,7 @@ main(import.meta, async () => {
   for (const s of summary) {
     console.log(
       `${s.executor}: off ${s.offTasksPerSec.toLocaleString('en')} tasks/s, on ${s.onTasksPerSec.toLocaleString('en')} tasks/s (medians of ${reps}); ratio ${s.ratio} ` +
-        `(per rep ${s.pairRatios.join(', ')}); workflow process CPU ${s.cpuPerTaskUsOff} -> ${s.cpuPerTaskUsOn} us/task; records lost ${s.recordsLost.join(', ')}; max writer lag ${s.maxLagMs} ms`,
+        `(per rep ${s.pairRatios.join(', ')}); workflow process CPU ${s.cpuPerTaskUsOff} -> ${s.cpuPerTaskUsOn} us/task (start-up included), of which the writer ${s.writerCpuPerTaskUs}; records lost ${s.recordsLost.join(', ')}; max writer lag ${s.maxLagMs} ms`,
     )
   }
   const loads = runs.map((r) => r.load1)
@@ -139,7 +147,7 @@ main(import.meta, async () => {
   console.log(`results appended to ${appendResult('monitoring-overhead', { reps, summary, runs })}`)
 
   const csv = join(RESULTS_DIR, 'monitoring-overhead.csv')
-  const columns = ['executor', 'monitoring', 'rep', 'tasks', 'tasksPerSec', 'cpuS', 'load1', 'sent', 'written', 'lagMs', 'maxLagMs'] as const
+  const columns = ['executor', 'monitoring', 'rep', 'tasks', 'tasksPerSec', 'cpuS', 'writerCpuS', 'load1', 'sent', 'written', 'lagMs', 'maxLagMs'] as const
   writeFileSync(csv, [columns.join(','), ...runs.map((r) => columns.map((c) => (r[c] === undefined ? '' : c === 'monitoring' ? (r[c] ? 'on' : 'off') : String(r[c]))).join(','))].join('\n') + '\n')
   const svg = join(RESULTS_DIR, 'monitoring-overhead.svg')
   const values = runs.map((r) => ({ ...r, mode: r.monitoring ? 'monitoring on' : 'monitoring off' }))

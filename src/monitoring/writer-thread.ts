@@ -7,7 +7,7 @@
  * batches, never corrupt the file), and this thread, not the workflow's event loop, pays for it.
  */
 import { createRequire } from 'node:module'
-import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
+import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads'
 import { Rec, STATE_CODES, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
@@ -30,6 +30,13 @@ interface Database {
 const require = createRequire(import.meta.url)
 
 const port = parentPort!
+// Named 'tsflow-monitor', so that `top -H`, `ps -L` and the benchmarks can tell this thread's CPU
+// from the rest (Linux: a thread may rename itself through /proc; elsewhere nothing happens).
+try {
+  writeFileSync('/proc/thread-self/comm', 'tsflow-monitor')
+} catch {
+  // not Linux, or /proc not mounted
+}
 const data = workerData as WriterData
 const post = (message: FromWriter) => port.postMessage(message)
 
