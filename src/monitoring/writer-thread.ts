@@ -11,7 +11,7 @@ import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads'
 import { Rec, STATE_CODES, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
-import { DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
+import { ADDED_COLUMNS, DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
 
 // The few better-sqlite3 calls used here (the package ships no types, and one interface is less
 // than a dev dependency).
@@ -54,7 +54,19 @@ function openWal(path: string): Database {
   const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
   if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
   else if (row.v > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${row.v}; this tsflow writes version ${SCHEMA_VERSION}`)
+  else if (row.v < SCHEMA_VERSION) upgrade(db)
   return db
+}
+
+/** Brings an earlier version's tables up to this one (columns are only ever added). */
+function upgrade(db: Database): void {
+  db.transaction(() => {
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]
+      if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+    }
+    db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION)
+  })()
 }
 
 /**
@@ -93,9 +105,15 @@ const TRY_CONFLICT = `ON CONFLICT DO UPDATE SET executor = coalesce(excluded.exe
 const values = (columns: number, rows: number) => Array(rows).fill(`(${Array(columns).fill('?').join(', ')})`).join(', ')
 
 const sql = {
-  workflowStart: db.prepare('INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET start_ms = excluded.start_ms RETURNING run'),
+  // A run first seen in another record has a placeholder row (runKey): its start fills it in.
+  workflowStart: db.prepare(
+    `INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
+       run_dir = excluded.run_dir, executors = excluded.executors, start_ms = min(start_ms, excluded.start_ms) RETURNING run`,
+  ),
+  workflowFirstSeen: db.prepare("INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, '', '[]', ?) RETURNING run"),
   runOf: db.prepare('SELECT run FROM workflow WHERE run_id = ?'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
+  workflowProgress: db.prepare('UPDATE workflow SET last_event_ms = max(coalesce(last_event_ms, 0), ?), tasks_ended = tasks_ended + ? WHERE run = ?'),
   // One upsert per task and per try per batch (the batch's changes are merged first, below): a
   // no-op task passes through all its states within one batch, so it costs one task row and one
   // try row, written 32 to a statement.
@@ -104,8 +122,10 @@ const sql = {
   tryUpsert: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, 1)} ${TRY_CONFLICT}`),
   tryUpserts: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, CHUNK)} ${TRY_CONFLICT}`),
   status: db.prepare('INSERT INTO status (run, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
-  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
-  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  taskError: db.prepare('UPDATE task SET error = ?, error_stack = ? WHERE run = ? AND task_id = ?'),
+  tryError: db.prepare('UPDATE try SET fail_cause = coalesce(fail_cause, ?), fail_stack = coalesce(fail_stack, ?) WHERE run = ? AND task_id = ? AND try_number = ?'),
+  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
   resource: db.prepare(
     `INSERT INTO resource (run, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -120,8 +140,9 @@ const runs = new Map<number, number>()
 function runKey(nameId: number): number {
   let key = runs.get(nameId)
   if (key === undefined) {
-    const row = sql.runOf.get(name(nameId)) as { run: number } | undefined
-    if (!row) throw new Error(`a record of run ${name(nameId)} came before its workflow start record`)
+    // A run first heard of in a task or block record (a recorder of every run, subscribed after
+    // that run started) gets its row now; a workflow start record completes it.
+    const row = (sql.runOf.get(name(nameId)) ?? sql.workflowFirstSeen.get(name(nameId), Date.now())) as { run: number }
     runs.set(nameId, (key = row.run))
   }
   return key
@@ -132,6 +153,7 @@ const LAUNCHED = stateCode('launched')
 const RUNNING = stateCode('running')
 const JOINING = stateCode('joining')
 const FIRST_FINAL = stateCode('exec_done')
+const DEP_FAIL = stateCode('dep_fail')
 
 /**
  * One state change. The try row holds a try's launched, running and final state (with their
@@ -140,8 +162,18 @@ const FIRST_FINAL = stateCode('exec_done')
  * holds: pending (waiting for dependencies, or for a retry), unsched, joining, and the retry and
  * dependency-wait records; the `task_history` view puts both back together.
  */
+/**
+ * Per run in this batch: the newest state change and how many reached a final state, written to
+ * its workflow row once per batch (the dashboard's freshness and rate without scanning tasks).
+ */
+const progress = new Map<number, { lastMs: number; ended: number }>()
+
 function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
   const runId = runKey(run)
+  let p = progress.get(runId)
+  if (p === undefined) progress.set(runId, (p = { lastMs: timeMs, ended: 0 }))
+  else if (timeMs > p.lastMs) p.lastMs = timeMs
+  if (code >= FIRST_FINAL) p.ended++
   const state = STATE_CODES[code]!
   const task = entryOf(runId, run, taskId)
   task.changes++
@@ -153,7 +185,8 @@ function applyState(run: number, taskId: number, tryNumber: number, code: number
   task.state = state
   if (tryNumber > task.lastTry) task.lastTry = tryNumber
   if (executor >= 0) task.executor = name(executor)
-  if (code >= LAUNCHED && code !== JOINING) {
+  // dep_fail never launched a try: a status row, not a try row that never ran.
+  if (code >= LAUNCHED && code !== JOINING && code !== DEP_FAIL) {
     if (code >= FIRST_FINAL) task.endMs = timeMs
     const t = tryOf(task, tryNumber)
     t.state = state
@@ -162,6 +195,7 @@ function applyState(run: number, taskId: number, tryNumber: number, code: number
     else if (code === RUNNING) t.runningMs = timeMs
     else t.endMs = timeMs
   } else {
+    if (code === DEP_FAIL) task.endMs = timeMs
     sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
   }
 }
@@ -183,21 +217,32 @@ function apply(record: MonitoringRecord): void {
     case Rec.retry: {
       const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
       const runId = runKey(run)
-      const t = tryOf(entryOf(runId, run, taskId), failedTry)
+      const entry = entryOf(runId, run, taskId)
+      entry.urgent = true
+      const t = tryOf(entry, failedTry)
       t.state = 'failed'
       t.endMs ??= timeMs
       t.failCause = cause
+      if (record[8]) failures.push([runId, taskId, failedTry, null, cause, record[8]])
       sql.status.run(runId, taskId, failedTry, 'retry', timeMs, JSON.stringify({ cause, free: free === 1, failCost }))
+      return
+    }
+    case Rec.taskError: {
+      const [, run, taskId, tryNumber, error, stack] = record
+      const runId = runKey(run)
+      // Its rows are written now (not held), so that the error's update below finds them.
+      entryOf(runId, run, taskId).urgent = true
+      failures.push([runId, taskId, tryNumber, error, error, stack])
       return
     }
     case Rec.depWait:
       sql.status.run(runKey(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
       return
     case Rec.block:
-      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
+      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7] ?? null)
       return
     case Rec.manager:
-      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
+      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8], record[9] ?? null)
       return
     case Rec.resource: {
       const [, run, taskId, tryNumber, managerId, user, system, rss, read, write, timeMs] = record
@@ -236,6 +281,8 @@ interface Entry {
   changes: number
   /** when it was first held back (Date.now()), 0 if never */
   heldSince: number
+  /** a retry or an error came: written with this batch, before the error updates its rows */
+  urgent: boolean
 }
 
 /**
@@ -259,7 +306,7 @@ function entryOf(runId: number, run: number, taskId: number): Entry {
   if (entry === undefined) {
     entry = held.get(key)
     if (entry !== undefined) held.delete(key)
-    else entry = { runId, taskId, app: undefined, executor: null, state: '', lastTry: 0, submitMs: 0, endMs: null, try: undefined, moreTries: undefined, changes: 0, heldSince: 0 }
+    else entry = { runId, taskId, app: undefined, executor: null, state: '', lastTry: 0, submitMs: 0, endMs: null, try: undefined, moreTries: undefined, changes: 0, heldSince: 0, urgent: false }
     entries.set(key, entry)
   }
   return entry
@@ -275,6 +322,10 @@ function tryOf(entry: Entry, tryNumber: number): TryRow {
   earlier.push(entry.try)
   return (entry.try = row)
 }
+
+// Failures' errors and stacks (run key, task, try, task error or null for a retried try, try's
+// cause, stack): rare, so written after the rows they update, off the state-change path.
+const failures: [number, number, number, string | null, string, string | null][] = []
 
 // Flat parameter lists for the multi-row upserts, reused from batch to batch.
 const taskParams: unknown[] = []
@@ -316,7 +367,7 @@ function writeEntries(batch: Iterable<Entry>): number {
 function settleEntries(now: number, all: boolean): number {
   const due: Entry[] = []
   for (const [key, e] of entries) {
-    if (all || e.endMs !== null || e.app === undefined || (e.heldSince !== 0 && now - e.heldSince >= HOLD_MS)) due.push(e)
+    if (all || e.endMs !== null || e.urgent || e.app === undefined || (e.heldSince !== 0 && now - e.heldSince >= HOLD_MS)) due.push(e)
     else {
       if (e.heldSince === 0) e.heldSince = now
       held.set(key, e)
@@ -344,12 +395,21 @@ const writeBatches = db.transaction((batches: readonly Batch[]): number => {
       }
       while (r < records.length) apply(records[r++]!)
     }
-    return settleEntries(Date.now(), false)
+    const changes = settleEntries(Date.now(), false)
+    for (const [runId, p] of progress) sql.workflowProgress.run(p.lastMs, p.ended, runId)
+    for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
+      if (error !== null) sql.taskError.run(error, stack, run, taskId)
+      if (tryNumber >= 0) sql.tryError.run(cause, stack, run, taskId, tryNumber)
+    }
+    return changes
   } catch (error) {
     // The transaction is rolled back: what was merged, held or not, is lost (and never counted written).
     entries.clear()
     held.clear()
     throw error
+  } finally {
+    progress.clear()
+    failures.length = 0
   }
 })
 const writeHeld = db.transaction((all: boolean): number => settleEntries(Date.now(), all))
