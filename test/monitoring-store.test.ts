@@ -112,6 +112,26 @@ t.test('20,000 tasks: every task, state change, retry and the workflow recorded,
   t.ok(seen.queries > 0, 'and it did query')
 })
 
+t.test('a running task shows while it runs (non-final states are held back at most 2 s), then its end', async (t) => {
+  const runDir = join(scratch, 'live', 'runinfo')
+  const dbPath = join(runDir, 'monitoring.db')
+  const dfk = new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ label: 'one', maxThreads: 1 })], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const slow = apps.sleep.with({ dfk })(6000)
+  let finished = false
+  void slow.then(() => (finished = true))
+  await waitFor(() => existsSync(dbPath), 'the database file')
+  const db = openDb(t, dbPath)
+  const row = () => db.prepare('SELECT t.state, y.launched_ms FROM task t LEFT JOIN try y USING (run, task_id) WHERE t.task_id = ? AND t.run = (SELECT run FROM workflow WHERE run_id = ?)').get(1, dfk.runId)
+  await waitFor(() => row() !== undefined || finished, 'the running task in the database')
+  t.notOk(finished, 'the task (6 s) was written while it still ran')
+  t.match(row(), { state: /^(launched|running)$/, launched_ms: Number })
+  await slow
+  await waitFor(() => row()?.state === 'exec_done', 'its end committed')
+  t.pass('and its end')
+})
+
 t.test('retention removes old workflows: by age at the next start, and beyond maxRuns', async (t) => {
   const runDir = join(scratch, 'retention', 'runinfo')
   const dbPath = join(runDir, 'monitoring.db')
