@@ -298,9 +298,10 @@ export class MonitoringRecorder {
   }
 
   /**
-   * Unsubscribes, posts the last batch and waits up to `timeoutMs` for the writer to commit
-   * everything and close the database; a writer still busy then is terminated (its open
-   * transaction is rolled back; what was committed stays). Returns the final counts.
+   * Unsubscribes, posts the last batch and waits for the writer to commit everything and close
+   * the database, as long as it keeps committing; a writer that commits nothing for `timeoutMs`
+   * is terminated (its open transaction is rolled back; what was committed stays). Returns the
+   * final counts.
    */
   async close(timeoutMs = 10_000): Promise<RecorderStats> {
     if (this.closed) return this.stats()
@@ -308,15 +309,21 @@ export class MonitoringRecorder {
     this.flush()
     this.closed = true
     this.post({ t: 'close' })
+    // A writer still committing its backlog is waited for however long that takes (a flood of
+    // tasks can leave seconds of it); only one that commits nothing for `timeoutMs` is given up on.
+    let closed = false
+    void this.closedPromise.then(() => (closed = true))
     let timer: NodeJS.Timeout | undefined
-    const inTime = await Promise.race([
-      this.closedPromise.then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-    ])
-    clearTimeout(timer)
-    if (!inTime) {
-      this.errors.push(`the writer did not finish within ${timeoutMs} ms; ${this.sent - this.written} records not written`)
-      await this.worker.terminate()
+    for (;;) {
+      const writtenBefore = this.written
+      await Promise.race([this.closedPromise, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))])
+      clearTimeout(timer)
+      if (closed) break
+      if (this.written === writtenBefore) {
+        this.errors.push(`the writer committed nothing for ${timeoutMs} ms; ${this.sent - this.written} records not written`)
+        await this.worker.terminate()
+        break
+      }
     }
     return this.stats()
   }

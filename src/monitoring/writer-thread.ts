@@ -7,7 +7,8 @@
  * batches, never corrupt the file), and this thread, not the workflow's event loop, pays for it.
  */
 import { createRequire } from 'node:module'
-import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, linkSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { setPriority } from 'node:os'
 import { dirname } from 'node:path'
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads'
 import { Rec, STATE_CODES, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
@@ -36,6 +37,17 @@ try {
   writeFileSync('/proc/thread-self/comm', 'tsflow-monitor')
 } catch {
   // not Linux, or /proc not mounted
+}
+// Experiment (TSFLOW_MONITOR_WRITER_NICE=N): lower this thread's priority, so that on a machine
+// whose cores the tasks fill the writer takes their idle time and catches up after the flood.
+// Linux: setpriority() on a thread id changes that thread only.
+if (process.env.TSFLOW_MONITOR_WRITER_NICE) {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    setPriority(tid, Number(process.env.TSFLOW_MONITOR_WRITER_NICE))
+  } catch {
+    // not Linux, or not allowed
+  }
 }
 const data = workerData as WriterData
 const post = (message: FromWriter) => port.postMessage(message)
