@@ -40,6 +40,8 @@ async function until<A>(page: Page, what: string, predicate: (arg: A) => boolean
 }
 const countIs = (page: Page, state: string, n: number) =>
   until(page, `count-${state} = ${n}`, (a) => document.querySelector(`[data-testid=count-${a.state}]`)?.textContent === String(a.n), { state, n })
+/** The element's text once the panel is filled, or null when the page has no such element (no waiting: the detail is drawn at once). */
+const textOf = (page: Page, testid: string) => page.locator(`[data-testid=${testid}]`).textContent({ timeout: 1000 }).catch(() => null)
 const rows = (page: Page) =>
   page.$$eval('[data-testid=task-row]', (trs) => trs.map((tr: any) => ({ id: Number(tr.getAttribute('data-task-id')), state: tr.getAttribute('data-state')!, app: tr.getAttribute('data-app')! })))
 const pageInfo = (page: Page, text: string) =>
@@ -98,7 +100,7 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   await until(page, 'the run shown ended', () => document.querySelector('[data-testid=live-status]')?.textContent === 'ended')
   await until(page, 'no running task left in the header', () => document.querySelector('[data-testid=count-running]')?.textContent === '0')
   t.ok(await page.evaluate(() => window.notReloaded === true), 'still the same page at the end')
-  await until(page, 'the Gantt chart drawn', () => Number(document.querySelector('[data-testid=chart-gantt]')?.getAttribute('data-rendered')) > 0 && !!document.querySelector('[data-testid=chart-gantt] svg'))
+  await until(page, 'the Gantt chart drawn', () => Number(document.querySelector('[data-testid=chart-gantt]')?.getAttribute('data-rendered')) > 0 && !!document.querySelector('[data-testid=chart-gantt] canvas'))
   await until(page, 'per-app durations', () => document.querySelectorAll('[data-testid=app-row]').length === 3)
   await page.screenshot({ path: join(shots, 'dashboard-workflow.png'), fullPage: true })
 
@@ -113,8 +115,8 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   // a failed task's detail: the error, the remote stack, its try and its states
   await page.click(`[data-testid=task-row][data-task-id="${failedRows[0]!.id}"] a`)
   await until(page, 'the task detail', (id) => document.body.dataset.detail === String(id), failedRows[0]!.id)
-  t.match(await page.textContent('[data-testid=task-error]'), /dashboard test failure #\d/, 'the error is shown')
-  t.match(await page.textContent('[data-testid=task-stack]'), /dashboardBrokenInner/, 'the remote stack names the function that threw')
+  t.match(await textOf(page, 'task-error'), /dashboard test failure #\d/, 'the error is shown')
+  t.match(await textOf(page, 'task-stack'), /dashboardBrokenInner/, 'the remote stack names the function that threw')
   t.ok((await page.$$('[data-testid=task-tries] tbody tr')).length >= 1, 'the try history is shown')
   t.match(await page.textContent('[data-testid=task-statuses]'), /failed/, 'the state changes end in failed')
   await page.screenshot({ path: join(shots, 'dashboard-task.png') })
@@ -163,7 +165,7 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   const linked = await browser.newPage()
   await linked.goto(`${url}#/run/${run}/task/${failedRows[1]!.id}`)
   await until(linked, 'the linked task detail', (id) => document.body.dataset.detail === String(id), failedRows[1]!.id)
-  t.match(await linked.textContent('[data-testid=task-error]'), /dashboard test failure/, 'a linked failed task shows its error')
+  t.match(await textOf(linked, 'task-error'), /dashboard test failure/, 'a linked failed task shows its error')
   await linked.close()
 
   t.same(pageErrors, [], 'no script errors on the page')

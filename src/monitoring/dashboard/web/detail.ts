@@ -85,6 +85,7 @@ function renderDetail(run, d) {
         bytes(r.rssBytes), bytes(r.readBytes), bytes(r.writeBytes)]
     })))
   document.body.dataset.detail = String(t.taskId)
+  mark('detail')
 }
 
 function route() {
