@@ -99,7 +99,7 @@ t.test('20,000 tasks: every task, state change, retry and the workflow recorded,
   for (const sequence of distinct) t.match(sequence, /^(pending>)?launched>(running>)?exec_done$/, `an ordered sequence: ${sequence}`)
 
   const retries = db.prepare("SELECT task_id, try_number, fail_cause FROM try WHERE run = ? AND fail_cause IS NOT NULL ORDER BY task_id, try_number").all(run)
-  t.equal(retries.length, 6, 'two retried tries per failing task')
+  t.equal(retries.length, 9, 'two retried tries per failing task, and its final try, have their cause')
   t.match(retries[0].fail_cause, /outer m\d/, 'with the cause')
   t.equal(db.prepare("SELECT count(*) AS n FROM task WHERE run = ? AND state = 'failed' AND last_try = 2").get(run).n, 3, 'the failing tasks end failed after try 2')
 

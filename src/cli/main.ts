@@ -6,8 +6,9 @@ import { UsageError } from '../errors.js'
 import { TSFLOW_VERSION } from '../protocol/version.js'
 import { ExitCode, unknownCommand, type CliIo, type CommandFamily } from './args.js'
 import { endpointCommand } from './endpoint.js'
+import { monitorCommand } from './monitor.js'
 
-export const COMMANDS: readonly CommandFamily[] = [endpointCommand]
+export const COMMANDS: readonly CommandFamily[] = [endpointCommand, monitorCommand]
 
 export function usage(commands: readonly CommandFamily[] = COMMANDS): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2

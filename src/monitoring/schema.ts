@@ -7,7 +7,7 @@
  */
 
 /** Bumped when a table or column changes; the writer refuses a database with a newer version. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS task (
   last_try    INTEGER NOT NULL DEFAULT 0, -- the number of its latest try
   submit_ms   INTEGER NOT NULL,
   end_ms      INTEGER,                -- set when the task reaches a final state
+  error       TEXT,                   -- failed, dep_fail: "Name: message" of what it failed with
+  error_stack TEXT,                   -- failed: the stack from where it ran, with its causes
   PRIMARY KEY (run, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS task_by_state ON task (run, state);
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS try (
   running_ms  INTEGER,
   end_ms      INTEGER,
   state       TEXT NOT NULL,          -- the try's last state
-  fail_cause  TEXT,                   -- why it failed, from the retry record
+  fail_cause  TEXT,                   -- why it failed ("Name: message"): a retried try's cause, a final try's error
+  fail_stack  TEXT,                   -- and the stack from where it ran
   PRIMARY KEY (run, task_id, try_number)
 ) WITHOUT ROWID;
 
@@ -73,8 +76,9 @@ CREATE TABLE IF NOT EXISTS block (
   executor    TEXT NOT NULL,
   block_id    TEXT NOT NULL,
   job_id      TEXT,
-  state       TEXT NOT NULL,
-  time_ms     INTEGER NOT NULL
+  state       TEXT NOT NULL,          -- submitted, pending, running, finished, failed, cancelled
+  time_ms     INTEGER NOT NULL,
+  reason      TEXT                    -- failed, cancelled: the provider's word, scale-in, shutdown; running: who said so
 );
 CREATE INDEX IF NOT EXISTS block_by_run ON block (run, executor, block_id, time_ms);
 
@@ -86,8 +90,9 @@ CREATE TABLE IF NOT EXISTS node (
   hostname    TEXT NOT NULL,
   block_id    TEXT,
   workers     INTEGER NOT NULL,
-  event       TEXT NOT NULL,          -- registered, lost, ...
-  time_ms     INTEGER NOT NULL
+  event       TEXT NOT NULL,          -- registered, lost, stopped
+  time_ms     INTEGER NOT NULL,
+  reason      TEXT                    -- lost: why (missed heartbeats, its block ended...)
 );
 CREATE INDEX IF NOT EXISTS node_by_run ON node (run, manager_id, time_ms);
 
@@ -107,6 +112,18 @@ CREATE TABLE IF NOT EXISTS resource (
 CREATE INDEX IF NOT EXISTS resource_by_task ON resource (run, task_id, time_ms);
 CREATE INDEX IF NOT EXISTS resource_by_node ON resource (run, manager_id, time_ms);
 `
+
+/**
+ * Columns added since version 1, for databases made by an earlier tsflow (CREATE TABLE IF NOT
+ * EXISTS leaves their tables as they were): the writer adds the ones a table lacks.
+ */
+export const ADDED_COLUMNS: readonly (readonly [table: string, column: string, type: string])[] = [
+  ['task', 'error', 'TEXT'],
+  ['task', 'error_stack', 'TEXT'],
+  ['try', 'fail_stack', 'TEXT'],
+  ['block', 'reason', 'TEXT'],
+  ['node', 'reason', 'TEXT'],
+]
 
 /** The tables retention deletes a workflow's rows from, the workflow row last. */
 export const RUN_TABLES = ['status', 'try', 'task', 'block', 'node', 'resource', 'workflow'] as const

@@ -11,7 +11,7 @@ import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { Rec, STATE_CODES, STATE_FIELDS, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
-import { DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
+import { ADDED_COLUMNS, DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
 
 // The few better-sqlite3 calls used here (the package ships no types, and one interface is less
 // than a dev dependency).
@@ -47,7 +47,19 @@ function openWal(path: string): Database {
   const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
   if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
   else if (row.v > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${row.v}; this tsflow writes version ${SCHEMA_VERSION}`)
+  else if (row.v < SCHEMA_VERSION) upgrade(db)
   return db
+}
+
+/** Brings an earlier version's tables up to this one (columns are only ever added). */
+function upgrade(db: Database): void {
+  db.transaction(() => {
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]
+      if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+    }
+    db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION)
+  })()
 }
 
 /**
@@ -76,7 +88,12 @@ const db = open(data.db)
 const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'])
 
 const sql = {
-  workflowStart: db.prepare('INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET start_ms = excluded.start_ms RETURNING run'),
+  // A run first seen in another record has a placeholder row (runKey): its start fills it in.
+  workflowStart: db.prepare(
+    `INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
+       run_dir = excluded.run_dir, executors = excluded.executors, start_ms = min(start_ms, excluded.start_ms) RETURNING run`,
+  ),
+  workflowFirstSeen: db.prepare("INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, '', '[]', ?) RETURNING run"),
   runOf: db.prepare('SELECT run FROM workflow WHERE run_id = ?'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
   // One upsert per task and per try per batch (the batch's changes are merged first, below): a
@@ -93,8 +110,10 @@ const sql = {
        running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
        fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
   ),
-  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms) VALUES (?, ?, ?, ?, ?, ?)'),
-  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  taskError: db.prepare('UPDATE task SET error = ?, error_stack = ? WHERE run = ? AND task_id = ?'),
+  tryError: db.prepare('UPDATE try SET fail_cause = coalesce(fail_cause, ?), fail_stack = coalesce(fail_stack, ?) WHERE run = ? AND task_id = ? AND try_number = ?'),
+  block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+  node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
   resource: db.prepare(
     `INSERT INTO resource (run, task_id, try_number, manager_id, time_ms, cpu_user_s, cpu_system_s, rss_bytes, read_bytes, write_bytes)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -110,8 +129,9 @@ const runs = new Map<number, number>()
 function runKey(nameId: number): number {
   let key = runs.get(nameId)
   if (key === undefined) {
-    const row = sql.runOf.get(name(nameId)) as { run: number } | undefined
-    if (!row) throw new Error(`a record of run ${name(nameId)} came before its workflow start record`)
+    // A run first heard of in a task or block record (a recorder of every run, subscribed after
+    // that run started) gets its row now; a workflow start record completes it.
+    const row = (sql.runOf.get(name(nameId)) ?? sql.workflowFirstSeen.get(name(nameId), Date.now())) as { run: number }
     runs.set(nameId, (key = row.run))
   }
   return key
@@ -160,17 +180,23 @@ function apply(record: MonitoringRecord): void {
       t.state = 'failed'
       t.endMs ??= timeMs
       t.failCause = cause
+      if (record[8]) failures.push([runId, taskId, failedTry, null, cause, record[8]])
       sql.status.run(runId, taskId, failedTry, 'retry', timeMs, JSON.stringify({ cause, free: free === 1, failCost }))
+      return
+    }
+    case Rec.taskError: {
+      const [, run, taskId, tryNumber, error, stack] = record
+      failures.push([runKey(run), taskId, tryNumber, error, error, stack])
       return
     }
     case Rec.depWait:
       sql.status.run(runKey(record[1]), record[2], 0, 'dep_wait', record[4], String(record[3]))
       return
     case Rec.block:
-      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6])
+      sql.block.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7] ?? null)
       return
     case Rec.manager:
-      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8])
+      sql.node.run(runKey(record[1]), name(record[2]), record[3], record[4], record[5], record[6], record[7], record[8], record[9] ?? null)
       return
     case Rec.resource: {
       const [, run, taskId, tryNumber, managerId, user, system, rss, read, write, timeMs] = record
@@ -204,6 +230,9 @@ interface TryRow {
 // The batch's task and try rows, merged; written at the end of the batch's transaction.
 const tasks = new Map<string, TaskRow>()
 const tries = new Map<string, TryRow>()
+// Failures' errors and stacks (run key, task, try, task error or null for a retried try, try's
+// cause, stack): rare, so written after the rows they update, off the state-change path.
+const failures: [number, number, number, string | null, string, string | null][] = []
 function tryOf(runId: number, run: number, taskId: number, tryNumber: number): TryRow {
   const key = `${run} ${taskId} ${tryNumber}`
   let row = tries.get(key)
@@ -222,9 +251,14 @@ const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], st
     while (r < records.length) apply(records[r++]!)
     for (const t of tasks.values()) sql.taskUpsert.run(t.runId, t.taskId, t.app, t.executor, t.state, t.lastTry, t.submitMs, t.endMs)
     for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
+    for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
+      if (error !== null) sql.taskError.run(error, stack, run, taskId)
+      sql.tryError.run(cause, stack, run, taskId, tryNumber)
+    }
   } finally {
     tasks.clear()
     tries.clear()
+    failures.length = 0
   }
 })
 

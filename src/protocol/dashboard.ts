@@ -16,13 +16,16 @@
  *   /api/workflows/<run>/states?buckets=N     StatesOverTime
  *   /api/workflows/<run>/apps                 AppSummaries
  *   /api/workflows/<run>/infrastructure       Infrastructure (blocks and managers with lifetimes)
- *   /api/workflows/<run>/resources            Resources (per task and per node)
+ *   /api/workflows/<run>/resources?limit=N&buckets=N
+ *                                             Resources (per task and per node)
  *   /api/events[?run=<run>]                   server-sent events: `workflows` (WorkflowList) and,
  *                                             with `run`, `workflow` (WorkflowDetail) whenever the
  *                                             database changed; a comment line every 15 s
  *   /metrics                                  Prometheus text format (tsflow_dashboard_* metrics)
- * Errors are JSON `{ error: string }` with 400 (a bad parameter, named), 404 (no such workflow,
- * task or route) or 500.
+ * Errors are JSON `{ error: string }` with 400 (a bad parameter, named; an unknown parameter is
+ * one too), 404 (no such workflow, task or route), 405 (not GET/HEAD) or 500. A parameter given
+ * empty (`state=`) counts as absent. The page is also served at `/workflows/<run>` and
+ * `/workflows/<run>/tasks/<taskId>` so that a page using history URLs survives a reload.
  */
 
 /** `<run>` in the routes: the workflow's integer key (`workflow.run` in the schema). */
@@ -219,9 +222,18 @@ export interface Infrastructure {
   readonly managers: readonly ManagerLifetime[]
 }
 
+export const RESOURCE_TASKS_DEFAULT = 1000
+export const RESOURCE_TASKS_MAX = 20_000
+
+/** `/resources?limit=N&buckets=N`: `limit` task tries (most CPU first), node series in `buckets` (STATE_BUCKETS_*). */
 export interface Resources {
+  /** task tries with samples in all (`tasks` holds at most `limit` of them) */
+  readonly sampledTasks?: number
   /** per task: the last sample of each try (cumulative counters) and the peak RSS */
   readonly tasks: readonly { readonly taskId: number; readonly tryNumber: number; readonly app: string; readonly cpuS: number; readonly peakRssBytes: number; readonly readBytes: number; readonly writeBytes: number }[]
-  /** per node (hostname) over time: the sum over its running tasks at each sample time, bucketed */
+  /**
+   * per node (hostname) over time, in buckets: `cpuS` the CPU seconds its tasks used in the
+   * bucket, `rssBytes` the mean over the bucket's sample times of its tasks' summed RSS
+   */
   readonly nodes: readonly { readonly hostname: string; readonly timeMs: number; readonly cpuS: number; readonly rssBytes: number }[]
 }
