@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Page } from 'playwright-core'
 import t from 'tap'
-import { DataFlowKernel, ThreadPoolExecutor, awaitAllSettled } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, awaitAllSettled } from 'tsflow'
+import { burn } from '../fixtures/monitoring-apps.js'
 import { chromiumMissing, launchChromium, startMonitor } from '../helpers/dashboard.js'
 import { waitFor } from '../helpers/wait.js'
 import { broken, gated, quick } from './apps.js'
@@ -76,7 +77,7 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   }, runId)
   const run = Number(await page.getAttribute(`[data-testid=workflow-row][data-run-id="${runId}"]`, 'data-run'))
   t.ok(run > 0, `the run is listed as workflow ${run}`)
-  await page.screenshot({ path: join(shots, 'dashboard-workflows.png') })
+  await page.screenshot({ path: join(shots, 'dashboard-workflows.png'), clip: { x: 0, y: 0, width: 1400, height: 320 } })
 
   // its page: counts while the gated tasks hold both threads
   await page.click(`[data-testid=workflow-row][data-run-id="${runId}"] a`)
@@ -102,7 +103,6 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   t.ok(await page.evaluate(() => window.notReloaded === true), 'still the same page at the end')
   await until(page, 'the Gantt chart drawn', () => Number(document.querySelector('[data-testid=chart-gantt]')?.getAttribute('data-rendered')) > 0 && !!document.querySelector('[data-testid=chart-gantt] canvas'))
   await until(page, 'per-app durations', () => document.querySelectorAll('[data-testid=app-row]').length === 3)
-  await page.screenshot({ path: join(shots, 'dashboard-workflow.png'), fullPage: true })
 
   // filter by state: only the failed tasks
   await page.selectOption('[data-testid=filter-state]', 'failed')
@@ -169,4 +169,35 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   await linked.close()
 
   t.same(pageErrors, [], 'no script errors on the page')
+})
+
+// HTEX on the local provider with resource sampling: the block, its manager and the tasks' /proc
+// samples are drawn (the documentation's workflow screenshot comes from this run).
+t.test('an HTEX run shows its block, manager and resource use', { skip: chromiumMissing() ?? false }, async (t) => {
+  const db = join(scratch, 'htex', 'monitoring.db')
+  const htex = new HighThroughputExecutor({
+    label: 'htex', workerMode: 'processes', maxWorkersPerNode: 2, strategy: 'none',
+    provider: new LocalProvider({ initBlocks: 1, minBlocks: 0, maxBlocks: 1 }),
+  })
+  const dfk = new DataFlowKernel({ runDir: join(scratch, 'htex', 'runinfo'), executors: [htex], monitoring: { enabled: true, db, resourceIntervalMs: 100 } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const futures: PromiseLike<unknown>[] = [
+    ...Array.from({ length: 12 }, (_, i) => burn.with({ dfk })(300 + (i % 4) * 150, 10 + (i % 3) * 20)),
+    ...Array.from({ length: 2 }, (_, i) => broken.with({ dfk })(`htex #${i}`)),
+    ...Array.from({ length: 16 }, (_, i) => quick.with({ dfk })(20 + i * 5)),
+  ]
+  await awaitAllSettled(futures)
+  await dfk.cleanup()
+  const url = await startMonitor(t, db)
+  const browser = await launchChromium(t)
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  await page.goto(`${url}#/run/1`)
+  await until(page, 'the workflow page', () => document.body.dataset.ready === 'workflow')
+  t.equal(await page.textContent('[data-testid=live-status]'), 'ended', 'the run has ended')
+  for (const chart of ['chart-infra', 'chart-nodes', 'chart-task-resources', 'chart-gantt', 'chart-states', 'chart-apps']) {
+    await until(page, `${chart} drawn`, (c) => !!document.querySelector(`[data-testid=${c}] canvas`), chart)
+    t.pass(`${chart} is drawn`)
+  }
+  await page.screenshot({ path: join(shots, 'dashboard-workflow.png'), fullPage: true })
 })

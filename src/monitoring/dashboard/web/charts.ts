@@ -29,11 +29,11 @@ var chartLibraries = new Promise(function (resolve) {
 function drawNow(id, spec, empty) {
   var el = document.getElementById(id)
   if (!el) return Promise.resolve()
-  if (views[id]) { views[id].finalize(); delete views[id] }
-  el.textContent = ''
+  var counted = function () { el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1) }
   if (empty) {
-    el.appendChild(h('p', { className: 'empty' }, empty))
-    el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1)
+    if (views[id]) { views[id].finalize(); delete views[id] }
+    el.replaceChildren(h('p', { className: 'empty' }, empty))
+    counted()
     return Promise.resolve()
   }
   spec.$schema = SCHEMA
@@ -46,12 +46,18 @@ function drawNow(id, spec, empty) {
   }
   spec.config = { font: 'system-ui, sans-serif', axis: { labelFontSize: 11, titleFontSize: 11 }, legend: { labelFontSize: 11 } }
   var compiled = vegaLite.compile(spec).spec
+  // drawn off-screen and swapped in when done: a live redraw never leaves the panel blank
+  var holder = document.createElement('div')
   // canvas: thousands of Gantt bars draw several times faster than as SVG elements
-  var view = new vega.View(vega.parse(compiled), { renderer: 'canvas', container: el, hover: true })
-  views[id] = view
+  var view = new vega.View(vega.parse(compiled), { renderer: 'canvas', container: holder, hover: true })
   return view.runAsync().then(function () {
-    el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1)
+    if (!document.body.contains(el)) { view.finalize(); return }
+    if (views[id]) views[id].finalize()
+    views[id] = view
+    el.replaceChildren(holder)
+    counted()
   }, function (error) {
+    view.finalize()
     el.textContent = 'chart failed: ' + error.message
   })
 }

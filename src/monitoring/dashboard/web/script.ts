@@ -263,8 +263,10 @@ function buildWorkflow(route) {
   openEvents('/api/events?run=' + route.run, {
     workflow: function (wf) {
       if (token !== current.token || wf.run !== current.run) return
-      // the server sends the current state on connecting: nothing new unless rows arrived since
-      if (current.wf && current.wf.lastEventMs === wf.lastEventMs && current.wf.tasks === wf.tasks && current.wf.endMs === wf.endMs) return
+      // the server sends the current state on connecting: nothing new unless rows arrived since;
+      // while the first load is in flight, only the header is taken from it
+      if (!current.wf) { renderHeader(wf); return }
+      if (current.wf.lastEventMs === wf.lastEventMs && current.wf.tasks === wf.tasks && current.wf.endMs === wf.endMs) return
       var wasLive = current.wf && (current.wf.endMs === undefined || current.wf.endMs === null)
       renderHeader(wf)
       fillFilters(wf, parseRoute())
@@ -290,7 +292,7 @@ function renderHeader(wf) {
     if (!wf.counts[s] && ['unsched', 'joining', 'memo_done', 'cancelled', 'dep_fail'].indexOf(s) >= 0) return
     cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, stateBadge(s)), h('span', { className: 'value', 'data-testid': 'count-' + s }, num(wf.counts[s] || 0))))
   })
-  cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, 'failed'), h('span', { className: 'value', 'data-testid': 'count-failed-all' }, num(wf.failed))))
+  cells.push(h('div', { className: 'count' }, h('span', { className: 'label', title: 'failed and dep_fail tasks' }, 'all failed'), h('span', { className: 'value', 'data-testid': 'count-failed-all' }, num(wf.failed))))
   cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, 'tasks/s'), h('span', { className: 'value', 'data-testid': 'rate' }, wf.recentRate.toFixed(1))))
   header.appendChild(h('div', { className: 'counts', 'aria-label': 'tasks by state' }, cells))
 }
