@@ -48,6 +48,14 @@ const rows = (page: Page) =>
 const pageInfo = (page: Page, text: string) =>
   until(page, `page info "${text}"`, (x) => document.querySelector('[data-testid=page-info]')?.textContent === x && !document.querySelector('[data-testid=task-table]')?.hasAttribute('aria-busy'), text)
 
+// Runs where Chromium is missing too: the page's script at least parses.
+t.test('the page script parses', async (t) => {
+  const { PAGE_SCRIPT, PAGE_HTML, WEB_ASSETS } = await import('../../dist/monitoring/dashboard/web/page.js')
+  t.doesNotThrow(() => new Function(PAGE_SCRIPT), 'dashboard.js is valid JavaScript')
+  t.match(PAGE_HTML, /\/static\/dashboard\.js/, 'the HTML loads it')
+  t.same(Object.keys(WEB_ASSETS).sort(), ['dashboard.css', 'dashboard.js'], 'the assets the server serves')
+})
+
 t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing() ?? false }, async (t) => {
   const runDir = join(scratch, 'runinfo')
   const db = join(scratch, 'monitoring.db')

@@ -21,10 +21,16 @@ function drawChart(id, spec, empty) {
   return chartLibraries.then(function () { return drawNow(id, spec, empty) })
 }
 // The page's script runs before vega's (so its API calls start while vega loads); deferred
-// scripts have all run by DOMContentLoaded.
-var chartLibraries = new Promise(function (resolve) {
-  if (document.readyState !== 'loading') resolve()
-  else document.addEventListener('DOMContentLoaded', function () { resolve() })
+// scripts have all run by DOMContentLoaded (readyState is already 'interactive' while they run,
+// so it cannot tell).
+var chartLibraries = new Promise(function (resolve, reject) {
+  var check = function () {
+    if (window.vega && window.vegaLite) resolve()
+    else reject(new Error('vega or vega-lite did not load (/static/vega.min.js, /static/vega-lite.min.js)'))
+  }
+  if (window.vega && window.vegaLite) resolve()
+  else if (document.readyState === 'complete') check()
+  else document.addEventListener('DOMContentLoaded', check)
 })
 function drawNow(id, spec, empty) {
   var el = document.getElementById(id)
@@ -201,8 +207,11 @@ function nodesSpec(res) {
 // Per task: CPU time against peak RSS, one point per try.
 function tasksResourceSpec(res) {
   if (res.tasks.length === 0) return { empty: 'no per-task resource samples' }
+  var shown = res.sampledTasks !== undefined && res.sampledTasks > res.tasks.length
+    ? res.tasks.length + ' of ' + res.sampledTasks + ' task tries (most CPU first)' : undefined
   return {
     spec: {
+      title: shown ? { text: shown, fontSize: 11, fontWeight: 'normal', anchor: 'start' } : undefined,
       height: 200,
       data: { values: res.tasks },
       transform: [{ calculate: 'datum.peakRssBytes / 1048576', as: 'peakRssMiB' }],
