@@ -240,6 +240,27 @@ t.test('blocks, managers and resources from the writer (synthetic records)', asy
   t.ok(Math.abs(cpu - 400 * 0.036) < 1e-6, `the CPU seconds over the buckets add up to the tasks' (${cpu})`)
 })
 
+t.test('above 20,000 tasks: states and app durations from an even sample, saying so', async (t) => {
+  const db = join(scratch, 'sampled', 'monitoring.db')
+  const result = await writeSyntheticRun({ db, runId: 'big', tasks: 50_000, failEvery: 500 })
+  const dashboard = await serve(t, db)
+  const direct = openDb(t, db)
+  const states = await get<StatesOverTime & { sampleEvery?: number }>(dashboard, '/api/workflows/1/states?buckets=10')
+  t.equal(states.sampleEvery, 3, 'one task id in 3')
+  const end: Record<string, number> = Object.fromEntries(states.points.filter((p) => p.timeMs === states.endMs).map((p) => [p.state, p.tasks]))
+  t.ok(Math.abs(end.exec_done! - result.counts.exec_done!) / result.counts.exec_done! < 0.01, `final exec_done ${end.exec_done} within 1% of ${result.counts.exec_done}`)
+  const summaries = await get<AppSummaries & { sampleEvery?: number }>(dashboard, '/api/workflows/1/apps')
+  t.equal(summaries.sampleEvery, 3)
+  for (const a of summaries.apps) {
+    t.equal(a.tasks, direct.prepare('SELECT count(*) AS n FROM task WHERE run = 1 AND app = ?').get(a.app).n, `${a.app}: the task count is exact`)
+    const median = direct.prepare('SELECT end_ms - submit_ms AS d FROM task WHERE run = 1 AND app = ? ORDER BY d LIMIT 1 OFFSET ?').get(a.app, Math.floor(a.tasks / 2)).d as number
+    t.ok(Math.abs(a.medianMs! - median) <= 3, `${a.app}: the sampled median ${a.medianMs} is near the exact ${median}`)
+  }
+  const gantt = await get<Gantt>(dashboard, '/api/workflows/1/gantt')
+  t.equal(gantt.bars.length, 2000, 'the Gantt sample is GANTT_DEFAULT bars')
+  t.equal(gantt.bars.at(-1)!.taskId, 49_999)
+})
+
 t.test('errors: 404, 400, 405 as JSON naming the problem', async (t) => {
   const dashboard = await serve(t, dbPath)
   const run = (await get<WorkflowList>(dashboard, '/api/workflows')).workflows[0]!.run

@@ -128,17 +128,23 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const keepAliveMs = options.keepAliveMs ?? DASHBOARD_KEEPALIVE_MS
   const vendorFiles = new Map<string, Buffer>()
 
-  let cacheVersion = Number.NaN
-  const cache = new Map<string, unknown>()
-  function cached<T>(key: string, compute: () => T): T {
+  // Answers by route and parameters. An answer stands while the database is unchanged; an ended
+  // workflow's answers stand for good (nothing is written to it any more); and while a workflow
+  // runs, an answer that took long (a view over a million tasks) is reused until it is older than
+  // REUSE_FACTOR times what it cost, so pages refreshing on every event cannot keep the server
+  // busier than about 1/REUSE_FACTOR.
+  const REUSE_FACTOR = 5
+  const CACHE_ENTRIES = 500
+  const cache = new Map<string, { value: unknown; version: number; ended: boolean; atMs: number; costMs: number }>()
+  function cached<T>(key: string, compute: () => T, ended = false): T {
     const version = db.version()
-    if (version !== cacheVersion || cache.size > 500) {
-      cache.clear()
-      cacheVersion = version
-    }
-    if (cache.has(key)) return cache.get(key) as T
+    const entry = cache.get(key)
+    const now = performance.now()
+    if (entry && (entry.version === version || entry.ended || now - entry.atMs < REUSE_FACTOR * entry.costMs)) return entry.value as T
     const value = compute()
-    cache.set(key, value)
+    cache.delete(key)
+    cache.set(key, { value, version, ended, atMs: now, costMs: performance.now() - now })
+    if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!)
     return value
   }
   const list = (): WorkflowList => cached('workflows', () => ({ workflows: workflowSummaries(db), db: db.path }))
@@ -156,6 +162,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (parts[0] !== 'workflows' || parts.length < 2) throw new HttpError(404, `no route /api/${parts.join('/')}`)
     const run = integerPath(parts[1]!, 'workflow')
     const workflow = found(detail(run), `workflow ${run} in ${db.path}`)
+    const ended = workflow.endMs !== undefined
     const [, , view, id, ...rest] = parts
     if (view === undefined) {
       new Params(search, [])
@@ -164,7 +171,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (view === 'tasks' && id !== undefined && rest.length === 0) {
       new Params(search, [])
       const taskId = integerPath(id, 'task')
-      return found(cached(`task ${run} ${taskId}`, () => taskDetail(db, run, taskId)), `task ${taskId} in workflow ${run}`)
+      return found(cached(`task ${run} ${taskId}`, () => taskDetail(db, run, taskId), ended), `task ${taskId} in workflow ${run}`)
     }
     if (id !== undefined) throw new HttpError(404, `no route /api/${parts.join('/')}`)
     switch (view) {
@@ -179,27 +186,27 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
           offset: p.int('offset', 0, 0, Number.MAX_SAFE_INTEGER),
           limit: p.int('limit', TASK_PAGE_DEFAULT, 1, TASK_PAGE_MAX),
         }
-        return cached(`tasks ${run} ${JSON.stringify(query)}`, () => taskPage(db, run, query))
+        return cached(`tasks ${run} ${JSON.stringify(query)}`, () => taskPage(db, run, query), ended)
       }
       case 'gantt': {
         const limit = new Params(search, ['limit']).int('limit', GANTT_DEFAULT, 2, GANTT_MAX)
-        return cached(`gantt ${run} ${limit}`, () => gantt(db, run, limit))
+        return cached(`gantt ${run} ${limit}`, () => gantt(db, run, limit), ended)
       }
       case 'states': {
         const buckets = new Params(search, ['buckets']).int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`states ${run} ${buckets}`, () => statesOverTime(db, run, buckets))
+        return cached(`states ${run} ${buckets}`, () => statesOverTime(db, run, buckets), ended)
       }
       case 'apps':
         new Params(search, [])
-        return cached(`apps ${run}`, () => appSummaries(db, run))
+        return cached(`apps ${run}`, () => appSummaries(db, run), ended)
       case 'infrastructure':
         new Params(search, [])
-        return cached(`infrastructure ${run}`, () => infrastructure(db, run))
+        return cached(`infrastructure ${run}`, () => infrastructure(db, run), ended)
       case 'resources': {
         const p = new Params(search, ['limit', 'buckets'])
         const limit = p.int('limit', RESOURCE_TASKS_DEFAULT, 1, RESOURCE_TASKS_MAX)
         const buckets = p.int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`resources ${run} ${limit} ${buckets}`, () => resources(db, run, limit, buckets))
+        return cached(`resources ${run} ${limit} ${buckets}`, () => resources(db, run, limit, buckets), ended)
       }
       default:
         throw new HttpError(404, `no route /api/${parts.join('/')}`)
