@@ -18,7 +18,11 @@ export {
   type TaskRetryMessage,
   type WorkflowStartMessage,
   type WorkflowEndMessage,
+  type BlockMessage,
+  type ManagerMessage,
+  type ResourceMessage,
 } from './dataflow/channels.js'
+export type { BlockEvent, BlockState as MonitoredBlockState, ManagerEvent, ResourceSample, ExecutorMonitor } from './protocol/monitoring.js'
 export type { AppOptions, BashAppOptions, CallOptions } from './dataflow/app-definition.js'
 export { AUTO_LOGNAME, AUTO, autoLogPath, type StdStreamOption } from './dataflow/std-streams.js'
 export { getAllCheckpoints, getLastCheckpoint, type CheckpointMode } from './dataflow/checkpoint.js'

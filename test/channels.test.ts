@@ -43,7 +43,7 @@ const transitions = (messages: TaskStateMessage[], taskId: number) =>
   messages.filter((m) => m.taskId === taskId).map((m) => `${m.from}->${m.to}#${m.tryNumber}`)
 
 t.test('the channel names are the documented ones, and the same channels as by name', async (t) => {
-  t.same(CHANNEL_NAMES, { taskState: 'tsflow:task:state', taskRetry: 'tsflow:task:retry', workflowStart: 'tsflow:workflow:start', workflowEnd: 'tsflow:workflow:end' })
+  t.same(CHANNEL_NAMES, { taskState: 'tsflow:task:state', taskRetry: 'tsflow:task:retry', workflowStart: 'tsflow:workflow:start', workflowEnd: 'tsflow:workflow:end', block: 'tsflow:block', manager: 'tsflow:manager', taskResource: 'tsflow:task:resource' })
   for (const [role, name] of Object.entries(CHANNEL_NAMES)) {
     t.equal(channels[role as keyof typeof channels], diagnosticsChannel.channel(name) as unknown, `${role} is diagnostics_channel.channel('${name}')`)
   }
@@ -68,6 +68,14 @@ t.test('a subscriber sees every state change of a small workflow in order', asyn
   t.equal(done.appName, 'add')
   t.equal(done.executor, 'one', 'the executor label once chosen')
   t.equal(states.find((m) => m.taskId === second.taskId && m.to === 'pending')!.executor, undefined, 'none while waiting')
+  t.ok(states.every((m) => m.runId === dfk.runId), 'every message carries the run id')
+  t.equal(states.find((m) => m.taskId === second.taskId && m.to === 'pending')!.waitingOn, 1, 'pending says how many futures the task waits for')
+  t.ok(states.filter((m) => m.to !== 'pending').every((m) => m.waitingOn === 0), 'other changes say 0')
+  const failed = states.find((m) => m.taskId === failing.taskId && m.to === 'failed')!
+  t.equal(failed.error, failing.exception(), 'failed carries the error the future holds')
+  t.match((failed.error as Error).stack, /failWithCause/, 'with the stack from where the task ran')
+  t.match(states.find((m) => m.taskId === dependent.taskId && m.to === 'dep_fail')!.error, { code: 'E_DEPENDENCY' }, 'dep_fail carries its DependencyError')
+  t.ok(states.filter((m) => m.to !== 'failed' && m.to !== 'dep_fail').every((m) => m.error === undefined), 'other changes carry none')
   const times = states.map((m) => m.timeMs)
   t.ok(times.every((time, i) => time >= before && (i === 0 || time >= times[i - 1]!)), 'times are wall-clock ms, in publication order')
   // Each task's last message is its final state, and the kernel's counts agree with the messages.

@@ -12,6 +12,7 @@ import t, { type Test } from 'tap'
 import { DataFlowKernel, ThreadPoolExecutor, awaitAllSettled } from 'tsflow'
 import type { AppSummaries, Gantt, Infrastructure, Resources, StatesOverTime, TaskDetail, TaskPage, WorkflowDetail, WorkflowList } from 'tsflow/protocol'
 import { startDashboard, type Dashboard } from '../dist/monitoring/dashboard/server.js'
+import { SCHEMA_VERSION } from '../dist/monitoring/schema.js'
 import { writeSyntheticRun } from '../bench/lib/monitoring-synthetic.js'
 import * as apps from './fixtures/apps.js'
 import { checkHistograms, parseExposition } from './helpers/prometheus-text.js'
@@ -79,7 +80,7 @@ t.test('workflows and a workflow: counts match the task table', async (t) => {
   t.equal(w.tasks, N + 23, 'every task')
   t.same(w.counts, { exec_done: N + 20, failed: 3 }, 'tasks per state')
   t.ok(w.endMs !== undefined && w.endMs >= w.startMs, 'ended')
-  const newest = db.prepare('SELECT max(time_ms) AS t FROM status').get().t as number
+  const newest = db.prepare('SELECT max(time_ms) AS t FROM task_history').get().t as number
   t.equal(w.lastEventMs, Math.max(newest, w.endMs!), 'lastEventMs is the newest row (the end record here)')
 
   const detail = await get<WorkflowDetail>(dashboard, `/api/workflows/${w.run}`)
@@ -348,7 +349,7 @@ t.test('the database: missing, not yet written, newer schema', async (t) => {
   const writable = new Database(newer)
   writable.prepare('UPDATE schema_version SET version = 99').run()
   writable.close()
-  await t.rejects(startDashboard({ db: newer }), { message: /schema version 99, newer than this tsflow reads \(1\)/ })
+  await t.rejects(startDashboard({ db: newer }), { message: new RegExp(`schema version 99, newer than this tsflow reads \\(${SCHEMA_VERSION}\\)`) })
 })
 
 /** Reads an event stream: the events so far, by name, parsed. */

@@ -20,6 +20,8 @@ import type { BlockEvent, ManagerEvent, ResourceSample } from '../protocol/monit
 
 /** `tsflow:task:state`: a task moved from one state to another (docs/monitoring.md). */
 export interface TaskStateMessage {
+  /** the kernel's run (`WorkflowStartMessage.runId`): tells apart the tasks of kernels sharing a process */
+  readonly runId: string
   readonly taskId: number
   readonly appName: string
   /** the executor's label, once one was chosen for the task (undefined before, and for join apps) */
@@ -34,10 +36,21 @@ export interface TaskStateMessage {
   readonly to: TaskStateValue
   /** when the change happened, ms since the epoch */
   readonly timeMs: number
+  /**
+   * On `pending` from `unsched`: how many futures among the arguments and inputs the task waits
+   * for (0 when it waits for none and launches at once); 0 in other changes.
+   */
+  readonly waitingOn: number
+  /**
+   * On `failed` and `dep_fail`: what the task failed with (as its future's exception: a remote
+   * error keeps the stack from where it ran); undefined in other changes.
+   */
+  readonly error: unknown
 }
 
 /** `tsflow:task:retry`: a failed try is retried (published before the retry's `pending` state). */
 export interface TaskRetryMessage {
+  readonly runId: string
   readonly taskId: number
   readonly appName: string
   readonly executor: string | undefined
@@ -55,7 +68,10 @@ export interface TaskRetryMessage {
   readonly timeMs: number
 }
 
-/** `tsflow:workflow:start`: a kernel started (its executors are up; tasks may be submitted). */
+/**
+ * `tsflow:workflow:start`: a kernel started (its executors are up; tasks may be submitted). Block
+ * events of its executors' first blocks, published while they start, come before it.
+ */
 export interface WorkflowStartMessage {
   /** unique per kernel start; the same in the end message */
   readonly runId: string

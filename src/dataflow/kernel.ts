@@ -138,7 +138,9 @@ export class DataFlowKernel {
         // Loaded only when on, so a run without monitoring never loads better-sqlite3.
         const { MonitoringRecorder } = await import('../monitoring/recorder.js')
         const db = monitoringDbPath(monitoring, runDir)
-        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention }).start()
+        // The workflow row is written now, before the executors report their first blocks.
+        const run = { runId: this.runIdentifier, runDir, executors: this.config.executors.map((e) => e.label), startMs: Date.now() }
+        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention, run }).start()
         this.logger.info(`monitoring into ${db}`)
       }
       for (const executor of this.config.executors) {
@@ -149,6 +151,7 @@ export class DataFlowKernel {
     } catch (error) {
       this.logger.error('the kernel failed to start', error)
       await Promise.all(started.map((executor) => executor.shutdown(0).catch(() => undefined)))
+      this.recorder?.endRun(this.counts)
       await this.recorder?.close(2000)
       this.recorder = undefined
       this.checkpointer?.close()
@@ -230,8 +233,9 @@ export class DataFlowKernel {
     if (dependencies.length === 0) {
       this.launch(record)
     } else {
-      this.setState(record, TaskState.pending)
+      // Set first: the `pending` message says how many futures the task waits for.
       record.waitingOn = dependencies.length
+      this.setState(record, TaskState.pending)
       for (const dependency of dependencies) dependency.onSettled(record)
     }
     return future as AppFuture<T>
@@ -400,7 +404,7 @@ export class DataFlowKernel {
       this.finish(record, decision === 'cancelled' ? TaskState.cancelled : TaskState.failed, false, error)
       return
     }
-    publishRetry(record, error, decision === 'free')
+    publishRetry(this.runIdentifier!, record, error, decision === 'free')
     this.setState(record, TaskState.pending)
     this.launchNow(record)
   }
@@ -408,7 +412,7 @@ export class DataFlowKernel {
   private finish(record: TaskRecord, state: TaskStateValue, ok: boolean, value: unknown): void {
     // A cascade (a cancelled task failing its dependents) can reach a record twice.
     if (FINAL_STATES.has(record.state)) return
-    this.setState(record, state)
+    this.setState(record, state, state === TaskState.failed || state === TaskState.dep_fail ? value : undefined)
     this.records.delete(record.id)
     if (record.memoKey !== undefined) {
       this.memo.finished(record.memoKey, record.future, ok, value)
@@ -426,13 +430,15 @@ export class DataFlowKernel {
     }
   }
 
-  private setState(record: TaskRecord, state: TaskStateValue): void {
+  /** `error`: what a `failed` or `dep_fail` task failed with, for the channel's message. */
+  private setState(record: TaskRecord, state: TaskStateValue, error?: unknown): void {
     const from = record.state
     this.counts[from]--
     this.counts[state]++
     record.state = state
     // The only cost of the channel when nobody listens: no message is built, nothing is called.
-    if (taskStateChannel.hasSubscribers) publishState(record, from, state)
+    // (A kernel refusing tasks before start() has no run id yet: '' then.)
+    if (taskStateChannel.hasSubscribers) publishState(this.runIdentifier ?? '', record, from, state, error)
   }
 
   /** @internal Called by a record's cancel(). */

@@ -11,15 +11,32 @@ import type { TaskRecord } from './task-record.js'
 /** Read once per state change; a module constant saves the property lookups on the hot path. */
 export const taskStateChannel = channels.taskState
 
-export function publishState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue): void {
+/**
+ * `runId` is the kernel's (a string it holds, so passing it costs a pointer); `error` is given for
+ * `failed` and `dep_fail` only. Every message has the same fields, so subscribers' reads stay
+ * monomorphic.
+ */
+export function publishState(runId: string, record: TaskRecord, from: TaskStateValue, to: TaskStateValue, error?: unknown): void {
   // Before the first try, and in a retry's `pending`, the state belongs to the next try.
   const tryNumber = to === TaskState.pending || to === TaskState.unsched || record.tries === 0 ? record.tries : record.tries - 1
-  taskStateChannel.publish({ taskId: record.id, appName: record.appName, executor: record.executor, tryNumber, from, to, timeMs: Date.now() })
+  taskStateChannel.publish({
+    runId,
+    taskId: record.id,
+    appName: record.appName,
+    executor: record.executor,
+    tryNumber,
+    from,
+    to,
+    timeMs: Date.now(),
+    waitingOn: to === TaskState.pending && from === TaskState.unsched ? record.waitingOn : 0,
+    error,
+  })
 }
 
-export function publishRetry(record: TaskRecord, cause: unknown, free: boolean): void {
+export function publishRetry(runId: string, record: TaskRecord, cause: unknown, free: boolean): void {
   if (!channels.taskRetry.hasSubscribers) return
   channels.taskRetry.publish({
+    runId,
     taskId: record.id,
     appName: record.appName,
     executor: record.executor,

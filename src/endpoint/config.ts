@@ -35,6 +35,8 @@ export const HTEX_FIELDS = [
   'managerLaunchPrefix',
   'managerCommand',
   'managerConnectTimeoutMs',
+  'metricsPort',
+  'metricsAddress',
 ] as const
 
 const endpointShape = {

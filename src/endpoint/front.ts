@@ -11,7 +11,7 @@ import { ConfigError } from '../errors.js'
 import type { ClientSide, ClientSideHost } from '../interchange/interchange.js'
 import { LogLimiter } from '../interchange/log-limiter.js'
 import { ENDPOINT_ACCEPTED, type EndpointClientMessage, type EndpointPaths, type EndpointStatus, type EndpointToClient } from '../protocol/endpoint.js'
-import { checkVersion, decodeMessage, encodeMessage, stamp, type InterchangeToClient, type ManagerInfo } from '../protocol/messages.js'
+import { checkVersion, decodeMessage, encodeMessage, stamp, type InterchangeToClient, type ManagerEventWire, type ManagerInfo } from '../protocol/messages.js'
 import { z85Decode, type ZapDecision } from '../transport/zap.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { readAllowedClients } from './keys.js'
@@ -27,7 +27,7 @@ export interface FrontOptions {
   sessionIdleMs: number
   logger?: Logger
   /** a manager registered, was lost, drained or refused */
-  onManagerEvent?(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void
+  onManagerEvent?(event: ManagerEventWire, info: ManagerInfo, reason?: string): void
   /** once per heartbeat period */
   onBeat?(now: number): void
   /** what a `status` request is answered with */

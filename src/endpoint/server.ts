@@ -106,6 +106,7 @@ export class EndpointServer {
         logger: this.log.child('interchange'),
         runId: this.name,
         clientSide: front,
+        ...(htex.metricsPort !== undefined ? { metricsPort: htex.metricsPort, metricsAddress: htex.metricsAddress } : {}),
       })
       const ports = await this.interchange.start()
       const core = this.interchange.core
@@ -138,6 +139,7 @@ export class EndpointServer {
         proto: PROTOCOL_VERSION,
         log: this.paths.log,
         runDir,
+        ...(ports.metricsPort !== undefined ? { metricsUrl: `http://${htex.metricsAddress ?? '127.0.0.1'}:${ports.metricsPort}/metrics` } : {}),
       }
     } catch (error) {
       this.log.error(`endpoint ${this.name} could not start`, error)
@@ -148,7 +150,8 @@ export class EndpointServer {
     this.log.info(
       `endpoint ${this.name} running (pid ${process.pid}, tsflow ${TSFLOW_VERSION}): clients ${config.clientAddress}:${this.state.clientPort}, ` +
         `managers ${this.state.workerAddress}:${this.state.workerPort}, provider ${htex.provider.label}, strategy ${htex.strategy}, ` +
-        `results kept ${Math.round(config.resultTtlMs / 1000)} s, run dir ${this.state.runDir}`,
+        `results kept ${Math.round(config.resultTtlMs / 1000)} s, run dir ${this.state.runDir}` +
+        (this.state.metricsUrl !== undefined ? `, Prometheus metrics at ${this.state.metricsUrl}` : ''),
     )
     return this.state
   }

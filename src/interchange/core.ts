@@ -231,6 +231,14 @@ export class InterchangeCore {
         this.log.info(`manager ${record.info.managerId} (block ${record.info.blockId}) drained and is leaving`)
         this.depart(record, 'it drained and exited', 'drained')
         return
+      case 'stopping':
+        this.log.info(`manager ${record.info.managerId} (block ${record.info.blockId}) is stopping: ${message.reason}`)
+        this.depart(record, typeof message.reason === 'string' ? message.reason : 'it stopped', 'stopped')
+        return
+      case 'resources':
+        // Passed on as they came, with who took them: the client maps task ids to its own.
+        this.out.toClient({ t: 'resources', managerId: record.info.managerId, host: record.info.host, timeMs: message.timeMs, samples: message.samples })
+        return
     }
   }
 
@@ -314,9 +322,15 @@ export class InterchangeCore {
     for (const record of this.managers.all()) this.out.toManager(record.key, { t: 'heartbeat' })
   }
 
-  /** Tells every manager to shut down (the interchange is going away). */
-  shutdownManagers(): void {
-    for (const record of this.managers.all()) this.out.toManager(record.key, { t: 'shutdown' })
+  /**
+   * Tells every manager to shut down (the interchange is going away) and the client that each
+   * stopped: they leave without another word to an interchange that is closing.
+   */
+  shutdownManagers(reason = 'the interchange shut down'): void {
+    for (const record of this.managers.all()) {
+      this.out.toManager(record.key, { t: 'shutdown' })
+      this.out.toClient({ t: 'manager', event: 'stopped', info: this.snapshot(record), reason })
+    }
   }
 
   /**
@@ -372,7 +386,7 @@ export class InterchangeCore {
    * Removes a manager. Tasks it still held fail with ManagerLost naming the manager, its host,
    * its last heartbeat and `why`; the client decides about retries.
    */
-  private depart(record: ManagerRecord, why: string, event: 'lost' | 'drained'): void {
+  private depart(record: ManagerRecord, why: string, event: 'lost' | 'drained' | 'stopped'): void {
     const lastSeen = this.heartbeat.lastSeen(record.key) ?? record.info.lastHeartbeat
     const info = this.snapshot(record)
     const { managerId, host } = record.info
@@ -387,7 +401,7 @@ export class InterchangeCore {
     }
     this.managers.remove(record)
     this.heartbeat.forget(record.key)
-    this.gone.set(record.key, `${event === 'lost' ? 'declared lost' : 'drained'} at ${new Date().toISOString()}: ${why}`)
+    this.gone.set(record.key, `${event === 'lost' ? 'declared lost' : event} at ${new Date().toISOString()}: ${why}`)
     if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.keys().next().value!)
     if (event === 'lost') {
       this.stats.managersLost++

@@ -235,7 +235,7 @@ export class Interchange {
     clearInterval(this.timer)
     if (this.dispatchTimer) clearTimeout(this.dispatchTimer)
     this.core.flush({ dispatch: false }) // results still go to the client; no new work goes out
-    this.core.shutdownManagers()
+    this.core.shutdownManagers(`the interchange stopped: ${reason}`)
     const deadline = Date.now() + SEND_GRACE_MS
     while ((this.toClientBox.backlog > 0 || this.toManagerBox.backlog > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10))

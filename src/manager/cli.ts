@@ -38,6 +38,8 @@ export interface ManagerOptions {
   blockEnd?: { endMs: number; source: string }
   /** within this many ms of the block's end, losses are the walltime's doing */
   walltimeMarginMs?: number
+  /** sample running tasks' /proc every this many ms; 0: no sampler at all */
+  resourceIntervalMs: number
 }
 
 export { UsageError }
@@ -83,6 +85,7 @@ export function resolveManagerSpec(
     accelerators: spec.accelerators ?? [],
     acceleratorEnv: spec.acceleratorEnv ?? MANAGER_DEFAULTS.acceleratorEnv,
     logLevel: spec.logLevel ?? ('info' as LogLevel),
+    resourceIntervalMs: spec.resourceIntervalMs ?? MANAGER_DEFAULTS.resourceIntervalMs,
   }
   if (spec.heartbeatPeriodMs !== undefined) options.heartbeatPeriodMs = spec.heartbeatPeriodMs
   if (spec.heartbeatThresholdMs !== undefined) options.heartbeatThresholdMs = spec.heartbeatThresholdMs

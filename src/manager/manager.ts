@@ -30,6 +30,7 @@ import { toResultTuple, type ResultTupleWire } from '../protocol/task.js'
 import { decode, encode } from '../serialize/codec.js'
 import { encodeError } from '../serialize/errors.js'
 import { createPool, workerSetups } from './workers.js'
+import { ResourceSampler } from './sampler.js'
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2, refused: 3, interchangeLost: 4 } as const
 
@@ -67,10 +68,12 @@ class Manager {
   private readonly exited = deferred<number>()
   // A signal usually means the batch job is ending: tell the client what happened to its tasks.
   private readonly onSignal = (signal: NodeJS.Signals): void =>
-    void this.stop(ExitCode.ok, `received ${signal}; shutting down`, { failOutstanding: `received ${signal} (its batch job may be ending)` })
+    void this.stop(ExitCode.ok, `received ${signal}; shutting down`, { failOutstanding: `received ${signal} (its batch job may be ending)`, tellInterchange: true })
   private readonly onExit = (): void => this.pool?.killNow()
 
   private readonly prefetch: PrefetchPolicy
+  /** only when the executor monitors (--resource-interval-ms > 0); otherwise no timer, no reads */
+  private sampler: ResourceSampler | undefined
 
   constructor(private readonly options: ManagerOptions) {
     this.prefetch = new PrefetchPolicy(options.workers, options.prefetch)
@@ -106,7 +109,7 @@ class Manager {
         done: (batch, answers, slowestMs) => this.scheduler.done(batch, answers, slowestMs),
         failed: (batch, failure) => this.scheduler.failed(batch, failure),
         changed: () => this.scheduler.changed(),
-        fatal: (message) => void this.stop(ExitCode.failed, message, { stderr: true, failOutstanding: message }),
+        fatal: (message) => void this.stop(ExitCode.failed, message, { stderr: true, failOutstanding: message, tellInterchange: true }),
       },
       logger,
     )
@@ -156,6 +159,11 @@ class Manager {
 
     // Workers start while registration is in flight; tasks that arrive first wait in the queue.
     this.pool.start()
+    if (options.resourceIntervalMs > 0) {
+      this.sampler = new ResourceSampler(options.resourceIntervalMs, this.pool, (timeMs, samples) => this.send({ t: 'resources', timeMs, samples }), logger.child('sampler'))
+      this.sampler.start()
+      logger.info(`sampling running tasks' CPU, memory and I/O from /proc every ${options.resourceIntervalMs} ms`)
+    }
     this.channel.open()
     this.send({
       t: 'register',
@@ -340,11 +348,13 @@ class Manager {
   private async stop(
     code: number,
     why: string,
-    how: { stderr?: boolean; lingerMs?: number; failOutstanding?: string } = {},
+    how: { stderr?: boolean; lingerMs?: number; failOutstanding?: string; tellInterchange?: boolean } = {},
   ): Promise<void> {
     if (this.state === 'stopping') return
     this.state = 'stopping'
     if (this.ticker) clearInterval(this.ticker)
+    this.sampler?.stop()
+    if (this.sampler) this.logger.info(`resource sampler: ${this.sampler.samples} samples in ${this.sampler.ticks} ticks`)
     if (code === ExitCode.ok) this.logger.info(why)
     else this.logger.error(why)
     if (how.stderr) process.stderr.write(`tsflow-manager ${this.options.managerId}: ${why}\n`)
@@ -363,6 +373,14 @@ class Manager {
       this.pool.killNow()
     }
     await this.channel.idle(1000)
+    // A clean stop the interchange did not ask for (a signal, the pool failing) is said last, after
+    // the failed tasks' results, so the client learns why this manager left rather than later
+    // finding it silent. Not after a drain (`drained` said it) nor when the interchange is gone.
+    if (how.tellInterchange && this.channel.everConnected) {
+      this.control.push({ t: 'stopping', reason: why })
+      this.channel.kick()
+      await this.channel.idle(1000)
+    }
     this.channel.close(how.lingerMs ?? 1000)
     this.logger.info(`exiting with code ${code}`)
     this.finish(code)

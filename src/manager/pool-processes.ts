@@ -14,6 +14,7 @@ import type { Logger } from '../util/logger.js'
 import { CPUS_ENV, FrameKind, FrameReader, frameHeader, type WorkerHello, type WorkerSetup } from '../protocol/worker.js'
 import { workChunks } from '../worker/run.js'
 import { deliverAnswer, deliverEarly, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
+import type { SampleTarget } from './sampler.js'
 
 const ENTRY = fileURLToPath(new URL('../worker/process.js', import.meta.url))
 /** Consecutive workers dying before they are ready, after which the pool gives up. */
@@ -129,6 +130,15 @@ export class ProcessWorkerPool implements WorkerPool {
   killNow(): void {
     for (const child of this.children) {
       if (child && child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL')
+    }
+  }
+
+  sampleTargets(out: SampleTarget[]): void {
+    for (const child of this.children) {
+      const running = child?.ready && !child.killedFor ? child.batches[0] : undefined
+      if (running?.tasks.length !== 1 || child!.proc.pid === undefined) continue
+      const task = running.tasks[0]!
+      out.push({ taskId: task.id, tryNumber: task.try, proc: `/proc/${child!.proc.pid}` })
     }
   }
 

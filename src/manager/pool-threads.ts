@@ -10,6 +10,7 @@ import type { ThreadHello, ThreadPoolData, ThreadWork, ThreadWorkProgress, Worke
 import { decodeResults, workParts, type WorkAnswer } from '../worker/run.js'
 import { deliverEarly, workOf, type Batch, type PoolEvents, type WorkerPool } from './pool.js'
 import { threadExecArgv } from '../runtime/exec-argv.js'
+import type { SampleTarget } from './sampler.js'
 
 interface Run {
   n: number
@@ -36,6 +37,10 @@ export class ThreadWorkerPool implements WorkerPool {
   private stopping = false
   /** threads that reported in; fewer than `size` means the first threads are still starting */
   private hellos = 0
+  /** per rank, the batch its thread runs now plus one (threads write it); only while sampling */
+  private readonly running: Int32Array | undefined
+  /** per rank, its thread's kernel tid (from its hello); only while sampling */
+  private readonly tids: (number | undefined)[]
 
   constructor(
     private readonly setups: WorkerSetup[],
@@ -43,13 +48,18 @@ export class ThreadWorkerPool implements WorkerPool {
     private readonly where: string,
     private readonly events: PoolEvents,
     private readonly logger: Logger,
+    /** the manager samples resources: threads say which batch they run and their tid */
+    sampling = false,
   ) {
     this.size = setups.length
     this.slots = new Int32Array(new SharedArrayBuffer(4 * this.size))
+    this.running = sampling ? new Int32Array(new SharedArrayBuffer(4 * this.size)) : undefined
+    this.tids = new Array(this.size).fill(undefined)
   }
 
   start(): void {
     const workerData: ThreadPoolData = { slots: this.slots.buffer as SharedArrayBuffer, setups: this.setups }
+    if (this.running) workerData.running = this.running.buffer as SharedArrayBuffer
     const pool = new Piscina({
       filename: new URL('../worker/thread.js', import.meta.url).href,
       minThreads: this.size,
@@ -71,6 +81,7 @@ export class ThreadWorkerPool implements WorkerPool {
       const hello = message as Partial<ThreadHello> | null
       if (!hello?.tsflowThread) return
       this.hellos++
+      if (hello.tid !== undefined && typeof hello.rank === 'number' && hello.rank >= 0) this.tids[hello.rank] = hello.tid
       if (hello.warning) this.logger.warn(`worker thread ${hello.threadId} (rank ${hello.rank}): ${hello.warning}`)
       else this.logger.debug(`worker thread ${hello.threadId} started as rank ${hello.rank}${hello.cpus ? ` on CPUs ${hello.cpus.join(',')}` : ''}`)
       this.events.changed()
@@ -161,6 +172,19 @@ export class ThreadWorkerPool implements WorkerPool {
 
   killNow(): void {
     // Threads end with the process; nothing outlives it.
+  }
+
+  sampleTargets(out: SampleTarget[]): void {
+    const running = this.running
+    if (!running) return
+    for (let rank = 0; rank < this.size; rank++) {
+      const marked = Atomics.load(running, rank)
+      const tid = this.tids[rank]
+      const run = marked > 0 && tid !== undefined ? this.live.get(marked - 1) : undefined
+      if (run?.batch.tasks.length !== 1) continue
+      const task = run.batch.tasks[0]!
+      out.push({ taskId: task.id, tryNumber: task.try, proc: `/proc/${process.pid}/task/${tid}` })
+    }
   }
 
   private onProgress(message: ThreadWorkProgress): void {

@@ -1,6 +1,7 @@
 import { decode } from '../serialize/codec.js'
 import { decodeResults, type WorkAnswer } from '../worker/run.js'
 import type { EarlyResultsWire } from '../protocol/worker.js'
+import type { SampleTarget } from './sampler.js'
 /**
  * The seam between the manager's scheduler and its workers. Two implementations: worker threads
  * (pool-threads.ts, piscina) and worker processes (pool-processes.ts). The scheduler decides
@@ -80,6 +81,12 @@ export interface WorkerPool {
   stop(graceMs: number): Promise<void>
   /** last resort on process exit: kill every worker now, synchronously */
   killNow(): void
+  /**
+   * For the resource sampler (monitoring on): each task running alone on its worker now, and its
+   * worker's /proc directory. A batch of several tasks is skipped: which of them runs at this
+   * instant is unknown here, and such batches hold only tasks known to take under a millisecond.
+   */
+  sampleTargets(out: SampleTarget[]): void
 }
 
 /** Hands a worker's encoded answer for `batch` to the scheduler; an unreadable answer fails the batch. */

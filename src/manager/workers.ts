@@ -59,7 +59,7 @@ function affinityPlan(options: ManagerOptions, logger: Logger): (number[] | unde
 export function createPool(options: ManagerOptions, setups: WorkerSetup[], events: PoolEvents, logger: Logger): WorkerPool {
   const where = `manager ${options.managerId} on ${hostname()}`
   if (options.mode === 'threads') {
-    return new ThreadWorkerPool(setups, PIPELINE_DEPTH, `a worker thread of ${where}`, events, logger.child('threads'))
+    return new ThreadWorkerPool(setups, PIPELINE_DEPTH, `a worker thread of ${where}`, events, logger.child('threads'), options.resourceIntervalMs > 0)
   }
   const poolOptions = { depth: PIPELINE_DEPTH, where, managerId: options.managerId, ...(options.logDir ? { logDir: options.logDir } : {}) }
   return new ProcessWorkerPool(setups, poolOptions, events, logger.child('processes'))

@@ -9,11 +9,23 @@
  * record, with a bounded wait. `stats()` counts records sent and written (a test checks none are
  * lost) and the writer's lag (send to commit of the latest batch).
  *
- * Channel messages carry no run id, so task records go to the run this recorder was started for:
- * one monitored kernel at a time per process.
+ * Messages carry their kernel's run id, interned like any repeated string. A kernel's recorder
+ * (`run` given) records that run only, so kernels monitored in one process at once, each with its
+ * recorder, land in their own workflow rows; a recorder without `run` records every run it hears.
  */
 import { Worker } from 'node:worker_threads'
-import { channels, type TaskRetryMessage, type TaskStateMessage, type WorkflowEndMessage, type WorkflowStartMessage } from '../dataflow/channels.js'
+import {
+  channels,
+  type BlockMessage,
+  type ManagerMessage,
+  type ResourceMessage,
+  type TypedChannel,
+  type TaskRetryMessage,
+  type TaskStateMessage,
+  type WorkflowEndMessage,
+  type WorkflowStartMessage,
+} from '../dataflow/channels.js'
+import { describeCause, errorStack } from './error-text.js'
 import { Rec, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
 
 export interface RecorderOptions {
@@ -26,6 +38,12 @@ export interface RecorderOptions {
   readonly batchSize?: number
   /** how long start() waits for the writer to open the database (ms, default 15000) */
   readonly startTimeoutMs?: number
+  /**
+   * The one run to record (a kernel's own recorder): its workflow row is written at start(),
+   * before the executors start and report their first blocks, and other runs' messages are
+   * ignored. Without it every run heard on the channels is recorded.
+   */
+  readonly run?: { readonly runId: string; readonly runDir: string; readonly executors: readonly string[]; readonly startMs: number }
 }
 
 export interface RecorderStats {
@@ -43,15 +61,6 @@ export interface RecorderStats {
   readonly retentionDeleted: number
 }
 
-const describeCause = (cause: unknown): string => {
-  if (cause instanceof Error) return `${cause.name}: ${cause.message}`
-  try {
-    return typeof cause === 'string' ? cause : JSON.stringify(cause) ?? String(cause)
-  } catch {
-    return String(cause)
-  }
-}
-
 export class MonitoringRecorder {
   private readonly worker: Worker
   private records: MonitoringRecord[] = []
@@ -67,44 +76,92 @@ export class MonitoringRecorder {
   private maxLagMs = 0
   private retentionDeleted = 0
   private readonly errors: string[] = []
-  private run = -1
+  // The interned number of the run of the latest message, and its id: consecutive messages of
+  // one run (nearly all of them) cost one string comparison, no map lookup.
+  private lastRunId: string | undefined
+  private lastRun = -1
+  /** the only run recorded, or undefined for every run */
+  private readonly only: RecorderOptions['run']
   private closed = false
   private readonly batchMs: number
   private readonly batchSize: number
   private readonly ready: Promise<void>
   private readonly closedPromise: Promise<void>
 
+  /** The interned number of a message's run, or -1 for a run this recorder does not record. */
+  private runOf(runId: string): number {
+    if (runId === this.lastRunId) return this.lastRun
+    if (this.only !== undefined) return -1
+    this.lastRun = this.intern(runId)
+    this.lastRunId = runId
+    return this.lastRun
+  }
+
   // Bound once: the same functions are subscribed and unsubscribed.
   // The hot one: written straight into the packed buffer, no array per message.
   private readonly onState = (m: TaskStateMessage) => {
     if (this.closed) return
+    const run = this.runOf(m.runId)
+    if (run < 0) return
     const app = this.intern(m.appName)
     const executor = m.executor === undefined ? -1 : this.intern(m.executor)
     const states = this.states
     let o = this.stateCount++ * STATE_FIELDS
-    states[o++] = this.run
+    states[o++] = run
     states[o++] = m.taskId
     states[o++] = m.tryNumber
     states[o++] = stateCode(m.to)
     states[o++] = app
     states[o++] = executor
     states[o] = m.timeMs
-    this.scheduleFlush()
+    // Rare next to the state changes: their own records, applied after this change.
+    if (m.waitingOn > 0) this.push([Rec.depWait, run, m.taskId, m.waitingOn, m.timeMs])
+    else if (m.error !== undefined) this.pushError(run, m)
+    else this.scheduleFlush()
+  }
+  private pushError(run: number, m: TaskStateMessage): void {
+    // A dependency failure ran no try, and its stack is the root task's, already on that task's row.
+    if (m.to === 'dep_fail') this.push([Rec.taskError, run, m.taskId, -1, describeCause(m.error), null, m.timeMs])
+    else this.push([Rec.taskError, run, m.taskId, m.tryNumber, describeCause(m.error), errorStack(m.error), m.timeMs])
   }
   private readonly onRetry = (m: TaskRetryMessage) => {
-    this.push([Rec.retry, this.run, m.taskId, m.tryNumber, describeCause(m.cause), m.free ? 1 : 0, m.failCost, m.timeMs])
+    const run = this.runOf(m.runId)
+    if (run >= 0) this.push([Rec.retry, run, m.taskId, m.tryNumber, describeCause(m.cause), m.free ? 1 : 0, m.failCost, m.timeMs, errorStack(m.cause)])
   }
   private readonly onStart = (m: WorkflowStartMessage) => {
-    this.run = this.intern(m.runId)
-    this.push([Rec.workflowStart, this.run, m.runDir, JSON.stringify(m.executors), m.timeMs])
+    // A kernel's own run was recorded at start().
+    if (this.only !== undefined) return
+    this.push([Rec.workflowStart, this.runOf(m.runId), m.runDir, JSON.stringify(m.executors), m.timeMs])
   }
   private readonly onEnd = (m: WorkflowEndMessage) => {
-    this.push([Rec.workflowEnd, this.intern(m.runId), JSON.stringify(m.counts), m.timeMs])
+    const run = this.runOf(m.runId)
+    if (run >= 0) this.push([Rec.workflowEnd, run, JSON.stringify(m.counts), m.timeMs])
+  }
+  private readonly onBlock = (m: BlockMessage) => {
+    const run = this.runOf(m.runId)
+    if (run >= 0) this.push([Rec.block, run, this.intern(m.executor), m.blockId, m.jobId ?? null, m.state, m.timeMs, m.reason ?? null])
+  }
+  private readonly onManager = (m: ManagerMessage) => {
+    const run = this.runOf(m.runId)
+    if (run < 0) return
+    this.push([Rec.manager, run, this.intern(m.executor), m.managerId, m.hostname, m.blockId ?? null, m.workers, m.event, m.timeMs, m.reason ?? null])
+  }
+  private readonly onResources = (m: ResourceMessage) => {
+    const run = this.runOf(m.runId)
+    if (run < 0) return
+    for (const r of m.samples) {
+      this.push([Rec.resource, run, r.taskId, r.tryNumber, r.managerId, r.cpuUserS, r.cpuSystemS, r.rssBytes, r.readBytes, r.writeBytes, r.timeMs])
+    }
   }
 
   constructor(options: RecorderOptions) {
     this.batchMs = options.batchMs ?? 100
     this.batchSize = options.batchSize ?? 5000
+    this.only = options.run
+    if (options.run !== undefined) {
+      this.lastRunId = options.run.runId
+      this.lastRun = this.intern(options.run.runId)
+    }
     this.states = new Float64Array(this.batchSize * STATE_FIELDS)
     const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000 }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
@@ -148,11 +205,30 @@ export class MonitoringRecorder {
       await this.worker.terminate()
       throw error
     }
-    channels.workflowStart.subscribe(this.onStart)
-    channels.taskState.subscribe(this.onState)
-    channels.taskRetry.subscribe(this.onRetry)
-    channels.workflowEnd.subscribe(this.onEnd)
+    const run = this.only
+    if (run !== undefined) this.push([Rec.workflowStart, this.lastRun, run.runDir, JSON.stringify(run.executors), run.startMs])
+    for (const [channel, listener] of this.subscriptions()) channel.subscribe(listener)
     return this
+  }
+
+  private subscriptions(): [TypedChannel<never>, (message: never) => void][] {
+    return [
+      [channels.workflowStart, this.onStart],
+      [channels.taskState, this.onState],
+      [channels.taskRetry, this.onRetry],
+      [channels.block, this.onBlock],
+      [channels.manager, this.onManager],
+      [channels.taskResource, this.onResources],
+      [channels.workflowEnd, this.onEnd],
+    ] as unknown as [TypedChannel<never>, (message: never) => void][]
+  }
+
+  /**
+   * Ends the recorded run's workflow row without a `workflow:end` message: a kernel whose start
+   * failed (its executors did not come up) publishes none, and its row would look running forever.
+   */
+  endRun(counts: Readonly<Record<string, number>>): void {
+    if (this.only !== undefined) this.push([Rec.workflowEnd, this.lastRun, JSON.stringify(counts), Date.now()])
   }
 
   /** The number a string travels as; a `name` record is sent the first time. */
@@ -186,9 +262,9 @@ export class MonitoringRecorder {
     }
   }
 
-  /** The interned number of the run being recorded (-1 before its start record). */
+  /** The interned number of the run recorded (`run`), or of the latest run heard; -1 before any. */
   get runNumber(): number {
-    return this.run
+    return this.lastRun
   }
 
   /** Posts what is waiting now. */
@@ -228,10 +304,7 @@ export class MonitoringRecorder {
    */
   async close(timeoutMs = 10_000): Promise<RecorderStats> {
     if (this.closed) return this.stats()
-    channels.workflowStart.unsubscribe(this.onStart)
-    channels.taskState.unsubscribe(this.onState)
-    channels.taskRetry.unsubscribe(this.onRetry)
-    channels.workflowEnd.unsubscribe(this.onEnd)
+    for (const [channel, listener] of this.subscriptions()) channel.unsubscribe(listener)
     this.flush()
     this.closed = true
     this.post({ t: 'close' })

@@ -94,6 +94,8 @@ export interface EndpointState {
   proto: number
   log: string
   runDir: string
+  /** the interchange's Prometheus endpoint, when config.json sets `metricsPort` */
+  metricsUrl?: string
 }
 
 // ---- defaults

@@ -7,7 +7,7 @@
  */
 import { availableParallelism, totalmem } from 'node:os'
 import { ConfigError } from '../errors.js'
-import { anyOf, arrayOf, literal, nonNegativeInt, oneOf, positiveInt, positiveNumber, type Check } from '../util/schema.js'
+import { anyOf, arrayOf, integer, literal, nonNegativeInt, oneOf, positiveInt, positiveNumber, type Check } from '../util/schema.js'
 import { checkHeartbeats, heartbeatFields, logLevelField, walltimeMarginField } from './interchange.js'
 import { asList, asNumber, defineArgvSpec, nonEmptyString, type Field, type ValuesOf } from './spec.js'
 
@@ -81,6 +81,12 @@ const envName: Check<string> = (value, path) => {
     throw new ConfigError(path, `expects an environment variable name, got ${JSON.stringify(value)}`)
   }
   return value
+}
+
+// The same bounds as `monitoring.resourceIntervalMs` (protocol/monitoring.ts), plus 0 for off.
+const resourceInterval: Check<number> = (value, path) => {
+  if (value === 0) return 0
+  return integer(10, 2 ** 31 - 1, '0 (off) or a whole number of ms from 10 to 2147483647')(value, path)
 }
 
 export const DEFAULT_ACCELERATOR_ENV = 'CUDA_VISIBLE_DEVICES'
@@ -162,6 +168,13 @@ export const managerSpec = defineArgvSpec(
       help: "when the block ends, ms since the epoch (wins over --walltime and $SLURM_JOB_END_TIME)",
     } as Field<number>,
     walltimeMarginMs: walltimeMarginField,
+    resourceIntervalMs: {
+      flag: 'resource-interval-ms',
+      arg: 'MS',
+      check: resourceInterval,
+      parse: asNumber,
+      help: "sample each running task's CPU, memory and I/O from /proc every MS ms for monitoring (0: off, the default)",
+    } as Field<number>,
     curveDir: { flag: 'curve-dir', arg: 'DIR', check: nonEmptyString, help: 'CurveZMQ keys: server.public, client.public, client.secret (z85)' } as Field<string>,
     logDir: { flag: 'log-dir', arg: 'DIR', check: nonEmptyString, help: 'write DIR/manager-<id>.log' } as Field<string>,
     logLevel: logLevelField,
@@ -184,6 +197,8 @@ export const MANAGER_DEFAULTS = {
   workerMode: 'processes' as WorkerMode,
   cpuAffinity: 'none',
   acceleratorEnv: DEFAULT_ACCELERATOR_ENV,
+  /** resource sampling off: a manager samples only when the executor's monitoring asks */
+  resourceIntervalMs: 0,
 } as const
 
 /** Machine facts the worker count depends on; injectable so tests need not match this host. */

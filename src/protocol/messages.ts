@@ -88,6 +88,21 @@ export interface ManagerInfo {
   endMs?: number
 }
 
+/**
+ * What happened to a manager, as the interchange tells the client: `drained` (it finished a drain
+ * and left) and `stopped` (it stopped for another reason it gave, or the interchange shut down)
+ * are clean stops; `lost` names why (missed heartbeats, its block ended, registered again).
+ */
+export type ManagerEventWire = 'registered' | 'lost' | 'drained' | 'stopped' | 'refused'
+
+/**
+ * One resource sample of one running task, as managers take it from /proc (docs/monitoring.md
+ * "Resource sampling and manager events"): CPU seconds and bytes count from the try's first
+ * sample; RSS is the worker process's now (process-wide in thread mode).
+ */
+export type ResourceSampleWire = [id: number, tryNumber: number, cpuUserS: number, cpuSystemS: number, rssBytes: number, readBytes: number, writeBytes: number]
+export const RESOURCE_SAMPLE_FIELDS = 7
+
 // ---- client -> interchange
 export type ClientMessage =
   | ({ t: 'client_hello'; clientId: string } & VersionStamp)
@@ -109,7 +124,9 @@ export type InterchangeToClient =
   | { t: 'results'; results: ResultEnvelope[]; dispatched?: DispatchNotice }
   /** tasks that failed outside user code (manager lost, cancelled in queue, ...) */
   | { t: 'failed'; failures: { id: number; try: number; error: EncodedError }[] }
-  | { t: 'manager'; event: 'registered' | 'lost' | 'drained' | 'refused'; info: ManagerInfo; reason?: string }
+  | { t: 'manager'; event: ManagerEventWire; info: ManagerInfo; reason?: string }
+  /** one manager's resource samples of one interval, forwarded as they came (monitoring on only) */
+  | { t: 'resources'; managerId: string; host: string; timeMs: number; samples: ResourceSampleWire[] }
   /** tasks handed to managers, when no results message carried the notice within a few ms */
   | ({ t: 'dispatched' } & DispatchNotice)
   | { t: 'status_reply'; req: number; queued: number; managers: ManagerInfo[] }
@@ -132,6 +149,10 @@ export type ManagerMessage =
   | { t: 'heartbeat'; outstanding: number }
   /** the manager finished draining and is exiting */
   | { t: 'drained' }
+  /** the manager stops for another reason (a signal, a fatal error): its last message */
+  | { t: 'stopping'; reason: string }
+  /** samples of the tasks running at one sampling tick (ms since the epoch, the manager's clock) */
+  | { t: 'resources'; timeMs: number; samples: ResourceSampleWire[] }
 
 // ---- interchange -> manager
 export type InterchangeToManager =
@@ -148,8 +169,8 @@ export type AnyMessage = ClientMessage | InterchangeToClient | ManagerMessage | 
 /** The message kinds each receiver accepts; anything else is a protocol error. */
 export const ACCEPTED = {
   interchangeFromClient: new Set<string>(['client_hello', 'submit', 'cancel', 'drain', 'status', 'heartbeat', 'shutdown', 'block_ended']),
-  clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'dispatched', 'status_reply', 'heartbeat']),
-  interchangeFromManager: new Set<string>(['register', 'results', 'ready', 'heartbeat', 'drained']),
+  clientFromInterchange: new Set<string>(['ix_hello', 'refused', 'results', 'failed', 'manager', 'resources', 'dispatched', 'status_reply', 'heartbeat']),
+  interchangeFromManager: new Set<string>(['register', 'results', 'ready', 'heartbeat', 'drained', 'stopping', 'resources']),
   managerFromInterchange: new Set<string>(['registered', 'refused', 'tasks', 'cancel', 'drain', 'heartbeat', 'shutdown']),
 } as const
 
@@ -292,6 +313,7 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
   block_ended: [['blockId', 'string'], ['reason', 'string']],
   status_reply: [['req', 'number'], ['queued', 'number'], ['managers', 'array']],
   manager: [['event', 'string'], ['info', 'object']],
+  resources: [['timeMs', 'number'], ['samples', 'array']],
   dispatched: [['ids', 'numbers'], ['tries', 'numbers']],
   registered: [['heartbeatPeriodMs', 'number'], ['heartbeatThreshold', 'number']],
   // endpoint <-> client (protocol/endpoint.ts)
@@ -304,6 +326,9 @@ const REQUIRED: Record<string, [string, FieldType][]> = {
 const FROM_MANAGER: Record<string, [string, FieldType][]> = {
   results: [['capacity', 'number']],
   heartbeat: [['outstanding', 'number']],
+}
+const TO_CLIENT: Record<string, [string, FieldType][]> = {
+  resources: [['managerId', 'string'], ['host', 'string']],
 }
 
 function fieldProblem(m: Record<string, unknown>, field: string, type: FieldType): string | undefined {
@@ -323,7 +348,8 @@ function fieldProblem(m: Record<string, unknown>, field: string, type: FieldType
 }
 
 function shapeProblem(kind: string, m: Record<string, unknown>, accepted: ReadonlySet<string>): string | undefined {
-  const required = [...(REQUIRED[kind] ?? []), ...(accepted === ACCEPTED.interchangeFromManager ? (FROM_MANAGER[kind] ?? []) : [])]
+  const extra = accepted === ACCEPTED.interchangeFromManager ? FROM_MANAGER[kind] : accepted === ACCEPTED.clientFromInterchange ? TO_CLIENT[kind] : undefined
+  const required = [...(REQUIRED[kind] ?? []), ...(extra ?? [])]
   for (const [field, type] of required) {
     const problem = fieldProblem(m, field, type)
     if (problem) return problem
@@ -331,6 +357,13 @@ function shapeProblem(kind: string, m: Record<string, unknown>, accepted: Readon
   if (kind === 'drain' && m.blockIds !== undefined) return fieldProblem(m, 'blockIds', 'array')
   if (kind === 'submit' || kind === 'tasks') return functionsProblem(m.fns) ?? envelopesProblem(m.tasks as unknown[], true)
   if (kind === 'results') return envelopesProblem(m.results as unknown[])
+  if (kind === 'resources') {
+    for (const [i, row] of (m.samples as unknown[]).entries()) {
+      if (!Array.isArray(row) || row.length !== RESOURCE_SAMPLE_FIELDS || !row.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+        return `sample ${i} is not ${RESOURCE_SAMPLE_FIELDS} finite numbers`
+      }
+    }
+  }
   if (kind === 'failed') {
     for (const [i, failure] of (m.failures as unknown[]).entries()) {
       const f = failure as Record<string, unknown> | null

@@ -75,16 +75,22 @@ export const Rec = {
   workflowEnd: 2,
   /** [Rec.taskState, runName, taskId, tryNumber, state(code), appName, executorName(-1 none), timeMs] */
   taskState: 3,
-  /** [Rec.retry, runName, taskId, failedTry, cause(text), free(0|1), failCost, timeMs] */
+  /** [Rec.retry, runName, taskId, failedTry, cause(text), free(0|1), failCost, timeMs, stack(text|null)] */
   retry: 4,
   /** [Rec.depWait, runName, taskId, waitingOn(count), timeMs]: a task starts waiting for futures */
   depWait: 5,
-  /** [Rec.block, runName, executorName, blockId(text), jobId(text|null), state(text), timeMs] */
+  /** [Rec.block, runName, executorName, blockId(text), jobId(text|null), state(text), timeMs, reason(text|null)] */
   block: 6,
-  /** [Rec.manager, runName, executorName, managerId(text), hostname(text), blockId(text|null), workers, event(text), timeMs] */
+  /** [Rec.manager, runName, executorName, managerId(text), hostname(text), blockId(text|null), workers, event(text), timeMs, reason(text|null)] */
   manager: 7,
   /** [Rec.resource, runName, taskId, tryNumber, managerId(text), cpuUserS, cpuSystemS, rssBytes, readBytes, writeBytes, timeMs] */
   resource: 8,
+  /**
+   * [Rec.taskError, runName, taskId, tryNumber, error(text), stack(text|null), timeMs]: what a task
+   * that ended `failed` or `dep_fail` failed with; `stack` is the remote stack with its causes.
+   * For dep_fail, tryNumber is -1 (no try ran) and stack null (the root task's row has it).
+   */
+  taskError: 9,
 } as const
 export type RecKind = (typeof Rec)[keyof typeof Rec]
 
@@ -99,11 +105,12 @@ export type NameRecord = [typeof Rec.name, number, string]
 export type WorkflowStartRecord = [typeof Rec.workflowStart, number, string, string, number]
 export type WorkflowEndRecord = [typeof Rec.workflowEnd, number, string, number]
 export type TaskStateRecord = [typeof Rec.taskState, number, number, number, number, number, number, number]
-export type RetryRecord = [typeof Rec.retry, number, number, number, string, 0 | 1, number, number]
+export type RetryRecord = [typeof Rec.retry, number, number, number, string, 0 | 1, number, number, (string | null)?]
 export type DepWaitRecord = [typeof Rec.depWait, number, number, number, number]
-export type BlockRecord = [typeof Rec.block, number, number, string, string | null, string, number]
-export type ManagerRecord = [typeof Rec.manager, number, number, string, string, string | null, number, string, number]
+export type BlockRecord = [typeof Rec.block, number, number, string, string | null, string, number, (string | null)?]
+export type ManagerRecord = [typeof Rec.manager, number, number, string, string, string | null, number, string, number, (string | null)?]
 export type ResourceRecord = [typeof Rec.resource, number, number, number, string, number, number, number, number, number, number]
+export type TaskErrorRecord = [typeof Rec.taskError, number, number, number, string, string | null, number]
 export type MonitoringRecord =
   | NameRecord
   | WorkflowStartRecord
@@ -114,6 +121,7 @@ export type MonitoringRecord =
   | BlockRecord
   | ManagerRecord
   | ResourceRecord
+  | TaskErrorRecord
 
 /** Source -> writer messages. */
 export type ToWriter =

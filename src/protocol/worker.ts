@@ -157,6 +157,11 @@ export interface ThreadPoolData {
   /** Int32 per rank: 0 when free, else the threadId holding it */
   slots: SharedArrayBuffer
   setups: WorkerSetup[]
+  /**
+   * Only while the manager samples resources: Int32 per rank, the number (plus one) of the batch
+   * that rank's thread runs now, 0 when it runs none; threads then say their tid in their hello.
+   */
+  running?: SharedArrayBuffer
 }
 
 /** Posted to the manager once per thread start (piscina re-emits it as a pool 'message'). */
@@ -166,6 +171,8 @@ export interface ThreadHello {
   rank: number
   cpus?: number[]
   warning?: string
+  /** the thread's kernel thread id (with ThreadPoolData.running), for /proc/<pid>/task/<tid> */
+  tid?: number
 }
 
 /** What the manager's thread pool posts to piscina for one batch. */

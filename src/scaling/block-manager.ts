@@ -50,6 +50,11 @@ export interface BlockManagerOptions {
   drain?: (blockIds: string[]) => Promise<void> | void
   /** Called once for every block that reaches a final state (including a failed submission). */
   onBlockEnded?: (block: BlockInfo) => void
+  /**
+   * Called when a block is submitted (`submitted`: its job id is known) and whenever its state
+   * changes (`state`: each state the provider reports, the final one included), for monitoring.
+   */
+  onBlockChange?: (block: BlockInfo, change: 'submitted' | 'state') => void
   logger?: Logger
   /** ms clock; injectable for tests (default Date.now) */
   clock?: () => number
@@ -184,6 +189,7 @@ export class BlockManager {
         throw error instanceof ProviderError ? error : new ProviderError(this.provider.label, `cannot submit block ${blockId}: ${why}`, { cause: error })
       }
       this.logger.info(`block ${blockId} submitted as job ${record.jobId}`)
+      this.changed(record, 'submitted')
       started.push(blockId)
     }
     return started
@@ -241,6 +247,7 @@ export class BlockManager {
         this.logger.info(`block ${record.blockId} is ${status.state}${status.message ? ` (${status.message})` : ''}`)
         record.state = status.state
         record.message = status.message
+        this.changed(record, 'state')
       }
     }
     if (lost.length > 0) await this.giveUp(lost)
@@ -308,10 +315,20 @@ export class BlockManager {
     const line = `block ${record.blockId} ${state}${message ? `: ${message}` : ''}`
     if (state === 'failed' && !record.scaleInRequested) this.logger.warn(line)
     else this.logger.info(line)
+    this.changed(record, 'state')
     try {
       this.options.onBlockEnded?.({ ...record })
     } catch (error) {
       this.logger.error(`onBlockEnded threw for block ${record.blockId}`, error)
+    }
+  }
+
+  private changed(record: BlockRecord, change: 'submitted' | 'state'): void {
+    if (!this.options.onBlockChange) return
+    try {
+      this.options.onBlockChange({ ...record }, change)
+    } catch (error) {
+      this.logger.error(`onBlockChange threw for block ${record.blockId}`, error)
     }
   }
 

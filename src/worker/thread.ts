@@ -6,6 +6,7 @@
  * shared array at start; the manager frees a dead thread's slot, and its replacement claims it,
  * inheriting that rank's CPUs and accelerator.
  */
+import { readlinkSync } from 'node:fs'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { move } from 'piscina'
 import { markWorker } from '../runtime/context.js'
@@ -23,11 +24,28 @@ function claimRank(slots: Int32Array): number {
   return -1
 }
 
+/** The kernel's id of this thread: /proc/thread-self links to <pid>/task/<tid> (Node has no gettid). */
+function ownTid(): number | undefined {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    return Number.isInteger(tid) && tid > 0 ? tid : undefined
+  } catch {
+    return undefined
+  }
+}
+
 const data = workerData as ThreadPoolData | undefined
+/** where this thread says which batch it runs, for the manager's resource sampler (monitoring on) */
+const running = data?.running ? new Int32Array(data.running) : undefined
+let rank = -1
 if (data) {
-  const rank = claimRank(new Int32Array(data.slots))
+  rank = claimRank(new Int32Array(data.slots))
   const setup = data.setups[rank]
   const hello: ThreadHello = { tsflowThread: true, threadId, rank }
+  if (running) {
+    const tid = ownTid()
+    if (tid !== undefined) hello.tid = tid
+  }
   if (setup) {
     // Each thread has its own copy of process.env, so this stays per worker (for JavaScript;
     // native libraries read the process-wide environment, hence --mode processes for GPUs).
@@ -47,6 +65,22 @@ function handOver(bytes: Uint8Array): unknown {
 }
 
 export default function runWorkMessage({ n, work }: ThreadWork): unknown {
+  if (running && rank >= 0) {
+    Atomics.store(running, rank, n + 1)
+    try {
+      const answer = runOne(n, work)
+      if (answer instanceof Promise) return answer.finally(() => Atomics.store(running, rank, 0))
+      Atomics.store(running, rank, 0)
+      return answer
+    } catch (error) {
+      Atomics.store(running, rank, 0)
+      throw error
+    }
+  }
+  return runOne(n, work)
+}
+
+function runOne(n: number, work: Uint8Array): unknown {
   const port = parentPort
   const answer = port
     ? runWork(readWorkParts(work), {

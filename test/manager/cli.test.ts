@@ -22,6 +22,9 @@ t.test('defaults', async (t) => {
   t.equal(options.acceleratorEnv, 'CUDA_VISIBLE_DEVICES')
   t.equal(options.heartbeatPeriodMs, undefined, 'heartbeats follow the interchange unless given')
   t.equal(parseManagerArgs(['--help'], facts), 'help')
+  t.equal(options.resourceIntervalMs, 0, 'no resource sampling unless the executor monitors')
+  t.equal(parse('--resource-interval-ms', '250').resourceIntervalMs, 250)
+  t.equal(parse('--resource-interval-ms', '0').resourceIntervalMs, 0)
 })
 
 t.test('worker count: cores per worker, node cap, memory cap, accelerators', async (t) => {
@@ -55,6 +58,8 @@ t.test('usage errors name the flag and what it expects', async (t) => {
     [['--heartbeat-period'], /--heartbeat-period expects a value/],
     [['--workers', '1', '--workers', '2'], /--workers was given twice/],
     [['stray'], /unexpected argument 'stray'/],
+    [['--resource-interval-ms', '5'], /--resource-interval-ms must be 0 \(off\) or a whole number of ms from 10 to 2147483647 \(got 5\)/],
+    [['--resource-interval-ms', '-1'], /--resource-interval-ms must be 0 \(off\)/],
   ]
   for (const [args, message] of cases) t.throws(() => parse(...args), message, args.join(' '))
   t.throws(() => parseManagerArgs(['--block-id', 'b'], facts), /--interchange is required/)

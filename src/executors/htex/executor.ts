@@ -21,6 +21,7 @@ import { FunctionTable, encodeTaskEnvelope } from './encode.js'
 import { deliverOutcome } from '../report.js'
 import { ExecutorProxying } from '../proxying.js'
 import { ExecutorImports } from '../imports.js'
+import type { ExecutorMonitor, ResourceSample } from '../../protocol/monitoring.js'
 
 // After the last outstanding task is reported, how long before asking the interchange for a
 // status reply that ends the receive holding the event loop (a busy loop re-submits sooner).
@@ -210,7 +211,15 @@ export class HighThroughputExecutor implements Executor {
         this.buffer = []
       },
     })
-    await this.provisioning.start({ workerPort: this.interchange!.workerPort, runDir: host.runDir, logLevel: host.logger.level, logger: host.logger })
+    await this.provisioning.start({
+      workerPort: this.interchange!.workerPort,
+      runDir: host.runDir,
+      logLevel: host.logger.level,
+      logger: host.logger,
+      ...(host.monitor ? { monitor: { executor: this.label, sink: host.monitor } } : {}),
+      // 0 when the run is not monitored: managers then start no sampler at all.
+      resourceIntervalMs: host.monitor?.resourceIntervalMs ?? 0,
+    })
   }
 
   submit(task: ExecutorTask): void {
@@ -396,6 +405,10 @@ export class HighThroughputExecutor implements Executor {
         return
       case 'manager':
         this.provisioning?.managerEvent(message.event, message.info, message.reason)
+        reportManagerEvent(this.host?.monitor, this.label, message)
+        return
+      case 'resources':
+        this.resources(message)
         return
       case 'dispatched':
         this.markRunning(message.ids, message.tries)
@@ -406,6 +419,21 @@ export class HighThroughputExecutor implements Executor {
       case 'heartbeat':
         return
     }
+  }
+
+  /**
+   * A manager's samples of one interval, for the tries still outstanding here (a sample can
+   * arrive after its task's result). Task ids on the wire are the kernel's, as for results.
+   */
+  private resources(message: Extract<InterchangeToClient, { t: 'resources' }>): void {
+    const monitor = this.host?.monitor
+    if (!monitor) return
+    const samples: ResourceSample[] = []
+    for (const [id, tryNumber, cpuUserS, cpuSystemS, rssBytes, readBytes, writeBytes] of message.samples) {
+      if (this.pending.get(id)?.try !== tryNumber) continue
+      samples.push({ taskId: id, tryNumber, managerId: message.managerId, hostname: message.host, timeMs: message.timeMs, cpuUserS, cpuSystemS, rssBytes, readBytes, writeBytes })
+    }
+    if (samples.length > 0) monitor.resources(this.label, samples)
   }
 
   private markRunning(ids: number[], tries: number[]): void {
@@ -489,4 +517,23 @@ export class HighThroughputExecutor implements Executor {
     this.phase = 'stopped'
     this.logger?.info('shut down')
   }
+}
+
+/**
+ * A manager event of the interchange, as the kernel's monitoring sees it: a drain's end and any
+ * other clean stop are `stopped`; a refused registration never made a manager, so it is only logged.
+ */
+function reportManagerEvent(monitor: ExecutorMonitor | undefined, executor: string, message: Extract<InterchangeToClient, { t: 'manager' }>): void {
+  if (!monitor || message.event === 'refused') return
+  const { info } = message
+  monitor.manager({
+    executor,
+    managerId: info.managerId,
+    hostname: info.host,
+    blockId: info.blockId,
+    workers: info.workers,
+    event: message.event === 'drained' ? 'stopped' : message.event,
+    ...(message.reason !== undefined ? { reason: message.reason } : {}),
+    timeMs: Date.now(),
+  })
 }

@@ -21,6 +21,8 @@ export interface ManagerLaunch {
   logLevel: LogLevel
   /** the key directory managers read when encrypted (default runDir/curve) */
   curveDir?: string
+  /** how often managers sample running tasks (host.monitor.resourceIntervalMs); 0 or unset: off */
+  resourceIntervalMs?: number
 }
 
 /** The command each node of a block runs: the manager, pointed at this executor's interchange. */
@@ -39,6 +41,7 @@ export function managerCommand(o: ResolvedHtexOptions, launch: ManagerLaunch): s
     heartbeatThresholdMs: o.heartbeatThresholdMs,
     walltimeSeconds: o.provider.walltimeSeconds,
     walltimeMarginMs: o.provider.walltimeSeconds !== undefined ? o.walltimeMarginMs : undefined,
+    resourceIntervalMs: launch.resourceIntervalMs ? launch.resourceIntervalMs : undefined,
     curveDir: o.encrypted ? (launch.curveDir ?? join(launch.runDir, 'curve')) : undefined,
     logDir: launch.runDir,
     logLevel: o.logLevel ?? launch.logLevel,

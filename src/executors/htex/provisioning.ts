@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import { ProviderError } from '../../errors.js'
-import type { ManagerInfo } from '../../protocol/messages.js'
+import type { ManagerEventWire, ManagerInfo } from '../../protocol/messages.js'
+import type { BlockState as MonitoredBlockState, ExecutorMonitor } from '../../protocol/monitoring.js'
+import type { BlockState } from '../../providers/base.js'
 import { BlockManager, Strategy, type BlockActivity, type BlockInfo } from '../../scaling/index.js'
 import type { Logger, LogLevel } from '../../util/logger.js'
 import { ManagersByBlock } from './block-managers.js'
@@ -40,6 +42,10 @@ export interface ProvisioningStart {
   /** the log level managers use when the options set none */
   logLevel: LogLevel
   logger: Logger
+  /** where block events go (the kernel's `ExecutorHost.monitor`), with the executor's label */
+  monitor?: { readonly executor: string; readonly sink: ExecutorMonitor }
+  /** managers sample running tasks this often (ms; 0 or unset: off) */
+  resourceIntervalMs?: number
 }
 
 /**
@@ -56,6 +62,11 @@ export class Provisioning {
   /** workers per manager as last reported at registration; outlives the blocks for sizing */
   private reportedWorkersPerNode: number | undefined
   private logger: Logger | undefined
+  private monitor: ProvisioningStart['monitor']
+  /** the state last reported to the monitor per block not yet ended */
+  private readonly reported = new Map<string, MonitoredBlockState>()
+  /** blocks whose final state was reported (block ids are a few per run: kept) */
+  private readonly ended = new Set<string>()
 
   constructor(
     private readonly options: ResolvedHtexOptions,
@@ -67,7 +78,14 @@ export class Provisioning {
     const options = this.options
     const { runDir, workerPort, logger } = start
     this.logger = logger
-    const launch = { workerPort, runDir, logLevel: start.logLevel, ...(start.curveDir ? { curveDir: start.curveDir } : {}) }
+    this.monitor = start.monitor
+    const launch = {
+      workerPort,
+      runDir,
+      logLevel: start.logLevel,
+      ...(start.curveDir ? { curveDir: start.curveDir } : {}),
+      ...(start.resourceIntervalMs ? { resourceIntervalMs: start.resourceIntervalMs } : {}),
+    }
     await options.provider.init({ scriptDir: join(runDir, 'submit_scripts'), logger: logger.child('provider') })
     this.blocks = new BlockManager({
       provider: options.provider,
@@ -76,6 +94,7 @@ export class Provisioning {
       activity: (blockId) => this.activity(blockId),
       drain: (blockIds) => this.owner.drain(blockIds),
       onBlockEnded: (block) => this.blockEnded(block),
+      ...(start.monitor ? { onBlockChange: (block: BlockInfo, change: 'submitted' | 'state') => this.blockChanged(block, change) } : {}),
       logger: logger.child('blocks'),
       ...(options.managerConnectTimeoutMs > 0 ? { connectTimeoutMs: options.managerConnectTimeoutMs } : {}),
       describeWait: () =>
@@ -102,11 +121,13 @@ export class Provisioning {
   }
 
   /** A manager event of the interchange. */
-  managerEvent(event: 'registered' | 'lost' | 'drained' | 'refused', info: ManagerInfo, reason?: string): void {
+  managerEvent(event: ManagerEventWire, info: ManagerInfo, reason?: string): void {
     if (event === 'registered') {
       this.managersByBlock.registered(info)
       this.reportedWorkersPerNode = info.workers
       this.consecutiveBlockFailures = 0
+      // A manager of the block is up: it runs, whatever the provider's next poll will say.
+      if (info.blockId) this.report(info.blockId, undefined, 'running', `manager ${info.managerId} on ${info.host} registered`)
       this.logger?.info(`manager ${info.managerId} on ${info.host} (block ${info.blockId}, ${info.workers} workers) registered`)
     } else {
       this.managersByBlock.removed(info)
@@ -149,6 +170,40 @@ export class Provisioning {
     await this.options.provider.shutdown()
   }
 
+  private blockChanged(block: BlockInfo, change: 'submitted' | 'state'): void {
+    if (change === 'submitted') {
+      this.report(block.blockId, block.jobId, 'submitted', undefined)
+      return
+    }
+    const state = MONITORED_STATE[block.state]
+    if (state === undefined) return
+    let reason: string | undefined
+    if (state === 'running') reason = 'the provider reports it running'
+    else if (state !== 'pending') {
+      const why = block.neverConnected ? undefined : block.scaleInRequested ? 'scaled in' : this.owner.running() ? undefined : 'the executor shut down'
+      reason = why && block.message ? `${why}: ${block.message}` : (why ?? block.message)
+    }
+    this.report(block.blockId, block.jobId, state, reason)
+  }
+
+  /** Tells the monitor a block's new state, once per state; nothing after its final state. */
+  private report(blockId: string, jobId: string | undefined, state: MonitoredBlockState, reason: string | undefined): void {
+    const monitor = this.monitor
+    if (!monitor || this.reported.get(blockId) === state || this.ended.has(blockId)) return
+    if (FINAL.has(state)) {
+      this.reported.delete(blockId)
+      this.ended.add(blockId)
+    } else {
+      this.reported.set(blockId, state)
+    }
+    jobId ??= this.blocks?.blocks.find((b) => b.blockId === blockId)?.jobId
+    try {
+      monitor.sink.block({ executor: monitor.executor, blockId, jobId, state, ...(reason ? { reason } : {}), timeMs: Date.now() })
+    } catch (error) {
+      this.logger?.error('the block monitor threw', error)
+    }
+  }
+
   private activity(blockId: string): BlockActivity {
     return this.managersByBlock.activity(blockId, this.owner.outstanding() === 0 || this.options.managerSelector === 'packed')
   }
@@ -184,6 +239,15 @@ export class Provisioning {
     this.owner.failWaiting(error)
   }
 }
+
+const MONITORED_STATE: Partial<Record<BlockState, MonitoredBlockState>> = {
+  pending: 'pending',
+  running: 'running',
+  completed: 'finished',
+  failed: 'failed',
+  cancelled: 'cancelled',
+}
+const FINAL = new Set<MonitoredBlockState>(['finished', 'failed', 'cancelled'])
 
 export function firstLine(text: string): string {
   const line = text.split('\n', 1)[0]!

@@ -70,6 +70,11 @@ function countsOf(d: DashboardDb, run: number): { counts: Record<string, number>
  * rowid range, not the workflow's entries of the (run, ...) index.
  */
 function lastEventOf(d: DashboardDb, w: WorkflowRow): number {
+  if (d.columns().workflowProgress) {
+    const p = row<{ t: number | null }>(d, 'SELECT last_event_ms AS t FROM workflow WHERE run = ?', w.run)?.t ?? 0
+    const submitted = row<{ t: number | null }>(d, 'SELECT max(submit_ms) AS t FROM task WHERE run = ?', w.run)?.t ?? 0
+    return Math.max(w.start_ms, w.end_ms ?? 0, submitted, p)
+  }
   const submitted = row<{ t: number | null }>(d, 'SELECT max(submit_ms) AS t FROM task WHERE run = ?', w.run)?.t ?? null
   const status =
     row<{ t: number | null }>(
@@ -134,6 +139,27 @@ function firstStatusRowAt(d: DashboardDb, timeMs: number): number {
   return lo
 }
 
+/** Per database and run: (time, tasks ended) as the detail was asked for, over the rate window. */
+const rateSamples = new WeakMap<DashboardDb, Map<number, { atMs: number; ended: number }[]>>()
+
+/**
+ * Tasks ended per second over the last RATE_WINDOW_MS, from the writer's running count
+ * (workflow.tasks_ended) sampled whenever the detail is asked for (the live page asks on every
+ * change); until a sample is a second old, the run's average so far.
+ */
+function rateOf(d: DashboardDb, run: number, ended: number, lastEventMs: number, startMs: number, nowMs = Date.now()): number {
+  let byRun = rateSamples.get(d)
+  if (!byRun) rateSamples.set(d, (byRun = new Map()))
+  let samples = byRun.get(run)
+  if (!samples) byRun.set(run, (samples = []))
+  samples.push({ atMs: nowMs, ended })
+  while (samples.length > 2 && nowMs - samples[1]!.atMs >= RATE_WINDOW_MS) samples.shift()
+  const first = samples[0]!
+  if (nowMs - first.atMs >= 1000) return (ended - first.ended) / ((nowMs - first.atMs) / 1000)
+  const spanMs = lastEventMs - startMs
+  return spanMs > 0 ? ended / (spanMs / 1000) : 0
+}
+
 /** `undefined` when there is no such workflow. */
 export function workflowDetail(d: DashboardDb, run: number): WorkflowDetail | undefined {
   const w = workflowRow(d, run)
@@ -148,7 +174,10 @@ export function workflowDetail(d: DashboardDb, run: number): WorkflowDetail | un
     { run },
   ).map((r) => r.app)
   let recentRate = 0
-  if (w.end_ms === null) {
+  if (w.end_ms === null && d.columns().workflowProgress) {
+    const ended = row<{ n: number }>(d, 'SELECT tasks_ended AS n FROM workflow WHERE run = ?', run)?.n ?? 0
+    recentRate = rateOf(d, run, ended, summary.lastEventMs, w.start_ms)
+  } else if (w.end_ms === null) {
     const windowMs = Math.max(1000, Math.min(RATE_WINDOW_MS, summary.lastEventMs - w.start_ms))
     const from = firstStatusRowAt(d, summary.lastEventMs - windowMs)
     const ended = row<{ n: number }>(d, `SELECT count(*) AS n FROM status WHERE rowid >= ? AND +run = ? AND state IN (${FINAL_SQL})`, from, run)?.n ?? 0
@@ -257,7 +286,9 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
   }))
   const statuses = rows<{ try_number: number; state: string; time_ms: number }>(
     d,
-    'SELECT try_number, state, time_ms FROM status WHERE run = ? AND task_id = ? ORDER BY time_ms, rowid',
+    d.columns().taskHistory
+      ? 'SELECT try_number, state, time_ms FROM task_history WHERE run = ? AND task_id = ? ORDER BY time_ms, try_number, step'
+      : 'SELECT try_number, state, time_ms FROM status WHERE run = ? AND task_id = ? ORDER BY time_ms, rowid',
     run,
     taskId,
   ).map((s) => ({ tryNumber: s.try_number, state: s.state, timeMs: s.time_ms }))
