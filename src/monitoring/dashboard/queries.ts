@@ -191,7 +191,8 @@ const SORT_SQL: Record<TaskSortKey, { expr: string; nullable: boolean }> = {
   app: { expr: 't.app', nullable: false },
   state: { expr: 't.state', nullable: false },
   executor: { expr: 't.executor', nullable: true },
-  submit_ms: { expr: 't.submit_ms', nullable: false },
+  // ids are handed out at submission: the primary key's order is submit order (no index on submit_ms)
+  submit_ms: { expr: 't.task_id', nullable: false },
   end_ms: { expr: 't.end_ms', nullable: true },
   duration: { expr: '(t.end_ms - t.submit_ms)', nullable: true },
 }
@@ -244,7 +245,7 @@ export function taskPage(d: DashboardDb, run: number, query: Required<Pick<TaskQ
   const sort = SORT_SQL[query.sort]
   const dir = query.order === 'desc' ? 'DESC' : 'ASC'
   // Tasks without an end (or executor) sort after the others either way; ties by task id.
-  const order = `${sort.expr} ${dir}${sort.nullable ? ' NULLS LAST' : ''}${query.sort === 'task_id' ? '' : `, t.task_id ${dir}`}`
+  const order = `${sort.expr} ${dir}${sort.nullable ? ' NULLS LAST' : ''}${sort.expr === 't.task_id' ? '' : `, t.task_id ${dir}`}`
   const tasks = rows<TaskSqlRow>(
     d,
     `SELECT t.task_id, t.app, t.executor, t.state, t.last_try, t.submit_ms, t.end_ms, ${errorExpr(d, 't')} AS error
@@ -391,11 +392,11 @@ export function gantt(d: DashboardDb, run: number, limit: number): Gantt {
 }
 
 /**
- * Tasks per state at `buckets` times, from the task and try tables' times in two passes with the
- * counting done in SQL: every task enters `pending` at its submission (unsched and pending are
- * one state here) and its final state at its end; every try moves pending -> launched -> running
- * at its times, leaves the state it reached at its end, and a retried try returns its task to
- * pending. Each change is a +1/-1 in the bucket of its time; the running sums are the counts.
+ * Tasks per state at `buckets` times, from the task and try tables' times with the counting done
+ * in SQL: every task enters `pending` at its submission (unsched and pending are one state here)
+ * and its final state at its end; every try moves pending -> launched -> running at its times,
+ * leaves the state it reached at its end, and a retried try returns its task to pending; a task
+ * that ended without a try (dep_fail, memo_done) leaves pending at its end. Each change is a +1/-1 in the bucket of its time; the running sums are the counts.
  */
 export function statesOverTime(d: DashboardDb, run: number, buckets: number, nowMs = Date.now()): StatesOverTime | undefined {
   const w = workflowRow(d, run)
@@ -411,6 +412,8 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
      SELECT b, state, sum(d) AS d FROM (
        SELECT ${b('submit_ms')} AS b, 'pending' AS state, 1 AS d FROM st
        UNION ALL SELECT ${b('end_ms')}, state, 1 FROM st WHERE end_ms IS NOT NULL
+       UNION ALL SELECT ${b('st.end_ms')}, 'pending', -1 FROM st WHERE st.end_ms IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM try y WHERE y.run = @run AND y.task_id = st.task_id)
        UNION ALL SELECT ${b('launched_ms')}, 'pending', -1 FROM sy WHERE launched_ms IS NOT NULL
        UNION ALL SELECT ${b('launched_ms')}, 'launched', 1 FROM sy WHERE launched_ms IS NOT NULL
        UNION ALL SELECT ${b('running_ms')}, 'launched', -1 FROM sy WHERE running_ms IS NOT NULL AND launched_ms IS NOT NULL
