@@ -210,6 +210,30 @@ t.test('gantt, states over time and per-app durations', async (t) => {
   t.match(summaries.apps[1], { app: 'failWithCause', tasks: 3, done: 0, failed: 3 })
 })
 
+t.test('dependency failures: states over time end with them, their detail names the failed dependency', async (t) => {
+  const dir = join(scratch, 'depfail', 'runinfo')
+  const dfk = new DataFlowKernel({ runDir: dir, executors: [new ThreadPoolExecutor({ label: 'pool', maxThreads: 2 })], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const failing = apps.failWithCause.with({ dfk })('d')
+  const dependents = [1, 2].map(() => apps.double.with({ dfk })(failing as unknown as number))
+  const fine = apps.double.with({ dfk })(3)
+  await awaitAllSettled([failing, ...dependents, fine])
+  await dfk.cleanup()
+  const dashboard = await serve(t, join(dir, 'monitoring.db'))
+  const w = (await get<WorkflowList>(dashboard, '/api/workflows')).workflows[0]!
+  t.same(w.counts, { exec_done: 1, failed: 1, dep_fail: 2 })
+  const states = await get<StatesOverTime>(dashboard, `/api/workflows/${w.run}/states?buckets=5`)
+  const end = Object.fromEntries(states.points.filter((p) => p.timeMs === states.endMs).map((p) => [p.state, p.tasks]))
+  t.match(end, { pending: 0, launched: 0, running: 0, exec_done: 1, failed: 1, dep_fail: 2 }, 'no task left pending at the end')
+  const page = await get<TaskPage>(dashboard, `/api/workflows/${w.run}/tasks?state=dep_fail`)
+  t.equal(page.total, 2)
+  const detail = await get<TaskDetail>(dashboard, `/api/workflows/${w.run}/tasks/${page.tasks[0]!.taskId}`)
+  t.equal(detail.task.state, 'dep_fail')
+  t.ok(detail.error, `a dep_fail task has its error: ${detail.error}`)
+  t.equal((await get<WorkflowDetail>(dashboard, `/api/workflows/${w.run}`)).failed, 3, 'failed counts failed and dep_fail')
+})
+
 t.test('blocks, managers and resources from the writer (synthetic records)', async (t) => {
   const db = join(scratch, 'synthetic', 'monitoring.db')
   const result = await writeSyntheticRun({ db, runId: 'synthetic-1', tasks: 2000, failEvery: 100, managers: 4, sampleEvery: 5 })
