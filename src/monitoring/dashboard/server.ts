@@ -1,7 +1,7 @@
 /**
  * The dashboard server of `tsflow monitor` (docs/monitoring.md "Dashboard"): node:http serving
  * protocol/dashboard.ts's API from the monitoring database (read-only, db.ts; SQL in queries.ts),
- * the page (web/page.ts, or placeholder.ts until it exists), vega and vega-lite from
+ * the page (web/page.ts), vega and vega-lite from
  * node_modules, server-sent events and `/metrics`.
  *
  * Answers are cached until the database changes (SQLite's data_version), so any number of open
@@ -10,8 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
-import { existsSync, readFileSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import {
   DASHBOARD_KEEPALIVE_MS,
@@ -31,6 +30,7 @@ import {
 import { STATE_CODES } from '../../protocol/monitoring.js'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../util/prometheus.js'
 import { DashboardDb } from './db.js'
+import { PAGE_HTML, WEB_ASSETS } from './web/page.js'
 import { appSummaries, gantt, infrastructure, resources, statesOverTime, taskDetail, taskPage, workflowDetail, workflowSummaries } from './queries.js'
 
 export interface DashboardOptions {
@@ -53,19 +53,6 @@ export interface Dashboard {
   /** event stream clients connected now */
   listeners(): number
   close(): Promise<void>
-}
-
-interface WebPage {
-  PAGE_HTML: string
-  WEB_ASSETS: Readonly<Record<string, { contentType: string; body: string }>>
-}
-
-/** The page module: dash-web's `web/page.js` once it exists, the placeholder before. */
-async function loadPage(): Promise<WebPage> {
-  const real = new URL('./web/page.js', import.meta.url)
-  // Built (dist/…/page.js) or run from source by a TypeScript loader (src/…/page.ts).
-  const present = existsSync(fileURLToPath(real)) || existsSync(fileURLToPath(real).replace(/\.js$/, '.ts'))
-  return (await import(present ? real.href : './placeholder.js')) as WebPage
 }
 
 const require = createRequire(import.meta.url)
@@ -123,7 +110,6 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const db = new DashboardDb(options.db)
   // Fails now, not at the first request, for a database this tsflow cannot read.
   db.connection()
-  const page = await loadPage()
   const pollMs = options.pollMs ?? DASHBOARD_POLL_MS
   const keepAliveMs = options.keepAliveMs ?? DASHBOARD_KEEPALIVE_MS
   const vendorFiles = new Map<string, Buffer>()
@@ -318,7 +304,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       if (url.pathname === '/metrics') return reply(request, response, 200, PROMETHEUS_CONTENT_TYPE, metrics())
       if (parts[0] === 'static' && parts.length === 2) {
         const name = parts[1]!
-        const asset = page.WEB_ASSETS[name]
+        const asset = WEB_ASSETS[name]
         if (asset) return reply(request, response, 200, asset.contentType, asset.body)
         const vendor = VENDOR[name]
         if (vendor) {
@@ -330,7 +316,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       }
       // The page, at its own paths too, so history URLs survive a reload.
       if (parts.length === 0 || (parts[0] === 'workflows' && (parts.length === 2 || (parts.length === 4 && parts[2] === 'tasks')))) {
-        return reply(request, response, 200, 'text/html; charset=utf-8', page.PAGE_HTML)
+        return reply(request, response, 200, 'text/html; charset=utf-8', PAGE_HTML)
       }
       throw new HttpError(404, `no route ${url.pathname}`)
     } catch (error) {
