@@ -156,6 +156,8 @@ t.test("a failed task's detail: its error, tries, statuses", async (t) => {
   t.same(detail.tries.map((y) => y.tryNumber), [0, 1])
   t.match(detail.tries[0]!.failCause, /outer f\d/, 'why try 0 failed')
   t.match(detail.tries[1]!.failCause, /outer f\d/, 'and the last')
+  t.match(detail.tries[0]!.failStack, /failWithCause/, "each failed try's remote stack")
+  t.match(detail.errorStack, /failWithCause/, "and the task's")
   t.ok(detail.tries.every((y) => y.executor === 'pool' && y.launchedMs !== undefined && y.endMs !== undefined))
   const states = detail.statuses.map((s) => s.state)
   t.ok(states.includes('retry') && states.at(-1) === 'failed', `statuses in order: ${states.join(' > ')}`)

@@ -118,6 +118,8 @@ export interface TryRow {
   readonly endMs: number | undefined
   /** why this try failed (the retry's cause, or the task's error for the last try) */
   readonly failCause: string | undefined
+  /** the stack from where that try ran, when the database has it (schema 2 on) */
+  readonly failStack?: string
 }
 
 export interface StatusRow {

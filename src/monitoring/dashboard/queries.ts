@@ -270,9 +270,10 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
   if (!r) return undefined
   const task = taskRow(r)
   const failed = r.state === 'failed' || r.state === 'dep_fail'
-  const tries = rows<{ try_number: number; executor: string | null; state: string; launched_ms: number | null; running_ms: number | null; end_ms: number | null; fail_cause: string | null }>(
+  const tries = rows<{ try_number: number; executor: string | null; state: string; launched_ms: number | null; running_ms: number | null; end_ms: number | null; fail_cause: string | null; fail_stack: string | null }>(
     d,
-    'SELECT try_number, executor, state, launched_ms, running_ms, end_ms, fail_cause FROM try WHERE run = ? AND task_id = ? ORDER BY try_number',
+    `SELECT try_number, executor, state, launched_ms, running_ms, end_ms, fail_cause, ${d.columns().tryStack ? 'fail_stack' : 'NULL'} AS fail_stack
+     FROM try WHERE run = ? AND task_id = ? ORDER BY try_number`,
     run,
     taskId,
   ).map((y) => ({
@@ -284,6 +285,7 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
     endMs: orUndefined(y.end_ms),
     // the last try of a failed task failed with the task's error
     failCause: orUndefined(y.fail_cause) ?? (failed && y.try_number === r.last_try ? orUndefined(r.error) : undefined),
+    ...(y.fail_stack === null ? {} : { failStack: y.fail_stack }),
   }))
   const statuses = rows<{ try_number: number; state: string; time_ms: number }>(
     d,
