@@ -149,6 +149,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const run = integerPath(parts[1]!, 'workflow')
     const workflow = found(detail(run), `workflow ${run} in ${db.path}`)
     const ended = workflow.endMs !== undefined
+    // with the runId: a key retention freed may be given to a new workflow
+    const workflowKey = `${run} ${workflow.runId}`
     const [, , view, id, ...rest] = parts
     if (view === undefined) {
       new Params(search, [])
@@ -157,7 +159,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (view === 'tasks' && id !== undefined && rest.length === 0) {
       new Params(search, [])
       const taskId = integerPath(id, 'task')
-      return found(cached(`task ${run} ${taskId}`, () => taskDetail(db, run, taskId), ended), `task ${taskId} in workflow ${run}`)
+      return found(cached(`task ${workflowKey} ${taskId}`, () => taskDetail(db, run, taskId), ended), `task ${taskId} in workflow ${run}`)
     }
     if (id !== undefined) throw new HttpError(404, `no route /api/${parts.join('/')}`)
     switch (view) {
@@ -172,27 +174,27 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
           offset: p.int('offset', 0, 0, Number.MAX_SAFE_INTEGER),
           limit: p.int('limit', TASK_PAGE_DEFAULT, 1, TASK_PAGE_MAX),
         }
-        return cached(`tasks ${run} ${JSON.stringify(query)}`, () => taskPage(db, run, query), ended)
+        return cached(`tasks ${workflowKey} ${JSON.stringify(query)}`, () => taskPage(db, run, query), ended)
       }
       case 'gantt': {
         const limit = new Params(search, ['limit']).int('limit', GANTT_DEFAULT, 2, GANTT_MAX)
-        return cached(`gantt ${run} ${limit}`, () => gantt(db, run, limit), ended)
+        return cached(`gantt ${workflowKey} ${limit}`, () => gantt(db, run, limit), ended)
       }
       case 'states': {
         const buckets = new Params(search, ['buckets']).int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`states ${run} ${buckets}`, () => statesOverTime(db, run, buckets), ended)
+        return cached(`states ${workflowKey} ${buckets}`, () => statesOverTime(db, run, buckets), ended)
       }
       case 'apps':
         new Params(search, [])
-        return cached(`apps ${run}`, () => appSummaries(db, run), ended)
+        return cached(`apps ${workflowKey}`, () => appSummaries(db, run), ended)
       case 'infrastructure':
         new Params(search, [])
-        return cached(`infrastructure ${run}`, () => infrastructure(db, run), ended)
+        return cached(`infrastructure ${workflowKey}`, () => infrastructure(db, run), ended)
       case 'resources': {
         const p = new Params(search, ['limit', 'buckets'])
         const limit = p.int('limit', RESOURCE_TASKS_DEFAULT, 1, RESOURCE_TASKS_MAX)
         const buckets = p.int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`resources ${run} ${limit} ${buckets}`, () => resources(db, run, limit, buckets), ended)
+        return cached(`resources ${workflowKey} ${limit} ${buckets}`, () => resources(db, run, limit, buckets), ended)
       }
       default:
         throw new HttpError(404, `no route /api/${parts.join('/')}`)
