@@ -5,7 +5,7 @@
 // in one process, one after another and at once, in their own workflow rows; what channel
 // subscribers see.
 import { createRequire } from 'node:module'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -21,7 +21,9 @@ import {
   type TaskStateMessage,
 } from 'tsflow'
 import { MonitoringRecorder } from '../dist/monitoring/recorder.js'
+import { ADDED_COLUMNS, DDL, SCHEMA_VERSION } from '../dist/monitoring/schema.js'
 import * as apps from './fixtures/apps.js'
+import { waitFor } from './helpers/wait.js'
 
 interface Db {
   prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[] }
@@ -106,12 +108,13 @@ function checkRun(t: Test, db: Db, dfk: DataFlowKernel, label: string, ids: Awai
   }
 
   const states = (taskId: number) =>
-    db.prepare('SELECT state, detail FROM status WHERE run = ? AND task_id = ? ORDER BY rowid').all(run, taskId).map((row) => (row.detail && row.state === 'dep_wait' ? `dep_wait(${row.detail})` : row.state))
+    db.prepare('SELECT state, detail FROM task_history WHERE run = ? AND task_id = ? ORDER BY time_ms, try_number, step').all(run, taskId).map((row) => (row.detail && row.state === 'dep_wait' ? `dep_wait(${row.detail})` : row.state))
   t.match(states(ids.a.taskId).join('>'), /^launched>(running>)?exec_done$/, 'statuses of a task with no dependency')
   t.match(states(ids.b.taskId).join('>'), /^pending>dep_wait\(1\)>launched>(running>)?exec_done$/, 'a task waiting on one future records the wait')
   t.match(states(ids.c.taskId).join('>'), /^pending>dep_wait\(2\)>launched>(running>)?exec_done$/, 'and on two')
-  t.match(states(ids.failing.taskId).join('>'), /^launched>(running>)?retry>pending>launched>(running>)?failed$/, 'the failed task: its retry between its tries')
+  t.match(states(ids.failing.taskId).join('>'), /^launched>(running>)?failed>retry>pending>launched>(running>)?failed$/, 'the failed task: its retry between its tries')
   t.same(states(ids.dependent.taskId), ['pending', 'dep_wait(1)', 'dep_fail'], 'the dependent waited, then failed')
+  t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ? AND task_id = ?').get(run, ids.dependent.taskId).n, 0, 'and has no try row: it never ran')
   return run
 }
 
@@ -226,7 +229,7 @@ t.test('kernels in one process, one after another and at once, each in its own w
     const label = JSON.parse(row.executors)[0]
     t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ? AND executor = ?').get(row.run, label).n, n, `${label}: its ${n} tasks, on its executor`)
     t.equal(db.prepare('SELECT count(*) AS n FROM task WHERE run = ?').get(row.run).n, n, `${label}: and no other`)
-    const statuses = db.prepare("SELECT count(*) AS n FROM status WHERE run = ? AND state = 'exec_done'").get(row.run).n
+    const statuses = db.prepare("SELECT count(*) AS n FROM task_history WHERE run = ? AND state = 'exec_done'").get(row.run).n
     t.equal(statuses, n, `${label}: one final status per task (none recorded twice)`)
     t.equal(JSON.parse(row.counts).exec_done, n, `${label}: its counts`)
   }
@@ -287,4 +290,64 @@ t.test("a kernel whose executor fails to start: its workflow row is ended, not l
   const row = db.prepare('SELECT * FROM workflow WHERE run_id = ?').get(dfk.runId)
   t.ok(row && row.end_ms >= row.start_ms, 'the row has its end')
   t.same(JSON.parse(row.executors), ['broken'], 'and names the executors it was to start')
+})
+
+t.test('a version 1 database (before the error and reason columns) is upgraded when a run opens it', async (t) => {
+  const runDir = join(scratch, 'upgrade', 'runinfo')
+  const dbPath = join(runDir, 'monitoring.db')
+  mkdirSync(runDir, { recursive: true })
+  // A version 1 file as the earlier writer left it: today's tables without the added columns.
+  const old = new Database(dbPath) as Db & { exec(sql: string): void; pragma(sql: string): unknown }
+  old.pragma('journal_mode = WAL')
+  old.exec(DDL)
+  for (const [table, column] of ADDED_COLUMNS) old.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`)
+  old.exec('INSERT INTO schema_version (version) VALUES (1)')
+  old.exec(`INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES ('earlier', '/old', '[]', ${Date.now() - 1000})`)
+  old.close()
+
+  const dfk = new DataFlowKernel({ runDir, executors: oneThread('one'), monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const failing = apps.failWithCause.with({ dfk })('u')
+  await awaitAllSettled([failing])
+  await dfk.cleanup()
+  t.same(dfk.recorderStats!.errors, [], 'no writer error')
+  const db = openDb(t, dbPath)
+  t.equal(db.prepare('SELECT max(version) AS v FROM schema_version').get().v, SCHEMA_VERSION, 'the file now says the current version')
+  t.equal(db.prepare("SELECT count(*) AS n FROM workflow WHERE run_id = 'earlier'").get().n, 1, 'the earlier run is kept')
+  const row = db.prepare('SELECT t.error, t.error_stack FROM task t JOIN workflow w USING (run) WHERE w.run_id = ?').get(dfk.runId)
+  t.equal(row.error, 'Error: outer u', 'the new run has its error in the added column')
+  t.match(row.error_stack, /caused by:/, 'and its stack')
+})
+
+t.test('an idle HTEX block scaled in ends with that reason; the next block has its own rows', async (t) => {
+  const runDir = join(scratch, 'scale', 'runinfo')
+  const blocks = listen<BlockMessage>(t, channels.block)
+  const executor = new HighThroughputExecutor({
+    label: 'auto',
+    maxWorkersPerNode: 1,
+    heartbeatPeriodMs: 200,
+    heartbeatThresholdMs: 2000,
+    strategy: 'htex_auto_scale',
+    strategyPeriodMs: 200,
+    maxIdleTimeMs: 1000,
+    provider: new LocalProvider({ initBlocks: 1, minBlocks: 0, maxBlocks: 1 }),
+  })
+  const dfk = new DataFlowKernel({ runDir, executors: [executor], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup({ deadlineMs: 3000 }))
+  await dfk.start()
+  t.equal(await apps.double.with({ dfk })(1), 2)
+  const ended = (blockId: string) => blocks.find((m) => m.blockId === blockId && ['finished', 'cancelled', 'failed'].includes(m.state))
+  await waitFor(() => ended('0') !== undefined, 'the idle block to be scaled in', 20_000)
+  t.match(ended('0'), { runId: dfk.runId, executor: 'auto', reason: /^scaled in/ }, 'its end says it was scaled in')
+  t.equal(await apps.double.with({ dfk })(2), 4, 'a new task brings a new block')
+  await dfk.cleanup({ deadlineMs: 3000 })
+
+  const db = openDb(t, join(runDir, 'monitoring.db'))
+  const rows = db.prepare('SELECT block_id, job_id, state, reason FROM block ORDER BY rowid').all()
+  const of = (blockId: string) => rows.filter((row) => row.block_id === blockId)
+  t.match(of('0').map((row) => row.state), ['submitted', 'running', /^(finished|cancelled)$/], 'block 0: submitted, running, ended')
+  t.match(of('0')[2].reason, /^scaled in/, 'with the reason')
+  t.match(of('1').map((row) => row.state), ['submitted', 'running', /^(finished|cancelled)$/], 'block 1 too')
+  t.not(of('1')[0].job_id, of('0')[0].job_id, 'each with its own job id')
 })

@@ -120,9 +120,9 @@ export class MonitoringRecorder {
     else this.scheduleFlush()
   }
   private pushError(run: number, m: TaskStateMessage): void {
-    // A dependency failure's stack is the root task's, already on that task's row.
-    const stack = m.to === 'dep_fail' ? null : errorStack(m.error)
-    this.push([Rec.taskError, run, m.taskId, m.tryNumber, describeCause(m.error), stack, m.timeMs])
+    // A dependency failure ran no try, and its stack is the root task's, already on that task's row.
+    if (m.to === 'dep_fail') this.push([Rec.taskError, run, m.taskId, -1, describeCause(m.error), null, m.timeMs])
+    else this.push([Rec.taskError, run, m.taskId, m.tryNumber, describeCause(m.error), errorStack(m.error), m.timeMs])
   }
   private readonly onRetry = (m: TaskRetryMessage) => {
     const run = this.runOf(m.runId)

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
-import { Rec, STATE_CODES, STATE_FIELDS, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { Rec, STATE_CODES, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
 import { ADDED_COLUMNS, DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
 
 // The few better-sqlite3 calls used here (the package ships no types, and one interface is less
@@ -85,7 +85,17 @@ function open(path: string): Database {
 }
 
 const db = open(data.db)
-const FINAL = new Set(['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'])
+
+/** Rows per multi-row upsert: one statement step binds 32 rows, a third of the per-row cost of one statement per row. */
+const CHUNK = 32
+const TASK_COLUMNS = '(run, task_id, app, executor, state, last_try, submit_ms, end_ms)'
+const TASK_CONFLICT = `ON CONFLICT (run, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
+  executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`
+const TRY_COLUMNS = '(run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause)'
+const TRY_CONFLICT = `ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
+  running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
+  fail_cause = coalesce(excluded.fail_cause, fail_cause)`
+const values = (columns: number, rows: number) => Array(rows).fill(`(${Array(columns).fill('?').join(', ')})`).join(', ')
 
 const sql = {
   // A run first seen in another record has a placeholder row (runKey): its start fills it in.
@@ -96,20 +106,15 @@ const sql = {
   workflowFirstSeen: db.prepare("INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES (?, '', '[]', ?) RETURNING run"),
   runOf: db.prepare('SELECT run FROM workflow WHERE run_id = ?'),
   workflowEnd: db.prepare('UPDATE workflow SET end_ms = ?, counts = ? WHERE run_id = ?'),
+  workflowProgress: db.prepare('UPDATE workflow SET last_event_ms = max(coalesce(last_event_ms, 0), ?), tasks_ended = tasks_ended + ? WHERE run = ?'),
   // One upsert per task and per try per batch (the batch's changes are merged first, below): a
-  // no-op task passes through all its states within one batch, so this halves the statements.
-  taskUpsert: db.prepare(
-    `INSERT INTO task (run, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (run, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
-       executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`,
-  ),
+  // no-op task passes through all its states within one batch, so it costs one task row and one
+  // try row, written 32 to a statement.
+  taskUpsert: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(8, 1)} ${TASK_CONFLICT}`),
+  taskUpserts: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(8, CHUNK)} ${TASK_CONFLICT}`),
+  tryUpsert: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, 1)} ${TRY_CONFLICT}`),
+  tryUpserts: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, CHUNK)} ${TRY_CONFLICT}`),
   status: db.prepare('INSERT INTO status (run, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
-  tryUpsert: db.prepare(
-    `INSERT INTO try (run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
-       running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
-       fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
-  ),
   taskError: db.prepare('UPDATE task SET error = ?, error_stack = ? WHERE run = ? AND task_id = ?'),
   tryError: db.prepare('UPDATE try SET fail_cause = coalesce(fail_cause, ?), fail_stack = coalesce(fail_stack, ?) WHERE run = ? AND task_id = ? AND try_number = ?'),
   block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)'),
@@ -123,7 +128,6 @@ const sql = {
 // Interned strings of the source (one source per writer: the workflow's recorder).
 const names: string[] = []
 const name = (id: number): string => names[id]!
-const nameOrNull = (id: number): string | null => (id < 0 ? null : names[id]!)
 // A run's integer key by the interned number of its runId.
 const runs = new Map<number, number>()
 function runKey(nameId: number): number {
@@ -137,25 +141,54 @@ function runKey(nameId: number): number {
   return key
 }
 
+// State codes the writer tests: a try's own states, and the first final one (finals come last).
+const LAUNCHED = stateCode('launched')
+const RUNNING = stateCode('running')
+const JOINING = stateCode('joining')
+const FIRST_FINAL = stateCode('exec_done')
+const DEP_FAIL = stateCode('dep_fail')
+
+/**
+ * One state change. The try row holds a try's launched, running and final state (with their
+ * times), so those changes write no status row: a task that runs normally costs one task row and
+ * one try row however many states it passes. Status rows are kept for the changes no column
+ * holds: pending (waiting for dependencies, or for a retry), unsched, joining, and the retry and
+ * dependency-wait records; the `task_history` view puts both back together.
+ */
+/**
+ * Per run in this batch: the newest state change and how many reached a final state, written to
+ * its workflow row once per batch (the dashboard's freshness and rate without scanning tasks).
+ */
+const progress = new Map<number, { lastMs: number; ended: number }>()
+
 function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
   const runId = runKey(run)
+  let p = progress.get(runId)
+  if (p === undefined) progress.set(runId, (p = { lastMs: timeMs, ended: 0 }))
+  else if (timeMs > p.lastMs) p.lastMs = timeMs
+  if (code >= FIRST_FINAL) p.ended++
   const state = STATE_CODES[code]!
-  const final = FINAL.has(state)
-  sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
-  const key = `${run} ${taskId}`
-  let task = tasks.get(key)
-  if (!task) tasks.set(key, (task = { runId, taskId, app: name(app), executor: null, state, lastTry: tryNumber, submitMs: timeMs, endMs: null }))
+  const task = entryOf(runId, run, taskId)
+  if (task.app === undefined) {
+    task.app = name(app)
+    task.lastTry = tryNumber
+    task.submitMs = timeMs
+  }
   task.state = state
   if (tryNumber > task.lastTry) task.lastTry = tryNumber
   if (executor >= 0) task.executor = name(executor)
-  if (final) task.endMs = timeMs
-  if (state === 'launched' || state === 'running' || final) {
-    const t = tryOf(runId, run, taskId, tryNumber)
+  // dep_fail never launched a try: a status row, not a try row that never ran.
+  if (code >= LAUNCHED && code !== JOINING && code !== DEP_FAIL) {
+    if (code >= FIRST_FINAL) task.endMs = timeMs
+    const t = tryOf(task, tryNumber)
     t.state = state
     if (executor >= 0) t.executor = name(executor)
-    if (state === 'launched') t.launchedMs = timeMs
-    else if (state === 'running') t.runningMs = timeMs
+    if (code === LAUNCHED) t.launchedMs = timeMs
+    else if (code === RUNNING) t.runningMs = timeMs
     else t.endMs = timeMs
+  } else {
+    if (code === DEP_FAIL) task.endMs = timeMs
+    sql.status.run(runId, taskId, tryNumber, state, timeMs, null)
   }
 }
 
@@ -176,7 +209,7 @@ function apply(record: MonitoringRecord): void {
     case Rec.retry: {
       const [, run, taskId, failedTry, cause, free, failCost, timeMs] = record
       const runId = runKey(run)
-      const t = tryOf(runId, run, taskId, failedTry)
+      const t = tryOf(entryOf(runId, run, taskId), failedTry)
       t.state = 'failed'
       t.endMs ??= timeMs
       t.failCause = cause
@@ -206,19 +239,7 @@ function apply(record: MonitoringRecord): void {
   }
 }
 
-interface TaskRow {
-  runId: number
-  taskId: number
-  app: string
-  executor: string | null
-  state: string
-  lastTry: number
-  submitMs: number
-  endMs: number | null
-}
 interface TryRow {
-  runId: number
-  taskId: number
   tryNumber: number
   executor: string | null
   launchedMs: number | null
@@ -227,17 +248,77 @@ interface TryRow {
   state: string
   failCause: string | null
 }
-// The batch's task and try rows, merged; written at the end of the batch's transaction.
-const tasks = new Map<string, TaskRow>()
-const tries = new Map<string, TryRow>()
+/**
+ * A task's merged changes in this batch: its row's columns (app undefined when only a retry record
+ * came: then only the try is written) and its tries'. Flat, and one try inline, because the writer's
+ * garbage collection cost as much as a third of its SQL when each batch made four objects per task.
+ */
+interface Entry {
+  runId: number
+  taskId: number
+  app: string | undefined
+  executor: string | null
+  state: string
+  lastTry: number
+  submitMs: number
+  endMs: number | null
+  try: TryRow | undefined
+  moreTries: TryRow[] | undefined
+}
+// Keyed by a number (interned run name * 2^32 + task id: a string key per state change cost more
+// than the map lookup); written at the end of the batch's transaction.
+const entries = new Map<number, Entry>()
+function entryOf(runId: number, run: number, taskId: number): Entry {
+  const key = run * 4294967296 + taskId
+  let entry = entries.get(key)
+  if (entry === undefined) {
+    entry = { runId, taskId, app: undefined, executor: null, state: '', lastTry: 0, submitMs: 0, endMs: null, try: undefined, moreTries: undefined }
+    entries.set(key, entry)
+  }
+  return entry
+}
+function tryOf(entry: Entry, tryNumber: number): TryRow {
+  if (entry.try?.tryNumber === tryNumber) return entry.try
+  const row: TryRow = { tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }
+  if (entry.try === undefined) return (entry.try = row)
+  // A retry in the same batch: earlier tries are kept aside (the latest stays inline).
+  const earlier = (entry.moreTries ??= [])
+  const found = earlier.find((t) => t.tryNumber === tryNumber)
+  if (found) return found
+  earlier.push(entry.try)
+  return (entry.try = row)
+}
+
 // Failures' errors and stacks (run key, task, try, task error or null for a retried try, try's
 // cause, stack): rare, so written after the rows they update, off the state-change path.
 const failures: [number, number, number, string | null, string, string | null][] = []
-function tryOf(runId: number, run: number, taskId: number, tryNumber: number): TryRow {
-  const key = `${run} ${taskId} ${tryNumber}`
-  let row = tries.get(key)
-  if (!row) tries.set(key, (row = { runId, taskId, tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }))
-  return row
+
+// Flat parameter lists for the multi-row upserts, reused from batch to batch.
+const taskParams: unknown[] = []
+const tryParams: unknown[] = []
+function writeEntries(): void {
+  taskParams.length = 0
+  tryParams.length = 0
+  const pushTry = (runId: number, taskId: number, t: TryRow) => {
+    tryParams.push(runId, taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
+    if (tryParams.length === 9 * CHUNK) {
+      sql.tryUpserts.run(tryParams)
+      tryParams.length = 0
+    }
+  }
+  for (const e of entries.values()) {
+    if (e.app !== undefined) {
+      taskParams.push(e.runId, e.taskId, e.app, e.executor, e.state, e.lastTry, e.submitMs, e.endMs)
+      if (taskParams.length === 8 * CHUNK) {
+        sql.taskUpserts.run(taskParams)
+        taskParams.length = 0
+      }
+    }
+    if (e.moreTries !== undefined) for (const t of e.moreTries) pushTry(e.runId, e.taskId, t)
+    if (e.try !== undefined) pushTry(e.runId, e.taskId, e.try)
+  }
+  for (let i = 0; i < taskParams.length; i += 8) sql.taskUpsert.run(taskParams.slice(i, i + 8))
+  for (let i = 0; i < tryParams.length; i += 9) sql.tryUpsert.run(tryParams.slice(i, i + 9))
 }
 
 const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], states: Float64Array, stateCount: number) => {
@@ -249,15 +330,15 @@ const writeBatch = db.transaction((records: MonitoringRecord[], at: number[], st
       applyState(states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, states[o + 4]!, states[o + 5]!, states[o + 6]!)
     }
     while (r < records.length) apply(records[r++]!)
-    for (const t of tasks.values()) sql.taskUpsert.run(t.runId, t.taskId, t.app, t.executor, t.state, t.lastTry, t.submitMs, t.endMs)
-    for (const t of tries.values()) sql.tryUpsert.run(t.runId, t.taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
+    writeEntries()
+    for (const [runId, p] of progress) sql.workflowProgress.run(p.lastMs, p.ended, runId)
     for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
       if (error !== null) sql.taskError.run(error, stack, run, taskId)
-      sql.tryError.run(cause, stack, run, taskId, tryNumber)
+      if (tryNumber >= 0) sql.tryError.run(cause, stack, run, taskId, tryNumber)
     }
   } finally {
-    tasks.clear()
-    tries.clear()
+    entries.clear()
+    progress.clear()
     failures.length = 0
   }
 })

@@ -22,6 +22,12 @@ export interface PerfOptions {
   /** http(s) URL of an MLflow tracking server, or undefined for no MLflow logging. */
   mlflowUri: string | undefined
   mlflowExperiment: string
+  /** --monitoring: record the run into the monitoring database (docs/monitoring.md) */
+  monitoring: boolean
+  /** --resource-interval-ms: managers' /proc sampling period with --monitoring (default: the option's, 1000) */
+  resourceIntervalMs: number | undefined
+  /** --monitoring-db: the database file (default: the option's, runinfo/monitoring.db) */
+  monitoringDb: string | undefined
   /** Problems that do not stop the run (a MLFLOW_TRACKING_URI the REST sink cannot use). */
   warnings: string[]
 }
@@ -58,6 +64,11 @@ Options:
   --mlflow-uri URI          also log the run to this MLflow tracking server (http or https;
                             default: $MLFLOW_TRACKING_URI if set)
   --mlflow-experiment NAME  MLflow experiment (default ${DEFAULT_MLFLOW_EXPERIMENT}; created if missing)
+  --monitoring              record the run in the monitoring database (as monitoring:
+                            { enabled: true } in the config; overrides the config's option)
+  --resource-interval-ms MS with --monitoring: how often managers sample each task's /proc
+                            (default 1000)
+  --monitoring-db FILE      with --monitoring: the database (default runinfo/monitoring.db)
   --help                    show this help
   --version                 print the tsflow version
 
@@ -76,6 +87,12 @@ const FLAGS: Record<string, Setter> = {
   '--results-dir': (o, v, f) => (o.resultsDir = nonEmpty(v, f, 'a directory')),
   '--mlflow-uri': (o, v, f) => (o.mlflowUri = parseMlflowUri(v, f)),
   '--mlflow-experiment': (o, v, f) => (o.mlflowExperiment = nonEmpty(v, f, 'an MLflow experiment name')),
+  '--resource-interval-ms': (o, v, f) => (o.resourceIntervalMs = parseInterval(v, f)),
+  '--monitoring-db': (o, v, f) => (o.monitoringDb = nonEmpty(v, f, 'a database file path')),
+}
+/** Flags that take no value. */
+const SWITCHES: Record<string, (options: PerfOptions) => void> = {
+  '--monitoring': (o) => (o.monitoring = true),
 }
 
 /** Parses argv (without node and the script); 'help' / 'version' for those flags. */
@@ -89,6 +106,9 @@ export function parsePerfArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     resultsDir: DEFAULT_RESULTS_DIR,
     mlflowUri: undefined,
     mlflowExperiment: DEFAULT_MLFLOW_EXPERIMENT,
+    monitoring: false,
+    resourceIntervalMs: undefined,
+    monitoringDb: undefined,
     warnings: [],
   }
   let uriFromFlag = false
@@ -101,8 +121,14 @@ export function parsePerfArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     }
     const equals = arg.indexOf('=')
     const flag = equals === -1 ? arg : arg.slice(0, equals)
+    const toggle = SWITCHES[flag]
+    if (toggle) {
+      if (equals !== -1) throw new UsageError(`${flag} takes no value (got ${JSON.stringify(arg)})`)
+      toggle(options)
+      continue
+    }
     const setter = FLAGS[flag]
-    if (!setter) throw new UsageError(`unknown flag ${flag}${suggest(flag)}; known flags: ${[...Object.keys(FLAGS), '--help', '--version'].join(' ')}`)
+    if (!setter) throw new UsageError(`unknown flag ${flag}${suggest(flag)}; known flags: ${[...Object.keys(FLAGS), ...Object.keys(SWITCHES), '--help', '--version'].join(' ')}`)
     let value: string
     if (equals !== -1) value = arg.slice(equals + 1)
     else {
@@ -113,6 +139,10 @@ export function parsePerfArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     }
     setter(options, value, flag)
     if (flag === '--mlflow-uri') uriFromFlag = true
+  }
+  for (const flag of ['--resource-interval-ms', '--monitoring-db'] as const) {
+    const given = flag === '--resource-interval-ms' ? options.resourceIntervalMs : options.monitoringDb
+    if (given !== undefined && !options.monitoring) throw new UsageError(`${flag} needs --monitoring (it only applies to a monitored run)`)
   }
   if (!uriFromFlag && env.MLFLOW_TRACKING_URI) {
     try {
@@ -133,6 +163,8 @@ const EXPECTS: Record<string, string> = {
   '--results-dir': 'a directory',
   '--mlflow-uri': 'an http(s) URL of an MLflow tracking server',
   '--mlflow-experiment': 'an MLflow experiment name',
+  '--resource-interval-ms': 'a whole number of ms from 10 to 2147483647',
+  '--monitoring-db': 'a database file path',
 }
 
 function nonEmpty(value: string, flag: string, what: string): string {
@@ -147,6 +179,12 @@ function parseTime(value: string, flag: string): number {
   const seconds = DECIMAL.test(value.trim()) ? Number(value) : NaN
   if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`${flag} expects ${EXPECTS[flag]} (got ${JSON.stringify(value)})`)
   return seconds
+}
+
+function parseInterval(value: string, flag: string): number {
+  const ms = /^\d+$/.test(value.trim()) ? Number(value) : NaN
+  if (!Number.isSafeInteger(ms) || ms < 10 || ms > 2 ** 31 - 1) throw new UsageError(`${flag} expects ${EXPECTS[flag]} (got ${JSON.stringify(value)})`)
+  return ms
 }
 
 function parseArgsize(value: string, flag: string): number {

@@ -53,6 +53,10 @@ export async function runPerf(argv: readonly string[], io: CliIo): Promise<numbe
     }
     options = parsed
     config = options.configFile ? await loadConfigFile(options.configFile) : defaultConfig()
+    if (options.monitoring) {
+      const monitoring = { enabled: true, resourceIntervalMs: options.resourceIntervalMs, db: options.monitoringDb }
+      config = { ...config, monitoring: Object.fromEntries(Object.entries(monitoring).filter(([, value]) => value !== undefined)) }
+    }
     try {
       prepareResultsDir(options.resultsDir)
     } catch (error) {
@@ -124,6 +128,11 @@ async function measure(options: PerfOptions, config: Config, report: Reporter, s
   const deadline = status === 'finished' ? CLEANUP_DEADLINE_MS.finished : CLEANUP_DEADLINE_MS.stopped
   const cleaned = await settledWithin(kernel.cleanup({ deadlineMs: deadline }), deadline + CLEANUP_SLACK_MS)
   if (!cleaned) report.warn(`cleanup did not finish within ${Math.round((deadline + CLEANUP_SLACK_MS) / 1000)} s; exiting anyway`)
+  const recorded = kernel.recorderStats
+  if (recorded) {
+    report.line(`monitoring: ${formatCount(recorded.written)} of ${formatCount(recorded.sent)} records written in ${formatCount(recorded.batches)} batches; writer lag ${recorded.lagMs} ms at the end, ${recorded.maxLagMs} ms at most`)
+    for (const error of recorded.errors) report.warn(`monitoring: ${error}`)
+  }
 
   const record: PerfRecord = {
     record: 'tsflow-perf',
@@ -139,6 +148,7 @@ async function measure(options: PerfOptions, config: Config, report: Reporter, s
     parameters: parametersOf(options),
     iterations: outcome.iterations,
     tasksPerSecond: rate,
+    ...(recorded ? { monitoring: { sent: recorded.sent, written: recorded.written, batches: recorded.batches, lagMs: recorded.lagMs, maxLagMs: recorded.maxLagMs, errors: [...recorded.errors] } } : {}),
     stopReason: status === 'interrupted' ? 'interrupted' : outcome.stopReason,
   }
   let exit: number = status === 'finished' ? ExitCode.ok : status === 'interrupted' ? ExitCode.interrupted : ExitCode.failed

@@ -97,7 +97,11 @@ export interface PerfRecord {
     resources: Record<string, number> | null
     resultsDir: string
     mlflowExperiment: string | null
+    /** --monitoring: the sampling period and database; null when off */
+    monitoring?: { resourceIntervalMs: number | null; db: string | null } | null
   }
+  /** with --monitoring: the recorder's counts after cleanup (records sent and written, the writer's lag) */
+  monitoring?: { sent: number; written: number; batches: number; lagMs: number; maxLagMs: number; errors: string[] }
   iterations: IterationResult[]
   /** completed/s of the last complete iteration (parsl-perf's final "Tasks per second") */
   tasksPerSecond: number | null
@@ -117,6 +121,7 @@ export function parametersOf(options: PerfOptions): PerfRecord['parameters'] {
     resources: options.resources ? { ...(options.resources as Record<string, number>) } : null,
     resultsDir: options.resultsDir,
     mlflowExperiment: options.mlflowUri ? options.mlflowExperiment : null,
+    monitoring: options.monitoring ? { resourceIntervalMs: options.resourceIntervalMs ?? null, db: options.monitoringDb ?? null } : null,
   }
 }
 

@@ -87,8 +87,8 @@ export const Rec = {
   resource: 8,
   /**
    * [Rec.taskError, runName, taskId, tryNumber, error(text), stack(text|null), timeMs]: what a task
-   * that ended `failed` or `dep_fail` failed with; `stack` is the remote stack with its causes
-   * (null for dep_fail: the root task's row has it)
+   * that ended `failed` or `dep_fail` failed with; `stack` is the remote stack with its causes.
+   * For dep_fail, tryNumber is -1 (no try ran) and stack null (the root task's row has it).
    */
   taskError: 9,
 } as const

@@ -30,8 +30,24 @@ t.test('defaults match parsl-perf: 120 s, argsize 0, estimate, local HTEX', asyn
     resultsDir: './perf-results',
     mlflowUri: undefined,
     mlflowExperiment: 'tsflow-perf',
+    monitoring: false,
+    resourceIntervalMs: undefined,
+    monitoringDb: undefined,
     warnings: [],
   })
+})
+
+t.test('--monitoring is a switch; its interval and database need it', async (t) => {
+  const o = parse('--monitoring', '--resource-interval-ms', '250', '--monitoring-db=/tmp/m.db')
+  t.equal(o.monitoring, true)
+  t.equal(o.resourceIntervalMs, 250)
+  t.equal(o.monitoringDb, '/tmp/m.db')
+  t.same(parse('--monitoring').resourceIntervalMs, undefined, 'the option default applies')
+  t.match(usageError(t, ['--resource-interval-ms', '250']), '--resource-interval-ms needs --monitoring')
+  t.match(usageError(t, ['--monitoring-db', 'x.db']), '--monitoring-db needs --monitoring')
+  t.match(usageError(t, ['--monitoring', '--resource-interval-ms', '5']), '--resource-interval-ms expects a whole number of ms from 10 to 2147483647 (got "5")')
+  t.match(usageError(t, ['--monitoring=yes']), '--monitoring takes no value')
+  t.match(USAGE, '--monitoring ')
 })
 
 t.test('each flag, with a separate value or after =', async (t) => {
@@ -112,7 +128,7 @@ t.test('MLflow: flag or MLFLOW_TRACKING_URI; only http(s) URIs', async (t) => {
 })
 
 t.test('unknown flags, stray words and missing values name the flag', async (t) => {
-  t.match(usageError(t, ['--tim', '3']), /^unknown flag --tim \(did you mean --time\?\); known flags: --config --time --argsize --iterate --resources --results-dir --mlflow-uri --mlflow-experiment --help --version$/)
+  t.match(usageError(t, ['--tim', '3']), /^unknown flag --tim \(did you mean --time\?\); known flags: --config --time --argsize --iterate --resources --results-dir --mlflow-uri --mlflow-experiment --resource-interval-ms --monitoring-db --monitoring --help --version$/)
   t.match(usageError(t, ['--frobnicate']), /^unknown flag --frobnicate; known flags:/)
   t.match(usageError(t, ['-t', '3']), /unexpected argument "-t"; all options are flags/)
   t.match(usageError(t, ['config.mjs']), /unexpected argument "config.mjs"/)

@@ -53,6 +53,21 @@ t.test('threads config, explicit batches: plain lines and a complete JSON record
   t.equal(record.tasksPerSecond, record.iterations[1].completedPerSec, 'the final rate is the last iteration')
 })
 
+t.test('--monitoring records the run: every record written, the figures in the output and the record', async (t) => {
+  const dir = scratchDir(t)
+  const config = writeThreadsConfig(dir)
+  const results = join(dir, 'results')
+  const db = join(dir, 'mon', 'perf.db')
+  const run = await runPerf(t, ['--config', config, '--iterate', '300', '--monitoring', '--resource-interval-ms', '500', '--monitoring-db', db, '--results-dir', results], { cwd: dir })
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stdout, /\nmonitoring: ([\d,]+) of \1 records written in [\d,]+ batches; writer lag \d+ ms at the end, \d+ ms at most\n/)
+  t.ok(existsSync(db), 'the database is where --monitoring-db says')
+  const [record] = readRecords(results)
+  t.match(record, { parameters: { monitoring: { resourceIntervalMs: 500, db } }, monitoring: { errors: [] } })
+  t.equal(record!.monitoring.written, record!.monitoring.sent, 'nothing lost')
+  t.ok(record!.monitoring.sent >= 600, 'at least two state changes per task')
+})
+
 t.test('the default config is the local HTEX; argsize and resources reach the record', async (t) => {
   const dir = scratchDir(t)
   const results = join(dir, 'out')

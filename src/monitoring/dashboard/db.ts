@@ -38,6 +38,12 @@ export interface OptionalColumns {
   /** block.reason, node.reason */
   readonly blockReason: boolean
   readonly nodeReason: boolean
+  /** workflow.last_event_ms and tasks_ended, kept by the writer once per batch */
+  readonly workflowProgress: boolean
+  /** the task_history view (every state change, from status and try rows) */
+  readonly taskHistory: boolean
+  /** try.fail_stack: each failed try's remote stack */
+  readonly tryStack: boolean
 }
 
 /**
@@ -87,10 +93,18 @@ export class DashboardDb {
 
   columns(): OptionalColumns {
     const db = this.connection()
-    if (!db) return { taskError: false, blockReason: false, nodeReason: false }
+    if (!db) return { taskError: false, blockReason: false, nodeReason: false, workflowProgress: false, taskHistory: false, tryStack: false }
     if (this.cachedColumns) return this.cachedColumns
     const has = (table: string, column: string) => (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).some((c) => c.name === column)
-    this.cachedColumns = { taskError: has('task', 'error') && has('task', 'error_stack'), blockReason: has('block', 'reason'), nodeReason: has('node', 'reason') }
+    const view = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?").get(name) !== undefined
+    this.cachedColumns = {
+      taskError: has('task', 'error') && has('task', 'error_stack'),
+      blockReason: has('block', 'reason'),
+      nodeReason: has('node', 'reason'),
+      workflowProgress: has('workflow', 'last_event_ms') && has('workflow', 'tasks_ended'),
+      taskHistory: view('task_history'),
+      tryStack: has('try', 'fail_stack'),
+    }
     return this.cachedColumns
   }
 

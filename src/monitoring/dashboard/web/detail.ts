@@ -74,6 +74,12 @@ function renderDetail(run, d) {
       return [String(r.tryNumber), r.executor || '', stateBadge(r.state), clock(r.launchedMs), clock(r.runningMs), clock(r.endMs),
         r.failCause ? h('span', { className: 'error-cell', title: r.failCause }, r.failCause) : '']
     })))
+  // an earlier try's stack (a retried failure): the last try's is the task's, shown above
+  d.tries.forEach(function (r) {
+    if (!r.failStack || (r.tryNumber === t.lastTry && d.errorStack)) return
+    panel.appendChild(h('details', { className: 'try-stack', 'data-testid': 'try-stack' },
+      h('summary', null, 'try ' + r.tryNumber + ': stack'), h('pre', { className: 'stack' }, r.failStack)))
+  })
   panel.appendChild(h('h3', null, 'State changes'))
   var t0 = d.statuses.length ? d.statuses[0].timeMs : 0
   panel.appendChild(smallTable('state changes', 'task-statuses', ['try', 'state', 'time', '+'],
