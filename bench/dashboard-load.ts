@@ -107,8 +107,10 @@ main(import.meta, async () => {
     const run = await record(db, tasks, Number(flags.threads), Number(flags.failEvery))
     console.log(`recorded ${tasks.toLocaleString('en')} tasks in ${run.seconds.toFixed(1)} s`)
     server = await serve(db)
-    const list = (await (await fetch(`${server.url}api/workflows`)).json()) as { workflows: { run: number; runId: string }[] }
-    const runKey = list.workflows.find((w) => w.runId === run.runId)!.run
+    const list = (await (await fetch(`${server.url}api/workflows`)).json()) as { workflows: { run: number; runId: string; tasks: number }[] }
+    const workflow = list.workflows.find((w) => w.runId === run.runId)
+    if (workflow?.tasks !== tasks) throw new Error(`the database holds ${workflow?.tasks} tasks of run ${run.runId}, not ${tasks}`)
+    const runKey = workflow.run
     browser = await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] })
     // the first load meets a cold server (its answers are cached until the database changes) and
     // a cold page cache: reported on its own, not among the reps
