@@ -156,6 +156,8 @@ t.test("a failed task's detail: its error, tries, statuses", async (t) => {
   t.same(detail.tries.map((y) => y.tryNumber), [0, 1])
   t.match(detail.tries[0]!.failCause, /outer f\d/, 'why try 0 failed')
   t.match(detail.tries[1]!.failCause, /outer f\d/, 'and the last')
+  t.match(detail.tries[0]!.failStack, /failWithCause/, "each failed try's remote stack")
+  t.match(detail.errorStack, /failWithCause/, "and the task's")
   t.ok(detail.tries.every((y) => y.executor === 'pool' && y.launchedMs !== undefined && y.endMs !== undefined))
   const states = detail.statuses.map((s) => s.state)
   t.ok(states.includes('retry') && states.at(-1) === 'failed', `statuses in order: ${states.join(' > ')}`)
@@ -210,6 +212,30 @@ t.test('gantt, states over time and per-app durations', async (t) => {
   t.match(summaries.apps[1], { app: 'failWithCause', tasks: 3, done: 0, failed: 3 })
 })
 
+t.test('dependency failures: states over time end with them, their detail names the failed dependency', async (t) => {
+  const dir = join(scratch, 'depfail', 'runinfo')
+  const dfk = new DataFlowKernel({ runDir: dir, executors: [new ThreadPoolExecutor({ label: 'pool', maxThreads: 2 })], monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const failing = apps.failWithCause.with({ dfk })('d')
+  const dependents = [1, 2].map(() => apps.double.with({ dfk })(failing as unknown as number))
+  const fine = apps.double.with({ dfk })(3)
+  await awaitAllSettled([failing, ...dependents, fine])
+  await dfk.cleanup()
+  const dashboard = await serve(t, join(dir, 'monitoring.db'))
+  const w = (await get<WorkflowList>(dashboard, '/api/workflows')).workflows[0]!
+  t.same(w.counts, { exec_done: 1, failed: 1, dep_fail: 2 })
+  const states = await get<StatesOverTime>(dashboard, `/api/workflows/${w.run}/states?buckets=5`)
+  const end = Object.fromEntries(states.points.filter((p) => p.timeMs === states.endMs).map((p) => [p.state, p.tasks]))
+  t.match(end, { pending: 0, launched: 0, running: 0, exec_done: 1, failed: 1, dep_fail: 2 }, 'no task left pending at the end')
+  const page = await get<TaskPage>(dashboard, `/api/workflows/${w.run}/tasks?state=dep_fail`)
+  t.equal(page.total, 2)
+  const detail = await get<TaskDetail>(dashboard, `/api/workflows/${w.run}/tasks/${page.tasks[0]!.taskId}`)
+  t.equal(detail.task.state, 'dep_fail')
+  t.ok(detail.error, `a dep_fail task has its error: ${detail.error}`)
+  t.equal((await get<WorkflowDetail>(dashboard, `/api/workflows/${w.run}`)).failed, 3, 'failed counts failed and dep_fail')
+})
+
 t.test('blocks, managers and resources from the writer (synthetic records)', async (t) => {
   const db = join(scratch, 'synthetic', 'monitoring.db')
   const result = await writeSyntheticRun({ db, runId: 'synthetic-1', tasks: 2000, failEvery: 100, managers: 4, sampleEvery: 5 })
@@ -239,6 +265,27 @@ t.test('blocks, managers and resources from the writer (synthetic records)', asy
   t.same([...new Set(resources.nodes.map((n) => n.hostname))], ['node0', 'node1'], 'per node by hostname')
   const cpu = resources.nodes.reduce((sum, n) => sum + n.cpuS, 0)
   t.ok(Math.abs(cpu - 400 * 0.036) < 1e-6, `the CPU seconds over the buckets add up to the tasks' (${cpu})`)
+})
+
+t.test('above 20,000 tasks: states and app durations from an even sample, saying so', async (t) => {
+  const db = join(scratch, 'sampled', 'monitoring.db')
+  const result = await writeSyntheticRun({ db, runId: 'big', tasks: 50_000, failEvery: 500 })
+  const dashboard = await serve(t, db)
+  const direct = openDb(t, db)
+  const states = await get<StatesOverTime & { sampleEvery?: number }>(dashboard, '/api/workflows/1/states?buckets=10')
+  t.equal(states.sampleEvery, 3, 'one task id in 3')
+  const end: Record<string, number> = Object.fromEntries(states.points.filter((p) => p.timeMs === states.endMs).map((p) => [p.state, p.tasks]))
+  t.ok(Math.abs(end.exec_done! - result.counts.exec_done!) / result.counts.exec_done! < 0.01, `final exec_done ${end.exec_done} within 1% of ${result.counts.exec_done}`)
+  const summaries = await get<AppSummaries & { sampleEvery?: number }>(dashboard, '/api/workflows/1/apps')
+  t.equal(summaries.sampleEvery, 3)
+  for (const a of summaries.apps) {
+    t.equal(a.tasks, direct.prepare('SELECT count(*) AS n FROM task WHERE run = 1 AND app = ?').get(a.app).n, `${a.app}: the task count is exact`)
+    const median = direct.prepare('SELECT end_ms - submit_ms AS d FROM task WHERE run = 1 AND app = ? ORDER BY d LIMIT 1 OFFSET ?').get(a.app, Math.floor(a.tasks / 2)).d as number
+    t.ok(Math.abs(a.medianMs! - median) <= 3, `${a.app}: the sampled median ${a.medianMs} is near the exact ${median}`)
+  }
+  const gantt = await get<Gantt>(dashboard, '/api/workflows/1/gantt')
+  t.equal(gantt.bars.length, 2000, 'the Gantt sample is GANTT_DEFAULT bars')
+  t.equal(gantt.bars.at(-1)!.taskId, 49_999)
 })
 
 t.test('errors: 404, 400, 405 as JSON naming the problem', async (t) => {

@@ -113,7 +113,7 @@ export async function writeSyntheticRun(run: SyntheticRun): Promise<SyntheticRes
   let last = start
   for (let i = 0; i < run.tasks; i++) {
     const app = (i % apps.length) + 1
-    const submit = start + 10 + i * gap
+    const submit = start + 10 + Math.floor(i * gap)
     await state(i, 0, 'unsched', app, -1, submit)
     await state(i, 0, 'pending', app, -1, submit)
     if (i >= run.tasks - live) {

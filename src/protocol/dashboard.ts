@@ -118,6 +118,8 @@ export interface TryRow {
   readonly endMs: number | undefined
   /** why this try failed (the retry's cause, or the task's error for the last try) */
   readonly failCause: string | undefined
+  /** the stack from where that try ran, when the database has it (schema 2 on) */
+  readonly failStack?: string
 }
 
 export interface StatusRow {
@@ -171,6 +173,8 @@ export const STATE_BUCKETS_MAX = 1000
 
 /** Tasks in each state at `buckets` evenly spaced times from the start to the end (or now). */
 export interface StatesOverTime {
+  /** set when the workflow has more than 20,000 tasks: counted on every k-th task id, counts scaled by k */
+  readonly sampleEvery?: number
   readonly startMs: number
   readonly endMs: number
   readonly points: readonly { readonly timeMs: number; readonly state: string; readonly tasks: number }[]
@@ -189,6 +193,11 @@ export interface AppSummary {
 }
 
 export interface AppSummaries {
+  /**
+   * set when the workflow has more than 20,000 tasks: `tasks` stays exact, the rest is estimated
+   * from every k-th task id (done and failed scaled to the app's count)
+   */
+  readonly sampleEvery?: number
   readonly apps: readonly AppSummary[]
 }
 

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Page } from 'playwright-core'
 import t from 'tap'
-import { DataFlowKernel, ThreadPoolExecutor, awaitAllSettled } from 'tsflow'
+import { DataFlowKernel, HighThroughputExecutor, LocalProvider, ThreadPoolExecutor, awaitAllSettled } from 'tsflow'
+import { burn } from '../fixtures/monitoring-apps.js'
 import { chromiumMissing, launchChromium, startMonitor } from '../helpers/dashboard.js'
 import { waitFor } from '../helpers/wait.js'
 import { broken, gated, quick } from './apps.js'
@@ -40,10 +41,20 @@ async function until<A>(page: Page, what: string, predicate: (arg: A) => boolean
 }
 const countIs = (page: Page, state: string, n: number) =>
   until(page, `count-${state} = ${n}`, (a) => document.querySelector(`[data-testid=count-${a.state}]`)?.textContent === String(a.n), { state, n })
+/** The element's text once the panel is filled, or null when the page has no such element (no waiting: the detail is drawn at once). */
+const textOf = (page: Page, testid: string) => page.locator(`[data-testid=${testid}]`).textContent({ timeout: 1000 }).catch(() => null)
 const rows = (page: Page) =>
   page.$$eval('[data-testid=task-row]', (trs) => trs.map((tr: any) => ({ id: Number(tr.getAttribute('data-task-id')), state: tr.getAttribute('data-state')!, app: tr.getAttribute('data-app')! })))
 const pageInfo = (page: Page, text: string) =>
   until(page, `page info "${text}"`, (x) => document.querySelector('[data-testid=page-info]')?.textContent === x && !document.querySelector('[data-testid=task-table]')?.hasAttribute('aria-busy'), text)
+
+// Runs where Chromium is missing too: the page's script at least parses.
+t.test('the page script parses', async (t) => {
+  const { PAGE_SCRIPT, PAGE_HTML, WEB_ASSETS } = await import('../../dist/monitoring/dashboard/web/page.js')
+  t.doesNotThrow(() => new Function(PAGE_SCRIPT), 'dashboard.js is valid JavaScript')
+  t.match(PAGE_HTML, /\/static\/dashboard\.js/, 'the HTML loads it')
+  t.same(Object.keys(WEB_ASSETS).sort(), ['dashboard.css', 'dashboard.js'], 'the assets the server serves')
+})
 
 t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing() ?? false }, async (t) => {
   const runDir = join(scratch, 'runinfo')
@@ -74,7 +85,7 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   }, runId)
   const run = Number(await page.getAttribute(`[data-testid=workflow-row][data-run-id="${runId}"]`, 'data-run'))
   t.ok(run > 0, `the run is listed as workflow ${run}`)
-  await page.screenshot({ path: join(shots, 'dashboard-workflows.png') })
+  await page.screenshot({ path: join(shots, 'dashboard-workflows.png'), clip: { x: 0, y: 0, width: 1400, height: 320 } })
 
   // its page: counts while the gated tasks hold both threads
   await page.click(`[data-testid=workflow-row][data-run-id="${runId}"] a`)
@@ -98,9 +109,8 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   await until(page, 'the run shown ended', () => document.querySelector('[data-testid=live-status]')?.textContent === 'ended')
   await until(page, 'no running task left in the header', () => document.querySelector('[data-testid=count-running]')?.textContent === '0')
   t.ok(await page.evaluate(() => window.notReloaded === true), 'still the same page at the end')
-  await until(page, 'the Gantt chart drawn', () => Number(document.querySelector('[data-testid=chart-gantt]')?.getAttribute('data-rendered')) > 0 && !!document.querySelector('[data-testid=chart-gantt] svg'))
+  await until(page, 'the Gantt chart drawn', () => Number(document.querySelector('[data-testid=chart-gantt]')?.getAttribute('data-rendered')) > 0 && !!document.querySelector('[data-testid=chart-gantt] canvas'))
   await until(page, 'per-app durations', () => document.querySelectorAll('[data-testid=app-row]').length === 3)
-  await page.screenshot({ path: join(shots, 'dashboard-workflow.png'), fullPage: true })
 
   // filter by state: only the failed tasks
   await page.selectOption('[data-testid=filter-state]', 'failed')
@@ -113,8 +123,8 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   // a failed task's detail: the error, the remote stack, its try and its states
   await page.click(`[data-testid=task-row][data-task-id="${failedRows[0]!.id}"] a`)
   await until(page, 'the task detail', (id) => document.body.dataset.detail === String(id), failedRows[0]!.id)
-  t.match(await page.textContent('[data-testid=task-error]'), /dashboard test failure #\d/, 'the error is shown')
-  t.match(await page.textContent('[data-testid=task-stack]'), /dashboardBrokenInner/, 'the remote stack names the function that threw')
+  t.match(await textOf(page, 'task-error'), /dashboard test failure #\d/, 'the error is shown')
+  t.match(await textOf(page, 'task-stack'), /dashboardBrokenInner/, 'the remote stack names the function that threw')
   t.ok((await page.$$('[data-testid=task-tries] tbody tr')).length >= 1, 'the try history is shown')
   t.match(await page.textContent('[data-testid=task-statuses]'), /failed/, 'the state changes end in failed')
   await page.screenshot({ path: join(shots, 'dashboard-task.png') })
@@ -163,8 +173,39 @@ t.test('the dashboard in Chromium follows a live run', { skip: chromiumMissing()
   const linked = await browser.newPage()
   await linked.goto(`${url}#/run/${run}/task/${failedRows[1]!.id}`)
   await until(linked, 'the linked task detail', (id) => document.body.dataset.detail === String(id), failedRows[1]!.id)
-  t.match(await linked.textContent('[data-testid=task-error]'), /dashboard test failure/, 'a linked failed task shows its error')
+  t.match(await textOf(linked, 'task-error'), /dashboard test failure/, 'a linked failed task shows its error')
   await linked.close()
 
   t.same(pageErrors, [], 'no script errors on the page')
+})
+
+// HTEX on the local provider with resource sampling: the block, its manager and the tasks' /proc
+// samples are drawn (the documentation's workflow screenshot comes from this run).
+t.test('an HTEX run shows its block, manager and resource use', { skip: chromiumMissing() ?? false }, async (t) => {
+  const db = join(scratch, 'htex', 'monitoring.db')
+  const htex = new HighThroughputExecutor({
+    label: 'htex', workerMode: 'processes', maxWorkersPerNode: 2, strategy: 'none',
+    provider: new LocalProvider({ initBlocks: 1, minBlocks: 0, maxBlocks: 1 }),
+  })
+  const dfk = new DataFlowKernel({ runDir: join(scratch, 'htex', 'runinfo'), executors: [htex], monitoring: { enabled: true, db, resourceIntervalMs: 100 } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const futures: PromiseLike<unknown>[] = [
+    ...Array.from({ length: 12 }, (_, i) => burn.with({ dfk })(300 + (i % 4) * 150, 10 + (i % 3) * 20)),
+    ...Array.from({ length: 2 }, (_, i) => broken.with({ dfk })(`htex #${i}`)),
+    ...Array.from({ length: 16 }, (_, i) => quick.with({ dfk })(20 + i * 5)),
+  ]
+  await awaitAllSettled(futures)
+  await dfk.cleanup()
+  const url = await startMonitor(t, db)
+  const browser = await launchChromium(t)
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  await page.goto(`${url}#/run/1`)
+  await until(page, 'the workflow page', () => document.body.dataset.ready === 'workflow')
+  t.equal(await page.textContent('[data-testid=live-status]'), 'ended', 'the run has ended')
+  for (const chart of ['chart-infra', 'chart-nodes', 'chart-task-resources', 'chart-gantt', 'chart-states', 'chart-apps']) {
+    await until(page, `${chart} drawn`, (c) => !!document.querySelector(`[data-testid=${c}] canvas`), chart)
+    t.pass(`${chart} is drawn`)
+  }
+  await page.screenshot({ path: join(shots, 'dashboard-workflow.png'), fullPage: true })
 })

@@ -42,6 +42,8 @@ export interface OptionalColumns {
   readonly workflowProgress: boolean
   /** the task_history view (every state change, from status and try rows) */
   readonly taskHistory: boolean
+  /** try.fail_stack: each failed try's remote stack */
+  readonly tryStack: boolean
 }
 
 /**
@@ -91,7 +93,7 @@ export class DashboardDb {
 
   columns(): OptionalColumns {
     const db = this.connection()
-    if (!db) return { taskError: false, blockReason: false, nodeReason: false, workflowProgress: false, taskHistory: false }
+    if (!db) return { taskError: false, blockReason: false, nodeReason: false, workflowProgress: false, taskHistory: false, tryStack: false }
     if (this.cachedColumns) return this.cachedColumns
     const has = (table: string, column: string) => (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).some((c) => c.name === column)
     const view = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?").get(name) !== undefined
@@ -101,6 +103,7 @@ export class DashboardDb {
       nodeReason: has('node', 'reason'),
       workflowProgress: has('workflow', 'last_event_ms') && has('workflow', 'tasks_ended'),
       taskHistory: view('task_history'),
+      tryStack: has('try', 'fail_stack'),
     }
     return this.cachedColumns
   }

@@ -66,7 +66,8 @@ function countsOf(d: DashboardDb, run: number): { counts: Record<string, number>
 /**
  * The newest row's time: the workflow's start or end, its newest task submission (an index
  * probe), and its newest status row among the last LAST_EVENT_SCAN rows of the table (status rows
- * are appended in arrival order, so a live workflow's newest is near the end).
+ * are appended in arrival order, so a live workflow's newest is near the end). `+run`: scan that
+ * rowid range, not the workflow's entries of the (run, ...) index.
  */
 function lastEventOf(d: DashboardDb, w: WorkflowRow): number {
   if (d.columns().workflowProgress) {
@@ -78,7 +79,7 @@ function lastEventOf(d: DashboardDb, w: WorkflowRow): number {
   const status =
     row<{ t: number | null }>(
       d,
-      'SELECT max(time_ms) AS t FROM status WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM status) - ? AND run = ?',
+      'SELECT max(time_ms) AS t FROM status WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM status) - ? AND +run = ?',
       LAST_EVENT_SCAN,
       w.run,
     )?.t ?? null
@@ -179,7 +180,7 @@ export function workflowDetail(d: DashboardDb, run: number): WorkflowDetail | un
   } else if (w.end_ms === null) {
     const windowMs = Math.max(1000, Math.min(RATE_WINDOW_MS, summary.lastEventMs - w.start_ms))
     const from = firstStatusRowAt(d, summary.lastEventMs - windowMs)
-    const ended = row<{ n: number }>(d, `SELECT count(*) AS n FROM status WHERE rowid >= ? AND run = ? AND state IN (${FINAL_SQL})`, from, run)?.n ?? 0
+    const ended = row<{ n: number }>(d, `SELECT count(*) AS n FROM status WHERE rowid >= ? AND +run = ? AND state IN (${FINAL_SQL})`, from, run)?.n ?? 0
     recentRate = ended / (windowMs / 1000)
   }
   return { ...summary, apps, failed: (summary.counts.failed ?? 0) + (summary.counts.dep_fail ?? 0), recentRate }
@@ -190,7 +191,8 @@ const SORT_SQL: Record<TaskSortKey, { expr: string; nullable: boolean }> = {
   app: { expr: 't.app', nullable: false },
   state: { expr: 't.state', nullable: false },
   executor: { expr: 't.executor', nullable: true },
-  submit_ms: { expr: 't.submit_ms', nullable: false },
+  // ids are handed out at submission: the primary key's order is submit order (no index on submit_ms)
+  submit_ms: { expr: 't.task_id', nullable: false },
   end_ms: { expr: 't.end_ms', nullable: true },
   duration: { expr: '(t.end_ms - t.submit_ms)', nullable: true },
 }
@@ -243,7 +245,7 @@ export function taskPage(d: DashboardDb, run: number, query: Required<Pick<TaskQ
   const sort = SORT_SQL[query.sort]
   const dir = query.order === 'desc' ? 'DESC' : 'ASC'
   // Tasks without an end (or executor) sort after the others either way; ties by task id.
-  const order = `${sort.expr} ${dir}${sort.nullable ? ' NULLS LAST' : ''}${query.sort === 'task_id' ? '' : `, t.task_id ${dir}`}`
+  const order = `${sort.expr} ${dir}${sort.nullable ? ' NULLS LAST' : ''}${sort.expr === 't.task_id' ? '' : `, t.task_id ${dir}`}`
   const tasks = rows<TaskSqlRow>(
     d,
     `SELECT t.task_id, t.app, t.executor, t.state, t.last_try, t.submit_ms, t.end_ms, ${errorExpr(d, 't')} AS error
@@ -268,9 +270,10 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
   if (!r) return undefined
   const task = taskRow(r)
   const failed = r.state === 'failed' || r.state === 'dep_fail'
-  const tries = rows<{ try_number: number; executor: string | null; state: string; launched_ms: number | null; running_ms: number | null; end_ms: number | null; fail_cause: string | null }>(
+  const tries = rows<{ try_number: number; executor: string | null; state: string; launched_ms: number | null; running_ms: number | null; end_ms: number | null; fail_cause: string | null; fail_stack: string | null }>(
     d,
-    'SELECT try_number, executor, state, launched_ms, running_ms, end_ms, fail_cause FROM try WHERE run = ? AND task_id = ? ORDER BY try_number',
+    `SELECT try_number, executor, state, launched_ms, running_ms, end_ms, fail_cause, ${d.columns().tryStack ? 'fail_stack' : 'NULL'} AS fail_stack
+     FROM try WHERE run = ? AND task_id = ? ORDER BY try_number`,
     run,
     taskId,
   ).map((y) => ({
@@ -282,6 +285,7 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
     endMs: orUndefined(y.end_ms),
     // the last try of a failed task failed with the task's error
     failCause: orUndefined(y.fail_cause) ?? (failed && y.try_number === r.last_try ? orUndefined(r.error) : undefined),
+    ...(y.fail_stack === null ? {} : { failStack: y.fail_stack }),
   }))
   const statuses = rows<{ try_number: number; state: string; time_ms: number }>(
     d,
@@ -310,6 +314,39 @@ export function taskDetail(d: DashboardDb, run: number, taskId: number): TaskDet
 }
 
 /**
+ * Views over every task of a workflow (states over time, per-app durations) read one task id in
+ * k when a workflow has more than SAMPLE_TASKS tasks, and scale counts by k: a workflow's ids are
+ * dense and assigned in submission order, so the sample is spread evenly over time.
+ */
+export const SAMPLE_TASKS = 20_000
+
+/** The first and last task id: two primary-key probes (min and max in one query would scan). */
+function idRange(d: DashboardDb, run: number): { lo: number | undefined; hi: number | undefined } {
+  const lo = row<{ v: number | null }>(d, 'SELECT min(task_id) AS v FROM task WHERE run = ?', run)?.v ?? undefined
+  const hi = row<{ v: number | null }>(d, 'SELECT max(task_id) AS v FROM task WHERE run = ?', run)?.v ?? undefined
+  return { lo, hi }
+}
+
+/** One task id in k (k = 1 up to SAMPLE_TASKS tasks), from the first id to the last. */
+function sampleOf(d: DashboardDb, run: number): { k: number; lo: number; hi: number } {
+  const { lo, hi } = idRange(d, run)
+  if (lo === undefined || hi === undefined) return { k: 1, lo: 0, hi: -1 }
+  return { k: Math.max(1, Math.ceil((hi - lo + 1) / SAMPLE_TASKS)), lo, hi }
+}
+
+/**
+ * The sampled tasks (`st`) and their tries (`sy`), found by primary key from a list of ids: about
+ * SAMPLE_TASKS lookups however large the workflow, not a scan of its rows. One id from each run of
+ * k ids, at an offset that varies (a multiplicative hash of the run's number): a plain stride
+ * would alias with a workflow that submits its apps in a repeating pattern (every k-th task the
+ * same app).
+ */
+const SAMPLED_CTE = `ids(i, id) AS (SELECT 0, @lo WHERE @lo <= @hi
+    UNION ALL SELECT i + 1, @lo + (i + 1) * @k + ((i + 1) * 2654435761) % @k FROM ids WHERE @lo + (i + 1) * @k <= @hi),
+  st AS MATERIALIZED (SELECT t.task_id, t.app, t.state, t.last_try, t.submit_ms, t.end_ms FROM ids CROSS JOIN task t ON t.run = @run AND t.task_id = ids.id),
+  sy AS MATERIALIZED (SELECT y.task_id, y.try_number, y.state, y.launched_ms, y.running_ms, y.end_ms FROM ids CROSS JOIN try y ON y.run = @run AND y.task_id = ids.id)`
+
+/**
  * The bucket of an event at time x: the first sample time (@start + k * @step) at or after it.
  * CAST: better-sqlite3 binds JS numbers as REAL, and REAL division does not truncate.
  */
@@ -320,21 +357,22 @@ const GANTT_COLUMNS = `t.task_id, t.app, t.executor, t.state, t.submit_ms, y.lau
 
 /**
  * All bars when there are at most `limit` tasks; else `limit` task ids spread evenly from the
- * first to the last, each found by its primary key (a workflow's ids are dense, so each exists).
+ * first to the last, each found by its primary key (a workflow's ids are dense, so each exists;
+ * CROSS JOIN keeps the id list outside, else SQLite may scan the tasks once per id).
  */
 export function gantt(d: DashboardDb, run: number, limit: number): Gantt {
-  const ids = row<{ lo: number | null; hi: number | null; n: number }>(d, 'SELECT min(task_id) AS lo, max(task_id) AS hi, count(*) AS n FROM task WHERE run = ?', run)
-  const total = ids?.n ?? 0
+  const total = row<{ n: number }>(d, 'SELECT count(*) AS n FROM task WHERE run = ?', run)?.n ?? 0
   type Bar = { task_id: number; app: string; executor: string | null; state: string; submit_ms: number; launched_ms: number | null; running_ms: number | null; end_ms: number | null }
   let bars: Bar[]
   if (total <= limit) bars = rows<Bar>(d, `SELECT ${GANTT_COLUMNS} WHERE t.run = ? ORDER BY t.task_id`, run)
   else {
-    const lo = ids!.lo!
-    const span = ids!.hi! - lo
+    const ids = idRange(d, run)
+    const lo = ids.lo!
+    const span = ids.hi! - lo
     bars = rows<Bar>(
       d,
       `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < @limit - 1)
-       SELECT ${GANTT_COLUMNS.replace('FROM task t', 'FROM s JOIN task t ON t.run = @run AND t.task_id = @lo + CAST(s.i * @span / (@limit - 1) AS INTEGER)')}
+       SELECT ${GANTT_COLUMNS.replace('FROM task t', 'FROM s CROSS JOIN task t ON t.run = @run AND t.task_id = @lo + CAST(s.i * @span / (@limit - 1) AS INTEGER)')}
        ORDER BY t.task_id`,
       { run, limit, lo, span },
     )
@@ -356,11 +394,11 @@ export function gantt(d: DashboardDb, run: number, limit: number): Gantt {
 }
 
 /**
- * Tasks per state at `buckets` times, from the task and try tables' times in two passes with the
- * counting done in SQL: every task enters `pending` at its submission (unsched and pending are
- * one state here) and its final state at its end; every try moves pending -> launched -> running
- * at its times, leaves the state it reached at its end, and a retried try returns its task to
- * pending. Each change is a +1/-1 in the bucket of its time; the running sums are the counts.
+ * Tasks per state at `buckets` times, from the task and try tables' times with the counting done
+ * in SQL: every task enters `pending` at its submission (unsched and pending are one state here)
+ * and its final state at its end; every try moves pending -> launched -> running at its times,
+ * leaves the state it reached at its end, and a retried try returns its task to pending; a task
+ * that ended without a try (dep_fail, memo_done) leaves pending at its end. Each change is a +1/-1 in the bucket of its time; the running sums are the counts.
  */
 export function statesOverTime(d: DashboardDb, run: number, buckets: number, nowMs = Date.now()): StatesOverTime | undefined {
   const w = workflowRow(d, run)
@@ -369,21 +407,25 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
   const endMs = Math.max(startMs, w.end_ms ?? nowMs)
   const step = Math.max(1, Math.ceil((endMs - startMs) / Math.max(1, buckets - 1)))
   const b = (x: string) => bucketSql(x)
+  const { k, lo, hi } = sampleOf(d, run)
   const deltas = rows<{ b: number; state: string; d: number }>(
     d,
-    `SELECT b, state, sum(d) AS d FROM (
-       SELECT ${b('submit_ms')} AS b, 'pending' AS state, 1 AS d FROM task WHERE run = @run
-       UNION ALL SELECT ${b('end_ms')}, state, 1 FROM task WHERE run = @run AND end_ms IS NOT NULL
-       UNION ALL SELECT ${b('launched_ms')}, 'pending', -1 FROM try WHERE run = @run AND launched_ms IS NOT NULL
-       UNION ALL SELECT ${b('launched_ms')}, 'launched', 1 FROM try WHERE run = @run AND launched_ms IS NOT NULL
-       UNION ALL SELECT ${b('running_ms')}, 'launched', -1 FROM try WHERE run = @run AND running_ms IS NOT NULL AND launched_ms IS NOT NULL
-       UNION ALL SELECT ${b('running_ms')}, 'running', 1 FROM try WHERE run = @run AND running_ms IS NOT NULL
+    `WITH RECURSIVE ${SAMPLED_CTE}
+     SELECT b, state, sum(d) AS d FROM (
+       SELECT ${b('submit_ms')} AS b, 'pending' AS state, 1 AS d FROM st
+       UNION ALL SELECT ${b('end_ms')}, state, 1 FROM st WHERE end_ms IS NOT NULL
+       UNION ALL SELECT ${b('st.end_ms')}, 'pending', -1 FROM st WHERE st.end_ms IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM try y WHERE y.run = @run AND y.task_id = st.task_id)
+       UNION ALL SELECT ${b('launched_ms')}, 'pending', -1 FROM sy WHERE launched_ms IS NOT NULL
+       UNION ALL SELECT ${b('launched_ms')}, 'launched', 1 FROM sy WHERE launched_ms IS NOT NULL
+       UNION ALL SELECT ${b('running_ms')}, 'launched', -1 FROM sy WHERE running_ms IS NOT NULL AND launched_ms IS NOT NULL
+       UNION ALL SELECT ${b('running_ms')}, 'running', 1 FROM sy WHERE running_ms IS NOT NULL
        UNION ALL SELECT ${b('end_ms')}, CASE WHEN running_ms IS NOT NULL THEN 'running' WHEN launched_ms IS NOT NULL THEN 'launched' ELSE 'pending' END, -1
-         FROM try WHERE run = @run AND end_ms IS NOT NULL
-       UNION ALL SELECT ${b('y.end_ms')}, 'pending', 1 FROM try y WHERE y.run = @run AND y.end_ms IS NOT NULL AND y.state = 'failed'
-         AND y.try_number < (SELECT t.last_try FROM task t WHERE t.run = y.run AND t.task_id = y.task_id)
+         FROM sy WHERE end_ms IS NOT NULL
+       UNION ALL SELECT ${b('sy.end_ms')}, 'pending', 1 FROM sy WHERE sy.end_ms IS NOT NULL AND sy.state = 'failed'
+         AND sy.try_number < (SELECT t.last_try FROM task t WHERE t.run = @run AND t.task_id = sy.task_id)
      ) GROUP BY b, state`,
-    { start: startMs, step, last: buckets - 1, run },
+    { start: startMs, step, last: buckets - 1, run, k, lo, hi },
   )
   const present = new Set(deltas.map((r) => r.state))
   // Live states first, then final states, each in the schema's order: a stable stacking order.
@@ -396,10 +438,10 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
     for (const state of states) {
       const now = running.get(state)! + (byBucket.get(`${i} ${state}`) ?? 0)
       running.set(state, now)
-      points.push({ timeMs: Math.min(startMs + i * step, endMs), state, tasks: Math.max(0, now) })
+      points.push({ timeMs: Math.min(startMs + i * step, endMs), state, tasks: Math.max(0, now) * k })
     }
   }
-  return { startMs, endMs, points }
+  return { startMs, endMs, points, ...(k > 1 ? { sampleEvery: k } : {}) }
 }
 
 /**
@@ -408,22 +450,27 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
  * window functions, returning two rows per app rather than the durations.
  */
 export function appSummaries(d: DashboardDb, run: number): AppSummaries {
+  const { k, lo, hi } = sampleOf(d, run)
+  // exact task counts per app from the (run, app) index, in its order: no sort
+  const counts = new Map(rows<{ app: string; n: number }>(d, 'SELECT app, count(*) AS n FROM task WHERE run = ? GROUP BY app', run).map((r) => [r.app, r.n]))
   const base = rows<{ app: string; tasks: number; done: number; failed: number; ended: number; mean: number | null; max: number | null }>(
     d,
-    `SELECT app, count(*) AS tasks,
+    `WITH RECURSIVE ${SAMPLED_CTE.slice(0, SAMPLED_CTE.indexOf(',\n  sy AS'))}
+     SELECT app, count(*) AS tasks,
        sum(state IN ('exec_done', 'memo_done')) AS done, sum(state IN ('failed', 'dep_fail')) AS failed,
        count(end_ms) AS ended, avg(end_ms - submit_ms) AS mean, max(end_ms - submit_ms) AS max
-     FROM task WHERE run = ? GROUP BY app ORDER BY app`,
-    run,
+     FROM st GROUP BY app ORDER BY app`,
+    { run, k, lo, hi },
   )
   const ranks = rows<{ app: string; rn: number; n: number; duration: number }>(
     d,
-    `SELECT app, rn, n, duration FROM (
+    `WITH RECURSIVE ${SAMPLED_CTE.slice(0, SAMPLED_CTE.indexOf(',\n  sy AS'))}
+     SELECT app, rn, n, duration FROM (
        SELECT app, end_ms - submit_ms AS duration,
          row_number() OVER (PARTITION BY app ORDER BY end_ms - submit_ms) AS rn, count(*) OVER (PARTITION BY app) AS n
-       FROM task WHERE run = ? AND end_ms IS NOT NULL)
+       FROM st WHERE end_ms IS NOT NULL)
      WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100`,
-    run,
+    { run, k, lo, hi },
   )
   const quantiles = new Map<string, { median?: number; p95?: number }>()
   for (const r of ranks) {
@@ -432,17 +479,23 @@ export function appSummaries(d: DashboardDb, run: number): AppSummaries {
     if (r.rn === Math.floor((95 * r.n + 99) / 100)) q.p95 = r.duration
     quantiles.set(r.app, q)
   }
-  const apps: AppSummary[] = base.map((a) => ({
-    app: a.app,
-    tasks: a.tasks,
-    done: a.done,
-    failed: a.failed,
-    meanMs: orUndefined(a.mean),
-    medianMs: quantiles.get(a.app)?.median,
-    p95Ms: quantiles.get(a.app)?.p95,
-    maxMs: orUndefined(a.max),
-  }))
-  return { apps }
+  const sampled = new Map(base.map((a) => [a.app, a]))
+  // Apps the sample missed (fewer than k tasks) still appear, with their exact count.
+  const apps: AppSummary[] = [...counts.keys()].sort().map((app) => {
+    const a = sampled.get(app) ?? { app, tasks: 0, done: 0, failed: 0, ended: 0, mean: null, max: null }
+    const scale = k > 1 && a.tasks > 0 ? counts.get(app)! / a.tasks : 1
+    return {
+      app,
+      tasks: counts.get(app)!,
+      done: Math.round(a.done * scale),
+      failed: Math.round(a.failed * scale),
+      meanMs: orUndefined(a.mean),
+      medianMs: quantiles.get(app)?.median,
+      p95Ms: quantiles.get(app)?.p95,
+      maxMs: orUndefined(a.max),
+    }
+  })
+  return { apps, ...(k > 1 ? { sampleEvery: k } : {}) }
 }
 
 const BLOCK_ENDS = new Set(['finished', 'failed', 'cancelled'])

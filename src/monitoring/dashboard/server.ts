@@ -1,7 +1,7 @@
 /**
  * The dashboard server of `tsflow monitor` (docs/monitoring.md "Dashboard"): node:http serving
  * protocol/dashboard.ts's API from the monitoring database (read-only, db.ts; SQL in queries.ts),
- * the page (web/page.ts, or placeholder.ts until it exists), vega and vega-lite from
+ * the page (web/page.ts), vega and vega-lite from
  * node_modules, server-sent events and `/metrics`.
  *
  * Answers are cached until the database changes (SQLite's data_version), so any number of open
@@ -10,8 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
-import { existsSync, readFileSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import {
   DASHBOARD_KEEPALIVE_MS,
@@ -31,6 +30,7 @@ import {
 import { STATE_CODES } from '../../protocol/monitoring.js'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../util/prometheus.js'
 import { DashboardDb } from './db.js'
+import { PAGE_HTML, WEB_ASSETS } from './web/page.js'
 import { appSummaries, gantt, infrastructure, resources, statesOverTime, taskDetail, taskPage, workflowDetail, workflowSummaries } from './queries.js'
 
 export interface DashboardOptions {
@@ -53,19 +53,6 @@ export interface Dashboard {
   /** event stream clients connected now */
   listeners(): number
   close(): Promise<void>
-}
-
-interface WebPage {
-  PAGE_HTML: string
-  WEB_ASSETS: Readonly<Record<string, { contentType: string; body: string }>>
-}
-
-/** The page module: dash-web's `web/page.js` once it exists, the placeholder before. */
-async function loadPage(): Promise<WebPage> {
-  const real = new URL('./web/page.js', import.meta.url)
-  // Built (dist/…/page.js) or run from source by a TypeScript loader (src/…/page.ts).
-  const present = existsSync(fileURLToPath(real)) || existsSync(fileURLToPath(real).replace(/\.js$/, '.ts'))
-  return (await import(present ? real.href : './placeholder.js')) as WebPage
 }
 
 const require = createRequire(import.meta.url)
@@ -123,22 +110,27 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const db = new DashboardDb(options.db)
   // Fails now, not at the first request, for a database this tsflow cannot read.
   db.connection()
-  const page = await loadPage()
   const pollMs = options.pollMs ?? DASHBOARD_POLL_MS
   const keepAliveMs = options.keepAliveMs ?? DASHBOARD_KEEPALIVE_MS
   const vendorFiles = new Map<string, Buffer>()
 
-  let cacheVersion = Number.NaN
-  const cache = new Map<string, unknown>()
-  function cached<T>(key: string, compute: () => T): T {
+  // Answers by route and parameters. An answer stands while the database is unchanged; an ended
+  // workflow's answers stand for good (nothing is written to it any more); and while a workflow
+  // runs, an answer that took long (a view over a million tasks) is reused until it is older than
+  // REUSE_FACTOR times what it cost, so pages refreshing on every event cannot keep the server
+  // busier than about 1/REUSE_FACTOR.
+  const REUSE_FACTOR = 5
+  const CACHE_ENTRIES = 500
+  const cache = new Map<string, { value: unknown; version: number; ended: boolean; atMs: number; costMs: number }>()
+  function cached<T>(key: string, compute: () => T, ended = false): T {
     const version = db.version()
-    if (version !== cacheVersion || cache.size > 500) {
-      cache.clear()
-      cacheVersion = version
-    }
-    if (cache.has(key)) return cache.get(key) as T
+    const entry = cache.get(key)
+    const now = performance.now()
+    if (entry && (entry.version === version || entry.ended || now - entry.atMs < REUSE_FACTOR * entry.costMs)) return entry.value as T
     const value = compute()
-    cache.set(key, value)
+    cache.delete(key)
+    cache.set(key, { value, version, ended, atMs: now, costMs: performance.now() - now })
+    if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!)
     return value
   }
   const list = (): WorkflowList => cached('workflows', () => ({ workflows: workflowSummaries(db), db: db.path }))
@@ -156,6 +148,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (parts[0] !== 'workflows' || parts.length < 2) throw new HttpError(404, `no route /api/${parts.join('/')}`)
     const run = integerPath(parts[1]!, 'workflow')
     const workflow = found(detail(run), `workflow ${run} in ${db.path}`)
+    const ended = workflow.endMs !== undefined
+    // with the runId: a key retention freed may be given to a new workflow
+    const workflowKey = `${run} ${workflow.runId}`
     const [, , view, id, ...rest] = parts
     if (view === undefined) {
       new Params(search, [])
@@ -164,7 +159,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (view === 'tasks' && id !== undefined && rest.length === 0) {
       new Params(search, [])
       const taskId = integerPath(id, 'task')
-      return found(cached(`task ${run} ${taskId}`, () => taskDetail(db, run, taskId)), `task ${taskId} in workflow ${run}`)
+      return found(cached(`task ${workflowKey} ${taskId}`, () => taskDetail(db, run, taskId), ended), `task ${taskId} in workflow ${run}`)
     }
     if (id !== undefined) throw new HttpError(404, `no route /api/${parts.join('/')}`)
     switch (view) {
@@ -179,27 +174,27 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
           offset: p.int('offset', 0, 0, Number.MAX_SAFE_INTEGER),
           limit: p.int('limit', TASK_PAGE_DEFAULT, 1, TASK_PAGE_MAX),
         }
-        return cached(`tasks ${run} ${JSON.stringify(query)}`, () => taskPage(db, run, query))
+        return cached(`tasks ${workflowKey} ${JSON.stringify(query)}`, () => taskPage(db, run, query), ended)
       }
       case 'gantt': {
         const limit = new Params(search, ['limit']).int('limit', GANTT_DEFAULT, 2, GANTT_MAX)
-        return cached(`gantt ${run} ${limit}`, () => gantt(db, run, limit))
+        return cached(`gantt ${workflowKey} ${limit}`, () => gantt(db, run, limit), ended)
       }
       case 'states': {
         const buckets = new Params(search, ['buckets']).int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`states ${run} ${buckets}`, () => statesOverTime(db, run, buckets))
+        return cached(`states ${workflowKey} ${buckets}`, () => statesOverTime(db, run, buckets), ended)
       }
       case 'apps':
         new Params(search, [])
-        return cached(`apps ${run}`, () => appSummaries(db, run))
+        return cached(`apps ${workflowKey}`, () => appSummaries(db, run), ended)
       case 'infrastructure':
         new Params(search, [])
-        return cached(`infrastructure ${run}`, () => infrastructure(db, run))
+        return cached(`infrastructure ${workflowKey}`, () => infrastructure(db, run), ended)
       case 'resources': {
         const p = new Params(search, ['limit', 'buckets'])
         const limit = p.int('limit', RESOURCE_TASKS_DEFAULT, 1, RESOURCE_TASKS_MAX)
         const buckets = p.int('buckets', STATE_BUCKETS_DEFAULT, 2, STATE_BUCKETS_MAX)
-        return cached(`resources ${run} ${limit} ${buckets}`, () => resources(db, run, limit, buckets))
+        return cached(`resources ${workflowKey} ${limit} ${buckets}`, () => resources(db, run, limit, buckets), ended)
       }
       default:
         throw new HttpError(404, `no route /api/${parts.join('/')}`)
@@ -311,7 +306,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       if (url.pathname === '/metrics') return reply(request, response, 200, PROMETHEUS_CONTENT_TYPE, metrics())
       if (parts[0] === 'static' && parts.length === 2) {
         const name = parts[1]!
-        const asset = page.WEB_ASSETS[name]
+        const asset = WEB_ASSETS[name]
         if (asset) return reply(request, response, 200, asset.contentType, asset.body)
         const vendor = VENDOR[name]
         if (vendor) {
@@ -323,7 +318,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       }
       // The page, at its own paths too, so history URLs survive a reload.
       if (parts.length === 0 || (parts[0] === 'workflows' && (parts.length === 2 || (parts.length === 4 && parts[2] === 'tasks')))) {
-        return reply(request, response, 200, 'text/html; charset=utf-8', page.PAGE_HTML)
+        return reply(request, response, 200, 'text/html; charset=utf-8', PAGE_HTML)
       }
       throw new HttpError(404, `no route ${url.pathname}`)
     } catch (error) {

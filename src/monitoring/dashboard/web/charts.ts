@@ -18,13 +18,28 @@ var views = {}
 // Renders spec into the element with this id, replacing the view drawn there before; the element's
 // data-rendered counts the draws, so tests and the benchmark can wait for a chart.
 function drawChart(id, spec, empty) {
+  return chartLibraries.then(function () { return drawNow(id, spec, empty) })
+}
+// The page's script runs before vega's (so its API calls start while vega loads); deferred
+// scripts have all run by DOMContentLoaded (readyState is already 'interactive' while they run,
+// so it cannot tell).
+var chartLibraries = new Promise(function (resolve, reject) {
+  var check = function () {
+    if (window.vega && window.vegaLite) resolve()
+    else reject(new Error('vega or vega-lite did not load (/static/vega.min.js, /static/vega-lite.min.js)'))
+  }
+  if (window.vega && window.vegaLite) resolve()
+  else if (document.readyState === 'complete') check()
+  else document.addEventListener('DOMContentLoaded', check)
+})
+function drawNow(id, spec, empty) {
   var el = document.getElementById(id)
   if (!el) return Promise.resolve()
-  if (views[id]) { views[id].finalize(); delete views[id] }
-  el.textContent = ''
+  var counted = function () { el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1) }
   if (empty) {
-    el.appendChild(h('p', { className: 'empty' }, empty))
-    el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1)
+    if (views[id]) { views[id].finalize(); delete views[id] }
+    el.replaceChildren(h('p', { className: 'empty' }, empty))
+    counted()
     return Promise.resolve()
   }
   spec.$schema = SCHEMA
@@ -37,11 +52,18 @@ function drawChart(id, spec, empty) {
   }
   spec.config = { font: 'system-ui, sans-serif', axis: { labelFontSize: 11, titleFontSize: 11 }, legend: { labelFontSize: 11 } }
   var compiled = vegaLite.compile(spec).spec
-  var view = new vega.View(vega.parse(compiled), { renderer: 'svg', container: el, hover: true })
-  views[id] = view
+  // drawn off-screen and swapped in when done: a live redraw never leaves the panel blank
+  var holder = document.createElement('div')
+  // canvas: thousands of Gantt bars draw several times faster than as SVG elements
+  var view = new vega.View(vega.parse(compiled), { renderer: 'canvas', container: holder, hover: true })
   return view.runAsync().then(function () {
-    el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1)
+    if (!document.body.contains(el)) { view.finalize(); return }
+    if (views[id]) views[id].finalize()
+    views[id] = view
+    el.replaceChildren(holder)
+    counted()
   }, function (error) {
+    view.finalize()
     el.textContent = 'chart failed: ' + error.message
   })
 }
@@ -185,8 +207,11 @@ function nodesSpec(res) {
 // Per task: CPU time against peak RSS, one point per try.
 function tasksResourceSpec(res) {
   if (res.tasks.length === 0) return { empty: 'no per-task resource samples' }
+  var shown = res.sampledTasks !== undefined && res.sampledTasks > res.tasks.length
+    ? res.tasks.length + ' of ' + res.sampledTasks + ' task tries (most CPU first)' : undefined
   return {
     spec: {
+      title: shown ? { text: shown, fontSize: 11, fontWeight: 'normal', anchor: 'start' } : undefined,
       height: 200,
       data: { values: res.tasks },
       transform: [{ calculate: 'datum.peakRssBytes / 1048576', as: 'peakRssMiB' }],

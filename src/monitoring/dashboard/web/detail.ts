@@ -71,20 +71,27 @@ function renderDetail(run, d) {
   panel.appendChild(h('h3', null, 'Tries'))
   panel.appendChild(smallTable('tries', 'task-tries', ['try', 'executor', 'state', 'launched', 'running', 'ended', 'failed with'],
     d.tries.map(function (r) {
-      return [String(r.tryNumber), r.executor || '', stateBadge(r.state), time(r.launchedMs), time(r.runningMs), time(r.endMs),
+      return [String(r.tryNumber), r.executor || '', stateBadge(r.state), clock(r.launchedMs), clock(r.runningMs), clock(r.endMs),
         r.failCause ? h('span', { className: 'error-cell', title: r.failCause }, r.failCause) : '']
     })))
+  // an earlier try's stack (a retried failure): the last try's is the task's, shown above
+  d.tries.forEach(function (r) {
+    if (!r.failStack || (r.tryNumber === t.lastTry && d.errorStack)) return
+    panel.appendChild(h('details', { className: 'try-stack', 'data-testid': 'try-stack' },
+      h('summary', null, 'try ' + r.tryNumber + ': stack'), h('pre', { className: 'stack' }, r.failStack)))
+  })
   panel.appendChild(h('h3', null, 'State changes'))
   var t0 = d.statuses.length ? d.statuses[0].timeMs : 0
   panel.appendChild(smallTable('state changes', 'task-statuses', ['try', 'state', 'time', '+'],
-    d.statuses.map(function (s) { return [String(s.tryNumber), stateBadge(s.state), time(s.timeMs), dur(s.timeMs - t0)] })))
+    d.statuses.map(function (s) { return [String(s.tryNumber), stateBadge(s.state), clock(s.timeMs), dur(s.timeMs - t0)] })))
   panel.appendChild(h('h3', null, 'Resource samples'))
   panel.appendChild(smallTable('resource samples', 'task-resources', ['try', 'manager', 'time', 'cpu user', 'cpu sys', 'rss', 'read', 'written'],
     d.resources.slice(-50).map(function (r) {
-      return [String(r.tryNumber), r.managerId.slice(0, 8), time(r.timeMs), r.cpuUserS.toFixed(2) + ' s', r.cpuSystemS.toFixed(2) + ' s',
+      return [String(r.tryNumber), r.managerId.slice(0, 8), clock(r.timeMs), r.cpuUserS.toFixed(2) + ' s', r.cpuSystemS.toFixed(2) + ' s',
         bytes(r.rssBytes), bytes(r.readBytes), bytes(r.writeBytes)]
     })))
   document.body.dataset.detail = String(t.taskId)
+  mark('detail')
 }
 
 function route() {

@@ -81,9 +81,9 @@ export const PAGE_HTML = `<!doctype html>
 <title>tsflow monitor</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/dashboard.css">
+<script src="/static/dashboard.js" defer></script>
 <script src="/static/vega.min.js" defer></script>
 <script src="/static/vega-lite.min.js" defer></script>
-<script src="/static/dashboard.js" defer></script>
 </head>
 <body>
 <header class="top"><a href="#/" aria-label="tsflow monitor home">tsflow monitor</a></header>

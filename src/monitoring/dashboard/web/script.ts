@@ -119,7 +119,10 @@ function openEvents(url, handlers) {
   })
 }
 
-function setReady(view) { document.body.dataset.ready = view }
+// Each milestone is also a performance mark (tsflow:ready:<view>, tsflow:charts, tsflow:detail), so
+// the load benchmark reads times from navigation start without polling.
+function mark(name) { if (window.performance && performance.mark) performance.mark('tsflow:' + name) }
+function setReady(view) { document.body.dataset.ready = view; mark('ready:' + view) }
 function setError(message) {
   var el = document.getElementById('error')
   el.textContent = message || ''
@@ -130,6 +133,9 @@ function setError(message) {
 function showList() {
   var token = ++current.token
   finalizeCharts()
+  clearTimeout(current.timer)
+  current.refreshing = false
+  current.again = false
   current.key = 'list'
   current.run = undefined
   document.body.dataset.ready = ''
@@ -194,10 +200,14 @@ function section(title, id, testid, children) {
 function buildWorkflow(route) {
   var token = ++current.token
   finalizeCharts()
+  clearTimeout(current.timer)
+  current.refreshing = false
+  current.again = false
   current.key = 'run/' + route.run
   current.run = route.run
   current.detail = undefined
-  current.lastRefresh = 0
+  current.lastRefresh = Date.now()
+  current.wf = undefined
   document.body.dataset.ready = ''
   document.body.dataset.charts = '0'
   root.textContent = ''
@@ -238,17 +248,25 @@ function buildWorkflow(route) {
         section('Resource use per node', 'chart-nodes', 'chart-nodes'),
         section('Resource use per task', 'chart-task-resources', 'chart-task-resources')),
       h('aside', { className: 'detail', id: 'detail', 'data-testid': 'task-detail', 'aria-label': 'task detail', hidden: true }))))
-  api('/api/workflows/' + route.run).then(function (wf) {
-    if (token !== current.token) return
-    renderHeader(wf)
-    fillFilters(wf, route)
-    return Promise.all([loadTable(route), refreshCharts(wf)])
-  }).then(function () { if (token === current.token) setReady('workflow') },
+  // header, table and charts all at once: none needs another's answer
+  Promise.all([
+    api('/api/workflows/' + route.run).then(function (wf) {
+      if (token !== current.token) return
+      renderHeader(wf)
+      fillFilters(wf, route)
+    }),
+    loadTable(route),
+    refreshCharts(route.run)
+  ]).then(function () { if (token === current.token) setReady('workflow') },
     function (e) { setError('could not load workflow ' + route.run + ': ' + e.message) })
   showDetail(route)
   openEvents('/api/events?run=' + route.run, {
     workflow: function (wf) {
       if (token !== current.token || wf.run !== current.run) return
+      // the server sends the current state on connecting: nothing new unless rows arrived since;
+      // while the first load is in flight, only the header is taken from it
+      if (!current.wf) { renderHeader(wf); return }
+      if (current.wf.lastEventMs === wf.lastEventMs && current.wf.tasks === wf.tasks && current.wf.endMs === wf.endMs) return
       var wasLive = current.wf && (current.wf.endMs === undefined || current.wf.endMs === null)
       renderHeader(wf)
       fillFilters(wf, parseRoute())
@@ -274,7 +292,7 @@ function renderHeader(wf) {
     if (!wf.counts[s] && ['unsched', 'joining', 'memo_done', 'cancelled', 'dep_fail'].indexOf(s) >= 0) return
     cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, stateBadge(s)), h('span', { className: 'value', 'data-testid': 'count-' + s }, num(wf.counts[s] || 0))))
   })
-  cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, 'failed'), h('span', { className: 'value', 'data-testid': 'count-failed-all' }, num(wf.failed))))
+  cells.push(h('div', { className: 'count' }, h('span', { className: 'label', title: 'failed and dep_fail tasks' }, 'all failed'), h('span', { className: 'value', 'data-testid': 'count-failed-all' }, num(wf.failed))))
   cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, 'tasks/s'), h('span', { className: 'value', 'data-testid': 'rate' }, wf.recentRate.toFixed(1))))
   header.appendChild(h('div', { className: 'counts', 'aria-label': 'tasks by state' }, cells))
 }
@@ -364,6 +382,7 @@ function renderTable(route, q, page) {
       h('td', { className: 'num' }, String(t.lastTry)), h('td', { title: time(t.submitMs) }, clock(t.submitMs)), h('td', { title: time(t.endMs) }, clock(t.endMs)),
       h('td', { className: 'num' }, dur(t.durationMs)), h('td', { className: 'error-cell', title: t.error || '' }, t.error || '')))
   })
+  mark('table')
   var info = document.querySelector('[data-testid=page-info]')
   var last = Math.min(page.offset + page.tasks.length, page.total)
   info.textContent = page.total === 0 ? '0 tasks' : num(page.offset + 1) + '\u2013' + num(last) + ' of ' + num(page.total)
@@ -373,12 +392,13 @@ function renderTable(route, q, page) {
   document.querySelector('[data-testid=page-last]').disabled = last >= page.total
 }
 
-function refreshCharts(wf) {
-  var run = wf.run, token = current.token, now = Date.now()
+function refreshCharts(run) {
+  var token = current.token, now = Date.now()
   var base = '/api/workflows/' + run
   var draw = function (id, made) { return drawChart(id, made.spec || {}, made.empty) }
   var jobs = [
-    api(base + '/gantt').then(function (g) { if (token === current.token) return draw('chart-gantt', ganttSpec(g, now)) }),
+    // 1,000 bars fill the chart's 240 px; more would only cost drawing time
+    api(base + '/gantt?limit=1000').then(function (g) { if (token === current.token) return draw('chart-gantt', ganttSpec(g, now)) }),
     api(base + '/states').then(function (s) { if (token === current.token) return draw('chart-states', statesSpec(s)) }),
     api(base + '/apps').then(function (a) { if (token === current.token) { renderApps(a); return draw('chart-apps', appsSpec(a)) } }),
     api(base + '/infrastructure').then(function (i) { if (token === current.token) return draw('chart-infra', infraSpec(i, now)) }),
@@ -388,7 +408,9 @@ function refreshCharts(wf) {
     })
   ]
   return Promise.all(jobs).then(function () {
-    if (token === current.token) document.body.dataset.charts = String(Number(document.body.dataset.charts || 0) + 1)
+    if (token !== current.token) return
+    document.body.dataset.charts = String(Number(document.body.dataset.charts || 0) + 1)
+    mark('charts')
   }, function (e) { setError('could not load the charts: ' + e.message) })
 }
 
@@ -408,12 +430,13 @@ function scheduleRefresh(final) {
   if (current.refreshing) { current.again = true; return }
   var wait = final ? 0 : Math.max(0, current.lastRefresh + 1000 - Date.now())
   clearTimeout(current.timer)
+  var token = current.token
   current.timer = setTimeout(function () {
-    var token = current.token
+    if (token !== current.token) return
     current.refreshing = true
     current.lastRefresh = Date.now()
     var route = parseRoute()
-    var work = [loadTable(route), refreshCharts(current.wf)]
+    var work = [loadTable(route), refreshCharts(route.run)]
     if (current.detail !== undefined) work.push(loadDetail(route.run, current.detail))
     Promise.all(work).then(function () {
       current.refreshing = false
