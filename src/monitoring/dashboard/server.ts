@@ -122,11 +122,18 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const REUSE_FACTOR = 5
   const CACHE_ENTRIES = 500
   const cache = new Map<string, { value: unknown; version: number; ended: boolean; atMs: number; costMs: number }>()
+  // Set when an answer older than the database was reused: the event stream then pushes again
+  // on its next poll, so the last event a page gets is never a stale one.
+  let servedStale = false
   function cached<T>(key: string, compute: () => T, ended = false): T {
     const version = db.version()
     const entry = cache.get(key)
     const now = performance.now()
-    if (entry && (entry.version === version || entry.ended || now - entry.atMs < REUSE_FACTOR * entry.costMs)) return entry.value as T
+    if (entry && (entry.version === version || entry.ended)) return entry.value as T
+    if (entry && now - entry.atMs < REUSE_FACTOR * entry.costMs) {
+      servedStale = true
+      return entry.value as T
+    }
     const value = compute()
     cache.delete(key)
     cache.set(key, { value, version, ended, atMs: now, costMs: performance.now() - now })
@@ -249,8 +256,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     try {
       const version = db.version()
       if (version === lastVersion) return
-      lastVersion = version
+      servedStale = false
       push()
+      // Answers reused from before this version: push again on the next poll.
+      if (!servedStale) lastVersion = version
     } catch (error) {
       for (const client of clients) client.response.write(`: error ${(error as Error).message.replace(/\n/g, ' ')}\n\n`)
     }

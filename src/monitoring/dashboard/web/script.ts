@@ -266,7 +266,10 @@ function buildWorkflow(route) {
       // the server sends the current state on connecting: nothing new unless rows arrived since;
       // while the first load is in flight, only the header is taken from it
       if (!current.wf) { renderHeader(wf); return }
-      if (current.wf.lastEventMs === wf.lastEventMs && current.wf.tasks === wf.tasks && current.wf.endMs === wf.endMs) return
+      // counts too: a change can reach the database after its time was recorded (the writer holds
+      // unfinished tasks' rows for a moment), leaving lastEventMs as it was
+      if (current.wf.lastEventMs === wf.lastEventMs && current.wf.tasks === wf.tasks && current.wf.endMs === wf.endMs &&
+        JSON.stringify(current.wf.counts) === JSON.stringify(wf.counts)) return
       var wasLive = current.wf && (current.wf.endMs === undefined || current.wf.endMs === null)
       renderHeader(wf)
       fillFilters(wf, parseRoute())
