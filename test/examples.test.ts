@@ -1,5 +1,6 @@
 // The README's commands and examples, run as a user runs them.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -92,4 +93,31 @@ t.test('examples/owned-proxy.ts: borrows into tasks with submitScoped, disposed 
   t.match(stdout, /refused: E_BORROW: cannot dispose an owned proxy while it has 1 borrow\(s\)/)
   t.match(stdout, /histogram made in a task: 200000 200000 200000 200000 200000; objects in the store: 2/)
   t.same(left, [], 'the store directory is empty')
+})
+
+t.test('examples/monitored.ts, then `tsflow monitor` in the same directory, as the README says', async (t) => {
+  const dir = mkdtempSync(join(cwd, 'monitored-'))
+  const { stdout } = await run(process.execPath, [join(root, 'out/examples/monitored.js'), '100'], { cwd: dir, env, timeout: 90_000 })
+  t.match(stdout, /98 samples measured, 2 failed; run directory /)
+  t.match(stdout, /npx tsflow monitor/)
+  const monitor = spawn(process.execPath, [join(root, 'dist/bin/tsflow.js'), 'monitor'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (monitor.exitCode === null && monitor.signalCode === null) monitor.kill('SIGKILL')
+  })
+  let printed = ''
+  monitor.stdout.on('data', (chunk) => (printed += chunk))
+  const deadline = Date.now() + 30_000
+  while (!/http:\/\/127\.0\.0\.1:\d+\//.test(printed) && Date.now() < deadline && monitor.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 50))
+  const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(printed)?.[1]
+  t.ok(url, `the URL is printed: ${printed}`)
+  const list = (await (await fetch(`${url}api/workflows`)).json()) as { workflows: { run: number; tasks: number; counts: Record<string, number> }[] }
+  t.equal(list.workflows.length, 1, 'the run is listed')
+  t.same(list.workflows[0]!.counts, { exec_done: 98, failed: 2 })
+  const failed = (await (await fetch(`${url}api/workflows/${list.workflows[0]!.run}/tasks?state=failed`)).json()) as { total: number; tasks: { error?: string }[] }
+  t.equal(failed.total, 2)
+  t.match(failed.tasks[0]!.error, /RangeError: sample \d+ is out of range/, 'a failed task names its error')
+  t.match(await (await fetch(url!)).text(), /<html/i, 'the page is served')
+  monitor.kill('SIGTERM')
+  const [code] = await once(monitor, 'exit')
+  t.equal(code, 0, 'SIGTERM stops it cleanly')
 })

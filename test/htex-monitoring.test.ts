@@ -44,6 +44,16 @@ function findFiles(dir: string, pattern: RegExp, found: string[] = []): string[]
   return found
 }
 
+/** The file system type of the mount holding `path` (the longest mount point that prefixes it). */
+function fileSystemOf(path: string): string {
+  let best = { point: '', type: 'unknown' }
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const [, point, type] = line.split(' ')
+    if (point && type && (path === point || path.startsWith(point.endsWith('/') ? point : `${point}/`)) && point.length > best.point.length) best = { point, type }
+  }
+  return best.type
+}
+
 function executor(label: string, workerMode: 'processes' | 'threads', extra: Partial<ConstructorParameters<typeof HighThroughputExecutor>[0]> = {}) {
   return new HighThroughputExecutor({
     label,
@@ -106,6 +116,12 @@ for (const mode of ['processes', 'threads'] as const) {
       const rss = Math.max(...mine.map((sample) => sample.rssBytes))
       t.ok(rss >= 120 * MB && rss < 4096 * MB, `task ${id}: RSS ${Math.round(rss / MB)} MB with 120 MB held`)
       t.ok(mine.every((sample) => sample.readBytes >= 0 && sample.writeBytes >= 0), 'byte counters are counts')
+      // The task flushes 2 MB to a file halfway through, after its first samples. Memory-backed
+      // file systems write no storage, so write_bytes stays 0 there.
+      const written = Math.max(...mine.map((sample) => sample.writeBytes))
+      const fs = fileSystemOf(scratch)
+      if (fs === 'tmpfs' || fs === 'ramfs') t.pass('bytes written', { skip: `${scratch} is on ${fs}: no storage writes to see` })
+      else t.ok(written >= 2 * MB, `task ${id}: ${written} bytes written to storage seen (${fs})`)
     }
     // Only the two burn tasks ran: nothing else was sampled.
     t.same([...new Set(samples.map((sample) => sample.taskId))].sort(), [...ids].sort(), 'samples name only the tasks that ran')
@@ -122,26 +138,34 @@ for (const mode of ['processes', 'threads'] as const) {
   })
 }
 
-t.test('a manager killed mid-run is reported lost with the reason', async (t) => {
-  const seen = listen(t)
-  const label = 'htex_mon_kill'
-  const htex = executor(label, 'processes', { maxWorkersPerNode: 1 })
-  const kernel = await new DataFlowKernel({
-    runDir: join(scratch, 'kill'),
-    monitoring: { enabled: true, resourceIntervalMs: 100, db: join(scratch, 'kill.db') },
-    executors: [htex],
-  }).start()
-  t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
-  const future = sleep.with({ dfk: kernel })(60_000)
-  await waitFor(() => seen.resources.some((message) => message.samples.some((s) => s.taskId === future.taskId)), 'a sample of the running task')
-  const manager = htex.managers()[0]!
-  process.kill(manager.pid, 'SIGKILL')
-  await t.rejects(future, 'the task on the killed manager fails')
-  await waitFor(() => seen.managers.some((m) => m.event === 'lost'), 'the lost event')
-  const lost = seen.managers.find((m) => m.event === 'lost')!
-  t.match(lost, { executor: label, managerId: manager.managerId, blockId: manager.blockId, hostname: manager.host })
-  t.match(lost.reason, /heartbeat|block .* ended/, `the reason: ${lost.reason}`)
-})
+// SIGKILL ends the block's process too (the provider sees it); SIGSTOP leaves it alive and silent.
+for (const [signal, reason] of [
+  ['SIGKILL', /heartbeat|block .* ended/],
+  ['SIGSTOP', /no heartbeat for \d+ ms \(threshold 2000 ms\)/],
+] as const) {
+  t.test(`a manager ${signal === 'SIGKILL' ? 'killed' : 'frozen'} mid-run (${signal}) is reported lost with the reason`, async (t) => {
+    const seen = listen(t)
+    const label = `htex_mon_${signal.toLowerCase()}`
+    const htex = executor(label, 'processes', { maxWorkersPerNode: 1 })
+    const kernel = await new DataFlowKernel({
+      runDir: join(scratch, signal),
+      monitoring: { enabled: true, resourceIntervalMs: 100, db: join(scratch, `${signal}.db`) },
+      executors: [htex],
+    }).start()
+    t.teardown(() => kernel.cleanup({ deadlineMs: 3000 }))
+    const future = sleep.with({ dfk: kernel })(60_000)
+    await waitFor(() => seen.resources.some((message) => message.samples.some((s) => s.taskId === future.taskId)), 'a sample of the running task')
+    const manager = htex.managers()[0]!
+    // A frozen manager is killed at the end; its workers follow their parent.
+    if (signal === 'SIGSTOP') t.teardown(() => process.kill(manager.pid, 'SIGKILL'))
+    process.kill(manager.pid, signal)
+    await t.rejects(future, 'the task on the lost manager fails')
+    await waitFor(() => seen.managers.some((m) => m.event === 'lost'), 'the lost event')
+    const lost = seen.managers.find((m) => m.event === 'lost')!
+    t.match(lost, { executor: label, managerId: manager.managerId, blockId: manager.blockId, hostname: manager.host })
+    t.match(lost.reason, reason, `the reason: ${lost.reason}`)
+  })
+}
 
 t.test('a manager stopped by SIGTERM says so: a clean stop with its reason, after its task failed', async (t) => {
   const seen = listen(t)

@@ -1,4 +1,4 @@
-import { callerModuleUrl } from '../util/callsite.js'
+import { callerAssignedName, callerModuleUrl } from '../util/callsite.js'
 import { describeFunction } from '../serialize/function-ref.js'
 import { appOptionsSchema, type AppDefinition, type AppKind, type AppOptions, type BashAppOptions, type CallOptions } from '../dataflow/app-definition.js'
 import { sourceDigest } from '../dataflow/memo.js'
@@ -45,7 +45,7 @@ function define(kind: AppKind, fn: unknown, options: BashAppOptions | undefined,
     throw new TypeError(`${apiName}() needs a function as its first argument (got ${fn === null ? 'null' : typeof fn})`)
   }
   const task = fn as (...args: never[]) => unknown
-  const name = options?.name ?? (task.name || 'anonymous')
+  const name = options?.name ?? (task.name || callerAssignedName(apiName) || 'anonymous')
   const validated = appOptionsSchema(options ?? {}, `${apiName}(${name}) options`) as BashAppOptions
   const moduleUrl = callerModuleUrl()
   // Join apps run where they are called, so they never travel.
