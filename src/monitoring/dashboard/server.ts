@@ -31,7 +31,8 @@ import { STATE_CODES } from '../../protocol/monitoring.js'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../util/prometheus.js'
 import { DashboardDb } from './db.js'
 import { PAGE_HTML, WEB_ASSETS } from './web/page.js'
-import { appSummaries, gantt, infrastructure, resources, statesOverTime, taskDetail, taskPage, workflowDetail, workflowSummaries } from './queries.js'
+import { taskDetail, taskPage, workflowDetail, workflowSummaries } from './queries.js'
+import { appSummaries, gantt, infrastructure, resources, statesOverTime } from './views.js'
 
 export interface DashboardOptions {
   /** the monitoring database file */
