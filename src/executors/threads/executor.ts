@@ -90,6 +90,12 @@ export class ThreadPoolExecutor implements Executor {
   private readonly runOfTask = new Map<number, Run>()
   /** runs whose thread answered but whose early results are still on their way */
   private readonly awaiting = new Set<Run>()
+  /**
+   * Ref'd while runs await early results: those arrive on the worker's own channel, which piscina
+   * unrefs, so with nothing else pending the event loop could empty before they are read (and
+   * the kernel's exit guard would fail tasks that had in fact finished).
+   */
+  private awaitingHold: NodeJS.Timeout | undefined
   /** apps whose tasks may share a batch (see util/quick-apps.ts) */
   private readonly quick = new QuickApps()
   private flushScheduled = false
@@ -326,6 +332,7 @@ export class ThreadPoolExecutor implements Executor {
       run.expectedEarly = early
       this.runs.delete(run)
       this.awaiting.add(run)
+      this.awaitingHold ??= setInterval(() => undefined, 2 ** 30)
       this.endRun(run)
       return
     }
@@ -361,6 +368,7 @@ export class ThreadPoolExecutor implements Executor {
       this.reportResult(run, result)
       if (this.awaiting.has(run) && run.early >= run.expectedEarly!) {
         this.awaiting.delete(run)
+        this.releaseAwaitingHold()
         this.reportMissing(run)
       }
     }
@@ -409,11 +417,18 @@ export class ThreadPoolExecutor implements Executor {
   /** Ends the run and fails the tasks it still owns (none, if it was already answered). */
   private failRun(run: Run, errorFor: (task: ExecutorTask) => Error): void {
     this.awaiting.delete(run)
+    this.releaseAwaitingHold()
     this.endRun(run)
     const tasks = run.byId ? [...run.byId.values()] : run.tasks
     run.tasks = []
     run.byId = new Map()
     for (const task of tasks) this.report(task, { ok: false, error: errorFor(task) })
+  }
+
+  private releaseAwaitingHold(): void {
+    if (this.awaiting.size > 0 || this.awaitingHold === undefined) return
+    clearInterval(this.awaitingHold)
+    this.awaitingHold = undefined
   }
 
   private endRun(run: Run): void {
