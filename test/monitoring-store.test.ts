@@ -177,3 +177,30 @@ t.test('bad monitoring options name their path', async (t) => {
   t.equal(resolveConfig({ monitoring: { resourceIntervalMs: 500 } }).monitoring, undefined, 'not enabled: off (after the check)')
   t.equal(resolveConfig({ monitoring: true }).monitoring?.resourceIntervalMs, 1000, 'true: on with the defaults')
 })
+
+t.test('writerNice lowers the writer thread only (Linux: its nice value in /proc)', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  const { readdirSync, readFileSync } = await import('node:fs')
+  const niceOf = (comm: string): number | undefined => {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== comm) continue
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+        // after "(comm) ": state is field 3, nice field 19
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+      } catch {
+        // a thread that just ended
+      }
+    }
+    return undefined
+  }
+  const runDir = join(scratch, 'nice', 'runinfo')
+  const dfk = new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ label: 'pool', maxThreads: 1 })], monitoring: { enabled: true, writerNice: 7 } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  await waitFor(() => niceOf('tsflow-monitor') !== undefined, 'the writer thread to name itself')
+  t.equal(niceOf('tsflow-monitor'), 7, 'the writer runs at nice 7')
+  t.equal(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[16]), 0, 'the workflow thread keeps its priority')
+  t.equal(await apps.double(21), 42)
+  await dfk.cleanup()
+  t.equal(dfk.recorderStats?.sent, dfk.recorderStats?.written, 'every record written')
+})

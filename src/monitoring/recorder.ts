@@ -32,6 +32,8 @@ export interface RecorderOptions {
   /** the database file (resolved: `monitoringDbPath`) */
   readonly db: string
   readonly retention: ResolvedMonitoring['retention']
+  /** the writer thread's nice value (default 0) */
+  readonly writerNice?: number
   /** the longest a record waits before its batch is posted (ms, default 100) */
   readonly batchMs?: number
   /** post at once when this many records wait (default 5000) */
@@ -163,7 +165,7 @@ export class MonitoringRecorder {
       this.lastRun = this.intern(options.run.runId)
     }
     this.states = new Float64Array(this.batchSize * STATE_FIELDS)
-    const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000 }
+    const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000, nice: options.writerNice ?? 0 }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
     let readyResolve!: () => void
     let readyReject!: (error: Error) => void

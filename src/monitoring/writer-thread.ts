@@ -38,18 +38,16 @@ try {
 } catch {
   // not Linux, or /proc not mounted
 }
-// Experiment (TSFLOW_MONITOR_WRITER_NICE=N): lower this thread's priority, so that on a machine
-// whose cores the tasks fill the writer takes their idle time and catches up after the flood.
-// Linux: setpriority() on a thread id changes that thread only.
-if (process.env.TSFLOW_MONITOR_WRITER_NICE) {
+const data = workerData as WriterData
+// monitoring.writerNice: let the tasks have the CPU first when they fill every core (Linux:
+// setpriority() on a thread id changes that thread only).
+if (data.nice) {
   try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-    setPriority(tid, Number(process.env.TSFLOW_MONITOR_WRITER_NICE))
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), data.nice)
   } catch {
-    // not Linux, or not allowed
+    // not Linux, or not allowed: the writer runs at the process's priority
   }
 }
-const data = workerData as WriterData
 const post = (message: FromWriter) => port.postMessage(message)
 
 /** Opens a database file, WAL, with the schema; for a new one the schema is written too. */

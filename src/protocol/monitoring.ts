@@ -25,6 +25,12 @@ export interface MonitoringOptions {
   db?: string
   /** what is deleted when the writer starts and every hour */
   retention?: { maxAgeDays?: number; maxRuns?: number }
+  /**
+   * The writer thread's nice value, 0 (default) to 19. Higher gives the tasks the CPU first when
+   * they fill every core: more tasks per second, and the writer catches up after the flood (a
+   * longer lag at the end; cleanup() waits for it, nothing is lost). Linux only; ignored elsewhere.
+   */
+  writerNice?: number
 }
 
 export interface ResolvedMonitoring {
@@ -32,6 +38,7 @@ export interface ResolvedMonitoring {
   /** undefined means the default, resolved against the run directory at start (`monitoringDbPath`) */
   readonly db: string | undefined
   readonly retention: Readonly<{ maxAgeDays: number | undefined; maxRuns: number | undefined }>
+  readonly writerNice: number
 }
 
 const monitoringObject = object({
@@ -39,6 +46,7 @@ const monitoringObject = object({
   resourceIntervalMs: integer(10, 2 ** 31 - 1, 'a whole number of ms from 10 to 2147483647'),
   db: string,
   retention: object({ maxAgeDays: positiveNumber, maxRuns: integer(1) }),
+  writerNice: integer(0, 19, 'a nice value from 0 (default) to 19'),
 })
 
 /**
@@ -47,9 +55,9 @@ const monitoringObject = object({
  */
 export const monitoringOption: Check<ResolvedMonitoring | undefined> = (value, path) => {
   if (value === undefined || value === false) return undefined
-  if (value === true) return Object.freeze({ resourceIntervalMs: 1000, db: undefined, retention: Object.freeze({ maxAgeDays: undefined, maxRuns: undefined }) })
+  if (value === true) return Object.freeze({ resourceIntervalMs: 1000, db: undefined, retention: Object.freeze({ maxAgeDays: undefined, maxRuns: undefined }), writerNice: 0 })
   if (!isPlainObject(value)) {
-    throw new ConfigError(path, `must be true, false or { enabled, resourceIntervalMs, db, retention } (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value})`)
+    throw new ConfigError(path, `must be true, false or { enabled, resourceIntervalMs, db, retention, writerNice } (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value})`)
   }
   const options = monitoringObject(value, path)
   if (options.enabled !== true) return undefined
@@ -57,6 +65,7 @@ export const monitoringOption: Check<ResolvedMonitoring | undefined> = (value, p
     resourceIntervalMs: options.resourceIntervalMs ?? 1000,
     db: options.db,
     retention: Object.freeze({ maxAgeDays: options.retention?.maxAgeDays, maxRuns: options.retention?.maxRuns }),
+    writerNice: options.writerNice ?? 0,
   })
 }
 
@@ -157,6 +166,8 @@ export interface WriterData {
   readonly retention: ResolvedMonitoring['retention']
   /** how often retention runs again while the writer lives (ms; an hour) */
   readonly retentionEveryMs: number
+  /** the writer thread's nice value (0: unchanged) */
+  readonly nice?: number
 }
 
 // ---------------------------------------------------------------------------------------------
