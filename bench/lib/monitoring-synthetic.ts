@@ -78,20 +78,21 @@ export async function writeSyntheticRun(run: SyntheticRun): Promise<SyntheticRes
   const BATCH = 20_000
   let states = new Float64Array(BATCH * STATE_FIELDS)
   let count = 0
-  let pending = 0
+  // The writer answers `written` with the last batch committed, and commits batches that queued
+  // up together in one transaction (one answer for several): wait by sequence number, not by count.
+  let lastWritten = -1
+  const writtenUpTo = async (upTo: number) => {
+    while (lastWritten < upTo) lastWritten = Math.max(lastWritten, (await next('written') as Extract<FromWriter, { t: 'written' }>).seq)
+  }
   const flush = async () => {
     const message: ToWriter = { t: 'batch', seq: seq++, records, at, states, stateCount: count, sentMs: Date.now() }
     worker.postMessage(message, [states.buffer as ArrayBuffer])
-    pending++
     records = []
     at = []
     states = new Float64Array(BATCH * STATE_FIELDS)
     count = 0
     // at most a few batches in flight, as the recorder's batching keeps it
-    while (pending > 4) {
-      await next('written')
-      pending--
-    }
+    await writtenUpTo(message.seq - 4)
   }
   const record = async (r: MonitoringRecord) => {
     records.push(r)
@@ -155,10 +156,7 @@ export async function writeSyntheticRun(run: SyntheticRun): Promise<SyntheticRes
     await record([Rec.workflowEnd, RUN, JSON.stringify(counts), endMs])
   }
   await flush()
-  while (pending > 0) {
-    await next('written')
-    pending--
-  }
+  await writtenUpTo(seq - 1)
   worker.postMessage({ t: 'close' } satisfies ToWriter)
   const closed = await next('closed')
   await worker.terminate()
