@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { listen } from './helpers/channels.js'
 import {
   CHANNEL_NAMES,
   DataFlowKernel,
@@ -30,14 +31,6 @@ async function kernel(t: Test, retries = 0): Promise<DataFlowKernel> {
   return dfk.start()
 }
 
-/** Collects what `channel` publishes until the end of `t`. */
-function listen<M>(t: Test, channel: { subscribe(fn: (m: M) => void): void; unsubscribe(fn: (m: M) => void): boolean }): M[] {
-  const seen: M[] = []
-  const listener = (message: M) => seen.push(message)
-  t.teardown(() => void channel.unsubscribe(listener))
-  channel.subscribe(listener)
-  return seen
-}
 
 const transitions = (messages: TaskStateMessage[], taskId: number) =>
   messages.filter((m) => m.taskId === taskId).map((m) => `${m.from}->${m.to}#${m.tryNumber}`)

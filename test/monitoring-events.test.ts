@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { listen } from './helpers/channels.js'
 import {
   DataFlowKernel,
   HighThroughputExecutor,
@@ -41,13 +42,6 @@ function openDb(t: Test, path: string): Db {
   return db
 }
 
-function listen<M>(t: Test, channel: { subscribe(fn: (m: M) => void): void; unsubscribe(fn: (m: M) => void): boolean }): M[] {
-  const seen: M[] = []
-  const listener = (message: M) => seen.push(message)
-  t.teardown(() => void channel.unsubscribe(listener))
-  channel.subscribe(listener)
-  return seen
-}
 
 /**
  * A small workflow with each kind of event: a chain with dependency waits (1 and 2 futures), a

@@ -28,6 +28,8 @@
  * `/workflows/<run>/tasks/<taskId>` so that a page using history URLs survives a reload.
  */
 
+import type { ResourceSample } from './monitoring.js'
+
 /** `<run>` in the routes: the workflow's integer key (`workflow.run` in the schema). */
 export type RunKey = number
 
@@ -128,16 +130,8 @@ export interface StatusRow {
   readonly timeMs: number
 }
 
-export interface ResourceRow {
-  readonly tryNumber: number
-  readonly managerId: string
-  readonly timeMs: number
-  readonly cpuUserS: number
-  readonly cpuSystemS: number
-  readonly rssBytes: number
-  readonly readBytes: number
-  readonly writeBytes: number
-}
+/** A task's resource sample as stored: the manager's sample without the ids the route already names. */
+export type ResourceRow = Omit<ResourceSample, 'taskId' | 'hostname'>
 
 export interface TaskDetail {
   readonly task: TaskRow
