@@ -229,6 +229,43 @@ t.test('kernels in one process, one after another and at once, each in its own w
   }
 })
 
+t.test('the other paths a task takes: a join app, a cache hit, a task long enough for a snapshot, a cancelled waiting task', async (t) => {
+  const runDir = join(scratch, 'paths', 'runinfo')
+  const dfk = new DataFlowKernel({ runDir, executors: oneThread('p'), monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  const joined = apps.fanOut.with({ dfk })(2)
+  const first = apps.stamped.with({ dfk })(7)
+  await first
+  const hit = apps.stamped.with({ dfk })(7)
+  const long = apps.sleep.with({ dfk })(2500)
+  const blocker = apps.sleep.with({ dfk })(3000)
+  const waiting = apps.double.with({ dfk })(blocker as unknown as number)
+  const db = openDb(t, join(runDir, 'monitoring.db'))
+  const runOf = () => db.prepare('SELECT run FROM workflow WHERE run_id = ?').get(dfk.runId)?.run as number | undefined
+  // the long task appears while it runs: a snapshot after a second, before its end
+  await waitFor(() => db.prepare('SELECT state FROM task WHERE run = ? AND task_id = ?').get(runOf(), long.taskId)?.state === 'running' || long.done, 'the long task as running')
+  t.notOk(long.done, 'the snapshot came while it ran')
+  t.ok(waiting.cancel(), 'the waiting task cancels')
+  await awaitAllSettled<unknown>([joined, hit, long, blocker, waiting])
+  t.equal(await hit, await first, 'a cache hit')
+  await dfk.cleanup()
+  t.same(dfk.recorderStats!.errors, [], 'no writer error')
+  t.equal(dfk.recorderStats!.written, dfk.recorderStats!.sent, 'every record written')
+  const run = runOf()
+  const history = (taskId: number) =>
+    db.prepare('SELECT state FROM task_history WHERE run = ? AND task_id = ? ORDER BY time_ms, try_number, step').all(run, taskId).map((r: { state: string }) => r.state).join('>')
+  t.match(history(joined.taskId), /^launched>joining>exec_done$/, 'the join app: launched, joining, done')
+  t.equal(history(hit.taskId), 'memo_done', 'the cache hit: its end only')
+  t.match(history(long.taskId), /^launched>running>exec_done$/, 'the long task: its whole history after the snapshot')
+  const longRow = db.prepare('SELECT * FROM task WHERE run = ? AND task_id = ?').get(run, long.taskId)
+  t.ok(longRow.launched_ms <= longRow.running_ms && longRow.running_ms < longRow.end_ms && longRow.end_ms - longRow.launched_ms >= 2400, 'and its times in its row')
+  t.match(history(waiting.taskId), /^pending>dep_wait>cancelled$/, 'the cancelled task: waited, then cancelled')
+  for (const [label, future] of [['join', joined], ['first', first], ['hit', hit], ['long', long], ['cancelled', waiting]] as const) {
+    t.equal(db.prepare('SELECT count(*) AS n FROM try WHERE run = ? AND task_id = ?').get(run, future.taskId).n, 1, `${label}: one try row`)
+  }
+})
+
 t.test('a recorder of every run: a run it heard start, and one first heard of mid-run', async (t) => {
   const dbPath = join(scratch, 'all', 'monitoring.db')
   const recorder = await new MonitoringRecorder({ db: dbPath, retention: { maxAgeDays: undefined, maxRuns: undefined }, batchMs: 20 }).start()
@@ -286,15 +323,63 @@ t.test("a kernel whose executor fails to start: its workflow row is ended, not l
   t.same(JSON.parse(row.executors), ['broken'], 'and names the executors it was to start')
 })
 
+/** Today's tables as an earlier writer made them: \`try\` a table of every try, no app table, without \`dropped\` columns. */
+function oldVersionFile(path: string, dropped: readonly (readonly [string, string, string])[]) {
+  const old = new Database(path) as Db & { exec(sql: string): void; pragma(sql: string): unknown }
+  old.pragma('journal_mode = WAL')
+  old.exec(DDL)
+  old.exec('DROP VIEW try; DROP VIEW task_history; DROP TABLE app; ALTER TABLE earlier_try RENAME TO try')
+  for (const [table, column] of dropped) old.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`)
+  return old
+}
+
+t.test('a version 3 database (every try in the try table) is migrated: latest tries into their task rows, the rest kept', async (t) => {
+  const runDir = join(scratch, 'upgrade3', 'runinfo')
+  const dbPath = join(runDir, 'monitoring.db')
+  mkdirSync(runDir, { recursive: true })
+  const old = oldVersionFile(dbPath, ADDED_COLUMNS.filter(([table, column]) => table === 'task' && (column === 'launched_ms' || column === 'running_ms')))
+  old.exec('INSERT INTO schema_version (version) VALUES (3)')
+  old.exec(`INSERT INTO workflow (run, run_id, run_dir, executors, start_ms) VALUES (1, 'v3', '/old', '["x"]', 1000)`)
+  // task 1 ran once; task 2 failed its first try and its second succeeded
+  old.exec(`INSERT INTO task (run, task_id, app, executor, state, last_try, submit_ms, end_ms) VALUES (1, 1, 'a', 'x', 'exec_done', 0, 1000, 1030), (1, 2, 'b', 'x', 'exec_done', 1, 1000, 1090)`)
+  old.exec(`INSERT INTO try (run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause) VALUES
+    (1, 1, 0, 'x', 1001, 1002, 1030, 'exec_done', NULL), (1, 2, 0, 'x', 1001, 1003, 1040, 'failed', 'Error: first'), (1, 2, 1, 'x', 1050, 1060, 1090, 'exec_done', NULL)`)
+  old.close()
+
+  const dfk = new DataFlowKernel({ runDir, executors: oneThread('x'), monitoring: { enabled: true } })
+  t.teardown(() => dfk.cleanup())
+  await dfk.start()
+  t.equal(await apps.double.with({ dfk })(4), 8)
+  await dfk.cleanup()
+  t.same(dfk.recorderStats!.errors, [], 'no writer error')
+  const db = openDb(t, dbPath)
+  t.equal(db.prepare('SELECT max(version) AS v FROM schema_version').get().v, SCHEMA_VERSION, 'the file now says the current version')
+  t.same(db.prepare('SELECT task_id, launched_ms, running_ms FROM task WHERE run = 1 ORDER BY task_id').all(), [
+    { task_id: 1, launched_ms: 1001, running_ms: 1002 },
+    { task_id: 2, launched_ms: 1050, running_ms: 1060 },
+  ], 'the latest tries are in their task rows')
+  t.same(db.prepare('SELECT task_id, try_number, fail_cause FROM earlier_try WHERE run = 1').all(), [{ task_id: 2, try_number: 0, fail_cause: 'Error: first' }], 'the retried try is kept')
+  t.same(
+    db.prepare('SELECT task_id, try_number, launched_ms, end_ms, state FROM try WHERE run = 1 ORDER BY task_id, try_number').all(),
+    [
+      { task_id: 1, try_number: 0, launched_ms: 1001, end_ms: 1030, state: 'exec_done' },
+      { task_id: 2, try_number: 0, launched_ms: 1001, end_ms: 1040, state: 'failed' },
+      { task_id: 2, try_number: 1, launched_ms: 1050, end_ms: 1090, state: 'exec_done' },
+    ],
+    'the try view gives every try as the table did',
+  )
+  t.same(db.prepare('SELECT app FROM app WHERE run = 1 ORDER BY app').all().map((r: { app: string }) => r.app), ['a', 'b'], 'the app table is filled')
+  const own = db.prepare('SELECT t.launched_ms, t.end_ms FROM task t JOIN workflow w USING (run) WHERE w.run_id = ?').get(dfk.runId)
+  t.ok(own.launched_ms > 0 && own.end_ms >= own.launched_ms, 'and the new run is written in the new form')
+})
+
 t.test('a version 1 database (before the error and reason columns) is upgraded when a run opens it', async (t) => {
   const runDir = join(scratch, 'upgrade', 'runinfo')
   const dbPath = join(runDir, 'monitoring.db')
   mkdirSync(runDir, { recursive: true })
-  // A version 1 file as the earlier writer left it: today's tables without the added columns.
-  const old = new Database(dbPath) as Db & { exec(sql: string): void; pragma(sql: string): unknown }
-  old.pragma('journal_mode = WAL')
-  old.exec(DDL)
-  for (const [table, column] of ADDED_COLUMNS) old.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`)
+  // A version 1 file as the earlier writer left it: a try table with every try, no app table,
+  // and none of the added columns.
+  const old = oldVersionFile(dbPath, ADDED_COLUMNS)
   old.exec('INSERT INTO schema_version (version) VALUES (1)')
   old.exec(`INSERT INTO workflow (run_id, run_dir, executors, start_ms) VALUES ('earlier', '/old', '[]', ${Date.now() - 1000})`)
   old.close()

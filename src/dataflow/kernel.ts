@@ -404,6 +404,7 @@ export class DataFlowKernel {
       this.finish(record, decision === 'cancelled' ? TaskState.cancelled : TaskState.failed, false, error)
       return
     }
+    this.recorder?.taskRetry(record, error, decision === 'free')
     publishRetry(this.runIdentifier!, record, error, decision === 'free')
     this.setState(record, TaskState.pending)
     this.launchNow(record)
@@ -436,6 +437,8 @@ export class DataFlowKernel {
     this.counts[from]--
     this.counts[state]++
     record.state = state
+    // The kernel's own monitoring recorder is called directly: no message per change.
+    if (this.recorder !== undefined) this.recorder.taskState(record, from, state, error)
     // The only cost of the channel when nobody listens: no message is built, nothing is called.
     // (A kernel refusing tasks before start() has no run id yet: '' then.)
     if (taskStateChannel.hasSubscribers) publishState(this.runIdentifier ?? '', record, from, state, error)

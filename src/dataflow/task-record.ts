@@ -28,6 +28,16 @@ export class TaskRecord implements FutureTask, Dependent {
   waitingOn = 0
   memoKey: string | undefined
   future!: AppFuture<unknown>
+  /**
+   * The monitoring recorder's bookkeeping (monitoring/recorder.ts), so that a task's launch and
+   * start wait on the task itself until its end is known, instead of going to the writer one by
+   * one: its mode, its latest try's launch and start (ms after the recorder's epoch: small
+   * integers), and the state code its last snapshot sent.
+   */
+  monitorMode = 0
+  monitorLaunchedMs = 0
+  monitorRunningMs = 0
+  monitorSentCode = -1
 
   constructor(
     readonly id: number,

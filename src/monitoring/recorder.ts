@@ -9,6 +9,15 @@
  * record, with a bounded wait. `stats()` counts records sent and written (a test checks none are
  * lost) and the writer's lag (send to commit of the latest batch).
  *
+ * A kernel's own recorder (\`run\` given) is called by the kernel directly for its task state
+ * changes and retries (taskState, taskRetry), not through the channels, and keeps a task's launch
+ * and start on the TaskRecord until its end: a task that launches, runs and ends is one summary
+ * record (protocol/monitoring.ts SUMMARY_FIELDS), which the writer upserts as one row without
+ * merging anything. A task still going after SNAPSHOT_MS is sent as a summary of its state then,
+ * and again when that changes; one that does something unusual (a retry, a join, a dependency
+ * wait) is sent as its summary so far and then change by change, as every run heard on the
+ * channels is.
+ *
  * Messages carry their kernel's run id, interned like any repeated string. A kernel's recorder
  * (`run` given) records that run only, so kernels monitored in one process at once, each with its
  * recorder, land in their own workflow rows; a recorder without `run` records every run it hears.
@@ -26,7 +35,21 @@ import {
   type WorkflowStartMessage,
 } from '../dataflow/channels.js'
 import { describeCause, errorStack } from './error-text.js'
-import { Rec, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import type { TaskRecord } from '../dataflow/task-record.js'
+import type { TaskStateValue } from '../dataflow/states.js'
+import { Rec, STATE_FIELDS, SUMMARY_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+
+/** How long a launched task's changes may wait on its TaskRecord before a snapshot is sent. */
+const SNAPSHOT_MS = 1000
+// TaskRecord.monitorMode
+const UNSEEN = 0
+const COALESCING = 1
+const SUMMARIZED = 2
+const CHANGES = 3
+const LAUNCHED = stateCode('launched')
+const RUNNING = stateCode('running')
+const FIRST_FINAL = stateCode('exec_done')
+const DEP_FAIL = stateCode('dep_fail')
 
 export interface RecorderOptions {
   /** the database file (resolved: `monitoringDbPath`) */
@@ -63,12 +86,30 @@ export interface RecorderStats {
   readonly retentionDeleted: number
 }
 
+const EMPTY = new Float64Array(0)
+
 export class MonitoringRecorder {
   private readonly worker: Worker
   private records: MonitoringRecord[] = []
   private at: number[] = []
   private states: Float64Array
   private stateCount = 0
+  private summaries: Float64Array
+  private summaryCount = 0
+  /** times on TaskRecords are ms after this: small integers */
+  private readonly epoch = Date.now()
+  /** launched tasks whose changes wait on their TaskRecord, oldest first from openHead, with when each was queued */
+  private open: TaskRecord[] = []
+  private openSince: number[] = []
+  private openHead = 0
+  private openTimer: NodeJS.Timeout | undefined
+  // The latest app and executor names and their numbers: consecutive tasks mostly share them.
+  private lastApp = ''
+  private lastAppId = -1
+  private lastExecutor = ''
+  private lastExecutorId = -1
+  /** the interned number of the own kernel's run (\`run\`), -1 for a recorder of every run */
+  private ownRun = -1
   private readonly names = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
   private seq = 0
@@ -118,13 +159,168 @@ export class MonitoringRecorder {
     states[o] = m.timeMs
     // Rare next to the state changes: their own records, applied after this change.
     if (m.waitingOn > 0) this.push([Rec.depWait, run, m.taskId, m.waitingOn, m.timeMs])
-    else if (m.error !== undefined) this.pushError(run, m)
+    else if (m.error !== undefined) this.pushError(run, m.taskId, m.tryNumber, m.to, m.error, m.timeMs)
     else this.scheduleFlush()
   }
-  private pushError(run: number, m: TaskStateMessage): void {
+  private pushError(run: number, taskId: number, tryNumber: number, to: string, error: unknown, timeMs: number): void {
     // A dependency failure ran no try, and its stack is the root task's, already on that task's row.
-    if (m.to === 'dep_fail') this.push([Rec.taskError, run, m.taskId, -1, describeCause(m.error), null, m.timeMs])
-    else this.push([Rec.taskError, run, m.taskId, m.tryNumber, describeCause(m.error), errorStack(m.error), m.timeMs])
+    if (to === 'dep_fail') this.push([Rec.taskError, run, taskId, -1, describeCause(error), null, timeMs])
+    else this.push([Rec.taskError, run, taskId, tryNumber, describeCause(error), errorStack(error), timeMs])
+  }
+
+  private appId(name: string): number {
+    if (name !== this.lastApp) {
+      this.lastAppId = this.intern(name)
+      this.lastApp = name
+    }
+    return this.lastAppId
+  }
+  private executorId(name: string | undefined): number {
+    if (name === undefined) return -1
+    if (name !== this.lastExecutor) {
+      this.lastExecutorId = this.intern(name)
+      this.lastExecutor = name
+    }
+    return this.lastExecutorId
+  }
+
+  /**
+   * A task state change of this recorder's own kernel (called by the kernel, after record.state
+   * is set; \`error\` for failed and dep_fail). See the header for what is sent when.
+   */
+  taskState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue, error: unknown): void {
+    if (this.closed) return
+    const now = Date.now()
+    const mode = record.monitorMode
+    if (mode === COALESCING) {
+      if (to === 'running') {
+        record.monitorRunningMs = now - this.epoch
+        return
+      }
+      const code = stateCode(to)
+      if (code >= FIRST_FINAL && code !== DEP_FAIL) {
+        record.monitorMode = SUMMARIZED
+        this.summary(record, code, now)
+        if (error !== undefined) this.pushError(this.ownRun, record.id, record.tries - 1, to, error, now)
+        return
+      }
+      this.spill(record)
+    } else if (mode === UNSEEN) {
+      if (to === 'launched') {
+        record.monitorMode = COALESCING
+        record.monitorLaunchedMs = now - this.epoch
+        record.monitorRunningMs = -1
+        if (this.open.length === this.openHead) this.armOpenTimer(SNAPSHOT_MS)
+        this.open.push(record)
+        this.openSince.push(now)
+        return
+      }
+      record.monitorMode = CHANGES
+    }
+    this.change(record, from, to, error, now)
+  }
+
+  /** A retry of this recorder's own kernel (called before the task's \`pending\`). */
+  taskRetry(record: TaskRecord, cause: unknown, free: boolean): void {
+    if (this.closed) return
+    if (record.monitorMode === COALESCING) this.spill(record)
+    record.monitorMode = CHANGES
+    this.push([Rec.retry, this.ownRun, record.id, record.tries - 1, describeCause(cause), free ? 1 : 0, record.failCost, Date.now(), errorStack(cause)])
+  }
+
+
+  /** One state change, packed as the channel path packs it. */
+  private change(record: TaskRecord, from: TaskStateValue, to: TaskStateValue, error: unknown, now: number): void {
+    const tryNumber = to === 'pending' || to === 'unsched' || record.tries === 0 ? record.tries : record.tries - 1
+    const run = this.ownRun
+    const app = this.appId(record.appName)
+    const executor = this.executorId(record.executor)
+    const states = this.states
+    let o = this.stateCount++ * STATE_FIELDS
+    states[o++] = run
+    states[o++] = record.id
+    states[o++] = tryNumber
+    states[o++] = stateCode(to)
+    states[o++] = app
+    states[o++] = executor
+    states[o] = now
+    const waitingOn = to === 'pending' && from === 'unsched' ? record.waitingOn : 0
+    if (waitingOn > 0) this.push([Rec.depWait, run, record.id, waitingOn, now])
+    else if (error !== undefined) this.pushError(run, record.id, tryNumber, to, error, now)
+    else this.scheduleFlush()
+  }
+
+  /** A task's summary: its state \`code\` at \`now\` (its end when final), with the times its record holds. */
+  private summary(record: TaskRecord, code: number, now: number): void {
+    const launched = this.epoch + record.monitorLaunchedMs
+    const summaries = this.summaries
+    let o = this.summaryCount++ * SUMMARY_FIELDS
+    summaries[o++] = this.ownRun
+    summaries[o++] = record.id
+    summaries[o++] = record.tries - 1
+    summaries[o++] = code
+    summaries[o++] = this.appId(record.appName)
+    summaries[o++] = this.executorId(record.executor)
+    summaries[o++] = launched
+    summaries[o++] = launched
+    summaries[o++] = record.monitorRunningMs < 0 ? -1 : this.epoch + record.monitorRunningMs
+    summaries[o] = code >= FIRST_FINAL ? now : -1
+    record.monitorSentCode = code
+    this.scheduleFlush()
+  }
+
+  /** A coalescing task's changes go one by one from now: its summary so far first. */
+  private spill(record: TaskRecord): void {
+    const code = record.monitorRunningMs < 0 ? LAUNCHED : RUNNING
+    if (record.monitorSentCode !== code) this.summary(record, code, Date.now())
+    record.monitorMode = CHANGES
+  }
+
+  /**
+   * Sends a snapshot of each task launched SNAPSHOT_MS ago or more whose state changed since its
+   * last one, and queues it again; with \`all\`, of every open task (at close).
+   */
+  private snapshotOpen(now: number, all: boolean): void {
+    const open = this.open
+    const since = this.openSince
+    let head = this.openHead
+    const end = open.length
+    while (head < end) {
+      const record = open[head]!
+      if (record.monitorMode !== COALESCING) {
+        head++
+        continue
+      }
+      if (!all && now - since[head]! < SNAPSHOT_MS) break
+      head++
+      const code = record.monitorRunningMs < 0 ? LAUNCHED : RUNNING
+      if (record.monitorSentCode !== code) this.summary(record, code, now)
+      if (!all) {
+        open.push(record)
+        since.push(now)
+      }
+    }
+    if (all) head = open.length
+    // Drop the consumed head now and then, not per task.
+    if (head > 4096 && head * 2 > open.length) {
+      this.open = open.slice(head)
+      this.openSince = since.slice(head)
+      head = 0
+    }
+    this.openHead = head
+  }
+
+  private armOpenTimer(delayMs: number): void {
+    if (this.openTimer !== undefined) return
+    this.openTimer = setTimeout(() => {
+      this.openTimer = undefined
+      const now = Date.now()
+      this.snapshotOpen(now, false)
+      // Skip the tasks that ended since: the next one still open sets the next turn.
+      while (this.openHead < this.open.length && this.open[this.openHead]!.monitorMode !== COALESCING) this.openHead++
+      if (this.openHead < this.open.length) this.armOpenTimer(Math.max(50, this.openSince[this.openHead]! + SNAPSHOT_MS - now))
+    }, delayMs)
+    this.openTimer.unref()
   }
   private readonly onRetry = (m: TaskRetryMessage) => {
     const run = this.runOf(m.runId)
@@ -163,8 +359,10 @@ export class MonitoringRecorder {
     if (options.run !== undefined) {
       this.lastRunId = options.run.runId
       this.lastRun = this.intern(options.run.runId)
+      this.ownRun = this.lastRun
     }
     this.states = new Float64Array(this.batchSize * STATE_FIELDS)
+    this.summaries = new Float64Array(this.batchSize * SUMMARY_FIELDS)
     const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000, nice: options.writerNice ?? 0 }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
     let readyResolve!: () => void
@@ -214,10 +412,11 @@ export class MonitoringRecorder {
   }
 
   private subscriptions(): [TypedChannel<never>, (message: never) => void][] {
+    // A kernel's own recorder hears its task changes from the kernel (taskState, taskRetry).
+    const tasks = this.only === undefined ? [[channels.taskState, this.onState], [channels.taskRetry, this.onRetry]] : []
     return [
       [channels.workflowStart, this.onStart],
-      [channels.taskState, this.onState],
-      [channels.taskRetry, this.onRetry],
+      ...tasks,
       [channels.block, this.onBlock],
       [channels.manager, this.onManager],
       [channels.taskResource, this.onResources],
@@ -257,7 +456,7 @@ export class MonitoringRecorder {
   }
 
   private scheduleFlush(): void {
-    if (this.records.length + this.stateCount >= this.batchSize || this.stateCount === this.batchSize) this.flush()
+    if (this.records.length + this.stateCount + this.summaryCount >= this.batchSize) this.flush()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), this.batchMs)
       this.timer.unref()
@@ -275,16 +474,35 @@ export class MonitoringRecorder {
       clearTimeout(this.timer)
       this.timer = undefined
     }
-    if (this.records.length === 0 && this.stateCount === 0) return
-    const { records, at, states, stateCount } = this
+    if (this.records.length === 0 && this.stateCount === 0 && this.summaryCount === 0) return
+    const { records, at, states, stateCount, summaries, summaryCount } = this
     this.records = []
     this.at = []
-    // The buffer is transferred, not copied; the next batch gets a fresh one.
-    this.states = new Float64Array(this.batchSize * STATE_FIELDS)
+    // The buffers are transferred, not copied; the next batch gets fresh ones (only the used one).
+    const transfer: ArrayBuffer[] = []
+    if (stateCount > 0) {
+      this.states = new Float64Array(this.batchSize * STATE_FIELDS)
+      transfer.push(states.buffer as ArrayBuffer)
+    }
+    if (summaryCount > 0) {
+      this.summaries = new Float64Array(this.batchSize * SUMMARY_FIELDS)
+      transfer.push(summaries.buffer as ArrayBuffer)
+    }
     this.stateCount = 0
-    this.sent += records.length + stateCount
-    const message: ToWriter = { t: 'batch', seq: ++this.seq, records, at, states, stateCount, sentMs: Date.now() }
-    this.worker.postMessage(message, [states.buffer as ArrayBuffer])
+    this.summaryCount = 0
+    this.sent += records.length + stateCount + summaryCount
+    const message: ToWriter = {
+      t: 'batch',
+      seq: ++this.seq,
+      records,
+      at,
+      states: stateCount > 0 ? states : EMPTY,
+      stateCount,
+      summaries: summaryCount > 0 ? summaries : EMPTY,
+      summaryCount,
+      sentMs: Date.now(),
+    }
+    this.worker.postMessage(message, transfer)
   }
 
   stats(): RecorderStats {
@@ -308,6 +526,9 @@ export class MonitoringRecorder {
   async close(timeoutMs = 10_000): Promise<RecorderStats> {
     if (this.closed) return this.stats()
     for (const [channel, listener] of this.subscriptions()) channel.unsubscribe(listener)
+    clearTimeout(this.openTimer)
+    // Tasks still open at the end (a kernel that gave up on them) are written as they stand.
+    this.snapshotOpen(Date.now(), true)
     this.flush()
     this.closed = true
     this.post({ t: 'close' })

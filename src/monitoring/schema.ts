@@ -7,7 +7,7 @@
  */
 
 /** Bumped when a table or column changes; the writer refuses a database with a newer version. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS workflow (
 );
 CREATE INDEX IF NOT EXISTS workflow_by_start ON workflow (start_ms);
 
--- one row per task: its latest state, updated as it moves
+-- one row per task: its latest state, and its latest try's times (a task that runs once, nearly
+-- all of them, is this one row)
 CREATE TABLE IF NOT EXISTS task (
   run         INTEGER NOT NULL,
   task_id     INTEGER NOT NULL,
@@ -37,20 +38,31 @@ CREATE TABLE IF NOT EXISTS task (
   state       TEXT NOT NULL,
   last_try    INTEGER NOT NULL DEFAULT 0, -- the number of its latest try
   submit_ms   INTEGER NOT NULL,
+  launched_ms INTEGER,                -- its latest try's launch (NULL before it, and while a retry waits)
+  running_ms  INTEGER,                -- its latest try's start on a worker
   end_ms      INTEGER,                -- set when the task reaches a final state
   error       TEXT,                   -- failed, dep_fail: "Name: message" of what it failed with
   error_stack TEXT,                   -- failed: the stack from where it ran, with its causes
   PRIMARY KEY (run, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS task_by_state ON task (run, state);
-CREATE INDEX IF NOT EXISTS task_by_app ON task (run, app);
 -- no (run, submit_ms) index: task ids are handed out at submission, so the primary key's order is
--- submit order; an index fewer is a quarter less work per task for the writer (files made by
--- an earlier tsflow lose it too)
+-- submit order; no (run, app) index: the app table lists a workflow's apps, and filters by app
+-- read the workflow's rows. Each index fewer is a quarter less work per task for the writer
+-- (files made by an earlier tsflow lose them too).
 DROP INDEX IF EXISTS task_by_time;
+DROP INDEX IF EXISTS task_by_app;
 
--- one row per try of a task (try numbers start at 0, as the channels' tryNumber)
-CREATE TABLE IF NOT EXISTS try (
+-- the apps of a workflow, a row each (written the first time the writer sees one)
+CREATE TABLE IF NOT EXISTS app (
+  run         INTEGER NOT NULL,
+  app         TEXT NOT NULL,
+  PRIMARY KEY (run, app)
+) WITHOUT ROWID;
+
+-- tries that failed and were retried (try numbers start at 0, as the channels' tryNumber); a
+-- task's latest try is in its task row, and the try view below gives every try
+CREATE TABLE IF NOT EXISTS earlier_try (
   run         INTEGER NOT NULL,
   task_id     INTEGER NOT NULL,
   try_number  INTEGER NOT NULL,
@@ -59,10 +71,19 @@ CREATE TABLE IF NOT EXISTS try (
   running_ms  INTEGER,
   end_ms      INTEGER,
   state       TEXT NOT NULL,          -- the try's last state
-  fail_cause  TEXT,                   -- why it failed ("Name: message"): a retried try's cause, a final try's error
+  fail_cause  TEXT,                   -- why it failed ("Name: message")
   fail_stack  TEXT,                   -- and the stack from where it ran
   PRIMARY KEY (run, task_id, try_number)
 ) WITHOUT ROWID;
+
+-- every try of every task: the earlier ones, and the latest from its task row (a task that
+-- launched, or ended without a dependency failure: memo_done and cancelled count as a try, as
+-- before schema 4). Remade at every writer start, as the views below.
+DROP VIEW IF EXISTS try;
+CREATE VIEW try AS
+  SELECT run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause, fail_stack FROM earlier_try
+  UNION ALL SELECT run, task_id, last_try, executor, launched_ms, running_ms, end_ms, state, error, error_stack FROM task
+    WHERE launched_ms IS NOT NULL OR (end_ms IS NOT NULL AND state <> 'dep_fail');
 
 -- the state changes no try column holds (pending, unsched, joining; retry and dep_wait records),
 -- in order (rowid order is arrival order); task_history below gives every change
@@ -78,15 +99,17 @@ CREATE INDEX IF NOT EXISTS status_by_task ON status (run, task_id, time_ms);
 
 -- every state change of a task: the status rows, and each try's launched, running and end as
 -- rows; order by (time_ms, try_number, step) for the order they happened in
--- (remade at every writer start, so a file gets the current definition)
 DROP VIEW IF EXISTS task_history;
 CREATE VIEW task_history AS
   SELECT run, task_id, try_number, state, time_ms, detail,
          CASE state WHEN 'unsched' THEN 0 WHEN 'pending' THEN 1 WHEN 'dep_wait' THEN 2 WHEN 'joining' THEN 5 WHEN 'retry' THEN 7 ELSE 6 END AS step
     FROM status
-  UNION ALL SELECT run, task_id, try_number, 'launched', launched_ms, NULL, 3 FROM try WHERE launched_ms IS NOT NULL
-  UNION ALL SELECT run, task_id, try_number, 'running', running_ms, NULL, 4 FROM try WHERE running_ms IS NOT NULL
-  UNION ALL SELECT run, task_id, try_number, state, end_ms, NULL, 6 FROM try WHERE end_ms IS NOT NULL;
+  UNION ALL SELECT run, task_id, try_number, 'launched', launched_ms, NULL, 3 FROM earlier_try WHERE launched_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, try_number, 'running', running_ms, NULL, 4 FROM earlier_try WHERE running_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, try_number, state, end_ms, NULL, 6 FROM earlier_try WHERE end_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, last_try, 'launched', launched_ms, NULL, 3 FROM task WHERE launched_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, last_try, 'running', running_ms, NULL, 4 FROM task WHERE running_ms IS NOT NULL
+  UNION ALL SELECT run, task_id, last_try, state, end_ms, NULL, 6 FROM task WHERE end_ms IS NOT NULL AND state <> 'dep_fail';
 
 -- provider blocks: one row per state change (submitted, running, finished...)
 CREATE TABLE IF NOT EXISTS block (
@@ -143,7 +166,25 @@ export const ADDED_COLUMNS: readonly (readonly [table: string, column: string, t
   ['node', 'reason', 'TEXT'],
   ['workflow', 'last_event_ms', 'INTEGER'],
   ['workflow', 'tasks_ended', 'INTEGER NOT NULL DEFAULT 0'],
+  ['task', 'launched_ms', 'INTEGER'],
+  ['task', 'running_ms', 'INTEGER'],
 ]
 
+/**
+ * Version 4 keeps a task's latest try in its task row: a file from before has a `try` table
+ * with every try. Run before the DDL (which makes `try` a view): the latest tries' times move
+ * into the task rows (added by ADDED_COLUMNS first), the rest of the table becomes earlier_try,
+ * and the app table is filled.
+ */
+export const TRY_TABLE_MIGRATION = `
+UPDATE task SET
+  launched_ms = (SELECT y.launched_ms FROM try y WHERE y.run = task.run AND y.task_id = task.task_id AND y.try_number = task.last_try),
+  running_ms = (SELECT y.running_ms FROM try y WHERE y.run = task.run AND y.task_id = task.task_id AND y.try_number = task.last_try);
+DELETE FROM try WHERE EXISTS (SELECT 1 FROM task t WHERE t.run = try.run AND t.task_id = try.task_id AND t.last_try = try.try_number);
+ALTER TABLE try RENAME TO earlier_try;
+CREATE TABLE IF NOT EXISTS app (run INTEGER NOT NULL, app TEXT NOT NULL, PRIMARY KEY (run, app)) WITHOUT ROWID;
+INSERT OR IGNORE INTO app (run, app) SELECT DISTINCT run, app FROM task;
+`
+
 /** The tables retention deletes a workflow's rows from, the workflow row last. */
-export const RUN_TABLES = ['status', 'try', 'task', 'block', 'node', 'resource', 'workflow'] as const
+export const RUN_TABLES = ['status', 'earlier_try', 'task', 'app', 'block', 'node', 'resource', 'workflow'] as const

@@ -11,8 +11,8 @@ import { existsSync, linkSync, mkdirSync, readlinkSync, rmSync, writeFileSync } 
 import { setPriority } from 'node:os'
 import { dirname } from 'node:path'
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads'
-import { Rec, STATE_CODES, STATE_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
-import { ADDED_COLUMNS, DDL, RUN_TABLES, SCHEMA_VERSION } from './schema.js'
+import { Rec, STATE_CODES, STATE_FIELDS, SUMMARY_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { ADDED_COLUMNS, DDL, RUN_TABLES, SCHEMA_VERSION, TRY_TABLE_MIGRATION } from './schema.js'
 
 // The few better-sqlite3 calls used here (the package ships no types, and one interface is less
 // than a dev dependency).
@@ -60,20 +60,33 @@ function openWal(path: string): Database {
   db.pragma('cache_size = -16384')
   // Another writer (a second workflow using the same file) may hold the lock for one batch.
   db.pragma('busy_timeout = 10000')
+  migrate(db, path)
   db.exec(DDL)
   const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
   if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
-  else if (row.v > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${row.v}; this tsflow writes version ${SCHEMA_VERSION}`)
-  else if (row.v < SCHEMA_VERSION) upgrade(db)
   return db
 }
 
-/** Brings an earlier version's tables up to this one (columns are only ever added). */
-function upgrade(db: Database): void {
+/**
+ * Brings an earlier version's tables up to this one, before the DDL runs: columns are added, and
+ * a version 3 (or older) `try` table with every try becomes earlier_try (TRY_TABLE_MIGRATION).
+ */
+function migrate(db: Database, path: string): void {
+  const kind = (name: string) => (db.prepare('SELECT type FROM sqlite_master WHERE name = ?').get(name) as { type: string } | undefined)?.type
+  if (kind('schema_version') !== 'table') return
+  const version = (db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }).v
+  if (version === null || version === SCHEMA_VERSION) return
+  if (version > SCHEMA_VERSION) throw new Error(`${path} has monitoring schema version ${version}; this tsflow writes version ${SCHEMA_VERSION}`)
   db.transaction(() => {
     for (const [table, column, type] of ADDED_COLUMNS) {
+      if (kind(table) !== 'table') continue
       const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]
       if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+    }
+    if (kind('try') === 'table') {
+      // the views name the old table; they are remade by the DDL
+      db.exec('DROP VIEW IF EXISTS task_history')
+      db.exec(TRY_TABLE_MIGRATION)
     }
     db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION)
   })()
@@ -105,13 +118,14 @@ const db = open(data.db)
 
 /** Rows per multi-row upsert: one statement step binds 32 rows, a third of the per-row cost of one statement per row. */
 const CHUNK = 32
-const TASK_COLUMNS = '(run, task_id, app, executor, state, last_try, submit_ms, end_ms)'
+const TASK_COLUMNS = '(run, task_id, app, executor, state, last_try, submit_ms, launched_ms, running_ms, end_ms)'
+// A later try's row replaces the earlier try's times (NULL until it launches); the same try's
+// fills in what it did not have. (SET sees the row as it was, whatever the order.)
 const TASK_CONFLICT = `ON CONFLICT (run, task_id) DO UPDATE SET state = excluded.state, last_try = max(last_try, excluded.last_try),
-  executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms)`
-const TRY_COLUMNS = '(run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause)'
-const TRY_CONFLICT = `ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
-  running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
-  fail_cause = coalesce(excluded.fail_cause, fail_cause)`
+  executor = coalesce(excluded.executor, executor), end_ms = coalesce(excluded.end_ms, end_ms),
+  launched_ms = CASE WHEN excluded.last_try > last_try THEN excluded.launched_ms ELSE coalesce(excluded.launched_ms, launched_ms) END,
+  running_ms = CASE WHEN excluded.last_try > last_try THEN excluded.running_ms ELSE coalesce(excluded.running_ms, running_ms) END`
+const TASK_WIDTH = 10
 const values = (columns: number, rows: number) => Array(rows).fill(`(${Array(columns).fill('?').join(', ')})`).join(', ')
 
 const sql = {
@@ -127,13 +141,26 @@ const sql = {
   // One upsert per task and per try per batch (the batch's changes are merged first, below): a
   // no-op task passes through all its states within one batch, so it costs one task row and one
   // try row, written 32 to a statement.
-  taskUpsert: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(8, 1)} ${TASK_CONFLICT}`),
-  taskUpserts: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(8, CHUNK)} ${TASK_CONFLICT}`),
-  tryUpsert: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, 1)} ${TRY_CONFLICT}`),
-  tryUpserts: db.prepare(`INSERT INTO try ${TRY_COLUMNS} VALUES ${values(9, CHUNK)} ${TRY_CONFLICT}`),
+  // One upsert per task per batch (the batch's changes are merged first, below): a no-op task
+  // passes through all its states within one batch, so it costs one task row, written 32 to a statement.
+  taskUpsert: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(TASK_WIDTH, 1)} ${TASK_CONFLICT}`),
+  taskUpserts: db.prepare(`INSERT INTO task ${TASK_COLUMNS} VALUES ${values(TASK_WIDTH, CHUNK)} ${TASK_CONFLICT}`),
+  // A retried try leaves the task row for earlier_try, with the times the task row already has
+  // for it (written in an earlier batch) where this batch has none. Run before the task row's
+  // upsert replaces them with the next try's.
+  earlierTry: db.prepare(
+    `INSERT INTO earlier_try (run, task_id, try_number, executor, launched_ms, running_ms, end_ms, state, fail_cause)
+     SELECT @run, @task, @try, coalesce(@executor, t.executor), coalesce(@launched, CASE WHEN t.last_try = @try THEN t.launched_ms END),
+       coalesce(@running, CASE WHEN t.last_try = @try THEN t.running_ms END), @end, @state, @cause
+     FROM (SELECT 1) LEFT JOIN task t ON t.run = @run AND t.task_id = @task WHERE true
+     ON CONFLICT DO UPDATE SET executor = coalesce(excluded.executor, executor), launched_ms = coalesce(excluded.launched_ms, launched_ms),
+       running_ms = coalesce(excluded.running_ms, running_ms), end_ms = coalesce(excluded.end_ms, end_ms), state = excluded.state,
+       fail_cause = coalesce(excluded.fail_cause, fail_cause)`,
+  ),
+  app: db.prepare('INSERT OR IGNORE INTO app (run, app) VALUES (?, ?)'),
   status: db.prepare('INSERT INTO status (run, task_id, try_number, state, time_ms, detail) VALUES (?, ?, ?, ?, ?, ?)'),
   taskError: db.prepare('UPDATE task SET error = ?, error_stack = ? WHERE run = ? AND task_id = ?'),
-  tryError: db.prepare('UPDATE try SET fail_cause = coalesce(fail_cause, ?), fail_stack = coalesce(fail_stack, ?) WHERE run = ? AND task_id = ? AND try_number = ?'),
+  tryError: db.prepare('UPDATE earlier_try SET fail_cause = coalesce(fail_cause, ?), fail_stack = coalesce(fail_stack, ?) WHERE run = ? AND task_id = ? AND try_number = ?'),
   block: db.prepare('INSERT INTO block (run, executor, block_id, job_id, state, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)'),
   node: db.prepare('INSERT INTO node (run, executor, manager_id, hostname, block_id, workers, event, time_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
   resource: db.prepare(
@@ -178,6 +205,16 @@ const DEP_FAIL = stateCode('dep_fail')
  */
 const progress = new Map<number, { lastMs: number; ended: number }>()
 
+/** The interned app names of each run already in its app table. */
+const appsWritten = new Map<number, Set<number>>()
+function appSeen(runId: number, app: number): void {
+  let seen = appsWritten.get(runId)
+  if (seen === undefined) appsWritten.set(runId, (seen = new Set()))
+  if (seen.has(app)) return
+  seen.add(app)
+  sql.app.run(runId, name(app))
+}
+
 function applyState(run: number, taskId: number, tryNumber: number, code: number, app: number, executor: number, timeMs: number): void {
   const runId = runKey(run)
   let p = progress.get(runId)
@@ -191,6 +228,7 @@ function applyState(run: number, taskId: number, tryNumber: number, code: number
     task.app = name(app)
     task.lastTry = tryNumber
     task.submitMs = timeMs
+    appSeen(runId, app)
   }
   task.state = state
   if (tryNumber > task.lastTry) task.lastTry = tryNumber
@@ -230,6 +268,7 @@ function apply(record: MonitoringRecord): void {
       const entry = entryOf(runId, run, taskId)
       entry.urgent = true
       const t = tryOf(entry, failedTry)
+      t.retried = true
       t.state = 'failed'
       t.endMs ??= timeMs
       t.failCause = cause
@@ -270,6 +309,8 @@ interface TryRow {
   endMs: number | null
   state: string
   failCause: string | null
+  /** failed and retried: an earlier_try row (the latest try's times are in its task row) */
+  retried: boolean
 }
 /**
  * A task's merged changes in this batch: its row's columns (app undefined when only a retry record
@@ -323,7 +364,7 @@ function entryOf(runId: number, run: number, taskId: number): Entry {
 }
 function tryOf(entry: Entry, tryNumber: number): TryRow {
   if (entry.try?.tryNumber === tryNumber) return entry.try
-  const row: TryRow = { tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null }
+  const row: TryRow = { tryNumber, executor: null, launchedMs: null, runningMs: null, endMs: null, state: 'launched', failCause: null, retried: false }
   if (entry.try === undefined) return (entry.try = row)
   // A retry in the same batch: earlier tries are kept aside (the latest stays inline).
   const earlier = (entry.moreTries ??= [])
@@ -337,35 +378,31 @@ function tryOf(entry: Entry, tryNumber: number): TryRow {
 // cause, stack): rare, so written after the rows they update, off the state-change path.
 const failures: [number, number, number, string | null, string, string | null][] = []
 
-// Flat parameter lists for the multi-row upserts, reused from batch to batch.
+// The flat parameter list for the multi-row upserts, reused from batch to batch.
 const taskParams: unknown[] = []
-const tryParams: unknown[] = []
-/** Upserts the rows of `batch`, 32 to a statement; returns the state changes they held. */
+/** Upserts the rows of `batch`, 32 task rows to a statement; returns the state changes they held. */
 function writeEntries(batch: Iterable<Entry>): number {
   taskParams.length = 0
-  tryParams.length = 0
   let changes = 0
-  const pushTry = (runId: number, taskId: number, t: TryRow) => {
-    tryParams.push(runId, taskId, t.tryNumber, t.executor, t.launchedMs, t.runningMs, t.endMs, t.state, t.failCause)
-    if (tryParams.length === 9 * CHUNK) {
-      sql.tryUpserts.run(tryParams)
-      tryParams.length = 0
-    }
-  }
+  const earlier = (e: Entry, t: TryRow) =>
+    sql.earlierTry.run({ run: e.runId, task: e.taskId, try: t.tryNumber, executor: t.executor, launched: t.launchedMs, running: t.runningMs, end: t.endMs, state: t.state, cause: t.failCause })
   for (const e of batch) {
     changes += e.changes
-    if (e.app !== undefined) {
-      taskParams.push(e.runId, e.taskId, e.app, e.executor, e.state, e.lastTry, e.submitMs, e.endMs)
-      if (taskParams.length === 8 * CHUNK) {
-        sql.taskUpserts.run(taskParams)
-        taskParams.length = 0
-      }
+    // Earlier tries first: their times may still be in the task row this entry updates.
+    if (e.moreTries !== undefined) for (const t of e.moreTries) earlier(e, t)
+    let latest = e.try
+    if (latest !== undefined && (latest.retried || latest.tryNumber < e.lastTry)) {
+      earlier(e, latest)
+      latest = undefined
     }
-    if (e.moreTries !== undefined) for (const t of e.moreTries) pushTry(e.runId, e.taskId, t)
-    if (e.try !== undefined) pushTry(e.runId, e.taskId, e.try)
+    if (e.app === undefined) continue
+    taskParams.push(e.runId, e.taskId, e.app, e.executor, e.state, e.lastTry, e.submitMs, latest?.launchedMs ?? null, latest?.runningMs ?? null, e.endMs)
+    if (taskParams.length === TASK_WIDTH * CHUNK) {
+      sql.taskUpserts.run(taskParams)
+      taskParams.length = 0
+    }
   }
-  for (let i = 0; i < taskParams.length; i += 8) sql.taskUpsert.run(taskParams.slice(i, i + 8))
-  for (let i = 0; i < tryParams.length; i += 9) sql.tryUpsert.run(tryParams.slice(i, i + 9))
+  for (let i = 0; i < taskParams.length; i += TASK_WIDTH) sql.taskUpsert.run(taskParams.slice(i, i + TASK_WIDTH))
   return changes
 }
 
@@ -392,11 +429,61 @@ function settleEntries(now: number, all: boolean): number {
   return writeEntries(due)
 }
 
+/**
+ * Upserts a batch's task summaries (protocol/monitoring.ts SUMMARY_FIELDS), 32 rows to a
+ * statement, straight from the packed numbers: nothing is merged or held. Returns how many.
+ */
+const summaryParams: unknown[] = []
+function writeSummaries(summaries: Float64Array, count: number): number {
+  summaryParams.length = 0
+  for (let i = 0; i < count; i++) {
+    const o = i * SUMMARY_FIELDS
+    const runId = runKey(summaries[o]!)
+    const code = summaries[o + 3]!
+    const app = summaries[o + 4]!
+    const executor = summaries[o + 5]!
+    const launched = summaries[o + 7]!
+    const running = summaries[o + 8]!
+    const end = summaries[o + 9]!
+    appSeen(runId, app)
+    let p = progress.get(runId)
+    if (p === undefined) progress.set(runId, (p = { lastMs: 0, ended: 0 }))
+    const last = end >= 0 ? end : running >= 0 ? running : launched
+    if (last > p.lastMs) p.lastMs = last
+    if (code >= FIRST_FINAL) p.ended++
+    summaryParams.push(
+      runId,
+      summaries[o + 1],
+      name(app),
+      executor >= 0 ? name(executor) : null,
+      STATE_CODES[code],
+      summaries[o + 2],
+      summaries[o + 6],
+      launched,
+      running >= 0 ? running : null,
+      end >= 0 ? end : null,
+    )
+    if (summaryParams.length === TASK_WIDTH * CHUNK) {
+      sql.taskUpserts.run(summaryParams)
+      summaryParams.length = 0
+    }
+  }
+  for (let i = 0; i < summaryParams.length; i += TASK_WIDTH) sql.taskUpsert.run(summaryParams.slice(i, i + TASK_WIDTH))
+  return count
+}
+
 type Batch = Extract<ToWriter, { t: 'batch' }>
 /** Applies batches in order in one transaction; returns the state changes committed. */
 const writeBatches = db.transaction((batches: readonly Batch[]): number => {
   try {
-    for (const { records, at, states, stateCount } of batches) {
+    let summarized = 0
+    for (const { records, at, states, stateCount, summaries, summaryCount } of batches) {
+      // A task's summaries come before its changes (protocol/monitoring.ts): first, after the
+      // names and workflow starts they refer to.
+      if (summaries !== undefined && summaryCount) {
+        for (const record of records) if (record[0] === Rec.name || record[0] === Rec.workflowStart) apply(record)
+        summarized += writeSummaries(summaries, summaryCount)
+      }
       let r = 0
       for (let i = 0; i < stateCount; i++) {
         while (r < records.length && at[r]! <= i) apply(records[r++]!)
@@ -405,7 +492,7 @@ const writeBatches = db.transaction((batches: readonly Batch[]): number => {
       }
       while (r < records.length) apply(records[r++]!)
     }
-    const changes = settleEntries(Date.now(), false)
+    const changes = settleEntries(Date.now(), false) + summarized
     for (const [runId, p] of progress) sql.workflowProgress.run(p.lastMs, p.ended, runId)
     for (const [run, taskId, tryNumber, error, cause, stack] of failures) {
       if (error !== null) sql.taskError.run(error, stack, run, taskId)
@@ -499,7 +586,7 @@ port.on('message', (message: ToWriter) => {
   // A writer that fell behind (a busy machine) takes every batch already queued into one
   // transaction: fewer commits, and more launches meet their ends before anything is written.
   const batches: Batch[] = [message]
-  let states = message.stateCount
+  let states = message.stateCount + (message.summaryCount ?? 0)
   let closing = false
   while (states < MAX_DRAIN) {
     const next = receiveMessageOnPort(port)?.message as ToWriter | undefined
@@ -509,7 +596,7 @@ port.on('message', (message: ToWriter) => {
       break
     }
     batches.push(next)
-    states += next.stateCount
+    states += next.stateCount + (next.summaryCount ?? 0)
   }
   try {
     let records = 0

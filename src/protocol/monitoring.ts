@@ -106,6 +106,15 @@ export type RecKind = (typeof Rec)[keyof typeof Rec]
 /** Numbers per packed state change: run, taskId, tryNumber, state code, app, executor (-1 none), timeMs. */
 export const STATE_FIELDS = 7
 
+/**
+ * Numbers per packed task summary: run, taskId, tryNumber, state code, app, executor (-1 none),
+ * submitMs, launchedMs, runningMs (-1 none), endMs (-1 none). The kernel's recorder sends a task
+ * that launches and ends without anything unusual (nearly every task) as one summary at its end,
+ * not as three state changes: the writer upserts its task row straight from it. A task still
+ * going after a second is sent as a summary of its state then (a snapshot), and again at its end.
+ */
+export const SUMMARY_FIELDS = 10
+
 /** Task states as small numbers on the wire; the database stores the names. */
 export const STATE_CODES = ['unsched', 'pending', 'launched', 'running', 'joining', 'exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'] as const
 export const stateCode = (state: string): number => (STATE_CODES as readonly string[]).indexOf(state)
@@ -147,6 +156,12 @@ export type ToWriter =
       readonly at: number[]
       readonly states: Float64Array
       readonly stateCount: number
+      /**
+       * Task summaries (SUMMARY_FIELDS numbers each; a transferred buffer), applied before the
+       * batch's records and state changes: a task's changes only follow its summaries.
+       */
+      readonly summaries?: Float64Array
+      readonly summaryCount?: number
       readonly sentMs: number
     }
   /** write what was sent, close the database, answer `closed` */

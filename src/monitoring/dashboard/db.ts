@@ -44,6 +44,8 @@ export interface OptionalColumns {
   readonly taskHistory: boolean
   /** try.fail_stack: each failed try's remote stack */
   readonly tryStack: boolean
+  /** schema 4: a task's latest try's times in its task row, earlier tries in earlier_try, the app table */
+  readonly latestTryInTask: boolean
 }
 
 /**
@@ -93,7 +95,7 @@ export class DashboardDb {
 
   columns(): OptionalColumns {
     const db = this.connection()
-    if (!db) return { taskError: false, blockReason: false, nodeReason: false, workflowProgress: false, taskHistory: false, tryStack: false }
+    if (!db) return { taskError: false, blockReason: false, nodeReason: false, workflowProgress: false, taskHistory: false, tryStack: false, latestTryInTask: false }
     if (this.cachedColumns) return this.cachedColumns
     const has = (table: string, column: string) => (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).some((c) => c.name === column)
     const view = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?").get(name) !== undefined
@@ -104,6 +106,7 @@ export class DashboardDb {
       workflowProgress: has('workflow', 'last_event_ms') && has('workflow', 'tasks_ended'),
       taskHistory: view('task_history'),
       tryStack: has('try', 'fail_stack'),
+      latestTryInTask: has('task', 'launched_ms') && has('earlier_try', 'try_number') && has('app', 'app'),
     }
     return this.cachedColumns
   }

@@ -149,14 +149,17 @@ export function workflowDetail(d: DashboardDb, run: number): WorkflowDetail | un
   const w = workflowRow(d, run)
   if (!w) return undefined
   const summary = summaryOf(d, w)
-  // Distinct apps by skipping through the (run, app) index: one probe per app, not a scan.
-  const apps = rows<{ app: string }>(
-    d,
-    `WITH RECURSIVE a(app) AS (SELECT min(app) FROM task WHERE run = @run
+  // Schema 4 lists a workflow's apps in the app table; before, distinct apps by skipping through
+  // the (run, app) index: one probe per app, not a scan.
+  const apps = d.columns().latestTryInTask
+    ? rows<{ app: string }>(d, 'SELECT app FROM app WHERE run = ? ORDER BY app', run).map((r) => r.app)
+    : rows<{ app: string }>(
+        d,
+        `WITH RECURSIVE a(app) AS (SELECT min(app) FROM task WHERE run = @run
        UNION ALL SELECT (SELECT min(app) FROM task WHERE run = @run AND app > a.app) FROM a WHERE a.app IS NOT NULL)
      SELECT app FROM a WHERE app IS NOT NULL`,
-    { run },
-  ).map((r) => r.app)
+        { run },
+      ).map((r) => r.app)
   let recentRate = 0
   if (w.end_ms === null && d.columns().workflowProgress) {
     const ended = row<{ n: number }>(d, 'SELECT tasks_ended AS n FROM workflow WHERE run = ?', run)?.n ?? 0

@@ -37,10 +37,22 @@ function sampleOf(d: DashboardDb, run: number): { k: number; lo: number; hi: num
  * would alias with a workflow that submits its apps in a repeating pattern (every k-th task the
  * same app).
  */
-const SAMPLED_CTE = `ids(i, id) AS (SELECT 0, @lo WHERE @lo <= @hi
-    UNION ALL SELECT i + 1, @lo + (i + 1) * @k + ((i + 1) * 2654435761) % @k FROM ids WHERE @lo + (i + 1) * @k <= @hi),
+const SAMPLED_IDS = `ids(i, id) AS (SELECT 0, @lo WHERE @lo <= @hi
+    UNION ALL SELECT i + 1, @lo + (i + 1) * @k + ((i + 1) * 2654435761) % @k FROM ids WHERE @lo + (i + 1) * @k <= @hi)`
+const SAMPLED_CTE = `${SAMPLED_IDS},
   st AS MATERIALIZED (SELECT t.task_id, t.app, t.state, t.last_try, t.submit_ms, t.end_ms FROM ids CROSS JOIN task t ON t.run = @run AND t.task_id = ids.id),
   sy AS MATERIALIZED (SELECT y.task_id, y.try_number, y.state, y.launched_ms, y.running_ms, y.end_ms FROM ids CROSS JOIN try y ON y.run = @run AND y.task_id = ids.id)`
+/** The sampled tasks alone (either schema). */
+const SAMPLED_TASKS = SAMPLED_CTE.slice(0, SAMPLED_CTE.indexOf(',\n  sy AS'))
+/**
+ * Schema 4: the sampled tasks with their latest try's times (`st`), their earlier tries (`se`),
+ * and every try (`sy`: the earlier ones, and the latest where the task has one, as the try view).
+ */
+const SAMPLED_CTE_4 = `${SAMPLED_IDS},
+  st AS MATERIALIZED (SELECT t.task_id, t.app, t.state, t.last_try, t.submit_ms, t.launched_ms, t.running_ms, t.end_ms FROM ids CROSS JOIN task t ON t.run = @run AND t.task_id = ids.id),
+  se AS MATERIALIZED (SELECT y.task_id, y.try_number, y.state, y.launched_ms, y.running_ms, y.end_ms FROM ids CROSS JOIN earlier_try y ON y.run = @run AND y.task_id = ids.id),
+  sy AS (SELECT task_id, try_number, state, launched_ms, running_ms, end_ms FROM se
+    UNION ALL SELECT task_id, last_try, state, launched_ms, running_ms, end_ms FROM st WHERE launched_ms IS NOT NULL OR (end_ms IS NOT NULL AND state <> 'dep_fail'))`
 
 /**
  * The bucket of an event at time x: the first sample time (@start + k * @step) at or after it.
@@ -50,6 +62,8 @@ const bucketSql = (x: string) => `min(@last, CASE WHEN ${x} <= @start THEN 0 ELS
 
 const GANTT_COLUMNS = `t.task_id, t.app, t.executor, t.state, t.submit_ms, y.launched_ms, y.running_ms, t.end_ms
   FROM task t LEFT JOIN try y ON y.run = t.run AND y.task_id = t.task_id AND y.try_number = t.last_try`
+/** Schema 4: the latest try's times are the task row's own. */
+const GANTT_COLUMNS_4 = 't.task_id, t.app, t.executor, t.state, t.submit_ms, t.launched_ms, t.running_ms, t.end_ms FROM task t'
 
 /**
  * All bars when there are at most `limit` tasks; else `limit` task ids spread evenly from the
@@ -60,7 +74,8 @@ export function gantt(d: DashboardDb, run: number, limit: number): Gantt {
   const total = row<{ n: number }>(d, 'SELECT count(*) AS n FROM task WHERE run = ?', run)?.n ?? 0
   type Bar = { task_id: number; app: string; executor: string | null; state: string; submit_ms: number; launched_ms: number | null; running_ms: number | null; end_ms: number | null }
   let bars: Bar[]
-  if (total <= limit) bars = rows<Bar>(d, `SELECT ${GANTT_COLUMNS} WHERE t.run = ? ORDER BY t.task_id`, run)
+  const columns = d.columns().latestTryInTask ? GANTT_COLUMNS_4 : GANTT_COLUMNS
+  if (total <= limit) bars = rows<Bar>(d, `SELECT ${columns} WHERE t.run = ? ORDER BY t.task_id`, run)
   else {
     const ids = idRange(d, run)
     const lo = ids.lo!
@@ -68,7 +83,7 @@ export function gantt(d: DashboardDb, run: number, limit: number): Gantt {
     bars = rows<Bar>(
       d,
       `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < @limit - 1)
-       SELECT ${GANTT_COLUMNS.replace('FROM task t', 'FROM s CROSS JOIN task t ON t.run = @run AND t.task_id = @lo + CAST(s.i * @span / (@limit - 1) AS INTEGER)')}
+       SELECT ${columns.replace('FROM task t', 'FROM s CROSS JOIN task t ON t.run = @run AND t.task_id = @lo + CAST(s.i * @span / (@limit - 1) AS INTEGER)')}
        ORDER BY t.task_id`,
       { run, limit, lo, span },
     )
@@ -104,22 +119,29 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
   const step = Math.max(1, Math.ceil((endMs - startMs) / Math.max(1, buckets - 1)))
   const b = (x: string) => bucketSql(x)
   const { k, lo, hi } = sampleOf(d, run)
+  // Schema 4: a task that ended without a try is a dependency failure (memo_done and cancelled
+  // count as a try), and every earlier try returned its task to pending.
+  const v4 = d.columns().latestTryInTask
   const deltas = rows<{ b: number; state: string; d: number }>(
     d,
-    `WITH RECURSIVE ${SAMPLED_CTE}
+    `WITH RECURSIVE ${v4 ? SAMPLED_CTE_4 : SAMPLED_CTE}
      SELECT b, state, sum(d) AS d FROM (
        SELECT ${b('submit_ms')} AS b, 'pending' AS state, 1 AS d FROM st
        UNION ALL SELECT ${b('end_ms')}, state, 1 FROM st WHERE end_ms IS NOT NULL
        UNION ALL SELECT ${b('st.end_ms')}, 'pending', -1 FROM st WHERE st.end_ms IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM try y WHERE y.run = @run AND y.task_id = st.task_id)
+         AND ${v4 ? "st.state = 'dep_fail'" : 'NOT EXISTS (SELECT 1 FROM try y WHERE y.run = @run AND y.task_id = st.task_id)'}
        UNION ALL SELECT ${b('launched_ms')}, 'pending', -1 FROM sy WHERE launched_ms IS NOT NULL
        UNION ALL SELECT ${b('launched_ms')}, 'launched', 1 FROM sy WHERE launched_ms IS NOT NULL
        UNION ALL SELECT ${b('running_ms')}, 'launched', -1 FROM sy WHERE running_ms IS NOT NULL AND launched_ms IS NOT NULL
        UNION ALL SELECT ${b('running_ms')}, 'running', 1 FROM sy WHERE running_ms IS NOT NULL
        UNION ALL SELECT ${b('end_ms')}, CASE WHEN running_ms IS NOT NULL THEN 'running' WHEN launched_ms IS NOT NULL THEN 'launched' ELSE 'pending' END, -1
          FROM sy WHERE end_ms IS NOT NULL
-       UNION ALL SELECT ${b('sy.end_ms')}, 'pending', 1 FROM sy WHERE sy.end_ms IS NOT NULL AND sy.state = 'failed'
-         AND sy.try_number < (SELECT t.last_try FROM task t WHERE t.run = @run AND t.task_id = sy.task_id)
+       ${
+         v4
+           ? `UNION ALL SELECT ${b('se.end_ms')}, 'pending', 1 FROM se WHERE se.end_ms IS NOT NULL`
+           : `UNION ALL SELECT ${b('sy.end_ms')}, 'pending', 1 FROM sy WHERE sy.end_ms IS NOT NULL AND sy.state = 'failed'
+         AND sy.try_number < (SELECT t.last_try FROM task t WHERE t.run = @run AND t.task_id = sy.task_id)`
+       }
      ) GROUP BY b, state`,
     { start: startMs, step, last: buckets - 1, run, k, lo, hi },
   )
@@ -141,17 +163,17 @@ export function statesOverTime(d: DashboardDb, run: number, buckets: number, now
 }
 
 /**
- * Per app: counts from the (run, app) index, and the exact median and p95 (nearest rank) of its
+ * Per app: exact counts from one pass over its rows, and the exact median and p95 (nearest rank) of its
  * ended tasks' durations from one sort of the workflow's ended tasks by (app, duration) with
  * window functions, returning two rows per app rather than the durations.
  */
 export function appSummaries(d: DashboardDb, run: number): AppSummaries {
   const { k, lo, hi } = sampleOf(d, run)
-  // exact task counts per app from the (run, app) index, in its order: no sort
+  // exact task counts per app: one pass over the workflow's rows (no (run, app) index since schema 4)
   const counts = new Map(rows<{ app: string; n: number }>(d, 'SELECT app, count(*) AS n FROM task WHERE run = ? GROUP BY app', run).map((r) => [r.app, r.n]))
   const base = rows<{ app: string; tasks: number; done: number; failed: number; ended: number; mean: number | null; max: number | null }>(
     d,
-    `WITH RECURSIVE ${SAMPLED_CTE.slice(0, SAMPLED_CTE.indexOf(',\n  sy AS'))}
+    `WITH RECURSIVE ${SAMPLED_TASKS}
      SELECT app, count(*) AS tasks,
        sum(state IN ('exec_done', 'memo_done')) AS done, sum(state IN ('failed', 'dep_fail')) AS failed,
        count(end_ms) AS ended, avg(end_ms - submit_ms) AS mean, max(end_ms - submit_ms) AS max
@@ -160,7 +182,7 @@ export function appSummaries(d: DashboardDb, run: number): AppSummaries {
   )
   const ranks = rows<{ app: string; rn: number; n: number; duration: number }>(
     d,
-    `WITH RECURSIVE ${SAMPLED_CTE.slice(0, SAMPLED_CTE.indexOf(',\n  sy AS'))}
+    `WITH RECURSIVE ${SAMPLED_TASKS}
      SELECT app, rn, n, duration FROM (
        SELECT app, end_ms - submit_ms AS duration,
          row_number() OVER (PARTITION BY app ORDER BY end_ms - submit_ms) AS rn, count(*) OVER (PARTITION BY app) AS n
