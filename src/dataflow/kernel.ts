@@ -140,7 +140,7 @@ export class DataFlowKernel {
         const db = monitoringDbPath(monitoring, runDir)
         // The workflow row is written now, before the executors report their first blocks.
         const run = { runId: this.runIdentifier, runDir, executors: this.config.executors.map((e) => e.label), startMs: Date.now() }
-        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention, writerNice: monitoring.writerNice, run }).start()
+        this.recorder = await new MonitoringRecorder({ db, retention: monitoring.retention, writerNice: monitoring.writerNice, run, tasks: () => this.records.values() }).start()
         this.logger.info(`monitoring into ${db}`)
       }
       for (const executor of this.config.executors) {

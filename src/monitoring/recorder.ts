@@ -69,6 +69,8 @@ export interface RecorderOptions {
    * ignored. Without it every run heard on the channels is recorded.
    */
   readonly run?: { readonly runId: string; readonly runDir: string; readonly executors: readonly string[]; readonly startMs: number }
+  /** with \`run\`: the kernel's outstanding tasks, for snapshots of those still going after a second */
+  readonly tasks?: () => Iterable<TaskRecord>
 }
 
 export interface RecorderStats {
@@ -98,10 +100,8 @@ export class MonitoringRecorder {
   private summaryCount = 0
   /** times on TaskRecords are ms after this: small integers */
   private readonly epoch = Date.now()
-  /** launched tasks whose changes wait on their TaskRecord, oldest first from openHead, with when each was queued */
-  private open: TaskRecord[] = []
-  private openSince: number[] = []
-  private openHead = 0
+  /** the own kernel's outstanding tasks, looked through for snapshots */
+  private readonly tasks: (() => Iterable<TaskRecord>) | undefined
   private openTimer: NodeJS.Timeout | undefined
   // The latest app and executor names and their numbers: consecutive tasks mostly share them.
   private lastApp = ''
@@ -210,9 +210,6 @@ export class MonitoringRecorder {
         record.monitorMode = COALESCING
         record.monitorLaunchedMs = now - this.epoch
         record.monitorRunningMs = -1
-        if (this.open.length === this.openHead) this.armOpenTimer(SNAPSHOT_MS)
-        this.open.push(record)
-        this.openSince.push(now)
         return
       }
       record.monitorMode = CHANGES
@@ -277,51 +274,21 @@ export class MonitoringRecorder {
   }
 
   /**
-   * Sends a snapshot of each task launched SNAPSHOT_MS ago or more whose state changed since its
-   * last one, and queues it again; with \`all\`, of every open task (at close).
+   * Sends a snapshot of each of the kernel's tasks launched SNAPSHOT_MS ago or more whose state
+   * changed since its last one (with \`all\`, of every task still waiting, at close). The kernel's
+   * own map of outstanding tasks is looked through: no queue per task to keep.
    */
   private snapshotOpen(now: number, all: boolean): void {
-    const open = this.open
-    const since = this.openSince
-    let head = this.openHead
-    const end = open.length
-    while (head < end) {
-      const record = open[head]!
-      if (record.monitorMode !== COALESCING) {
-        head++
-        continue
-      }
-      if (!all && now - since[head]! < SNAPSHOT_MS) break
-      head++
+    if (this.tasks === undefined) return
+    const before = now - this.epoch - SNAPSHOT_MS
+    for (const record of this.tasks()) {
+      if (record.monitorMode !== COALESCING || (!all && record.monitorLaunchedMs > before)) continue
       const code = record.monitorRunningMs < 0 ? LAUNCHED : RUNNING
       if (record.monitorSentCode !== code) this.summary(record, code, now)
-      if (!all) {
-        open.push(record)
-        since.push(now)
-      }
+      if (all) record.monitorMode = SUMMARIZED
     }
-    if (all) head = open.length
-    // Drop the consumed head now and then, not per task.
-    if (head > 4096 && head * 2 > open.length) {
-      this.open = open.slice(head)
-      this.openSince = since.slice(head)
-      head = 0
-    }
-    this.openHead = head
   }
 
-  private armOpenTimer(delayMs: number): void {
-    if (this.openTimer !== undefined) return
-    this.openTimer = setTimeout(() => {
-      this.openTimer = undefined
-      const now = Date.now()
-      this.snapshotOpen(now, false)
-      // Skip the tasks that ended since: the next one still open sets the next turn.
-      while (this.openHead < this.open.length && this.open[this.openHead]!.monitorMode !== COALESCING) this.openHead++
-      if (this.openHead < this.open.length) this.armOpenTimer(Math.max(50, this.openSince[this.openHead]! + SNAPSHOT_MS - now))
-    }, delayMs)
-    this.openTimer.unref()
-  }
   private readonly onRetry = (m: TaskRetryMessage) => {
     const run = this.runOf(m.runId)
     if (run >= 0) this.push([Rec.retry, run, m.taskId, m.tryNumber, describeCause(m.cause), m.free ? 1 : 0, m.failCost, m.timeMs, errorStack(m.cause)])
@@ -363,6 +330,8 @@ export class MonitoringRecorder {
     }
     this.states = new Float64Array(this.batchSize * STATE_FIELDS)
     this.summaries = new Float64Array(this.batchSize * SUMMARY_FIELDS)
+    this.tasks = options.tasks
+    this.tasks = options.tasks
     const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000, nice: options.writerNice ?? 0 }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
     let readyResolve!: () => void
@@ -408,6 +377,10 @@ export class MonitoringRecorder {
     const run = this.only
     if (run !== undefined) this.push([Rec.workflowStart, this.lastRun, run.runDir, JSON.stringify(run.executors), run.startMs])
     for (const [channel, listener] of this.subscriptions()) channel.subscribe(listener)
+    if (this.tasks !== undefined) {
+      this.openTimer = setInterval(() => this.snapshotOpen(Date.now(), false), SNAPSHOT_MS / 2)
+      this.openTimer.unref()
+    }
     return this
   }
 
@@ -526,7 +499,7 @@ export class MonitoringRecorder {
   async close(timeoutMs = 10_000): Promise<RecorderStats> {
     if (this.closed) return this.stats()
     for (const [channel, listener] of this.subscriptions()) channel.unsubscribe(listener)
-    clearTimeout(this.openTimer)
+    clearInterval(this.openTimer)
     // Tasks still open at the end (a kernel that gave up on them) are written as they stand.
     this.snapshotOpen(Date.now(), true)
     this.flush()

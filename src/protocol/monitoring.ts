@@ -117,7 +117,9 @@ export const SUMMARY_FIELDS = 10
 
 /** Task states as small numbers on the wire; the database stores the names. */
 export const STATE_CODES = ['unsched', 'pending', 'launched', 'running', 'joining', 'exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'] as const
-export const stateCode = (state: string): number => (STATE_CODES as readonly string[]).indexOf(state)
+const CODE_OF: Readonly<Record<string, number>> = Object.freeze(Object.fromEntries(STATE_CODES.map((state, code) => [state, code])))
+/** A state's code (-1 for no state): one property lookup, on the recorder's per-change path. */
+export const stateCode = (state: string): number => CODE_OF[state] ?? -1
 
 export type NameRecord = [typeof Rec.name, number, string]
 export type WorkflowStartRecord = [typeof Rec.workflowStart, number, string, string, number]
