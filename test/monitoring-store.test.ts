@@ -203,4 +203,15 @@ t.test('writerNice lowers the writer thread only (Linux: its nice value in /proc
   t.equal(await apps.double(21), 42)
   await dfk.cleanup()
   t.equal(dfk.recorderStats?.sent, dfk.recorderStats?.written, 'every record written')
+
+  // By default the writer runs at nice 10; writerNice: 0 leaves it at the process's priority.
+  for (const [option, expected] of [[undefined, 10], [0, 0]] as const) {
+    await waitFor(() => niceOf('tsflow-monitor') === undefined, 'the last writer thread to end')
+    const other = new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ label: 'pool', maxThreads: 1 })], monitoring: { enabled: true, writerNice: option } })
+    t.teardown(() => other.cleanup())
+    await other.start()
+    await waitFor(() => niceOf('tsflow-monitor') !== undefined, 'the writer thread to name itself')
+    t.equal(niceOf('tsflow-monitor'), expected, `writerNice ${option}: the writer runs at nice ${expected}`)
+    await other.cleanup()
+  }
 })

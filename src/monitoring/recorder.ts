@@ -37,7 +37,7 @@ import {
 import { describeCause, errorStack } from './error-text.js'
 import type { TaskRecord } from '../dataflow/task-record.js'
 import type { TaskStateValue } from '../dataflow/states.js'
-import { Rec, STATE_FIELDS, SUMMARY_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
+import { DEFAULT_WRITER_NICE, Rec, STATE_FIELDS, SUMMARY_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ResolvedMonitoring, type ToWriter, type WriterData } from '../protocol/monitoring.js'
 
 /** How long a launched task's changes may wait on its TaskRecord before a snapshot is sent. */
 const SNAPSHOT_MS = 1000
@@ -46,6 +46,8 @@ const UNSEEN = 0
 const COALESCING = 1
 const SUMMARIZED = 2
 const CHANGES = 3
+/** 2^30 ms, 12.4 days: record times stay small integers (V8 Smis) below it */
+const MAX_RELATIVE_MS = 2 ** 30
 const LAUNCHED = stateCode('launched')
 const RUNNING = stateCode('running')
 const FIRST_FINAL = stateCode('exec_done')
@@ -98,6 +100,9 @@ export class MonitoringRecorder {
   private stateCount = 0
   private summaries: Float64Array
   private summaryCount = 0
+  /** buffers the writer sent back, to fill again (a few of each size) */
+  private readonly spareStates: Float64Array[] = []
+  private readonly spareSummaries: Float64Array[] = []
   /** times on TaskRecords are ms after this: small integers */
   private readonly epoch = Date.now()
   /** the own kernel's outstanding tasks, looked through for snapshots */
@@ -194,7 +199,7 @@ export class MonitoringRecorder {
     const mode = record.monitorMode
     if (mode === COALESCING) {
       if (to === 'running') {
-        record.monitorRunningMs = now - this.epoch
+        record.monitorRunningMs = (now - this.epoch) | 0
         return
       }
       const code = stateCode(to)
@@ -206,9 +211,12 @@ export class MonitoringRecorder {
       }
       this.spill(record)
     } else if (mode === UNSEEN) {
-      if (to === 'launched') {
+      // Times on the record are small integers (a double stored there would be a heap number
+      // per task for the garbage collector to copy); past 12 days of a run, changes go one by one.
+      const since = now - this.epoch
+      if (to === 'launched' && since < MAX_RELATIVE_MS) {
         record.monitorMode = COALESCING
-        record.monitorLaunchedMs = now - this.epoch
+        record.monitorLaunchedMs = since | 0
         record.monitorRunningMs = -1
         return
       }
@@ -332,7 +340,7 @@ export class MonitoringRecorder {
     this.summaries = new Float64Array(this.batchSize * SUMMARY_FIELDS)
     this.tasks = options.tasks
     this.tasks = options.tasks
-    const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000, nice: options.writerNice ?? 0 }
+    const data: WriterData = { db: options.db, retention: options.retention, retentionEveryMs: 3_600_000, nice: options.writerNice ?? DEFAULT_WRITER_NICE }
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: data })
     let readyResolve!: () => void
     let readyReject!: (error: Error) => void
@@ -347,6 +355,11 @@ export class MonitoringRecorder {
         this.written = message.written
         this.lagMs = message.lagMs
         if (message.lagMs > this.maxLagMs) this.maxLagMs = message.lagMs
+      } else if (message.t === 'buffers') {
+        for (const buffer of message.buffers) {
+          const spare = buffer.length === this.batchSize * STATE_FIELDS ? this.spareStates : buffer.length === this.batchSize * SUMMARY_FIELDS ? this.spareSummaries : undefined
+          if (spare !== undefined && spare.length < 4) spare.push(buffer)
+        }
       } else if (message.t === 'error') {
         this.errors.push(message.message)
       } else if (message.t === 'closed') {
@@ -454,11 +467,11 @@ export class MonitoringRecorder {
     // The buffers are transferred, not copied; the next batch gets fresh ones (only the used one).
     const transfer: ArrayBuffer[] = []
     if (stateCount > 0) {
-      this.states = new Float64Array(this.batchSize * STATE_FIELDS)
+      this.states = this.spareStates.pop() ?? new Float64Array(this.batchSize * STATE_FIELDS)
       transfer.push(states.buffer as ArrayBuffer)
     }
     if (summaryCount > 0) {
-      this.summaries = new Float64Array(this.batchSize * SUMMARY_FIELDS)
+      this.summaries = this.spareSummaries.pop() ?? new Float64Array(this.batchSize * SUMMARY_FIELDS)
       transfer.push(summaries.buffer as ArrayBuffer)
     }
     this.stateCount = 0

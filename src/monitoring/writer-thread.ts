@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module'
 import { existsSync, linkSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
-import { setPriority } from 'node:os'
+import { getPriority, setPriority } from 'node:os'
 import { dirname } from 'node:path'
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads'
 import { Rec, STATE_CODES, STATE_FIELDS, SUMMARY_FIELDS, stateCode, type FromWriter, type MonitoringRecord, type ToWriter, type WriterData } from '../protocol/monitoring.js'
@@ -40,10 +40,12 @@ try {
 }
 const data = workerData as WriterData
 // monitoring.writerNice: let the tasks have the CPU first when they fill every core (Linux:
-// setpriority() on a thread id changes that thread only).
+// setpriority() on a thread id changes that thread only). Only ever lowered: a process already
+// niced further keeps its value (raising it back would need privileges).
 if (data.nice) {
   try {
-    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), data.nice)
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    if (data.nice > getPriority(tid)) setPriority(tid, data.nice)
   } catch {
     // not Linux, or not allowed: the writer runs at the process's priority
   }
@@ -608,6 +610,12 @@ port.on('message', (message: ToWriter) => {
     lastLagMs = Date.now() - message.sentMs
     post({ t: 'written', seq: last.seq, written, lagMs: lastLagMs })
     armHoldTimer()
+    const buffers: Float64Array[] = []
+    for (const batch of batches) {
+      if (batch.states.length > 0) buffers.push(batch.states)
+      if (batch.summaries !== undefined && batch.summaries.length > 0) buffers.push(batch.summaries)
+    }
+    if (buffers.length > 0) port.postMessage({ t: 'buffers', buffers } satisfies FromWriter, buffers.map((b) => b.buffer as ArrayBuffer))
   } catch (error) {
     post({ t: 'error', message: (error as Error).message })
   }

@@ -26,9 +26,9 @@ export interface MonitoringOptions {
   /** what is deleted when the writer starts and every hour */
   retention?: { maxAgeDays?: number; maxRuns?: number }
   /**
-   * The writer thread's nice value, 0 (default) to 19. Higher gives the tasks the CPU first when
-   * they fill every core: more tasks per second, and the writer catches up after the flood (a
-   * longer lag at the end; cleanup() waits for it, nothing is lost). Linux only; ignored elsewhere.
+   * The writer thread's nice value, 0 to 19 (default 10: the tasks get the CPU first when they
+   * fill every core, and the writer catches up after the flood; cleanup() waits for it, nothing is
+   * lost). 0 leaves the writer at the process's priority. Linux only; ignored elsewhere.
    */
   writerNice?: number
 }
@@ -41,12 +41,20 @@ export interface ResolvedMonitoring {
   readonly writerNice: number
 }
 
+/**
+ * The writer's default nice value. On the 2-core development VM a flood of no-op tasks on the
+ * thread pool ran 10-20% faster recorded at 10 than at 0, with the database at most a few hundred
+ * ms further behind (docs/benchmarks.md "Monitoring"); a writer at 10 still gets about a tenth of
+ * a busy core, enough for some 70,000 tasks/s.
+ */
+export const DEFAULT_WRITER_NICE = 10
+
 const monitoringObject = object({
   enabled: boolean,
   resourceIntervalMs: integer(10, 2 ** 31 - 1, 'a whole number of ms from 10 to 2147483647'),
   db: string,
   retention: object({ maxAgeDays: positiveNumber, maxRuns: integer(1) }),
-  writerNice: integer(0, 19, 'a nice value from 0 (default) to 19'),
+  writerNice: integer(0, 19, 'a nice value from 0 to 19 (default 10)'),
 })
 
 /**
@@ -55,7 +63,7 @@ const monitoringObject = object({
  */
 export const monitoringOption: Check<ResolvedMonitoring | undefined> = (value, path) => {
   if (value === undefined || value === false) return undefined
-  if (value === true) return Object.freeze({ resourceIntervalMs: 1000, db: undefined, retention: Object.freeze({ maxAgeDays: undefined, maxRuns: undefined }), writerNice: 0 })
+  if (value === true) return Object.freeze({ resourceIntervalMs: 1000, db: undefined, retention: Object.freeze({ maxAgeDays: undefined, maxRuns: undefined }), writerNice: DEFAULT_WRITER_NICE })
   if (!isPlainObject(value)) {
     throw new ConfigError(path, `must be true, false or { enabled, resourceIntervalMs, db, retention, writerNice } (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value})`)
   }
@@ -65,7 +73,7 @@ export const monitoringOption: Check<ResolvedMonitoring | undefined> = (value, p
     resourceIntervalMs: options.resourceIntervalMs ?? 1000,
     db: options.db,
     retention: Object.freeze({ maxAgeDays: options.retention?.maxAgeDays, maxRuns: options.retention?.maxRuns }),
-    writerNice: options.writerNice ?? 0,
+    writerNice: options.writerNice ?? DEFAULT_WRITER_NICE,
   })
 }
 
@@ -176,6 +184,12 @@ export type FromWriter =
   | { readonly t: 'written'; readonly seq: number; readonly written: number; readonly lagMs: number }
   | { readonly t: 'error'; readonly message: string }
   | { readonly t: 'closed'; readonly written: number }
+  /**
+   * A batch's packed buffers, transferred back once applied, for the source to fill again: a
+   * flood of tasks then allocates (and zeroes, and makes the garbage collector count) no buffer
+   * per batch.
+   */
+  | { readonly t: 'buffers'; readonly buffers: Float64Array[] }
 
 /** What the writer thread is started with (its `workerData`). */
 export interface WriterData {

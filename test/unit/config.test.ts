@@ -117,7 +117,7 @@ t.test('every top-level option rejects a bad value, naming the option', async (t
     [{ executors: 'threads' }, 'executors must be an array (got "threads")'],
     [{ executors: [] }, 'executors must be a non-empty array (got an array)'],
     [{ monitoring: { enabled: true, resourceIntervalMs: 0 } }, 'monitoring.resourceIntervalMs must be a whole number of ms from 10 to 2147483647 (got 0)'],
-    [{ monitoring: { enabled: true, writerNice: 20 } }, 'monitoring.writerNice must be a nice value from 0 (default) to 19 (got 20)'],
+    [{ monitoring: { enabled: true, writerNice: 20 } }, 'monitoring.writerNice must be a nice value from 0 to 19 (default 10) (got 20)'],
     [{ monitoring: { enabled: 'yes' } }, 'monitoring.enabled must be true or false (got "yes")'],
     [{ monitoring: { enabled: true, db: '' } }, 'monitoring.db must be a non-empty string (got "")'],
     [{ monitoring: { enabled: true, retention: { maxRuns: 0 } } }, 'monitoring.retention.maxRuns must be a positive integer (got 0)'],
