@@ -40,7 +40,7 @@ export interface OptionalColumns {
   readonly nodeReason: boolean
   /** workflow.last_event_ms and tasks_ended, kept by the writer once per batch */
   readonly workflowProgress: boolean
-  /** the task_history view (every state change, from status and try rows) */
+  /** the task_history view (every state change, from the status rows and the task and try times) */
   readonly taskHistory: boolean
   /** try.fail_stack: each failed try's remote stack */
   readonly tryStack: boolean
