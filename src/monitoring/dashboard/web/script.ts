@@ -296,7 +296,12 @@ function renderHeader(wf) {
     cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, stateBadge(s)), h('span', { className: 'value', 'data-testid': 'count-' + s }, num(wf.counts[s] || 0))))
   })
   cells.push(h('div', { className: 'count' }, h('span', { className: 'label', title: 'failed and dep_fail tasks' }, 'all failed'), h('span', { className: 'value', 'data-testid': 'count-failed-all' }, num(wf.failed))))
-  cells.push(h('div', { className: 'count' }, h('span', { className: 'label' }, 'tasks/s'), h('span', { className: 'value', 'data-testid': 'rate' }, wf.recentRate.toFixed(1))))
+  // A live run: its rate over the last 10 s; an ended one: its average from start to end.
+  var ended = wf.endMs != null
+  var finished = ['exec_done', 'memo_done', 'failed', 'dep_fail', 'cancelled'].reduce(function (sum, s) { return sum + (wf.counts[s] || 0) }, 0)
+  var rate = ended ? finished / Math.max(0.001, (wf.endMs - wf.startMs) / 1000) : wf.recentRate
+  cells.push(h('div', { className: 'count' }, h('span', { className: 'label', title: ended ? 'tasks ended per second, start to end' : 'tasks ended per second, last 10 s' }, ended ? 'tasks/s (average)' : 'tasks/s'),
+    h('span', { className: 'value', 'data-testid': 'rate' }, rate.toFixed(1))))
   header.appendChild(h('div', { className: 'counts', 'aria-label': 'tasks by state' }, cells))
 }
 
