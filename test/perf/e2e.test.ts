@@ -1,5 +1,6 @@
 // tsflow-perf as a real process: a threads config from a file, the default local HTEX, the
 // estimate mode, bad config files, and Ctrl-C.
+import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
@@ -57,15 +58,23 @@ t.test('--monitoring records the run: every record written, the figures in the o
   const dir = scratchDir(t)
   const config = writeThreadsConfig(dir)
   const results = join(dir, 'results')
-  const db = join(dir, 'mon', 'perf.db')
-  const run = await runPerf(t, ['--config', config, '--iterate', '300', '--monitoring', '--resource-interval-ms', '500', '--monitoring-db', db, '--results-dir', results], { cwd: dir })
+  const dbPath = join(dir, 'mon', 'perf.db')
+  const run = await runPerf(t, ['--config', config, '--iterate', '300', '--monitoring', '--resource-interval-ms', '500', '--monitoring-db', dbPath, '--results-dir', results], { cwd: dir })
   t.equal(run.code, 0, run.stderr)
   t.match(run.stdout, /\nmonitoring: ([\d,]+) of \1 records written in [\d,]+ batches; writer lag \d+ ms at the end, \d+ ms at most\n/)
-  t.ok(existsSync(db), 'the database is where --monitoring-db says')
+  t.ok(existsSync(dbPath), 'the database is where --monitoring-db says')
   const [record] = readRecords(results)
-  t.match(record, { parameters: { monitoring: { resourceIntervalMs: 500, db } }, monitoring: { errors: [] } })
+  t.match(record, { parameters: { monitoring: { resourceIntervalMs: 500, db: dbPath } }, monitoring: { errors: [] } })
   t.equal(record!.monitoring.written, record!.monitoring.sent, 'nothing lost')
-  t.ok(record!.monitoring.sent >= 600, 'at least two state changes per task')
+  t.ok(record!.monitoring.sent >= 300, 'a record per task at least')
+  // every task of the run is in the database, done, with its launch and end
+  const db = new (createRequire(import.meta.url)('better-sqlite3'))(dbPath, { readonly: true }) as { prepare(sql: string): { get(): unknown }; close(): void }
+  t.teardown(() => db.close())
+  t.same(
+    db.prepare("SELECT count(*) AS n, sum(state = 'exec_done' AND launched_ms > 0 AND end_ms >= launched_ms) AS complete FROM task").get(),
+    { n: 300, complete: 300 },
+    'a row per task, each done with its launch and end',
+  )
 })
 
 t.test('the default config is the local HTEX; argsize and resources reach the record', async (t) => {
