@@ -323,7 +323,7 @@ t.test("a kernel whose executor fails to start: its workflow row is ended, not l
   t.same(JSON.parse(row.executors), ['broken'], 'and names the executors it was to start')
 })
 
-/** Today's tables as an earlier writer made them: \`try\` a table of every try, no app table, without \`dropped\` columns. */
+/** Today's tables as an earlier writer made them: `try` a table of every try, no app table, without `dropped` columns. */
 function oldVersionFile(path: string, dropped: readonly (readonly [string, string, string])[]) {
   const old = new Database(path) as Db & { exec(sql: string): void; pragma(sql: string): unknown }
   old.pragma('journal_mode = WAL')

@@ -1,22 +1,22 @@
 /**
- * The workflow side of monitoring (docs/monitoring.md "Storage"): subscribes to the kernel's
- * diagnostics channels, turns each message into a short array record, and posts the records to
- * the writer thread in batches (every `batchMs`, or at once when `batchSize` are waiting). Nothing
- * per task waits on SQLite: a listener appends to an array and returns.
+ * The workflow side of monitoring (docs/monitoring.md "Storage"): collects a run's events and
+ * posts them to the writer thread in batches (every `batchMs`, or at once when `batchSize` are
+ * waiting). Nothing per task waits on SQLite.
  *
  * The kernel creates one when `monitoring.enabled` (loaded lazily, so a run without monitoring
  * never loads better-sqlite3) and closes it at the end of cleanup(), after the workflow's end
  * record, with a bounded wait. `stats()` counts records sent and written (a test checks none are
  * lost) and the writer's lag (send to commit of the latest batch).
  *
- * A kernel's own recorder (\`run\` given) is called by the kernel directly for its task state
+ * A kernel's own recorder (`run` given) is called by the kernel directly for its task state
  * changes and retries (taskState, taskRetry), not through the channels, and keeps a task's launch
  * and start on the TaskRecord until its end: a task that launches, runs and ends is one summary
  * record (protocol/monitoring.ts SUMMARY_FIELDS), which the writer upserts as one row without
  * merging anything. A task still going after SNAPSHOT_MS is sent as a summary of its state then,
  * and again when that changes; one that does something unusual (a retry, a join, a dependency
- * wait) is sent as its summary so far and then change by change, as every run heard on the
- * channels is.
+ * wait) is sent as its summary so far and then change by change. Everything else (blocks,
+ * managers, resource samples, workflow start and end) comes from the diagnostics channels as
+ * short array records, and so do the task changes of a recorder of every run (no `run`).
  *
  * Messages carry their kernel's run id, interned like any repeated string. A kernel's recorder
  * (`run` given) records that run only, so kernels monitored in one process at once, each with its
@@ -71,7 +71,7 @@ export interface RecorderOptions {
    * ignored. Without it every run heard on the channels is recorded.
    */
   readonly run?: { readonly runId: string; readonly runDir: string; readonly executors: readonly string[]; readonly startMs: number }
-  /** with \`run\`: the kernel's outstanding tasks, for snapshots of those still going after a second */
+  /** with `run`: the kernel's outstanding tasks, for snapshots of those still going after a second */
   readonly tasks?: () => Iterable<TaskRecord>
 }
 
@@ -113,7 +113,7 @@ export class MonitoringRecorder {
   private lastAppId = -1
   private lastExecutor = ''
   private lastExecutorId = -1
-  /** the interned number of the own kernel's run (\`run\`), -1 for a recorder of every run */
+  /** the interned number of the own kernel's run (`run`), -1 for a recorder of every run */
   private ownRun = -1
   private readonly names = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
@@ -191,7 +191,7 @@ export class MonitoringRecorder {
 
   /**
    * A task state change of this recorder's own kernel (called by the kernel, after record.state
-   * is set; \`error\` for failed and dep_fail). See the header for what is sent when.
+   * is set; `error` for failed and dep_fail). See the header for what is sent when.
    */
   taskState(record: TaskRecord, from: TaskStateValue, to: TaskStateValue, error: unknown): void {
     if (this.closed) return
@@ -225,7 +225,7 @@ export class MonitoringRecorder {
     this.change(record, from, to, error, now)
   }
 
-  /** A retry of this recorder's own kernel (called before the task's \`pending\`). */
+  /** A retry of this recorder's own kernel (called before the task's `pending`). */
   taskRetry(record: TaskRecord, cause: unknown, free: boolean): void {
     if (this.closed) return
     if (record.monitorMode === COALESCING) this.spill(record)
@@ -255,7 +255,7 @@ export class MonitoringRecorder {
     else this.scheduleFlush()
   }
 
-  /** A task's summary: its state \`code\` at \`now\` (its end when final), with the times its record holds. */
+  /** A task's summary: its state `code` at `now` (its end when final), with the times its record holds. */
   private summary(record: TaskRecord, code: number, now: number): void {
     const launched = this.epoch + record.monitorLaunchedMs
     const summaries = this.summaries
@@ -283,7 +283,7 @@ export class MonitoringRecorder {
 
   /**
    * Sends a snapshot of each of the kernel's tasks launched SNAPSHOT_MS ago or more whose state
-   * changed since its last one (with \`all\`, of every task still waiting, at close). The kernel's
+   * changed since its last one (with `all`, of every task still waiting, at close). The kernel's
    * own map of outstanding tasks is looked through: no queue per task to keep.
    */
   private snapshotOpen(now: number, all: boolean): void {
