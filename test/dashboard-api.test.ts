@@ -3,7 +3,6 @@
 // the recorder and its writer thread) and, for the views a thread pool does not fill (blocks,
 // managers, resource samples), by the real writer thread fed synthetic records. Numbers are
 // checked against the database read directly.
-import { createRequire } from 'node:module'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -17,14 +16,8 @@ import { writeSyntheticRun } from '../bench/lib/monitoring-synthetic.js'
 import * as apps from './fixtures/apps.js'
 import { checkHistograms, parseExposition } from './helpers/prometheus-text.js'
 import { waitFor } from './helpers/wait.js'
+import { Database, openDb as openDbAt } from './helpers/sqlite.js'
 import { spawnSync } from 'node:child_process'
-
-interface Db {
-  prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[]; run(...p: unknown[]): unknown }
-  close(): void
-}
-const require = createRequire(import.meta.url)
-const Database = require('better-sqlite3') as new (path: string, options?: { readonly?: boolean }) => Db
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-dashboard-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
@@ -62,11 +55,7 @@ t.before(async () => {
   }
 })
 
-function openDb(t: Test, path = dbPath): Db {
-  const db = new Database(path, { readonly: true })
-  t.teardown(() => db.close())
-  return db
-}
+const openDb = (t: Test, path = dbPath) => openDbAt(t, path)
 
 t.test('workflows and a workflow: counts match the task table', async (t) => {
   const dashboard = await serve(t, dbPath)

@@ -4,7 +4,6 @@
 // ran, blocks with their job id and states; manager and resource rows from the channels; kernels
 // in one process, one after another and at once, in their own workflow rows; what channel
 // subscribers see.
-import { createRequire } from 'node:module'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,22 +24,10 @@ import { MonitoringRecorder } from '../dist/monitoring/recorder.js'
 import { ADDED_COLUMNS, DDL, SCHEMA_VERSION } from '../dist/monitoring/schema.js'
 import * as apps from './fixtures/apps.js'
 import { waitFor } from './helpers/wait.js'
-
-interface Db {
-  prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[] }
-  close(): void
-}
-const require = createRequire(import.meta.url)
-const Database = require('better-sqlite3') as new (path: string, options?: { readonly?: boolean }) => Db
+import { Database, openDb, type Db } from './helpers/sqlite.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-monitoring-events-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
-
-function openDb(t: Test, path: string): Db {
-  const db = new Database(path, { readonly: true })
-  t.teardown(() => db.close())
-  return db
-}
 
 
 /**
@@ -325,7 +312,7 @@ t.test("a kernel whose executor fails to start: its workflow row is ended, not l
 
 /** Today's tables as an earlier writer made them: `try` a table of every try, no app table, without `dropped` columns. */
 function oldVersionFile(path: string, dropped: readonly (readonly [string, string, string])[]) {
-  const old = new Database(path) as Db & { exec(sql: string): void; pragma(sql: string): unknown }
+  const old = new Database(path)
   old.pragma('journal_mode = WAL')
   old.exec(DDL)
   old.exec('DROP VIEW try; DROP VIEW task_history; DROP TABLE app; ALTER TABLE earlier_try RENAME TO try')

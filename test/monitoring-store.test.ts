@@ -10,22 +10,12 @@ import t, { type Test } from 'tap'
 import { ConfigError, DataFlowKernel, ThreadPoolExecutor, awaitAllSettled, resolveConfig } from 'tsflow'
 import * as apps from './fixtures/apps.js'
 import { waitFor } from './helpers/wait.js'
+import { Database, openDb } from './helpers/sqlite.js'
 
-interface Db {
-  prepare(sql: string): { get(...p: unknown[]): any; all(...p: unknown[]): any[]; run(...p: unknown[]): unknown }
-  close(): void
-}
 const require = createRequire(import.meta.url)
-const Database = require('better-sqlite3') as new (path: string, options?: { readonly?: boolean }) => Db
 
 const scratch = mkdtempSync(join(tmpdir(), 'tsflow-monitoring-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
-
-function openDb(t: Test, path: string): Db {
-  const db = new Database(path, { readonly: true })
-  t.teardown(() => db.close())
-  return db
-}
 
 // A reader in its own process: a second connection querying as a dashboard would, with no busy
 // timeout, so any lock the writer held would surface as SQLITE_BUSY. It stops when stdin closes

@@ -1,6 +1,5 @@
 // tsflow-perf as a real process: a threads config from a file, the default local HTEX, the
 // estimate mode, bad config files, and Ctrl-C.
-import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
@@ -8,6 +7,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { promisify } from 'node:util'
+import { openDb } from '../helpers/sqlite.js'
 import { cleanEnv, PERF_BIN, processesMentioning, readRecords, runPerf, scratchDir, startPerf, waitFor, writeThreadsConfig } from './helpers.js'
 
 // No terminal: no carriage returns, no escape sequences.
@@ -68,8 +68,7 @@ t.test('--monitoring records the run: every record written, the figures in the o
   t.equal(record!.monitoring.written, record!.monitoring.sent, 'nothing lost')
   t.ok(record!.monitoring.sent >= 300, 'a record per task at least')
   // every task of the run is in the database, done, with its launch and end
-  const db = new (createRequire(import.meta.url)('better-sqlite3'))(dbPath, { readonly: true }) as { prepare(sql: string): { get(): unknown }; close(): void }
-  t.teardown(() => db.close())
+  const db = openDb(t, dbPath)
   t.same(
     db.prepare("SELECT count(*) AS n, sum(state = 'exec_done' AND launched_ms > 0 AND end_ms >= launched_ms) AS complete FROM task").get(),
     { n: 300, complete: 300 },
