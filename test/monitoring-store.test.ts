@@ -11,6 +11,7 @@ import { ConfigError, DataFlowKernel, ThreadPoolExecutor, awaitAllSettled, resol
 import * as apps from './fixtures/apps.js'
 import { waitFor } from './helpers/wait.js'
 import { Database, openDb } from './helpers/sqlite.js'
+import { MonitoringRecorder } from '../dist/monitoring/recorder.js'
 
 const require = createRequire(import.meta.url)
 
@@ -100,6 +101,34 @@ t.test('20,000 tasks: every task, state change, retry and the workflow recorded,
   const seen = JSON.parse(readerOut) as { queries: number; errors: string[]; maxTasks: number }
   t.same(seen.errors, [], `the reader never saw an error (${seen.queries} queries; most tasks it counted ${seen.maxTasks})`)
   t.ok(seen.queries > 0, 'and it did query')
+})
+
+t.test('a writer opening an existing file never shows a reader the schema half made (the views are remade in one transaction)', async (t) => {
+  const runDir = join(scratch, 'reopen', 'runinfo')
+  const dbPath = join(runDir, 'monitoring.db')
+  const run = async () => {
+    const dfk = new DataFlowKernel({ runDir, executors: [new ThreadPoolExecutor({ label: 'one', maxThreads: 1 })], monitoring: { enabled: true } })
+    t.teardown(() => dfk.cleanup())
+    await dfk.start()
+    await apps.double.with({ dfk })(1)
+    await dfk.cleanup()
+  }
+  await run()
+  const reader = spawn(process.execPath, ['-e', READER, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => void reader.kill('SIGKILL'))
+  let readerOut = ''
+  reader.stdout!.on('data', (chunk) => (readerOut += chunk))
+  const readerDone = new Promise<void>((resolve) => reader.on('exit', () => resolve()))
+  // each writer opens the file again and runs the DDL while the reader queries task_history
+  for (let i = 0; i < 20; i++) {
+    const recorder = await new MonitoringRecorder({ db: dbPath, retention: { maxAgeDays: undefined, maxRuns: undefined } }).start()
+    await recorder.close()
+  }
+  reader.stdin!.end()
+  await readerDone
+  const seen = JSON.parse(readerOut) as { queries: number; errors: string[] }
+  t.ok(seen.queries > 0, `the reader queried (${seen.queries} times)`)
+  t.same(seen.errors.slice(0, 3), [], 'and never found a table or view missing')
 })
 
 t.test('a running task shows while it runs (non-final states are held back at most 2 s), then its end', async (t) => {

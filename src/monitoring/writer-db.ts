@@ -20,7 +20,7 @@ export interface Database {
   pragma(source: string): unknown
   exec(source: string): void
   prepare(source: string): Statement
-  transaction<F extends (...args: never[]) => void>(fn: F): F
+  transaction<F extends (...args: never[]) => void>(fn: F): F & { immediate: F }
   close(): void
 }
 const require = createRequire(import.meta.url)
@@ -35,10 +35,15 @@ function openWal(path: string): Database {
   db.pragma('cache_size = -16384')
   // Another writer (a second workflow using the same file) may hold the lock for one batch.
   db.pragma('busy_timeout = 10000')
-  migrate(db, path)
-  db.exec(DDL)
-  const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
-  if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
+  // One transaction: the DDL drops and remakes the views, and a reader of the file (the dashboard)
+  // must never see it without them. IMMEDIATE takes the write lock first (waiting for another
+  // writer's batch), so the reads below never meet a newer commit they cannot write after.
+  db.transaction(() => {
+    migrate(db, path)
+    db.exec(DDL)
+    const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }
+    if (row.v === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION)
+  }).immediate()
   return db
 }
 
